@@ -1,0 +1,35 @@
+# The human commands. The C build itself is CMake (build/).
+#   make        build build/shimmy (fetching pinned dependencies when missing)
+#   make run    build, then start the server (ARGS="--model path/to/model.gguf" to add a model)
+#   make test   build, then run every test (unit, integration, clients)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+ARGS ?=
+
+.PHONY: all deps configure run test clean distclean
+
+all: $(BUILD)/shimmy
+
+deps:
+	@scripts/deps.sh $(DEPS_FLAGS)
+
+configure: deps
+	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+
+$(BUILD)/shimmy: configure FORCE
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: all
+	$(BUILD)/shimmy serve $(ARGS)
+
+test: all
+	@scripts/test-deps.sh
+	@cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf deps tests/clients/node_modules
+
+FORCE:

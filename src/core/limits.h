@@ -1,0 +1,42 @@
+/* limits: every limit of shimmy in one place, each with the reason for its value. */
+#ifndef SHIMMY_LIMITS_H
+#define SHIMMY_LIMITS_H
+
+/* Largest request body: 1000 long chat messages fit; anything larger is a mistake or abuse. */
+#define LIM_BODY_BYTES (8u * 1024u * 1024u)
+/* JSON nesting depth accepted from clients (jansson parses recursively). */
+#define LIM_JSON_DEPTH 64
+/* Messages in one chat request. */
+#define LIM_MESSAGES 4096
+/* Stop strings per request (OpenAI allows 4; we are more generous). */
+#define LIM_STOP_STRINGS 16
+/* Longest stop string in bytes: a stop string is held back while it might match. */
+#define LIM_STOP_BYTES 256
+/* Longest rendered prompt in bytes before tokenization. */
+#define LIM_PROMPT_BYTES (8u * 1024u * 1024u)
+/* Largest max_tokens accepted; the context limit usually ends generation first. */
+#define LIM_MAX_TOKENS 1048576
+/* Slots per model: each costs one KV sequence. */
+#define LIM_PARALLEL 64
+/* Requests waiting for a slot per model; past this the server answers 503. */
+#define LIM_QUEUE_DEPTH 64
+/* Concurrent HTTP connections (one thread each). */
+#define LIM_CONNECTIONS 512
+/* Connections from one IP address. */
+#define LIM_CONNECTIONS_PER_IP 256
+/* Idle connection timeout in seconds. */
+#define LIM_CONN_TIMEOUT_S 600
+/* Seconds a client is told to wait after a 503. */
+#define LIM_RETRY_AFTER_S 1
+/* Most text buffered for one response, in bytes (a runaway client cannot exhaust memory). */
+#define LIM_RESPONSE_BYTES (64u * 1024u * 1024u)
+/* Tokens per llama_decode step (prompt chunks plus one token per generating slot). */
+#define LIM_BATCH_TOKENS 512
+/* Default and cap of the per-slot context when the model's trained context is larger. */
+#define LIM_DEFAULT_CTX 4096
+/* Models that can be named on the command line. */
+#define LIM_MODELS 256
+/* Milliseconds between checks for a vanished client while waiting for tokens. */
+#define LIM_DISCONNECT_POLL_MS 50
+
+#endif

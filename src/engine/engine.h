@@ -1,0 +1,131 @@
+/* engine: the only door to inference. Owns loaded models, their engine thread (continuous
+ * batching over N slots), the bounded request queue, sampling, chat templates, prefix reuse
+ * and cancellation. Nothing above this header sees llama.cpp or JSON.
+ *
+ * Thread-safety: every function here may be called from any thread unless stated. A job is
+ * shared by its submitter and the engine thread; the submitter reads it with engine_job_wait
+ * and drops it with engine_job_release. */
+#ifndef SHIMMY_ENGINE_H
+#define SHIMMY_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+typedef struct engine_model engine_model;
+typedef struct gen_job gen_job;
+
+/* Loads the backend modules (CPU variants, GPU modules) found in lib_dir. Call once at start-up
+ * before loading a model. lib_dir may be NULL (then the folder of the executable + /lib). */
+shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
+
+typedef struct engine_options {
+    const char *path;              /* GGUF file; borrowed during load */
+    const char *name;              /* name the model is served under; copied */
+    int n_parallel;                /* slots; 0 = 4 */
+    int n_ctx;                     /* tokens of context per slot; 0 = trained, capped at 4096 */
+    int n_threads;                 /* CPU threads; 0 = number of cores */
+    const char *template_override; /* built-in template name or Jinja text; NULL = model's */
+    int queue_max;                 /* waiting requests before 503; 0 = LIM_QUEUE_DEPTH */
+} engine_options;
+
+void engine_options_default(engine_options *o);
+
+/* Loads the model and starts its engine thread. On error returns the code and a message in err
+ * (ERR_MODEL_LOAD with the file and llama.cpp's reason). Returns owned *out. */
+shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
+/* Stops the engine thread (cancelling running jobs) and frees the model. Takes m. */
+void engine_model_free(engine_model *m);
+
+typedef struct engine_model_info {
+    char name[256];
+    char desc[128];          /* llama.cpp's one-line description (arch, size, type) */
+    int n_ctx_train;         /* trained context, tokens */
+    int n_ctx_slot;          /* context per slot, tokens */
+    int n_parallel;          /* slots */
+    int n_vocab;             /* vocabulary size */
+    uint64_t n_params;       /* parameters */
+    uint64_t size_bytes;     /* weights, bytes */
+    bool has_chat_template;  /* model carries tokenizer.chat_template */
+    int active_slots;        /* slots busy now */
+    int queued;              /* requests waiting now */
+    int64_t loaded_at;       /* unix seconds */
+} engine_model_info;
+
+void engine_model_get_info(engine_model *m, engine_model_info *info);
+
+/* ---- requests ---- */
+
+typedef struct chat_msg {
+    const char *role;    /* "system", "user", "assistant"; borrowed */
+    const char *content; /* UTF-8 text; borrowed */
+} chat_msg;
+
+typedef struct gen_params {
+    int max_tokens;          /* tokens to generate; -1 = until the context is full */
+    float temperature;       /* 0 = greedy */
+    float top_p;             /* 1 = off */
+    int top_k;               /* 0 = off */
+    float min_p;             /* 0 = off */
+    float repeat_penalty;    /* 1 = off */
+    float presence_penalty;  /* 0 = off */
+    float frequency_penalty; /* 0 = off */
+    int repeat_last_n;       /* tokens the penalties look back over */
+    bool has_seed;
+    uint32_t seed;
+    const char *const *stop; /* stop strings; borrowed during submit (copied) */
+    int n_stop;
+} gen_params;
+
+void gen_params_default(gen_params *p);
+
+typedef struct gen_request {
+    const char *prompt;       /* raw prompt (completions); NULL when messages are given */
+    const chat_msg *messages; /* chat; rendered with the model's template */
+    size_t n_messages;
+    gen_params params;
+} gen_request;
+
+typedef enum { FINISH_NONE = 0, FINISH_STOP, FINISH_LENGTH, FINISH_CANCELLED, FINISH_ERROR } finish_reason;
+
+const char *finish_reason_str(finish_reason f);
+
+typedef struct gen_status {
+    bool done;             /* no more text will come */
+    finish_reason finish;  /* valid when done */
+    int prompt_tokens;     /* tokens in the prompt */
+    int cached_tokens;     /* prompt tokens reused from the slot's KV cache */
+    int completion_tokens; /* tokens generated so far */
+    int64_t queued_ns;     /* time waiting for a slot */
+    int64_t prompt_ns;     /* time evaluating the prompt */
+    int64_t gen_ns;        /* time generating */
+    shimmy_err error;      /* set when finish == FINISH_ERROR */
+    char errmsg[256];
+} gen_status;
+
+/* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.
+ * Returns owned *out (release with engine_job_release). Errors: ERR_CONTEXT_LENGTH (message gives
+ * both numbers), ERR_OVERLOADED (queue full), ERR_BAD_PARAM, ERR_NOMEM. Borrows req. */
+shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
+                         size_t errlen);
+
+/* Waits up to timeout_ms for news. Appends the text produced since the last call to text
+ * (whole UTF-8 characters, stop strings removed) and fills st. Returns SHIMMY_OK, or an error
+ * from appending to text. */
+shimmy_err engine_job_wait(gen_job *job, int timeout_ms, buf *text, gen_status *st);
+
+/* Asks the engine to stop the job within a step; its slot is freed. */
+void engine_job_cancel(gen_job *job);
+
+/* Drops the submitter's reference (cancels the job if it is still running). Takes job. */
+void engine_job_release(gen_job *job);
+
+/* Renders the chat prompt text that a request would use (for tests and /api/show-like tools).
+ * Returns owned *out. */
+shimmy_err engine_render_chat(engine_model *m, const chat_msg *msgs, size_t n, char **out,
+                              char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,80 @@
+/* http/server: the HTTP front door on libmicrohttpd. Owns sockets, connections (one thread each),
+ * body reading with per-route limits, route dispatch from a table, 404/405/413 answers, streaming
+ * responses and the detection of clients that went away. Knows nothing of JSON payloads beyond
+ * the error body it is handed by the API layer. */
+#ifndef SHIMMY_HTTP_SERVER_H
+#define SHIMMY_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+typedef struct http_server http_server;
+typedef struct http_conn http_conn; /* one client connection; opaque */
+
+typedef struct http_request {
+    const char *method;     /* "GET", "POST", ... */
+    const char *path;       /* URL path without the query string */
+    const char *body;       /* request body (NUL-terminated), "" when none */
+    size_t body_len;        /* bytes */
+    http_conn *conn;        /* for http_conn_gone */
+    void *app;              /* the application context given to http_server_start */
+} http_request;
+
+/* Called repeatedly for a streaming response, in the connection's thread; may block (poll
+ * http_conn_gone while waiting). Appends the next bytes to out. Returns 0 when more will
+ * follow, 1 when this was the end (out may hold final bytes), -1 to abort the connection. */
+typedef int (*http_stream_fn)(void *ctx, buf *out);
+/* Called exactly once when the streaming response is finished or the client is gone. */
+typedef void (*http_stream_free_fn)(void *ctx);
+
+typedef struct http_response {
+    int status;                 /* HTTP status; 200 by default */
+    const char *content_type;   /* static string; "application/json" by default */
+    buf body;                   /* full body for non-streaming responses */
+    int retry_after_s;          /* > 0: send Retry-After */
+    http_stream_fn stream;      /* non-NULL: stream instead of body */
+    void *stream_ctx;
+    http_stream_free_fn stream_free;
+} http_response;
+
+typedef void (*http_handler)(const http_request *req, http_response *res);
+
+/* Builds the error body for a status the server itself produces (404, 405, 413): the API layer
+ * supplies it so that the body is in the API's own error format. Appends to out. */
+typedef void (*http_error_fn)(const http_request *req, shimmy_err e, const char *msg, buf *out);
+
+typedef struct http_route {
+    const char *method;  /* exact method */
+    const char *path;    /* exact path, or a prefix when it ends with '*' */
+    http_handler handler;
+    size_t max_body;     /* bytes; larger bodies get 413 */
+} http_route;
+
+typedef struct http_config {
+    const char *host;          /* e.g. "127.0.0.1" */
+    int port;                  /* 0 = any free port */
+    const http_route *routes;  /* borrowed for the server's life */
+    size_t n_routes;
+    http_error_fn error_body;
+    void *app;
+} http_config;
+
+/* Binds and starts serving. Errors: ERR_IO with the reason (address in use, bad host). Returns
+ * owned *out. */
+shimmy_err http_server_start(const http_config *cfg, http_server **out, char *err, size_t errlen);
+/* Port actually bound (useful with port 0). */
+int http_server_port(const http_server *s);
+/* Stops accepting, closes connections, joins threads. Takes s. */
+void http_server_stop(http_server *s);
+
+/* True when the peer has closed or reset the connection. Non-blocking; cheap (poll on the fd). */
+bool http_conn_gone(http_conn *c);
+
+/* True when something is listening on host:port or it cannot be bound (for --bind auto). */
+bool http_port_free(const char *host, int port);
+
+#endif

@@ -1,0 +1,48 @@
+/* main: the subcommand table. Each subcommand lives in src/cli/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"serve", cli_serve, "run the HTTP server (OpenAI-compatible API)"},
+    {"generate", cli_generate, "complete a prompt with a model and print it"},
+    {"list", cli_list, "list the models shimmy would serve"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: shimmy <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'shimmy <command> --help' describes a command's options.\n"
+               "  --version  print the version\n  --help     print this help\n");
+}
+
+int main(int argc, char **argv) {
+    log_init_from_env();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("shimmy %s\n", SHIMMY_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "shimmy: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,32 @@
+/* models/gguf_meta: reads a GGUF file's metadata (never its weights) through ggml's gguf API. */
+#ifndef SHIMMY_GGUF_META_H
+#define SHIMMY_GGUF_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct gguf_meta {
+    uint32_t version;          /* GGUF version */
+    char arch[64];             /* general.architecture, "" if absent */
+    char type[32];             /* general.type ("model", "adapter", ...), "" if absent */
+    char name[128];            /* general.name, "" if absent */
+    char quant[32];            /* file type, e.g. "Q4_K_M", "F16" (from general.file_type or tensors) */
+    uint64_t n_params;         /* sum of tensor element counts */
+    uint32_t n_ctx_train;      /* <arch>.context_length, 0 if absent */
+    uint32_t n_layer;          /* <arch>.block_count, 0 if absent */
+    uint32_t n_embd;           /* <arch>.embedding_length, 0 if absent */
+    bool has_chat_template;    /* tokenizer.chat_template present */
+    int64_t n_tensors;
+} gguf_meta;
+
+/* Reads path's metadata into *out. Errors: ERR_IO (cannot open/read), ERR_MODEL_LOAD (not GGUF,
+ * truncated, unsupported version such as v1) with the reason in err. */
+shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t errlen);
+
+/* True when the metadata describes a servable model (not an adapter, projector or vocab-only file). */
+bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen);
+
+#endif
