@@ -1,0 +1,250 @@
+/* cli/serve: `shimmy serve`: finds the models, starts the HTTP server, waits for a signal. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "models/registry.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 11435
+#define AUTO_PORT_LAST 11535
+
+static const char serve_help[] =
+    "usage: shimmy serve [options]\n"
+    "\n"
+    "Serves GGUF models over an OpenAI-compatible HTTP API.\n"
+    "\n"
+    "  --bind HOST:PORT|auto  address to listen on (default 127.0.0.1:11435); 'auto' takes the\n"
+    "                         first free port in 11435-11535\n"
+    "  --model PATH           serve this GGUF file (repeatable); named by its file stem\n"
+    "  --model-dirs DIR;DIR   also serve the .gguf files in these folders (also SHIMMY_MODEL_PATHS);\n"
+    "                         ./models is always searched\n"
+    "  --parallel N           requests generated at once per model (default 4)\n"
+    "  --ctx N                context tokens per request (default: trained context, at most 4096)\n"
+    "  --threads N            CPU threads (default: all cores)\n"
+    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
+    "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    "  --help                 this help\n";
+
+typedef struct serve_opts {
+    char host[256];
+    int port;          /* -1 = auto */
+    char *models[LIM_MODELS];
+    int n_models;
+    const char *model_dirs;
+    engine_options eng;
+} serve_opts;
+
+/* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
+ * them, 0 if not, 2 on a usage error (already reported). */
+int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    long v;
+    switch (opt) {
+    case 'p':
+        if (cli_parse_int(arg, 1, LIM_PARALLEL, &v) != 0)
+            return cli_usage_error(cmd, "--parallel must be an integer from 1 to %d", LIM_PARALLEL);
+        eng->n_parallel = (int)v;
+        return 1;
+    case 'c':
+        if (cli_parse_int(arg, 16, 1 << 20, &v) != 0)
+            return cli_usage_error(cmd, "--ctx must be an integer from 16 to 1048576");
+        eng->n_ctx = (int)v;
+        return 1;
+    case 't':
+        if (cli_parse_int(arg, 1, 1024, &v) != 0)
+            return cli_usage_error(cmd, "--threads must be an integer from 1 to 1024");
+        eng->n_threads = (int)v;
+        return 1;
+    case 'T':
+        eng->template_override = arg;
+        return 1;
+    case 'q':
+        if (cli_parse_int(arg, 1, 1 << 16, &v) != 0)
+            return cli_usage_error(cmd, "--queue must be an integer from 1 to 65536");
+        eng->queue_max = (int)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int parse_bind(const char *arg, serve_opts *o) {
+    if (strcmp(arg, "auto") == 0) {
+        o->port = -1;
+        return 0;
+    }
+    const char *colon = strrchr(arg, ':');
+    long port;
+    if (colon == NULL || cli_parse_int(colon + 1, 0, 65535, &port) != 0)
+        return -1;
+    size_t hl = (size_t)(colon - arg);
+    if (hl >= sizeof o->host)
+        return -1;
+    if (hl >= 2 && arg[0] == '[' && arg[hl - 1] == ']') { /* [::1]:port */
+        arg++;
+        hl -= 2;
+    }
+    memcpy(o->host, arg, hl);
+    o->host[hl] = '\0';
+    if (o->host[0] == '\0')
+        snprintf(o->host, sizeof o->host, "%s", DEFAULT_HOST);
+    o->port = (int)port;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, serve_opts *o) {
+    static const struct option longopts[] = {
+        {"bind", required_argument, NULL, 'b'},     {"model", required_argument, NULL, 'm'},
+        {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
+        {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
+        {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    opterr = 0;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int r = cli_parse_engine_flag("serve", opt, optarg, &o->eng);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        switch (opt) {
+        case 'b':
+            if (parse_bind(optarg, o) != 0)
+                return cli_usage_error("serve", "--bind wants HOST:PORT or auto, not '%s'", optarg);
+            break;
+        case 'm':
+            if (o->n_models >= LIM_MODELS)
+                return cli_usage_error("serve", "at most %d --model options", LIM_MODELS);
+            o->models[o->n_models++] = optarg;
+            break;
+        case 'd':
+            o->model_dirs = optarg;
+            break;
+        case 'h':
+            fputs(serve_help, stdout);
+            return -1;
+        case ':':
+            return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+static int pick_port(serve_opts *o) {
+    if (o->port >= 0)
+        return o->port;
+    for (int p = DEFAULT_PORT; p <= AUTO_PORT_LAST; p++)
+        if (http_port_free(o->host, p))
+            return p;
+    return -1;
+}
+
+static void report_models(registry *r) {
+    size_t n = registry_count(r);
+    if (n == 0) {
+        log_info("no models yet: start with --model PATH/TO/model.gguf, put .gguf files in ./models, "
+                 "or name folders with --model-dirs DIR (or SHIMMY_MODEL_PATHS)");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        model_desc d;
+        if (registry_get(r, i, &d))
+            log_info("model '%s' (%s) from %s", d.name, d.source, d.path);
+    }
+}
+
+static registry *open_models(serve_opts *o) {
+    char err[512];
+    registry *r = registry_new(&o->eng);
+    if (r == NULL) {
+        fprintf(stderr, "shimmy serve: out of memory\n");
+        return NULL;
+    }
+    if (registry_add_sources(r, o->models, o->n_models, o->model_dirs, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy serve: %s\n", err);
+        registry_free(r);
+        return NULL;
+    }
+    report_models(r);
+    /* Models named on the command line are loaded now, so that the first request is fast and a
+     * broken file is reported at start-up. */
+    for (size_t i = 0; i < registry_count(r); i++) {
+        model_desc d;
+        if (registry_get(r, i, &d) && strcmp(d.source, "cli") == 0 &&
+            registry_preload(r, d.name, err, sizeof err) != SHIMMY_OK) {
+            fprintf(stderr, "shimmy serve: %s\n", err);
+            registry_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+int cli_serve(int argc, char **argv) {
+    serve_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.host, sizeof o.host, "%s", DEFAULT_HOST);
+    o.port = DEFAULT_PORT;
+    engine_options_default(&o.eng);
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+
+    char err[512];
+    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy serve: %s\n", err);
+        return 1;
+    }
+    /* Block the stop signals in every thread; the main thread waits for them below. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    shimmy_app app = {.started_ns = clock_mono_ns()};
+    app.models = open_models(&o);
+    if (app.models == NULL)
+        return 1;
+    int port = pick_port(&o);
+    if (port < 0) {
+        fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", DEFAULT_PORT, AUTO_PORT_LAST,
+                o.host);
+        registry_free(app.models);
+        return 1;
+    }
+    http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app};
+    cfg.routes = api_routes(&cfg.n_routes);
+    http_server *srv;
+    if (http_server_start(&cfg, &srv, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy serve: %s\n", err);
+        registry_free(app.models);
+        return 1;
+    }
+    int bound = http_server_port(srv);
+    int is_v6 = strchr(o.host, ':') != NULL;
+    printf("shimmy %s listening on http://%s%s%s:%d (OpenAI API at /v1)\n", SHIMMY_VERSION,
+           is_v6 ? "[" : "", o.host, is_v6 ? "]" : "", bound);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("signal %d: shutting down", sig);
+    http_server_stop(srv);
+    registry_free(app.models);
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* engine/backend: the narrow interface between the scheduler (sched.c) and an inference library.
+ * llama_backend.c implements it with llama.cpp and is the only file that includes llama.h.
+ * Internal to engine/: nothing outside engine/ includes this header.
+ *
+ * Threading: be_load/be_free/be_decode/be_sample/be_seq_* belong to the model's engine thread;
+ * be_tokenize, be_render_chat, be_piece and the getters only read the vocabulary and may be
+ * called from any thread. */
+#ifndef SHIMMY_ENGINE_BACKEND_H
+#define SHIMMY_ENGINE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "engine/engine.h"
+
+typedef int32_t be_token;
+typedef struct be_model be_model;     /* weights + context (KV cache for every slot) */
+typedef struct be_sampler be_sampler; /* one slot's sampler chain */
+
+shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen);
+
+/* Loads o->path with o->n_parallel sequences of o->n_ctx tokens each (0 = trained, capped).
+ * Returns owned *out. */
+shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen);
+void be_free(be_model *b);
+
+int be_n_ctx_slot(const be_model *b);   /* tokens of context per slot */
+int be_n_batch(const be_model *b);      /* most tokens per be_decode */
+void be_fill_info(const be_model *b, engine_model_info *info);
+
+/* Tokenizes text, adding BOS when the model wants it (never twice). Returns the token count, or
+ * -1 on failure. Writes at most cap tokens; when the count exceeds cap nothing is written and
+ * the count is returned so the caller can grow its array. */
+int be_tokenize(const be_model *b, const char *text, size_t len, be_token *out, int cap);
+/* Renders chat messages with the model's (or the overriding) template, ready to generate the
+ * assistant's reply, or continuing a final assistant message. Returns owned *out. */
+shimmy_err be_render_chat(const be_model *b, const chat_msg *msgs, size_t n, char **out, char *err,
+                          size_t errlen);
+/* Appends the text of token t to out (special tokens render empty). */
+shimmy_err be_piece(const be_model *b, be_token t, buf *out);
+bool be_is_eog(const be_model *b, be_token t);
+
+/* The batch of one step: tokens for several sequences. Positions are per sequence. */
+void be_batch_clear(be_model *b);
+/* Adds token t at position pos of sequence seq; returns its output index when want_logits
+ * (for be_sample), -1 otherwise. */
+int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits);
+int be_batch_size(const be_model *b);
+/* Evaluates the batch. Errors: ERR_INTERNAL with llama.cpp's return code. */
+shimmy_err be_decode(be_model *b, char *err, size_t errlen);
+/* Drops sequence seq's cache from position from (inclusive) to the end. */
+void be_seq_truncate(be_model *b, int seq, int from);
+
+/* Sampler chain for params (greedy when temperature is 0). Returns owned. */
+be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed);
+void be_sampler_free(be_sampler *s);
+/* Feeds an already-known token (prompt) into the repetition penalties. */
+void be_sampler_accept(be_sampler *s, be_token t);
+/* Samples (and accepts) the next token from output index idx of the last decode. */
+be_token be_sample(be_model *b, be_sampler *s, int idx);
+
+#endif

@@ -1,0 +1,385 @@
+/* engine/llama_backend: backend.h on llama.cpp. The only file of shimmy that includes llama.h.
+ * Owns the llama_model, the llama_context (one KV sequence per slot, not unified, so each slot
+ * has exactly its own n_ctx tokens), the reusable batch, sampler chains, tokenization and chat
+ * templates (llama.cpp's built-in template support; ChatML when the model has none). */
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "engine/backend.h"
+#include "ggml-backend.h"
+#include "llama.h"
+
+struct be_model {
+    struct llama_model *model;
+    struct llama_context *ctx;
+    const struct llama_vocab *vocab;
+    struct llama_batch batch;
+    int n_batch;       /* capacity of batch, tokens */
+    int n_ctx_slot;    /* tokens per sequence */
+    int n_parallel;
+    char tmpl[64];     /* built-in template name when overridden or chatml fallback; "" = model's */
+    const char *model_tmpl; /* the model's own template text or NULL (owned by llama) */
+    char name[256];
+    int64_t loaded_at;
+};
+
+struct be_sampler {
+    struct llama_sampler *chain;
+};
+
+/* ---- logging: llama.cpp's messages go through core/log; the last error is kept per thread so
+ * that a failed load can say why. ---- */
+
+static _Thread_local char last_error[512];
+
+static void on_llama_log(enum ggml_log_level level, const char *text, void *user) {
+    (void)user;
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    if (n == 0)
+        return;
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        snprintf(last_error, sizeof last_error, "%.*s", (int)n, text);
+        log_warn("llama.cpp: %.*s", (int)n, text);
+    } else if (level == GGML_LOG_LEVEL_WARN) {
+        log_debug("llama.cpp: %.*s", (int)n, text);
+    } else {
+        log_debug("llama.cpp: %.*s", (int)n, text);
+    }
+}
+
+static int exe_dir(char *out, size_t len) {
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return -1;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    snprintf(out, len, "%s", path);
+    return 0;
+}
+
+static bool dir_has_backends(const char *dir) {
+    char probe[PATH_MAX];
+    snprintf(probe, sizeof probe, "%s/libggml-base.so", dir);
+    return access(probe, R_OK) == 0;
+}
+
+shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static char dir[PATH_MAX];
+    llama_log_set(on_llama_log, NULL);
+    if (lib_dir == NULL)
+        lib_dir = getenv("SHIMMY_BACKEND_DIR");
+    if (lib_dir != NULL) {
+        snprintf(dir, sizeof dir, "%s", lib_dir);
+    } else {
+        char exe[PATH_MAX - 16];
+        if (exe_dir(exe, sizeof exe) != 0)
+            return err_set(err, errlen, ERR_INTERNAL, "cannot find the executable's folder");
+        snprintf(dir, sizeof dir, "%s/lib", exe);
+        if (!dir_has_backends(dir))
+            snprintf(dir, sizeof dir, "%s/../lib", exe);
+    }
+    (void)once;
+    if (ggml_backend_dev_count() == 0 || ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == NULL)
+        ggml_backend_load_all_from_path(dir);
+    llama_backend_init();
+    if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == NULL)
+        return err_set(err, errlen, ERR_INTERNAL,
+                       "no CPU backend module (libggml-cpu-*.so) could be loaded from %s", dir);
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        log_debug("device %s: %s (%s)", ggml_backend_dev_name(d), ggml_backend_dev_description(d),
+                  ggml_backend_reg_name(ggml_backend_dev_backend_reg(d)));
+    }
+    return SHIMMY_OK;
+}
+
+/* ---- loading ---- */
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Picks the chat template: the override, else the model's if llama.cpp supports it, else ChatML. */
+static void choose_template(be_model *b, const char *override) {
+    b->model_tmpl = llama_model_chat_template(b->model, NULL);
+    if (override != NULL) {
+        snprintf(b->tmpl, sizeof b->tmpl, "%s", override);
+        return;
+    }
+    if (b->model_tmpl == NULL) {
+        snprintf(b->tmpl, sizeof b->tmpl, "chatml");
+        log_info("%s: the model has no chat template; using ChatML", b->name);
+        return;
+    }
+    struct llama_chat_message probe = {"user", "hi"};
+    char out[256];
+    if (llama_chat_apply_template(b->model_tmpl, &probe, 1, true, out, sizeof out) < 0) {
+        snprintf(b->tmpl, sizeof b->tmpl, "chatml");
+        log_warn("%s: llama.cpp does not support the model's chat template; using ChatML "
+                 "(override with --template NAME)", b->name);
+        return;
+    }
+    b->tmpl[0] = '\0';
+}
+
+shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
+    shimmy_err rc = SHIMMY_OK;
+    be_model *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return ERR_NOMEM;
+    snprintf(b->name, sizeof b->name, "%s", o->name ? o->name : o->path);
+    b->n_parallel = o->n_parallel > 0 ? o->n_parallel : 4;
+
+    struct llama_model_params mp = llama_model_default_params();
+    last_error[0] = '\0';
+    b->model = llama_model_load_from_file(o->path, mp);
+    if (b->model == NULL) {
+        rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot load model '%s' from %s: %s", b->name,
+                     o->path, last_error[0] ? last_error : "llama.cpp refused the file");
+        goto out;
+    }
+    b->vocab = llama_model_get_vocab(b->model);
+
+    int n_train = llama_model_n_ctx_train(b->model);
+    int n_ctx = o->n_ctx > 0 ? o->n_ctx : (n_train < LIM_DEFAULT_CTX ? n_train : LIM_DEFAULT_CTX);
+    if (n_ctx <= 0)
+        n_ctx = LIM_DEFAULT_CTX;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)n_ctx * (uint32_t)b->n_parallel;
+    cp.n_seq_max = (uint32_t)b->n_parallel;
+    cp.kv_unified = false;
+    cp.n_batch = LIM_BATCH_TOKENS;
+    cp.n_ubatch = LIM_BATCH_TOKENS;
+    cp.n_threads = o->n_threads > 0 ? o->n_threads : default_threads();
+    cp.n_threads_batch = cp.n_threads;
+    cp.no_perf = true;
+    b->ctx = llama_init_from_model(b->model, cp);
+    if (b->ctx == NULL) {
+        rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot create a context for '%s' (%d slots x %d tokens): %s",
+                     b->name, b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
+        goto out;
+    }
+    b->n_ctx_slot = (int)llama_n_ctx_seq(b->ctx);
+    if (b->n_ctx_slot > n_ctx)
+        b->n_ctx_slot = n_ctx;
+    b->n_batch = (int)llama_n_batch(b->ctx);
+    b->batch = llama_batch_init(b->n_batch, 0, 1);
+    choose_template(b, o->template_override);
+    b->loaded_at = clock_wall_s();
+    *out = b;
+    return SHIMMY_OK;
+out:
+    be_free(b);
+    return rc;
+}
+
+void be_free(be_model *b) {
+    if (b == NULL)
+        return;
+    if (b->batch.token != NULL)
+        llama_batch_free(b->batch);
+    if (b->ctx != NULL)
+        llama_free(b->ctx);
+    if (b->model != NULL)
+        llama_model_free(b->model);
+    free(b);
+}
+
+int be_n_ctx_slot(const be_model *b) { return b->n_ctx_slot; }
+int be_n_batch(const be_model *b) { return b->n_batch; }
+
+void be_fill_info(const be_model *b, engine_model_info *info) {
+    snprintf(info->name, sizeof info->name, "%s", b->name);
+    llama_model_desc(b->model, info->desc, sizeof info->desc);
+    info->n_ctx_train = llama_model_n_ctx_train(b->model);
+    info->n_ctx_slot = b->n_ctx_slot;
+    info->n_parallel = b->n_parallel;
+    info->n_vocab = llama_vocab_n_tokens(b->vocab);
+    info->n_params = llama_model_n_params(b->model);
+    info->size_bytes = llama_model_size(b->model);
+    info->has_chat_template = b->model_tmpl != NULL;
+    info->loaded_at = b->loaded_at;
+}
+
+/* ---- text ---- */
+
+int be_tokenize(const be_model *b, const char *text, size_t len, be_token *out, int cap) {
+    if (len > INT_MAX)
+        return -1;
+    int n = llama_tokenize(b->vocab, text, (int32_t)len, out, cap, true, true);
+    if (n < 0)
+        return -n <= cap ? -1 : -n; /* too small: report the count needed */
+    llama_token bos = llama_vocab_bos(b->vocab);
+    if (n >= 2 && bos != LLAMA_TOKEN_NULL && out[0] == bos && out[1] == bos) {
+        memmove(out, out + 1, (size_t)(n - 1) * sizeof *out); /* the template already had BOS */
+        n--;
+    }
+    return n;
+}
+
+static shimmy_err apply_template(const be_model *b, const struct llama_chat_message *msgs, size_t n,
+                                 bool add_ass, buf *out, char *err, size_t errlen) {
+    const char *tmpl = b->tmpl[0] ? b->tmpl : b->model_tmpl;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(msgs[i].content) + strlen(msgs[i].role);
+    int cap = (int)(total * 2 + 512);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *tmp = malloc((size_t)cap);
+        if (tmp == NULL)
+            return ERR_NOMEM;
+        int32_t len = llama_chat_apply_template(tmpl, msgs, n, add_ass, tmp, cap);
+        if (len < 0) {
+            free(tmp);
+            return err_set(err, errlen, ERR_BAD_PARAM,
+                           "chat template '%s' is not supported by llama.cpp",
+                           b->tmpl[0] ? b->tmpl : "(model's own)");
+        }
+        if (len < cap) {
+            shimmy_err e = buf_append(out, tmp, (size_t)len);
+            free(tmp);
+            return e;
+        }
+        free(tmp);
+        cap = len + 1;
+    }
+    return err_set(err, errlen, ERR_INTERNAL, "chat template output kept growing");
+}
+
+shimmy_err be_render_chat(const be_model *b, const chat_msg *msgs, size_t n, char **out, char *err,
+                          size_t errlen) {
+    struct llama_chat_message *lm = calloc(n ? n : 1, sizeof *lm);
+    if (lm == NULL)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        lm[i].role = msgs[i].role;
+        lm[i].content = msgs[i].content ? msgs[i].content : "";
+    }
+    /* A final assistant message is continued: render the rest, then append its text as is. */
+    bool cont = n > 0 && strcmp(msgs[n - 1].role, "assistant") == 0;
+    size_t n_render = cont ? n - 1 : n;
+    buf text;
+    buf_init(&text, LIM_PROMPT_BYTES);
+    shimmy_err rc = SHIMMY_OK;
+    if (n_render > 0)
+        rc = apply_template(b, lm, n_render, true, &text, err, errlen);
+    if (rc == SHIMMY_OK && cont)
+        rc = buf_puts(&text, lm[n - 1].content);
+    free(lm);
+    if (rc == ERR_TOO_LARGE)
+        rc = err_set(err, errlen, ERR_TOO_LARGE, "the rendered prompt is over %u bytes",
+                     LIM_PROMPT_BYTES);
+    if (rc != SHIMMY_OK) {
+        buf_free(&text);
+        return rc;
+    }
+    *out = buf_take(&text);
+    return SHIMMY_OK;
+}
+
+shimmy_err be_piece(const be_model *b, be_token t, buf *out) {
+    char small[128];
+    int n = llama_token_to_piece(b->vocab, t, small, sizeof small, 0, false);
+    if (n >= 0)
+        return buf_append(out, small, (size_t)n);
+    char *big = malloc((size_t)-n);
+    if (big == NULL)
+        return ERR_NOMEM;
+    int m = llama_token_to_piece(b->vocab, t, big, -n, 0, false);
+    shimmy_err e = m >= 0 ? buf_append(out, big, (size_t)m) : ERR_INTERNAL;
+    free(big);
+    return e;
+}
+
+bool be_is_eog(const be_model *b, be_token t) { return llama_vocab_is_eog(b->vocab, t); }
+
+/* ---- batches ---- */
+
+void be_batch_clear(be_model *b) { b->batch.n_tokens = 0; }
+
+int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
+    struct llama_batch *bt = &b->batch;
+    int i = bt->n_tokens++;
+    bt->token[i] = t;
+    bt->pos[i] = pos;
+    bt->n_seq_id[i] = 1;
+    bt->seq_id[i][0] = seq;
+    bt->logits[i] = want_logits;
+    return want_logits ? i : -1;
+}
+
+int be_batch_size(const be_model *b) { return b->batch.n_tokens; }
+
+shimmy_err be_decode(be_model *b, char *err, size_t errlen) {
+    int32_t rc = llama_decode(b->ctx, b->batch);
+    if (rc != 0)
+        return err_set(err, errlen, ERR_INTERNAL, "llama_decode failed (code %d) on a batch of %d tokens",
+                       rc, b->batch.n_tokens);
+    return SHIMMY_OK;
+}
+
+void be_seq_truncate(be_model *b, int seq, int from) {
+    llama_memory_seq_rm(llama_get_memory(b->ctx), seq, from, -1);
+}
+
+/* ---- sampling ---- */
+
+be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed) {
+    be_sampler *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+    cp.no_perf = true;
+    s->chain = llama_sampler_chain_init(cp);
+    if (s->chain == NULL) {
+        free(s);
+        return NULL;
+    }
+    /* Same order as llama.cpp's common sampler: penalties, top-k, top-p, min-p, temperature. */
+    if (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f)
+        llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(
+                                              llama_vocab_n_tokens(b->vocab), p->repeat_last_n,
+                                              p->repeat_penalty, p->frequency_penalty,
+                                              p->presence_penalty));
+    if (p->temperature <= 0.0f) {
+        llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());
+        return s;
+    }
+    if (p->top_k > 0)
+        llama_sampler_chain_add(s->chain, llama_sampler_init_top_k(p->top_k));
+    if (p->top_p < 1.0f)
+        llama_sampler_chain_add(s->chain, llama_sampler_init_top_p(p->top_p, 1));
+    if (p->min_p > 0.0f)
+        llama_sampler_chain_add(s->chain, llama_sampler_init_min_p(p->min_p, 1));
+    llama_sampler_chain_add(s->chain, llama_sampler_init_temp(p->temperature));
+    llama_sampler_chain_add(s->chain, llama_sampler_init_dist(seed));
+    return s;
+}
+
+void be_sampler_free(be_sampler *s) {
+    if (s == NULL)
+        return;
+    llama_sampler_free(s->chain);
+    free(s);
+}
+
+void be_sampler_accept(be_sampler *s, be_token t) { llama_sampler_accept(s->chain, t); }
+
+be_token be_sample(be_model *b, be_sampler *s, int idx) {
+    return llama_sampler_sample(s->chain, b->ctx, idx);
+}

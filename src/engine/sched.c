@@ -1,0 +1,615 @@
+/* engine/sched: engine.h. One engine thread per loaded model runs continuous batching over N
+ * slots: each step is one be_decode holding the next token of every generating slot plus chunks
+ * of pending prompts. Requests wait in a bounded FIFO; a free slot takes the next request, and
+ * when several slots are free the one whose KV cache shares the longest prefix with the prompt.
+ * Jobs are shared by the submitter and the engine thread (reference counted); text flows back
+ * through the job's buffer, filtered by textout (UTF-8 whole, stop strings held back). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "engine/backend.h"
+#include "engine/engine.h"
+#include "engine/textout.h"
+
+struct gen_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                /* submitter + engine, under mu */
+    atomic_bool cancel;
+    be_token *tokens;        /* prompt, owned */
+    int n_tokens;
+    gen_params params;       /* stop strings point into stop_copy */
+    char **stop_copy;
+    uint32_t seed;
+    buf out;                 /* text not yet taken by engine_job_wait, under mu */
+    gen_status st;           /* under mu */
+    int64_t t_submit;        /* ns, monotonic */
+    struct gen_job *next;    /* queue link, under the model's mu */
+};
+
+typedef enum { SLOT_IDLE, SLOT_PROMPT, SLOT_GEN } slot_state;
+
+typedef struct slot {
+    int id;                  /* sequence id in the KV cache */
+    slot_state state;
+    gen_job *job;
+    be_token *cache;         /* tokens held in this slot's KV cache, n_ctx_slot capacity */
+    int n_cache;
+    int n_prompt_done;       /* prompt tokens in the cache */
+    be_sampler *smpl;
+    textout tout;
+    buf emit;                /* scratch: text produced this step */
+    buf piece;               /* scratch: one token's text */
+    be_token last;           /* sampled, not yet in the cache */
+    int out_idx;             /* output index in this step's batch, -1 = none */
+    int n_gen;
+    int64_t t_start, t_first; /* ns */
+    uint64_t last_used;      /* step counter when it last finished, for LRU choice */
+} slot;
+
+struct engine_model {
+    be_model *be;
+    pthread_t thread;
+    pthread_mutex_t mu;      /* guards queue, n_queued, stopping, n_active */
+    pthread_cond_t cv;
+    gen_job *q_head, *q_tail;
+    int n_queued, queue_max;
+    int n_active;
+    bool stopping;
+    slot *slots;
+    int n_slots;
+    uint64_t step;
+    char name[256];
+};
+
+const char *finish_reason_str(finish_reason f) {
+    switch (f) {
+    case FINISH_STOP: return "stop";
+    case FINISH_LENGTH: return "length";
+    case FINISH_CANCELLED: return "cancelled";
+    case FINISH_ERROR: return "error";
+    default: return NULL;
+    }
+}
+
+void engine_options_default(engine_options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_parallel = 4;
+}
+
+void gen_params_default(gen_params *p) {
+    memset(p, 0, sizeof *p);
+    p->max_tokens = -1;
+    p->temperature = 0.8f;
+    p->top_p = 0.95f;
+    p->top_k = 40;
+    p->min_p = 0.05f;
+    p->repeat_penalty = 1.0f;
+    p->repeat_last_n = 64;
+}
+
+shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen) {
+    return be_global_init(lib_dir, err, errlen);
+}
+
+/* ---- jobs ---- */
+
+static void job_free(gen_job *j) {
+    for (int i = 0; i < j->params.n_stop; i++)
+        free(j->stop_copy[i]);
+    free(j->stop_copy);
+    free(j->tokens);
+    buf_free(&j->out);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static void job_unref(gen_job *j) {
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    pthread_mutex_unlock(&j->mu);
+    if (left == 0)
+        job_free(j);
+}
+
+/* Publishes text and progress; when finish is set the job is done. Engine thread. */
+static void job_publish(gen_job *j, const buf *text, const slot *s, finish_reason finish,
+                        shimmy_err e, const char *msg) {
+    pthread_mutex_lock(&j->mu);
+    if (text != NULL && text->len > 0 && buf_append(&j->out, text->data, text->len) != SHIMMY_OK &&
+        finish == FINISH_NONE) {
+        finish = FINISH_ERROR;
+        e = ERR_TOO_LARGE;
+        msg = "the response is over the size limit";
+    }
+    if (s != NULL) {
+        j->st.completion_tokens = s->n_gen;
+        int64_t now = clock_mono_ns();
+        if (s->t_first > 0) {
+            j->st.prompt_ns = s->t_first - s->t_start;
+            j->st.gen_ns = now - s->t_first;
+        } else {
+            j->st.prompt_ns = now - s->t_start;
+        }
+    }
+    if (finish != FINISH_NONE) {
+        j->st.done = true;
+        j->st.finish = finish;
+        j->st.error = e;
+        if (msg != NULL)
+            snprintf(j->st.errmsg, sizeof j->st.errmsg, "%s", msg);
+    }
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+shimmy_err engine_job_wait(gen_job *j, int timeout_ms, buf *text, gen_status *st) {
+    shimmy_err rc = SHIMMY_OK;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (j->out.len == 0 && !j->st.done)
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
+            break;
+    if (j->out.len > 0) {
+        rc = buf_append(text, j->out.data, j->out.len);
+        buf_reset(&j->out);
+    }
+    *st = j->st;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+void engine_job_cancel(gen_job *j) { atomic_store(&j->cancel, true); }
+
+void engine_job_release(gen_job *j) {
+    if (j == NULL)
+        return;
+    engine_job_cancel(j);
+    job_unref(j);
+}
+
+/* ---- submit (caller's thread) ---- */
+
+static shimmy_err tokenize_prompt(engine_model *m, const char *text, gen_job *j, char *err,
+                                  size_t errlen) {
+    size_t len = strlen(text);
+    int cap = (int)(len / 2 + 16);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        j->tokens = malloc((size_t)cap * sizeof *j->tokens);
+        if (j->tokens == NULL)
+            return ERR_NOMEM;
+        int n = be_tokenize(m->be, text, len, j->tokens, cap);
+        if (n < 0)
+            return err_set(err, errlen, ERR_BAD_PARAM, "the prompt could not be tokenized");
+        if (n <= cap) {
+            j->n_tokens = n;
+            return SHIMMY_OK;
+        }
+        free(j->tokens);
+        j->tokens = NULL;
+        cap = n;
+    }
+    return err_set(err, errlen, ERR_INTERNAL, "tokenizer disagreed with itself on the prompt length");
+}
+
+static shimmy_err copy_params(gen_job *j, const gen_params *p) {
+    j->params = *p;
+    j->params.stop = NULL;
+    j->params.n_stop = 0;
+    if (p->n_stop > 0) {
+        j->stop_copy = calloc((size_t)p->n_stop, sizeof *j->stop_copy);
+        if (j->stop_copy == NULL)
+            return ERR_NOMEM;
+        for (int i = 0; i < p->n_stop; i++) {
+            j->stop_copy[i] = strdup(p->stop[i]);
+            if (j->stop_copy[i] == NULL)
+                return ERR_NOMEM;
+            j->params.n_stop++;
+        }
+        j->params.stop = (const char *const *)j->stop_copy;
+    }
+    if (p->has_seed) {
+        j->seed = p->seed;
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->seed = (uint32_t)(ts.tv_nsec ^ (ts.tv_sec << 16) ^ (uintptr_t)j);
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *j, char *err,
+                              size_t errlen) {
+    shimmy_err rc = copy_params(j, &req->params);
+    if (rc != SHIMMY_OK)
+        return rc;
+    char *text = NULL;
+    if (req->messages != NULL) {
+        rc = be_render_chat(m->be, req->messages, req->n_messages, &text, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+    }
+    rc = tokenize_prompt(m, text ? text : (req->prompt ? req->prompt : ""), j, err, errlen);
+    free(text);
+    if (rc != SHIMMY_OK)
+        return rc;
+    int n_ctx = be_n_ctx_slot(m->be);
+    if (j->n_tokens == 0)
+        return err_set(err, errlen, ERR_BAD_PARAM, "the prompt is empty");
+    if (j->n_tokens >= n_ctx)
+        return err_set(err, errlen, ERR_CONTEXT_LENGTH,
+                       "the prompt has %d tokens but the context of model '%s' holds %d tokens per "
+                       "request, which must leave room for at least one generated token",
+                       j->n_tokens, m->name, n_ctx);
+    j->st.prompt_tokens = j->n_tokens;
+    return SHIMMY_OK;
+}
+
+shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
+                         size_t errlen) {
+    gen_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return ERR_NOMEM;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    buf_init(&j->out, LIM_RESPONSE_BYTES);
+    j->refs = 2;
+    j->t_submit = clock_mono_ns();
+    shimmy_err rc = job_prepare(m, req, j, err, errlen);
+    if (rc != SHIMMY_OK) {
+        job_free(j);
+        return rc;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (m->stopping || m->n_queued >= m->queue_max) {
+        int q = m->n_queued;
+        pthread_mutex_unlock(&m->mu);
+        job_free(j);
+        return err_set(err, errlen, ERR_OVERLOADED,
+                       "model '%s' is busy: all %d slots are generating and %d requests are waiting",
+                       m->name, m->n_slots, q);
+    }
+    if (m->q_tail)
+        m->q_tail->next = j;
+    else
+        m->q_head = j;
+    m->q_tail = j;
+    m->n_queued++;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    *out = j;
+    return SHIMMY_OK;
+}
+
+shimmy_err engine_render_chat(engine_model *m, const chat_msg *msgs, size_t n, char **out, char *err,
+                              size_t errlen) {
+    return be_render_chat(m->be, msgs, n, out, err, errlen);
+}
+
+void engine_model_get_info(engine_model *m, engine_model_info *info) {
+    memset(info, 0, sizeof *info);
+    be_fill_info(m->be, info);
+    snprintf(info->name, sizeof info->name, "%s", m->name);
+    pthread_mutex_lock(&m->mu);
+    info->active_slots = m->n_active;
+    info->queued = m->n_queued;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- the engine thread ---- */
+
+static int common_prefix(const be_token *a, int na, const be_token *b, int nb) {
+    int n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The idle slot whose cache shares the longest prefix with j's prompt (LRU on ties), or NULL. */
+static slot *pick_slot(engine_model *m, const gen_job *j) {
+    slot *best = NULL;
+    int best_lcp = -1;
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        if (s->state != SLOT_IDLE)
+            continue;
+        int lcp = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
+        if (lcp > best_lcp || (lcp == best_lcp && s->last_used < best->last_used)) {
+            best = s;
+            best_lcp = lcp;
+        }
+    }
+    return best;
+}
+
+static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
+    if (f == FINISH_LENGTH || f == FINISH_ERROR || f == FINISH_CANCELLED)
+        textout_flush(&s->tout, &s->emit);
+    job_publish(s->job, &s->emit, s, f, e, msg);
+    buf_reset(&s->emit);
+    job_unref(s->job);
+    s->job = NULL;
+    be_sampler_free(s->smpl);
+    s->smpl = NULL;
+    s->state = SLOT_IDLE;
+    s->out_idx = -1;
+    s->last_used = m->step;
+    pthread_mutex_lock(&m->mu);
+    m->n_active--;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Binds job j to slot s: keeps the shared prefix of the cache, drops the rest. */
+static void slot_start(engine_model *m, slot *s, gen_job *j) {
+    int keep = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
+    if (keep >= j->n_tokens)
+        keep = j->n_tokens - 1; /* the last prompt token must be evaluated for its logits */
+    be_seq_truncate(m->be, s->id, keep);
+    s->n_cache = keep;
+    s->n_prompt_done = keep;
+    s->job = j;
+    s->n_gen = 0;
+    s->out_idx = -1;
+    s->t_start = clock_mono_ns();
+    s->t_first = 0;
+    buf_reset(&s->emit);
+    s->smpl = be_sampler_new(m->be, &j->params, j->seed);
+    pthread_mutex_lock(&j->mu);
+    j->st.cached_tokens = keep;
+    j->st.queued_ns = s->t_start - j->t_submit;
+    pthread_mutex_unlock(&j->mu);
+    if (s->smpl == NULL || textout_reset(&s->tout, j->params.stop, j->params.n_stop) != SHIMMY_OK) {
+        s->state = SLOT_PROMPT;
+        slot_finish(m, s, FINISH_ERROR, ERR_NOMEM, "out of memory creating the sampler");
+        return;
+    }
+    int from = j->n_tokens > j->params.repeat_last_n ? j->n_tokens - j->params.repeat_last_n : 0;
+    for (int i = from; i < j->n_tokens; i++)
+        be_sampler_accept(s->smpl, j->tokens[i]);
+    s->state = SLOT_PROMPT;
+}
+
+/* Moves queued jobs onto idle slots. Returns false when the engine is stopping. Blocks while
+ * there is nothing to do. */
+static bool take_jobs(engine_model *m) {
+    pthread_mutex_lock(&m->mu);
+    while (!m->stopping && m->n_active == 0 && m->q_head == NULL)
+        pthread_cond_wait(&m->cv, &m->mu);
+    if (m->stopping) {
+        pthread_mutex_unlock(&m->mu);
+        return false;
+    }
+    gen_job *taken = NULL, **tail = &taken;
+    while (m->q_head != NULL && m->n_active < m->n_slots) {
+        gen_job *j = m->q_head;
+        m->q_head = j->next;
+        if (m->q_head == NULL)
+            m->q_tail = NULL;
+        m->n_queued--;
+        j->next = NULL;
+        if (atomic_load(&j->cancel)) {
+            *tail = j; /* finished below, outside the lock */
+            tail = &j->next;
+            continue;
+        }
+        m->n_active++;
+        *tail = j;
+        tail = &j->next;
+    }
+    pthread_mutex_unlock(&m->mu);
+    while (taken != NULL) {
+        gen_job *j = taken;
+        taken = j->next;
+        j->next = NULL;
+        if (atomic_load(&j->cancel)) {
+            job_publish(j, NULL, NULL, FINISH_CANCELLED, ERR_CANCELLED, NULL);
+            job_unref(j);
+            continue;
+        }
+        slot_start(m, pick_slot(m, j), j);
+    }
+    return true;
+}
+
+/* Fills this step's batch: one token per generating slot, then prompt chunks. */
+static void build_batch(engine_model *m) {
+    be_batch_clear(m->be);
+    int budget = be_n_batch(m->be);
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        s->out_idx = -1;
+        if (s->state == SLOT_GEN) {
+            s->out_idx = be_batch_add(m->be, s->last, s->n_cache, s->id, true);
+            s->cache[s->n_cache++] = s->last;
+            budget--;
+        }
+    }
+    /* Prompts share what is left; start from a rotating slot so no prompt starves. */
+    for (int k = 0; k < m->n_slots && budget > 0; k++) {
+        slot *s = &m->slots[(k + (int)m->step) % m->n_slots];
+        if (s->state != SLOT_PROMPT)
+            continue;
+        gen_job *j = s->job;
+        int left = j->n_tokens - s->n_prompt_done;
+        int take = left < budget ? left : budget;
+        for (int t = 0; t < take; t++) {
+            int p = s->n_prompt_done++;
+            bool last = s->n_prompt_done == j->n_tokens;
+            int idx = be_batch_add(m->be, j->tokens[p], p, s->id, last);
+            if (last)
+                s->out_idx = idx;
+            s->cache[s->n_cache++] = j->tokens[p];
+        }
+        budget -= take;
+    }
+}
+
+/* Handles the token sampled for slot s. */
+static void slot_token(engine_model *m, slot *s, be_token t) {
+    gen_job *j = s->job;
+    if (s->t_first == 0)
+        s->t_first = clock_mono_ns();
+    s->state = SLOT_GEN;
+    s->n_gen++;
+    if (be_is_eog(m->be, t)) {
+        textout_flush(&s->tout, &s->emit);
+        slot_finish(m, s, FINISH_STOP, SHIMMY_OK, NULL);
+        return;
+    }
+    buf_reset(&s->piece);
+    be_piece(m->be, t, &s->piece);
+    if (textout_feed(&s->tout, s->piece.data, s->piece.len, &s->emit)) {
+        slot_finish(m, s, FINISH_STOP, SHIMMY_OK, NULL);
+        return;
+    }
+    int ctx = be_n_ctx_slot(m->be);
+    if ((j->params.max_tokens >= 0 && s->n_gen >= j->params.max_tokens) || s->n_cache >= ctx) {
+        slot_finish(m, s, FINISH_LENGTH, SHIMMY_OK, NULL);
+        return;
+    }
+    s->last = t;
+    job_publish(j, &s->emit, s, FINISH_NONE, SHIMMY_OK, NULL);
+    buf_reset(&s->emit);
+}
+
+static void fail_batch(engine_model *m, const char *msg) {
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        if (s->state == SLOT_IDLE)
+            continue;
+        be_seq_truncate(m->be, s->id, 0);
+        s->n_cache = 0;
+        slot_finish(m, s, FINISH_ERROR, ERR_INTERNAL, msg);
+    }
+}
+
+static void *engine_main(void *arg) {
+    engine_model *m = arg;
+    char err[256];
+    while (take_jobs(m)) {
+        m->step++;
+        for (int i = 0; i < m->n_slots; i++) {
+            slot *s = &m->slots[i];
+            if (s->state != SLOT_IDLE && atomic_load(&s->job->cancel))
+                slot_finish(m, s, FINISH_CANCELLED, ERR_CANCELLED, NULL);
+        }
+        build_batch(m);
+        if (be_batch_size(m->be) == 0)
+            continue;
+        if (be_decode(m->be, err, sizeof err) != SHIMMY_OK) {
+            log_error("%s: %s", m->name, err);
+            fail_batch(m, err);
+            continue;
+        }
+        for (int i = 0; i < m->n_slots; i++) {
+            slot *s = &m->slots[i];
+            if (s->state != SLOT_IDLE && s->out_idx >= 0)
+                slot_token(m, s, be_sample(m->be, s->smpl, s->out_idx));
+        }
+    }
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].state != SLOT_IDLE)
+            slot_finish(m, &m->slots[i], FINISH_CANCELLED, ERR_CANCELLED, "the server is shutting down");
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void free_slots(engine_model *m) {
+    for (int i = 0; i < m->n_slots && m->slots; i++) {
+        slot *s = &m->slots[i];
+        free(s->cache);
+        textout_free(&s->tout);
+        buf_free(&s->emit);
+        buf_free(&s->piece);
+        be_sampler_free(s->smpl);
+    }
+    free(m->slots);
+}
+
+shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen) {
+    engine_model *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return ERR_NOMEM;
+    snprintf(m->name, sizeof m->name, "%s", o->name ? o->name : o->path);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->queue_max = o->queue_max > 0 ? o->queue_max : LIM_QUEUE_DEPTH;
+    int64_t t0 = clock_mono_ns();
+    shimmy_err rc = be_load(o, &m->be, err, errlen);
+    if (rc != SHIMMY_OK)
+        goto out;
+    m->n_slots = o->n_parallel > 0 ? o->n_parallel : 4;
+    m->slots = calloc((size_t)m->n_slots, sizeof *m->slots);
+    if (m->slots == NULL) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    int ctx = be_n_ctx_slot(m->be);
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        s->id = i;
+        s->cache = malloc((size_t)ctx * sizeof *s->cache);
+        textout_init(&s->tout);
+        buf_init(&s->emit, LIM_RESPONSE_BYTES);
+        buf_init(&s->piece, 4096);
+        if (s->cache == NULL) {
+            rc = ERR_NOMEM;
+            goto out;
+        }
+    }
+    if (pthread_create(&m->thread, NULL, engine_main, m) != 0) {
+        rc = err_set(err, errlen, ERR_INTERNAL, "cannot start the engine thread");
+        goto out;
+    }
+    log_info("loaded model '%s' from %s in %.0f ms: %d slots x %d tokens of context", m->name,
+             o->path, (double)(clock_mono_ns() - t0) / 1e6, m->n_slots, ctx);
+    *out = m;
+    return SHIMMY_OK;
+out:
+    free_slots(m);
+    be_free(m->be);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+    return rc;
+}
+
+void engine_model_free(engine_model *m) {
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stopping = true;
+    gen_job *q = m->q_head;
+    m->q_head = m->q_tail = NULL;
+    m->n_queued = 0;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    while (q != NULL) {
+        gen_job *next = q->next;
+        job_publish(q, NULL, NULL, FINISH_CANCELLED, ERR_CANCELLED, "the model was unloaded");
+        job_unref(q);
+        q = next;
+    }
+    free_slots(m);
+    be_free(m->be);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+}
