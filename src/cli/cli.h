@@ -14,4 +14,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);
 
+struct engine_options;
+/* Parses a flag shared by the commands that load models (--parallel 'p', --ctx 'c', --threads
+ * 't', --template 'T', --queue 'q'). Returns 1 when opt was one of them, 0 when not, 2 after
+ * reporting a usage error. */
+int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);
+
 #endif

@@ -23,8 +23,6 @@ static const char generate_help[] =
     "                         as for 'shimmy serve'\n"
     "  --help                 this help\n";
 
-int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_options *eng);
-
 typedef struct gen_opts {
     const char *name;
     const char *prompt;
@@ -49,7 +47,7 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
     long v;
     double d;
     while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int r = opt == 'q' || opt == 'p' ? 0 : cli_parse_engine_flag("generate", opt, optarg, &o->eng);
+        int r = cli_parse_engine_flag("generate", opt, optarg, &o->eng);
         if (r == 2)
             return 2;
         if (r == 1)

@@ -66,18 +66,17 @@ static int exe_dir(char *out, size_t len) {
     if (slash == NULL)
         return -1;
     *slash = '\0';
-    snprintf(out, len, "%s", path);
-    return 0;
+    return snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
 }
 
 static bool dir_has_backends(const char *dir) {
-    char probe[PATH_MAX];
-    snprintf(probe, sizeof probe, "%s/libggml-base.so", dir);
+    char probe[PATH_MAX + 32];
+    if (snprintf(probe, sizeof probe, "%s/libggml-base.so", dir) >= (int)sizeof probe)
+        return false;
     return access(probe, R_OK) == 0;
 }
 
 shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     static char dir[PATH_MAX];
     llama_log_set(on_llama_log, NULL);
     if (lib_dir == NULL)
@@ -88,11 +87,9 @@ shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen) {
         char exe[PATH_MAX - 16];
         if (exe_dir(exe, sizeof exe) != 0)
             return err_set(err, errlen, ERR_INTERNAL, "cannot find the executable's folder");
-        snprintf(dir, sizeof dir, "%s/lib", exe);
-        if (!dir_has_backends(dir))
+        if (snprintf(dir, sizeof dir, "%s/lib", exe) >= (int)sizeof dir || !dir_has_backends(dir))
             snprintf(dir, sizeof dir, "%s/../lib", exe);
     }
-    (void)once;
     if (ggml_backend_dev_count() == 0 || ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == NULL)
         ggml_backend_load_all_from_path(dir);
     llama_backend_init();

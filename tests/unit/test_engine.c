@@ -1,0 +1,260 @@
+/* Unit tests for the engine (sched + llama backend) on the real stories260K model: greedy
+ * determinism, batching equivalence, prefix reuse, stop strings, max_tokens, context limits,
+ * cancellation and the bounded queue. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/utf8.h"
+#include "engine/engine.h"
+
+static char model_path[4096];
+
+typedef struct result {
+    char text[8192];
+    gen_status st;
+} result;
+
+static engine_model *load(int parallel, int ctx, int queue) {
+    engine_options o;
+    engine_options_default(&o);
+    o.path = model_path;
+    o.name = "stories";
+    o.n_parallel = parallel;
+    o.n_ctx = ctx;
+    o.queue_max = queue;
+    o.n_threads = 2;
+    engine_model *m = NULL;
+    char err[512];
+    shimmy_err e = engine_model_load(&o, &m, err, sizeof err);
+    if (e != SHIMMY_OK)
+        fail_msg("load failed: %s", err);
+    return m;
+}
+
+static void run(engine_model *m, const char *prompt, const gen_params *p, result *r) {
+    gen_request req = {.prompt = prompt, .params = *p};
+    gen_job *job;
+    char err[512];
+    if (engine_submit(m, &req, &job, err, sizeof err) != SHIMMY_OK)
+        fail_msg("submit failed: %s", err);
+    buf text;
+    buf_init(&text, sizeof r->text - 1);
+    do {
+        assert_int_equal(engine_job_wait(job, 5000, &text, &r->st), SHIMMY_OK);
+    } while (!r->st.done);
+    snprintf(r->text, sizeof r->text, "%s", buf_str(&text));
+    assert_true(utf8_valid(r->text, strlen(r->text)));
+    buf_free(&text);
+    engine_job_release(job);
+}
+
+static gen_params greedy(int max_tokens) {
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+}
+
+static void test_greedy_deterministic(void **state) {
+    (void)state;
+    engine_model *m = load(2, 256, 0);
+    gen_params p = greedy(24);
+    result a, b;
+    run(m, "Once upon a time", &p, &a);
+    run(m, "Once upon a time", &p, &b);
+    assert_string_equal(a.text, b.text);
+    assert_true(strncmp(a.text, ", there was a little girl named Lily", 36) == 0);
+    assert_int_equal(a.st.finish, FINISH_LENGTH);
+    assert_int_equal(a.st.completion_tokens, 24);
+    assert_true(a.st.prompt_tokens >= 4);
+    /* the second run reuses the prompt from the slot's cache (all but the last token) */
+    assert_int_equal(b.st.cached_tokens, b.st.prompt_tokens - 1);
+    engine_model_free(m);
+}
+
+typedef struct thread_arg {
+    engine_model *m;
+    const char *prompt;
+    result r;
+} thread_arg;
+
+static void *run_thread(void *arg) {
+    thread_arg *t = arg;
+    gen_params p = greedy(32);
+    run(t->m, t->prompt, &p, &t->r);
+    return NULL;
+}
+
+static void test_batched_equals_sequential(void **state) {
+    (void)state;
+    const char *prompts[] = {"Once upon a time", "The little dog", "Tom and Sue went to the park",
+                             "One day, a big bird"};
+    engine_model *m = load(4, 256, 0);
+    result seq[4];
+    gen_params p = greedy(32);
+    for (int i = 0; i < 4; i++)
+        run(m, prompts[i], &p, &seq[i]);
+    engine_model_free(m);
+    m = load(4, 256, 0);
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){.m = m, .prompt = prompts[i]};
+        pthread_create(&th[i], NULL, run_thread, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_string_equal(args[i].r.text, seq[i].text);
+    }
+    engine_model_free(m);
+}
+
+static void test_stop_string(void **state) {
+    (void)state;
+    engine_model *m = load(1, 256, 0);
+    gen_params p = greedy(40);
+    result full, cut;
+    run(m, "Once upon a time", &p, &full);
+    const char *stops[] = {"Lily"};
+    p.stop = stops;
+    p.n_stop = 1;
+    run(m, "Once upon a time", &p, &cut);
+    const char *at = strstr(full.text, "Lily");
+    assert_non_null(at);
+    assert_int_equal(strlen(cut.text), (size_t)(at - full.text));
+    assert_memory_equal(cut.text, full.text, strlen(cut.text));
+    assert_int_equal(cut.st.finish, FINISH_STOP);
+    engine_model_free(m);
+}
+
+static void test_context_limits(void **state) {
+    (void)state;
+    engine_model *m = load(1, 32, 0);
+    char longp[2048] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(longp, "the dog ran. ");
+    gen_request req = {.prompt = longp};
+    gen_params_default(&req.params);
+    gen_job *job = NULL;
+    char err[512];
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err), ERR_CONTEXT_LENGTH);
+    assert_non_null(strstr(err, "32"));
+    /* generation that reaches the end of the context stops with "length" */
+    gen_params p = greedy(-1);
+    result r;
+    run(m, "Once upon a time", &p, &r);
+    assert_int_equal(r.st.finish, FINISH_LENGTH);
+    assert_int_equal(r.st.prompt_tokens + r.st.completion_tokens, 32 + 1);
+    engine_model_free(m);
+}
+
+static void test_cancel_frees_slot(void **state) {
+    (void)state;
+    engine_model *m = load(1, 2048, 0);
+    gen_request req = {.prompt = "Once upon a time"};
+    req.params = greedy(-1);
+    gen_job *job;
+    char err[512];
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err), SHIMMY_OK);
+    buf text;
+    buf_init(&text, 1 << 20);
+    gen_status st;
+    while (text.len < 20)
+        engine_job_wait(job, 5000, &text, &st);
+    engine_job_release(job); /* the client went away */
+    buf_free(&text);
+    gen_params p = greedy(8);
+    result r;
+    run(m, "The little dog", &p, &r); /* the only slot must be free again */
+    assert_int_equal(r.st.completion_tokens, 8);
+    engine_model_free(m);
+}
+
+static void test_queue_full(void **state) {
+    (void)state;
+    engine_model *m = load(1, 2048, 1);
+    gen_request req = {.prompt = "Once upon a time"};
+    req.params = greedy(-1);
+    gen_job *a, *b, *c = NULL;
+    char err[512];
+    assert_int_equal(engine_submit(m, &req, &a, err, sizeof err), SHIMMY_OK);
+    buf text;
+    buf_init(&text, 1 << 20);
+    gen_status st;
+    while (text.len == 0)
+        engine_job_wait(a, 5000, &text, &st); /* a is on the slot now */
+    assert_int_equal(engine_submit(m, &req, &b, err, sizeof err), SHIMMY_OK); /* waits */
+    assert_int_equal(engine_submit(m, &req, &c, err, sizeof err), ERR_OVERLOADED);
+    engine_job_release(a);
+    engine_job_release(b);
+    buf_free(&text);
+    engine_model_free(m);
+}
+
+static void test_seed(void **state) {
+    (void)state;
+    engine_model *m = load(2, 256, 0);
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 1.0f;
+    p.max_tokens = 24;
+    p.has_seed = true;
+    p.seed = 42;
+    result a, b, c;
+    run(m, "Once upon a time", &p, &a);
+    run(m, "Once upon a time", &p, &b);
+    assert_string_equal(a.text, b.text);
+    p.seed = 43;
+    run(m, "Once upon a time", &p, &c);
+    assert_string_not_equal(a.text, c.text);
+    engine_model_free(m);
+}
+
+static void test_chat_render(void **state) {
+    (void)state;
+    engine_model *m = load(1, 256, 0);
+    chat_msg msgs[] = {{"system", "Be kind."}, {"user", "Hi"}};
+    char *out = NULL, err[256];
+    assert_int_equal(engine_render_chat(m, msgs, 2, &out, err, sizeof err), SHIMMY_OK);
+    /* stories260K has no template: ChatML */
+    assert_string_equal(out, "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                             "<|im_start|>assistant\n");
+    free(out);
+    chat_msg cont[] = {{"user", "Hi"}, {"assistant", "Hello the"}};
+    assert_int_equal(engine_render_chat(m, cont, 2, &out, err, sizeof err), SHIMMY_OK);
+    assert_string_equal(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello the");
+    free(out);
+    engine_model_free(m);
+}
+
+int main(void) {
+    const char *dir = getenv("SHIMMY_TEST_MODELS");
+    snprintf(model_path, sizeof model_path, "%s/stories260K.gguf", dir ? dir : "../shared/models");
+    FILE *f = fopen(model_path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "test model missing: %s (set SHIMMY_TEST_MODELS)\n", model_path);
+        return 1;
+    }
+    fclose(f);
+    char err[512];
+    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "engine_global_init: %s\n", err);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_greedy_deterministic), cmocka_unit_test(test_batched_equals_sequential),
+        cmocka_unit_test(test_stop_string),          cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_cancel_frees_slot),    cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_chat_render),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
