@@ -7,7 +7,7 @@
 #   Each tarball is checked against the sha256 below before anything is unpacked.
 #   Results are cached in deps/: a second run touches no network and takes well under 5 s.
 #
-# Usage: scripts/deps.sh [--no-apt]     (SHIMMY_DEPS_DIR overrides deps/)
+# Usage: scripts/deps.sh [--no-apt|--source-only]     (SHIMMY_DEPS_DIR overrides deps/)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,7 +87,14 @@ unpack_libs() {
 }
 
 main() {
-    [ "${1:-}" = "--no-apt" ] || install_apt
+    case "${1:-}" in
+    --source-only)  # for scripts/build-llama.sh: only the pinned source, any architecture
+        install_apt
+        unpack_source "$(fetch "$PKG_SRC" "$PKG_SRC_SHA256")"
+        exit 0 ;;
+    --no-apt) ;;
+    *) install_apt ;;
+    esac
     if [ -f "$stamp" ]; then
         exit 0
     fi
