@@ -137,6 +137,7 @@ int cli_list(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    rc = 0;
     engine_options defaults;
     engine_options_default(&defaults);
     registry *r = registry_new(&defaults);

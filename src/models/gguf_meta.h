@@ -13,7 +13,7 @@ typedef struct gguf_meta {
     char arch[64];             /* general.architecture, "" if absent */
     char type[32];             /* general.type ("model", "adapter", ...), "" if absent */
     char name[128];            /* general.name, "" if absent */
-    char quant[32];            /* file type, e.g. "Q4_K_M", "F16" (from general.file_type or tensors) */
+    char quant[32];            /* e.g. "Q4_K_M", "F16": general.file_type, else the tensors' type */
     uint64_t n_params;         /* sum of tensor element counts */
     uint32_t n_ctx_train;      /* <arch>.context_length, 0 if absent */
     uint32_t n_layer;          /* <arch>.block_count, 0 if absent */
@@ -22,11 +22,14 @@ typedef struct gguf_meta {
     int64_t n_tensors;
 } gguf_meta;
 
-/* Reads path's metadata into *out. Errors: ERR_IO (cannot open/read), ERR_MODEL_LOAD (not GGUF,
- * truncated, unsupported version such as v1) with the reason in err. */
+/* Reads path's metadata into *out (zeroed first). Borrows path. Errors: ERR_IO (cannot open/read,
+ * a directory), ERR_MODEL_LOAD (not GGUF, truncated or corrupt, unsupported version such as v1),
+ * each with the path and the reason in err. Thread-safe. */
 shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t errlen);
 
-/* True when the metadata describes a servable model (not an adapter, projector or vocab-only file). */
+/* True when the metadata describes a servable model; false for a LoRA adapter, a multimodal
+ * projector (mmproj/clip), a vocab-only file (no tensors) or one without an architecture, with
+ * the reason in why (may be NULL). */
 bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen);
 
 #endif

@@ -41,6 +41,15 @@ shimmy_err registry_add(registry *r, const char *path, const char *name, const c
  * are not models are skipped with a warning. Returns the number added. A missing dir adds 0. */
 int registry_add_dir(registry *r, const char *dir, const char *source);
 
+/* Adds the models shimmy serves, in this order: each of model_paths (source "cli"; an explicit
+ * path that is not a usable model is an error, with the reason in err; the same file given twice
+ * is added once), then ./models, then the folders in model_dirs, then those in the environment
+ * variable SHIMMY_MODEL_PATHS (source "dir"; lists separated by ';' or ':'; non-models and name
+ * clashes are skipped with a warning, files already added are skipped). model_dirs may be NULL.
+ * Borrows everything. Errors: those of registry_add for the first bad explicit path. */
+shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_paths,
+                                const char *model_dirs, char *err, size_t errlen);
+
 size_t registry_count(registry *r);
 /* Copies entry i (0-based, sorted by name) into *out. Returns false when i is out of range. */
 bool registry_get(registry *r, size_t i, model_desc *out);
