@@ -90,10 +90,10 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
             return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind >= argc)
+        return cli_usage_error("generate", "missing the model NAME");
     if (optind != argc - 1)
-        return cli_usage_error("generate", optind >= argc ? "missing the model NAME"
-                                                          : "unexpected argument '%s'",
-                               optind < argc ? argv[argc - 1] : "");
+        return cli_usage_error("generate", "unexpected argument '%s'", argv[argc - 1]);
     o->name = argv[optind];
     if (o->prompt == NULL)
         return cli_usage_error("generate", "--prompt TEXT is required");
@@ -101,7 +101,7 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
 }
 
 /* A NAME that is a path to a file is served as an extra --model. */
-static const char *resolve_name(gen_opts *o, registry *r, char *buf, size_t len) {
+static const char *resolve_name(gen_opts *o, registry *r, char *out, size_t len) {
     model_desc d;
     if (registry_find(r, o->name, &d))
         return o->name;
@@ -113,8 +113,8 @@ static const char *resolve_name(gen_opts *o, registry *r, char *buf, size_t len)
         }
         for (size_t i = 0; i < registry_count(r); i++)
             if (registry_get(r, i, &d) && strcmp(d.source, "cli") == 0) {
-                snprintf(buf, len, "%s", d.name);
-                return buf;
+                snprintf(out, len, "%s", d.name);
+                return out;
             }
     }
     fprintf(stderr, "shimmy generate: no model named '%s' (see 'shimmy list')\n", o->name);
