@@ -36,6 +36,8 @@
 #define LIM_DEFAULT_CTX 4096
 /* Models that can be named on the command line. */
 #define LIM_MODELS 256
+/* Models one registry knows (a scan of a huge store stops there, with a warning). */
+#define LIM_REGISTRY_MODELS 4096
 /* Milliseconds between checks for a vanished client while waiting for tokens. */
 #define LIM_DISCONNECT_POLL_MS 50
 

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "models/names.h"
 
 /* Most models one registry holds: far above any real store, low enough that a folder of junk
  * cannot grow it without bound. (Belongs in core/limits.h as LIM_REGISTRY_MODELS.) */
-#define REGISTRY_MAX_MODELS 4096
 
 typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED } entry_state;
 
@@ -186,9 +186,9 @@ static shimmy_err insert_entry(registry *r, entry *e, bool *dup_file, char *err,
     } else if (found) {
         rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: a model named '%s' already exists (%s)",
                      e->desc.path, e->desc.name, r->v[at]->desc.path);
-    } else if (r->n >= REGISTRY_MAX_MODELS) {
+    } else if (r->n >= LIM_REGISTRY_MODELS) {
         rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: too many models (%d)", e->desc.path,
-                     REGISTRY_MAX_MODELS);
+                     LIM_REGISTRY_MODELS);
     } else if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         entry **v = realloc(r->v, cap * sizeof *v);
