@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure run test clean distclean
+.PHONY: all deps configure run test size clean distclean
 
 all: $(BUILD)/shimmy
 
@@ -25,6 +25,10 @@ run: all
 test: all
 	@scripts/test-deps.sh
 	@cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
+
+size: all
+	@strip -o $(BUILD)/shimmy.stripped $(BUILD)/shimmy && \
+	  echo "build/shimmy stripped: $$(stat -c %s $(BUILD)/shimmy.stripped) bytes"
 
 clean:
 	rm -rf $(BUILD)
