@@ -31,6 +31,10 @@ typedef int (*http_stream_fn)(void *ctx, buf *out);
 /* Called exactly once when the streaming response is finished or the client is gone. */
 typedef void (*http_stream_free_fn)(void *ctx);
 
+/* The server hands the handler a response already set to status 200, "application/json", an
+ * empty body (max LIM_RESPONSE_BYTES) and no stream; the server owns and frees the body. When
+ * stream is set the body is ignored, and stream_free is called exactly once whatever happens
+ * (also when the response cannot be sent at all). */
 typedef struct http_response {
     int status;                 /* HTTP status; 200 by default */
     const char *content_type;   /* static string; "application/json" by default */
@@ -41,6 +45,7 @@ typedef struct http_response {
     http_stream_free_fn stream_free;
 } http_response;
 
+/* Runs in the connection's thread; may block (poll http_conn_gone). */
 typedef void (*http_handler)(const http_request *req, http_response *res);
 
 /* Builds the error body for a status the server itself produces (404, 405, 413): the API layer
@@ -49,7 +54,9 @@ typedef void (*http_error_fn)(const http_request *req, shimmy_err e, const char 
 
 typedef struct http_route {
     const char *method;  /* exact method */
-    const char *path;    /* exact path, or a prefix when it ends with '*' */
+    const char *path;    /* exact path, or a prefix when it ends with '*'; first match wins.
+                          * GET routes also serve HEAD; OPTIONS is answered as a CORS preflight
+                          * unless routed explicitly. */
     http_handler handler;
     size_t max_body;     /* bytes; larger bodies get 413 */
 } http_route;
@@ -71,10 +78,13 @@ int http_server_port(const http_server *s);
 /* Stops accepting, closes connections, joins threads. Takes s. */
 void http_server_stop(http_server *s);
 
-/* True when the peer has closed or reset the connection. Non-blocking; cheap (poll on the fd). */
+/* True when the peer has closed or reset the connection. Non-blocking; cheap (poll on the fd).
+ * Valid for the whole request, streaming callbacks included (from any thread, while the request
+ * lives). http_server_stop shuts connections down, so it also turns true on shutdown. */
 bool http_conn_gone(http_conn *c);
 
-/* True when something is listening on host:port or it cannot be bound (for --bind auto). */
+/* True when host:port can be bound now (for --bind auto); false when something listens there
+ * or the host cannot be bound at all. */
 bool http_port_free(const char *host, int port);
 
 #endif
