@@ -1,0 +1,172 @@
+/* routes: the route table of the HTTP API, the error bodies, and the small GET endpoints
+ * (/v1/models, /v1/models/{id}, /health, /). The generation endpoints live in openai.c. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api_internal.h"
+#include "api/jsonw.h"
+#include "api/openai_wire.h"
+#include "core/clock.h"
+#include "core/limits.h"
+
+#ifndef SHIMMY_VERSION
+#define SHIMMY_VERSION "0.0.0"
+#endif
+
+/* Bodies of GET requests: none expected; a little slack for clients that send "{}". */
+#define API_GET_BODY_BYTES 4096u
+
+/* ---- helpers shared with openai.c ---- */
+
+void api_body_ready(http_response *res) {
+    if (res->body.max == 0 && res->body.data == NULL)
+        buf_init(&res->body, LIM_RESPONSE_BYTES);
+}
+
+void api_reply_error(http_response *res, shimmy_err e, const char *msg, const char *param) {
+    api_body_ready(res);
+    buf_reset(&res->body);
+    res->status = err_get(e)->http_status;
+    res->content_type = "application/json";
+    if (e == ERR_OVERLOADED)
+        res->retry_after_s = LIM_RETRY_AFTER_S;
+    if (oai_error_json(e, msg, param, &res->body) != SHIMMY_OK)
+        res->status = 500; /* out of memory: an empty 500 is all that is left */
+}
+
+void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out) {
+    (void)req;
+    oai_error_json(e, msg, NULL, out);
+}
+
+static void reply_json_end(http_response *res, jsonw *w) {
+    shimmy_err e = jsonw_end(w);
+    if (e != SHIMMY_OK)
+        api_reply_error(res, e, NULL, NULL);
+}
+
+/* ---- /v1/models ---- */
+
+/* The file's modification time stands for "created" (no better date is known). */
+static int64_t model_created(const model_desc *d) {
+    struct stat sb;
+    return stat(d->path, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
+}
+
+static void model_object(jsonw *w, const model_desc *d) {
+    jsonw_raw(w, "{\"id\":");
+    jsonw_cstr(w, d->name);
+    jsonw_raw(w, ",\"object\":\"model\",\"created\":");
+    jsonw_int(w, model_created(d));
+    jsonw_raw(w, ",\"owned_by\":\"shimmy\"}");
+}
+
+static void handle_models(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    model_desc d;
+    jsonw w;
+    api_body_ready(res);
+    jsonw_begin(&w, &res->body);
+    jsonw_raw(&w, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; registry_get(app->models, i, &d); i++) {
+        if (i > 0)
+            jsonw_raw(&w, ",");
+        model_object(&w, &d);
+    }
+    jsonw_raw(&w, "]}");
+    reply_json_end(res, &w);
+}
+
+/* GET /v1/models/{id}: the id is the rest of the path and may hold '/' and ':'. */
+static void handle_model(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    const char *id = strstr(req->path, "/models/");
+    model_desc d;
+    jsonw w;
+    id = id != NULL ? id + strlen("/models/") : "";
+    if (!registry_find(app->models, id, &d)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "The model '%.256s' does not exist", id);
+        api_reply_error(res, ERR_MODEL_NOT_FOUND, msg, "model");
+        return;
+    }
+    api_body_ready(res);
+    jsonw_begin(&w, &res->body);
+    model_object(&w, &d);
+    reply_json_end(res, &w);
+}
+
+/* ---- /health and / ---- */
+
+/* Slot figures of a loaded model. Acquiring a model that is loaded does not load anything; the
+ * window in which it could be unloaded between registry_get and here is accepted until the
+ * registry can report engine info without acquiring. */
+static void health_model_info(jsonw *w, registry *reg, const model_desc *d) {
+    engine_model *m;
+    engine_model_info info;
+    if (!d->loaded || registry_acquire(reg, d->name, &m, NULL, 0) != SHIMMY_OK)
+        return;
+    engine_model_get_info(m, &info);
+    registry_release(reg, m);
+    jsonw_raw(w, ",\"slots\":");
+    jsonw_int(w, info.n_parallel);
+    jsonw_raw(w, ",\"active\":");
+    jsonw_int(w, info.active_slots);
+    jsonw_raw(w, ",\"queued\":");
+    jsonw_int(w, info.queued);
+    jsonw_raw(w, ",\"n_ctx\":");
+    jsonw_int(w, info.n_ctx_slot);
+}
+
+static void handle_health(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    model_desc d;
+    jsonw w;
+    api_body_ready(res);
+    jsonw_begin(&w, &res->body);
+    jsonw_raw(&w, "{\"status\":\"ok\",\"version\":\"" SHIMMY_VERSION "\",\"uptime_s\":");
+    jsonw_int(&w, (clock_mono_ns() - app->started_ns) / 1000000000);
+    jsonw_raw(&w, ",\"models\":[");
+    for (size_t i = 0; registry_get(app->models, i, &d); i++) {
+        jsonw_raw(&w, i > 0 ? ",{\"name\":" : "{\"name\":");
+        jsonw_cstr(&w, d.name);
+        jsonw_raw(&w, ",\"loaded\":");
+        jsonw_bool(&w, d.loaded);
+        health_model_info(&w, app->models, &d);
+        jsonw_raw(&w, "}");
+    }
+    jsonw_raw(&w, "]}");
+    reply_json_end(res, &w);
+}
+
+static void handle_root(const http_request *req, http_response *res) {
+    (void)req;
+    api_body_ready(res);
+    buf_puts(&res->body,
+             "{\"name\":\"shimmy\",\"version\":\"" SHIMMY_VERSION "\",\"hint\":\"OpenAI-compatible "
+             "API: POST /v1/chat/completions, POST /v1/completions, GET /v1/models; "
+             "status: GET /health\"}");
+}
+
+/* ---- the table ---- */
+
+/* The /v1-less aliases serve clients whose base URL lacks /v1 (llama-server accepts both). */
+static const http_route routes[] = {
+    {"POST", "/v1/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
+    {"POST", "/v1/completions", oai_handle_completions, LIM_BODY_BYTES},
+    {"GET", "/v1/models", handle_models, API_GET_BODY_BYTES},
+    {"GET", "/v1/models/*", handle_model, API_GET_BODY_BYTES},
+    {"POST", "/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
+    {"POST", "/completions", oai_handle_completions, LIM_BODY_BYTES},
+    {"GET", "/models", handle_models, API_GET_BODY_BYTES},
+    {"GET", "/models/*", handle_model, API_GET_BODY_BYTES},
+    {"GET", "/health", handle_health, API_GET_BODY_BYTES},
+    {"GET", "/v1/health", handle_health, API_GET_BODY_BYTES},
+    {"GET", "/", handle_root, API_GET_BODY_BYTES},
+};
+
+const http_route *api_routes(size_t *n) {
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
