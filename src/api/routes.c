@@ -15,7 +15,6 @@
 #endif
 
 /* Bodies of GET requests: none expected; a little slack for clients that send "{}". */
-#define API_GET_BODY_BYTES 4096u
 
 /* ---- helpers shared with openai.c ---- */
 
@@ -99,41 +98,35 @@ static void handle_model(const http_request *req, http_response *res) {
 
 /* ---- /health and / ---- */
 
-/* Slot figures of a loaded model. Acquiring a model that is loaded does not load anything; the
- * window in which it could be unloaded between registry_get and here is accepted until the
- * registry can report engine info without acquiring. */
-static void health_model_info(jsonw *w, registry *reg, const model_desc *d) {
-    engine_model *m;
-    engine_model_info info;
-    if (!d->loaded || registry_acquire(reg, d->name, &m, NULL, 0) != SHIMMY_OK)
-        return;
-    engine_model_get_info(m, &info);
-    registry_release(reg, m);
+/* Slot figures of a loaded model. */
+static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_raw(w, ",\"slots\":");
-    jsonw_int(w, info.n_parallel);
+    jsonw_int(w, info->n_parallel);
     jsonw_raw(w, ",\"active\":");
-    jsonw_int(w, info.active_slots);
+    jsonw_int(w, info->active_slots);
     jsonw_raw(w, ",\"queued\":");
-    jsonw_int(w, info.queued);
+    jsonw_int(w, info->queued);
     jsonw_raw(w, ",\"n_ctx\":");
-    jsonw_int(w, info.n_ctx_slot);
+    jsonw_int(w, info->n_ctx_slot);
 }
 
 static void handle_health(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
+    engine_model_info info;
     jsonw w;
     api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"status\":\"ok\",\"version\":\"" SHIMMY_VERSION "\",\"uptime_s\":");
     jsonw_int(&w, (clock_mono_ns() - app->started_ns) / 1000000000);
     jsonw_raw(&w, ",\"models\":[");
-    for (size_t i = 0; registry_get(app->models, i, &d); i++) {
+    for (size_t i = 0; registry_info(app->models, i, &d, &info); i++) {
         jsonw_raw(&w, i > 0 ? ",{\"name\":" : "{\"name\":");
         jsonw_cstr(&w, d.name);
         jsonw_raw(&w, ",\"loaded\":");
         jsonw_bool(&w, d.loaded);
-        health_model_info(&w, app->models, &d);
+        if (d.loaded)
+            health_model_info(&w, &info);
         jsonw_raw(&w, "}");
     }
     jsonw_raw(&w, "]}");
@@ -155,15 +148,15 @@ static void handle_root(const http_request *req, http_response *res) {
 static const http_route routes[] = {
     {"POST", "/v1/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
     {"POST", "/v1/completions", oai_handle_completions, LIM_BODY_BYTES},
-    {"GET", "/v1/models", handle_models, API_GET_BODY_BYTES},
-    {"GET", "/v1/models/*", handle_model, API_GET_BODY_BYTES},
+    {"GET", "/v1/models", handle_models, LIM_GET_BODY_BYTES},
+    {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"POST", "/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
     {"POST", "/completions", oai_handle_completions, LIM_BODY_BYTES},
-    {"GET", "/models", handle_models, API_GET_BODY_BYTES},
-    {"GET", "/models/*", handle_model, API_GET_BODY_BYTES},
-    {"GET", "/health", handle_health, API_GET_BODY_BYTES},
-    {"GET", "/v1/health", handle_health, API_GET_BODY_BYTES},
-    {"GET", "/", handle_root, API_GET_BODY_BYTES},
+    {"GET", "/models", handle_models, LIM_GET_BODY_BYTES},
+    {"GET", "/models/*", handle_model, LIM_GET_BODY_BYTES},
+    {"GET", "/health", handle_health, LIM_GET_BODY_BYTES},
+    {"GET", "/v1/health", handle_health, LIM_GET_BODY_BYTES},
+    {"GET", "/", handle_root, LIM_GET_BODY_BYTES},
 };
 
 const http_route *api_routes(size_t *n) {

@@ -4,6 +4,8 @@
 
 /* Largest request body: 1000 long chat messages fit; anything larger is a mistake or abuse. */
 #define LIM_BODY_BYTES (8u * 1024u * 1024u)
+/* Body accepted by GET routes (they ignore it; a client should send none). */
+#define LIM_GET_BODY_BYTES 4096u
 /* JSON nesting depth accepted from clients (jansson parses recursively). */
 #define LIM_JSON_DEPTH 64
 /* Messages in one chat request. */

@@ -325,6 +325,19 @@ bool registry_get(registry *r, size_t i, model_desc *out) {
     return ok;
 }
 
+bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info) {
+    pthread_mutex_lock(&r->mu);
+    bool ok = i < r->n;
+    if (ok) {
+        copy_desc(r->v[i], desc);
+        /* engine_model_get_info only takes the engine's own lock: safe under ours */
+        if (r->v[i]->state == ENTRY_LOADED && info != NULL)
+            engine_model_get_info(r->v[i]->model, info);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
 bool registry_find(registry *r, const char *name, model_desc *out) {
     pthread_mutex_lock(&r->mu);
     const entry *e = find_entry(r, name);

@@ -53,6 +53,9 @@ shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_pat
 size_t registry_count(registry *r);
 /* Copies entry i (0-based, sorted by name) into *out. Returns false when i is out of range. */
 bool registry_get(registry *r, size_t i, model_desc *out);
+/* Like registry_get, and when the model is loaded also fills *info (else info is untouched);
+ * never loads anything. */
+bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info);
 /* Finds by name. Returns false when unknown. */
 bool registry_find(registry *r, const char *name, model_desc *out);
 
