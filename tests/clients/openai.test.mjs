@@ -1,0 +1,197 @@
+// openai.test.mjs: shimmy driven by the official OpenAI SDK for JavaScript (openai@6.30.1, pinned
+// in package.json / package-lock.json, installed by scripts/test-deps.sh).
+//
+// Starts build/shimmy (SHIMMY_BIN) on a free loopback port with stories260K (SHIMMY_TEST_MODELS),
+// then lists models, creates chat completions and completions, plain and streamed, and checks
+// that greedy streamed and plain texts agree (and that the completion equals llama.cpp's golden
+// output). The server's output is printed when a test fails; the server is killed at the end.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = process.env.SHIMMY_SOURCE_DIR ?? resolve(here, '../..');
+const bin = process.env.SHIMMY_BIN ?? join(root, 'build/shimmy');
+const models = process.env.SHIMMY_TEST_MODELS ?? resolve(root, '../shared/models');
+const modelPath = join(models, 'stories260K.gguf');
+const MODEL = 'stories260k';
+const START_DEADLINE_MS = 30000;
+
+let OpenAI;
+try {
+  ({ default: OpenAI } = await import('openai'));
+} catch (e) {
+  throw new Error(`the openai package is not installed in ${here}: run scripts/test-deps.sh (${e.message})`);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let server = null; // { proc, port, output, exited }
+let workdir = null;
+let failed = false;
+
+async function startOnce() {
+  const port = await freePort();
+  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--model', modelPath,
+    '--threads', '1'], { cwd: workdir, env: { ...process.env, HOME: workdir },
+    stdio: ['ignore', 'pipe', 'pipe'] });
+  const s = { proc, port, output: '', exited: false };
+  proc.stdout.on('data', (d) => { s.output += d; });
+  proc.stderr.on('data', (d) => { s.output += d; });
+  proc.on('exit', () => { s.exited = true; });
+  const end = Date.now() + START_DEADLINE_MS;
+  while (Date.now() < end && !s.exited) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return s;
+    } catch { /* not up yet */ }
+    await sleep(50);
+  }
+  if (!s.exited) {
+    proc.kill('SIGKILL');
+    throw new Error(`shimmy did not answer GET /health within ${START_DEADLINE_MS} ms:\n${s.output}`);
+  }
+  return s;
+}
+
+before(async () => {
+  assert.ok(existsSync(bin), `shimmy binary missing: ${bin} (set SHIMMY_BIN)`);
+  assert.ok(existsSync(modelPath), `test model missing: ${modelPath} (set SHIMMY_TEST_MODELS)`);
+  workdir = mkdtempSync(join(tmpdir(), 'shimmy-clients-'));
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const s = await startOnce();
+    if (!s.exited) { server = s; return; }
+    console.error(`shimmy exited during start-up (attempt ${attempt}, port ${s.port}):\n${s.output}`);
+  }
+  throw new Error('shimmy failed to start 3 times');
+});
+
+after(async () => {
+  if (server && !server.exited) {
+    server.proc.kill('SIGTERM');
+    const end = Date.now() + 10000;
+    while (!server.exited && Date.now() < end) await sleep(20);
+    if (!server.exited) server.proc.kill('SIGKILL');
+  }
+  if (failed && server) console.error(`---- shimmy output ----\n${server.output}---- end ----`);
+  if (workdir) rmSync(workdir, { recursive: true, force: true });
+});
+
+// A test whose failure also prints the server's output (in after()).
+function it(name, fn) {
+  test(name, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+}
+
+const client = () => new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: 'none',
+  maxRetries: 0, timeout: 60000 });
+
+function golden() {
+  const text = readFileSync(join(root, 'tests/integration/golden/stories260K.jsonl'), 'utf8');
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => JSON.parse(l));
+}
+
+it('lists the model', async () => {
+  const ids = [];
+  for await (const m of client().models.list()) ids.push(m.id);
+  assert.deepEqual(ids, [MODEL]);
+  const m = await client().models.retrieve(MODEL);
+  assert.equal(m.id, MODEL);
+  assert.equal(m.object, 'model');
+});
+
+it('chat completion, plain and streamed, agree at temperature 0', async () => {
+  const params = { model: MODEL, messages: [{ role: 'user', content: 'Tell me a story.' }],
+    max_tokens: 24, temperature: 0 };
+  const plain = await client().chat.completions.create(params);
+  assert.equal(plain.object, 'chat.completion');
+  assert.equal(plain.choices.length, 1);
+  assert.equal(plain.choices[0].message.role, 'assistant');
+  const content = plain.choices[0].message.content;
+  assert.ok(typeof content === 'string' && content.length > 0, 'empty chat answer');
+  assert.equal(plain.choices[0].finish_reason, 'length');
+  assert.equal(plain.usage.completion_tokens, 24);
+  assert.equal(plain.usage.total_tokens, plain.usage.prompt_tokens + 24);
+
+  const stream = await client().chat.completions.create({ ...params, stream: true,
+    stream_options: { include_usage: true } });
+  let text = '';
+  let role = null;
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    const c = chunk.choices[0];
+    if (!c) continue;
+    role ??= c.delta.role ?? null;
+    text += c.delta.content ?? '';
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(finish, 'length');
+  assert.equal(text, content);
+  assert.ok(usage, 'no usage chunk with include_usage');
+  assert.equal(usage.completion_tokens, 24);
+});
+
+it('completion, plain and streamed, equal llama.cpp\'s greedy text', async () => {
+  const g = golden()[0];
+  const params = { model: MODEL, prompt: g.prompt, max_tokens: g.max_tokens, temperature: 0 };
+  const plain = await client().completions.create(params);
+  assert.equal(plain.object, 'text_completion');
+  assert.ok(plain.choices[0].text.length > 0, 'empty completion');
+  assert.equal(plain.choices[0].text, g.text);
+  assert.equal(plain.choices[0].finish_reason, 'length');
+  assert.equal(plain.usage.completion_tokens, g.max_tokens);
+
+  const stream = await client().completions.create({ ...params, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+  assert.equal(text, plain.choices[0].text);
+});
+
+it('stop strings and seeds through the SDK', async () => {
+  const g = golden()[0];
+  const cut = g.text.slice(0, g.text.indexOf('Lily'));
+  const r = await client().completions.create({ model: MODEL, prompt: g.prompt,
+    max_tokens: g.max_tokens, temperature: 0, stop: ['Lily'] });
+  assert.equal(r.choices[0].text, cut);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  const sample = async (seed) => (await client().completions.create({ model: MODEL,
+    prompt: g.prompt, max_tokens: 32, temperature: 0.9, seed })).choices[0].text;
+  assert.equal(await sample(42), await sample(42));
+});
+
+it('errors come back as the SDK\'s error classes', async () => {
+  await assert.rejects(client().models.retrieve('no-such-model'),
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+  await assert.rejects(client().chat.completions.create({ model: 'no-such-model',
+    messages: [{ role: 'user', content: 'hi' }] }),
+  (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+  await assert.rejects(client().chat.completions.create({ model: MODEL,
+    messages: [{ role: 'user', content: 'hi' }], temperature: 5 }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === 'temperature');
+});
