@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -217,6 +218,50 @@ static bool healthy(int port) {
     return ok;
 }
 
+/* True when process pid holds the socket listening on loopback port (Linux /proc): the answer
+ * to GET /health may otherwise come from another test's server that won the same port. Also
+ * true when /proc cannot tell. */
+static bool owns_listener(pid_t pid, int port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL)
+        return true;
+    char line[512], want[16];
+    unsigned long inode = 0;
+    snprintf(want, sizeof want, ":%04X", (unsigned)port);
+    while (fgets(line, sizeof line, f) != NULL) {
+        char local[64], remote[64], st[8];
+        unsigned long ino;
+        if (sscanf(line, " %*s %63s %63s %7s %*s %*s %*s %*s %*s %lu", local, remote, st,
+                   &ino) == 4 &&
+            strcmp(st, "0A") == 0 && strstr(local, want) != NULL &&
+            strlen(strstr(local, want)) == 5) {
+            inode = ino;
+            break;
+        }
+    }
+    fclose(f);
+    if (inode == 0)
+        return false;
+    char dir[64], target[64], path[128], sock[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    snprintf(sock, sizeof sock, "socket:[%lu]", inode);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return true;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "%s/%.32s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            found = strcmp(target, sock) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 /* One start attempt. Returns 1 when healthy, 0 when the process exited (retry), -1 when it
  * hung past the deadline. */
 static int start_once(h_test *t, h_server *s, int attempt, const char *const *args) {
@@ -253,8 +298,11 @@ static int start_once(h_test *t, h_server *s, int attempt, const char *const *ar
             s->exit_status = st;
             return 0;
         }
-        if (healthy(s->port))
-            return 1;
+        if (healthy(s->port)) {
+            if (owns_listener(s->pid, s->port))
+                return 1;
+            /* Someone else's server answered: ours will fail to bind and exit. */
+        }
         h_sleep_ms(50);
     }
     return -1;

@@ -150,6 +150,71 @@ static void test_disconnect_frees_slot(void **state) {
     h_pass(t);
 }
 
+/* A non-streaming client that gives up (times out) also frees its slot. */
+static void test_disconnect_non_stream(void **state) {
+    h_test *t = *state;
+    const char *args[] = {"--parallel", "1", "--ctx", "32768", NULL};
+    h_server *s = h_start_default(t, args);
+    json_t *req = h_completion_req("Once upon a time", 30000);
+    char *body = h_dump(req);
+    h_resp r;
+    h_request(s->port, "POST", "/v1/completions", body, strlen(body), 1000, &r);
+    if (r.status != 0)
+        fail_msg("a 30000-token request finished within 1 s (status %ld): the test needs a "
+                 "longer generation", r.status);
+    h_resp_free(&r);
+    long long active = health_wait(s->port, "active", 0, 5000);
+    if (active != 0)
+        fail_msg("/health still shows %lld active slots 5 s after the client left", active);
+    json_decref(h_post_expect(s->port, "/v1/completions", h_completion_req("The little dog", 8),
+                              200));
+    free(body);
+    json_decref(req);
+    h_pass(t);
+}
+
+/* A client hanging up on one slot does not disturb the request generating on the other. */
+static void test_cancel_isolated(void **state) {
+    h_test *t = *state;
+    h_golden g[MAX_GOLDEN];
+    h_golden_load(g, MAX_GOLDEN);
+    const char *args[] = {"--parallel", "2", "--ctx", "32768", NULL};
+    h_server *s = h_start_default(t, args);
+    json_t *lreq = h_completion_req("The little dog", 30000);
+    json_object_set_new(lreq, "stream", json_true());
+    char *lbody = h_dump(lreq);
+    json_t *greq = h_completion_req(g[0].prompt, g[0].max_tokens);
+    for (int round = 0; round < 3; round++) {
+        static job gj;
+        static pthread_t th;
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        gj = (job){.port = s->port, .path = "/v1/completions", .body = h_dump(greq),
+                   .start = &start};
+        pthread_create(&th, NULL, job_run, &gj);
+        pthread_barrier_wait(&start);
+        h_sse sse;
+        h_stream(s->port, "/v1/completions", lbody, 2, 0, &sse);
+        pthread_join(th, NULL);
+        pthread_barrier_destroy(&start);
+        assert_true(sse.aborted);
+        h_sse_free(&sse);
+        json_t *keep;
+        const char *text = text_of(&gj.resp, &keep);
+        if (strcmp(text, g[0].text) != 0)
+            fail_msg("round %d: next to a cancelled stream: \"%s\", want golden \"%s\"", round,
+                     text, g[0].text);
+        json_decref(keep);
+        h_resp_free(&gj.resp);
+        free(gj.body);
+    }
+    assert_int_equal(health_wait(s->port, "active", 0, 5000), 0);
+    free(lbody);
+    json_decref(lreq);
+    json_decref(greq);
+    h_pass(t);
+}
+
 /* One slot and a queue of one: with one request generating and one waiting, a third gets 503
  * with Retry-After and an OpenAI error body; once the slot is free, requests succeed again. */
 static void test_overload_503(void **state) {
@@ -201,6 +266,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parallel_equals_sequential, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_frees_slot, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_non_stream, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_isolated, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_overload_503, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -179,12 +179,47 @@ static void test_sse_framing(void **state) {
     h_pass(t);
 }
 
+/* Multi-byte UTF-8 with the real Llama-2 vocabulary (random weights: byte-fallback tokens come
+ * up): every chunk is valid JSON holding whole characters (jansson rejects broken UTF-8), and the
+ * chunks add up to the plain answer, greedy and sampled. */
+static void test_utf8_stream(void **state) {
+    h_test *t = *state;
+    const char *args[] = {"--model", h_model_path("llama-2-tiny-random.gguf"), NULL};
+    h_server *s = h_start(t, args);
+    const char *prompts[] = {"\xc3\x9c" "ber na\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac "
+                             "\xf0\x9f\x99\x82",
+                             "Once upon a time"};
+    for (int p = 0; p < 2; p++) {
+        for (int seed = 0; seed < 4; seed++) {
+            json_t *req = h_completion_req(prompts[p], 160);
+            json_object_set_new(req, "model", json_string("llama-2-tiny-random"));
+            if (seed > 0) {
+                json_object_set_new(req, "temperature", json_real(1.0));
+                json_object_set_new(req, "seed", json_integer(seed));
+            }
+            json_t *plain = h_post_expect(s->port, "/v1/completions", req, 200);
+            const char *want = json_string_value(h_get(plain, "choices.0.text"));
+            assert_non_null(want);
+            h_sse sse;
+            stream_req(s->port, "/v1/completions", req, &sse);
+            char *text = h_sse_text(&sse); /* parses every chunk */
+            assert_text("streamed UTF-8 text", text, want);
+            free(text);
+            h_sse_free(&sse);
+            json_decref(plain);
+            json_decref(req);
+        }
+    }
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_completions_stream_matches, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_chat_stream_matches, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_include_usage, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_sse_framing, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_stream, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
