@@ -15,6 +15,7 @@ static const command commands[] = {
     {"serve", cli_serve, "run the HTTP server (OpenAI-compatible API)"},
     {"generate", cli_generate, "complete a prompt with a model and print it"},
     {"list", cli_list, "list the models shimmy would serve"},
+    {"gpu-info", cli_gpu_info, "list backend modules, devices and what auto would use"},
 };
 
 static void usage(FILE *f) {

@@ -98,6 +98,30 @@ static void handle_model(const http_request *req, http_response *res) {
 
 /* ---- /health and / ---- */
 
+/* Where a loaded model is, as the engine read it back from the model (docs/GPU.md). */
+static void health_model_devices(jsonw *w, const engine_model_info *info) {
+    jsonw_raw(w, ",\"layers_total\":");
+    jsonw_int(w, info->layers_total);
+    jsonw_raw(w, ",\"layers_offloaded\":");
+    jsonw_int(w, info->layers_offloaded);
+    jsonw_raw(w, ",\"devices\":[");
+    for (int i = 0; i < info->n_devices; i++) {
+        const engine_device_use *d = &info->devices[i];
+        jsonw_raw(w, i > 0 ? ",{\"name\":" : "{\"name\":");
+        jsonw_cstr(w, d->name);
+        jsonw_raw(w, ",\"backend\":");
+        jsonw_cstr(w, d->backend);
+        jsonw_raw(w, ",\"layers\":");
+        jsonw_int(w, d->layers);
+        jsonw_raw(w, ",\"weight_bytes\":");
+        jsonw_int(w, (int64_t)d->weight_bytes);
+        jsonw_raw(w, ",\"kv_bytes\":");
+        jsonw_int(w, (int64_t)d->kv_bytes);
+        jsonw_raw(w, "}");
+    }
+    jsonw_raw(w, "]");
+}
+
 /* Slot figures of a loaded model. */
 static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_raw(w, ",\"slots\":");
@@ -108,6 +132,7 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_int(w, info->queued);
     jsonw_raw(w, ",\"n_ctx\":");
     jsonw_int(w, info->n_ctx_slot);
+    health_model_devices(w, info);
 }
 
 static void handle_health(const http_request *req, http_response *res) {

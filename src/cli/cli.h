@@ -6,6 +6,7 @@
 int cli_serve(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_list(int argc, char **argv);
+int cli_gpu_info(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -19,5 +20,36 @@ struct engine_options;
  * 't', --template 'T', --queue 'q'). Returns 1 when opt was one of them, 0 when not, 2 after
  * reporting a usage error. */
 int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);
+
+/* The GPU flags (cli/gpu_info.c), shared by the commands that load models: add CLI_GPU_LONGOPTS
+ * to their getopt table; cli_parse_engine_flag hands these values to cli_parse_gpu_flag. */
+enum {
+    CLI_OPT_GPU_BACKEND = 0x4700,
+    CLI_OPT_GPU_LAYERS,
+    CLI_OPT_MAIN_GPU,
+    CLI_OPT_TENSOR_SPLIT,
+    CLI_OPT_RPC,
+};
+#define CLI_GPU_LONGOPTS                                                                           \
+    {"gpu-backend", required_argument, NULL, CLI_OPT_GPU_BACKEND},                                 \
+        {"gpu-layers", required_argument, NULL, CLI_OPT_GPU_LAYERS},                               \
+        {"main-gpu", required_argument, NULL, CLI_OPT_MAIN_GPU},                                   \
+        {"tensor-split", required_argument, NULL, CLI_OPT_TENSOR_SPLIT},                           \
+        {"rpc", required_argument, NULL, CLI_OPT_RPC}
+#define CLI_GPU_HELP                                                                               \
+    "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, metal,\n" \
+    "                         opencl or rpc: a named backend without a device is an error\n"        \
+    "  --gpu-layers N|auto|all  layers to offload (default auto: as many as fit)\n"                 \
+    "  --main-gpu N           put the whole model on the backend's device N\n"                      \
+    "  --tensor-split A,B,..  share of layers per device (default: by free memory)\n"               \
+    "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"
+/* Same return convention as cli_parse_engine_flag. */
+int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);
+/* Applies SHIMMY_GPU_BACKEND to eng (before the flags are parsed). Returns 0, or 2 after
+ * reporting a bad value. */
+int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
+/* After engine_global_init: adds the --rpc servers and checks that eng's backend has a device
+ * (printing what was found instead and why, and returning 1, when not); logs what auto chose. */
+int cli_gpu_start(const char *cmd, const struct engine_options *eng);
 
 #endif

@@ -21,6 +21,7 @@ static const char generate_help[] =
     "  --seed S               random seed, for repeatable sampling\n"
     "  --model PATH, --model-dirs DIR;DIR, --ctx N, --threads N, --template NAME\n"
     "                         as for 'shimmy serve'\n"
+    CLI_GPU_HELP
     "  --help                 this help\n";
 
 typedef struct gen_opts {
@@ -40,6 +41,7 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
         {"model", required_argument, NULL, 'm'},      {"model-dirs", required_argument, NULL, 'd'},
         {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
+        CLI_GPU_LONGOPTS,
         {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -166,7 +168,9 @@ int cli_generate(int argc, char **argv) {
     o.params.max_tokens = 128;
     engine_options_default(&o.eng);
     o.eng.n_parallel = 1;
-    int rc = parse_args(argc, argv, &o);
+    int rc = cli_gpu_defaults("generate", &o.eng);
+    if (rc == 0)
+        rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     char err[512];
@@ -174,6 +178,8 @@ int cli_generate(int argc, char **argv) {
         fprintf(stderr, "shimmy generate: %s\n", err);
         return 1;
     }
+    if (cli_gpu_start("generate", &o.eng) != 0)
+        return 1;
     registry *r = registry_new(&o.eng);
     if (r == NULL)
         return 1;

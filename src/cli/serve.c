@@ -32,6 +32,7 @@ static const char serve_help[] =
     "  --threads N            CPU threads (default: all cores)\n"
     "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    CLI_GPU_HELP
     "  --help                 this help\n";
 
 typedef struct serve_opts {
@@ -72,7 +73,7 @@ int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_opti
         eng->queue_max = (int)v;
         return 1;
     default:
-        return 0;
+        return cli_parse_gpu_flag(cmd, opt, arg, eng);
     }
 }
 
@@ -106,6 +107,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
         {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
+        CLI_GPU_LONGOPTS,
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -199,7 +201,9 @@ int cli_serve(int argc, char **argv) {
     snprintf(o.host, sizeof o.host, "%s", DEFAULT_HOST);
     o.port = DEFAULT_PORT;
     engine_options_default(&o.eng);
-    int rc = parse_args(argc, argv, &o);
+    int rc = cli_gpu_defaults("serve", &o.eng);
+    if (rc == 0)
+        rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
 
@@ -208,6 +212,8 @@ int cli_serve(int argc, char **argv) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         return 1;
     }
+    if (cli_gpu_start("serve", &o.eng) != 0)
+        return 1;
     /* Block the stop signals in every thread; the main thread waits for them below. */
     sigset_t stop;
     sigemptyset(&stop);

@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "gpu/gpu.h"
 
 typedef struct engine_model engine_model;
 typedef struct gen_job gen_job;
@@ -30,6 +31,16 @@ typedef struct engine_options {
     int n_threads;                 /* CPU threads; 0 = number of cores */
     const char *template_override; /* built-in template name or Jinja text; NULL = model's */
     int queue_max;                 /* waiting requests before 503; 0 = LIM_QUEUE_DEPTH */
+    /* Devices (docs/GPU.md). All zero = auto backend, auto layers, layer split by free memory. */
+    gpu_backend gpu_backend;       /* whose devices to offload to */
+    gpu_layers_mode gpu_layers_mode;
+    int gpu_layers;                /* layers to offload when mode is GPU_LAYERS_COUNT */
+    bool single_gpu;               /* whole model on chosen device main_gpu (no split) */
+    int main_gpu;                  /* index among the chosen devices, when single_gpu */
+    float tensor_split[GPU_MAX_DEVICES]; /* share of layers per chosen device; all 0 = by free
+                                            memory */
+    const char *rpc_servers;       /* HOST:PORT,...: llama.cpp RPC servers added to the device
+                                      registry at start-up (cli_gpu_start); borrowed; NULL = none */
 } engine_options;
 
 void engine_options_default(engine_options *o);
@@ -39,6 +50,15 @@ void engine_options_default(engine_options *o);
 shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
 /* Stops the engine thread (cancelling running jobs) and frees the model. Takes m. */
 void engine_model_free(engine_model *m);
+
+/* Where a loaded model is: one device, as read back from the loaded model (gpu/place.h). */
+typedef struct engine_device_use {
+    char name[64];           /* "Vulkan0", "CUDA0", "CPU" */
+    char backend[32];        /* "Vulkan", "CUDA", "CPU" */
+    int layers;              /* layers whose weights are here */
+    uint64_t weight_bytes;   /* weights here, bytes */
+    uint64_t kv_bytes;       /* KV cache here, bytes */
+} engine_device_use;
 
 typedef struct engine_model_info {
     char name[256];
@@ -53,6 +73,10 @@ typedef struct engine_model_info {
     int active_slots;        /* slots busy now */
     int queued;              /* requests waiting now */
     int64_t loaded_at;       /* unix seconds */
+    int layers_total;        /* offloadable layers: repeating layers + the output layer */
+    int layers_offloaded;    /* of those, on devices other than the CPU */
+    int n_devices;           /* entries of devices: GPUs in registry order, then the CPU */
+    engine_device_use devices[GPU_MAX_DEVICES + 1];
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);

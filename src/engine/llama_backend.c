@@ -14,6 +14,9 @@
 #include "core/log.h"
 #include "engine/backend.h"
 #include "ggml-backend.h"
+#include "gpu/gpu.h"
+#include "gpu/offload.h"
+#include "gpu/place.h"
 #include "llama.h"
 
 struct be_model {
@@ -28,6 +31,10 @@ struct be_model {
     const char *model_tmpl; /* the model's own template text or NULL (owned by llama) */
     char name[256];
     int64_t loaded_at;
+    int layers_total;    /* offloadable layers (n_layer + 1) */
+    int layers_offloaded; /* read back from the loaded model (gpu/place.h) */
+    int n_devs;
+    engine_device_use devs[GPU_MAX_DEVICES + 1];
 };
 
 struct be_sampler {
@@ -56,46 +63,12 @@ static void on_llama_log(enum ggml_log_level level, const char *text, void *user
     }
 }
 
-static int exe_dir(char *out, size_t len) {
-    char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0)
-        return -1;
-    path[n] = '\0';
-    char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0';
-    return snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
-}
-
-static bool dir_has_backends(const char *dir) {
-    char probe[PATH_MAX + 32];
-    if (snprintf(probe, sizeof probe, "%s/libggml-base.so", dir) >= (int)sizeof probe)
-        return false;
-    return access(probe, R_OK) == 0;
-}
-
 shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen) {
-    static char dir[PATH_MAX];
     llama_log_set(on_llama_log, NULL);
-    if (lib_dir == NULL)
-        lib_dir = getenv("SHIMMY_BACKEND_DIR");
-    if (lib_dir != NULL) {
-        snprintf(dir, sizeof dir, "%s", lib_dir);
-    } else {
-        char exe[PATH_MAX - 16];
-        if (exe_dir(exe, sizeof exe) != 0)
-            return err_set(err, errlen, ERR_INTERNAL, "cannot find the executable's folder");
-        if (snprintf(dir, sizeof dir, "%s/lib", exe) >= (int)sizeof dir || !dir_has_backends(dir))
-            snprintf(dir, sizeof dir, "%s/../lib", exe);
-    }
-    if (ggml_backend_dev_count() == 0 || ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == NULL)
-        ggml_backend_load_all_from_path(dir);
+    shimmy_err rc = gpu_init(lib_dir, err, errlen); /* backend modules: gpu/backends.c */
+    if (rc != SHIMMY_OK)
+        return rc;
     llama_backend_init();
-    if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == NULL)
-        return err_set(err, errlen, ERR_INTERNAL,
-                       "no CPU backend module (libggml-cpu-*.so) could be loaded from %s", dir);
     for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
         ggml_backend_dev_t d = ggml_backend_dev_get(i);
         log_debug("device %s: %s (%s)", ggml_backend_dev_name(d), ggml_backend_dev_description(d),
@@ -109,6 +82,98 @@ shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen) {
 static int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* ---- devices: the plan (gpu/offload.h) goes into the model parameters; the placement is read
+ * back from the loaded model by evaluating one token through a probe context (gpu/place.h) ---- */
+
+typedef struct be_devices {
+    gpu_offload plan;
+    ggml_backend_dev_t list[GPU_MAX_DEVICES + 1]; /* NULL-terminated */
+    float split[GPU_MAX_DEVICES];                 /* llama_max_devices() entries */
+} be_devices;
+
+static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devices *d,
+                               struct llama_model_params *mp, char *err, size_t errlen) {
+    gpu_offload_req r = {.backend = o->gpu_backend, .mode = o->gpu_layers_mode,
+                         .layers = o->gpu_layers, .main_gpu = o->single_gpu ? o->main_gpu : -1,
+                         .tensor_split = o->tensor_split,
+                         .ctx = {o->n_ctx, LIM_DEFAULT_CTX, n_parallel, LIM_BATCH_TOKENS}};
+    shimmy_err rc = gpu_offload_plan(o->path, &r, &d->plan, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    memset(d->list, 0, sizeof d->list);
+    memset(d->split, 0, sizeof d->split);
+    for (int k = 0; k < d->plan.n_dev; k++) {
+        d->list[k] = ggml_backend_dev_get(d->plan.dev[k]);
+        d->split[k] = d->plan.split[k];
+    }
+    mp->devices = d->list;
+    mp->n_gpu_layers = d->plan.n_gpu_layers;
+    mp->split_mode = LLAMA_SPLIT_MODE_LAYER;
+    mp->main_gpu = 0;
+    mp->tensor_split = d->split;
+    return SHIMMY_OK;
+}
+
+static void keep_placement(be_model *b, const gpu_place_dev *pd, int n) {
+    b->n_devs = 0;
+    for (int i = 0; i < n && b->n_devs < GPU_MAX_DEVICES + 1; i++) {
+        engine_device_use *u = &b->devs[b->n_devs++];
+        snprintf(u->name, sizeof u->name, "%s", pd[i].name);
+        snprintf(u->backend, sizeof u->backend, "%s", pd[i].backend);
+        u->layers = pd[i].layers;
+        u->weight_bytes = pd[i].weights;
+        u->kv_bytes = pd[i].kv;
+    }
+}
+
+/* Evaluates one token in a small context whose eval callback records which device holds each
+ * weight and KV tensor. Returns false when the probe could not run. */
+static bool probe_placement(be_model *b, int n_ctx_real) {
+    gpu_place *pl = gpu_place_new(llama_model_n_layer(b->model));
+    if (pl == NULL)
+        return false;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = cp.n_ubatch = 1;
+    cp.n_seq_max = 1;
+    cp.n_threads = cp.n_threads_batch = default_threads();
+    cp.no_perf = true;
+    cp.cb_eval = gpu_place_observe;
+    cp.cb_eval_user_data = pl;
+    struct llama_context *ctx = llama_init_from_model(b->model, cp);
+    bool ok = false;
+    if (ctx != NULL) {
+        llama_token t = llama_vocab_bos(b->vocab);
+        if (t == LLAMA_TOKEN_NULL)
+            t = 0;
+        ok = llama_decode(ctx, llama_batch_get_one(&t, 1)) == 0;
+        double scale = (double)n_ctx_real / (double)llama_n_ctx(ctx);
+        llama_free(ctx);
+        gpu_place_dev pd[GPU_MAX_DEVICES + 1];
+        int seen = 0;
+        int n = gpu_place_result(pl, scale, pd, GPU_MAX_DEVICES + 1, &b->layers_offloaded, &seen);
+        ok = ok && seen == b->layers_total;
+        if (ok)
+            keep_placement(b, pd, n);
+    }
+    gpu_place_free(pl);
+    return ok;
+}
+
+/* One log line per device, and a warning when the model is not where the plan put it. */
+static void report_placement(const be_model *b, const be_devices *d) {
+    log_info("%s: %d/%d layers on GPU devices (%s)", b->name, b->layers_offloaded,
+             b->layers_total, d->plan.why);
+    for (int i = 0; i < b->n_devs; i++) {
+        const engine_device_use *u = &b->devs[i];
+        log_info("%s: %s: %d/%d layers, weights %.1f MiB, KV cache %.1f MiB", b->name, u->name,
+                 u->layers, b->layers_total, u->weight_bytes / 1048576.0, u->kv_bytes / 1048576.0);
+    }
+    if (d->plan.layers_total > 0 && d->plan.plan.n_gpu != b->layers_offloaded)
+        log_warn("%s: %d layers were planned for the GPU devices but %d are there", b->name,
+                 d->plan.plan.n_gpu, b->layers_offloaded);
 }
 
 /* Picks the chat template: the override, else the model's if llama.cpp supports it, else ChatML. */
@@ -143,6 +208,10 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     b->n_parallel = o->n_parallel > 0 ? o->n_parallel : 4;
 
     struct llama_model_params mp = llama_model_default_params();
+    static _Thread_local be_devices devs;
+    rc = plan_devices(o, b->n_parallel, &devs, &mp, err, errlen);
+    if (rc != SHIMMY_OK)
+        goto out;
     last_error[0] = '\0';
     b->model = llama_model_load_from_file(o->path, mp);
     if (b->model == NULL) {
@@ -151,6 +220,7 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
         goto out;
     }
     b->vocab = llama_model_get_vocab(b->model);
+    b->layers_total = llama_model_n_layer(b->model) + 1;
 
     int n_train = llama_model_n_ctx_train(b->model);
     int n_ctx = o->n_ctx > 0 ? o->n_ctx : (n_train < LIM_DEFAULT_CTX ? n_train : LIM_DEFAULT_CTX);
@@ -171,6 +241,9 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
                      b->name, b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
         goto out;
     }
+    if (!probe_placement(b, (int)llama_n_ctx(b->ctx)))
+        log_warn("%s: could not read the layer placement back from the model", b->name);
+    report_placement(b, &devs);
     b->n_ctx_slot = (int)llama_n_ctx_seq(b->ctx);
     if (b->n_ctx_slot > n_ctx)
         b->n_ctx_slot = n_ctx;
@@ -211,6 +284,10 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     info->size_bytes = llama_model_size(b->model);
     info->has_chat_template = b->model_tmpl != NULL;
     info->loaded_at = b->loaded_at;
+    info->layers_total = b->layers_total;
+    info->layers_offloaded = b->layers_offloaded;
+    info->n_devices = b->n_devs;
+    memcpy(info->devices, b->devs, sizeof b->devs);
 }
 
 /* ---- text ---- */

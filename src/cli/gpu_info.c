@@ -1,0 +1,225 @@
+/* cli/gpu_info: `shimmy gpu-info` (every backend module found and its outcome, every device, what
+ * `auto` would choose), and the GPU flags shared by the commands that load models: --gpu-backend
+ * (or SHIMMY_GPU_BACKEND), --gpu-layers, --main-gpu, --tensor-split, --rpc, with the start-up
+ * check that refuses a named backend that has no device. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "gpu/gpu.h"
+
+static const char gpu_info_help[] =
+    "usage: shimmy gpu-info [--json]\n"
+    "\n"
+    "Lists the backend modules shimmy finds in its library folder (build/lib, or\n"
+    "SHIMMY_BACKEND_DIR) and whether each loaded (with the loader's message when not), every\n"
+    "device they provide with its free and total memory, and what --gpu-backend auto chooses.\n"
+    "\n"
+    "  --json   the same as one JSON object\n"
+    "  --help   this help\n";
+
+/* ---- flags ---- */
+
+static int parse_split(const char *cmd, const char *arg, engine_options *eng) {
+    memset(eng->tensor_split, 0, sizeof eng->tensor_split);
+    const char *p = arg;
+    for (int k = 0; *p != '\0'; k++) {
+        char *end;
+        double v = strtod(p, &end);
+        if (k >= GPU_MAX_DEVICES || end == p || v < 0 || v > 1e6 || (*end != ',' && *end != '\0'))
+            return cli_usage_error(cmd, "--tensor-split wants up to %d non-negative numbers "
+                                   "separated by commas, e.g. 3,1; not '%s'", GPU_MAX_DEVICES, arg);
+        eng->tensor_split[k] = (float)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 1;
+}
+
+static int parse_layers(const char *cmd, const char *arg, engine_options *eng) {
+    long v;
+    if (strcmp(arg, "auto") == 0) {
+        eng->gpu_layers_mode = GPU_LAYERS_AUTO;
+    } else if (strcmp(arg, "all") == 0) {
+        eng->gpu_layers_mode = GPU_LAYERS_ALL;
+    } else if (cli_parse_int(arg, 0, 100000, &v) == 0) {
+        eng->gpu_layers_mode = GPU_LAYERS_COUNT;
+        eng->gpu_layers = (int)v;
+    } else {
+        return cli_usage_error(cmd, "--gpu-layers wants N, auto or all, not '%s'", arg);
+    }
+    return 1;
+}
+
+int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    long v;
+    switch (opt) {
+    case CLI_OPT_GPU_BACKEND:
+        if (gpu_backend_parse(arg, &eng->gpu_backend) != 0)
+            return cli_usage_error(cmd, "--gpu-backend wants auto, cpu, cuda, vulkan, metal, "
+                                   "opencl or rpc, not '%s'", arg);
+        return 1;
+    case CLI_OPT_GPU_LAYERS:
+        return parse_layers(cmd, arg, eng);
+    case CLI_OPT_MAIN_GPU:
+        if (cli_parse_int(arg, 0, GPU_MAX_DEVICES - 1, &v) != 0)
+            return cli_usage_error(cmd, "--main-gpu wants a device number from 0 to %d",
+                                   GPU_MAX_DEVICES - 1);
+        eng->single_gpu = true;
+        eng->main_gpu = (int)v;
+        return 1;
+    case CLI_OPT_TENSOR_SPLIT:
+        return parse_split(cmd, arg, eng);
+    case CLI_OPT_RPC:
+        eng->rpc_servers = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_gpu_defaults(const char *cmd, engine_options *eng) {
+    const char *env = getenv("SHIMMY_GPU_BACKEND");
+    if (env != NULL && env[0] != '\0' && gpu_backend_parse(env, &eng->gpu_backend) != 0)
+        return cli_usage_error(cmd, "SHIMMY_GPU_BACKEND wants auto, cpu, cuda, vulkan, metal, "
+                               "opencl or rpc, not '%s'", env);
+    return 0;
+}
+
+int cli_gpu_start(const char *cmd, const engine_options *eng) {
+    char err[8192];
+    if (eng->rpc_servers != NULL && gpu_add_rpc(eng->rpc_servers, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
+        return 1;
+    }
+    size_t idx[GPU_MAX_DEVICES], n;
+    if (gpu_select(eng->gpu_backend, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (eng->single_gpu && (size_t)eng->main_gpu >= n) {
+        fprintf(stderr, "shimmy %s: --main-gpu %d: --gpu-backend %s has %zu device%s\n", cmd,
+                eng->main_gpu, gpu_backend_name(eng->gpu_backend), n, n == 1 ? "" : "s");
+        return 1;
+    }
+    if (eng->gpu_backend == GPU_AUTO) {
+        gpu_auto_summary(err, sizeof err);
+        log_info("gpu: %s", err);
+    } else {
+        size_t off = (size_t)snprintf(err, sizeof err, "--gpu-backend %s uses",
+                                      gpu_backend_name(eng->gpu_backend));
+        for (size_t k = 0; k < n && off < sizeof err; k++) {
+            gpu_device d;
+            gpu_device_get(idx[k], &d);
+            off += (size_t)snprintf(err + off, sizeof err - off, "%s %s (%s)", k ? "," : "",
+                                    d.name, d.description);
+        }
+        log_info("gpu: %s%s", err, n == 0 ? " no device: everything on the CPU" : "");
+    }
+    return 0;
+}
+
+/* ---- gpu-info ---- */
+
+static double mib(uint64_t b) { return (double)b / 1048576.0; }
+
+static void print_text(void) {
+    printf("backend modules in %s:\n", gpu_lib_dir());
+    for (size_t i = 0; i < gpu_module_count(); i++) {
+        const gpu_module *m = gpu_module_get(i);
+        const char *file = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
+        if (m->loaded)
+            printf("  %-30s loaded: %s, %zu device%s\n", file, m->reg_name, m->n_devices,
+                   m->n_devices == 1 ? "" : "s");
+        else
+            printf("  %-30s not loaded: %s\n", file, m->error);
+    }
+    if (gpu_module_count() == 0)
+        printf("  (none)\n");
+    printf("devices:\n");
+    for (size_t i = 0; i < gpu_device_count(); i++) {
+        gpu_device d;
+        gpu_device_get(i, &d);
+        printf("  %-10s %-6s %-8s %s; %.0f MiB free of %.0f MiB%s%s\n", d.name, d.type,
+               d.backend, d.description, mib(d.mem_free), mib(d.mem_total), d.id[0] ? "; id " : "",
+               d.id);
+    }
+    char line[2048];
+    gpu_auto_summary(line, sizeof line);
+    printf("%s\n", line);
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void print_json(void) {
+    printf("{\"lib_dir\":");
+    json_str(gpu_lib_dir());
+    printf(",\"modules\":[");
+    for (size_t i = 0; i < gpu_module_count(); i++) {
+        const gpu_module *m = gpu_module_get(i);
+        printf("%s{\"path\":", i ? "," : "");
+        json_str(m->path);
+        printf(",\"backend\":");
+        json_str(m->backend);
+        printf(",\"loaded\":%s,\"devices\":%zu,\"error\":", m->loaded ? "true" : "false",
+               m->n_devices);
+        json_str(m->error);
+        printf("}");
+    }
+    printf("],\"devices\":[");
+    for (size_t i = 0; i < gpu_device_count(); i++) {
+        gpu_device d;
+        gpu_device_get(i, &d);
+        printf("%s{\"name\":", i ? "," : "");
+        json_str(d.name);
+        printf(",\"description\":");
+        json_str(d.description);
+        printf(",\"backend\":");
+        json_str(d.backend);
+        printf(",\"type\":\"%s\",\"memory_free\":%llu,\"memory_total\":%llu}", d.type,
+               (unsigned long long)d.mem_free, (unsigned long long)d.mem_total);
+    }
+    char line[2048];
+    gpu_auto_summary(line, sizeof line);
+    printf("],\"auto\":");
+    json_str(line);
+    printf("}\n");
+}
+
+int cli_gpu_info(int argc, char **argv) {
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(gpu_info_help, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") != 0)
+            return cli_usage_error("gpu-info", "unknown option '%s'", argv[i]);
+        json = true;
+    }
+    char err[4096];
+    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy gpu-info: %s\n", err);
+        return 1;
+    }
+    if (json)
+        print_json();
+    else
+        print_text();
+    return 0;
+}
