@@ -2,6 +2,7 @@
 #   make        build build/shimmy (fetching pinned dependencies when missing)
 #   make run    build, then start the server (ARGS="--model path/to/model.gguf" to add a model)
 #   make test   build, then run every test (unit, integration, clients)
+#   make deps GPU=vulkan|cuda   add a GPU backend module (docs/GPU.md)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
@@ -11,7 +12,7 @@ ARGS ?=
 all: $(BUILD)/shimmy
 
 deps:
-	@scripts/deps.sh $(DEPS_FLAGS)
+	@scripts/deps.sh $(DEPS_FLAGS) $(if $(GPU),--gpu $(GPU))
 
 configure: deps
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null

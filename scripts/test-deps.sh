@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# test-deps.sh: installs what the tests need beyond the build: the pinned npm clients
+# test-deps.sh: installs what the tests need beyond the build: the Vulkan backend module with
+# Mesa's lavapipe (scripts/deps.sh --gpu vulkan) and the pinned npm clients
 # (tests/clients/package-lock.json). Idempotent and offline once installed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The Vulkan module and Mesa's software Vulkan device (lavapipe): tests/integration/it_gpu_vulkan.c
+# runs the real Vulkan backend on them, on machines without a GPU too.
+"$root/scripts/deps.sh" --gpu vulkan
 cd "$root/tests/clients"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --silent --no-audit --no-fund >/dev/null || { echo "test-deps.sh: npm ci failed in tests/clients" >&2; exit 1; }
