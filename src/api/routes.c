@@ -6,6 +6,7 @@
 
 #include "api/api_internal.h"
 #include "api/jsonw.h"
+#include "api/ollama_wire.h"
 #include "api/openai_wire.h"
 #include "core/clock.h"
 #include "core/limits.h"
@@ -34,9 +35,12 @@ void api_reply_error(http_response *res, shimmy_err e, const char *msg, const ch
         res->status = 500; /* out of memory: an empty 500 is all that is left */
 }
 
+/* Ollama's clients get Ollama's {"error": "..."} under /api/, everyone else OpenAI's. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out) {
-    (void)req;
-    oai_error_json(e, msg, NULL, out);
+    if (req != NULL && req->path != NULL && strncmp(req->path, "/api/", 5) == 0)
+        oll_error_json(msg != NULL && msg[0] != '\0' ? msg : err_get(e)->message, out);
+    else
+        oai_error_json(e, msg, NULL, out);
 }
 
 static void reply_json_end(http_response *res, jsonw *w) {
@@ -173,6 +177,8 @@ static void handle_root(const http_request *req, http_response *res) {
 static const http_route routes[] = {
     {"POST", "/v1/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
     {"POST", "/v1/completions", oai_handle_completions, LIM_BODY_BYTES},
+    {"POST", "/v1/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
+    {"POST", "/v1/models/rescan", oll_handle_rescan, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"POST", "/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
@@ -181,6 +187,23 @@ static const http_route routes[] = {
     {"GET", "/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"GET", "/health", handle_health, LIM_GET_BODY_BYTES},
     {"GET", "/v1/health", handle_health, LIM_GET_BODY_BYTES},
+    {"POST", "/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
+    /* Ollama's API */
+    {"GET", "/api/version", oll_handle_version, LIM_GET_BODY_BYTES},
+    {"GET", "/api/tags", oll_handle_tags, LIM_GET_BODY_BYTES},
+    {"POST", "/api/show", oll_handle_show, LIM_BODY_BYTES},
+    {"GET", "/api/ps", oll_handle_ps, LIM_GET_BODY_BYTES},
+    {"POST", "/api/generate", oll_handle_generate, LIM_BODY_BYTES},
+    {"POST", "/api/chat", oll_handle_chat, LIM_BODY_BYTES},
+    {"POST", "/api/embed", oll_handle_embed, LIM_BODY_BYTES},
+    {"POST", "/api/embeddings", oll_handle_embeddings, LIM_BODY_BYTES},
+    {"POST", "/api/pull", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"POST", "/api/push", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"POST", "/api/create", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"POST", "/api/copy", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"DELETE", "/api/delete", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"POST", "/api/blobs/*", oll_handle_unsupported, LIM_BODY_BYTES},
+    {"HEAD", "/api/blobs/*", oll_handle_unsupported, LIM_GET_BODY_BYTES},
     {"GET", "/", handle_root, LIM_GET_BODY_BYTES},
 };
 

@@ -6,6 +6,8 @@
 int cli_serve(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_list(int argc, char **argv);
+int cli_discover(int argc, char **argv);
+int cli_probe(int argc, char **argv);
 int cli_gpu_info(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
@@ -51,5 +53,10 @@ int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
 /* After engine_global_init: adds the --rpc servers and checks that eng's backend has a device
  * (printing what was found instead and why, and returning 1, when not); logs what auto chose. */
 int cli_gpu_start(const char *cmd, const struct engine_options *eng);
+
+struct disc_lora;
+/* Parses --lora MODEL=PATH[:SCALE] (cli/discover.c) into *out, which borrows arg. Returns 0, or
+ * 2 after reporting a usage error. */
+int cli_parse_lora(const char *cmd, char *arg, struct disc_lora *out);
 
 #endif

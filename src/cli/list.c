@@ -1,5 +1,6 @@
 /* cli/list: `shimmy list` prints the models shimmy would serve, from the same sources as
- * `shimmy serve` (registry_add_sources), reading only their metadata, never their weights. */
+ * `shimmy serve` (models/discover.h), reading only their metadata, never their weights: name,
+ * source, size, architecture, quantization, parameters, trained context and LoRA adapter. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,24 +8,26 @@
 
 #include "cli/cli.h"
 #include "core/limits.h"
+#include "cli/sources.h"
 #include "models/registry.h"
 
 static void list_usage(FILE *f) {
     fprintf(f,
-            "usage: shimmy list [--model PATH]... [--model-dirs DIR;DIR] [--json]\n\n"
-            "Lists the models shimmy would serve: the files given with --model, the .gguf files\n"
-            "in ./models, in the --model-dirs folders and in SHIMMY_MODEL_PATHS (folders\n"
-            "separated by ';' or ':'), each with one level of subfolders.\n\n"
-            "  --model PATH        a GGUF model file (repeatable)\n"
-            "  --model-dirs DIRS   folders to scan, separated by ';' or ':'\n"
-            "  --json              print a JSON array instead of a table\n"
-            "  --help              print this help\n");
+            "usage: shimmy list [--model PATH]... [--model-dirs DIR;DIR] [--lora M=PATH[:S]]\n"
+            "                   [--json]\n\n"
+            "Lists the models shimmy would serve, from every source shimmy searches: the files\n"
+            "given with --model, the .gguf files in ./models, in the --model-dirs folders and in\n"
+            "SHIMMY_MODEL_PATHS (folders separated by ';' or ':'), SHIMMY_BASE_GGUF, the Hugging\n"
+            "Face cache, Ollama's store and LM Studio's folders. Reads metadata only.\n\n"
+            "  --model PATH         a GGUF model file (repeatable)\n"
+            "  --model-dirs DIRS    folders to scan, separated by ';' or ':'\n"
+            "  --lora M=PATH[:S]    apply a LoRA adapter to model M (scale S, default 1)\n"
+            "  --json               print a JSON array instead of a table\n"
+            "  --help               print this help\n");
 }
 
 typedef struct list_opts {
-    char *paths[LIM_MODELS];
-    int n_paths;
-    const char *model_dirs;
+    cli_sources src;
     int json;
 } list_opts;
 
@@ -32,6 +35,11 @@ typedef struct list_opts {
 static int parse_opts(int argc, char **argv, list_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int r = cli_sources_arg("list", argc, argv, &i, &o->src);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             list_usage(stdout);
             return 0;
@@ -40,17 +48,7 @@ static int parse_opts(int argc, char **argv, list_opts *o) {
             o->json = 1;
             continue;
         }
-        if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0)
-            return cli_usage_error("list", "unknown option '%s'", a);
-        if (i + 1 >= argc)
-            return cli_usage_error("list", "%s needs a value", a);
-        if (strcmp(a, "--model-dirs") == 0) {
-            o->model_dirs = argv[++i];
-        } else {
-            if (o->n_paths >= LIM_MODELS)
-                return cli_usage_error("list", "at most %d --model options", LIM_MODELS);
-            o->paths[o->n_paths++] = argv[++i];
-        }
+        return cli_usage_error("list", "unknown option '%s'", a);
     }
     return -1;
 }
@@ -87,6 +85,11 @@ static void human_count(uint64_t n, char *out, size_t outlen) {
 
 static const char *or_dash(const char *s) { return s[0] ? s : "-"; }
 
+static const char *base_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 static void print_table(registry *r) {
     size_t n = registry_count(r);
     int w = 4;
@@ -94,25 +97,33 @@ static void print_table(registry *r) {
     for (size_t i = 0; registry_get(r, i, &d); i++)
         if ((int)strlen(d.name) > w)
             w = (int)strlen(d.name);
-    printf("%-*s  %10s  %-10s  %-8s  %8s  %7s\n", w, "NAME", "SIZE", "ARCH", "QUANT", "PARAMS",
-           "CTX");
+    printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %s\n", w, "NAME", "SOURCE", "SIZE", "ARCH",
+           "QUANT", "PARAMS", "CTX", "ADAPTER");
     for (size_t i = 0; i < n && registry_get(r, i, &d); i++) {
         char size[32], params[32];
         human_size(d.size_bytes, size, sizeof size);
         human_count(d.meta.n_params, params, sizeof params);
-        printf("%-*s  %10s  %-10s  %-8s  %8s  %7u\n", w, d.name, size, or_dash(d.meta.arch),
-               or_dash(d.meta.quant), params, d.meta.n_ctx_train);
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %s\n", w, d.name, d.source, size,
+               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train,
+               d.adapter[0] ? base_of(d.adapter) : "-");
     }
 }
 
 static json_t *desc_json(const model_desc *d) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:b, s:i}",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:b, s:i}",
                      "name", d->name, "path", d->path, "source", d->source, "size_bytes",
                      (json_int_t)d->size_bytes, "arch", d->meta.arch, "quant", d->meta.quant,
                      "display_name", d->meta.name, "params", (json_int_t)d->meta.n_params,
                      "context_length", (int)d->meta.n_ctx_train, "layers", (int)d->meta.n_layer,
                      "embedding_length", (int)d->meta.n_embd, "chat_template",
                      d->meta.has_chat_template, "gguf_version", (int)d->meta.version);
+    if (j != NULL) {
+        json_object_set_new(j, "adapter", d->adapter[0] ? json_string(d->adapter) : json_null());
+        json_object_set_new(j, "adapter_scale", json_real(d->adapter_scale));
+        json_object_set_new(j, "parts", json_integer(d->n_parts));
+        json_object_set_new(j, "digest", json_string(d->digest));
+    }
+    return j;
 }
 
 static int print_json(registry *r) {
@@ -138,19 +149,9 @@ int cli_list(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     rc = 0;
-    engine_options defaults;
-    engine_options_default(&defaults);
-    registry *r = registry_new(&defaults);
-    if (r == NULL) {
-        fprintf(stderr, "shimmy list: out of memory\n");
+    registry *r = cli_sources_registry("list", &o.src, NULL, NULL);
+    if (r == NULL)
         return 1;
-    }
-    char err[1024];
-    if (registry_add_sources(r, o.paths, o.n_paths, o.model_dirs, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "shimmy list: %s\n", err);
-        registry_free(r);
-        return 1;
-    }
     if (o.json)
         rc = print_json(r);
     else if (registry_count(r) == 0)

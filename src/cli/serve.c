@@ -32,6 +32,11 @@ static const char serve_help[] =
     "  --threads N            CPU threads (default: all cores)\n"
     "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    "  --max-loaded N         models kept loaded at once; the least recently used idle one is\n"
+    "                         unloaded past it (default 2)\n"
+    "  --keep-alive DUR       unload a model this long after its last request (e.g. 5m, 30s;\n"
+    "                         default: keep); Ollama requests may set their own keep_alive\n"
+    "  --lora MODEL=PATH[:S]  apply a LoRA adapter to MODEL with scale S (default 1; repeatable)\n"
     CLI_GPU_HELP
     "  --help                 this help\n";
 
@@ -42,6 +47,10 @@ typedef struct serve_opts {
     int n_models;
     const char *model_dirs;
     engine_options eng;
+    disc_lora loras[LIM_MODELS];
+    int n_loras;
+    int max_loaded;
+    int64_t keep_ns;   /* < 0 = keep */
 } serve_opts;
 
 /* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
@@ -101,6 +110,25 @@ static int parse_bind(const char *arg, serve_opts *o) {
     return 0;
 }
 
+/* "30s", "5m", "1h", "250ms", a bare number of seconds; negative = keep forever. */
+static int parse_duration(const char *s, int64_t *ns) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s)
+        return -1;
+    double mul = 1e9;
+    if (strcmp(end, "ms") == 0)
+        mul = 1e6;
+    else if (strcmp(end, "m") == 0)
+        mul = 60e9;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600e9;
+    else if (strcmp(end, "s") != 0 && *end != '\0')
+        return -1;
+    *ns = v < 0 ? -1 : (int64_t)(v * mul);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, serve_opts *o) {
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, 'b'},     {"model", required_argument, NULL, 'm'},
@@ -108,6 +136,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
         CLI_GPU_LONGOPTS,
+        {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
+        {"keep-alive", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -130,6 +160,26 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             break;
         case 'd':
             o->model_dirs = optarg;
+            break;
+        case 'M': {
+            long v;
+            if (cli_parse_int(optarg, 1, LIM_MODELS, &v) != 0)
+                return cli_usage_error("serve", "--max-loaded must be an integer from 1 to %d",
+                                       LIM_MODELS);
+            o->max_loaded = (int)v;
+            break;
+        }
+        case 'L':
+            if (o->n_loras >= LIM_MODELS)
+                return cli_usage_error("serve", "at most %d --lora options", LIM_MODELS);
+            if (cli_parse_lora("serve", optarg, &o->loras[o->n_loras]) != 0)
+                return 2;
+            o->n_loras++;
+            break;
+        case 'K':
+            if (parse_duration(optarg, &o->keep_ns) != 0)
+                return cli_usage_error("serve", "--keep-alive wants a duration like 30s, 5m, 1h, "
+                                       "0 or -1, not '%s'", optarg);
             break;
         case 'h':
             fputs(serve_help, stdout);
@@ -175,7 +225,11 @@ static registry *open_models(serve_opts *o) {
         fprintf(stderr, "shimmy serve: out of memory\n");
         return NULL;
     }
-    if (registry_add_sources(r, o->models, o->n_models, o->model_dirs, err, sizeof err) != SHIMMY_OK) {
+    registry_set_max_loaded(r, o->max_loaded);
+    registry_set_keep_alive(r, o->keep_ns);
+    disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
+                      .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras};
+    if (registry_discover(r, &dc, NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         registry_free(r);
         return NULL;
@@ -200,6 +254,8 @@ int cli_serve(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     snprintf(o.host, sizeof o.host, "%s", DEFAULT_HOST);
     o.port = DEFAULT_PORT;
+    o.max_loaded = 2;
+    o.keep_ns = -1;
     engine_options_default(&o.eng);
     int rc = cli_gpu_defaults("serve", &o.eng);
     if (rc == 0)

@@ -40,6 +40,10 @@
 #define LIM_MODELS 256
 /* Models one registry knows (a scan of a huge store stops there, with a warning). */
 #define LIM_REGISTRY_MODELS 4096
+/* Folder depth a model store scan descends (HF snapshots sit 4 deep, Ollama manifests 5). */
+#define LIM_SCAN_DEPTH 8
+/* Directory entries one discovery pass looks at: a home folder full of junk cannot stall it. */
+#define LIM_SCAN_ENTRIES 200000
 /* Milliseconds between checks for a vanished client while waiting for tokens. */
 #define LIM_DISCONNECT_POLL_MS 50
 

@@ -53,8 +53,18 @@ shimmy_err be_decode(be_model *b, char *err, size_t errlen);
 /* Drops sequence seq's cache from position from (inclusive) to the end. */
 void be_seq_truncate(be_model *b, int seq, int from);
 
-/* Sampler chain for params (greedy when temperature is 0). Returns owned. */
+/* Pooled, L2-normalised embedding of tokens[0..n) into out (be_n_embd floats), through a second
+ * context made for embeddings on first use. Engine thread. Errors: ERR_CONTEXT_LENGTH,
+ * ERR_INTERNAL, each with a message. */
+shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char *err,
+                    size_t errlen);
+int be_n_embd(const be_model *b);
+
+/* Sampler chain for params (greedy when temperature is 0; a grammar first when p->grammar).
+ * Returns owned, NULL when out of memory or the grammar does not parse. */
 be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed);
+/* True when grammar parses (checked at submit, so a bad one is a 400, not a failed job). */
+bool be_grammar_ok(const be_model *b, const char *grammar);
 void be_sampler_free(be_sampler *s);
 /* Feeds an already-known token (prompt) into the repetition penalties. */
 void be_sampler_accept(be_sampler *s, be_token t);

@@ -31,6 +31,9 @@ typedef struct engine_options {
     int n_threads;                 /* CPU threads; 0 = number of cores */
     const char *template_override; /* built-in template name or Jinja text; NULL = model's */
     int queue_max;                 /* waiting requests before 503; 0 = LIM_QUEUE_DEPTH */
+    const char *lora_path;         /* LoRA adapter applied to every slot (GGUF); NULL = none;
+                                    * borrowed during load */
+    float lora_scale;              /* its scale; 0 with lora_path set means 0 (no effect) */
     /* Devices (docs/GPU.md). All zero = auto backend, auto layers, layer split by free memory. */
     gpu_backend gpu_backend;       /* whose devices to offload to */
     gpu_layers_mode gpu_layers_mode;
@@ -102,6 +105,8 @@ typedef struct gen_params {
     uint32_t seed;
     const char *const *stop; /* stop strings; borrowed during submit (copied) */
     int n_stop;
+    const char *grammar;     /* GBNF the output must match (start rule "root"); NULL = none;
+                              * borrowed during submit (copied) */
 } gen_params;
 
 void gen_params_default(gen_params *p);
@@ -146,6 +151,14 @@ void engine_job_cancel(gen_job *job);
 
 /* Drops the submitter's reference (cancels the job if it is still running). Takes job. */
 void engine_job_release(gen_job *job);
+
+/* Embeddings: one vector per text, pooled over its tokens (the model's pooling, mean for a model
+ * that has none) and L2-normalised, computed in the model's engine thread between generation
+ * steps (blocks the caller until done). Returns owned *out: n rows of *n_embd floats; *n_tokens
+ * = tokens over all texts. Errors: ERR_CONTEXT_LENGTH (a text longer than the context),
+ * ERR_BAD_PARAM (empty text), ERR_INTERNAL (llama.cpp failed), ERR_NOMEM. Borrows texts. */
+shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, float **out,
+                        int *n_embd, int *n_tokens, char *err, size_t errlen);
 
 /* Renders the chat prompt text that a request would use (for tests and /api/show-like tools).
  * Returns owned *out. */

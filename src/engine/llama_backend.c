@@ -3,6 +3,7 @@
  * has exactly its own n_ctx tokens), the reusable batch, sampler chains, tokenization and chat
  * templates (llama.cpp's built-in template support; ChatML when the model has none). */
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +36,17 @@ struct be_model {
     int layers_offloaded; /* read back from the loaded model (gpu/place.h) */
     int n_devs;
     engine_device_use devs[GPU_MAX_DEVICES + 1];
+    struct llama_adapter_lora *lora; /* applied to ctx; NULL = none; freed with the model */
+    struct llama_context *ectx; /* embeddings context, made on first use (engine thread) */
 };
 
 struct be_sampler {
     struct llama_sampler *chain;
+    /* Output grammar, kept out of the chain: it sees only generated tokens (the prompt is not
+     * JSON), and it filters the candidates before the chain picks. NULL = none. */
+    struct llama_sampler *grammar;
+    llama_token_data *cur; /* n_vocab candidates, reused every step */
+    int n_vocab;
 };
 
 /* ---- logging: llama.cpp's messages go through core/log; the last error is kept per thread so
@@ -199,6 +207,24 @@ static void choose_template(be_model *b, const char *override) {
     b->tmpl[0] = '\0';
 }
 
+/* One adapter for the whole context: every slot of this model runs with it, so no batch ever
+ * mixes slots that want different adapters (a model with another adapter is another entry). */
+static shimmy_err apply_lora(be_model *b, const engine_options *o, char *err, size_t errlen) {
+    if (o->lora_path == NULL || o->lora_path[0] == '\0')
+        return SHIMMY_OK;
+    last_error[0] = '\0';
+    b->lora = llama_adapter_lora_init(b->model, o->lora_path);
+    if (b->lora == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot load LoRA adapter %s for '%s': %s",
+                       o->lora_path, b->name, last_error[0] ? last_error : "llama.cpp refused it");
+    float scale = o->lora_scale;
+    if (llama_set_adapters_lora(b->ctx, &b->lora, 1, &scale) != 0)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot apply LoRA adapter %s to '%s'",
+                       o->lora_path, b->name);
+    log_info("%s: LoRA adapter %s applied with scale %.3g", b->name, o->lora_path, scale);
+    return SHIMMY_OK;
+}
+
 shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
     shimmy_err rc = SHIMMY_OK;
     be_model *b = calloc(1, sizeof *b);
@@ -249,6 +275,8 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
         b->n_ctx_slot = n_ctx;
     b->n_batch = (int)llama_n_batch(b->ctx);
     b->batch = llama_batch_init(b->n_batch, 0, 1);
+    if ((rc = apply_lora(b, o, err, errlen)) != SHIMMY_OK)
+        goto out;
     choose_template(b, o->template_override);
     b->loaded_at = clock_wall_s();
     *out = b;
@@ -263,6 +291,8 @@ void be_free(be_model *b) {
         return;
     if (b->batch.token != NULL)
         llama_batch_free(b->batch);
+    if (b->ectx != NULL)
+        llama_free(b->ectx);
     if (b->ctx != NULL)
         llama_free(b->ctx);
     if (b->model != NULL)
@@ -430,6 +460,15 @@ be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed
                                               llama_vocab_n_tokens(b->vocab), p->repeat_last_n,
                                               p->repeat_penalty, p->frequency_penalty,
                                               p->presence_penalty));
+    if (p->grammar != NULL) {
+        s->n_vocab = llama_vocab_n_tokens(b->vocab);
+        s->grammar = llama_sampler_init_grammar(b->vocab, p->grammar, "root");
+        s->cur = malloc((size_t)s->n_vocab * sizeof *s->cur);
+        if (s->grammar == NULL || s->cur == NULL) {
+            be_sampler_free(s);
+            return NULL;
+        }
+    }
     if (p->temperature <= 0.0f) {
         llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());
         return s;
@@ -445,15 +484,107 @@ be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed
     return s;
 }
 
+bool be_grammar_ok(const be_model *b, const char *grammar) {
+    struct llama_sampler *g = llama_sampler_init_grammar(b->vocab, grammar, "root");
+    if (g == NULL)
+        return false;
+    llama_sampler_free(g);
+    return true;
+}
+
+/* ---- embeddings ---- */
+
+int be_n_embd(const be_model *b) { return llama_model_n_embd(b->model); }
+
+/* The embeddings context: the model's own pooling, or mean pooling when it has none (a
+ * generative model), all tokens of a text in one micro-batch. */
+static shimmy_err embed_ctx(be_model *b, char *err, size_t errlen) {
+    if (b->ectx != NULL)
+        return SHIMMY_OK;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)b->n_ctx_slot;
+    cp.n_batch = cp.n_ubatch = (uint32_t)b->n_ctx_slot;
+    cp.n_seq_max = 1;
+    cp.embeddings = true;
+    cp.no_perf = true;
+    cp.n_threads = cp.n_threads_batch = default_threads();
+    for (int attempt = 0; attempt < 2 && b->ectx == NULL; attempt++) {
+        cp.pooling_type = attempt == 0 ? LLAMA_POOLING_TYPE_UNSPECIFIED : LLAMA_POOLING_TYPE_MEAN;
+        b->ectx = llama_init_from_model(b->model, cp);
+        if (b->ectx != NULL && llama_pooling_type(b->ectx) == LLAMA_POOLING_TYPE_NONE) {
+            llama_free(b->ectx);
+            b->ectx = NULL;
+        }
+    }
+    if (b->ectx == NULL)
+        return err_set(err, errlen, ERR_INTERNAL, "cannot create an embeddings context for '%s'",
+                       b->name);
+    return SHIMMY_OK;
+}
+
+shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char *err,
+                    size_t errlen) {
+    shimmy_err rc = embed_ctx(b, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    if (n > b->n_ctx_slot)
+        return err_set(err, errlen, ERR_CONTEXT_LENGTH, "the input has %d tokens but the "
+                       "context of model '%s' holds %d", n, b->name, b->n_ctx_slot);
+    llama_memory_clear(llama_get_memory(b->ectx), true);
+    struct llama_batch bt = llama_batch_init(n, 0, 1);
+    for (int i = 0; i < n; i++) {
+        bt.token[i] = tokens[i];
+        bt.pos[i] = i;
+        bt.n_seq_id[i] = 1;
+        bt.seq_id[i][0] = 0;
+        bt.logits[i] = true;
+    }
+    bt.n_tokens = n;
+    bool enc = llama_model_has_encoder(b->model) && !llama_model_has_decoder(b->model);
+    int32_t r = enc ? llama_encode(b->ectx, bt) : llama_decode(b->ectx, bt);
+    llama_batch_free(bt);
+    const float *e = r == 0 ? llama_get_embeddings_seq(b->ectx, 0) : NULL;
+    if (e == NULL)
+        return err_set(err, errlen, ERR_INTERNAL, "computing the embedding failed (code %d)", r);
+    int d = llama_model_n_embd(b->model);
+    double norm = 0;
+    for (int i = 0; i < d; i++)
+        norm += (double)e[i] * e[i];
+    norm = norm > 0 ? sqrt(norm) : 1.0;
+    for (int i = 0; i < d; i++)
+        out[i] = (float)(e[i] / norm);
+    return SHIMMY_OK;
+}
+
 void be_sampler_free(be_sampler *s) {
     if (s == NULL)
         return;
     llama_sampler_free(s->chain);
+    if (s->grammar != NULL)
+        llama_sampler_free(s->grammar);
+    free(s->cur);
     free(s);
 }
 
 void be_sampler_accept(be_sampler *s, be_token t) { llama_sampler_accept(s->chain, t); }
 
+/* With a grammar: candidates from the logits, the grammar masks them, the chain picks; both
+ * accept the pick (as llama.cpp's common sampler does). */
+static be_token sample_grammar(be_model *b, be_sampler *s, int idx) {
+    const float *logits = llama_get_logits_ith(b->ctx, idx);
+    for (int t = 0; t < s->n_vocab; t++)
+        s->cur[t] = (llama_token_data){t, logits[t], 0.0f};
+    llama_token_data_array arr = {s->cur, (size_t)s->n_vocab, -1, false};
+    llama_sampler_apply(s->grammar, &arr);
+    llama_sampler_apply(s->chain, &arr);
+    llama_token t = arr.selected >= 0 ? arr.data[arr.selected].id : llama_vocab_eos(b->vocab);
+    llama_sampler_accept(s->grammar, t);
+    llama_sampler_accept(s->chain, t);
+    return t;
+}
+
 be_token be_sample(be_model *b, be_sampler *s, int idx) {
+    if (s->grammar != NULL)
+        return sample_grammar(b, s, idx);
     return llama_sampler_sample(s->chain, b->ctx, idx);
 }

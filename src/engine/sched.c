@@ -27,6 +27,7 @@ struct gen_job {
     int n_tokens;
     gen_params params;       /* stop strings point into stop_copy */
     char **stop_copy;
+    char *grammar_copy;      /* owned copy of params.grammar */
     uint32_t seed;
     buf out;                 /* text not yet taken by engine_job_wait, under mu */
     gen_status st;           /* under mu */
@@ -67,7 +68,21 @@ struct engine_model {
     int n_slots;
     uint64_t step;
     char name[256];
+    struct embed_job *e_head; /* embedding requests, under mu */
 };
+
+/* One engine_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
+typedef struct embed_job {
+    const char *const *texts;
+    size_t n;
+    float *out;
+    int n_embd, n_tokens;
+    shimmy_err rc;
+    char err[256];
+    bool done;
+    pthread_cond_t cv;
+    struct embed_job *next;
+} embed_job;
 
 const char *finish_reason_str(finish_reason f) {
     switch (f) {
@@ -105,6 +120,7 @@ static void job_free(gen_job *j) {
     for (int i = 0; i < j->params.n_stop; i++)
         free(j->stop_copy[i]);
     free(j->stop_copy);
+    free(j->grammar_copy);
     free(j->tokens);
     buf_free(&j->out);
     pthread_mutex_destroy(&j->mu);
@@ -223,6 +239,11 @@ static shimmy_err copy_params(gen_job *j, const gen_params *p) {
         }
         j->params.stop = (const char *const *)j->stop_copy;
     }
+    if (p->grammar != NULL) {
+        if ((j->grammar_copy = strdup(p->grammar)) == NULL)
+            return ERR_NOMEM;
+        j->params.grammar = j->grammar_copy;
+    }
     if (p->has_seed) {
         j->seed = p->seed;
     } else {
@@ -248,6 +269,8 @@ static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *
     free(text);
     if (rc != SHIMMY_OK)
         return rc;
+    if (j->params.grammar != NULL && !be_grammar_ok(m->be, j->params.grammar))
+        return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar does not parse");
     int n_ctx = be_n_ctx_slot(m->be);
     if (j->n_tokens == 0)
         return err_set(err, errlen, ERR_BAD_PARAM, "the prompt is empty");
@@ -388,7 +411,7 @@ static void slot_start(engine_model *m, slot *s, gen_job *j) {
  * there is nothing to do. */
 static bool take_jobs(engine_model *m) {
     pthread_mutex_lock(&m->mu);
-    while (!m->stopping && m->n_active == 0 && m->q_head == NULL)
+    while (!m->stopping && m->n_active == 0 && m->q_head == NULL && m->e_head == NULL)
         pthread_cond_wait(&m->cv, &m->mu);
     if (m->stopping) {
         pthread_mutex_unlock(&m->mu);
@@ -498,10 +521,82 @@ static void fail_batch(engine_model *m, const char *msg) {
     }
 }
 
+/* ---- embeddings ---- */
+
+/* Computes one embedding request (engine thread, mu not held). */
+static void embed_run(engine_model *m, embed_job *e) {
+    e->n_embd = be_n_embd(m->be);
+    e->out = malloc(e->n ? e->n * (size_t)e->n_embd * sizeof *e->out : 1);
+    int cap = be_n_ctx_slot(m->be) + 1;
+    be_token *tok = malloc((size_t)cap * sizeof *tok);
+    e->rc = e->out && tok ? SHIMMY_OK : ERR_NOMEM;
+    for (size_t i = 0; i < e->n && e->rc == SHIMMY_OK; i++) {
+        int n = be_tokenize(m->be, e->texts[i], strlen(e->texts[i]), tok, cap);
+        if (n <= 0)
+            e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu is empty", i);
+        else if (n >= cap)
+            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "input %zu has %d tokens "
+                            "but the context of model '%s' holds %d", i, n, m->name, cap - 1);
+        else
+            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err,
+                             sizeof e->err);
+        e->n_tokens += n > 0 ? n : 0;
+    }
+    free(tok);
+}
+
+/* Runs every waiting embedding request. */
+static void embed_drain(engine_model *m) {
+    pthread_mutex_lock(&m->mu);
+    embed_job *list = m->e_head;
+    m->e_head = NULL;
+    pthread_mutex_unlock(&m->mu);
+    while (list != NULL) {
+        embed_job *e = list;
+        list = e->next;
+        embed_run(m, e);
+        pthread_mutex_lock(&m->mu);
+        e->done = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
+shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, float **out,
+                        int *n_embd, int *n_tokens, char *err, size_t errlen) {
+    embed_job e;
+    memset(&e, 0, sizeof e);
+    e.texts = texts;
+    e.n = n;
+    pthread_cond_init(&e.cv, NULL);
+    pthread_mutex_lock(&m->mu);
+    if (m->stopping) {
+        pthread_mutex_unlock(&m->mu);
+        pthread_cond_destroy(&e.cv);
+        return err_set(err, errlen, ERR_OVERLOADED, "model '%s' is unloading", m->name);
+    }
+    e.next = m->e_head;
+    m->e_head = &e;
+    pthread_cond_signal(&m->cv);
+    while (!e.done)
+        pthread_cond_wait(&e.cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    pthread_cond_destroy(&e.cv);
+    if (e.rc != SHIMMY_OK) {
+        free(e.out);
+        return err_set(err, errlen, e.rc, "%s", e.err[0] ? e.err : err_get(e.rc)->message);
+    }
+    *out = e.out;
+    *n_embd = e.n_embd;
+    *n_tokens = e.n_tokens;
+    return SHIMMY_OK;
+}
+
 static void *engine_main(void *arg) {
     engine_model *m = arg;
     char err[256];
     while (take_jobs(m)) {
+        embed_drain(m);
         m->step++;
         for (int i = 0; i < m->n_slots; i++) {
             slot *s = &m->slots[i];
@@ -525,6 +620,7 @@ static void *engine_main(void *arg) {
     for (int i = 0; i < m->n_slots; i++)
         if (m->slots[i].state != SLOT_IDLE)
             slot_finish(m, &m->slots[i], FINISH_CANCELLED, ERR_CANCELLED, "the server is shutting down");
+    embed_drain(m); /* nobody waits forever: the registry never frees a model in use anyway */
     return NULL;
 }
 

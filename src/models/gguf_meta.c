@@ -193,6 +193,16 @@ static void fill_meta(const struct gguf_context *g, gguf_meta *m) {
         m->n_embd = kv_arch_u32(g, m->arch, "embedding_length");
     }
     m->has_chat_template = gguf_find_key(g, "tokenizer.chat_template") >= 0;
+    kv_str(g, "general.base_model.0.name", m->base_name, sizeof m->base_name);
+    int64_t id = gguf_find_key(g, "adapter.lora.alpha");
+    if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_FLOAT32)
+        m->lora_alpha = gguf_get_val_f32(g, id);
+    m->split_count = kv_u32(g, "split.count");
+    m->split_no = kv_u32(g, "split.no");
+    m->has_vision = gguf_find_key(g, "clip.has_vision_encoder") >= 0 ||
+                    gguf_find_key(g, "clip.vision.image_size") >= 0;
+    m->is_embedding = strcmp(m->arch, "bert") == 0 || strcmp(m->arch, "nomic-bert") == 0 ||
+                      strcmp(m->arch, "jina-bert-v2") == 0 || strcmp(m->arch, "t5encoder") == 0;
 }
 
 shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t errlen) {
@@ -230,4 +240,21 @@ bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen) {
     if (why != NULL && whylen > 0)
         snprintf(why, whylen, "%s", reason);
     return false;
+}
+
+bool gguf_meta_read_str(const char *path, const char *key, char **out) {
+    *out = NULL;
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    uint64_t size = 0;
+    uint32_t version = 0;
+    if (check_header(path, &size, &version, NULL, 0) != SHIMMY_OK)
+        return false;
+    struct gguf_context *g = gguf_init_from_file(path, params);
+    if (g == NULL)
+        return false;
+    int64_t id = gguf_find_key(g, key);
+    if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_STRING)
+        *out = strdup(gguf_get_val_str(g, id));
+    gguf_free(g);
+    return *out != NULL;
 }

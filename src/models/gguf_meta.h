@@ -20,6 +20,12 @@ typedef struct gguf_meta {
     uint32_t n_embd;           /* <arch>.embedding_length, 0 if absent */
     bool has_chat_template;    /* tokenizer.chat_template present */
     int64_t n_tensors;
+    char base_name[128];       /* adapters: general.base_model.0.name, "" if absent */
+    float lora_alpha;          /* adapters: adapter.lora.alpha, 0 if absent */
+    uint32_t split_count;      /* split.count of a split model's part, 0 = not split */
+    uint32_t split_no;         /* split.no: this part's index, 0-based */
+    bool has_vision;           /* carries vision/projector tensors or clip.* keys */
+    bool is_embedding;         /* a non-causal embedding model (e.g. bert, nomic-bert) */
 } gguf_meta;
 
 /* Reads path's metadata into *out (zeroed first). Borrows path. Errors: ERR_IO (cannot open/read,
@@ -31,5 +37,10 @@ shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t er
  * projector (mmproj/clip), a vocab-only file (no tensors) or one without an architecture, with
  * the reason in why (may be NULL). */
 bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen);
+
+/* Reads the string value of key from path's metadata into out (owned by the caller, malloc'd,
+ * NUL-terminated). Returns false (and *out = NULL) when absent, not a string or unreadable.
+ * Used for large values (tokenizer.chat_template) that gguf_meta does not keep. */
+bool gguf_meta_read_str(const char *path, const char *key, char **out);
 
 #endif

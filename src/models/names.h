@@ -14,4 +14,15 @@ bool names_from_path(const char *path, char *out, size_t outlen);
 /* True when path's base name ends in ".gguf" (any case). */
 bool names_is_gguf(const char *path);
 
+/* When path's stem ends in llama.cpp's split suffix "-NNNNN-of-MMMMM", sets *part (1-based) and
+ * *count and returns true; names_from_path drops that suffix, so a split model is named once. */
+bool names_split_part(const char *path, int *part, int *count);
+
+/* Writes path with its split suffix set to part (same digit widths) into out. Returns false when
+ * path is not a split part or out is too small. */
+bool names_split_sibling(const char *path, int part, char *out, size_t outlen);
+
+/* Lowercases s in place (ASCII). */
+void names_lower(char *s);
+
 #endif

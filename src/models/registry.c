@@ -1,46 +1,72 @@
 /* models/registry: the served models by name (sorted array of entries under one mutex) and the
  * engine models loaded for them. A model is loaded on first acquire by exactly one caller; the
- * others wait on the entry's condition variable and share the result (model or error). Loaded
- * models stay loaded until registry_free (no eviction yet). */
+ * others wait on the entry's condition variable and share the result (model or error). Loading
+ * beyond max_loaded first unloads the least recently used model nobody holds; a reaper thread
+ * unloads models whose keep-alive ran out. Loads and unloads run with the mutex released (the
+ * entry's state, LOADING or UNLOADING, tells the others to wait). Entries go away only in a
+ * rescan, and only when idle, unused and without waiters. */
 #include "models/registry.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <time.h>
 
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "models/names.h"
 
-/* Most models one registry holds: far above any real store, low enough that a folder of junk
- * cannot grow it without bound. (Belongs in core/limits.h as LIM_REGISTRY_MODELS.) */
-
-typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED } entry_state;
+typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED, ENTRY_UNLOADING } entry_state;
 
 typedef struct entry {
     model_desc desc;
-    char realpath[PATH_MAX];  /* canonical file path, for deduplication */
     entry_state state;
     engine_model *model;      /* owned; set when state == ENTRY_LOADED */
     int uses;                 /* acquires not yet released */
+    int waiters;              /* threads waiting on cv: the entry must not go away */
     uint64_t loads_done;      /* finished load attempts, so waiters can tell theirs ended */
     shimmy_err last_rc;       /* result of the last finished load attempt */
     char last_err[512];
-    pthread_cond_t cv;        /* signalled when a load attempt finishes */
+    pthread_cond_t cv;        /* signalled when a load or unload finishes */
+    uint64_t last_used;       /* registry tick of the last acquire or release (LRU) */
+    int64_t keep_ns;          /* keep-alive after the last release; < 0 = forever */
+    int64_t expires_ns;       /* monotonic deadline when idle and loaded; 0 = none */
+    bool seen;                /* found by the current rescan */
 } entry;
+
+/* The remembered discovery configuration (deep copy of a disc_config). */
+typedef struct saved_config {
+    bool set;
+    char **paths;
+    int n_paths;
+    char *model_dirs;
+    disc_lora *loras;
+    int n_loras;
+    bool no_stores;
+} saved_config;
 
 struct registry {
     pthread_mutex_t mu;
-    entry **v;                /* sorted by desc.name; entries never move or go away */
+    entry **v;                /* sorted by desc.name */
     size_t n, cap;
     engine_options defaults;  /* path/name unused */
     char *template_override;  /* owned copy of defaults.template_override */
+    int max_loaded;
+    int64_t default_keep_ns;
+    uint64_t tick;
+    saved_config cfg;
+    pthread_mutex_t scan_mu;  /* one rescan at a time */
+    pthread_t reaper;
+    pthread_cond_t reaper_cv;
+    bool stopping;
+    bool reaper_started;
 };
+
+static void *reaper_main(void *arg);
 
 registry *registry_new(const engine_options *defaults) {
     registry *r = calloc(1, sizeof *r);
@@ -52,6 +78,7 @@ registry *registry_new(const engine_options *defaults) {
         engine_options_default(&r->defaults);
     r->defaults.path = NULL;
     r->defaults.name = NULL;
+    r->defaults.lora_path = NULL;
     if (r->defaults.template_override != NULL) {
         r->template_override = strdup(r->defaults.template_override);
         if (r->template_override == NULL) {
@@ -60,23 +87,66 @@ registry *registry_new(const engine_options *defaults) {
         }
         r->defaults.template_override = r->template_override;
     }
+    r->max_loaded = 2;
+    r->default_keep_ns = -1;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->scan_mu, NULL);
+    pthread_cond_init(&r->reaper_cv, NULL);
+    r->reaper_started = pthread_create(&r->reaper, NULL, reaper_main, r) == 0;
     return r;
+}
+
+static void saved_config_free(saved_config *c) {
+    for (int i = 0; i < c->n_paths; i++)
+        free(c->paths[i]);
+    free(c->paths);
+    free(c->model_dirs);
+    for (int i = 0; i < c->n_loras; i++) {
+        free((char *)c->loras[i].model);
+        free((char *)c->loras[i].path);
+    }
+    free(c->loras);
+    memset(c, 0, sizeof *c);
+}
+
+static void entry_drop(entry *e) {
+    pthread_cond_destroy(&e->cv);
+    free(e);
 }
 
 void registry_free(registry *r) {
     if (r == NULL)
         return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->reaper_cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->reaper_started)
+        pthread_join(r->reaper, NULL);
     for (size_t i = 0; i < r->n; i++) {
         if (r->v[i]->model != NULL)
             engine_model_free(r->v[i]->model);
-        pthread_cond_destroy(&r->v[i]->cv);
-        free(r->v[i]);
+        entry_drop(r->v[i]);
     }
     free(r->v);
     free(r->template_override);
+    saved_config_free(&r->cfg);
+    pthread_cond_destroy(&r->reaper_cv);
+    pthread_mutex_destroy(&r->scan_mu);
     pthread_mutex_destroy(&r->mu);
     free(r);
+}
+
+void registry_set_max_loaded(registry *r, int n) {
+    pthread_mutex_lock(&r->mu);
+    r->max_loaded = n < 1 ? 1 : n;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void registry_set_keep_alive(registry *r, int64_t keep_ns) {
+    pthread_mutex_lock(&r->mu);
+    r->default_keep_ns = keep_ns;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* ---- lookup (caller holds mu) ---- */
@@ -100,128 +170,106 @@ static size_t find_slot(const registry *r, const char *name, bool *found) {
     return lo;
 }
 
-static entry *find_entry(const registry *r, const char *name) {
+static entry *find_exact(const registry *r, const char *name) {
     bool found;
     size_t i = find_slot(r, name, &found);
     return found ? r->v[i] : NULL;
 }
 
-static const entry *find_realpath(const registry *r, const char *rp) {
+/* name, else name without ":latest", else name + ":latest" (Ollama's default tag). */
+static entry *find_entry(const registry *r, const char *name) {
+    entry *e = find_exact(r, name);
+    if (e != NULL || strlen(name) > 240)
+        return e;
+    char alt[256];
+    size_t n = strlen(name);
+    if (n > 7 && strcmp(name + n - 7, ":latest") == 0) {
+        snprintf(alt, sizeof alt, "%.*s", (int)(n - 7), name);
+        return find_exact(r, alt);
+    }
+    if (strchr(name, ':') == NULL) {
+        snprintf(alt, sizeof alt, "%s:latest", name);
+        return find_exact(r, alt);
+    }
+    return NULL;
+}
+
+/* The entry for the same file with the same adapter (see discover.c's find_real). */
+static const entry *find_realpath(const registry *r, const model_desc *d) {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->v[i]->realpath, rp) == 0)
+        if (strcmp(r->v[i]->desc.realpath, d->realpath) == 0 &&
+            strcmp(r->v[i]->desc.adapter, d->adapter) == 0)
             return r->v[i];
     return NULL;
+}
+
+static int64_t expires_wall(const entry *e) {
+    if (e->state != ENTRY_LOADED || e->expires_ns == 0)
+        return 0;
+    return clock_wall_s() + (e->expires_ns - clock_mono_ns()) / 1000000000;
 }
 
 static void copy_desc(const entry *e, model_desc *out) {
     *out = e->desc;
     out->loaded = e->state == ENTRY_LOADED;
+    out->uses = e->uses;
+    out->expires_at = expires_wall(e);
 }
 
 /* ---- adding ---- */
 
-/* Builds an entry for path (reads its metadata; no lock needed). Returns owned *out. */
-static shimmy_err entry_make(const char *path, const char *name, const char *source, entry **out,
-                             char *err, size_t errlen) {
+static entry *entry_new(const model_desc *d) {
     entry *e = calloc(1, sizeof *e);
     if (e == NULL)
-        return err_set(err, errlen, ERR_NOMEM, "out of memory");
-    shimmy_err rc = gguf_meta_read(path, &e->desc.meta, err, errlen);
-    if (rc != SHIMMY_OK)
-        goto out;
-    char why[128];
-    if (!gguf_meta_is_model(&e->desc.meta, why, sizeof why)) {
-        rc = err_set(err, errlen, ERR_MODEL_LOAD, "%s: %s", path, why);
-        goto out;
-    }
-    if (realpath(path, e->realpath) == NULL) {
-        rc = err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    struct stat st;
-    if (stat(e->realpath, &st) != 0) {
-        rc = err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    e->desc.size_bytes = (uint64_t)st.st_size;
-    if (name != NULL) {
-        if (name[0] == '\0' || strlen(name) >= sizeof e->desc.name) {
-            rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: invalid model name", path);
-            goto out;
-        }
-        snprintf(e->desc.name, sizeof e->desc.name, "%s", name);
-    } else if (!names_from_path(path, e->desc.name, sizeof e->desc.name)) {
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: cannot derive a model name", path);
-        goto out;
-    }
-    if (snprintf(e->desc.path, sizeof e->desc.path, "%s", path) >= (int)sizeof e->desc.path) {
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: path too long", path);
-        goto out;
-    }
-    snprintf(e->desc.source, sizeof e->desc.source, "%s", source ? source : "");
+        return NULL;
+    e->desc = *d;
     e->last_rc = SHIMMY_OK;
+    e->keep_ns = INT64_MIN; /* the registry's default */
     pthread_cond_init(&e->cv, NULL);
-out:
-    if (rc != SHIMMY_OK) {
-        free(e);
-        e = NULL;
-    }
-    *out = e;
-    return rc;
+    return e;
 }
 
-/* Inserts e in name order. ERR_BAD_PARAM for a name or file already present. Takes e on
- * success. *dup_file tells a duplicate file (same realpath) from a duplicate name. */
-static shimmy_err insert_entry(registry *r, entry *e, bool *dup_file, char *err, size_t errlen) {
-    shimmy_err rc = SHIMMY_OK;
+/* Inserts e in name order (caller holds mu). ERR_BAD_PARAM for a name or file already present.
+ * Takes e on success. *dup_file tells a duplicate file (same realpath) from a duplicate name. */
+static shimmy_err insert_locked(registry *r, entry *e, bool *dup_file, char *err,
+                                size_t errlen) {
     *dup_file = false;
-    pthread_mutex_lock(&r->mu);
-    const entry *same = find_realpath(r, e->realpath);
+    const entry *same = find_realpath(r, &e->desc);
     bool found;
     size_t at = find_slot(r, e->desc.name, &found);
     if (same != NULL) {
         *dup_file = true;
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: already added as '%s'", e->desc.path,
-                     same->desc.name);
-    } else if (found) {
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: a model named '%s' already exists (%s)",
-                     e->desc.path, e->desc.name, r->v[at]->desc.path);
-    } else if (r->n >= LIM_REGISTRY_MODELS) {
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "%s: too many models (%d)", e->desc.path,
-                     LIM_REGISTRY_MODELS);
-    } else if (r->n == r->cap) {
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: already added as '%s'", e->desc.path,
+                       same->desc.name);
+    }
+    if (found)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: a model named '%s' already exists (%s)",
+                       e->desc.path, e->desc.name, r->v[at]->desc.path);
+    if (r->n >= LIM_REGISTRY_MODELS)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: too many models (%d)", e->desc.path,
+                       LIM_REGISTRY_MODELS);
+    if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         entry **v = realloc(r->v, cap * sizeof *v);
         if (v == NULL)
-            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-        else {
-            r->v = v;
-            r->cap = cap;
-        }
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
+        r->v = v;
+        r->cap = cap;
     }
-    if (rc == SHIMMY_OK) {
-        memmove(&r->v[at + 1], &r->v[at], (r->n - at) * sizeof *r->v);
-        r->v[at] = e;
-        r->n++;
-    }
+    memmove(&r->v[at + 1], &r->v[at], (r->n - at) * sizeof *r->v);
+    r->v[at] = e;
+    r->n++;
+    return SHIMMY_OK;
+}
+
+static shimmy_err insert_desc(registry *r, const model_desc *d, bool *dup_file, char *err,
+                              size_t errlen) {
+    entry *e = entry_new(d);
+    if (e == NULL)
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    shimmy_err rc = insert_locked(r, e, dup_file, err, errlen);
     pthread_mutex_unlock(&r->mu);
-    return rc;
-}
-
-static void entry_drop(entry *e) {
-    pthread_cond_destroy(&e->cv);
-    free(e);
-}
-
-/* registry_add, telling the caller whether a failure was only "this file is already here". */
-static shimmy_err add_file(registry *r, const char *path, const char *name, const char *source,
-                           bool *dup_file, char *err, size_t errlen) {
-    entry *e;
-    *dup_file = false;
-    shimmy_err rc = entry_make(path, name, source, &e, err, errlen);
-    if (rc != SHIMMY_OK)
-        return rc;
-    rc = insert_entry(r, e, dup_file, err, errlen);
     if (rc != SHIMMY_OK)
         entry_drop(e);
     return rc;
@@ -229,82 +277,232 @@ static shimmy_err add_file(registry *r, const char *path, const char *name, cons
 
 shimmy_err registry_add(registry *r, const char *path, const char *name, const char *source,
                         char *err, size_t errlen) {
+    model_desc d;
     bool dup_file;
-    return add_file(r, path, name, source, &dup_file, err, errlen);
+    shimmy_err rc = disc_describe(path, name, source, &d, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    return insert_desc(r, &d, &dup_file, err, errlen);
 }
 
-static int skip_hidden(const struct dirent *d) { return d->d_name[0] != '.'; }
-
-static int scan_dir(registry *r, const char *dir, const char *source, int depth) {
-    struct dirent **list;
-    int n = scandir(dir, &list, skip_hidden, alphasort);
-    if (n < 0) {
-        if (errno != ENOENT || depth > 0)
-            log_warn("cannot read model folder %s: %s", dir, strerror(errno));
-        return 0;
-    }
+/* Adds what a scan found; files already present are skipped quietly, clashes with a warning. */
+static int add_found(registry *r, const disc_result *res) {
     int added = 0;
-    for (int i = 0; i < n; i++) {
-        char path[4096];
-        struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name) >= (int)sizeof path ||
-            stat(path, &st) != 0) {
-            free(list[i]);
-            continue;
-        }
-        if (S_ISDIR(st.st_mode) && depth == 0) {
-            added += scan_dir(r, path, source, depth + 1);
-        } else if (S_ISREG(st.st_mode) && names_is_gguf(path)) {
-            char err[512];
-            bool dup_file;
-            if (add_file(r, path, NULL, source, &dup_file, err, sizeof err) == SHIMMY_OK)
-                added++;
-            else if (dup_file)
-                log_debug("skipping %s", err);
-            else
-                log_warn("skipping %s", err);
-        }
-        free(list[i]);
+    for (size_t i = 0; i < res->n; i++) {
+        char err[600];
+        bool dup_file;
+        if (insert_desc(r, &res->models[i], &dup_file, err, sizeof err) == SHIMMY_OK)
+            added++;
+        else if (dup_file)
+            log_debug("skipping %s", err);
+        else
+            log_warn("skipping %s", err);
     }
-    free(list);
     return added;
 }
 
 int registry_add_dir(registry *r, const char *dir, const char *source) {
-    return scan_dir(r, dir, source, 0);
-}
-
-/* Adds every folder in a list separated by ';' or ':'. */
-static int add_dir_list(registry *r, const char *list, const char *source) {
-    int added = 0;
-    const char *p = list;
-    while (p != NULL && *p != '\0') {
-        size_t len = strcspn(p, ";:");
-        if (len > 0 && len < 4096) {
-            char dir[4096];
-            memcpy(dir, p, len);
-            dir[len] = '\0';
-            added += registry_add_dir(r, dir, source);
-        }
-        p += len;
-        if (*p != '\0')
-            p++;
-    }
+    disc_result res;
+    disc_result_init(&res);
+    disc_scan_dir(&res, dir, source);
+    int added = add_found(r, &res);
+    disc_result_free(&res);
     return added;
 }
 
 shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_paths,
                                 const char *model_dirs, char *err, size_t errlen) {
-    for (int i = 0; i < n_paths; i++) {
-        bool dup_file;
-        shimmy_err rc = add_file(r, model_paths[i], NULL, "cli", &dup_file, err, errlen);
-        if (rc != SHIMMY_OK && !dup_file)
-            return rc;
+    disc_config c = {.model_paths = model_paths, .n_paths = n_paths, .model_dirs = model_dirs};
+    return registry_discover(r, &c, NULL, err, errlen);
+}
+
+/* ---- discovery and rescans ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static shimmy_err save_config(saved_config *s, const disc_config *c) {
+    saved_config_free(s);
+    s->set = true;
+    s->no_stores = c->no_stores;
+    s->model_dirs = dup_or_null(c->model_dirs);
+    s->paths = calloc((size_t)c->n_paths + 1, sizeof *s->paths);
+    s->loras = calloc((size_t)c->n_loras + 1, sizeof *s->loras);
+    if (s->paths == NULL || s->loras == NULL)
+        return ERR_NOMEM;
+    for (int i = 0; i < c->n_paths; i++)
+        if ((s->paths[s->n_paths++] = strdup(c->model_paths[i])) == NULL)
+            return ERR_NOMEM;
+    for (int i = 0; i < c->n_loras; i++) {
+        s->loras[i].model = strdup(c->loras[i].model);
+        s->loras[i].path = strdup(c->loras[i].path);
+        s->loras[i].scale = c->loras[i].scale;
+        s->n_loras++;
+        if (s->loras[i].model == NULL || s->loras[i].path == NULL)
+            return ERR_NOMEM;
     }
-    registry_add_dir(r, "./models", "dir");
-    add_dir_list(r, model_dirs, "dir");
-    add_dir_list(r, getenv("SHIMMY_MODEL_PATHS"), "dir");
     return SHIMMY_OK;
+}
+
+static void saved_to_config(const saved_config *s, disc_config *c) {
+    memset(c, 0, sizeof *c);
+    c->model_paths = s->paths;
+    c->n_paths = s->n_paths;
+    c->model_dirs = s->model_dirs;
+    c->loras = s->loras;
+    c->n_loras = s->n_loras;
+    c->no_stores = s->no_stores;
+}
+
+static void push_name(char ***v, size_t *n, const char *name) {
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (nv == NULL)
+        return;
+    *v = nv;
+    if ((nv[*n] = strdup(name)) != NULL)
+        (*n)++;
+}
+
+static bool entry_removable(const entry *e) {
+    return e->state == ENTRY_IDLE && e->uses == 0 && e->waiters == 0;
+}
+
+static void remove_at(registry *r, size_t i) {
+    entry_drop(r->v[i]);
+    memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
+    r->n--;
+}
+
+static bool same_model(const entry *e, const model_desc *d) {
+    return strcmp(e->desc.realpath, d->realpath) == 0 && strcmp(e->desc.adapter, d->adapter) == 0;
+}
+
+/* Pass 1: entries that discovery found again under the same name (caller holds mu). */
+static void mark_seen(registry *r, const disc_result *res, bool *matched) {
+    for (size_t i = 0; i < r->n; i++)
+        r->v[i]->seen = false;
+    for (size_t i = 0; i < res->n; i++) {
+        entry *e = find_exact(r, res->models[i].name);
+        matched[i] = e != NULL && same_model(e, &res->models[i]);
+        if (matched[i]) {
+            e->seen = true;
+            if (e->state == ENTRY_IDLE)
+                e->desc = res->models[i]; /* metadata may have changed */
+        }
+    }
+}
+
+/* Pass 2: entries not found again go away, unless loaded or in use. */
+static void drop_unseen(registry *r, registry_changes *ch) {
+    for (size_t i = r->n; i-- > 0;) {
+        if (r->v[i]->seen)
+            continue;
+        if (!entry_removable(r->v[i])) {
+            log_info("model '%s' is gone from disk; it stays until unloaded",
+                     r->v[i]->desc.name);
+            continue;
+        }
+        push_name(&ch->removed, &ch->n_removed, r->v[i]->desc.name);
+        remove_at(r, i);
+    }
+}
+
+/* Pass 3: the new models. */
+static void add_new(registry *r, const model_desc *d, registry_changes *ch) {
+    entry *ne = entry_new(d);
+    bool dup_file;
+    char err[600];
+    if (ne == NULL)
+        return;
+    if (insert_locked(r, ne, &dup_file, err, sizeof err) != SHIMMY_OK) {
+        entry_drop(ne);
+        log_warn("skipping %s", err);
+        return;
+    }
+    ne->seen = true;
+    push_name(&ch->added, &ch->n_added, d->name);
+}
+
+static void sync_result(registry *r, const disc_result *res, registry_changes *ch) {
+    bool *matched = calloc(res->n + 1, sizeof *matched);
+    if (matched == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    mark_seen(r, res, matched);
+    drop_unseen(r, ch);
+    for (size_t i = 0; i < res->n; i++)
+        if (!matched[i])
+            add_new(r, &res->models[i], ch);
+    ch->total = r->n;
+    pthread_mutex_unlock(&r->mu);
+    free(matched);
+}
+
+/* Moves res's notes into ch. */
+static void take_notes(disc_result *res, registry_changes *ch) {
+    ch->notes = res->notes;
+    ch->n_notes = res->n_notes;
+    res->notes = NULL;
+    res->n_notes = res->cap_notes = 0;
+}
+
+static shimmy_err run_scan(registry *r, const disc_config *c, registry_changes *ch, char *err,
+                           size_t errlen) {
+    disc_result res;
+    shimmy_err rc = disc_run(c, &res, err, errlen);
+    if (rc == SHIMMY_OK) {
+        sync_result(r, &res, ch);
+        take_notes(&res, ch);
+    }
+    disc_result_free(&res);
+    return rc;
+}
+
+shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes *ch, char *err,
+                             size_t errlen) {
+    registry_changes local;
+    memset(&local, 0, sizeof local);
+    pthread_mutex_lock(&r->scan_mu);
+    shimmy_err rc = save_config(&r->cfg, c);
+    if (rc == SHIMMY_OK)
+        rc = run_scan(r, c, &local, err, errlen);
+    else
+        err_set(err, errlen, rc, "out of memory");
+    pthread_mutex_unlock(&r->scan_mu);
+    if (ch != NULL)
+        *ch = local;
+    else
+        registry_changes_free(&local);
+    return rc;
+}
+
+shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen) {
+    registry_changes local;
+    disc_config c;
+    memset(&local, 0, sizeof local);
+    pthread_mutex_lock(&r->scan_mu);
+    saved_to_config(&r->cfg, &c);
+    shimmy_err rc = run_scan(r, &c, &local, err, errlen);
+    pthread_mutex_unlock(&r->scan_mu);
+    if (ch != NULL)
+        *ch = local;
+    else
+        registry_changes_free(&local);
+    return rc;
+}
+
+void registry_changes_free(registry_changes *ch) {
+    for (size_t i = 0; i < ch->n_added; i++)
+        free(ch->added[i]);
+    for (size_t i = 0; i < ch->n_removed; i++)
+        free(ch->removed[i]);
+    for (size_t i = 0; i < ch->n_notes; i++) {
+        free(ch->notes[i].path);
+        free(ch->notes[i].why);
+    }
+    free(ch->added);
+    free(ch->removed);
+    free(ch->notes);
+    memset(ch, 0, sizeof *ch);
 }
 
 /* ---- queries ---- */
@@ -347,7 +545,82 @@ bool registry_find(registry *r, const char *name, model_desc *out) {
     return e != NULL;
 }
 
-/* ---- loading ---- */
+long registry_index(registry *r, const char *name) {
+    long at = -1;
+    pthread_mutex_lock(&r->mu);
+    const entry *e = find_entry(r, name);
+    for (size_t i = 0; e != NULL && i < r->n; i++)
+        if (r->v[i] == e)
+            at = (long)i;
+    pthread_mutex_unlock(&r->mu);
+    return at;
+}
+
+int registry_loaded_count(registry *r) {
+    int n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++)
+        n += r->v[i]->state == ENTRY_LOADED || r->v[i]->state == ENTRY_LOADING;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+/* ---- loading and unloading (caller holds mu) ---- */
+
+static void wait_entry(registry *r, entry *e) {
+    e->waiters++;
+    pthread_cond_wait(&e->cv, &r->mu);
+    e->waiters--;
+}
+
+/* Unloads e's model with mu released; e is LOADED and unused. */
+static void unload_locked(registry *r, entry *e, const char *why) {
+    engine_model *m = e->model;
+    e->state = ENTRY_UNLOADING;
+    e->model = NULL;
+    e->expires_ns = 0;
+    e->waiters++; /* keeps e alive across the unlock */
+    pthread_mutex_unlock(&r->mu);
+    log_info("unloading model '%s' (%s)", e->desc.name, why);
+    engine_model_free(m);
+    pthread_mutex_lock(&r->mu);
+    e->waiters--;
+    e->state = ENTRY_IDLE;
+    pthread_cond_broadcast(&e->cv);
+}
+
+static int loaded_locked(const registry *r) {
+    int n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->v[i]->state == ENTRY_LOADED || r->v[i]->state == ENTRY_LOADING ||
+             r->v[i]->state == ENTRY_UNLOADING;
+    return n;
+}
+
+/* The least recently used loaded model that nobody holds, or NULL. */
+static entry *lru_idle(const registry *r, const entry *except) {
+    entry *best = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        entry *e = r->v[i];
+        if (e != except && e->state == ENTRY_LOADED && e->uses == 0 &&
+            (best == NULL || e->last_used < best->last_used))
+            best = e;
+    }
+    return best;
+}
+
+/* Unloads idle models until fewer than limit are loaded (not counting except). */
+static void make_room(registry *r, int limit, const entry *except) {
+    while (loaded_locked(r) > limit) {
+        entry *victim = lru_idle(r, except);
+        if (victim == NULL) {
+            log_warn("%d models are loaded and all are in use: --max-loaded %d is exceeded "
+                     "until one is free", loaded_locked(r), r->max_loaded);
+            return;
+        }
+        unload_locked(r, victim, "least recently used, over --max-loaded");
+    }
+}
 
 /* Loads e's model with mu released; the caller set e->state = ENTRY_LOADING. Returns with mu
  * held, e's state final for this attempt, and the waiters woken. */
@@ -355,6 +628,11 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     engine_options o = r->defaults;
     o.path = e->desc.path;
     o.name = e->desc.name;
+    if (e->desc.adapter[0] != '\0') {
+        o.lora_path = e->desc.adapter;
+        o.lora_scale = e->desc.adapter_scale;
+    }
+    e->waiters++;
     pthread_mutex_unlock(&r->mu);
     engine_model *m = NULL;
     char msg[sizeof e->last_err] = "";
@@ -363,6 +641,7 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     if (rc != SHIMMY_OK && msg[0] == '\0')
         err_set(msg, sizeof msg, rc, "%s: %s", e->desc.path, err_get(rc)->message);
     pthread_mutex_lock(&r->mu);
+    e->waiters--;
     e->last_rc = rc;
     snprintf(e->last_err, sizeof e->last_err, "%s", msg);
     e->loads_done++;
@@ -387,40 +666,91 @@ shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, c
         rc = err_set(err, errlen, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
         goto out;
     }
-    if (e->state == ENTRY_LOADING) {
-        uint64_t seen = e->loads_done;
-        while (e->state == ENTRY_LOADING)
-            pthread_cond_wait(&e->cv, &r->mu);
-        /* The load we waited for failed: share its error rather than retrying at once. */
-        if (e->state == ENTRY_IDLE && e->loads_done != seen && e->last_rc != SHIMMY_OK) {
-            rc = err_set(err, errlen, e->last_rc, "%s", e->last_err);
-            goto out;
+    for (;;) {
+        if (e->state == ENTRY_LOADING) {
+            uint64_t seen = e->loads_done;
+            while (e->state == ENTRY_LOADING)
+                wait_entry(r, e);
+            /* The load we waited for failed: share its error rather than retrying at once. */
+            if (e->state == ENTRY_IDLE && e->loads_done != seen && e->last_rc != SHIMMY_OK) {
+                rc = err_set(err, errlen, e->last_rc, "%s", e->last_err);
+                goto out;
+            }
+            continue;
         }
-    }
-    if (e->state == ENTRY_IDLE) {
-        e->state = ENTRY_LOADING;
-        rc = load_entry(r, e, err, errlen);
-        if (rc != SHIMMY_OK)
-            goto out;
+        if (e->state == ENTRY_UNLOADING) {
+            wait_entry(r, e);
+            continue;
+        }
+        if (e->state == ENTRY_IDLE) {
+            e->state = ENTRY_LOADING;
+            make_room(r, r->max_loaded, e);
+            rc = load_entry(r, e, err, errlen);
+            if (rc != SHIMMY_OK)
+                goto out;
+            continue;
+        }
+        break; /* LOADED */
     }
     e->uses++;
+    e->last_used = ++r->tick;
+    e->expires_ns = 0;
     *out = e->model;
 out:
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
-void registry_release(registry *r, engine_model *m) {
+static entry *entry_of_model(const registry *r, const engine_model *m) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i]->model == m && r->v[i]->state == ENTRY_LOADED)
+            return r->v[i];
+    return NULL;
+}
+
+/* Applies e's keep-alive now that nobody holds it (caller holds mu). */
+static void settle(registry *r, entry *e) {
+    int64_t keep = e->keep_ns != INT64_MIN ? e->keep_ns : r->default_keep_ns;
+    if (e->uses > 0 || e->state != ENTRY_LOADED)
+        return;
+    if (keep == 0) {
+        unload_locked(r, e, "keep_alive 0");
+        return;
+    }
+    e->expires_ns = keep > 0 ? clock_mono_ns() + keep : 0;
+    make_room(r, r->max_loaded, NULL);
+}
+
+void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns) {
     if (m == NULL)
         return;
     pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i]->model == m && r->v[i]->uses > 0) {
-            r->v[i]->uses--;
-            break;
-        }
+    entry *e = entry_of_model(r, m);
+    if (e != NULL && e->uses > 0) {
+        e->uses--;
+        e->last_used = ++r->tick;
+        if (keep_ns != REGISTRY_KEEP_DEFAULT)
+            e->keep_ns = keep_ns;
+        settle(r, e);
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+void registry_release(registry *r, engine_model *m) {
+    registry_release_keep(r, m, REGISTRY_KEEP_DEFAULT);
+}
+
+shimmy_err registry_unload(registry *r, const char *name) {
+    pthread_mutex_lock(&r->mu);
+    entry *e = find_entry(r, name);
+    if (e == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        return ERR_MODEL_NOT_FOUND;
+    }
+    e->keep_ns = 0;
+    settle(r, e);
+    pthread_mutex_unlock(&r->mu);
+    return SHIMMY_OK;
 }
 
 shimmy_err registry_preload(registry *r, const char *name, char *err, size_t errlen) {
@@ -429,4 +759,39 @@ shimmy_err registry_preload(registry *r, const char *name, char *err, size_t err
     if (rc == SHIMMY_OK)
         registry_release(r, m);
     return rc;
+}
+
+/* ---- keep-alive ---- */
+
+/* Unloads one expired idle model; returns whether it did (caller holds mu). */
+static bool reap_one(registry *r) {
+    int64_t now = clock_mono_ns();
+    for (size_t i = 0; i < r->n; i++) {
+        entry *e = r->v[i];
+        if (e->state == ENTRY_LOADED && e->uses == 0 && e->expires_ns != 0 &&
+            e->expires_ns <= now) {
+            unload_locked(r, e, "keep_alive expired");
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *reaper_main(void *arg) {
+    registry *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 250000000L; /* four checks a second: keep_alive is in seconds */
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->reaper_cv, &r->mu, &dl);
+        while (!r->stopping && reap_one(r))
+            ;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }

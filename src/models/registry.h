@@ -1,7 +1,10 @@
 /* models/registry: the set of models shimmy serves, by name, and the ones loaded now.
  * Knows names, paths and metadata (from discovery); loads a model through the engine on first
  * use, once, even when several requests ask at the same moment. A model in use (acquired and not
- * yet released) is never unloaded.
+ * yet released) is never unloaded. Past the most loaded models (registry_set_max_loaded,
+ * default 2) the least recently used idle model is unloaded; each model also unloads after its
+ * keep-alive (Ollama's keep_alive: a duration, 0 = after the request, negative = never), checked
+ * by a background thread once a second.
  *
  * Thread-safety: all functions are safe to call from any thread. */
 #ifndef SHIMMY_REGISTRY_H
@@ -13,18 +16,12 @@
 
 #include "core/err.h"
 #include "engine/engine.h"
+#include "models/discover.h"
 #include "models/gguf_meta.h"
 
 typedef struct registry registry;
 
-typedef struct model_desc {
-    char name[256];        /* served name: lowercased file stem (see models/names) */
-    char path[4096];       /* GGUF file */
-    char source[32];       /* "cli", "dir" */
-    uint64_t size_bytes;   /* file size */
-    gguf_meta meta;        /* metadata read without loading weights */
-    bool loaded;           /* in memory now */
-} model_desc;
+/* model_desc (what discovery found, plus the load state) is in models/discover.h. */
 
 /* Creates an empty registry; models are loaded with a copy of *defaults (path/name ignored).
  * Returns owned. */
@@ -50,20 +47,55 @@ int registry_add_dir(registry *r, const char *dir, const char *source);
 shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_paths,
                                 const char *model_dirs, char *err, size_t errlen);
 
+/* Runs discovery (models/discover.h) with *c and makes the registry hold what it found;
+ * remembers c (deep copy) for registry_rescan. The first call's errors are disc_run's.
+ * ch (may be NULL) receives what changed; free it with registry_changes_free. */
+typedef struct registry_changes {
+    char **added;          /* owned names */
+    size_t n_added;
+    char **removed;        /* owned names */
+    size_t n_removed;
+    disc_note *notes;      /* owned: files skipped and names changed, with why */
+    size_t n_notes;
+    size_t total;          /* models served after the scan */
+} registry_changes;
+shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes *ch, char *err,
+                             size_t errlen);
+/* Discovery again with the remembered configuration: new files are added, vanished ones that
+ * are not loaded are removed (a loaded one stays until it is unloaded). */
+shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen);
+void registry_changes_free(registry_changes *ch);
+
+/* Most models loaded at once (>= 1; default 2). */
+void registry_set_max_loaded(registry *r, int n);
+/* Keep-alive used when a release does not give one: ns, < 0 = forever (the default). */
+void registry_set_keep_alive(registry *r, int64_t keep_ns);
+
 size_t registry_count(registry *r);
 /* Copies entry i (0-based, sorted by name) into *out. Returns false when i is out of range. */
 bool registry_get(registry *r, size_t i, model_desc *out);
 /* Like registry_get, and when the model is loaded also fills *info (else info is untouched);
  * never loads anything. */
 bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info);
-/* Finds by name. Returns false when unknown. */
+/* Finds by name (a trailing ":latest" may be given or left out). Returns false when unknown. */
 bool registry_find(registry *r, const char *name, model_desc *out);
+/* Index of name for registry_info, or -1. */
+long registry_index(registry *r, const char *name);
 
 /* Returns the loaded model for name, loading it on first use; the caller must registry_release
  * it. Errors: ERR_MODEL_NOT_FOUND, ERR_MODEL_LOAD (message from the engine). */
 shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,
                             size_t errlen);
 void registry_release(registry *r, engine_model *m);
+#define REGISTRY_KEEP_DEFAULT INT64_MIN
+/* Releases m and sets its keep-alive: keep_ns < 0 = stay loaded, 0 = unload now when nobody else
+ * holds it, > 0 = unload that long after the last release; REGISTRY_KEEP_DEFAULT = as before. */
+void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns);
+/* Unloads name now when nobody holds it, else as soon as the last holder releases it. Errors:
+ * ERR_MODEL_NOT_FOUND. */
+shimmy_err registry_unload(registry *r, const char *name);
+/* Models loaded now. */
+int registry_loaded_count(registry *r);
 
 /* Loads name now (used at start-up for models given with --model). */
 shimmy_err registry_preload(registry *r, const char *name, char *err, size_t errlen);

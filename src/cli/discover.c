@@ -1,0 +1,228 @@
+/* cli/discover: `shimmy discover` runs model discovery (models/discover.h) and reports what it
+ * found per source and every file it skipped, with the reason. With --server it asks a running
+ * shimmy to rescan (POST /v1/models/rescan) and prints what changed there. Also the source
+ * options shared with list and probe (cli/sources.h) and --lora parsing. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/sources.h"
+#include "core/log.h"
+
+/* ---- shared source options ---- */
+
+int cli_parse_lora(const char *cmd, char *arg, disc_lora *out) {
+    char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || eq[1] == '\0')
+        return cli_usage_error(cmd, "--lora wants MODEL=PATH[:SCALE], not '%s'", arg);
+    *eq = '\0';
+    out->model = arg;
+    out->path = eq + 1;
+    out->scale = 1.0f;
+    char *colon = strrchr(eq + 1, ':');
+    double scale;
+    if (colon != NULL && cli_parse_float(colon + 1, -100.0, 100.0, &scale) == 0) {
+        *colon = '\0';
+        out->scale = (float)scale;
+    }
+    if (out->path[0] == '\0')
+        return cli_usage_error(cmd, "--lora: the adapter path is empty");
+    return 0;
+}
+
+int cli_sources_arg(const char *cmd, int argc, char **argv, int *i, cli_sources *s) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0 && strcmp(a, "--lora") != 0)
+        return 0;
+    if (*i + 1 >= argc)
+        return cli_usage_error(cmd, "%s needs a value", a);
+    char *v = argv[++*i];
+    if (strcmp(a, "--model-dirs") == 0) {
+        s->model_dirs = v;
+        return 1;
+    }
+    if ((strcmp(a, "--model") == 0 ? s->n_paths : s->n_loras) >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d %s options", LIM_MODELS, a);
+    if (strcmp(a, "--model") == 0) {
+        s->paths[s->n_paths++] = v;
+        return 1;
+    }
+    if (cli_parse_lora(cmd, v, &s->loras[s->n_loras]) != 0)
+        return 2;
+    s->n_loras++;
+    return 1;
+}
+
+void cli_sources_config(const cli_sources *s, disc_config *c) {
+    memset(c, 0, sizeof *c);
+    c->model_paths = s->paths;
+    c->n_paths = s->n_paths;
+    c->model_dirs = s->model_dirs;
+    c->loras = s->loras;
+    c->n_loras = s->n_loras;
+}
+
+registry *cli_sources_registry(const char *cmd, const cli_sources *s,
+                               const engine_options *eng, registry_changes *ch) {
+    engine_options defaults;
+    engine_options_default(&defaults);
+    registry *r = registry_new(eng ? eng : &defaults);
+    if (r == NULL) {
+        fprintf(stderr, "shimmy %s: out of memory\n", cmd);
+        return NULL;
+    }
+    disc_config c;
+    char err[1024];
+    cli_sources_config(s, &c);
+    if (registry_discover(r, &c, ch, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
+        registry_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ---- shimmy discover ---- */
+
+static void discover_usage(FILE *f) {
+    fprintf(f,
+            "usage: shimmy discover [--model PATH]... [--model-dirs DIRS] [--lora M=PATH[:S]]\n"
+            "                       [--json] [--server HOST:PORT]\n\n"
+            "Scans every place shimmy finds models (--model files, ./models, --model-dirs,\n"
+            "SHIMMY_MODEL_PATHS, SHIMMY_BASE_GGUF, the Hugging Face cache, Ollama's store, LM\n"
+            "Studio's folders) and reports the models per source and each file skipped, with the\n"
+            "reason. With --server, asks that running shimmy to rescan and prints what changed.\n\n"
+            "  --json              print the report as JSON\n"
+            "  --server HOST:PORT  rescan a running server (POST /v1/models/rescan)\n"
+            "  --help              print this help\n");
+}
+
+static int print_json(registry *r, const registry_changes *ch) {
+    json_t *o = json_object(), *models = json_array(), *skipped = json_array();
+    model_desc d;
+    for (size_t i = 0; registry_get(r, i, &d); i++)
+        json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s}", "name", d.name, "source",
+                                                d.source, "path", d.path, "adapter",
+                                                d.adapter));
+    for (size_t i = 0; i < ch->n_notes; i++)
+        json_array_append_new(skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path,
+                                                 "reason", ch->notes[i].why));
+    json_object_set_new(o, "models", models);
+    json_object_set_new(o, "skipped", skipped);
+    char *s = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    if (s == NULL)
+        return 1;
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+static void print_text(registry *r, const registry_changes *ch) {
+    static const char *const sources[] = {"cli", "dir", "env", "hf", "ollama", "lmstudio"};
+    model_desc d;
+    printf("%zu models found\n", registry_count(r));
+    for (size_t k = 0; k < sizeof sources / sizeof sources[0]; k++) {
+        int n = 0;
+        for (size_t i = 0; registry_get(r, i, &d); i++)
+            n += strcmp(d.source, sources[k]) == 0;
+        if (n > 0)
+            printf("  %-9s %d\n", sources[k], n);
+    }
+    for (size_t i = 0; registry_get(r, i, &d); i++)
+        printf("  + %s (%s) %s%s%s\n", d.name, d.source, d.path,
+               d.adapter[0] ? " + adapter " : "", d.adapter);
+    if (ch->n_notes > 0)
+        printf("%zu files skipped or renamed:\n", ch->n_notes);
+    for (size_t i = 0; i < ch->n_notes; i++)
+        printf("  - %s: %s\n", ch->notes[i].path, ch->notes[i].why);
+}
+
+/* POSTs /v1/models/rescan to host:port over plain HTTP/1.0 and prints the body. */
+static int rescan_server(const char *hostport) {
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
+        return cli_usage_error("discover", "--server wants HOST:PORT");
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+        fprintf(stderr, "shimmy discover: cannot resolve %s\n", hostport);
+        return 1;
+    }
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    freeaddrinfo(ai);
+    if (!ok) {
+        fprintf(stderr, "shimmy discover: cannot connect to %s: %s\n", hostport, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /v1/models/rescan HTTP/1.0\r\nHost: %s\r\n"
+                     "Content-Length: 0\r\n\r\n", hostport);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return 1;
+    }
+    char chunk[4096];
+    ssize_t got;
+    buf resp;
+    buf_init(&resp, 16u << 20);
+    while ((got = read(fd, chunk, sizeof chunk)) > 0)
+        buf_append(&resp, chunk, (size_t)got);
+    close(fd);
+    const char *body = strstr(buf_str(&resp), "\r\n\r\n");
+    int status = 0;
+    sscanf(buf_str(&resp), "HTTP/%*s %d", &status);
+    printf("%s\n", body ? body + 4 : buf_str(&resp));
+    buf_free(&resp);
+    return status == 200 ? 0 : 1;
+}
+
+int cli_discover(int argc, char **argv) {
+    cli_sources s;
+    memset(&s, 0, sizeof s);
+    int json = 0;
+    const char *server = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_sources_arg("discover", argc, argv, &i, &s);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            discover_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc)
+            server = argv[++i];
+        else
+            return cli_usage_error("discover", "unknown option '%s'", argv[i]);
+    }
+    if (server != NULL)
+        return rescan_server(server);
+    registry_changes ch;
+    memset(&ch, 0, sizeof ch);
+    registry *r = cli_sources_registry("discover", &s, NULL, &ch);
+    if (r == NULL)
+        return 1;
+    int rc = 0;
+    if (json)
+        rc = print_json(r, &ch);
+    else
+        print_text(r, &ch);
+    registry_changes_free(&ch);
+    registry_free(r);
+    return rc;
+}

@@ -1,0 +1,842 @@
+/* models/discover: see discover.h. The result helpers first, then describing one file, then the
+ * loose folders, the three stores, adapters, and disc_run that strings the sources together. */
+#include "models/discover.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+#include "models/names.h"
+
+struct disc_adapter {
+    char path[4096];
+    char dir[4096];       /* folder it sits in */
+    char stem[256];       /* lowercased file stem */
+    char base_name[128];  /* general.base_model.0.name */
+    char arch[64];
+    bool used;
+};
+
+#define OLLAMA_MODEL_MT "application/vnd.ollama.image.model"
+#define OLLAMA_ADAPTER_MT "application/vnd.ollama.image.adapter"
+
+/* ---- the result ---- */
+
+void disc_result_init(disc_result *r) { memset(r, 0, sizeof *r); }
+
+void disc_result_free(disc_result *r) {
+    for (size_t i = 0; i < r->n_notes; i++) {
+        free(r->notes[i].path);
+        free(r->notes[i].why);
+    }
+    free(r->notes);
+    free(r->models);
+    free(r->adapters);
+    memset(r, 0, sizeof *r);
+}
+
+static void note(disc_result *r, const char *path, const char *why) {
+    if (r->n_notes == r->cap_notes) {
+        size_t cap = r->cap_notes ? r->cap_notes * 2 : 16;
+        disc_note *v = realloc(r->notes, cap * sizeof *v);
+        if (v == NULL)
+            return;
+        r->notes = v;
+        r->cap_notes = cap;
+    }
+    disc_note *n = &r->notes[r->n_notes];
+    n->path = strdup(path);
+    n->why = strdup(why);
+    if (n->path == NULL || n->why == NULL) {
+        free(n->path);
+        free(n->why);
+        return;
+    }
+    r->n_notes++;
+}
+
+/* The model already found for this file with this adapter ("" = none): an Ollama model made
+ * FROM another with an ADAPTER shares its base's blob and is still a model of its own. */
+static const model_desc *find_real(const disc_result *r, const char *real, const char *adapter) {
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].realpath, real) == 0 &&
+            strcmp(r->models[i].adapter, adapter) == 0)
+            return &r->models[i];
+    return NULL;
+}
+
+static model_desc *find_name(disc_result *r, const char *name) {
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].name, name) == 0)
+            return &r->models[i];
+    return NULL;
+}
+
+/* Gives d a name nobody has yet: name, else name@source, else name@source-2, -3... */
+static void unique_name(disc_result *r, model_desc *d) {
+    if (find_name(r, d->name) == NULL)
+        return;
+    char base[256], cand[256];
+    snprintf(base, sizeof base, "%s", d->name);
+    snprintf(cand, sizeof cand, "%.200s@%.31s", base, d->source);
+    for (int k = 2; find_name(r, cand) != NULL && k < 10000; k++)
+        snprintf(cand, sizeof cand, "%.200s@%.31s-%d", base, d->source, k);
+    memcpy(d->name, cand, sizeof cand);
+    char why[600];
+    snprintf(why, sizeof why, "a model named '%s' already exists: served as '%s'", base, d->name);
+    log_warn("%s: %s", d->path, why);
+    note(r, d->path, why);
+}
+
+/* Appends d (renamed when its name is taken). Returns false when full or out of memory. */
+static bool push_model(disc_result *r, model_desc *d) {
+    if (r->n >= LIM_REGISTRY_MODELS) {
+        note(r, d->path, "too many models: skipped (see LIM_REGISTRY_MODELS)");
+        return false;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        model_desc *v = realloc(r->models, cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        r->models = v;
+        r->cap = cap;
+    }
+    unique_name(r, d);
+    r->models[r->n++] = *d;
+    return true;
+}
+
+static void push_adapter(disc_result *r, const char *path, const gguf_meta *m) {
+    if (r->n_adapters == r->cap_adapters) {
+        size_t cap = r->cap_adapters ? r->cap_adapters * 2 : 8;
+        disc_adapter *v = realloc(r->adapters, cap * sizeof *v);
+        if (v == NULL)
+            return;
+        r->adapters = v;
+        r->cap_adapters = cap;
+    }
+    disc_adapter *a = &r->adapters[r->n_adapters++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->dir, sizeof a->dir, "%s", path);
+    char *slash = strrchr(a->dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(a->dir, sizeof a->dir, ".");
+    names_from_path(path, a->stem, sizeof a->stem);
+    snprintf(a->base_name, sizeof a->base_name, "%s", m->base_name);
+    snprintf(a->arch, sizeof a->arch, "%s", m->arch);
+}
+
+/* ---- one file ---- */
+
+/* FNV-1a 64 over the canonical path, size and mtime: an id that changes with the file. */
+static void file_digest(const model_desc *d, char *out, size_t outlen) {
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p = (const unsigned char *)d->realpath;
+    for (; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    uint64_t extra[2] = {d->size_bytes, (uint64_t)d->mtime};
+    const unsigned char *e = (const unsigned char *)extra;
+    for (size_t i = 0; i < sizeof extra; i++)
+        h = (h ^ e[i]) * 1099511628211ULL;
+    snprintf(out, outlen, "%016llx", (unsigned long long)h);
+}
+
+/* Adds the other parts of a split model: their sizes and parameter counts. */
+static shimmy_err add_split_parts(const char *path, model_desc *d, char *err, size_t errlen) {
+    int part, count;
+    if (!names_split_part(path, &part, &count) || count <= 1)
+        return SHIMMY_OK;
+    if (part != 1)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "%s: part %d of a split model (the first "
+                       "part is the model)", path, part);
+    for (int k = 2; k <= count; k++) {
+        char p[4096];
+        gguf_meta m;
+        struct stat st;
+        if (!names_split_sibling(path, k, p, sizeof p) || stat(p, &st) != 0)
+            return err_set(err, errlen, ERR_MODEL_LOAD, "%s: split model part %d of %d is "
+                           "missing", path, k, count);
+        shimmy_err rc = gguf_meta_read(p, &m, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+        d->size_bytes += (uint64_t)st.st_size;
+        d->meta.n_params += m.n_params;
+    }
+    d->n_parts = count;
+    return SHIMMY_OK;
+}
+
+static shimmy_err set_name(const char *path, const char *name, model_desc *d, char *err,
+                           size_t errlen) {
+    if (name != NULL) {
+        if (name[0] == '\0' || strlen(name) >= sizeof d->name)
+            return err_set(err, errlen, ERR_BAD_PARAM, "%s: invalid model name", path);
+        snprintf(d->name, sizeof d->name, "%s", name);
+        return SHIMMY_OK;
+    }
+    if (!names_from_path(path, d->name, sizeof d->name))
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: cannot derive a model name", path);
+    return SHIMMY_OK;
+}
+
+shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,
+                         char *err, size_t errlen) {
+    memset(d, 0, sizeof *d);
+    shimmy_err rc = gguf_meta_read(path, &d->meta, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    char why[128];
+    if (!gguf_meta_is_model(&d->meta, why, sizeof why))
+        return err_set(err, errlen, ERR_MODEL_LOAD, "%s: %s", path, why);
+    struct stat st;
+    if (realpath(path, d->realpath) == NULL || stat(d->realpath, &st) != 0)
+        return err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
+    d->size_bytes = (uint64_t)st.st_size;
+    d->mtime = (int64_t)st.st_mtime;
+    d->n_parts = 1;
+    if ((rc = add_split_parts(path, d, err, errlen)) != SHIMMY_OK ||
+        (rc = set_name(path, name, d, err, errlen)) != SHIMMY_OK)
+        return rc;
+    if (snprintf(d->path, sizeof d->path, "%s", path) >= (int)sizeof d->path)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: path too long", path);
+    snprintf(d->source, sizeof d->source, "%s", source ? source : "");
+    d->adapter_scale = 1.0f;
+    file_digest(d, d->digest, sizeof d->digest);
+    return SHIMMY_OK;
+}
+
+/* A .gguf file met by a scan: a model is added, an adapter remembered, anything else noted. */
+static bool consider_file(disc_result *r, const char *path, const char *name,
+                          const char *source) {
+    int part, count;
+    if (names_split_part(path, &part, &count) && part > 1)
+        return false; /* a later part: the first part stands for the model */
+    char real[PATH_MAX];
+    if (realpath(path, real) != NULL && find_real(r, real, "") != NULL)
+        return false; /* already found through an earlier source */
+    model_desc d;
+    char err[600];
+    shimmy_err rc = disc_describe(path, name, source, &d, err, sizeof err);
+    if (rc == SHIMMY_OK)
+        return push_model(r, &d);
+    if (strcmp(d.meta.type, "adapter") == 0) {
+        push_adapter(r, path, &d.meta);
+        return false;
+    }
+    const char *why = strncmp(err, path, strlen(path)) == 0 ? err + strlen(path) : err;
+    while (*why == ':' || *why == ' ')
+        why++;
+    log_warn("skipping %s", err);
+    note(r, path, why);
+    return false;
+}
+
+/* ---- walking folders ---- */
+
+static int skip_hidden(const struct dirent *e) { return e->d_name[0] != '.'; }
+
+/* Lists dir's visible entries in name order; NULL (n = 0) when it cannot be read or the scan is
+ * over its entry budget. */
+static struct dirent **list_dir(disc_result *r, const char *dir, int *n) {
+    struct dirent **list = NULL;
+    *n = 0;
+    if (r->entries >= LIM_SCAN_ENTRIES)
+        return NULL;
+    int k = scandir(dir, &list, skip_hidden, alphasort);
+    if (k < 0)
+        return NULL;
+    r->entries += (size_t)k;
+    if (r->entries > LIM_SCAN_ENTRIES)
+        log_warn("model scan stopped after %d folder entries (in %s)", LIM_SCAN_ENTRIES, dir);
+    *n = k;
+    return list;
+}
+
+static void free_list(struct dirent **list, int n) {
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static bool join(char *out, size_t outlen, const char *a, const char *b) {
+    return snprintf(out, outlen, "%s/%s", a, b) < (int)outlen;
+}
+
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Folders already walked in this scan, by device and inode: symlink loops end here. */
+typedef struct visited {
+    dev_t dev[256];
+    ino_t ino[256];
+    int n;
+} visited;
+
+static bool first_visit(visited *v, const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return false;
+    for (int i = 0; i < v->n; i++)
+        if (v->dev[i] == st.st_dev && v->ino[i] == st.st_ino)
+            return false;
+    if (v->n < 256) {
+        v->dev[v->n] = st.st_dev;
+        v->ino[v->n] = st.st_ino;
+        v->n++;
+    }
+    return true;
+}
+
+/* Calls on_file for every .gguf file under dir, at most max_depth folders down. */
+typedef void (*file_fn)(disc_result *r, const char *path, void *ctx);
+
+static void walk(disc_result *r, const char *dir, int depth, int max_depth, visited *v,
+                 file_fn on_file, void *ctx) {
+    int n;
+    if (depth > LIM_SCAN_DEPTH || !first_visit(v, dir))
+        return;
+    struct dirent **list = list_dir(r, dir, &n);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        if (!join(path, sizeof path, dir, list[i]->d_name))
+            continue;
+        if (is_dir(path)) {
+            if (depth < max_depth)
+                walk(r, path, depth + 1, max_depth, v, on_file, ctx);
+        } else if (names_is_gguf(path)) {
+            on_file(r, path, ctx);
+        }
+    }
+    free_list(list, n);
+}
+
+typedef struct dir_ctx {
+    const char *source;
+    int added;
+} dir_ctx;
+
+static void dir_file(disc_result *r, const char *path, void *ctx) {
+    dir_ctx *c = ctx;
+    if (consider_file(r, path, NULL, c->source))
+        c->added++;
+}
+
+int disc_scan_dir(disc_result *r, const char *dir, const char *source) {
+    visited v = {.n = 0};
+    dir_ctx c = {.source = source, .added = 0};
+    walk(r, dir, 0, 1, &v, dir_file, &c);
+    return c.added;
+}
+
+static int scan_dir_list(disc_result *r, const char *list, const char *source) {
+    int added = 0;
+    const char *p = list;
+    while (p != NULL && *p != '\0') {
+        size_t len = strcspn(p, ";:");
+        if (len > 0 && len < 4096) {
+            char dir[4096];
+            memcpy(dir, p, len);
+            dir[len] = '\0';
+            added += disc_scan_dir(r, dir, source);
+        }
+        p += len;
+        if (*p != '\0')
+            p++;
+    }
+    return added;
+}
+
+/* ---- Hugging Face hub cache ---- */
+
+/* "models--ORG--NAME" → "org/name". Returns false for other folders (datasets--, spaces--). */
+static bool hf_repo_name(const char *folder, char *out, size_t outlen) {
+    if (strncmp(folder, "models--", 8) != 0)
+        return false;
+    const char *rest = folder + 8;
+    const char *sep = strstr(rest, "--");
+    if (sep == NULL || sep == rest || sep[2] == '\0')
+        return false;
+    if (snprintf(out, outlen, "%.*s/%s", (int)(sep - rest), rest, sep + 2) >= (int)outlen)
+        return false;
+    names_lower(out);
+    return true;
+}
+
+/* The snapshot to serve: the one refs/main names, else the most recently modified. */
+static bool hf_snapshot(disc_result *r, const char *repo_dir, char *out, size_t outlen) {
+    char ref[4096], rev[128] = "";
+    if (join(ref, sizeof ref, repo_dir, "refs/main")) {
+        FILE *f = fopen(ref, "r");
+        if (f != NULL) {
+            if (fgets(rev, sizeof rev, f) == NULL)
+                rev[0] = '\0';
+            fclose(f);
+            rev[strcspn(rev, "\r\n")] = '\0';
+        }
+    }
+    char snaps[4096];
+    if (!join(snaps, sizeof snaps, repo_dir, "snapshots"))
+        return false;
+    if (rev[0] != '\0' && strchr(rev, '/') == NULL && join(out, outlen, snaps, rev) &&
+        is_dir(out))
+        return true;
+    int n;
+    struct dirent **list = list_dir(r, snaps, &n);
+    int64_t best = -1;
+    for (int i = 0; i < n; i++) {
+        char p[4096];
+        struct stat st;
+        if (join(p, sizeof p, snaps, list[i]->d_name) && stat(p, &st) == 0 &&
+            S_ISDIR(st.st_mode) && (int64_t)st.st_mtime > best) {
+            best = (int64_t)st.st_mtime;
+            snprintf(out, outlen, "%s", p);
+        }
+    }
+    free_list(list, n);
+    return best >= 0;
+}
+
+typedef struct named_ctx {
+    const char *prefix; /* "org/name" */
+    const char *source;
+    int added;
+} named_ctx;
+
+/* prefix + "/" + file stem, lowercased. */
+static void named_file(disc_result *r, const char *path, void *ctx) {
+    named_ctx *c = ctx;
+    char stem[256], name[600];
+    if (!names_from_path(path, stem, sizeof stem))
+        return;
+    snprintf(name, sizeof name, "%s/%s", c->prefix, stem);
+    names_lower(name);
+    if (strlen(name) >= sizeof ((model_desc *)0)->name) {
+        note(r, path, "name too long");
+        return;
+    }
+    if (consider_file(r, path, name, c->source))
+        c->added++;
+}
+
+int disc_scan_hf(disc_result *r, const char *hub_dir) {
+    int n, added = 0;
+    struct dirent **list = list_dir(r, hub_dir, &n);
+    for (int i = 0; i < n; i++) {
+        char repo[256], repo_dir[4096], snap[4096];
+        if (!hf_repo_name(list[i]->d_name, repo, sizeof repo) ||
+            !join(repo_dir, sizeof repo_dir, hub_dir, list[i]->d_name) ||
+            !hf_snapshot(r, repo_dir, snap, sizeof snap))
+            continue;
+        visited v = {.n = 0};
+        named_ctx c = {.prefix = repo, .source = "hf", .added = 0};
+        walk(r, snap, 0, 3, &v, named_file, &c);
+        added += c.added;
+    }
+    free_list(list, n);
+    return added;
+}
+
+/* ---- LM Studio ---- */
+
+int disc_scan_lmstudio(disc_result *r, const char *models_dir) {
+    int np, added = 0;
+    struct dirent **pubs = list_dir(r, models_dir, &np);
+    for (int i = 0; i < np; i++) {
+        char pub_dir[4096];
+        int nr;
+        if (!join(pub_dir, sizeof pub_dir, models_dir, pubs[i]->d_name) || !is_dir(pub_dir))
+            continue;
+        struct dirent **repos = list_dir(r, pub_dir, &nr);
+        for (int j = 0; j < nr; j++) {
+            char repo_dir[4096], prefix[600];
+            if (!join(repo_dir, sizeof repo_dir, pub_dir, repos[j]->d_name) ||
+                !is_dir(repo_dir))
+                continue;
+            snprintf(prefix, sizeof prefix, "%s/%s", pubs[i]->d_name, repos[j]->d_name);
+            names_lower(prefix);
+            visited v = {.n = 0};
+            named_ctx c = {.prefix = prefix, .source = "lmstudio", .added = 0};
+            walk(r, repo_dir, 0, 1, &v, named_file, &c);
+            added += c.added;
+        }
+        free_list(repos, nr);
+    }
+    free_list(pubs, np);
+    return added;
+}
+
+/* ---- Ollama ---- */
+
+/* "sha256:HEX" → models_dir/blobs/sha256-HEX. */
+static bool ollama_blob(const char *models_dir, const char *digest, char *out, size_t outlen) {
+    if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != 7 + 64 ||
+        strspn(digest + 7, "0123456789abcdef") != 64)
+        return false;
+    return snprintf(out, outlen, "%s/blobs/sha256-%s", models_dir, digest + 7) < (int)outlen;
+}
+
+static json_t *load_manifest(const char *path) {
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (root != NULL && !json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* The digest of the first layer of media type mt, or NULL. Borrowed from root. */
+static const char *layer_digest(const json_t *root, const char *mt) {
+    const json_t *layers = json_object_get(root, "layers");
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        const json_t *l = json_array_get(layers, i);
+        const char *t = json_string_value(json_object_get(l, "mediaType"));
+        if (t != NULL && strcmp(t, mt) == 0)
+            return json_string_value(json_object_get(l, "digest"));
+    }
+    return NULL;
+}
+
+/* model:tag, namespace/model:tag, or registry/namespace/model:tag. */
+static void ollama_name(const char *reg, const char *ns, const char *model, const char *tag,
+                        char *out, size_t outlen) {
+    int n;
+    if (strcmp(reg, "registry.ollama.ai") != 0)
+        n = snprintf(out, outlen, "%s/%s/%s:%s", reg, ns, model, tag);
+    else if (strcmp(ns, "library") != 0)
+        n = snprintf(out, outlen, "%s/%s:%s", ns, model, tag);
+    else
+        n = snprintf(out, outlen, "%s:%s", model, tag);
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = '\0';
+}
+
+/* One manifest: its model layer becomes a model (with its adapter layer attached). */
+static bool ollama_manifest(disc_result *r, const char *models_dir, const char *manifest,
+                            const char *name) {
+    json_t *root = load_manifest(manifest);
+    char blob[4096], err[600];
+    const char *digest = root ? layer_digest(root, OLLAMA_MODEL_MT) : NULL;
+    bool added = false;
+    if (root == NULL)
+        note(r, manifest, "not a readable Ollama manifest (JSON)");
+    else if (digest == NULL || !ollama_blob(models_dir, digest, blob, sizeof blob))
+        note(r, manifest, "the manifest has no model layer");
+    else {
+        model_desc d;
+        char real[PATH_MAX], adapter[4096] = "";
+        const char *ad = layer_digest(root, OLLAMA_ADAPTER_MT);
+        const model_desc *same;
+        if (ad != NULL && !ollama_blob(models_dir, ad, adapter, sizeof adapter))
+            adapter[0] = '\0';
+        if (realpath(blob, real) != NULL && (same = find_real(r, real, adapter)) != NULL) {
+            char why[600];
+            snprintf(why, sizeof why, "the same model file as '%s': served under that name",
+                     same->name);
+            note(r, manifest, why);
+            json_decref(root);
+            return false;
+        }
+        if (disc_describe(blob, name, "ollama", &d, err, sizeof err) != SHIMMY_OK) {
+            log_warn("skipping Ollama model %s: %s", name, err);
+            note(r, manifest, err);
+        } else {
+            snprintf(d.digest, sizeof d.digest, "%s", digest + 7);
+            snprintf(d.manifest, sizeof d.manifest, "%s", manifest);
+            memcpy(d.adapter, adapter, sizeof adapter);
+            added = push_model(r, &d);
+        }
+    }
+    json_decref(root);
+    return added;
+}
+
+/* manifests/REGISTRY/NAMESPACE/MODEL/TAG, each level listed in name order. */
+int disc_scan_ollama(disc_result *r, const char *models_dir) {
+    char lv[5][4096];
+    const char *part[4];
+    int n[4], added = 0;
+    struct dirent **l[4];
+    if (!join(lv[0], sizeof lv[0], models_dir, "manifests"))
+        return 0;
+    l[0] = list_dir(r, lv[0], &n[0]);
+    for (int a = 0; a < n[0]; a++) {
+        part[0] = l[0][a]->d_name;
+        if (!join(lv[1], sizeof lv[1], lv[0], part[0]) || !is_dir(lv[1]))
+            continue;
+        l[1] = list_dir(r, lv[1], &n[1]);
+        for (int b = 0; b < n[1]; b++) {
+            part[1] = l[1][b]->d_name;
+            if (!join(lv[2], sizeof lv[2], lv[1], part[1]) || !is_dir(lv[2]))
+                continue;
+            l[2] = list_dir(r, lv[2], &n[2]);
+            for (int c = 0; c < n[2]; c++) {
+                part[2] = l[2][c]->d_name;
+                if (!join(lv[3], sizeof lv[3], lv[2], part[2]) || !is_dir(lv[3]))
+                    continue;
+                l[3] = list_dir(r, lv[3], &n[3]);
+                for (int d = 0; d < n[3]; d++) {
+                    char name[600];
+                    part[3] = l[3][d]->d_name;
+                    if (!join(lv[4], sizeof lv[4], lv[3], part[3]) || is_dir(lv[4]))
+                        continue;
+                    ollama_name(part[0], part[1], part[2], part[3], name, sizeof name);
+                    if (name[0] != '\0' && strlen(name) < sizeof ((model_desc *)0)->name &&
+                        ollama_manifest(r, models_dir, lv[4], name))
+                        added++;
+                }
+                free_list(l[3], n[3]);
+            }
+            free_list(l[2], n[2]);
+        }
+        free_list(l[1], n[1]);
+    }
+    free_list(l[0], n[0]);
+    return added;
+}
+
+static char *read_small(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 20; /* layers are small text; a bigger one is cut */
+    char *s = malloc(cap + 1);
+    size_t n = s ? fread(s, 1, cap, f) : 0;
+    fclose(f);
+    if (s != NULL)
+        s[n] = '\0';
+    return s;
+}
+
+bool disc_ollama_read_layers(const char *manifest, disc_ollama_layers *out) {
+    memset(out, 0, sizeof *out);
+    json_t *root = load_manifest(manifest);
+    if (root == NULL)
+        return false;
+    /* models_dir is two levels above "manifests" */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", manifest);
+    char *m = strstr(dir, "/manifests/");
+    if (m == NULL) {
+        json_decref(root);
+        return false;
+    }
+    *m = '\0';
+    static const struct {
+        const char *mt;
+        size_t off;
+    } layers[] = {
+        {"application/vnd.ollama.image.template", offsetof(disc_ollama_layers, template_text)},
+        {"application/vnd.ollama.image.system", offsetof(disc_ollama_layers, system_text)},
+        {"application/vnd.ollama.image.params", offsetof(disc_ollama_layers, params_json)},
+        {"application/vnd.ollama.image.license", offsetof(disc_ollama_layers, license_text)},
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        const char *dg = layer_digest(root, layers[i].mt);
+        char blob[4096];
+        if (dg != NULL && ollama_blob(dir, dg, blob, sizeof blob))
+            *(char **)((char *)out + layers[i].off) = read_small(blob);
+    }
+    out->has_projector = layer_digest(root, "application/vnd.ollama.image.projector") != NULL;
+    json_decref(root);
+    return true;
+}
+
+void disc_ollama_layers_free(disc_ollama_layers *l) {
+    free(l->template_text);
+    free(l->system_text);
+    free(l->params_json);
+    free(l->license_text);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- adapters beside their base ---- */
+
+static bool same_dir(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && path[n] == '/' && strchr(path + n + 1, '/') == NULL;
+}
+
+/* The model in a's folder that a names, else the one with the longest stem a's stem starts
+ * with. */
+static model_desc *adapter_base(disc_result *r, const disc_adapter *a) {
+    model_desc *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        model_desc *d = &r->models[i];
+        char stem[256];
+        if (!same_dir(d->path, a->dir) || d->adapter[0] != '\0' ||
+            (a->arch[0] && strcmp(a->arch, d->meta.arch) != 0))
+            continue;
+        if (a->base_name[0] && strcasecmp(a->base_name, d->meta.name) == 0)
+            return d;
+        if (names_from_path(d->path, stem, sizeof stem) &&
+            strncmp(a->stem, stem, strlen(stem)) == 0 && strlen(stem) > best_len) {
+            best = d;
+            best_len = strlen(stem);
+        }
+    }
+    return best;
+}
+
+static void attach_adapters(disc_result *r) {
+    for (size_t i = 0; i < r->n_adapters; i++) {
+        disc_adapter *a = &r->adapters[i];
+        model_desc *d = adapter_base(r, a);
+        if (d == NULL) {
+            note(r, a->path, "a LoRA adapter (general.type = adapter) with no base model "
+                             "beside it that it names or whose file stem it starts with");
+            continue;
+        }
+        snprintf(d->adapter, sizeof d->adapter, "%s", a->path);
+        d->adapter_scale = 1.0f;
+        log_info("adapter %s attached to model '%s'", a->path, d->name);
+    }
+    r->n_adapters = 0;
+}
+
+/* ---- explicit adapters ---- */
+
+static shimmy_err check_adapter(const char *path, char *err, size_t errlen) {
+    gguf_meta m;
+    shimmy_err rc = gguf_meta_read(path, &m, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    if (strcmp(m.type, "adapter") != 0)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: not a LoRA adapter (general.type is "
+                       "'%s', not 'adapter')", path, m.type);
+    return SHIMMY_OK;
+}
+
+static shimmy_err apply_loras(disc_result *r, const disc_config *c, char *err, size_t errlen) {
+    for (int i = 0; i < c->n_loras; i++) {
+        const disc_lora *l = &c->loras[i];
+        model_desc *d = find_name(r, l->model);
+        if (d == NULL)
+            return err_set(err, errlen, ERR_BAD_PARAM, "--lora %s=%s: no model named '%s'",
+                           l->model, l->path, l->model);
+        shimmy_err rc = check_adapter(l->path, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+        snprintf(d->adapter, sizeof d->adapter, "%s", l->path);
+        d->adapter_scale = l->scale;
+    }
+    return SHIMMY_OK;
+}
+
+/* SHIMMY_BASE_GGUF is served (source "env") with SHIMMY_LORA_GGUF as its adapter. */
+static shimmy_err env_base(disc_result *r, char *err, size_t errlen) {
+    const char *base = getenv("SHIMMY_BASE_GGUF");
+    const char *lora = getenv("SHIMMY_LORA_GGUF");
+    if (base == NULL || base[0] == '\0')
+        return SHIMMY_OK;
+    char real[PATH_MAX];
+    model_desc *d = NULL;
+    if (realpath(base, real) != NULL)
+        for (size_t i = 0; i < r->n && d == NULL; i++)
+            if (strcmp(r->models[i].realpath, real) == 0)
+                d = &r->models[i];
+    if (d == NULL) {
+        consider_file(r, base, NULL, "env");
+        d = realpath(base, real) != NULL && r->n > 0 &&
+                    strcmp(r->models[r->n - 1].realpath, real) == 0
+                ? &r->models[r->n - 1]
+                : NULL;
+    }
+    if (d == NULL)
+        return SHIMMY_OK; /* noted by consider_file */
+    if (lora != NULL && lora[0] != '\0') {
+        shimmy_err rc = check_adapter(lora, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+        snprintf(d->adapter, sizeof d->adapter, "%s", lora);
+        d->adapter_scale = 1.0f;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", base);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        disc_scan_dir(r, dir, "dir");
+    }
+    return SHIMMY_OK;
+}
+
+/* ---- all sources ---- */
+
+static shimmy_err explicit_paths(disc_result *r, const disc_config *c, char *err,
+                                 size_t errlen) {
+    for (int i = 0; i < c->n_paths; i++) {
+        const char *p = c->model_paths[i];
+        char real[PATH_MAX];
+        model_desc d;
+        if (realpath(p, real) != NULL && find_real(r, real, "") != NULL)
+            continue;
+        shimmy_err rc = disc_describe(p, NULL, "cli", &d, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+        if (!push_model(r, &d))
+            return err_set(err, errlen, ERR_NOMEM, "%s: cannot add the model", p);
+    }
+    return SHIMMY_OK;
+}
+
+/* dir = $var, else $HOME/rel (NULL when neither is set). */
+static bool env_dir(const char *var, const char *rel, char *out, size_t outlen) {
+    const char *v = var ? getenv(var) : NULL;
+    if (v != NULL && v[0] != '\0')
+        return snprintf(out, outlen, "%s", v) < (int)outlen;
+    const char *home = getenv("HOME");
+    if (home == NULL || home[0] == '\0' || rel == NULL)
+        return false;
+    return snprintf(out, outlen, "%s/%s", home, rel) < (int)outlen;
+}
+
+static void scan_stores(disc_result *r) {
+    char d[4096];
+    const char *hf_home = getenv("HF_HOME");
+    if (env_dir("HF_HUB_CACHE", NULL, d, sizeof d))
+        disc_scan_hf(r, d);
+    else if (hf_home != NULL && hf_home[0] != '\0' && join(d, sizeof d, hf_home, "hub"))
+        disc_scan_hf(r, d);
+    else if (env_dir(NULL, ".cache/huggingface/hub", d, sizeof d))
+        disc_scan_hf(r, d);
+    if (env_dir("OLLAMA_MODELS", ".ollama/models", d, sizeof d))
+        disc_scan_ollama(r, d);
+    disc_scan_ollama(r, "/usr/share/ollama/.ollama/models");
+    if (env_dir(NULL, ".lmstudio/models", d, sizeof d))
+        disc_scan_lmstudio(r, d);
+    if (env_dir(NULL, ".cache/lm-studio/models", d, sizeof d))
+        disc_scan_lmstudio(r, d);
+}
+
+shimmy_err disc_run(const disc_config *c, disc_result *out, char *err, size_t errlen) {
+    disc_result_init(out);
+    shimmy_err rc = explicit_paths(out, c, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    disc_scan_dir(out, "./models", "dir");
+    scan_dir_list(out, c->model_dirs, "dir");
+    scan_dir_list(out, getenv("SHIMMY_MODEL_PATHS"), "dir");
+    if (!c->no_stores) {
+        if ((rc = env_base(out, err, errlen)) != SHIMMY_OK)
+            return rc;
+        scan_stores(out);
+    }
+    attach_adapters(out);
+    return apply_loras(out, c, err, errlen);
+}

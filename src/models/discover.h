@@ -1,0 +1,132 @@
+/* models/discover: finds every GGUF model already on the machine, without loading weights.
+ *
+ * Sources, in this order (the first source that finds a file names it; the same file reached
+ * again through a symlink, a hard path or another store is skipped):
+ *   1. the paths given with --model (source "cli"; a path that is not a usable model is an error)
+ *   2. ./models, the --model-dirs folders, SHIMMY_MODEL_PATHS (';' or ':' separated) (source
+ *      "dir"): .gguf files there and one level of subfolders, named by file stem
+ *   3. SHIMMY_BASE_GGUF (source "env", with SHIMMY_LORA_GGUF as its adapter) and its folder
+ *   4. the Hugging Face hub cache ($HF_HUB_CACHE, else $HF_HOME/hub, else
+ *      ~/.cache/huggingface/hub): models--ORG--NAME/snapshots/REV/ (the revision refs/main names,
+ *      else the newest), named "org/name/file-stem" (source "hf")
+ *   5. Ollama's store ($OLLAMA_MODELS, else ~/.ollama/models, plus
+ *      /usr/share/ollama/.ollama/models): manifests/REGISTRY/NAMESPACE/MODEL/TAG, the layer of
+ *      media type application/vnd.ollama.image.model, named "model:tag" ("namespace/model:tag"
+ *      when the namespace is not "library", "registry/namespace/model:tag" off ollama.com)
+ *      (source "ollama"); its adapter layer is attached
+ *   6. LM Studio (~/.lmstudio/models, ~/.cache/lm-studio/models): PUBLISHER/REPO/file.gguf,
+ *      named "publisher/repo/file-stem" (source "lmstudio")
+ *
+ * Files that are not models (LoRA adapters, projectors, vocab-only, non-GGUF, truncated, GGUF
+ * v1) are never models: each broken one is reported once in the result's notes. A split model
+ * (-00001-of-0000N.gguf) is one model loaded from its first part. An adapter (general.type =
+ * adapter) beside a model that it names (general.base_model.0.name = the model's general.name)
+ * or whose file stem begins with the model's stem is attached to that model. Name clashes get a
+ * deterministic "@source" suffix (then "-2", "-3"...) and a note.
+ *
+ * Bounded: folders deeper than LIM_SCAN_DEPTH, hidden folders, symlink loops (folders already
+ * visited) and more than LIM_SCAN_ENTRIES directory entries are not followed.
+ *
+ * Thread-safety: disc_run touches only its result; it may run beside a live registry. */
+#ifndef SHIMMY_DISCOVER_H
+#define SHIMMY_DISCOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "models/gguf_meta.h"
+
+/* One model as discovery describes it (also the registry's view, with its load state). */
+typedef struct model_desc {
+    char name[256];        /* served name (see the naming rules above) */
+    char path[4096];       /* GGUF file (first part of a split model) */
+    char source[32];       /* "cli", "dir", "env", "hf", "ollama", "lmstudio" */
+    uint64_t size_bytes;   /* file size, all parts of a split model */
+    gguf_meta meta;        /* metadata read without loading weights (n_params of all parts) */
+    int n_parts;           /* 1, or the part count of a split model */
+    char digest[72];       /* Ollama: the model blob's sha256 hex; else a hex id of path, size
+                            * and modification time (stable while the file is unchanged) */
+    int64_t mtime;         /* file modification time, unix seconds */
+    char adapter[4096];    /* LoRA adapter applied to this model, "" = none */
+    float adapter_scale;   /* its scale (1 = as trained) */
+    char manifest[4096];   /* Ollama: the manifest file (template/system/params layers) */
+    char realpath[4096];   /* canonical path of path, for deduplication */
+    /* registry state, filled by registry_get/info; zero from discovery */
+    bool loaded;           /* in memory now */
+    int uses;              /* requests holding it now */
+    int64_t expires_at;    /* unix seconds when keep_alive unloads it, 0 = never */
+} model_desc;
+
+/* Something a scan wants the user to know: a file skipped (with why) or a renamed clash. */
+typedef struct disc_note {
+    char *path;            /* owned */
+    char *why;             /* owned */
+} disc_note;
+
+typedef struct disc_adapter disc_adapter; /* private */
+
+typedef struct disc_result {
+    model_desc *models;    /* owned array, in discovery order */
+    size_t n, cap;
+    disc_note *notes;      /* owned array */
+    size_t n_notes, cap_notes;
+    /* private */
+    disc_adapter *adapters; /* adapters seen, attached by disc_run at the end */
+    size_t n_adapters, cap_adapters;
+    size_t entries;         /* directory entries looked at, bounded by LIM_SCAN_ENTRIES */
+} disc_result;
+
+/* An explicit adapter: --lora MODEL=PATH[:SCALE]. */
+typedef struct disc_lora {
+    const char *model;     /* served name; borrowed */
+    const char *path;      /* borrowed */
+    float scale;
+} disc_lora;
+
+typedef struct disc_config {
+    char *const *model_paths;  /* --model, borrowed */
+    int n_paths;
+    const char *model_dirs;    /* --model-dirs, ';' or ':' separated; may be NULL */
+    const disc_lora *loras;    /* --lora; borrowed */
+    int n_loras;
+    bool no_stores;            /* skip the HF / Ollama / LM Studio stores (and the env base) */
+} disc_config;
+
+/* Runs every source of c into *out (initialised here; free with disc_result_free, also on
+ * error). Errors: those of a --model path that is not a usable model (ERR_IO, ERR_MODEL_LOAD),
+ * ERR_BAD_PARAM for a --lora naming an unknown model or a bad adapter file, ERR_NOMEM; each with
+ * the reason in err. Borrows c. */
+shimmy_err disc_run(const disc_config *c, disc_result *out, char *err, size_t errlen);
+
+/* Scans one loose folder (and one level of subfolders) into out (which may already hold
+ * models: files found before are skipped). Returns the number of models added. */
+int disc_scan_dir(disc_result *out, const char *dir, const char *source);
+/* The stores, one at a time (root = the store's folder); used by disc_run and by tests. */
+int disc_scan_hf(disc_result *out, const char *hub_dir);
+int disc_scan_ollama(disc_result *out, const char *models_dir);
+int disc_scan_lmstudio(disc_result *out, const char *models_dir);
+
+/* Reads one model file (or the first part of a split model) into *d, named name (NULL = from
+ * the file stem). Errors: ERR_IO, ERR_MODEL_LOAD (not a model, with the reason). */
+shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,
+                         char *err, size_t errlen);
+
+void disc_result_init(disc_result *r);
+void disc_result_free(disc_result *r);
+
+/* The Ollama layers of a manifest, for /api/show and chat defaults: the text of the template,
+ * system and params layers (each owned, NULL when absent) and whether it has a projector.
+ * Returns false when the manifest cannot be read. */
+typedef struct disc_ollama_layers {
+    char *template_text;
+    char *system_text;
+    char *params_json;
+    char *license_text;
+    bool has_projector;
+} disc_ollama_layers;
+bool disc_ollama_read_layers(const char *manifest, disc_ollama_layers *out);
+void disc_ollama_layers_free(disc_ollama_layers *l);
+
+#endif

@@ -1,0 +1,222 @@
+// ollama.test.mjs: shimmy driven by the official Ollama client for JavaScript (ollama@0.6.4, pinned
+// in package.json / package-lock.json, installed by scripts/test-deps.sh).
+//
+// Builds fake Hugging Face, Ollama and LM Studio stores in a temporary HOME (tools/fake_stores.sh),
+// starts build/shimmy there with stories260K given with --model too, then lists, shows, generates,
+// chats (streamed and not), embeds, looks at the loaded models and checks Ollama-style errors.
+// Each answer is printed (the report quotes it); the server's output is printed when a test fails.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = process.env.SHIMMY_SOURCE_DIR ?? resolve(here, '../..');
+const bin = process.env.SHIMMY_BIN ?? join(root, 'build/shimmy');
+const tools = process.env.SHIMMY_TOOLS_DIR ?? join(root, 'build/tools');
+const models = process.env.SHIMMY_TEST_MODELS ?? resolve(root, '../shared/models');
+const modelPath = join(models, 'stories260K.gguf');
+const MODEL = 'stories260k';
+const START_DEADLINE_MS = 30000;
+
+let Ollama;
+try {
+  ({ Ollama } = await import('ollama'));
+} catch (e) {
+  throw new Error(`the ollama package is not installed in ${here}: run scripts/test-deps.sh (${e.message})`);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let server = null;
+let home = null;
+let failed = false;
+
+async function startOnce() {
+  const port = await freePort();
+  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--model', modelPath,
+    '--threads', '1', '--max-loaded', '2'], { cwd: home, env: { ...process.env, HOME: home,
+    OLLAMA_MODELS: '', HF_HOME: '', HF_HUB_CACHE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const s = { proc, port, output: '', exited: false };
+  proc.stdout.on('data', (d) => { s.output += d; });
+  proc.stderr.on('data', (d) => { s.output += d; });
+  proc.on('exit', () => { s.exited = true; });
+  const end = Date.now() + START_DEADLINE_MS;
+  while (Date.now() < end && !s.exited) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return s;
+    } catch { /* not up yet */ }
+    await sleep(50);
+  }
+  if (!s.exited) {
+    proc.kill('SIGKILL');
+    throw new Error(`shimmy did not answer GET /health within ${START_DEADLINE_MS} ms:\n${s.output}`);
+  }
+  return s;
+}
+
+before(async () => {
+  assert.ok(existsSync(bin), `shimmy binary missing: ${bin} (set SHIMMY_BIN)`);
+  assert.ok(existsSync(modelPath), `test model missing: ${modelPath} (set SHIMMY_TEST_MODELS)`);
+  home = mkdtempSync(join(tmpdir(), 'shimmy-ollama-'));
+  execFileSync(join(root, 'tools/fake_stores.sh'), [home, models, tools], { stdio: 'ignore' });
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const s = await startOnce();
+    if (!s.exited) { server = s; return; }
+    console.error(`shimmy exited during start-up (attempt ${attempt}):\n${s.output}`);
+  }
+  throw new Error('shimmy failed to start 3 times');
+});
+
+after(async () => {
+  if (server && !server.exited) {
+    server.proc.kill('SIGTERM');
+    const end = Date.now() + 10000;
+    while (!server.exited && Date.now() < end) await sleep(20);
+    if (!server.exited) server.proc.kill('SIGKILL');
+  }
+  if (failed && server) console.error(`---- shimmy output ----\n${server.output}---- end ----`);
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+function it(name, fn) {
+  test(name, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+}
+
+const client = () => new Ollama({ host: `http://127.0.0.1:${server.port}` });
+const greedy = { temperature: 0, num_predict: 16 };
+const show = (label, v) => console.log(`${label}: ${JSON.stringify(v)}`);
+
+it('lists every model of every store (list)', async () => {
+  const r = await client().list();
+  const names = r.models.map((m) => m.name);
+  show('list', names);
+  for (const n of [MODEL, 'stories:260k', 'stories:lora', 'someuser/tiny:q8',
+    'hf.co/bartowski/Other-GGUF:Q8_0', 'thebloke/stories-260k-gguf/stories260k',
+    'org/split-gguf/stories-split', 'lmstudio-community/tiny-gguf/tiny-random-f16',
+    'pub/stories-lora-gguf/stories260k']) assert.ok(names.includes(n), `${n} missing from ${names}`);
+  const m = r.models.find((x) => x.name === 'stories:260k');
+  assert.equal(m.digest, '270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d');
+  assert.equal(m.details.family, 'llama');
+  assert.equal(m.details.parameter_size, '292.8K');
+  assert.equal(m.details.quantization_level, 'F32');
+  assert.equal(m.size, 1185376);
+});
+
+it('shows a model with its Ollama layers (show)', async () => {
+  const r = await client().show({ model: 'stories:260k' });
+  show('show.template', r.template);
+  show('show.parameters', r.parameters);
+  assert.match(r.template, /\.Prompt/);
+  assert.match(r.parameters, /stop/);
+  assert.equal(r.model_info['general.architecture'], 'llama');
+  assert.equal(r.model_info['llama.context_length'], 2048);
+  assert.equal(r.details.format, 'gguf');
+});
+
+it('generates, plain and streamed, with the same greedy text (generate)', async () => {
+  const prompt = 'Once upon a time';
+  const plain = await client().generate({ model: MODEL, prompt, raw: true, options: greedy });
+  show('generate', plain);
+  assert.equal(plain.done, true);
+  assert.equal(plain.done_reason, 'length');
+  assert.equal(plain.eval_count, 16);
+  assert.ok(plain.prompt_eval_count > 0);
+  assert.ok(plain.total_duration > 0 && plain.eval_duration > 0 && plain.prompt_eval_duration > 0);
+  assert.ok(plain.response.startsWith(', there was a little girl named Lily'));
+  let text = '';
+  let last = null;
+  let parts = 0;
+  for await (const part of await client().generate({ model: MODEL, prompt, raw: true, stream: true,
+    options: greedy })) {
+    text += part.response;
+    parts++;
+    last = part;
+  }
+  show('generate.stream.parts', parts);
+  assert.ok(parts > 2);
+  assert.equal(text, plain.response);
+  assert.equal(last.done, true);
+  assert.equal(last.eval_count, 16);
+});
+
+it('chats, plain and streamed (chat)', async () => {
+  const messages = [{ role: 'user', content: 'Tell me a story.' }];
+  const plain = await client().chat({ model: MODEL, messages, options: greedy });
+  show('chat', plain);
+  assert.equal(plain.message.role, 'assistant');
+  assert.ok(plain.message.content.length > 0);
+  assert.equal(plain.done, true);
+  let text = '';
+  for await (const part of await client().chat({ model: MODEL, messages, stream: true, options: greedy }))
+    text += part.message.content;
+  assert.equal(text, plain.message.content);
+  const stopped = await client().chat({ model: MODEL, messages,
+    options: { temperature: 0, num_predict: 64, stop: ['.'] } });
+  assert.equal(stopped.done_reason, 'stop');
+  assert.ok(!stopped.message.content.includes('.'));
+});
+
+it('constrains the output to JSON with format "json"', async () => {
+  const r = await client().generate({ model: MODEL, prompt: 'Once upon a time', format: 'json',
+    options: { temperature: 0, num_predict: 24 } });
+  show('generate.json', r.response);
+  assert.ok(r.response.trimStart().startsWith('{'));
+});
+
+it('embeds (embed, embeddings)', async () => {
+  const r = await client().embed({ model: MODEL, input: ['hello world', 'a cat'] });
+  assert.equal(r.embeddings.length, 2);
+  assert.equal(r.embeddings[0].length, 64);
+  const norm = Math.sqrt(r.embeddings[0].reduce((a, x) => a + x * x, 0));
+  show('embed', { n: r.embeddings.length, dim: r.embeddings[0].length, norm });
+  assert.ok(Math.abs(norm - 1) < 1e-4);
+  const same = await client().embed({ model: MODEL, input: 'hello world' });
+  assert.deepEqual(same.embeddings[0], r.embeddings[0]);
+  const legacy = await client().embeddings({ model: MODEL, prompt: 'hello world' });
+  assert.equal(legacy.embedding.length, 64);
+});
+
+it('lists the loaded models and honours keep_alive (ps)', async () => {
+  await client().generate({ model: 'stories:260k', prompt: 'Hi', options: { num_predict: 2 } });
+  let ps = await client().ps();
+  show('ps', ps.models.map((m) => [m.name, m.expires_at]));
+  assert.ok(ps.models.some((m) => m.name === 'stories:260k'));
+  await client().generate({ model: 'stories:260k', prompt: '', keep_alive: 0 });
+  ps = await client().ps();
+  assert.ok(!ps.models.some((m) => m.name === 'stories:260k'));
+});
+
+it('answers errors the way Ollama does', async () => {
+  await assert.rejects(client().chat({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => { show('error.not_found', [e.status_code, e.error]); return e.status_code === 404 && /not found/.test(e.error); });
+  await assert.rejects(client().pull({ model: 'llama3' }),
+    (e) => { show('error.pull', [e.status_code, e.error]); return e.status_code === 501 && /does not download/.test(e.error); });
+  await assert.rejects(client().generate({ model: MODEL, prompt: 'x', images: ['aGk='] }),
+    (e) => e.status_code === 400 && /images/.test(e.error));
+  const v = await client().version();
+  show('version', v);
+  assert.match(v.version, /^\d+\.\d+\.\d+/);
+});

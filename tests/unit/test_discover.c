@@ -1,0 +1,296 @@
+/* Unit tests for models/discover: fake Hugging Face, Ollama and LM Studio stores built in a
+ * temporary HOME by tools/fake_stores.sh from the test models (real sha256 blob names, real
+ * manifests), then every naming and exclusion rule; name clashes; split names; rescans through
+ * the registry; and the scan's speed on a store of thousands of files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/discover.h"
+#include "models/names.h"
+#include "models/registry.h"
+
+static char home[] = "/tmp/shimmy-discover-XXXXXX";
+
+static const char *env_or(const char *k, const char *d) {
+    const char *v = getenv(k);
+    return v && v[0] ? v : d;
+}
+
+static int setup(void **state) {
+    (void)state;
+    char cmd[8192];
+    if (mkdtemp(home) == NULL)
+        return -1;
+    snprintf(cmd, sizeof cmd, "%s/tools/fake_stores.sh %s %s %s >/dev/null",
+             env_or("SHIMMY_SOURCE_DIR", "."), home,
+             env_or("SHIMMY_TEST_MODELS", "../shared/models"),
+             env_or("SHIMMY_TOOLS_DIR", "build/tools"));
+    if (system(cmd) != 0) {
+        fprintf(stderr, "test_discover: %s failed\n", cmd);
+        return -1;
+    }
+    setenv("HOME", home, 1);
+    unsetenv("HF_HOME");
+    unsetenv("HF_HUB_CACHE");
+    unsetenv("OLLAMA_MODELS");
+    unsetenv("SHIMMY_MODEL_PATHS");
+    unsetenv("SHIMMY_BASE_GGUF");
+    return chdir(home);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", home);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const model_desc *find(const disc_result *r, const char *name) {
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].name, name) == 0)
+            return &r->models[i];
+    return NULL;
+}
+
+static bool noted(const disc_result *r, const char *path_part, const char *why_part) {
+    for (size_t i = 0; i < r->n_notes; i++)
+        if (strstr(r->notes[i].path, path_part) && strstr(r->notes[i].why, why_part))
+            return true;
+    return false;
+}
+
+static void test_names_split(void **state) {
+    (void)state;
+    int part, count;
+    char out[256];
+    assert_true(names_split_part("a/Qwen-7B-00001-of-00003.gguf", &part, &count));
+    assert_int_equal(part, 1);
+    assert_int_equal(count, 3);
+    assert_false(names_split_part("a/model.gguf", &part, &count));
+    assert_false(names_split_part("a/x-00004-of-00003.gguf", &part, &count));
+    assert_true(names_from_path("a/Qwen-7B-00002-of-00003.gguf", out, sizeof out));
+    assert_string_equal(out, "qwen-7b");
+    assert_true(names_split_sibling("a/Q-00001-of-00003.gguf", 3, out, sizeof out));
+    assert_string_equal(out, "a/Q-00003-of-00003.gguf");
+}
+
+static void test_stores(void **state) {
+    (void)state;
+    disc_config c = {0};
+    disc_result r;
+    char err[512];
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    const model_desc *d;
+
+    /* Hugging Face: org/repo/file-stem from refs/main's snapshot, symlinks into blobs/. */
+    assert_non_null(d = find(&r, "thebloke/stories-260k-gguf/stories260k"));
+    assert_string_equal(d->source, "hf");
+    assert_non_null(strstr(d->realpath, "/blobs/270cba1bd5109f42"));
+    assert_null(find(&r, "thebloke/stories-260k-gguf/stories-old"));
+    assert_non_null(d = find(&r, "org/tiny-vision-gguf/tiny-q8"));
+    assert_string_equal(d->meta.quant, "F16");
+    assert_null(find(&r, "org/tiny-vision-gguf/mmproj-tiny-f16"));
+    assert_true(noted(&r, "mmproj-tiny-f16.gguf", "projector"));
+    /* A split model is one model named without the suffix, sized over both parts. */
+    assert_non_null(d = find(&r, "org/split-gguf/stories-split"));
+    assert_int_equal(d->n_parts, 2);
+    assert_true(d->size_bytes > 1185376);
+    assert_non_null(strstr(d->path, "-00001-of-00002.gguf"));
+
+    /* Ollama: model:tag, namespace kept off library, registry kept off ollama.com. */
+    assert_non_null(d = find(&r, "stories:260k"));
+    assert_string_equal(d->source, "ollama");
+    assert_string_equal(d->digest,
+                        "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
+    assert_non_null(strstr(d->manifest, "manifests/registry.ollama.ai/library/stories/260k"));
+    assert_string_equal(d->adapter, "");
+    assert_null(find(&r, "stories:latest")); /* the same blob: served once, noted */
+    assert_true(noted(&r, "library/stories/latest", "stories:260k"));
+    assert_non_null(d = find(&r, "stories:lora"));
+    assert_non_null(strstr(d->adapter, "/blobs/sha256-"));
+    assert_non_null(find(&r, "someuser/tiny:q8"));
+    assert_non_null(find(&r, "hf.co/bartowski/Other-GGUF:Q8_0"));
+    assert_null(find(&r, "broken:latest"));
+    assert_true(noted(&r, "library/broken/latest", "no model layer"));
+
+    /* LM Studio: publisher/repo/file-stem; the adapter beside its base is attached. */
+    assert_non_null(d = find(&r, "lmstudio-community/tiny-gguf/tiny-random-f16"));
+    assert_string_equal(d->source, "lmstudio");
+    assert_non_null(d = find(&r, "pub/stories-lora-gguf/stories260k"));
+    assert_non_null(strstr(d->adapter, "stories260K-lora-F32.gguf"));
+    assert_null(find(&r, "pub/stories-lora-gguf/stories260k-lora-f32"));
+    assert_non_null(find(&r, "old/repo/stories"));
+    assert_true(noted(&r, "vocab-only.gguf", "vocab-only"));
+    assert_true(noted(&r, "truncated.gguf", "truncated"));
+    assert_true(noted(&r, "old-v1.gguf", "v1"));
+    assert_true(noted(&r, "notes.gguf", "not a GGUF"));
+    assert_true(noted(&r, "orphan-lora.gguf", "adapter"));
+    assert_true(noted(&r, "mmproj-Tiny-F16.gguf", "projector"));
+    assert_null(find(&r, "pub/broken-gguf/same-as-hf")); /* the HF file again */
+    for (size_t i = 0; i < r.n; i++)
+        assert_null(strstr(r.models[i].path, "hidden"));
+    /* Each broken file is reported once. */
+    int truncated = 0;
+    for (size_t i = 0; i < r.n_notes; i++)
+        truncated += strstr(r.notes[i].path, "truncated.gguf") != NULL;
+    assert_int_equal(truncated, 1);
+    assert_int_equal(r.n, 10);
+    disc_result_free(&r);
+
+    /* Stores can be switched off (tests, --model only setups). */
+    c.no_stores = true;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(r.n, 0);
+    disc_result_free(&r);
+}
+
+static void test_env_roots(void **state) {
+    (void)state;
+    char p[4200];
+    disc_config c = {.no_stores = false};
+    disc_result r;
+    char err[512];
+    /* OLLAMA_MODELS and HF_HUB_CACHE move the stores; the defaults then are not read. */
+    snprintf(p, sizeof p, "%s/.ollama/models", home);
+    setenv("OLLAMA_MODELS", p, 1);
+    setenv("HOME", "/nonexistent", 1);
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_non_null(find(&r, "stories:260k"));
+    assert_null(find(&r, "thebloke/stories-260k-gguf/stories260k"));
+    disc_result_free(&r);
+    snprintf(p, sizeof p, "%s/.cache/huggingface", home);
+    setenv("HF_HOME", p, 1);
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_non_null(find(&r, "thebloke/stories-260k-gguf/stories260k"));
+    disc_result_free(&r);
+    unsetenv("HF_HOME");
+    unsetenv("OLLAMA_MODELS");
+    setenv("HOME", home, 1);
+}
+
+static void copy(const char *src, const char *dst) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_clash_and_lora_flag(void **state) {
+    (void)state;
+    char a[4200], b[4200], f[4300], dirs[8500], err[512];
+    const char *stories = getenv("SHIMMY_TEST_MODELS");
+    char src[4200];
+    snprintf(src, sizeof src, "%s/stories260K.gguf", stories ? stories : "../shared/models");
+    snprintf(a, sizeof a, "%s/clash-a", home);
+    snprintf(b, sizeof b, "%s/clash-b", home);
+    mkdir(a, 0755);
+    mkdir(b, 0755);
+    snprintf(f, sizeof f, "%s/Tiny.gguf", a);
+    copy(src, f);
+    snprintf(f, sizeof f, "%s/tiny.gguf", b);
+    copy(src, f);
+    snprintf(dirs, sizeof dirs, "%s;%s", a, b);
+    disc_config c = {.model_dirs = dirs, .no_stores = true};
+    disc_result r;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(r.n, 2);
+    assert_non_null(strstr(find(&r, "tiny")->path, "clash-a"));
+    assert_non_null(strstr(find(&r, "tiny@dir")->path, "clash-b"));
+    assert_true(noted(&r, "clash-b", "served as 'tiny@dir'"));
+    disc_result_free(&r);
+
+    /* --lora MODEL=PATH:SCALE; a wrong model or a non-adapter is an error. */
+    char lora[4300];
+    snprintf(lora, sizeof lora, "%s/.lmstudio/models/Pub/Stories-LoRA-GGUF/stories260K-lora-F32.gguf",
+             home);
+    disc_lora l = {.model = "tiny", .path = lora, .scale = 0.5f};
+    c.loras = &l;
+    c.n_loras = 1;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_string_equal(find(&r, "tiny")->adapter, lora);
+    assert_true(find(&r, "tiny")->adapter_scale == 0.5f);
+    disc_result_free(&r);
+    l.model = "nope";
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "nope"));
+    disc_result_free(&r);
+    l.model = "tiny";
+    l.path = src;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "not a LoRA adapter"));
+    disc_result_free(&r);
+}
+
+static void test_registry_rescan(void **state) {
+    (void)state;
+    engine_options o;
+    memset(&o, 0, sizeof o);
+    registry *reg = registry_new(&o);
+    disc_config c = {0};
+    registry_changes ch;
+    char err[512], p[4300];
+    assert_int_equal(registry_discover(reg, &c, &ch, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(ch.n_added, 10);
+    assert_int_equal(ch.total, 10);
+    assert_true(ch.n_notes >= 8);
+    registry_changes_free(&ch);
+    /* ":latest" may be left out or given. */
+    snprintf(p, sizeof p, "%s/.ollama/models/manifests/registry.ollama.ai/someuser/tiny/q8", home);
+    char q[4300];
+    snprintf(q, sizeof q, "%s/.ollama/models/manifests/registry.ollama.ai/someuser/tiny/latest",
+             home);
+    assert_int_equal(rename(p, q), 0);
+    assert_int_equal(registry_rescan(reg, &ch, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(ch.n_added, 1);
+    assert_string_equal(ch.added[0], "someuser/tiny:latest");
+    assert_int_equal(ch.n_removed, 1);
+    assert_string_equal(ch.removed[0], "someuser/tiny:q8");
+    registry_changes_free(&ch);
+    assert_true(registry_find(reg, "someuser/tiny", NULL));
+    assert_true(registry_find(reg, "someuser/tiny:latest", NULL));
+    assert_int_equal(rename(q, p), 0);
+    registry_free(reg);
+}
+
+/* A store of thousands of files (most not models) is scanned well under a second. */
+static void test_big_store_fast(void **state) {
+    (void)state;
+    char dir[4300], cmd[9000];
+    snprintf(dir, sizeof dir, "%s/big", home);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/hub && cd %s/hub && for r in $(seq 1 200); do "
+             "d=models--org--repo$r/snapshots/abc; mkdir -p $d/sub; "
+             "for f in $(seq 1 20); do : > $d/sub/file$f.safetensors; done; "
+             ": > $d/config.json; done",
+             dir, dir);
+    assert_int_equal(system(cmd), 0);
+    disc_result r;
+    disc_result_init(&r);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    snprintf(cmd, sizeof cmd, "%s/hub", dir);
+    disc_scan_hf(&r, cmd);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_int_equal(r.n, 0);
+    assert_true(s < 0.5);
+    disc_result_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_split),       cmocka_unit_test(test_stores),
+        cmocka_unit_test(test_env_roots),         cmocka_unit_test(test_clash_and_lora_flag),
+        cmocka_unit_test(test_registry_rescan),   cmocka_unit_test(test_big_store_fast),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
