@@ -425,8 +425,10 @@ static void why_missing(gpu_backend b, char *out, size_t len) {
                  row->howto);
     else if (!m->loaded)
         snprintf(out, len, "module %s is present but failed to load: %s%s", m->path, m->error,
-                 b == GPU_CUDA ? " (it needs the NVIDIA driver's libcuda.so.1 and the CUDA 13 "
-                                 "runtime: libcudart.so.13, libcublas.so.13)" : "");
+                 b == GPU_CUDA && strstr(m->error, "libcu") != NULL
+                     ? " (it needs the NVIDIA driver's libcuda.so.1 and the CUDA 13 runtime: "
+                       "libcudart.so.13, libcublas.so.13)"
+                     : "");
     else if (b == GPU_VULKAN)
         snprintf(out, len, "module %s loaded, but it found no usable Vulkan GPU (%zu devices; "
                  "ggml skips CPU-type Vulkan devices such as Mesa's lavapipe/llvmpipe unless "
