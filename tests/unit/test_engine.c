@@ -30,7 +30,7 @@ static engine_model *load(int parallel, int ctx, int queue) {
     o.n_parallel = parallel;
     o.n_ctx = ctx;
     o.queue_max = queue;
-    o.n_threads = 2;
+    o.n_threads = 1; /* 2 threads spin badly when the machine is busy (see tests/integration) */
     engine_model *m = NULL;
     char err[512];
     shimmy_err e = engine_model_load(&o, &m, err, sizeof err);
