@@ -141,6 +141,16 @@ void oll_handle_tags(const http_request *req, http_response *res) {
     reply_end(res, &w);
 }
 
+/* Weights and KV cache on devices other than the CPU, bytes. */
+static uint64_t vram_bytes(const engine_model_info *info) {
+    uint64_t n = 0;
+    for (int i = 0; i < info->n_devices && i < (int)(sizeof info->devices /
+                                                     sizeof info->devices[0]); i++)
+        if (strcmp(info->devices[i].backend, "CPU") != 0)
+            n += info->devices[i].weight_bytes + info->devices[i].kv_bytes;
+    return n;
+}
+
 void oll_handle_ps(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
@@ -161,7 +171,9 @@ void oll_handle_ps(const http_request *req, http_response *res) {
         model_fields(&w, &d);
         jsonw_raw(&w, ",\"expires_at\":");
         jsonw_cstr(&w, ts);
-        jsonw_raw(&w, ",\"size_vram\":0,\"context_length\":");
+        jsonw_raw(&w, ",\"size_vram\":");
+        jsonw_int(&w, (int64_t)vram_bytes(&info));
+        jsonw_raw(&w, ",\"context_length\":");
         jsonw_int(&w, info.n_ctx_slot);
         jsonw_raw(&w, ",\"active\":");
         jsonw_int(&w, d.uses);

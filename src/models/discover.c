@@ -63,12 +63,16 @@ static void note(disc_result *r, const char *path, const char *why) {
     r->n_notes++;
 }
 
-/* The model already found for this file with this adapter ("" = none): an Ollama model made
- * FROM another with an ADAPTER shares its base's blob and is still a model of its own. */
-static const model_desc *find_real(const disc_result *r, const char *real, const char *adapter) {
+/* The model already found for this file with this adapter ("" = none) and manifest: every
+ * Ollama tag is a name users type (llama3.2:latest and llama3.2:3b often share one blob), and a
+ * model made FROM another with an ADAPTER shares its base's blob, so a manifest is a model of its
+ * own; any other file found twice is one model. */
+static const model_desc *find_real(const disc_result *r, const char *real, const char *adapter,
+                                   const char *manifest) {
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->models[i].realpath, real) == 0 &&
-            strcmp(r->models[i].adapter, adapter) == 0)
+            strcmp(r->models[i].adapter, adapter) == 0 &&
+            strcmp(r->models[i].manifest, manifest) == 0)
             return &r->models[i];
     return NULL;
 }
@@ -224,7 +228,7 @@ static bool consider_file(disc_result *r, const char *path, const char *name,
     if (names_split_part(path, &part, &count) && part > 1)
         return false; /* a later part: the first part stands for the model */
     char real[PATH_MAX];
-    if (realpath(path, real) != NULL && find_real(r, real, "") != NULL)
+    if (realpath(path, real) != NULL && find_real(r, real, "", "") != NULL)
         return false; /* already found through an earlier source */
     model_desc d;
     char err[600];
@@ -543,7 +547,7 @@ static bool ollama_manifest(disc_result *r, const char *models_dir, const char *
         const model_desc *same;
         if (ad != NULL && !ollama_blob(models_dir, ad, adapter, sizeof adapter))
             adapter[0] = '\0';
-        if (realpath(blob, real) != NULL && (same = find_real(r, real, adapter)) != NULL) {
+        if (realpath(blob, real) != NULL && (same = find_real(r, real, adapter, manifest)) != NULL) {
             char why[600];
             snprintf(why, sizeof why, "the same model file as '%s': served under that name",
                      same->name);
@@ -784,7 +788,7 @@ static shimmy_err explicit_paths(disc_result *r, const disc_config *c, char *err
         const char *p = c->model_paths[i];
         char real[PATH_MAX];
         model_desc d;
-        if (realpath(p, real) != NULL && find_real(r, real, "") != NULL)
+        if (realpath(p, real) != NULL && find_real(r, real, "", "") != NULL)
             continue;
         shimmy_err rc = disc_describe(p, NULL, "cli", &d, err, errlen);
         if (rc != SHIMMY_OK)

@@ -1,7 +1,8 @@
 /* models/discover: finds every GGUF model already on the machine, without loading weights.
  *
  * Sources, in this order (the first source that finds a file names it; the same file reached
- * again through a symlink, a hard path or another store is skipped):
+ * again through a symlink, a hard path or another store is skipped, except that every Ollama
+ * manifest (tag) is a model of its own even when tags share a blob):
  *   1. the paths given with --model (source "cli"; a path that is not a usable model is an error)
  *   2. ./models, the --model-dirs folders, SHIMMY_MODEL_PATHS (';' or ':' separated) (source
  *      "dir"): .gguf files there and one level of subfolders, named by file stem

@@ -194,11 +194,15 @@ static entry *find_entry(const registry *r, const char *name) {
     return NULL;
 }
 
-/* The entry for the same file with the same adapter (see discover.c's find_real). */
+static bool same_model(const entry *e, const model_desc *d) {
+    return strcmp(e->desc.realpath, d->realpath) == 0 && strcmp(e->desc.adapter, d->adapter) == 0 &&
+           strcmp(e->desc.manifest, d->manifest) == 0;
+}
+
+/* The entry for the same model (see discover.c's find_real). */
 static const entry *find_realpath(const registry *r, const model_desc *d) {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->v[i]->desc.realpath, d->realpath) == 0 &&
-            strcmp(r->v[i]->desc.adapter, d->adapter) == 0)
+        if (same_model(r->v[i], d))
             return r->v[i];
     return NULL;
 }
@@ -370,10 +374,6 @@ static void remove_at(registry *r, size_t i) {
     entry_drop(r->v[i]);
     memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
     r->n--;
-}
-
-static bool same_model(const entry *e, const model_desc *d) {
-    return strcmp(e->desc.realpath, d->realpath) == 0 && strcmp(e->desc.adapter, d->adapter) == 0;
 }
 
 /* Pass 1: entries that discovery found again under the same name (caller holds mu). */

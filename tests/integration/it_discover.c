@@ -53,7 +53,7 @@ static void test_list_discover_probe(void **state) {
 
     const char *disc[] = {"discover", NULL};
     assert_int_equal(h_run(t, disc, RUN_MS, &out), 0);
-    want(out, "10 models found");
+    want(out, "11 models found");
     want(out, "truncated.gguf: truncated");
     want(out, "old-v1.gguf: GGUF v1");
     want(out, "orphan-lora.gguf: a LoRA adapter");
