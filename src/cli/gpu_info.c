@@ -147,7 +147,9 @@ static void print_text(void) {
                d.backend, d.description, mib(d.mem_free), mib(d.mem_total), d.id[0] ? "; id " : "",
                d.id);
     }
-    char line[2048];
+    char line[2048], why[128];
+    bool apple = gpu_apple_silicon(why, sizeof why);
+    printf("Apple Silicon: %s (%s)\n", apple ? "yes" : "no", why);
     gpu_auto_summary(line, sizeof line);
     printf("%s\n", line);
 }
@@ -194,9 +196,12 @@ static void print_json(void) {
         printf(",\"type\":\"%s\",\"memory_free\":%llu,\"memory_total\":%llu}", d.type,
                (unsigned long long)d.mem_free, (unsigned long long)d.mem_total);
     }
-    char line[2048];
+    char line[2048], why[128];
+    bool apple = gpu_apple_silicon(why, sizeof why);
+    printf("],\"apple_silicon\":%s,\"apple_silicon_evidence\":", apple ? "true" : "false");
+    json_str(why);
     gpu_auto_summary(line, sizeof line);
-    printf("],\"auto\":");
+    printf(",\"auto\":");
     json_str(line);
     printf("}\n");
 }

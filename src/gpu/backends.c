@@ -495,8 +495,46 @@ void gpu_auto_summary(char *out, size_t len) {
                                     m->backend, m->n_devices);
     }
     if (!any && off < len)
-        snprintf(out + off, len - off, "; no GPU module in %s", G.dir);
+        off += (size_t)snprintf(out + off, len - off, "; no GPU module in %s", G.dir);
+    char why[128];
+    if (off < len && gpu_apple_silicon(why, sizeof why) && find_module("metal") == NULL)
+        snprintf(out + off, len - off, "; Apple Silicon (%s) needs the Metal module "
+                 "(libggml-metal.so, from scripts/build-llama.sh on macOS)", why);
 }
+
+/* ---- Apple Silicon ---- */
+
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+
+bool gpu_apple_silicon(char *why, size_t len) {
+    int arm64 = 0, translated = 0;
+    size_t sz = sizeof arm64;
+    if (sysctlbyname("hw.optional.arm64", &arm64, &sz, NULL, 0) != 0)
+        arm64 = 0;
+    sz = sizeof translated;
+    if (sysctlbyname("sysctl.proc_translated", &translated, &sz, NULL, 0) != 0)
+        translated = 0;
+    snprintf(why, len, "sysctl hw.optional.arm64 = %d%s", arm64,
+             translated ? " (this process runs under Rosetta)" : "");
+    return arm64 == 1;
+}
+#else
+bool gpu_apple_silicon(char *why, size_t len) {
+    char buf[512] = "";
+    FILE *f = fopen("/proc/device-tree/compatible", "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    for (size_t i = 0; i < n; i++) /* NUL-separated list of strings */
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    bool apple = strstr(buf, "apple,") != NULL;
+    snprintf(why, len, "%s", f == NULL ? "no device tree" : apple ? "device tree: Apple" : "device tree: not Apple");
+    return apple;
+}
+#endif
 
 /* ---- RPC ---- */
 

@@ -98,6 +98,11 @@ shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *e
  * Vulkan module loaded with 0 devices ..."). */
 void gpu_auto_summary(char *out, size_t len);
 
+/* Whether this machine is Apple Silicon, from the hardware rather than the OS name: sysctl
+ * hw.optional.arm64 on macOS (true under Rosetta too), the device tree ("apple,...") on Linux.
+ * Writes the evidence to why. Apple Silicon runs on the Metal backend (libggml-metal.so). */
+bool gpu_apple_silicon(char *why, size_t len);
+
 /* Adds llama.cpp RPC servers ("HOST:PORT[,HOST:PORT]") as devices. Errors: ERR_USAGE for a
  * malformed list; ERR_MODEL_LOAD when the RPC module is not loaded or a server cannot be added. */
 shimmy_err gpu_add_rpc(const char *servers, char *err, size_t errlen);
