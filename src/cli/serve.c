@@ -32,6 +32,8 @@ static const char serve_help[] =
     "  --threads N            CPU threads (default: all cores)\n"
     "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    "  --max-memory SIZE      memory budget for loaded models (e.g. 8G, 512M; by file size):\n"
+    "                         idle models are unloaded, least recently used first (default: none)\n"
     "  --max-loaded N         models kept loaded at once; the least recently used idle one is\n"
     "                         unloaded past it (default 2)\n"
     "  --keep-alive DUR       unload a model this long after its last request (e.g. 5m, 30s;\n"
@@ -51,6 +53,7 @@ typedef struct serve_opts {
     int n_loras;
     int max_loaded;
     int64_t keep_ns;   /* < 0 = keep */
+    uint64_t max_bytes; /* --max-memory; 0 = none */
 } serve_opts;
 
 /* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
@@ -110,6 +113,23 @@ static int parse_bind(const char *arg, serve_opts *o) {
     return 0;
 }
 
+/* "8G", "512M", "100K", a bare number of bytes (binary units). */
+static int parse_size(const char *s, uint64_t *bytes) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0)
+        return -1;
+    static const char units[] = "BKMGT";
+    const char *u = *end ? strchr(units, *end & ~0x20) : units;
+    if (u == NULL || (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 &&
+                      strcmp(end + 1, "B") != 0))
+        return -1;
+    for (const char *k = units; k < u; k++)
+        v *= 1024.0;
+    *bytes = (uint64_t)v;
+    return 0;
+}
+
 /* "30s", "5m", "1h", "250ms", a bare number of seconds; negative = keep forever. */
 static int parse_duration(const char *s, int64_t *ns) {
     char *end;
@@ -137,7 +157,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
-        {"keep-alive", required_argument, NULL, 'K'},
+        {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -175,6 +195,11 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             if (cli_parse_lora("serve", optarg, &o->loras[o->n_loras]) != 0)
                 return 2;
             o->n_loras++;
+            break;
+        case 'B':
+            if (parse_size(optarg, &o->max_bytes) != 0)
+                return cli_usage_error("serve", "--max-memory wants a size like 8G or 512M, not "
+                                       "'%s'", optarg);
             break;
         case 'K':
             if (parse_duration(optarg, &o->keep_ns) != 0)
@@ -227,6 +252,7 @@ static registry *open_models(serve_opts *o) {
     }
     registry_set_max_loaded(r, o->max_loaded);
     registry_set_keep_alive(r, o->keep_ns);
+    registry_set_memory_budget(r, o->max_bytes);
     disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
                       .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras};
     if (registry_discover(r, &dc, NULL, err, sizeof err) != SHIMMY_OK) {

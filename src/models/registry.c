@@ -56,6 +56,7 @@ struct registry {
     engine_options defaults;  /* path/name unused */
     char *template_override;  /* owned copy of defaults.template_override */
     int max_loaded;
+    uint64_t max_bytes;       /* memory budget for loaded model files; 0 = none */
     int64_t default_keep_ns;
     uint64_t tick;
     saved_config cfg;
@@ -140,6 +141,12 @@ void registry_free(registry *r) {
 void registry_set_max_loaded(registry *r, int n) {
     pthread_mutex_lock(&r->mu);
     r->max_loaded = n < 1 ? 1 : n;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void registry_set_memory_budget(registry *r, uint64_t bytes) {
+    pthread_mutex_lock(&r->mu);
+    r->max_bytes = bytes;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -609,16 +616,33 @@ static entry *lru_idle(const registry *r, const entry *except) {
     return best;
 }
 
-/* Unloads idle models until fewer than limit are loaded (not counting except). */
+/* Bytes of the models loaded or loading, by file size (the weights; the KV cache comes on top
+ * and is bounded by --ctx and --parallel). */
+static uint64_t loaded_bytes(const registry *r) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i]->state != ENTRY_IDLE)
+            n += r->v[i]->desc.size_bytes;
+    return n;
+}
+
+static bool over_limits(const registry *r, int limit) {
+    return loaded_locked(r) > limit || (r->max_bytes > 0 && loaded_bytes(r) > r->max_bytes);
+}
+
+/* Unloads idle models, least recently used first, until at most limit models are loaded and
+ * their files fit the memory budget (not counting except). */
 static void make_room(registry *r, int limit, const entry *except) {
-    while (loaded_locked(r) > limit) {
+    while (over_limits(r, limit)) {
         entry *victim = lru_idle(r, except);
         if (victim == NULL) {
-            log_warn("%d models are loaded and all are in use: --max-loaded %d is exceeded "
-                     "until one is free", loaded_locked(r), r->max_loaded);
+            if (loaded_locked(r) > 1)
+                log_warn("%d models (%llu MiB) are loaded and all are in use: --max-loaded %d / "
+                         "--max-memory are exceeded until one is free", loaded_locked(r),
+                         (unsigned long long)(loaded_bytes(r) >> 20), r->max_loaded);
             return;
         }
-        unload_locked(r, victim, "least recently used, over --max-loaded");
+        unload_locked(r, victim, "least recently used, over --max-loaded or --max-memory");
     }
 }
 

@@ -68,6 +68,9 @@ void registry_changes_free(registry_changes *ch);
 
 /* Most models loaded at once (>= 1; default 2). */
 void registry_set_max_loaded(registry *r, int n);
+/* Memory budget: loading a model whose file would take the loaded files past bytes first unloads
+ * idle models, least recently used first (0 = no budget, the default). */
+void registry_set_memory_budget(registry *r, uint64_t bytes);
 /* Keep-alive used when a release does not give one: ns, < 0 = forever (the default). */
 void registry_set_keep_alive(registry *r, int64_t keep_ns);
 

@@ -1,7 +1,8 @@
 /* it_discover: model discovery through the real binary: `shimmy list`, `shimmy discover` and
  * `shimmy probe` on a temporary HOME holding fake Hugging Face, Ollama and LM Studio stores
  * (tools/fake_stores.sh); a server that rescans on POST /v1/models/rescan; several models loaded
- * with the least recently used one unloaded past --max-loaded; Ollama's keep_alive. */
+ * with the least recently used one unloaded past --max-loaded or --max-memory; Ollama's
+ * keep_alive. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -147,10 +148,24 @@ static void test_rescan_lru_keep_alive(void **state) {
     h_pass(t);
 }
 
+/* --max-memory: two models whose files do not fit together are not loaded together. */
+static void test_memory_budget(void **state) {
+    h_test *t = *state;
+    make_stores(t);
+    const char *args[] = {"--max-loaded", "4", "--max-memory", "2M", "--threads", "1", NULL};
+    h_server *s = h_start(t, args);
+    generate(s->port, "stories:260k", NULL);
+    generate(s->port, "thebloke/stories-260k-gguf/stories260k", NULL); /* 1.1 + 1.1 MiB > 2 */
+    assert_false(loaded(s->port, "stories:260k"));
+    assert_true(loaded(s->port, "thebloke/stories-260k-gguf/stories260k"));
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_discover_probe, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_rescan_lru_keep_alive, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_budget, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
