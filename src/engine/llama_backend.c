@@ -137,8 +137,9 @@ static void keep_placement(be_model *b, const gpu_place_dev *pd, int n) {
 }
 
 /* Evaluates one token in a small context whose eval callback records which device holds each
- * weight and KV tensor. Returns false when the probe could not run. */
-static bool probe_placement(be_model *b, int n_ctx_real) {
+ * weight and KV tensor; runs before the real context exists, so that a model fitted tightly to
+ * a device's memory still has room for it. Returns false when the probe could not run. */
+static bool probe_placement(be_model *b, int n_ctx_real, int n_threads) {
     gpu_place *pl = gpu_place_new(llama_model_n_layer(b->model));
     if (pl == NULL)
         return false;
@@ -146,7 +147,7 @@ static bool probe_placement(be_model *b, int n_ctx_real) {
     cp.n_ctx = 256;
     cp.n_batch = cp.n_ubatch = 1;
     cp.n_seq_max = 1;
-    cp.n_threads = cp.n_threads_batch = default_threads();
+    cp.n_threads = cp.n_threads_batch = n_threads;
     cp.no_perf = true;
     cp.cb_eval = gpu_place_observe;
     cp.cb_eval_user_data = pl;
@@ -261,14 +262,14 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     cp.n_threads = o->n_threads > 0 ? o->n_threads : default_threads();
     cp.n_threads_batch = cp.n_threads;
     cp.no_perf = true;
+    if (!probe_placement(b, (int)cp.n_ctx, cp.n_threads))
+        log_warn("%s: could not read the layer placement back from the model", b->name);
     b->ctx = llama_init_from_model(b->model, cp);
     if (b->ctx == NULL) {
         rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot create a context for '%s' (%d slots x %d tokens): %s",
                      b->name, b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
         goto out;
     }
-    if (!probe_placement(b, (int)llama_n_ctx(b->ctx)))
-        log_warn("%s: could not read the layer placement back from the model", b->name);
     report_placement(b, &devs);
     b->n_ctx_slot = (int)llama_n_ctx_seq(b->ctx);
     if (b->n_ctx_slot > n_ctx)
