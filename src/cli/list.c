@@ -103,9 +103,11 @@ static void print_table(registry *r) {
         char size[32], params[32];
         human_size(d.size_bytes, size, sizeof size);
         human_count(d.meta.n_params, params, sizeof params);
-        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %s\n", w, d.name, d.source, size,
-               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train,
-               d.adapter[0] ? base_of(d.adapter) : "-");
+        const char *ad = d.adapter[0] ? base_of(d.adapter) : "-";
+        /* an Ollama blob: its digest's first 12 digits, as ollama prints them */
+        int adw = strncmp(ad, "sha256-", 7) == 0 ? 19 : (int)strlen(ad);
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %.*s\n", w, d.name, d.source, size,
+               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train, adw, ad);
     }
 }
 
