@@ -156,7 +156,7 @@ it('generates, plain and streamed, with the same greedy text (generate)', async 
     last = part;
   }
   show('generate.stream.parts', parts);
-  assert.ok(parts > 2);
+  assert.ok(parts >= 2); // text lines (as many as the waits that found text) and the final one
   assert.equal(text, plain.response);
   assert.equal(last.done, true);
   assert.equal(last.eval_count, 16);
