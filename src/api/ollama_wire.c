@@ -1,6 +1,7 @@
 /* ollama_wire: see ollama_wire.h. Shared parsing (JSON, options, keep_alive), then the three
  * request kinds, then the writers. */
 #include "api/ollama_wire.h"
+#include "api/json_in.h"
 
 #include <float.h>
 #include <limits.h>
@@ -38,49 +39,11 @@ static shimmy_err fail(oll_error *err, shimmy_err code, const char *fmt, ...) {
     return code;
 }
 
-static json_t *opt(const json_t *obj, const char *key) {
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-static bool depth_ok(const char *s, size_t n, int max) {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if ((c == '[' || c == '{') && ++depth > max) {
-            return false;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return true;
-}
+#define opt api_json_opt
 
 static shimmy_err load_object(const char *body, size_t len, json_t **out, oll_error *err) {
-    json_error_t je;
-    if (len == 0)
-        return fail(err, ERR_BAD_JSON, "missing request body");
-    if (!depth_ok(body, len, LIM_JSON_DEPTH))
-        return fail(err, ERR_BAD_JSON, "invalid JSON: nested deeper than %d levels",
-                    LIM_JSON_DEPTH);
-    json_t *root = json_loadb(body, len, 0, &je);
-    if (root == NULL)
-        return fail(err, ERR_BAD_JSON, "invalid JSON at line %d, column %d: %s", je.line,
-                    je.column, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return fail(err, ERR_BAD_JSON, "the request body must be a JSON object");
-    }
-    *out = root;
-    return SHIMMY_OK;
+    err->status = 400;
+    return api_json_load_object(body, len, out, err->message, sizeof err->message);
 }
 
 /* "model", or the older "name". */

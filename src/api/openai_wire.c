@@ -1,5 +1,6 @@
 /* openai_wire: see openai_wire.h. Parsing first (body → oai_request), then the writers. */
 #include "api/openai_wire.h"
+#include "api/json_in.h"
 
 #include <float.h>
 #include <limits.h>
@@ -35,50 +36,12 @@ static shimmy_err fail(oai_error *err, shimmy_err code, const char *param, const
     return code;
 }
 
-/* A present, non-null member (clients often send "key": null for "not given"). */
-static json_t *opt(const json_t *obj, const char *key) {
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* Nesting depth check before jansson's recursive parser sees the bytes. */
-static bool depth_ok(const char *s, size_t n, int max) {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max)
-                return false;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return true;
-}
+#define opt api_json_opt
 
 static shimmy_err load_object(const char *body, size_t len, json_t **out, oai_error *err) {
-    json_error_t je;
-    if (!depth_ok(body, len, LIM_JSON_DEPTH))
-        return fail(err, ERR_BAD_JSON, NULL, "invalid JSON: nested deeper than %d levels",
-                    LIM_JSON_DEPTH);
-    json_t *root = json_loadb(body, len, 0, &je);
-    if (root == NULL)
-        return fail(err, ERR_BAD_JSON, NULL, "invalid JSON at line %d, column %d: %s", je.line,
-                    je.column, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return fail(err, ERR_BAD_JSON, NULL, "the request body must be a JSON object");
-    }
-    *out = root;
-    return SHIMMY_OK;
+    err->code = api_json_load_object(body, len, out, err->message, sizeof err->message);
+    err->param[0] = '\0';
+    return err->code;
 }
 
 typedef enum { NUM_FLOAT, NUM_INT } num_kind;

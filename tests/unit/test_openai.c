@@ -230,7 +230,7 @@ typedef struct bad_case {
 
 static const bad_case bad_cases[] = {
     {true, "{", ERR_BAD_JSON, "", "invalid JSON at line 1, column"},
-    {true, "", ERR_BAD_JSON, "", "invalid JSON"},
+    {true, "", ERR_BAD_JSON, "", "missing request body"},
     {true, "{\"model\":\"m\",}", ERR_BAD_JSON, "", "invalid JSON"},
     {true, CHAT("") " trailing", ERR_BAD_JSON, "", "invalid JSON"},
     {true, "[]", ERR_BAD_JSON, "", "must be a JSON object"},
