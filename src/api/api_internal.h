@@ -25,6 +25,9 @@ void oll_handle_v1_embeddings(const http_request *req, http_response *res);
 /* routes.c: a JSON error answer with the status from err.h's table (503 adds Retry-After).
  * msg NULL = the table's message; param NULL = null. */
 void api_reply_error(http_response *res, shimmy_err e, const char *msg, const char *param);
+/* The error a finished job carries (with its message in *msg), or SHIMMY_OK when it ended
+ * normally: a job the server cancelled is an internal error for the client that still waits. */
+shimmy_err api_job_error(const gen_status *st, const char **msg);
 /* Makes sure res->body can hold a response (the server may hand it over unset). */
 void api_body_ready(http_response *res);
 

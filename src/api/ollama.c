@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/api_internal.h"
+#include "core/fmt.h"
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
 #include "core/clock.h"
@@ -47,17 +48,6 @@ static int64_t to_registry_keep(int64_t keep_ns) {
     return keep_ns == OLL_KEEP_UNSET ? REGISTRY_KEEP_DEFAULT : keep_ns;
 }
 
-/* "292.8K", "8.0B": Ollama's parameter_size. */
-static void param_size(uint64_t n, char *out, size_t outlen) {
-    static const char *const units[] = {"", "K", "M", "B", "T"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1000.0 && u < 4) {
-        v /= 1000.0;
-        u++;
-    }
-    snprintf(out, outlen, "%.1f%s", v, units[u]);
-}
 
 static void rfc3339(int64_t t, char *out, size_t outlen) {
     time_t tt = (time_t)t;
@@ -68,7 +58,7 @@ static void rfc3339(int64_t t, char *out, size_t outlen) {
 
 static void details(jsonw *w, const model_desc *d) {
     char ps[32];
-    param_size(d->meta.n_params, ps, sizeof ps);
+    fmt_count(d->meta.n_params, ps, sizeof ps);
     jsonw_raw(w, "{\"parent_model\":\"\",\"format\":\"gguf\",\"family\":");
     jsonw_cstr(w, d->meta.arch);
     jsonw_raw(w, ",\"families\":[");
@@ -359,17 +349,6 @@ static const char *done_reason(const gen_status *st) {
     return st->finish == FINISH_LENGTH ? "length" : "stop";
 }
 
-static shimmy_err job_error(const gen_status *st, const char **msg) {
-    if (st->finish == FINISH_ERROR) {
-        *msg = st->errmsg[0] ? st->errmsg : NULL;
-        return st->error != SHIMMY_OK ? st->error : ERR_INTERNAL;
-    }
-    if (st->finish == FINISH_CANCELLED) {
-        *msg = "generation was cancelled by the server";
-        return ERR_INTERNAL;
-    }
-    return SHIMMY_OK;
-}
 
 static void gen_free(void *ctx) {
     oll_gen *g = ctx;
@@ -384,7 +363,7 @@ static void gen_free(void *ctx) {
 static int stream_end(oll_gen *g, const gen_status *st, buf *out) {
     const char *msg = NULL;
     g->ended = true;
-    if (job_error(st, &msg) != SHIMMY_OK) {
+    if (api_job_error(st, &msg) != SHIMMY_OK) {
         size_t at = out->len;
         if (oll_error_json(msg ? msg : "generation failed", out) != SHIMMY_OK)
             return -1;
@@ -438,7 +417,7 @@ static void reply_whole(const http_request *req, http_response *res, oll_gen *g)
     if (e != SHIMMY_OK) {
         reply_code(res, e == ERR_TOO_LARGE ? ERR_INTERNAL : e,
                    e == ERR_TOO_LARGE ? "the response is over the size limit" : NULL);
-    } else if ((e = job_error(&st, &msg)) != SHIMMY_OK) {
+    } else if ((e = api_job_error(&st, &msg)) != SHIMMY_OK) {
         reply_code(res, e, msg);
     } else {
         oll_times t = {.total_ns = clock_mono_ns() - g->t_start, .load_ns = g->load_ns};

@@ -28,18 +28,6 @@ static shimmy_err acquire(registry *reg, const char *name, engine_model **m, htt
     return e;
 }
 
-/* The error a finished job carries, or SHIMMY_OK when it finished normally. */
-static shimmy_err job_error(const gen_status *st, const char **msg) {
-    if (st->finish == FINISH_ERROR) {
-        *msg = st->errmsg[0] ? st->errmsg : NULL;
-        return st->error != SHIMMY_OK ? st->error : ERR_INTERNAL;
-    }
-    if (st->finish == FINISH_CANCELLED) {
-        *msg = "generation was cancelled by the server";
-        return ERR_INTERNAL;
-    }
-    return SHIMMY_OK;
-}
 
 /* ---- the whole answer at once ---- */
 
@@ -71,7 +59,7 @@ static void reply_whole(const http_request *req, http_response *res, gen_job *jo
             msg = toobig;
         }
         api_reply_error(res, e == ERR_TOO_LARGE ? ERR_INTERNAL : e, msg, NULL);
-    } else if ((e = job_error(&st, &msg)) != SHIMMY_OK) {
+    } else if ((e = api_job_error(&st, &msg)) != SHIMMY_OK) {
         api_reply_error(res, e, msg, NULL);
     } else {
         api_body_ready(res);
@@ -99,7 +87,7 @@ typedef struct oai_stream {
 /* The last chunks: finish reason, usage when asked for, [DONE]; or the error of the job. */
 static int stream_end(oai_stream *s, const gen_status *st, buf *out) {
     const char *msg = NULL;
-    shimmy_err e = job_error(st, &msg);
+    shimmy_err e = api_job_error(st, &msg);
     s->ended = true;
     if (e != SHIMMY_OK)
         return oai_sse_error(e, msg, out) == SHIMMY_OK ? 1 : -1;

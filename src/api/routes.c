@@ -19,6 +19,18 @@
 
 /* ---- helpers shared with openai.c ---- */
 
+shimmy_err api_job_error(const gen_status *st, const char **msg) {
+    if (st->finish == FINISH_ERROR) {
+        *msg = st->errmsg[0] ? st->errmsg : NULL;
+        return st->error != SHIMMY_OK ? st->error : ERR_INTERNAL;
+    }
+    if (st->finish == FINISH_CANCELLED) {
+        *msg = "generation was cancelled by the server";
+        return ERR_INTERNAL;
+    }
+    return SHIMMY_OK;
+}
+
 void api_body_ready(http_response *res) {
     if (res->body.max == 0 && res->body.data == NULL)
         buf_init(&res->body, LIM_RESPONSE_BYTES);

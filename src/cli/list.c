@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/fmt.h"
 #include "core/limits.h"
 #include "cli/sources.h"
 #include "models/registry.h"
@@ -53,35 +54,6 @@ static int parse_opts(int argc, char **argv, list_opts *o) {
     return -1;
 }
 
-/* "1.1 MiB": binary units, one decimal above bytes. */
-static void human_size(uint64_t n, char *out, size_t outlen) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1024.0 && u < 4) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(out, outlen, "%llu B", (unsigned long long)n);
-    else
-        snprintf(out, outlen, "%.1f %s", v, units[u]);
-}
-
-/* "292.8K", "1.2B": decimal units, as model sizes are usually quoted. */
-static void human_count(uint64_t n, char *out, size_t outlen) {
-    static const char *const units[] = {"", "K", "M", "B", "T"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1000.0 && u < 4) {
-        v /= 1000.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(out, outlen, "%llu", (unsigned long long)n);
-    else
-        snprintf(out, outlen, "%.1f%s", v, units[u]);
-}
 
 static const char *or_dash(const char *s) { return s[0] ? s : "-"; }
 
@@ -101,8 +73,8 @@ static void print_table(registry *r) {
            "QUANT", "PARAMS", "CTX", "ADAPTER");
     for (size_t i = 0; i < n && registry_get(r, i, &d); i++) {
         char size[32], params[32];
-        human_size(d.size_bytes, size, sizeof size);
-        human_count(d.meta.n_params, params, sizeof params);
+        fmt_bytes(d.size_bytes, size, sizeof size);
+        fmt_count(d.meta.n_params, params, sizeof params);
         const char *ad = d.adapter[0] ? base_of(d.adapter) : "-";
         /* an Ollama blob: its digest's first 12 digits, as ollama prints them */
         int adw = strncmp(ad, "sha256-", 7) == 0 ? 19 : (int)strlen(ad);
