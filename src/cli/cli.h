@@ -50,9 +50,10 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_
 /* Applies SHIMMY_GPU_BACKEND to eng (before the flags are parsed). Returns 0, or 2 after
  * reporting a bad value. */
 int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
-/* After engine_global_init: adds the --rpc servers and checks that eng's backend has a device
- * (printing what was found instead and why, and returning 1, when not); logs what auto chose. */
-int cli_gpu_start(const char *cmd, const struct engine_options *eng);
+/* Starts the engine for a command that loads models: loads the backend modules, adds the --rpc
+ * servers and checks that eng's backend has a device (printing what was found instead and why,
+ * and returning 1, when not); logs what auto chose. Returns 0 when ready. */
+int cli_engine_start(const char *cmd, const struct engine_options *eng);
 
 struct disc_lora;
 /* Parses --lora MODEL=PATH[:SCALE] (cli/discover.c) into *out, which borrows arg. Returns 0, or

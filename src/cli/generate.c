@@ -173,13 +173,9 @@ int cli_generate(int argc, char **argv) {
         rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (cli_engine_start("generate", &o.eng) != 0)
+        return 1;
     char err[512];
-    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "shimmy generate: %s\n", err);
-        return 1;
-    }
-    if (cli_gpu_start("generate", &o.eng) != 0)
-        return 1;
     registry *r = registry_new(&o.eng);
     if (r == NULL)
         return 1;

@@ -89,8 +89,12 @@ int cli_gpu_defaults(const char *cmd, engine_options *eng) {
     return 0;
 }
 
-int cli_gpu_start(const char *cmd, const engine_options *eng) {
+int cli_engine_start(const char *cmd, const engine_options *eng) {
     char err[8192];
+    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
+        return 1;
+    }
     if (eng->rpc_servers != NULL && gpu_add_rpc(eng->rpc_servers, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;

@@ -100,10 +100,8 @@ int cli_probe(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     char err[1024];
-    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "shimmy probe: %s\n", err);
+    if (cli_gpu_defaults("probe", &eng) != 0 || cli_engine_start("probe", &eng) != 0)
         return 1;
-    }
     registry *r = cli_sources_registry("probe", &s, &eng, NULL);
     if (r == NULL)
         return 1;

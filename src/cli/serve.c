@@ -289,13 +289,9 @@ int cli_serve(int argc, char **argv) {
     if (rc != 0)
         return rc < 0 ? 0 : rc;
 
+    if (cli_engine_start("serve", &o.eng) != 0)
+        return 1;
     char err[512];
-    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "shimmy serve: %s\n", err);
-        return 1;
-    }
-    if (cli_gpu_start("serve", &o.eng) != 0)
-        return 1;
     /* Block the stop signals in every thread; the main thread waits for them below. */
     sigset_t stop;
     sigemptyset(&stop);
