@@ -5,107 +5,20 @@
 // starts build/shimmy there with stories260K given with --model too, then lists, shows, generates,
 // chats (streamed and not), embeds, looks at the loaded models and checks Ollama-style errors.
 // Each answer is printed (the report quotes it); the server's output is printed when a test fails.
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { MODEL, importSdk, models, root, startShimmy, tools } from './server.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = process.env.SHIMMY_SOURCE_DIR ?? resolve(here, '../..');
-const bin = process.env.SHIMMY_BIN ?? join(root, 'build/shimmy');
-const tools = process.env.SHIMMY_TOOLS_DIR ?? join(root, 'build/tools');
-const models = process.env.SHIMMY_TEST_MODELS ?? resolve(root, '../shared/models');
-const modelPath = join(models, 'stories260K.gguf');
-const MODEL = 'stories260k';
-const START_DEADLINE_MS = 30000;
+const { Ollama } = await importSdk('ollama');
 
-let Ollama;
-try {
-  ({ Ollama } = await import('ollama'));
-} catch (e) {
-  throw new Error(`the ollama package is not installed in ${here}: run scripts/test-deps.sh (${e.message})`);
-}
+const shimmy = startShimmy({ prefix: 'shimmy-ollama-', args: ['--max-loaded', '2'],
+  env: { OLLAMA_MODELS: '', HF_HOME: '', HF_HUB_CACHE: '' },
+  prepare: (home) => execFileSync(join(root, 'tools/fake_stores.sh'), [home, models, tools],
+    { stdio: 'ignore' }) });
+const { it } = shimmy;
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let server = null;
-let home = null;
-let failed = false;
-
-async function startOnce() {
-  const port = await freePort();
-  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--model', modelPath,
-    '--threads', '1', '--max-loaded', '2'], { cwd: home, env: { ...process.env, HOME: home,
-    OLLAMA_MODELS: '', HF_HOME: '', HF_HUB_CACHE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const s = { proc, port, output: '', exited: false };
-  proc.stdout.on('data', (d) => { s.output += d; });
-  proc.stderr.on('data', (d) => { s.output += d; });
-  proc.on('exit', () => { s.exited = true; });
-  const end = Date.now() + START_DEADLINE_MS;
-  while (Date.now() < end && !s.exited) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200) return s;
-    } catch { /* not up yet */ }
-    await sleep(50);
-  }
-  if (!s.exited) {
-    proc.kill('SIGKILL');
-    throw new Error(`shimmy did not answer GET /health within ${START_DEADLINE_MS} ms:\n${s.output}`);
-  }
-  return s;
-}
-
-before(async () => {
-  assert.ok(existsSync(bin), `shimmy binary missing: ${bin} (set SHIMMY_BIN)`);
-  assert.ok(existsSync(modelPath), `test model missing: ${modelPath} (set SHIMMY_TEST_MODELS)`);
-  home = mkdtempSync(join(tmpdir(), 'shimmy-ollama-'));
-  execFileSync(join(root, 'tools/fake_stores.sh'), [home, models, tools], { stdio: 'ignore' });
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const s = await startOnce();
-    if (!s.exited) { server = s; return; }
-    console.error(`shimmy exited during start-up (attempt ${attempt}):\n${s.output}`);
-  }
-  throw new Error('shimmy failed to start 3 times');
-});
-
-after(async () => {
-  if (server && !server.exited) {
-    server.proc.kill('SIGTERM');
-    const end = Date.now() + 10000;
-    while (!server.exited && Date.now() < end) await sleep(20);
-    if (!server.exited) server.proc.kill('SIGKILL');
-  }
-  if (failed && server) console.error(`---- shimmy output ----\n${server.output}---- end ----`);
-  if (home) rmSync(home, { recursive: true, force: true });
-});
-
-function it(name, fn) {
-  test(name, async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      failed = true;
-      throw e;
-    }
-  });
-}
-
-const client = () => new Ollama({ host: `http://127.0.0.1:${server.port}` });
+const client = () => new Ollama({ host: shimmy.url });
 const greedy = { temperature: 0, num_predict: 16 };
 const show = (label, v) => console.log(`${label}: ${JSON.stringify(v)}`);
 

@@ -5,107 +5,17 @@
 // then lists models, creates chat completions and completions, plain and streamed, and checks
 // that greedy streamed and plain texts agree (and that the completion equals llama.cpp's golden
 // output). The server's output is printed when a test fails; the server is killed at the end.
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MODEL, importSdk, root, startShimmy } from './server.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = process.env.SHIMMY_SOURCE_DIR ?? resolve(here, '../..');
-const bin = process.env.SHIMMY_BIN ?? join(root, 'build/shimmy');
-const models = process.env.SHIMMY_TEST_MODELS ?? resolve(root, '../shared/models');
-const modelPath = join(models, 'stories260K.gguf');
-const MODEL = 'stories260k';
-const START_DEADLINE_MS = 30000;
+const { default: OpenAI } = await importSdk('openai');
 
-let OpenAI;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch (e) {
-  throw new Error(`the openai package is not installed in ${here}: run scripts/test-deps.sh (${e.message})`);
-}
+const shimmy = startShimmy({ prefix: 'shimmy-clients-' });
+const { it } = shimmy;
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-let server = null; // { proc, port, output, exited }
-let workdir = null;
-let failed = false;
-
-async function startOnce() {
-  const port = await freePort();
-  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--model', modelPath,
-    '--threads', '1'], { cwd: workdir, env: { ...process.env, HOME: workdir },
-    stdio: ['ignore', 'pipe', 'pipe'] });
-  const s = { proc, port, output: '', exited: false };
-  proc.stdout.on('data', (d) => { s.output += d; });
-  proc.stderr.on('data', (d) => { s.output += d; });
-  proc.on('exit', () => { s.exited = true; });
-  const end = Date.now() + START_DEADLINE_MS;
-  while (Date.now() < end && !s.exited) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200) return s;
-    } catch { /* not up yet */ }
-    await sleep(50);
-  }
-  if (!s.exited) {
-    proc.kill('SIGKILL');
-    throw new Error(`shimmy did not answer GET /health within ${START_DEADLINE_MS} ms:\n${s.output}`);
-  }
-  return s;
-}
-
-before(async () => {
-  assert.ok(existsSync(bin), `shimmy binary missing: ${bin} (set SHIMMY_BIN)`);
-  assert.ok(existsSync(modelPath), `test model missing: ${modelPath} (set SHIMMY_TEST_MODELS)`);
-  workdir = mkdtempSync(join(tmpdir(), 'shimmy-clients-'));
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const s = await startOnce();
-    if (!s.exited) { server = s; return; }
-    console.error(`shimmy exited during start-up (attempt ${attempt}, port ${s.port}):\n${s.output}`);
-  }
-  throw new Error('shimmy failed to start 3 times');
-});
-
-after(async () => {
-  if (server && !server.exited) {
-    server.proc.kill('SIGTERM');
-    const end = Date.now() + 10000;
-    while (!server.exited && Date.now() < end) await sleep(20);
-    if (!server.exited) server.proc.kill('SIGKILL');
-  }
-  if (failed && server) console.error(`---- shimmy output ----\n${server.output}---- end ----`);
-  if (workdir) rmSync(workdir, { recursive: true, force: true });
-});
-
-// A test whose failure also prints the server's output (in after()).
-function it(name, fn) {
-  test(name, async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      failed = true;
-      throw e;
-    }
-  });
-}
-
-const client = () => new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: 'none',
+const client = () => new OpenAI({ baseURL: `${shimmy.url}/v1`, apiKey: 'none',
   maxRetries: 0, timeout: 60000 });
 
 function golden() {

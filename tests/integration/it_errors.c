@@ -13,6 +13,24 @@ static void post_raw(int port, const char *path, const char *body, h_resp *r) {
     h_request(port, "POST", path, body, strlen(body), 0, r);
 }
 
+/* method path with body (len bytes; NULL: none) gets an OpenAI error with status want_status. */
+static void expect_error(int port, const char *method, const char *path, const char *body,
+                         size_t len, long want_status) {
+    h_resp r;
+    char msg[1024];
+    h_request(port, method, path, body, len, 0, &r);
+    h_assert_error(&r, want_status, NULL, msg, sizeof msg);
+    h_resp_free(&r);
+}
+
+/* After the errors the server still completes. */
+static void assert_still_serves(const h_server *s) {
+    json_t *req = h_completion_req("Once", 2);
+    json_t *ok = h_post_expect(s->port, "/v1/completions", req, 200);
+    json_decref(ok);
+    json_decref(req);
+}
+
 typedef struct bad_case {
     const char *path;
     const char *body;
@@ -84,35 +102,31 @@ static void test_bad_requests(void **state) {
         h_resp_free(&r);
     }
     /* The server survived all of that. */
-    json_t *ok = h_post_expect(s->port, "/v1/completions", h_completion_req("Once", 2), 200);
-    json_decref(ok);
+    assert_still_serves(s);
     h_pass(t);
 }
 
 /* Unknown routes: 404; known routes with the wrong method: 405; both with an error body. */
 static void test_routes(void **state) {
     h_test *t = *state;
+    static const struct {
+        const char *method, *path, *body; /* body NULL: none */
+        long status;
+    } cases[] = {
+        {"GET", "/v1/nope", NULL, 404},
+        {"POST", "/v2/chat/completions", "{}", 404},
+        {"GET", "/v1/chat/completions", NULL, 405},
+        {"GET", "/v1/completions", NULL, 405},
+        {"DELETE", "/v1/models", NULL, 405},
+        {"POST", "/health", "{}", 405},
+    };
     h_server *s = h_start_default(t, NULL);
-    h_resp r;
-    char msg[1024];
-    h_request(s->port, "GET", "/v1/nope", NULL, 0, 0, &r);
-    h_assert_error(&r, 404, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    post_raw(s->port, "/v2/chat/completions", "{}", &r);
-    h_assert_error(&r, 404, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    h_request(s->port, "GET", "/v1/chat/completions", NULL, 0, 0, &r);
-    h_assert_error(&r, 405, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    h_request(s->port, "GET", "/v1/completions", NULL, 0, 0, &r);
-    h_assert_error(&r, 405, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    h_request(s->port, "DELETE", "/v1/models", NULL, 0, 0, &r);
-    h_assert_error(&r, 405, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    post_raw(s->port, "/health", "{}", &r);
-    h_assert_error(&r, 405, NULL, msg, sizeof msg);
-    h_resp_free(&r);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%s %s\n", cases[i].method, cases[i].path);
+        const char *body = cases[i].body;
+        expect_error(s->port, cases[i].method, cases[i].path, body, body ? strlen(body) : 0,
+                     cases[i].status);
+    }
     h_pass(t);
 }
 
@@ -130,24 +144,18 @@ static void test_body_too_large(void **state) {
     memcpy(body, head, hl);
     memset(body + hl, 'a', big - hl - 2);
     memcpy(body + big - 2, "\"}", 3);
-    h_resp r;
-    char msg[1024];
-    h_request(s->port, "POST", "/v1/completions", body, big, 0, &r);
-    h_assert_error(&r, 413, NULL, msg, sizeof msg);
-    h_resp_free(&r);
-    h_request(s->port, "POST", "/v1/chat/completions", body, big, 0, &r);
-    h_assert_error(&r, 413, NULL, msg, sizeof msg);
-    h_resp_free(&r);
+    expect_error(s->port, "POST", "/v1/completions", body, big, 413);
+    expect_error(s->port, "POST", "/v1/chat/completions", body, big, 413);
 
     size_t under = (8u << 20) - 1024;
     memcpy(body + under - 2, "\"}", 3);
+    h_resp r;
     h_request(s->port, "POST", "/v1/completions", body, under, 0, &r);
     if (r.status == 413)
         fail_msg("a body of %zu bytes (under 8 MiB) got 413", under);
     h_resp_free(&r);
     free(body);
-    json_t *ok = h_post_expect(s->port, "/v1/completions", h_completion_req("Once", 2), 200);
-    json_decref(ok);
+    assert_still_serves(s);
     h_pass(t);
 }
 
@@ -197,8 +205,7 @@ static void test_context_too_long(void **state) {
         free(body);
         json_decref(req);
     }
-    json_t *ok = h_post_expect(s->port, "/v1/completions", h_completion_req("Once", 2), 200);
-    json_decref(ok);
+    assert_still_serves(s);
     h_pass(t);
 }
 

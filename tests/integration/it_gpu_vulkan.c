@@ -23,9 +23,24 @@
 #define COLD_DEADLINE_MS 300000 /* the first lavapipe run compiles the shaders */
 #define RUN_DEADLINE_MS 60000
 
-static void assert_has(const char *what, const char *out, const char *needle) {
-    if (strstr(out, needle) == NULL)
-        fail_msg("%s: \"%s\" not in the output:\n%s", what, needle, out);
+/* Fails unless every string of needles (NULL-terminated) is in out. */
+static void assert_has_all(const char *what, const char *out, const char *const *needles) {
+    for (; *needles != NULL; needles++)
+        if (strstr(out, *needles) == NULL)
+            fail_msg("%s: \"%s\" not in the output:\n%s", what, *needles, out);
+}
+
+/* assert_has(what, out, "needle", ...): each needle is in out. */
+#define assert_has(what, out, ...) assert_has_all(what, out, (const char *[]){__VA_ARGS__, NULL})
+
+/* Runs shimmy with args and fails unless it exits with want_rc; returns the output (owned). */
+static char *run_expect(h_test *t, const char *const *args, int deadline_ms, int want_rc,
+                        const char *what) {
+    char *out;
+    int rc = h_run(t, args, deadline_ms, &out);
+    if (rc != want_rc)
+        fail_msg("%s: exit %d (want %d):\n%s", what, rc, want_rc, out);
+    return out;
 }
 
 static void lavapipe_on(void) {
@@ -76,13 +91,23 @@ static char *complete_text(int port, const char *prompt, int max_tokens) {
     return s;
 }
 
-/* Greedy continuations of the golden prompts from two servers are identical. */
-static void assert_same_outputs(int cpu_port, int gpu_port, const char *what) {
+/* A server with lavapipe visible and `layers` ("all" or a count) of the model on Vulkan. */
+static h_server *start_on_vulkan(h_test *t, const char *layers) {
+    lavapipe_on();
+    const char *args[] = {"--gpu-backend", "vulkan", "--gpu-layers", layers, "--parallel", "1",
+                          NULL};
+    return h_start_default(t, args);
+}
+
+/* Greedy continuations of the golden prompts from gpu and from a CPU-only server are identical. */
+static void assert_same_as_cpu(h_test *t, const h_server *gpu, const char *what) {
+    const char *cpu_args[] = {"--gpu-backend", "cpu", "--parallel", "1", NULL};
+    h_server *cpu = h_start_default(t, cpu_args);
     h_golden g[MAX_GOLDEN];
     int n = h_golden_load(g, MAX_GOLDEN);
     for (int i = 0; i < n; i++) {
-        char *a = complete_text(cpu_port, g[i].prompt, g[i].max_tokens);
-        char *b = complete_text(gpu_port, g[i].prompt, g[i].max_tokens);
+        char *a = complete_text(cpu->port, g[i].prompt, g[i].max_tokens);
+        char *b = complete_text(gpu->port, g[i].prompt, g[i].max_tokens);
         if (strcmp(a, b) != 0)
             fail_msg("%s: greedy continuation of \"%.200s\" differs:\n  CPU:    \"%s\"\n  "
                      "Vulkan: \"%s\"", what, g[i].prompt, a, b);
@@ -97,22 +122,15 @@ static void test_gpu_info_and_warm_up(void **state) {
     h_test *t = *state;
     lavapipe_on();
     const char *info[] = {"gpu-info", NULL};
-    char *out;
-    int rc = h_run(t, info, RUN_DEADLINE_MS, &out);
-    if (rc != 0)
-        fail_msg("gpu-info: exit %d:\n%s", rc, out);
-    assert_has("gpu-info", out, "libggml-vulkan.so");
-    assert_has("gpu-info", out, "loaded: Vulkan, 1 device");
-    assert_has("gpu-info", out, "Vulkan0");
-    assert_has("gpu-info", out, "auto uses Vulkan0");
+    char *out = run_expect(t, info, RUN_DEADLINE_MS, 0, "gpu-info");
+    assert_has("gpu-info", out, "libggml-vulkan.so", "loaded: Vulkan, 1 device", "Vulkan0",
+               "auto uses Vulkan0");
     free(out);
     const char *gen[] = {"generate",     h_model_path(H_MODEL_FILE), "--prompt",
                          "Once upon a time", "--max-tokens", "8", "--temperature", "0",
                          "--gpu-backend", "vulkan", "--gpu-layers", "all", NULL};
     int64_t t0 = h_now_ms();
-    rc = h_run(t, gen, COLD_DEADLINE_MS, &out);
-    if (rc != 0)
-        fail_msg("generate on Vulkan: exit %d:\n%s", rc, out);
+    out = run_expect(t, gen, COLD_DEADLINE_MS, 0, "generate on Vulkan");
     assert_has("generate", out, "Vulkan0: 6/6 layers");
     fprintf(stderr, "first Vulkan generate (shader cache warm-up): %lld ms\n",
             (long long)(h_now_ms() - t0));
@@ -123,10 +141,7 @@ static void test_gpu_info_and_warm_up(void **state) {
 /* --gpu-layers all: every layer on Vulkan0, and the same greedy text as the CPU. */
 static void test_all_layers_on_vulkan(void **state) {
     h_test *t = *state;
-    lavapipe_on();
-    const char *gpu_args[] = {"--gpu-backend", "vulkan", "--gpu-layers", "all", "--parallel", "1",
-                              NULL};
-    h_server *gpu = h_start_default(t, gpu_args);
+    h_server *gpu = start_on_vulkan(t, "all");
     json_t *health;
     json_t *m = health_model(gpu->port, &health);
     assert_int_equal(h_int(m, "layers_total"), 6);
@@ -142,20 +157,14 @@ static void test_all_layers_on_vulkan(void **state) {
     assert_true(h_int(v, "kv_bytes") > 0);
     assert_int_equal(layers_on(m, "CPU"), 0);
     json_decref(health);
-
-    const char *cpu_args[] = {"--gpu-backend", "cpu", "--parallel", "1", NULL};
-    h_server *cpu = h_start_default(t, cpu_args);
-    assert_same_outputs(cpu->port, gpu->port, "--gpu-layers all");
+    assert_same_as_cpu(t, gpu, "--gpu-layers all");
     h_pass(t);
 }
 
 /* --gpu-layers 2: exactly two layers (the last block and the output layer) on Vulkan0. */
 static void test_two_layers(void **state) {
     h_test *t = *state;
-    lavapipe_on();
-    const char *gpu_args[] = {"--gpu-backend", "vulkan", "--gpu-layers", "2", "--parallel", "1",
-                              NULL};
-    h_server *gpu = h_start_default(t, gpu_args);
+    h_server *gpu = start_on_vulkan(t, "2");
     json_t *health;
     json_t *m = health_model(gpu->port, &health);
     assert_int_equal(h_int(m, "layers_offloaded"), 2);
@@ -166,9 +175,7 @@ static void test_two_layers(void **state) {
     long long kv_cpu = h_int(device(m, "CPU"), "kv_bytes");
     assert_int_equal(kv_cpu, 4 * kv_gpu);
     json_decref(health);
-    const char *cpu_args[] = {"--gpu-backend", "cpu", "--parallel", "1", NULL};
-    h_server *cpu = h_start_default(t, cpu_args);
-    assert_same_outputs(cpu->port, gpu->port, "--gpu-layers 2");
+    assert_same_as_cpu(t, gpu, "--gpu-layers 2");
     h_pass(t);
 }
 
@@ -201,25 +208,19 @@ static void test_without_variable(void **state) {
     assert_null(device(m, "Vulkan0"));
     json_decref(health);
     char *log = h_server_read_log(s);
-    assert_has("auto log", log, "auto uses the CPU only");
-    assert_has("auto log", log, "GGML_VK_VISIBLE_DEVICES");
+    assert_has("auto log", log, "auto uses the CPU only", "GGML_VK_VISIBLE_DEVICES");
     free(log);
 
     const char *info[] = {"gpu-info", NULL};
-    char *out;
-    assert_int_equal(h_run(t, info, RUN_DEADLINE_MS, &out), 0);
-    assert_has("gpu-info", out, "loaded: Vulkan, 0 devices");
-    assert_has("gpu-info", out, "auto uses the CPU only");
+    char *out = run_expect(t, info, RUN_DEADLINE_MS, 0, "gpu-info");
+    assert_has("gpu-info", out, "loaded: Vulkan, 0 devices", "auto uses the CPU only");
     free(out);
 
     const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "vulkan",
                           "--model", h_model_path(H_MODEL_FILE), NULL};
-    int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
-    if (rc != 1)
-        fail_msg("--gpu-backend vulkan without a usable device: exit %d (want 1):\n%s", rc, out);
-    assert_has("forced vulkan", out, "no Vulkan device");
-    assert_has("forced vulkan", out, "GGML_VK_VISIBLE_DEVICES");
-    assert_has("forced vulkan", out, "devices found instead: CPU");
+    out = run_expect(t, args, RUN_DEADLINE_MS, 1, "--gpu-backend vulkan without a usable device");
+    assert_has("forced vulkan", out, "no Vulkan device", "GGML_VK_VISIBLE_DEVICES",
+               "devices found instead: CPU");
     free(out);
     h_pass(t);
 }

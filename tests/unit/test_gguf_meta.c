@@ -16,54 +16,7 @@
 #include "gguf.h"
 #include "models/gguf_meta.h"
 
-static char models_dir[3072];
-static char tmp_dir[] = "/tmp/shimmy-gguf-meta-XXXXXX";
-
-static void model_path(const char *file, char *out, size_t outlen) {
-    snprintf(out, outlen, "%s/%s", models_dir, file);
-    if (access(out, R_OK) != 0) {
-        fprintf(stderr, "test model %s is missing: set SHIMMY_TEST_MODELS to the folder holding "
-                        "the shared test models (../shared/models)\n", out);
-        fail_msg("missing test model %s", out);
-    }
-}
-
-static void tmp_path(const char *file, char *out, size_t outlen) {
-    snprintf(out, outlen, "%s/%s", tmp_dir, file);
-}
-
-/* Copies the first n bytes of src (all when n == 0) to dst. */
-static void copy_prefix(const char *src, const char *dst, size_t n) {
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    char chunk[65536];
-    size_t total = 0, got;
-    while ((got = fread(chunk, 1, sizeof chunk, in)) > 0) {
-        if (n > 0 && total + got > n)
-            got = n - total;
-        fwrite(chunk, 1, got, out);
-        total += got;
-        if (n > 0 && total >= n)
-            break;
-    }
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
+#include "fixtures.h"
 
 typedef struct fixture {
     const char *arch;     /* NULL: no general.architecture */
@@ -297,32 +250,12 @@ static void test_integer_key_types(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    const char *dir = getenv("SHIMMY_TEST_MODELS");
-    if (dir == NULL || dir[0] == '\0') {
-        fprintf(stderr, "SHIMMY_TEST_MODELS is not set: it must name the folder holding the shared "
-                        "test models (../shared/models)\n");
-        return -1;
-    }
-    snprintf(models_dir, sizeof models_dir, "%s", dir);
-    if (mkdtemp(tmp_dir) == NULL) {
-        perror("mkdtemp");
-        return -1;
-    }
-    return 0;
+    return fixtures_setup("shimmy-gguf-meta");
 }
 
 static int teardown(void **state) {
     (void)state;
-    static const char *const files[] = {"text.gguf", "empty.gguf", "magic-only.gguf", "v9.gguf",
-                                        "cut.gguf", "lora.gguf", "mmproj.gguf", "vocab.gguf",
-                                        "q.gguf", "ints.gguf"};
-    char path[4096];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        tmp_path(files[i], path, sizeof path);
-        unlink(path);
-    }
-    rmdir(tmp_dir);
-    return 0;
+    return fixtures_teardown();
 }
 
 int main(void) {

@@ -243,6 +243,45 @@ static void request(const char *method, const char *path, const char *body, repl
     request_ex(method, path, body, body ? strlen(body) : 0, NULL, 0, r);
 }
 
+/* request_ex with one extra request header line (e.g. "Expect:" to drop curl's default). */
+static void request_hdr(const char *method, const char *path, const char *body, size_t body_len,
+                        const char *header_line, reply *r) {
+    struct curl_slist *h = curl_slist_append(NULL, header_line);
+    assert_non_null(h);
+    request_ex(method, path, body, body_len, h, 0, r);
+    curl_slist_free_all(h);
+}
+
+/* n bytes of fill (owned). */
+static char *filled(size_t n, char fill) {
+    char *p = malloc(n);
+    assert_non_null(p);
+    memset(p, fill, n);
+    return p;
+}
+
+/* Asserts that r has the header name with exactly the value want. */
+static void assert_header(const reply *r, const char *name, const char *want) {
+    char v[256];
+    if (!header(r, name, v, sizeof v))
+        fail_msg("no %s header in:\n%s", name, r->headers);
+    assert_string_equal(v, want);
+}
+
+static void assert_no_header(const reply *r, const char *name) {
+    char v[256];
+    if (header(r, name, v, sizeof v))
+        fail_msg("unexpected %s: %s", name, v);
+}
+
+/* Asserts status and the body error_body() writes for the error named err at path. */
+static void assert_test_error(const reply *r, long status, const char *err, const char *path) {
+    char want[512];
+    snprintf(want, sizeof want, "{\"test_error\":\"%s\",\"path\":\"%s\"}", err, path);
+    assert_int_equal(r->status, status);
+    assert_string_equal(r->body, want);
+}
+
 /* ---- fixtures ---- */
 
 static int setup(void **state) {
@@ -271,12 +310,9 @@ static void test_json_200(void **state) {
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"ok\":true,\"len\":0}");
-    char v[128];
-    assert_true(header(&r, "Content-Type", v, sizeof v));
-    assert_string_equal(v, "application/json");
-    assert_true(header(&r, "Access-Control-Allow-Origin", v, sizeof v));
-    assert_string_equal(v, "*");
-    assert_false(header(&r, "Retry-After", v, sizeof v));
+    assert_header(&r, "Content-Type", "application/json");
+    assert_header(&r, "Access-Control-Allow-Origin", "*");
+    assert_no_header(&r, "Retry-After");
 }
 
 static void test_post_body(void **state) {
@@ -302,25 +338,18 @@ static void test_post_body(void **state) {
 static void test_404(void **state) {
     reply r = {0};
     request("GET", "/nope", NULL, &r);
-    assert_int_equal(r.status, 404);
-    assert_string_equal(r.body, "{\"test_error\":\"not_found\",\"path\":\"/nope\"}");
-    char v[64];
-    assert_true(header(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    assert_test_error(&r, 404, "not_found", "/nope");
+    assert_header(&r, "Access-Control-Allow-Origin", "*");
 
     /* With a body the client sends regardless (no "Expect: 100-continue"): still a clean 404,
      * and 405 likewise. */
     size_t n = 512u * 1024u;
-    char *big = calloc(1, n);
-    assert_non_null(big);
-    struct curl_slist *ne = curl_slist_append(NULL, "Expect:");
-    reply b = {0};
-    request_ex("POST", "/nope", big, n, ne, 0, &b);
-    reply m = {0};
-    request_ex("POST", "/busy", big, n, ne, 0, &m);
-    curl_slist_free_all(ne);
+    char *big = filled(n, '\0');
+    reply b = {0}, m = {0};
+    request_hdr("POST", "/nope", big, n, "Expect:", &b);
+    request_hdr("POST", "/busy", big, n, "Expect:", &m);
     free(big);
-    assert_int_equal(b.status, 404);
-    assert_string_equal(b.body, "{\"test_error\":\"not_found\",\"path\":\"/nope\"}");
+    assert_test_error(&b, 404, "not_found", "/nope");
     assert_int_equal(m.status, 405);
 
     /* A path longer than any route (and than the server's path buffer): 404, not a prefix hit. */
@@ -335,49 +364,35 @@ static void test_404(void **state) {
 static void test_405_allow(void **state) {
     reply r = {0};
     request("GET", "/post-only", NULL, &r);
-    assert_int_equal(r.status, 405);
-    assert_string_equal(r.body, "{\"test_error\":\"method_not_allowed\",\"path\":\"/post-only\"}");
-    char v[128];
-    assert_true(header(&r, "Allow", v, sizeof v));
-    assert_string_equal(v, "POST, OPTIONS");
+    assert_test_error(&r, 405, "method_not_allowed", "/post-only");
+    assert_header(&r, "Allow", "POST, OPTIONS");
 
     reply d = {0};
     request("DELETE", "/json", NULL, &d);
     assert_int_equal(d.status, 405);
-    assert_true(header(&d, "Allow", v, sizeof v));
-    assert_string_equal(v, "GET, HEAD, POST, OPTIONS");
+    assert_header(&d, "Allow", "GET, HEAD, POST, OPTIONS");
 }
 
 static void test_413(void **state) {
     /* Content-Length over the limit, client waits for 100 Continue: answered before the body. */
     char body[2048];
     memset(body, 'x', sizeof body);
-    struct curl_slist *ex = curl_slist_append(NULL, "Expect: 100-continue");
     reply r = {0};
-    request_ex("POST", "/json", body, sizeof body, ex, 0, &r);
-    curl_slist_free_all(ex);
-    assert_int_equal(r.status, 413);
-    assert_string_equal(r.body, "{\"test_error\":\"too_large\",\"path\":\"/json\"}");
+    request_hdr("POST", "/json", body, sizeof body, "Expect: 100-continue", &r);
+    assert_test_error(&r, 413, "too_large", "/json");
 
     /* Chunked upload (no Content-Length) that grows past the limit while arriving. */
-    struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
     reply c = {0};
-    request_ex("POST", "/json", body, sizeof body, h, 0, &c);
-    curl_slist_free_all(h);
-    assert_int_equal(c.status, 413);
-    assert_string_equal(c.body, "{\"test_error\":\"too_large\",\"path\":\"/json\"}");
+    request_hdr("POST", "/json", body, sizeof body, "Transfer-Encoding: chunked", &c);
+    assert_test_error(&c, 413, "too_large", "/json");
 
     /* The same without "Expect: 100-continue": the client sends the body anyway, and a large one
      * cannot fit the socket buffers, but the 413 still arrives. */
     size_t n = 1024u * 1024u;
-    char *big = calloc(1, n);
-    assert_non_null(big);
-    struct curl_slist *ne = curl_slist_append(NULL, "Expect:");
-    reply b = {0};
-    request_ex("POST", "/json", big, n, ne, 0, &b);
-    reply s = {0};
-    request_ex("POST", "/json", body, sizeof body, ne, 0, &s);
-    curl_slist_free_all(ne);
+    char *big = filled(n, '\0');
+    reply b = {0}, s = {0};
+    request_hdr("POST", "/json", big, n, "Expect:", &b);
+    request_hdr("POST", "/json", body, sizeof body, "Expect:", &s);
     free(big);
     assert_int_equal(b.status, 413);
     assert_int_equal(s.status, 413);
@@ -391,13 +406,9 @@ static void test_413(void **state) {
 static void test_413_endless_upload_cut(void **state) {
     /* A chunked upload far past the limit is cut off instead of read forever. */
     size_t n = 4u * 1024u * 1024u;
-    char *big = malloc(n);
-    assert_non_null(big);
-    memset(big, 'y', n);
-    struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+    char *big = filled(n, 'y');
     reply r = {0};
-    request_ex("POST", "/post-only", big, n, h, 0, &r);
-    curl_slist_free_all(h);
+    request_hdr("POST", "/post-only", big, n, "Transfer-Encoding: chunked", &r);
     free(big);
     /* Either the 413 made it before the cut, or the transfer failed; never a 200. */
     assert_true(r.status == 413 || r.rc != CURLE_OK);
@@ -411,12 +422,9 @@ static void test_stream_whole(void **state) {
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "chunk-0;chunk-1;chunk-2;chunk-3;chunk-4;");
-    char v[64];
-    assert_true(header(&r, "Transfer-Encoding", v, sizeof v));
-    assert_string_equal(v, "chunked");
-    assert_true(header(&r, "Cache-Control", v, sizeof v));
-    assert_string_equal(v, "no-cache");
-    assert_false(header(&r, "X-Accel-Buffering", v, sizeof v));
+    assert_header(&r, "Transfer-Encoding", "chunked");
+    assert_header(&r, "Cache-Control", "no-cache");
+    assert_no_header(&r, "X-Accel-Buffering");
     assert_int_equal(wait_for(&g_stream_frees, frees + 1), frees + 1);
 }
 
@@ -426,11 +434,8 @@ static void test_stream_client_abort(void **state) {
     request("GET", "/endless", NULL, &r);
     assert_int_equal(r.rc, CURLE_WRITE_ERROR);
     assert_int_equal(r.status, 200);
-    char v[64];
-    assert_true(header(&r, "Content-Type", v, sizeof v));
-    assert_string_equal(v, "text/event-stream");
-    assert_true(header(&r, "X-Accel-Buffering", v, sizeof v));
-    assert_string_equal(v, "no");
+    assert_header(&r, "Content-Type", "text/event-stream");
+    assert_header(&r, "X-Accel-Buffering", "no");
     assert_int_equal(wait_for(&g_stream_frees, frees + 1), frees + 1);
     /* The stream stopped: no more calls, and no second free. */
     int calls = atomic_load(&g_stream_calls);
@@ -453,9 +458,7 @@ static void test_retry_after(void **state) {
     reply r = {0};
     request("GET", "/busy", NULL, &r);
     assert_int_equal(r.status, 503);
-    char v[32];
-    assert_true(header(&r, "Retry-After", v, sizeof v));
-    assert_string_equal(v, "7");
+    assert_header(&r, "Retry-After", "7");
 }
 
 static void test_query_stripped(void **state) {
@@ -478,20 +481,15 @@ static void test_options_preflight(void **state) {
     reply r = {0};
     request_ex("OPTIONS", "/json", NULL, 0, h, 0, &r);
     assert_int_equal(r.status, 204);
-    char v[256];
-    assert_true(header(&r, "Access-Control-Allow-Origin", v, sizeof v));
-    assert_string_equal(v, "*");
-    assert_true(header(&r, "Access-Control-Allow-Methods", v, sizeof v));
-    assert_string_equal(v, "GET, HEAD, POST, OPTIONS");
-    assert_true(header(&r, "Access-Control-Allow-Headers", v, sizeof v));
-    assert_string_equal(v, "content-type, x-stainless-os");
+    assert_header(&r, "Access-Control-Allow-Origin", "*");
+    assert_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+    assert_header(&r, "Access-Control-Allow-Headers", "content-type, x-stainless-os");
     curl_slist_free_all(h);
 
     reply d = {0};
     request("OPTIONS", "/busy", NULL, &d);
     assert_int_equal(d.status, 204);
-    assert_true(header(&d, "Access-Control-Allow-Headers", v, sizeof v));
-    assert_string_equal(v, "Content-Type, Authorization");
+    assert_header(&d, "Access-Control-Allow-Headers", "Content-Type, Authorization");
 
     reply n = {0};
     request("OPTIONS", "/nope", NULL, &n);

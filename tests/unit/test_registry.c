@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,32 +20,9 @@
 #include "models/names.h"
 #include "models/registry.h"
 
-static char models_dir[4096];
+#include "fixtures.h"
+
 static char stories[4096];
-static char tmp_dir[] = "/tmp/shimmy-registry-XXXXXX";
-
-static void tmp_path(const char *rel, char *out, size_t outlen) {
-    snprintf(out, outlen, "%s/%s", tmp_dir, rel);
-}
-
-static void copy_file(const char *src, const char *dst) {
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, in)) > 0)
-        assert_int_equal(fwrite(chunk, 1, got, out), got);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
 
 static void write_adapter(const char *path) {
     struct gguf_context *g = gguf_init_empty();
@@ -347,35 +323,20 @@ static void test_failed_load_reported_and_retried(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    const char *dir = getenv("SHIMMY_TEST_MODELS");
-    if (dir == NULL || dir[0] == '\0') {
-        fprintf(stderr, "SHIMMY_TEST_MODELS is not set: it must name the folder holding the shared "
-                        "test models (../shared/models)\n");
+    if (fixtures_setup("shimmy-registry") != 0)
         return -1;
-    }
-    snprintf(models_dir, sizeof models_dir, "%s", dir);
-    snprintf(stories, sizeof stories, "%s/stories260K.gguf", dir);
+    snprintf(stories, sizeof stories, "%s/stories260K.gguf", models_dir);
     if (access(stories, R_OK) != 0) {
-        fprintf(stderr, "test model %s is missing (SHIMMY_TEST_MODELS=%s)\n", stories, dir);
-        return -1;
-    }
-    if (mkdtemp(tmp_dir) == NULL) {
-        perror("mkdtemp");
+        fprintf(stderr, "test model %s is missing (SHIMMY_TEST_MODELS=%s)\n", stories,
+                models_dir);
         return -1;
     }
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state) {
     (void)state;
-    return nftw(tmp_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return fixtures_teardown();
 }
 
 int main(void) {
