@@ -38,3 +38,8 @@ distclean: clean
 	rm -rf deps tests/clients/node_modules
 
 FORCE:
+
+# make bench: shimmy vs llama-server side by side (BENCH_QUICK=1 for a short run); see docs/BENCHMARKS.md
+.PHONY: bench
+bench: all
+	@bench/run.sh

@@ -1,0 +1,678 @@
+// bench.mjs: runs shimmy and llama.cpp's llama-server side by side on the same models and prints
+// ratios. Node 20, no npm packages; node:http for streaming timestamps taken as bytes arrive.
+//
+// Each run starts each server fresh on its own free loopback port with the same slots, per-slot
+// context, threads and non-unified KV cache, alternating shimmy, reference, shimmy, reference...
+// Every number is the median over the runs (TTFT percentiles under load pool all runs' streams).
+// Every request, start and stop is bounded by a timeout; servers are killed on exit or signal.
+//
+// Usually started by bench/run.sh (make bench), which builds what is missing. Environment:
+//   SHIMMY_BIN, REF_BIN                  the two servers (default build/shimmy,
+//                                        deps/reference/build/bin/llama-server)
+//   BENCH_MODELS                         ';'-separated GGUF paths (run.sh sets them)
+//   BENCH_QUICK=1                        one run, 64 tokens per request (about 3 minutes)
+//   BENCH_RUNS, BENCH_MAX_TOKENS         override runs (default 3) and max_tokens (default 128)
+//   BENCH_PARALLEL, BENCH_CTX, BENCH_THREADS   slots (8), context per slot (2048), threads (2)
+//   BENCH_LONG_TOKENS                    target length of the long prompt (1000)
+//   BENCH_WRK_SECONDS                    duration of the wrk /health run (3)
+//   SHIMMY_BENCH_EXTRA_ARGS, REF_EXTRA_ARGS   extra server arguments (e.g. -ngl 99 for GPUs)
+//   BENCH_OUT_DIR                        results folder (default bench/results)
+//   BENCH_LOG_DIR                        server logs (default deps/bench-logs)
+//   BENCH_CPU_EXCLUDE                    CPU modules neither server may load (e.g. sapphirerapids:
+//                                        run.sh sets it when the reference dies on AMX kernels)
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const env = process.env;
+const QUICK = env.BENCH_QUICK === '1';
+const intEnv = (name, def) => {
+    const v = env[name];
+    if (v === undefined || v === '') return def;
+    const n = Number.parseInt(v, 10);
+    if (!Number.isFinite(n) || n <= 0 || String(n) !== v.trim()) throw new Error(`${name} must be a positive integer, got '${v}'`);
+    return n;
+};
+
+const CFG = {
+    shimmy: path.resolve(ROOT, env.SHIMMY_BIN || 'build/shimmy'),
+    ref: path.resolve(ROOT, env.REF_BIN || 'deps/reference/build/bin/llama-server'),
+    models: (env.BENCH_MODELS || '../shared/models/stories260K.gguf').split(';').filter(Boolean).map((m) => path.resolve(ROOT, m)),
+    runs: intEnv('BENCH_RUNS', QUICK ? 1 : 3),
+    maxTokens: intEnv('BENCH_MAX_TOKENS', QUICK ? 64 : 128),
+    parallel: intEnv('BENCH_PARALLEL', 8),
+    ctx: intEnv('BENCH_CTX', 2048),
+    threads: intEnv('BENCH_THREADS', 2),
+    longTokens: intEnv('BENCH_LONG_TOKENS', 1000),
+    wrkSeconds: intEnv('BENCH_WRK_SECONDS', QUICK ? 2 : 3),
+    concurrency: [4, 8],
+    shimmyExtra: (env.SHIMMY_BENCH_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
+    refExtra: (env.REF_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
+    cpuExclude: (env.BENCH_CPU_EXCLUDE || '').split(/[\s,]+/).filter(Boolean),
+    outDir: path.resolve(ROOT, env.BENCH_OUT_DIR || 'bench/results'),
+    logDir: path.resolve(ROOT, env.BENCH_LOG_DIR || 'deps/bench-logs'),
+};
+
+// Time limits, milliseconds.
+const T = {
+    start: 180_000,      // process start -> /health 200 (model load included)
+    stop: 15_000,        // SIGTERM -> exit, then SIGKILL
+    request: 300_000,    // one completion, whole stream
+    health: 2_000,       // one /health probe
+    wrk: (CFG.wrkSeconds + 20) * 1000,
+};
+
+const SERVERS = ['shimmy', 'llama-server'];
+
+// ---------- small helpers ----------
+
+const now = () => performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+function median(xs) {
+    const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return null;
+    const m = v.length >> 1;
+    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+function percentile(xs, p) { // nearest rank
+    const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (v.length === 0) return null;
+    return v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))];
+}
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.unref();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+function rssMiB(pid) {
+    try {
+        const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+        return m ? Number(m[1]) / 1024 : null;
+    } catch {
+        return null;
+    }
+}
+
+// GET with a hard deadline; resolves {status, body} or {status: 0, error}.
+function httpGet(port, urlPath, timeoutMs) {
+    return new Promise((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => { body += d; });
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+            res.on('error', (e) => resolve({ status: 0, error: e.message }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', (e) => resolve({ status: 0, error: e.message }));
+    });
+}
+
+// POSTs a streaming completion and timestamps the SSE events as they arrive.
+// Returns {ok, error, t0, tFirst, tLast, tEnd, nText, usage, text} (times: performance.now()).
+function streamCompletion(port, body, timeoutMs = T.request) {
+    return new Promise((resolve) => {
+        const payload = JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } });
+        const r = { ok: false, error: null, t0: 0, tFirst: null, tLast: null, tEnd: null, nText: 0, usage: null, text: '' };
+        let done = false;
+        const finish = (err) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            r.tEnd = now();
+            r.error = err;
+            r.ok = !err && r.usage !== null;
+            if (!err && r.usage === null) r.error = 'no usage in the stream';
+            resolve(r);
+        };
+        const req = http.request({
+            host: '127.0.0.1', port, path: '/v1/completions', method: 'POST', agent: false,
+            headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+        }, (res) => {
+            res.setEncoding('utf8');
+            if (res.statusCode !== 200) {
+                let b = '';
+                res.on('data', (d) => { b += d; });
+                res.on('end', () => finish(`HTTP ${res.statusCode}: ${b.slice(0, 300)}`));
+                return;
+            }
+            let pending = '';
+            res.on('data', (chunk) => {
+                const t = now();
+                pending += chunk;
+                let i;
+                while ((i = pending.indexOf('\n\n')) >= 0) {
+                    const ev = pending.slice(0, i);
+                    pending = pending.slice(i + 2);
+                    for (const line of ev.split('\n')) {
+                        if (!line.startsWith('data:')) continue;
+                        const data = line.slice(5).trim();
+                        if (data === '[DONE]') continue;
+                        let j;
+                        try { j = JSON.parse(data); } catch { continue; }
+                        const txt = j.choices?.[0]?.text ?? '';
+                        if (txt.length > 0) {
+                            if (r.tFirst === null) r.tFirst = t;
+                            r.tLast = t;
+                            r.nText++;
+                            r.text += txt;
+                        }
+                        if (j.usage) r.usage = j.usage;
+                    }
+                }
+            });
+            res.on('end', () => finish(null));
+            res.on('error', (e) => finish(e.message));
+        });
+        const timer = setTimeout(() => { req.destroy(); finish(`timeout after ${timeoutMs} ms`); }, timeoutMs);
+        req.on('error', (e) => finish(e.message));
+        req.setNoDelay(true);
+        r.t0 = now();
+        req.end(payload);
+    });
+}
+
+// ---------- prompts ----------
+
+// Plain story English: tokenizes sensibly with both the 512-token stories vocabulary and Llama-2's.
+const WORDS = ('the little girl boy dog cat tree park ball sun day happy sad big small red blue green '
+    + 'house car toy friend mom dad played ran jumped saw liked wanted found said went came looked '
+    + 'smiled laughed helped gave took made bird fish flower garden river sky cloud rain box book '
+    + 'cake apple water sand hill door window bed night morning').split(' ');
+
+function storyText(seed, nWords) {
+    let x = (seed * 2654435761) >>> 0 || 1;
+    const rnd = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+    const out = [];
+    let sentence = 0;
+    for (let i = 0; i < nWords; i++) {
+        out.push(WORDS[rnd() % WORDS.length]);
+        if (++sentence >= 8 + (rnd() % 6)) { out[out.length - 1] += '.'; sentence = 0; }
+    }
+    return out.join(' ');
+}
+
+let promptSerial = 0;
+// A prompt no earlier request of this server process shares more than a token or two with.
+function uniquePrompt(tag, nWords) {
+    promptSerial++;
+    return `${promptSerial * 7919 % 100000} ${tag}. Once upon a time ${storyText(promptSerial + 17 * nWords, nWords)}`;
+}
+
+// ---------- servers ----------
+
+const live = new Set(); // child processes to kill on exit
+
+function killAll(signal = 'SIGKILL') {
+    for (const p of live) {
+        try { process.kill(-p.pid, signal); } catch { /* gone */ }
+    }
+}
+process.on('exit', () => killAll());
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => { log(`${sig}: stopping servers`); killAll(); process.exit(130); });
+}
+
+function serverArgs(kind, model, port) {
+    const P = CFG.parallel, C = CFG.ctx, Tn = CFG.threads;
+    if (kind === 'shimmy') {
+        const a = ['serve', '--bind', `127.0.0.1:${port}`, '--parallel', `${P}`, '--ctx', `${C}`, '--threads', `${Tn}`];
+        if (model) a.push('--model', model);
+        return [CFG.shimmy, [...a, ...CFG.shimmyExtra], moduleDirs.shimmy ? { SHIMMY_BACKEND_DIR: moduleDirs.shimmy } : {}];
+    }
+    // llama-server's -c is the total over all slots; --no-kv-unified gives each slot its own
+    // C tokens, as shimmy does.
+    const a = ['--host', '127.0.0.1', '--port', `${port}`, '-np', `${P}`, '-c', `${C * P}`, '--no-kv-unified',
+        '-t', `${Tn}`, '-tb', `${Tn}`, '--temp', '0'];
+    if (model) a.push('-m', model);
+    return [moduleDirs.ref || CFG.ref, [...a, ...CFG.refExtra], {}];
+}
+
+// With BENCH_CPU_EXCLUDE, both servers load their CPU modules from folders without the excluded
+// ones (so both pick the same next-best module): shimmy through SHIMMY_BACKEND_DIR, llama-server
+// from a copy of its executable (ggml searches the executable's folder) next to links to its
+// libraries.
+const moduleDirs = {};
+function prepareModuleDirs() {
+    if (CFG.cpuExclude.length === 0) return;
+    const skip = (f) => CFG.cpuExclude.some((x) => f === `libggml-cpu-${x}.so`);
+    const base = path.join(ROOT, 'deps/bench-run');
+    fs.rmSync(base, { recursive: true, force: true });
+    const shimmyLib = path.join(base, 'shimmy-lib');
+    const refBin = path.join(base, 'reference-bin');
+    fs.mkdirSync(shimmyLib, { recursive: true });
+    fs.mkdirSync(refBin, { recursive: true });
+    const sLib = path.join(path.dirname(CFG.shimmy), 'lib');
+    for (const f of fs.readdirSync(sLib)) if (/^libggml-cpu-/.test(f) && !skip(f)) fs.symlinkSync(path.join(sLib, f), path.join(shimmyLib, f));
+    const rDir = path.dirname(CFG.ref);
+    for (const f of fs.readdirSync(rDir)) if (/^lib.*\.so/.test(f) && !skip(f)) fs.symlinkSync(path.join(rDir, f), path.join(refBin, f));
+    fs.copyFileSync(CFG.ref, path.join(refBin, path.basename(CFG.ref)));
+    fs.chmodSync(path.join(refBin, path.basename(CFG.ref)), 0o755);
+    moduleDirs.shimmy = shimmyLib;
+    moduleDirs.ref = path.join(refBin, path.basename(CFG.ref));
+}
+
+let logSerial = 0;
+// Starts a server and waits for /health 200. Returns {proc, port, startupMs, rssLoad, log}
+// or {error}.
+async function startServer(kind, model, tag) {
+    const port = await freePort();
+    const [bin, args, extraEnv] = serverArgs(kind, model, port);
+    fs.mkdirSync(CFG.logDir, { recursive: true });
+    const logPath = path.join(CFG.logDir, `${String(++logSerial).padStart(3, '0')}-${kind}-${tag}.log`);
+    const fd = fs.openSync(logPath, 'w');
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'shimmy-bench-')); // no ./models to discover
+    const childEnv = { ...env, ...extraEnv };
+    delete childEnv.SHIMMY_MODEL_PATHS;
+    delete childEnv.LLAMA_ARG_MODEL;
+    const t0 = now();
+    const proc = spawn(bin, args, { cwd, env: childEnv, stdio: ['ignore', fd, fd], detached: true });
+    fs.closeSync(fd);
+    live.add(proc);
+    let exited = null;
+    proc.on('exit', (code, sig) => { exited = `exited (${sig || code})`; live.delete(proc); });
+    proc.on('error', (e) => { exited = e.message; live.delete(proc); });
+    const deadline = t0 + T.start;
+    while (now() < deadline) {
+        if (exited) break;
+        const r = await httpGet(port, '/health', T.health);
+        if (r.status === 200) {
+            const startupMs = now() - t0;
+            return { kind, proc, port, startupMs, rssLoad: rssMiB(proc.pid), logPath, cwd };
+        }
+        await sleep(r.status === 0 ? 3 : 10);
+    }
+    const why = exited || `no /health 200 within ${T.start} ms`;
+    await stopServer({ proc, cwd });
+    const tail = fs.readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' | ');
+    return { error: `${why}: ${tail.slice(0, 400)}`, logPath };
+}
+
+async function stopServer(s) {
+    const p = s.proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+        const gone = new Promise((r) => p.once('exit', r));
+        try { process.kill(-p.pid, 'SIGTERM'); } catch { /* gone */ }
+        const t = await Promise.race([gone.then(() => 'ok'), sleep(T.stop).then(() => 'late')]);
+        if (t === 'late') {
+            log(`${s.kind} pid ${p.pid} ignored SIGTERM for ${T.stop} ms: SIGKILL`);
+            try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ }
+            await Promise.race([gone, sleep(5000)]);
+        }
+    }
+    live.delete(p);
+    if (s.cwd) fs.rmSync(s.cwd, { recursive: true, force: true });
+}
+
+// ---------- measurements ----------
+
+function decodeRate(r) {
+    const n = r.usage?.completion_tokens;
+    if (!r.ok || !n || n < 2 || r.tLast === null || r.tLast <= r.tFirst) return null;
+    return (n - 1) / ((r.tLast - r.tFirst) / 1000);
+}
+
+function checked(r, what) {
+    if (!r.ok) throw new Error(`${what}: ${r.error}`);
+    return r;
+}
+
+async function single(s, model, prompt, maxTokens, what) {
+    const r = checked(await streamCompletion(s.port, { model, prompt, max_tokens: maxTokens, temperature: 0 }), what);
+    const wall = (r.tEnd - r.t0) / 1000;
+    return {
+        ttft: r.tFirst - r.t0,
+        decode: decodeRate(r),
+        agg: r.usage.completion_tokens / wall,
+        promptTokens: r.usage.prompt_tokens,
+        completionTokens: r.usage.completion_tokens,
+    };
+}
+
+async function concurrent(s, model, n) {
+    const t0 = now();
+    const rs = await Promise.all(Array.from({ length: n }, (_, i) =>
+        streamCompletion(s.port, { model, prompt: uniquePrompt(`stream ${i}`, 24), max_tokens: CFG.maxTokens, temperature: 0 })));
+    const t1 = Math.max(...rs.map((r) => r.tEnd));
+    rs.forEach((r, i) => checked(r, `concurrent ${n}, stream ${i}`));
+    const tokens = rs.reduce((a, r) => a + r.usage.completion_tokens, 0);
+    return { agg: tokens / ((t1 - t0) / 1000), ttfts: rs.map((r) => r.tFirst - r.t0), tokens };
+}
+
+async function prefixReuse(s, model, longPrompt) {
+    checked(await streamCompletion(s.port, { model, prompt: longPrompt, max_tokens: 1, temperature: 0 }), 'prefix: first');
+    const r = checked(await streamCompletion(s.port,
+        { model, prompt: `${longPrompt} Then the dog ran to the park with a red ball.`, max_tokens: 8, temperature: 0 }), 'prefix: second');
+    return {
+        ttft: r.tFirst - r.t0,
+        cached: r.usage.prompt_tokens_details?.cached_tokens ?? null,
+        promptTokens: r.usage.prompt_tokens,
+    };
+}
+
+function wrkHealth(port) {
+    const args = ['-t', '2', '-c', '16', '-d', `${CFG.wrkSeconds}s`, '--timeout', '2s', `http://127.0.0.1:${port}/health`];
+    const r = spawnSync('wrk', args, { encoding: 'utf8', timeout: T.wrk, killSignal: 'SIGKILL' });
+    if (r.error || r.status !== 0) return { rps: null, note: `wrk failed: ${r.error?.message || r.stderr?.slice(0, 200)}` };
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+    const bad = /Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout);
+    const errs = /Socket errors:[^\n]*/.exec(r.stdout);
+    return {
+        rps: m ? Number(m[1]) : null,
+        note: [bad ? `${bad[1]} non-2xx` : '', errs ? errs[0] : ''].filter(Boolean).join(', '),
+    };
+}
+
+// The long prompt: a story of about CFG.longTokens tokens for this model's tokenizer, sized
+// from one probe request (both servers tokenize the same way; the counts are reported).
+async function calibrateLong(s, model) {
+    const probeWords = 300;
+    const r = checked(await streamCompletion(s.port, { model, prompt: storyText(1, probeWords), max_tokens: 1, temperature: 0 }), 'calibrate');
+    const perWord = r.usage.prompt_tokens / probeWords;
+    return Math.max(16, Math.round((CFG.longTokens - 12) / perWord));
+}
+
+// One fresh server: every per-model measurement.
+async function measureModel(kind, modelPath, run, st) {
+    const name = path.basename(modelPath).replace(/\.gguf$/i, '').toLowerCase();
+    promptSerial = run * 1000; // both servers of a run get the same prompts
+    const s = await startServer(kind, modelPath, `${name}-run${run}`);
+    if (s.error) throw new Error(`${kind} did not start with ${name}: ${s.error}`);
+    const m = { startupMs: s.startupMs, rssLoad: s.rssLoad };
+    try {
+        const model = name; // llama-server (single model) accepts any name
+        if (st.longWords === undefined) st.longWords = await calibrateLong(s, model);
+        await single(s, model, uniquePrompt('warm up', 8), 8, 'warm-up');
+        const short = await single(s, model, uniquePrompt('short', 8), CFG.maxTokens, 'short prompt');
+        Object.assign(m, { ttftShort: short.ttft, decodeShort: short.decode, agg1: short.agg,
+            promptShort: short.promptTokens, complShort: short.completionTokens });
+        const long = await single(s, model, uniquePrompt('long', st.longWords), CFG.maxTokens, 'long prompt');
+        Object.assign(m, { ttftLong: long.ttft, decodeLong: long.decode, promptLong: long.promptTokens, complLong: long.completionTokens });
+        for (const c of CFG.concurrency) {
+            const r = await concurrent(s, model, c);
+            m[`agg${c}`] = r.agg;
+            m[`ttfts${c}`] = r.ttfts;
+            m[`tokens${c}`] = r.tokens;
+        }
+        m.rssConc = rssMiB(s.proc.pid);
+        const pr = await prefixReuse(s, model, uniquePrompt('prefix', st.longWords));
+        Object.assign(m, { ttftPrefix: pr.ttft, cachedPrefix: pr.cached, promptPrefix: pr.promptTokens });
+        if (st.wrk) {
+            const w = wrkHealth(s.port);
+            m.healthRps = w.rps;
+            if (w.note) m.wrkNote = w.note;
+        }
+    } finally {
+        await stopServer(s);
+    }
+    return m;
+}
+
+async function measureNoModel(kind, run) {
+    const s = await startServer(kind, null, `nomodel-run${run}`);
+    if (s.error) return { error: s.error };
+    const m = { startupMs: s.startupMs, rss: s.rssLoad };
+    const h = await httpGet(s.port, '/health', T.health);
+    m.health = h.body?.slice(0, 200);
+    await stopServer(s);
+    return m;
+}
+
+// ---------- sizes, machine ----------
+
+function realFile(p) {
+    try { return fs.realpathSync(p); } catch { return null; }
+}
+
+// Bytes of the files after `strip --strip-unneeded` (what a release would ship) and as built.
+function shippedSize(files) {
+    const uniq = [...new Set(files.map(realFile).filter(Boolean))];
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shimmy-size-'));
+    let raw = 0, stripped = 0;
+    try {
+        for (const f of uniq) {
+            raw += fs.statSync(f).size;
+            const out = path.join(tmp, 'x');
+            const r = spawnSync('strip', ['--strip-unneeded', '-o', out, f], { timeout: 60_000 });
+            stripped += r.status === 0 ? fs.statSync(out).size : fs.statSync(f).size;
+            fs.rmSync(out, { force: true });
+        }
+    } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+    return { raw, stripped, files: uniq.map((f) => path.relative(ROOT, f)) };
+}
+
+// The executable, the shared libraries it loads from its own build (ldd), and the CPU/GPU
+// backend modules it may load at run time from the same folder.
+function serverFiles(bin, libDirs) {
+    const files = [bin];
+    const ldd = spawnSync('ldd', [bin], { encoding: 'utf8', timeout: 20_000 });
+    for (const line of (ldd.stdout || '').split('\n')) {
+        const m = /=>\s+(\S+)/.exec(line);
+        if (m && libDirs.some((d) => realFile(m[1])?.startsWith(realFile(d) + '/'))) files.push(m[1]);
+    }
+    for (const d of libDirs) {
+        for (const f of fs.existsSync(d) ? fs.readdirSync(d) : []) {
+            if (/^libggml-cpu-[a-z0-9_]+\.so$/.test(f)) files.push(path.join(d, f));
+        }
+    }
+    return files;
+}
+
+function machine() {
+    let cpu = os.cpus()[0]?.model || 'unknown';
+    try {
+        const m = /Model name:\s+(.+)/.exec(execFileSync('lscpu', { encoding: 'utf8', timeout: 10_000 }));
+        if (m) cpu = m[1].trim();
+    } catch { /* keep os.cpus() */ }
+    return { cpu, cores: os.cpus().length, ramGiB: (os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() };
+}
+
+function refVersion() {
+    const r = spawnSync(CFG.ref, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+    const m = /version:\s*(.+)/.exec(`${r.stdout}${r.stderr}`);
+    return m ? m[1].trim() : 'unknown';
+}
+
+// ---------- report ----------
+
+const fmt = (v, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
+
+// better: 'lower' (ms, MiB) -> ratio = ref / shimmy; 'higher' (tok/s, req/s) -> shimmy / ref.
+function row(metric, a, b, better, digits = 1) {
+    let ratio = null;
+    if (Number.isFinite(a) && Number.isFinite(b) && a > 0 && b > 0) ratio = better === 'lower' ? b / a : a / b;
+    return `| ${metric} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${ratio === null ? 'n/a' : ratio.toFixed(2)} |`;
+}
+
+function modelRows(name, res) {
+    const S = res.shimmy, R = res['llama-server'];
+    const med = (x, k) => median(x.map((m) => m[k]));
+    const pct = (x, c, p) => percentile(x.flatMap((m) => m[`ttfts${c}`] || []), p);
+    const n = (k) => med(S, k) ?? med(R, k);
+    const rows = [
+        `| **${name}** | | | |`,
+        row('start-up, model loaded (ms)', med(S, 'startupMs'), med(R, 'startupMs'), 'lower'),
+        row(`TTFT, short prompt (${fmt(n('promptShort'), 0)} tokens) (ms)`, med(S, 'ttftShort'), med(R, 'ttftShort'), 'lower'),
+        row('decode, single stream, short prompt (tok/s)', med(S, 'decodeShort'), med(R, 'decodeShort'), 'higher'),
+        row(`TTFT, long prompt (${fmt(n('promptLong'), 0)} tokens) (ms)`, med(S, 'ttftLong'), med(R, 'ttftLong'), 'lower'),
+        row('decode, single stream, long prompt (tok/s)', med(S, 'decodeLong'), med(R, 'decodeLong'), 'higher'),
+    ];
+    for (const c of [1, ...CFG.concurrency]) rows.push(row(`aggregate, ${c} stream${c > 1 ? 's' : ''} (tok/s)`, med(S, `agg${c}`), med(R, `agg${c}`), 'higher'));
+    for (const c of CFG.concurrency) {
+        rows.push(row(`TTFT p50, ${c} streams (ms)`, pct(S, c, 50), pct(R, c, 50), 'lower'));
+        rows.push(row(`TTFT p99, ${c} streams (ms)`, pct(S, c, 99), pct(R, c, 99), 'lower'));
+    }
+    rows.push(
+        row(`prefix reuse: TTFT of 2nd request (${fmt(n('promptPrefix'), 0)} tokens) (ms)`, med(S, 'ttftPrefix'), med(R, 'ttftPrefix'), 'lower'),
+        row('prefix reuse: cached_tokens reported', med(S, 'cachedPrefix'), med(R, 'cachedPrefix'), 'higher', 0),
+        row('RSS after load (MiB)', med(S, 'rssLoad'), med(R, 'rssLoad'), 'lower'),
+        row(`RSS after ${Math.max(...CFG.concurrency)} streams (MiB)`, med(S, 'rssConc'), med(R, 'rssConc'), 'lower'),
+    );
+    if (S.some((m) => m.healthRps !== undefined)) rows.push(row(`GET /health, wrk 2 threads 16 connections (req/s)`, med(S, 'healthRps'), med(R, 'healthRps'), 'higher', 0));
+    return rows;
+}
+
+function tokenNotes(name, res) {
+    const S = res.shimmy, R = res['llama-server'];
+    const med = (x, k) => median(x.map((m) => m[k]));
+    const parts = [
+        `short ${fmt(med(S, 'complShort'), 0)}/${fmt(med(R, 'complShort'), 0)}`,
+        `long ${fmt(med(S, 'complLong'), 0)}/${fmt(med(R, 'complLong'), 0)}`,
+        ...CFG.concurrency.map((c) => `${c} streams ${fmt(med(S, `tokens${c}`), 0)}/${fmt(med(R, `tokens${c}`), 0)}`),
+    ];
+    const notes = [...S, ...R].map((m) => m.wrkNote).filter(Boolean);
+    return `- ${name}: completion tokens shimmy/llama-server: ${parts.join(', ')}${notes.length ? `; wrk: ${[...new Set(notes)].join('; ')}` : ''}`;
+}
+
+// Replaces the text between the result markers of docs/BENCHMARKS.md.
+function updateDocs(header, table, notes) {
+    const doc = path.join(ROOT, 'docs/BENCHMARKS.md');
+    const begin = '<!-- bench:results:begin -->', end = '<!-- bench:results:end -->';
+    const text = fs.existsSync(doc) ? fs.readFileSync(doc, 'utf8') : '';
+    const i = text.indexOf(begin), j = text.indexOf(end);
+    if (i < 0 || j < i) {
+        log(`${path.relative(ROOT, doc)} has no result markers: not updated`);
+        return;
+    }
+    const img = path.relative(path.dirname(doc), path.join(CFG.outDir, 'throughput.png'));
+    const body = `${header.map((h) => `${h}  `).join('\n')}\n\n${table}\n\n${notes.join('\n')}\n\n![aggregate tokens/s vs concurrent streams](${img})\n`;
+    fs.writeFileSync(doc, `${text.slice(0, i + begin.length)}\n${body}${text.slice(j)}`);
+    log(`updated ${path.relative(ROOT, doc)}`);
+}
+
+// ---------- main ----------
+
+async function main() {
+    for (const f of [CFG.shimmy, CFG.ref, ...CFG.models]) {
+        if (!fs.existsSync(f)) throw new Error(`missing ${f} (run bench/run.sh, which builds it)`);
+    }
+    prepareModuleDirs();
+    const mach = machine();
+    const release = refVersion();
+    const started = new Date();
+    const load0 = os.loadavg()[0];
+    if (load0 > 0.5) log(`warning: load average ${load0.toFixed(2)} before the start: other work will disturb the numbers`);
+    log(`runs ${CFG.runs}, slots ${CFG.parallel}, ctx/slot ${CFG.ctx}, threads ${CFG.threads}, max_tokens ${CFG.maxTokens}`);
+
+    // Page cache: read each model once so no server pays the first read from disk.
+    for (const m of CFG.models) execFileSync('cat', [m], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1, timeout: 120_000 });
+
+    const noModel = { shimmy: [], 'llama-server': [] };
+    for (let run = 1; run <= CFG.runs; run++) {
+        for (const kind of SERVERS) noModel[kind].push(await measureNoModel(kind, run));
+    }
+
+    const results = {};
+    const states = {};
+    for (const [i, modelPath] of CFG.models.entries()) {
+        const name = path.basename(modelPath).replace(/\.gguf$/i, '');
+        results[name] = { shimmy: [], 'llama-server': [] };
+        states[name] = { wrk: i === 0 };
+        for (let run = 1; run <= CFG.runs; run++) {
+            for (const kind of SERVERS) {
+                log(`${name}: run ${run}/${CFG.runs}: ${kind}`);
+                let m;
+                try {
+                    m = await measureModel(kind, modelPath, run, states[name]);
+                } catch (e) { // reported under the table; the other runs go on
+                    m = { error: e.message.slice(0, 500) };
+                    log(`  failed: ${m.error}`);
+                }
+                results[name][kind].push(m);
+                log(`  start ${fmt(m.startupMs, 0)} ms, TTFT ${fmt(m.ttftShort, 0)}/${fmt(m.ttftLong, 0)} ms, `
+                    + `decode ${fmt(m.decodeShort)} tok/s, agg ${CFG.concurrency.map((c) => fmt(m[`agg${c}`])).join('/')} tok/s`);
+            }
+        }
+    }
+
+    const sizes = {
+        shimmy: shippedSize(serverFiles(CFG.shimmy, [path.join(path.dirname(CFG.shimmy), 'lib')])),
+        'llama-server': shippedSize(serverFiles(CFG.ref, [path.dirname(CFG.ref)])),
+    };
+
+    // ---- table ----
+    const nmS = noModel.shimmy, nmR = noModel['llama-server'];
+    const nmMed = (x) => median(x.filter((m) => !m.error).map((m) => m.startupMs));
+    const nmNote = (x) => x.find((m) => m.error)?.error;
+    const lines = [
+        '| metric | shimmy | llama-server | ratio (> 1.00: shimmy better) |',
+        '|---|---:|---:|---:|',
+        row('start-up, no model (ms)', nmMed(nmS), nmMed(nmR), 'lower'),
+    ];
+    for (const [name, res] of Object.entries(results)) lines.push(...modelRows(name, res));
+    lines.push('| **all** | | | |');
+    lines.push(row('shipped size, stripped: server + its libraries + CPU modules (MiB)', sizes.shimmy.stripped / 2 ** 20, sizes['llama-server'].stripped / 2 ** 20, 'lower'));
+    lines.push(row('same, as built (MiB)', sizes.shimmy.raw / 2 ** 20, sizes['llama-server'].raw / 2 ** 20, 'lower'));
+    const table = lines.join('\n');
+
+    const notes = [];
+    for (const [kind, x] of Object.entries(noModel)) {
+        const e = nmNote(x);
+        if (e) notes.push(`- start-up with no model, ${kind}: n/a: ${e}`);
+        else notes.push(`- start-up with no model, ${kind}: /health answered \`${(x[0].health || '').replace(/\s+/g, ' ').slice(0, 120)}\``);
+    }
+    for (const [name, res] of Object.entries(results)) {
+        notes.push(tokenNotes(name, res));
+        for (const kind of SERVERS) {
+            const errs = res[kind].filter((m) => m.error);
+            if (errs.length) notes.push(`- ${name}, ${kind}: ${errs.length} of ${res[kind].length} runs failed: ${errs[0].error}`);
+        }
+    }
+    notes.push(`- shipped files: shimmy ${sizes.shimmy.files.length} (${path.relative(ROOT, CFG.shimmy)} + ${path.relative(ROOT, path.dirname(CFG.shimmy))}/lib), llama-server ${sizes['llama-server'].files.length} (${sizes['llama-server'].files.filter((f) => !/libggml-(cpu|cuda|vulkan|hip|sycl|opencl|rpc)/.test(f)).map((f) => path.basename(f)).join(', ')} + CPU modules)`);
+
+    const settings = `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved; ${CFG.parallel} slots, ${CFG.ctx} tokens of context per slot `
+        + `(llama-server: -c ${CFG.ctx * CFG.parallel} --no-kv-unified), ${CFG.threads} threads, temperature 0, max_tokens ${CFG.maxTokens}`
+        + `${CFG.shimmyExtra.length ? `; shimmy extra: \`${CFG.shimmyExtra.join(' ')}\`` : ''}${CFG.refExtra.length ? `; llama-server extra: \`${CFG.refExtra.join(' ')}\`` : ''}`;
+    const date = started.toISOString().slice(0, 10);
+    const header = [
+        `Date: ${started.toISOString().replace('T', ' ').slice(0, 16)} UTC`,
+        `Machine: ${mach.cpu}, ${mach.cores} cores, ${mach.ramGiB} GiB RAM, Linux ${mach.kernel}`,
+        `Reference: llama-server ${release}, built from the pinned source (deps/llama.cpp) by bench/build-reference.sh`,
+        `Models: ${CFG.models.map((m) => path.relative(ROOT, m)).join(', ')}`,
+        `Settings: ${settings}${QUICK ? ' (BENCH_QUICK)' : ''}`,
+        ...(CFG.cpuExclude.length ? [`CPU modules excluded for both servers: ${CFG.cpuExclude.join(', ')} (the reference build dies with SIGILL in its AMX kernels on this machine)`] : []),
+        `Load average (1 min) at start / end: ${load0.toFixed(2)} / ${os.loadavg()[0].toFixed(2)} (the benchmark itself adds up to about ${CFG.threads})`,
+    ];
+    const report = `# Benchmark ${date}\n\n${header.map((h) => `${h}  `).join('\n')}\n\n${table}\n\n${notes.join('\n')}\n`;
+
+    fs.mkdirSync(CFG.outDir, { recursive: true });
+    const stem = `${date}${QUICK ? '-quick' : ''}`;
+    const mdPath = path.join(CFG.outDir, `${stem}.md`);
+    fs.writeFileSync(mdPath, report);
+    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, noModel, results, sizes }, null, 1)}\n`);
+    if (!QUICK && env.BENCH_DOCS !== '0') updateDocs(header, table, notes);
+
+    // Aggregate tok/s vs concurrency for the plot: one block per model (gnuplot index).
+    const dat = Object.entries(results).map(([name, res]) => {
+        const rowsDat = [1, ...CFG.concurrency].map((c) =>
+            `${c} ${fmt(median(res.shimmy.map((m) => m[`agg${c}`])), 2)} ${fmt(median(res['llama-server'].map((m) => m[`agg${c}`])), 2)}`);
+        return `# ${name}\n# streams shimmy llama-server (tok/s)\n${rowsDat.join('\n')}`;
+    }).join('\n\n\n');
+    fs.writeFileSync(path.join(CFG.outDir, 'throughput.dat'), `${dat}\n`);
+
+    console.log(`\n${header.join('\n')}\n\n${table}\n\n${notes.join('\n')}\n\nwritten: ${path.relative(ROOT, mdPath)}`);
+}
+
+main().then(() => process.exit(0), (e) => {
+    log(`error: ${e.stack || e.message}`);
+    killAll();
+    process.exit(1);
+});
