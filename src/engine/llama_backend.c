@@ -38,7 +38,11 @@ struct be_model {
     engine_device_use devs[GPU_MAX_DEVICES + 1];
     struct llama_adapter_lora *lora; /* applied to ctx; NULL = none; freed with the model */
     struct llama_context *ectx; /* embeddings context, made on first use (engine thread) */
+    struct ggml_threadpool *tp; /* CPU worker threads kept for the context's life; NULL = none */
+    void (*tp_free)(struct ggml_threadpool *);
 };
+
+static void attach_threadpool(be_model *b, int n_threads);
 
 struct be_sampler {
     struct llama_sampler *chain;
@@ -271,6 +275,7 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
         goto out;
     }
     report_placement(b, &devs);
+    attach_threadpool(b, cp.n_threads);
     b->n_ctx_slot = (int)llama_n_ctx_seq(b->ctx);
     if (b->n_ctx_slot > n_ctx)
         b->n_ctx_slot = n_ctx;
@@ -287,6 +292,31 @@ out:
     return rc;
 }
 
+/* Attaches a persistent CPU threadpool to the context, as llama.cpp's own tools do: without it
+ * every llama_decode starts and joins its worker threads, which costs more than the whole step
+ * on a small model. The functions live in the CPU backend module, found through its registry. */
+static void attach_threadpool(be_model *b, int n_threads) {
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (cpu == NULL || n_threads <= 1)
+        return;
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
+    struct ggml_threadpool *(*tp_new)(struct ggml_threadpool_params *) =
+        (struct ggml_threadpool *(*)(struct ggml_threadpool_params *))
+            ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new");
+    b->tp_free = (void (*)(struct ggml_threadpool *))ggml_backend_reg_get_proc_address(
+        reg, "ggml_threadpool_free");
+    if (tp_new == NULL || b->tp_free == NULL)
+        return;
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
+    b->tp = tp_new(&tpp);
+    if (b->tp == NULL) {
+        log_warn("%s: no persistent CPU threadpool (%d threads); decoding starts threads each step",
+                 b->name, n_threads);
+        return;
+    }
+    llama_attach_threadpool(b->ctx, b->tp, NULL);
+}
+
 void be_free(be_model *b) {
     if (b == NULL)
         return;
@@ -296,6 +326,8 @@ void be_free(be_model *b) {
         llama_free(b->ectx);
     if (b->ctx != NULL)
         llama_free(b->ctx);
+    if (b->tp != NULL)
+        b->tp_free(b->tp);
     if (b->model != NULL)
         llama_model_free(b->model);
     free(b);
