@@ -3,7 +3,8 @@
 # the test models, laid out exactly as those tools lay them out (HF: blobs named by sha256 and
 # snapshot symlinks; Ollama: real manifests whose layer digests are the sha256 of the blobs), plus
 # the files discovery must refuse (adapters without a base, projectors, vocab-only, truncated,
-# GGUF v1, a manifest without a model layer, later parts of a split model).
+# GGUF v1, a manifest without a model layer, later parts of a split model), and MLX model folders
+# (config.json + *.safetensors: listed, never served; the weights are a few fake bytes).
 #
 #   tools/fake_stores.sh HOME_DIR [MODELS_DIR] [TOOLS_DIR]
 set -euo pipefail
@@ -42,6 +43,12 @@ hf_repo Org Split-GGUF 3333cccc Q8_0/stories-split-00001-of-00002.gguf "$home/sp
 hf_repo Org Split-GGUF 3333cccc Q8_0/stories-split-00002-of-00002.gguf "$home/split.tmp-00002-of-00002.gguf"
 rm -f "$home"/split.tmp-*
 mkdir -p "$hub/datasets--Org--Data/snapshots/x"                         # not a model repo
+mlx=$(mktemp -d)                                                          # MLX: listed, not served
+echo '{"model_type":"llama","quantization":{"group_size":64,"bits":4}}' > "$mlx/config.json"
+head -c 4096 /dev/zero > "$mlx/model.safetensors"
+hf_repo mlx-community Tiny-4bit 4444dddd config.json "$mlx/config.json"
+hf_repo mlx-community Tiny-4bit 4444dddd model.safetensors "$mlx/model.safetensors"
+echo -n 4444dddd > "$hub/models--mlx-community--Tiny-4bit/refs/main"
 
 # ---- Ollama: ~/.ollama/models ----
 om=$home/.ollama/models
@@ -96,6 +103,12 @@ ln -sfn "$lms" "$lms/Pub/loop"                                              # sy
 mkdir -p "$lms/Pub/Stories-LoRA-GGUF"                                     # adapter beside its base
 cp "$stories" "$lms/Pub/Stories-LoRA-GGUF/stories260K.gguf"
 "$tools/lora_gen" "$stories" "$lms/Pub/Stories-LoRA-GGUF/stories260K-lora-F32.gguf" >/dev/null
+mkdir -p "$lms/mlx-community/Qwen-Tiny-MLX"                               # MLX: listed, not served
+echo '{"model_type":"qwen2"}' > "$lms/mlx-community/Qwen-Tiny-MLX/config.json"
+for k in 1 2; do
+    head -c 2048 /dev/zero > "$lms/mlx-community/Qwen-Tiny-MLX/model-0000$k-of-00002.safetensors"
+done
+rm -rf "$mlx"
 mkdir -p "$home/.cache/lm-studio/models/Old/Repo"
 cp "$stories" "$home/.cache/lm-studio/models/Old/Repo/Stories.gguf"
 echo "fake stores in $home"

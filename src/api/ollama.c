@@ -100,8 +100,14 @@ static bool body_model(const http_request *req, registry *reg, model_desc *d, ch
     return m != NULL && registry_find(reg, name, d);
 }
 
-static void not_found(http_response *res, const char *name) {
-    char msg[512];
+/* 404 for an unknown model; 501 with the reason for one found in a format this build cannot
+ * serve (an MLX folder). */
+static void not_found(http_response *res, registry *reg, const char *name) {
+    char msg[1024];
+    if (registry_lookup(reg, name, msg, sizeof msg) == ERR_UNSUPPORTED) {
+        reply_code(res, ERR_UNSUPPORTED, msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "model \"%.256s\" not found, try pulling it first (shimmy serves "
              "the models on this machine: GET /api/tags lists them)", name);
     reply_error(res, 404, msg);
@@ -264,7 +270,7 @@ void oll_handle_show(const http_request *req, http_response *res) {
         if (name[0] == '\0')
             reply_error(res, 400, "model is required");
         else
-            not_found(res, name);
+            not_found(res, app->models, name);
         return;
     }
     disc_ollama_layers l;
@@ -442,7 +448,7 @@ static void load_or_unload(const http_request *req, http_response *res, const ol
         reason = "unload";
     } else {
         engine_model *m;
-        char err[512];
+        char err[1024];
         shimmy_err e = registry_acquire(app->models, r->model, &m, err, sizeof err);
         if (e != SHIMMY_OK) {
             reply_code(res, e, err);
@@ -460,7 +466,7 @@ static void load_or_unload(const http_request *req, http_response *res, const ol
 /* Acquires, submits and hands over to the stream or the whole reply. */
 static void run(const http_request *req, http_response *res, oll_request *r, int64_t t0) {
     shimmy_app *app = req->app;
-    char err[512] = "";
+    char err[1024] = "";
     oll_gen *g = calloc(1, sizeof *g);
     if (g == NULL) {
         reply_error(res, 500, "out of memory");
@@ -516,7 +522,7 @@ static void handle(const http_request *req, http_response *res, bool chat) {
     if (e != SHIMMY_OK) {
         reply_error(res, oe.status ? oe.status : 400, oe.message);
     } else if (!found) {
-        not_found(res, r.model);
+        not_found(res, app->models, r.model);
     } else {
         oll_request_default_system(&r, l.system_text);
         if (r.empty)
@@ -611,13 +617,13 @@ static void embed(const http_request *req, http_response *res, oll_embed_kind ki
         return;
     }
     engine_model *m = NULL;
-    char err[512];
+    char err[1024];
     float *v = NULL;
     int dim = 0, n_tokens = 0;
     shimmy_err e = registry_acquire(app->models, r.model, &m, err, sizeof err);
     int64_t load_ns = clock_mono_ns() - t0;
     if (e == ERR_MODEL_NOT_FOUND && kind != OLL_EMBED_OPENAI)
-        not_found(res, r.model);
+        not_found(res, app->models, r.model);
     else if (e != SHIMMY_OK)
         embed_error(res, kind, e, err, e == ERR_MODEL_NOT_FOUND ? "model" : NULL);
     else if ((e = engine_embed(m, r.texts, r.n, &v, &dim, &n_tokens, err, sizeof err)) !=

@@ -15,9 +15,11 @@
 
 /* Finds and loads the model; on error answers res and returns the code. */
 static shimmy_err acquire(registry *reg, const char *name, engine_model **m, http_response *res) {
-    char err[512] = "";
+    char err[1024] = "";
     shimmy_err e = registry_acquire(reg, name, m, err, sizeof err);
-    if (e == ERR_MODEL_NOT_FOUND) {
+    if (e == ERR_UNSUPPORTED) {
+        api_reply_error(res, e, err, "model"); /* an MLX model: the reason, 501 */
+    } else if (e == ERR_MODEL_NOT_FOUND) {
         char msg[512];
         snprintf(msg, sizeof msg,
                  "The model '%.256s' does not exist (GET /v1/models lists the models)", name);

@@ -101,7 +101,11 @@ static void handle_model(const http_request *req, http_response *res) {
     jsonw w;
     id = id != NULL ? id + strlen("/models/") : "";
     if (!registry_find(app->models, id, &d)) {
-        char msg[512];
+        char msg[1024];
+        if (registry_lookup(app->models, id, msg, sizeof msg) == ERR_UNSUPPORTED) {
+            api_reply_error(res, ERR_UNSUPPORTED, msg, "model"); /* an MLX model */
+            return;
+        }
         snprintf(msg, sizeof msg, "The model '%.256s' does not exist", id);
         api_reply_error(res, ERR_MODEL_NOT_FOUND, msg, "model");
         return;

@@ -98,7 +98,8 @@ static void discover_usage(FILE *f) {
             "Scans every place shimmy finds models (--model files, ./models, --model-dirs,\n"
             "SHIMMY_MODEL_PATHS, SHIMMY_BASE_GGUF, the Hugging Face cache, Ollama's store, LM\n"
             "Studio's folders) and reports the models per source and each file skipped, with the\n"
-            "reason. With --server, asks that running shimmy to rescan and prints what changed.\n\n"
+            "reason, and the MLX model folders found that this build does not serve. With\n"
+            "--server, asks that running shimmy to rescan and prints what changed.\n\n"
             "  --json              print the report as JSON\n"
             "  --server HOST:PORT  rescan a running server (POST /v1/models/rescan)\n"
             "  --help              print this help\n");
@@ -106,7 +107,9 @@ static void discover_usage(FILE *f) {
 
 static int print_json(registry *r, const registry_changes *ch) {
     json_t *o = json_object(), *models = json_array(), *skipped = json_array();
+    json_t *unserved = json_array();
     model_desc d;
+    disc_unserved u;
     for (size_t i = 0; registry_get(r, i, &d); i++)
         json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s}", "name", d.name, "source",
                                                 d.source, "path", d.path, "adapter",
@@ -114,7 +117,14 @@ static int print_json(registry *r, const registry_changes *ch) {
     for (size_t i = 0; i < ch->n_notes; i++)
         json_array_append_new(skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path,
                                                  "reason", ch->notes[i].why));
+    for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
+        json_array_append_new(unserved, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "name", u.name,
+                                                   "source", u.source, "path", u.path, "format",
+                                                   u.format, "size_bytes",
+                                                   (json_int_t)u.size_bytes, "status",
+                                                   disc_unserved_status(&u)));
     json_object_set_new(o, "models", models);
+    json_object_set_new(o, "unserved", unserved);
     json_object_set_new(o, "skipped", skipped);
     char *s = json_dumps(o, JSON_INDENT(2));
     json_decref(o);
@@ -139,6 +149,12 @@ static void print_text(registry *r, const registry_changes *ch) {
     for (size_t i = 0; registry_get(r, i, &d); i++)
         printf("  + %s (%s) %s%s%s\n", d.name, d.source, d.path,
                d.adapter[0] ? " + adapter " : "", d.adapter);
+    disc_unserved u;
+    size_t nu = registry_unserved_count(r);
+    if (nu > 0)
+        printf("%zu MLX model%s found, not served:\n", nu, nu == 1 ? "" : "s");
+    for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
+        printf("  ! %s (%s) %s: %s\n", u.name, u.source, u.path, disc_unserved_status(&u));
     if (ch->n_notes > 0)
         printf("%zu files skipped or renamed:\n", ch->n_notes);
     for (size_t i = 0; i < ch->n_notes; i++)

@@ -107,7 +107,11 @@ static const char *resolve_name(gen_opts *o, registry *r, char *out, size_t len)
     model_desc d;
     if (registry_find(r, o->name, &d))
         return o->name;
-    char err[512];
+    char err[1024];
+    if (registry_lookup(r, o->name, err, sizeof err) == ERR_UNSUPPORTED) {
+        fprintf(stderr, "shimmy generate: %s\n", err); /* an MLX model */
+        return NULL;
+    }
     if (strchr(o->name, '/') != NULL || strstr(o->name, ".gguf") != NULL) {
         if (registry_add(r, o->name, NULL, "cli", err, sizeof err) != SHIMMY_OK) {
             fprintf(stderr, "shimmy generate: %s\n", err);

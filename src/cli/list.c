@@ -1,6 +1,7 @@
 /* cli/list: `shimmy list` prints the models shimmy would serve, from the same sources as
  * `shimmy serve` (models/discover.h), reading only their metadata, never their weights: name,
- * source, size, architecture, quantization, parameters, trained context and LoRA adapter. */
+ * source, size, architecture, quantization, parameters, trained context and LoRA adapter. The
+ * model folders found in a format this build cannot serve (MLX) follow, each with why. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ static void list_usage(FILE *f) {
             "Lists the models shimmy would serve, from every source shimmy searches: the files\n"
             "given with --model, the .gguf files in ./models, in the --model-dirs folders and in\n"
             "SHIMMY_MODEL_PATHS (folders separated by ';' or ':'), SHIMMY_BASE_GGUF, the Hugging\n"
-            "Face cache, Ollama's store and LM Studio's folders. Reads metadata only.\n\n"
+            "Face cache, Ollama's store and LM Studio's folders. Reads metadata only. MLX model\n"
+            "folders (config.json + *.safetensors) are listed too, marked as not served.\n\n"
             "  --model PATH         a GGUF model file (repeatable)\n"
             "  --model-dirs DIRS    folders to scan, separated by ';' or ':'\n"
             "  --lora M=PATH[:S]    apply a LoRA adapter to model M (scale S, default 1)\n"
@@ -62,13 +64,39 @@ static const char *base_of(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+/* "MLX", or "MLX-4bit" for a quantized one. */
+static void unserved_quant(const disc_unserved *u, char *out, size_t outlen) {
+    if (u->bits > 0)
+        snprintf(out, outlen, "MLX-%dbit", u->bits);
+    else
+        snprintf(out, outlen, "MLX");
+}
+
+/* The unserved rows (same columns, PARAMS and CTX unknown), then each one's status. */
+static void print_unserved(registry *r, int w) {
+    disc_unserved u;
+    for (size_t i = 0; registry_get_unserved(r, i, &u); i++) {
+        char size[32], quant[24];
+        fmt_bytes(u.size_bytes, size, sizeof size);
+        unserved_quant(&u, quant, sizeof quant);
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %s\n", w, u.name, u.source, size,
+               u.arch[0] ? u.arch : "MLX", quant, "-", "-", "-");
+    }
+    for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
+        printf("%s: %s\n", u.name, disc_unserved_status(&u));
+}
+
 static void print_table(registry *r) {
     size_t n = registry_count(r);
     int w = 4;
     model_desc d;
+    disc_unserved u;
     for (size_t i = 0; registry_get(r, i, &d); i++)
         if ((int)strlen(d.name) > w)
             w = (int)strlen(d.name);
+    for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
+        if ((int)strlen(u.name) > w)
+            w = (int)strlen(u.name);
     printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %s\n", w, "NAME", "SOURCE", "SIZE", "ARCH",
            "QUANT", "PARAMS", "CTX", "ADAPTER");
     for (size_t i = 0; i < n && registry_get(r, i, &d); i++) {
@@ -81,6 +109,7 @@ static void print_table(registry *r) {
         printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %.*s\n", w, d.name, d.source, size,
                or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train, adw, ad);
     }
+    print_unserved(r, w);
 }
 
 static json_t *desc_json(const model_desc *d) {
@@ -96,15 +125,30 @@ static json_t *desc_json(const model_desc *d) {
         json_object_set_new(j, "adapter_scale", json_real(d->adapter_scale));
         json_object_set_new(j, "parts", json_integer(d->n_parts));
         json_object_set_new(j, "digest", json_string(d->digest));
+        json_object_set_new(j, "format", json_string("gguf"));
+        json_object_set_new(j, "served", json_true());
     }
     return j;
+}
+
+/* An unserved folder: what is known of it, served false and the status. */
+static json_t *unserved_json(const disc_unserved *u) {
+    char quant[24];
+    unserved_quant(u, quant, sizeof quant);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:b, s:s}", "name", u->name, "path",
+                     u->path, "source", u->source, "size_bytes", (json_int_t)u->size_bytes,
+                     "arch", u->arch, "quant", quant, "format", u->format, "served", 0,
+                     "status", disc_unserved_status(u));
 }
 
 static int print_json(registry *r) {
     json_t *arr = json_array();
     model_desc d;
+    disc_unserved u;
     for (size_t i = 0; arr != NULL && registry_get(r, i, &d); i++)
         json_array_append_new(arr, desc_json(&d));
+    for (size_t i = 0; arr != NULL && registry_get_unserved(r, i, &u); i++)
+        json_array_append_new(arr, unserved_json(&u));
     char *s = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
     json_decref(arr);
     if (s == NULL) {
@@ -128,7 +172,7 @@ int cli_list(int argc, char **argv) {
         return 1;
     if (o.json)
         rc = print_json(r);
-    else if (registry_count(r) == 0)
+    else if (registry_count(r) == 0 && registry_unserved_count(r) == 0)
         printf("no models found; add one with --model PATH or put .gguf files in ./models\n");
     else
         print_table(r);

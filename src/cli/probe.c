@@ -110,10 +110,13 @@ int cli_probe(int argc, char **argv) {
     int64_t tok_ns = 0;
     uint64_t rss0 = rss_bytes();
     int64_t t0 = clock_mono_ns();
-    shimmy_err e = registry_find(r, name, &d) ? registry_acquire(r, name, &m, err, sizeof err)
-                                               : err_set(err, sizeof err, ERR_MODEL_NOT_FOUND,
-                                                         "no model named '%s' (see shimmy list)",
-                                                         name);
+    shimmy_err e = registry_lookup(r, name, err, sizeof err);
+    if (e == ERR_MODEL_NOT_FOUND)
+        err_set(err, sizeof err, e, "no model named '%s' (see shimmy list)", name);
+    else if (e == SHIMMY_OK && !registry_find(r, name, &d))
+        e = err_set(err, sizeof err, ERR_MODEL_NOT_FOUND, "no model named '%s'", name);
+    else if (e == SHIMMY_OK)
+        e = registry_acquire(r, name, &m, err, sizeof err);
     int64_t load_ns = clock_mono_ns() - t0;
     if (e == SHIMMY_OK)
         e = one_token(m, &tok_ns, err, sizeof err);

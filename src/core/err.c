@@ -29,6 +29,8 @@ static const err_info table[ERR__COUNT] = {
     [ERR_USAGE] = {"usage", 400, "invalid_request_error", NULL, "usage error"},
     [ERR_CANCELLED] = {"cancelled", 499, "invalid_request_error", "cancelled",
                        "request cancelled"},
+    [ERR_UNSUPPORTED] = {"unsupported", 501, "invalid_request_error", "model_not_supported",
+                         "this model's format is not supported by this build"},
 };
 
 const err_info *err_get(shimmy_err e) {

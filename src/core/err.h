@@ -22,6 +22,7 @@ typedef enum {
     ERR_IO,              /* file or socket I/O failed */
     ERR_USAGE,           /* command-line usage error */
     ERR_CANCELLED,       /* the client went away */
+    ERR_UNSUPPORTED,     /* the model exists but this build cannot serve it (e.g. MLX) */
     ERR__COUNT
 } shimmy_err;
 

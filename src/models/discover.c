@@ -1,5 +1,6 @@
 /* models/discover: see discover.h. The result helpers first, then describing one file, then the
- * loose folders, the three stores, adapters, and disc_run that strings the sources together. */
+ * loose folders and MLX folders, the three stores, adapters, and disc_run that strings the
+ * sources together. */
 #include "models/discover.h"
 
 #include <dirent.h>
@@ -39,6 +40,7 @@ void disc_result_free(disc_result *r) {
     }
     free(r->notes);
     free(r->models);
+    free(r->unserved);
     free(r->adapters);
     memset(r, 0, sizeof *r);
 }
@@ -84,20 +86,33 @@ static model_desc *find_name(disc_result *r, const char *name) {
     return NULL;
 }
 
-/* Gives d a name nobody has yet: name, else name@source, else name@source-2, -3... */
-static void unique_name(disc_result *r, model_desc *d) {
-    if (find_name(r, d->name) == NULL)
+/* Whether a model or an unserved folder already has this name. */
+static bool name_taken(disc_result *r, const char *name) {
+    if (find_name(r, name) != NULL)
+        return true;
+    for (size_t i = 0; i < r->n_unserved; i++)
+        if (strcmp(r->unserved[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Gives name (a 256-byte buffer) a value nobody has yet: name, else name@source, else
+ * name@source-2, -3... path is what the note names, verb what becomes of it ("served"). */
+static void unique_name(disc_result *r, char name[256], const char *path, const char *source,
+                        const char *verb) {
+    if (!name_taken(r, name))
         return;
     char base[256], cand[256];
-    snprintf(base, sizeof base, "%s", d->name);
-    snprintf(cand, sizeof cand, "%.200s@%.31s", base, d->source);
-    for (int k = 2; find_name(r, cand) != NULL && k < 10000; k++)
-        snprintf(cand, sizeof cand, "%.200s@%.31s-%d", base, d->source, k);
-    memcpy(d->name, cand, sizeof cand);
+    snprintf(base, sizeof base, "%s", name);
+    snprintf(cand, sizeof cand, "%.200s@%.31s", base, source);
+    for (int k = 2; name_taken(r, cand) && k < 10000; k++)
+        snprintf(cand, sizeof cand, "%.200s@%.31s-%d", base, source, k);
+    memcpy(name, cand, sizeof cand);
     char why[600];
-    snprintf(why, sizeof why, "a model named '%s' already exists: served as '%s'", base, d->name);
-    log_warn("%s: %s", d->path, why);
-    note(r, d->path, why);
+    snprintf(why, sizeof why, "a model named '%s' already exists: %s as '%s'", base, verb,
+             name);
+    log_warn("%s: %s", path, why);
+    note(r, path, why);
 }
 
 /* Appends d (renamed when its name is taken). Returns false when full or out of memory. */
@@ -114,8 +129,27 @@ static bool push_model(disc_result *r, model_desc *d) {
         r->models = v;
         r->cap = cap;
     }
-    unique_name(r, d);
+    unique_name(r, d->name, d->path, d->source, "served");
     r->models[r->n++] = *d;
+    return true;
+}
+
+/* Appends u (renamed when its name is taken). Returns false when full or out of memory. */
+static bool push_unserved(disc_result *r, disc_unserved *u) {
+    if (r->n_unserved >= LIM_REGISTRY_MODELS) {
+        note(r, u->path, "too many models: skipped (see LIM_REGISTRY_MODELS)");
+        return false;
+    }
+    if (r->n_unserved == r->cap_unserved) {
+        size_t cap = r->cap_unserved ? r->cap_unserved * 2 : 8;
+        disc_unserved *v = realloc(r->unserved, cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        r->unserved = v;
+        r->cap_unserved = cap;
+    }
+    unique_name(r, u->name, u->path, u->source, "listed");
+    r->unserved[r->n_unserved++] = *u;
     return true;
 }
 
@@ -339,10 +373,109 @@ static void dir_file(disc_result *r, const char *path, void *ctx) {
         c->added++;
 }
 
+/* ---- MLX folders (found, listed, not served) ---- */
+
+static bool ends_with_ci(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcasecmp(s + n - k, suffix) == 0;
+}
+
+bool disc_is_mlx_dir(const char *dir, uint64_t *size_bytes) {
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    bool config = false, gguf = false;
+    int tensors = 0;
+    uint64_t size = 0;
+    struct dirent *e;
+    for (int seen = 0; (e = readdir(d)) != NULL && seen < LIM_SCAN_ENTRIES; seen++) {
+        char path[4096];
+        struct stat st;
+        if (e->d_name[0] == '.' || !join(path, sizeof path, dir, e->d_name) ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (strcmp(e->d_name, "config.json") == 0)
+            config = true;
+        else if (names_is_gguf(e->d_name))
+            gguf = true;
+        else if (ends_with_ci(e->d_name, ".safetensors")) {
+            tensors++;
+            size += (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+    if (!config || tensors == 0 || gguf)
+        return false;
+    if (size_bytes != NULL)
+        *size_bytes = size;
+    return true;
+}
+
+const char *disc_unserved_status(const disc_unserved *u) {
+    (void)u; /* MLX is the only format found and not served today */
+    return "not served: MLX engine not available in this build";
+}
+
+/* config.json's model_type and quantization.bits, when it is small, readable JSON. */
+static void mlx_config(const char *dir, disc_unserved *u) {
+    char path[4096];
+    struct stat st;
+    if (!join(path, sizeof path, dir, "config.json") || stat(path, &st) != 0 ||
+        st.st_size > (1 << 20))
+        return;
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    const char *type = json_string_value(json_object_get(root, "model_type"));
+    json_t *bits = json_object_get(json_object_get(root, "quantization"), "bits");
+    if (type != NULL)
+        snprintf(u->arch, sizeof u->arch, "%s", type);
+    if (json_is_integer(bits) && json_integer_value(bits) > 0 && json_integer_value(bits) <= 64)
+        u->bits = (int)json_integer_value(bits);
+    json_decref(root);
+}
+
+/* dir, when it is an MLX folder not found before, becomes an unserved entry named name. */
+static bool consider_mlx(disc_result *r, const char *dir, const char *name, const char *source) {
+    disc_unserved u;
+    memset(&u, 0, sizeof u);
+    if (!disc_is_mlx_dir(dir, &u.size_bytes) || realpath(dir, u.realpath) == NULL)
+        return false;
+    for (size_t i = 0; i < r->n_unserved; i++)
+        if (strcmp(r->unserved[i].realpath, u.realpath) == 0)
+            return false; /* the same folder through another store or a link */
+    if (name[0] == '\0' || strlen(name) >= sizeof u.name ||
+        snprintf(u.path, sizeof u.path, "%s", dir) >= (int)sizeof u.path) {
+        note(r, dir, "an MLX model folder whose name or path is too long");
+        return false;
+    }
+    snprintf(u.name, sizeof u.name, "%s", name);
+    names_lower(u.name);
+    snprintf(u.source, sizeof u.source, "%s", source);
+    snprintf(u.format, sizeof u.format, "mlx");
+    mlx_config(dir, &u);
+    log_info("%s: MLX model '%s' %s", dir, u.name, disc_unserved_status(&u));
+    return push_unserved(r, &u);
+}
+
+/* The folder itself and each of its subfolders, named by the folder's own name. */
+static void scan_dir_mlx(disc_result *r, const char *dir, const char *source) {
+    const char *base = strrchr(dir, '/');
+    consider_mlx(r, dir, base != NULL ? base + 1 : dir, source);
+    int n;
+    struct dirent **list = list_dir(r, dir, &n);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        if (join(path, sizeof path, dir, list[i]->d_name) && is_dir(path))
+            consider_mlx(r, path, list[i]->d_name, source);
+    }
+    free_list(list, n);
+}
+
 int disc_scan_dir(disc_result *r, const char *dir, const char *source) {
     visited v = {.n = 0};
     dir_ctx c = {.source = source, .added = 0};
     walk(r, dir, 0, 1, &v, dir_file, &c);
+    scan_dir_mlx(r, dir, source);
     return c.added;
 }
 
@@ -418,12 +551,14 @@ typedef struct named_ctx {
     const char *prefix; /* "org/name" */
     const char *source;
     int added;
+    int gguf;           /* .gguf files met, models or not */
 } named_ctx;
 
 /* prefix + "/" + file stem, lowercased. */
 static void named_file(disc_result *r, const char *path, void *ctx) {
     named_ctx *c = ctx;
     char stem[256], name[600];
+    c->gguf++;
     if (!names_from_path(path, stem, sizeof stem))
         return;
     snprintf(name, sizeof name, "%s/%s", c->prefix, stem);
@@ -446,9 +581,11 @@ int disc_scan_hf(disc_result *r, const char *hub_dir) {
             !hf_snapshot(r, repo_dir, snap, sizeof snap))
             continue;
         visited v = {.n = 0};
-        named_ctx c = {.prefix = repo, .source = "hf", .added = 0};
+        named_ctx c = {.prefix = repo, .source = "hf", .added = 0, .gguf = 0};
         walk(r, snap, 0, 3, &v, named_file, &c);
         added += c.added;
+        if (c.gguf == 0)
+            consider_mlx(r, snap, repo, "hf");
     }
     free_list(list, n);
     return added;
@@ -473,9 +610,11 @@ int disc_scan_lmstudio(disc_result *r, const char *models_dir) {
             snprintf(prefix, sizeof prefix, "%s/%s", pubs[i]->d_name, repos[j]->d_name);
             names_lower(prefix);
             visited v = {.n = 0};
-            named_ctx c = {.prefix = prefix, .source = "lmstudio", .added = 0};
+            named_ctx c = {.prefix = prefix, .source = "lmstudio", .added = 0, .gguf = 0};
             walk(r, repo_dir, 0, 1, &v, named_file, &c);
             added += c.added;
+            if (c.gguf == 0)
+                consider_mlx(r, repo_dir, prefix, "lmstudio");
         }
         free_list(repos, nr);
     }

@@ -18,6 +18,14 @@
  *   6. LM Studio (~/.lmstudio/models, ~/.cache/lm-studio/models): PUBLISHER/REPO/file.gguf,
  *      named "publisher/repo/file-stem" (source "lmstudio")
  *
+ * MLX models (a folder holding config.json and at least one *.safetensors, and no .gguf at its
+ * top level) are found too but are not servable by this build: an HF snapshot is named "org/name"
+ * (models--ORG--NAME, when the snapshot served no GGUF), an LM Studio PUBLISHER/REPO folder
+ * "publisher/repo", a subfolder of ./models or a --model-dirs folder by its own name (all
+ * lowercased). They go into the result's unserved list, never into its models: they are listed
+ * (shimmy list, shimmy discover) with why they are not served, and a request naming one fails with
+ * ERR_UNSUPPORTED (models/registry.h).
+ *
  * Files that are not models (LoRA adapters, projectors, vocab-only, non-GGUF, truncated, GGUF
  * v1) are never models: each broken one is reported once in the result's notes. A split model
  * (-00001-of-0000N.gguf) is one model loaded from its first part. An adapter (general.type =
@@ -66,6 +74,18 @@ typedef struct disc_note {
     char *why;             /* owned */
 } disc_note;
 
+/* A model folder in a format this build finds but cannot serve (today: MLX). Never loaded. */
+typedef struct disc_unserved {
+    char name[256];        /* the name a request would use (same naming rules as models) */
+    char path[4096];       /* the folder */
+    char source[32];       /* "dir", "hf", "lmstudio" */
+    char format[16];       /* "mlx" */
+    char arch[64];         /* config.json's model_type, "" when absent */
+    int bits;              /* config.json's quantization.bits, 0 when not quantized/absent */
+    uint64_t size_bytes;   /* the *.safetensors files in the folder */
+    char realpath[4096];   /* canonical path of the folder, for deduplication */
+} disc_unserved;
+
 typedef struct disc_adapter disc_adapter; /* private */
 
 typedef struct disc_result {
@@ -73,6 +93,8 @@ typedef struct disc_result {
     size_t n, cap;
     disc_note *notes;      /* owned array */
     size_t n_notes, cap_notes;
+    disc_unserved *unserved; /* owned array: found, not servable by this build */
+    size_t n_unserved, cap_unserved;
     /* private */
     disc_adapter *adapters; /* adapters seen, attached by disc_run at the end */
     size_t n_adapters, cap_adapters;
@@ -113,6 +135,15 @@ int disc_scan_lmstudio(disc_result *out, const char *models_dir);
  * the file stem). Errors: ERR_IO, ERR_MODEL_LOAD (not a model, with the reason). */
 shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,
                          char *err, size_t errlen);
+
+/* Whether dir is an MLX model folder: it holds config.json and at least one *.safetensors (its
+ * top level only) and no .gguf file. On true, *size_bytes (may be NULL) is the safetensors'
+ * total size. Reads at most LIM_SCAN_ENTRIES entries; never reads the weights. Borrows dir. */
+bool disc_is_mlx_dir(const char *dir, uint64_t *size_bytes);
+
+/* Why u is not served, for users: "not served: MLX engine not available in this build".
+ * Returns a static string. */
+const char *disc_unserved_status(const disc_unserved *u);
 
 void disc_result_init(disc_result *r);
 void disc_result_free(disc_result *r);

@@ -4,7 +4,8 @@
  * beyond max_loaded first unloads the least recently used model nobody holds; a reaper thread
  * unloads models whose keep-alive ran out. Loads and unloads run with the mutex released (the
  * entry's state, LOADING or UNLOADING, tells the others to wait). Entries go away only in a
- * rescan, and only when idle, unused and without waiters. */
+ * rescan, and only when idle, unused and without waiters. Beside them, the folders found in a
+ * format this build cannot serve (MLX), kept only to answer a request for one with the reason. */
 #include "models/registry.h"
 
 #include <errno.h>
@@ -60,6 +61,8 @@ struct registry {
     int64_t default_keep_ns;
     uint64_t tick;
     saved_config cfg;
+    disc_unserved *unserved;  /* owned, sorted by name: found, not servable (MLX) */
+    size_t n_unserved;
     pthread_mutex_t scan_mu;  /* one rescan at a time */
     pthread_t reaper;
     pthread_cond_t reaper_cv;
@@ -130,6 +133,7 @@ void registry_free(registry *r) {
         entry_drop(r->v[i]);
     }
     free(r->v);
+    free(r->unserved);
     free(r->template_override);
     saved_config_free(&r->cfg);
     pthread_cond_destroy(&r->reaper_cv);
@@ -429,11 +433,27 @@ static void add_new(registry *r, const model_desc *d, registry_changes *ch) {
     push_name(&ch->added, &ch->n_added, d->name);
 }
 
-static void sync_result(registry *r, const disc_result *res, registry_changes *ch) {
+static int unserved_cmp(const void *a, const void *b) {
+    return strcmp(((const disc_unserved *)a)->name, ((const disc_unserved *)b)->name);
+}
+
+/* The unserved folders: res's list replaces ours (caller holds mu; takes res's array). */
+static void take_unserved(registry *r, disc_result *res) {
+    free(r->unserved);
+    r->unserved = res->unserved;
+    r->n_unserved = res->n_unserved;
+    res->unserved = NULL;
+    res->n_unserved = res->cap_unserved = 0;
+    if (r->n_unserved > 1)
+        qsort(r->unserved, r->n_unserved, sizeof *r->unserved, unserved_cmp);
+}
+
+static void sync_result(registry *r, disc_result *res, registry_changes *ch) {
     bool *matched = calloc(res->n + 1, sizeof *matched);
     if (matched == NULL)
         return;
     pthread_mutex_lock(&r->mu);
+    take_unserved(r, res);
     mark_seen(r, res, matched);
     drop_unseen(r, ch);
     for (size_t i = 0; i < res->n; i++)
@@ -563,6 +583,54 @@ long registry_index(registry *r, const char *name) {
     return at;
 }
 
+/* The unserved entry for name (exact, else without a trailing ":latest"), or NULL (caller holds
+ * mu). */
+static const disc_unserved *find_unserved(const registry *r, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->n_unserved; i++) {
+        const char *u = r->unserved[i].name;
+        if (strcmp(u, name) == 0 ||
+            (n > 7 && strcmp(name + n - 7, ":latest") == 0 && strlen(u) == n - 7 &&
+             strncmp(u, name, n - 7) == 0))
+            return &r->unserved[i];
+    }
+    return NULL;
+}
+
+/* ERR_UNSUPPORTED with the reason when name is an unserved folder, else ERR_MODEL_NOT_FOUND
+ * (caller holds mu). */
+static shimmy_err missing_locked(const registry *r, const char *name, char *err, size_t errlen) {
+    const disc_unserved *u = find_unserved(r, name);
+    if (u != NULL)
+        return err_set(err, errlen, ERR_UNSUPPORTED, "model '%s' is an MLX model (%s): the MLX "
+                       "engine is not available in this build; shimmy serves GGUF models "
+                       "through llama.cpp", u->name, u->path);
+    return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
+}
+
+size_t registry_unserved_count(registry *r) {
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n_unserved;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+bool registry_get_unserved(registry *r, size_t i, disc_unserved *out) {
+    pthread_mutex_lock(&r->mu);
+    bool ok = i < r->n_unserved;
+    if (ok)
+        *out = r->unserved[i];
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+shimmy_err registry_lookup(registry *r, const char *name, char *err, size_t errlen) {
+    pthread_mutex_lock(&r->mu);
+    shimmy_err rc = find_entry(r, name) != NULL ? SHIMMY_OK : missing_locked(r, name, err, errlen);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 int registry_loaded_count(registry *r) {
     int n = 0;
     pthread_mutex_lock(&r->mu);
@@ -687,7 +755,7 @@ shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, c
     entry *e = find_entry(r, name);
     shimmy_err rc = SHIMMY_OK;
     if (e == NULL) {
-        rc = err_set(err, errlen, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
+        rc = missing_locked(r, name, err, errlen);
         goto out;
     }
     for (;;) {

@@ -85,8 +85,18 @@ bool registry_find(registry *r, const char *name, model_desc *out);
 /* Index of name for registry_info, or -1. */
 long registry_index(registry *r, const char *name);
 
+/* Model folders discovery found in a format this build cannot serve (MLX): never in
+ * registry_count/get/find, which list what is served. Sorted by name; replaced by each scan. */
+size_t registry_unserved_count(registry *r);
+/* Copies unserved entry i (0-based) into *out. Returns false when i is out of range. */
+bool registry_get_unserved(registry *r, size_t i, disc_unserved *out);
+/* Whether name can be served, without loading anything: SHIMMY_OK; ERR_UNSUPPORTED when it names
+ * an unserved folder ("model 'NAME' is an MLX model (PATH): ..." in err); ERR_MODEL_NOT_FOUND. */
+shimmy_err registry_lookup(registry *r, const char *name, char *err, size_t errlen);
+
 /* Returns the loaded model for name, loading it on first use; the caller must registry_release
- * it. Errors: ERR_MODEL_NOT_FOUND, ERR_MODEL_LOAD (message from the engine). */
+ * it. Errors: ERR_MODEL_NOT_FOUND, ERR_UNSUPPORTED (an MLX model: see registry_lookup),
+ * ERR_MODEL_LOAD (message from the engine). */
 shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,
                             size_t errlen);
 void registry_release(registry *r, engine_model *m);

@@ -2,7 +2,7 @@
  * `shimmy probe` on a temporary HOME holding fake Hugging Face, Ollama and LM Studio stores
  * (tools/fake_stores.sh); a server that rescans on POST /v1/models/rescan; several models loaded
  * with the least recently used one unloaded past --max-loaded or --max-memory; Ollama's
- * keep_alive. */
+ * keep_alive; MLX model folders listed with why they are not served, and refused with 501. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -161,11 +161,166 @@ static void test_memory_budget(void **state) {
     h_pass(t);
 }
 
+/* ---- MLX folders: listed, never served ---- */
+
+#define MLX_STATUS "not served: MLX engine not available in this build"
+#define MLX_REASON "the MLX engine is not available in this build; shimmy serves GGUF models " \
+                   "through llama.cpp"
+
+/* A --model-dirs folder holding one MLX model folder, Phi-MLX. */
+static void make_mlx_dir(h_test *t, char *dirs, size_t len) {
+    char cmd[13000];
+    snprintf(dirs, len, "%s/mlx-dir", t->dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/Phi-MLX && echo '{}' > %s/Phi-MLX/config.json && "
+             ": > %s/Phi-MLX/weights.safetensors", dirs, dirs, dirs);
+    assert_int_equal(system(cmd), 0);
+}
+
+static bool has_model(const json_t *arr, const char *key, const char *name) {
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m) if (strcmp(h_str(m, key), name) == 0) return true;
+    return false;
+}
+
+static void test_mlx_list_discover(void **state) {
+    h_test *t = *state;
+    make_stores(t);
+    char dirs[4200];
+    make_mlx_dir(t, dirs, sizeof dirs);
+    const char *list[] = {"list", "--model-dirs", dirs, NULL};
+    char *out;
+    setenv("SHIMMY_LOG", "error", 1);
+    assert_int_equal(h_run(t, list, RUN_MS, &out), 0);
+    printf("%s", out);
+    want(out, "stories:260k ");
+    want(out, "mlx-community/tiny-4bit: " MLX_STATUS);
+    want(out, "mlx-community/qwen-tiny-mlx: " MLX_STATUS);
+    want(out, "phi-mlx: " MLX_STATUS);
+    want(out, "MLX-4bit");
+    free(out);
+
+    const char *list_json[] = {"list", "--json", "--model-dirs", dirs, NULL};
+    assert_int_equal(h_run(t, list_json, RUN_MS, &out), 0);
+    json_t *j = h_json(strchr(out, '['));
+    size_t i;
+    json_t *m;
+    int unserved = 0;
+    json_array_foreach(j, i, m) {
+        if (strcmp(h_str(m, "format"), "mlx") != 0)
+            continue;
+        unserved++;
+        assert_false(json_is_true(json_object_get(m, "served")));
+        assert_string_equal(h_str(m, "status"), MLX_STATUS);
+    }
+    assert_int_equal(unserved, 3);
+    json_decref(j);
+    free(out);
+
+    const char *disc[] = {"discover", "--json", NULL};
+    assert_int_equal(h_run(t, disc, RUN_MS, &out), 0);
+    unsetenv("SHIMMY_LOG");
+    j = h_json(strchr(out, '{'));
+    json_t *un = h_arr(j, "unserved");
+    assert_int_equal(json_array_size(un), 2);
+    assert_true(has_model(un, "name", "mlx-community/tiny-4bit"));
+    assert_true(has_model(un, "name", "mlx-community/qwen-tiny-mlx"));
+    assert_false(has_model(h_arr(j, "models"), "name", "mlx-community/tiny-4bit"));
+    json_array_foreach(un, i, m) {
+        assert_string_equal(h_str(m, "status"), MLX_STATUS);
+        assert_string_equal(h_str(m, "format"), "mlx");
+    }
+    assert_string_equal(h_str(json_array_get(un, 1), "source"), "hf");
+    assert_int_equal(h_int(json_array_get(un, 1), "size_bytes"), 4096);
+    json_decref(j);
+    free(out);
+
+    const char *text[] = {"discover", NULL};
+    assert_int_equal(h_run(t, text, RUN_MS, &out), 0);
+    want(out, "11 models found");
+    want(out, "2 MLX models found, not served:");
+    want(out, "mlx-community/tiny-4bit (hf)");
+    want(out, MLX_STATUS);
+    free(out);
+
+    const char *probe[] = {"probe", "mlx-community/tiny-4bit", NULL};
+    assert_int_equal(h_run(t, probe, RUN_MS, &out), 1);
+    want(out, "is an MLX model");
+    free(out);
+    h_pass(t);
+}
+
+static void test_mlx_not_served(void **state) {
+    h_test *t = *state;
+    make_stores(t);
+    char dirs[4200];
+    make_mlx_dir(t, dirs, sizeof dirs);
+    const char *args[] = {"--threads", "1", "--model-dirs", dirs, NULL};
+    h_server *s = h_start(t, args);
+
+    /* The lists of servable models leave them out. */
+    json_t *j = get_json(s->port, "/v1/models");
+    assert_true(has_model(h_arr(j, "data"), "id", "stories:260k"));
+    assert_false(has_model(h_arr(j, "data"), "id", "mlx-community/tiny-4bit"));
+    assert_false(has_model(h_arr(j, "data"), "id", "mlx-community/qwen-tiny-mlx"));
+    assert_false(has_model(h_arr(j, "data"), "id", "phi-mlx"));
+    json_decref(j);
+    j = get_json(s->port, "/api/tags");
+    assert_true(has_model(h_arr(j, "models"), "name", "stories:260k"));
+    assert_false(has_model(h_arr(j, "models"), "name", "mlx-community/tiny-4bit"));
+    assert_false(has_model(h_arr(j, "models"), "name", "phi-mlx"));
+    json_decref(j);
+
+    /* OpenAI: 501, invalid_request_error, model_not_supported, the reason. */
+    const char *chat = "{\"model\":\"mlx-community/tiny-4bit\",\"messages\":[{\"role\":"
+                       "\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}";
+    h_resp r;
+    char msg[2048];
+    h_request(s->port, "POST", "/v1/chat/completions", chat, strlen(chat), 0, &r);
+    h_assert_error(&r, 501, "model", msg, sizeof msg);
+    want(msg, "model 'mlx-community/tiny-4bit' is an MLX model (");
+    want(msg, "models--mlx-community--Tiny-4bit/snapshots/4444dddd): " MLX_REASON);
+    j = h_json(r.body);
+    assert_string_equal(h_str(h_obj(j, "error"), "type"), "invalid_request_error");
+    assert_string_equal(h_str(h_obj(j, "error"), "code"), "model_not_supported");
+    json_decref(j);
+    h_resp_free(&r);
+    h_request(s->port, "GET", "/v1/models/phi-mlx", NULL, 0, 0, &r);
+    h_assert_error(&r, 501, "model", msg, sizeof msg);
+    want(msg, "model 'phi-mlx' is an MLX model");
+    h_resp_free(&r);
+
+    /* Ollama: 501 {"error": ...}, for generate, chat and embed alike. */
+    static const char *const ollama[][2] = {
+        {"/api/generate", "{\"model\":\"mlx-community/qwen-tiny-mlx\",\"prompt\":\"Hi\"}"},
+        {"/api/chat", "{\"model\":\"mlx-community/qwen-tiny-mlx:latest\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"Hi\"}]}"},
+        {"/api/embed", "{\"model\":\"mlx-community/qwen-tiny-mlx\",\"input\":\"Hi\"}"},
+    };
+    for (size_t k = 0; k < sizeof ollama / sizeof ollama[0]; k++) {
+        long status;
+        char *body;
+        assert_int_equal(http_post_json(s->port, ollama[k][0], ollama[k][1], &status, &body), 0);
+        if (status != 501)
+            fail_msg("%s: %ld %s", ollama[k][0], status, body);
+        j = h_json(body);
+        want(h_str(j, "error"), "model 'mlx-community/qwen-tiny-mlx' is an MLX model (");
+        want(h_str(j, "error"), "Qwen-Tiny-MLX): " MLX_REASON);
+        json_decref(j);
+        free(body);
+    }
+    /* A GGUF model next to them still answers. */
+    generate(s->port, "stories:260k", NULL);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_discover_probe, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_rescan_lru_keep_alive, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_memory_budget, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mlx_list_discover, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mlx_not_served, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Unit tests for models/discover: fake Hugging Face, Ollama and LM Studio stores built in a
  * temporary HOME by tools/fake_stores.sh from the test models (real sha256 blob names, real
  * manifests), then every naming and exclusion rule; name clashes; split names; rescans through
- * the registry; and the scan's speed on a store of thousands of files. */
+ * the registry; MLX folders (found, never served); and the scan's speed on a store of thousands
+ * of files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +263,137 @@ static void test_registry_rescan(void **state) {
     registry_free(reg);
 }
 
+static void sh(const char *fmt, const char *dir) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, fmt, dir, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static const disc_unserved *find_unserved(const disc_result *r, const char *name) {
+    for (size_t i = 0; i < r->n_unserved; i++)
+        if (strcmp(r->unserved[i].name, name) == 0)
+            return &r->unserved[i];
+    return NULL;
+}
+
+/* The entry named name; fails the test when there is none. */
+static const disc_unserved *get_unserved(const disc_result *r, const char *name) {
+    static const disc_unserved none;
+    const disc_unserved *u = find_unserved(r, name);
+    if (u == NULL)
+        fail_msg("no MLX folder named '%s'", name);
+    return u != NULL ? u : &none;
+}
+
+/* An MLX folder holds config.json and *.safetensors at its top level, and no .gguf. */
+static void test_mlx_detect(void **state) {
+    (void)state;
+    char d[1024];
+    uint64_t size = 0;
+    snprintf(d, sizeof d, "%s/mlx-detect", home);
+    sh("mkdir -p %s/both %s/config-only %s/tensors-only %s/with-gguf", d);
+    sh("echo '{}' > %s/both/config.json && head -c 100 /dev/zero > %s/both/a.safetensors && "
+       "head -c 20 /dev/zero > %s/both/b.SAFETENSORS && : > %s/both/README.md", d);
+    sh("echo '{}' > %s/config-only/config.json && : > %s/config-only/tokenizer.json && "
+       "mkdir -p %s/config-only/sub && : > %s/config-only/sub/model.safetensors", d);
+    sh(": > %s/tensors-only/model.safetensors && : > %s/tensors-only/config.yaml && "
+       ": > %s/tensors-only/x && : > %s/tensors-only/y", d);
+    sh("echo '{}' > %s/with-gguf/config.json && : > %s/with-gguf/model.safetensors && "
+       ": > %s/with-gguf/model.gguf && : > %s/with-gguf/x", d);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/both", d);
+    assert_true(disc_is_mlx_dir(p, &size));
+    assert_int_equal(size, 120);
+    snprintf(p, sizeof p, "%s/config-only", d);
+    assert_false(disc_is_mlx_dir(p, NULL)); /* safetensors only in a subfolder */
+    snprintf(p, sizeof p, "%s/tensors-only", d);
+    assert_false(disc_is_mlx_dir(p, NULL));
+    snprintf(p, sizeof p, "%s/with-gguf", d);
+    assert_false(disc_is_mlx_dir(p, NULL)); /* the GGUF is served instead */
+    snprintf(p, sizeof p, "%s/nonexistent", d);
+    assert_false(disc_is_mlx_dir(p, NULL));
+
+    /* A loose folder: each MLX subfolder, named by the folder, never a model; names are unique
+     * across models and MLX folders. */
+    const char *stories = env_or("SHIMMY_TEST_MODELS", "../shared/models");
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/Tiny && cp %s/stories260K.gguf %s/tiny.gguf && "
+             "cp -r %s/both/. %s/Tiny/", d, stories, d, d, d);
+    assert_int_equal(system(cmd), 0);
+    disc_config c = {.model_dirs = d, .no_stores = true};
+    disc_result r;
+    char err[512];
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(r.n, 1);
+    assert_non_null(find(&r, "tiny"));
+    assert_int_equal(r.n_unserved, 2);
+    const disc_unserved *u;
+    u = get_unserved(&r, "both");
+    assert_string_equal(u->source, "dir");
+    assert_string_equal(u->format, "mlx");
+    assert_int_equal(u->size_bytes, 120);
+    assert_non_null(strstr(disc_unserved_status(u), "MLX engine not available"));
+    u = get_unserved(&r, "tiny@dir");
+    assert_non_null(strstr(u->path, "/Tiny"));
+    assert_null(find_unserved(&r, "config-only"));
+    assert_null(find_unserved(&r, "tensors-only"));
+    assert_null(find_unserved(&r, "with-gguf"));
+    disc_result_free(&r);
+    sh("rm -rf %s", d);
+}
+
+/* The stores' MLX folders: HF "org/name" and LM Studio "publisher/repo"; requests for them fail
+ * with ERR_UNSUPPORTED and the reason, and the registry never lists them as models. */
+static void test_mlx_stores(void **state) {
+    (void)state;
+    disc_config c = {0};
+    disc_result r;
+    char err[1024];
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    const disc_unserved *u;
+    assert_int_equal(r.n_unserved, 2);
+    u = get_unserved(&r, "mlx-community/tiny-4bit");
+    assert_string_equal(u->source, "hf");
+    assert_non_null(strstr(u->path, "models--mlx-community--Tiny-4bit/snapshots/4444dddd"));
+    assert_string_equal(u->arch, "llama");
+    assert_int_equal(u->bits, 4);
+    assert_int_equal(u->size_bytes, 4096);
+    u = get_unserved(&r, "mlx-community/qwen-tiny-mlx");
+    assert_string_equal(u->source, "lmstudio");
+    assert_string_equal(u->arch, "qwen2");
+    assert_int_equal(u->bits, 0);
+    assert_int_equal(u->size_bytes, 4096);
+    assert_int_equal(r.n, 11);
+    disc_result_free(&r);
+
+    engine_options o;
+    memset(&o, 0, sizeof o);
+    registry *reg = registry_new(&o);
+    engine_model *m = NULL;
+    assert_int_equal(registry_discover(reg, &c, NULL, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_count(reg), 11);
+    assert_int_equal(registry_unserved_count(reg), 2);
+    disc_unserved got;
+    assert_true(registry_get_unserved(reg, 0, &got));
+    assert_string_equal(got.name, "mlx-community/qwen-tiny-mlx"); /* sorted by name */
+    assert_false(registry_get_unserved(reg, 2, &got));
+    assert_false(registry_find(reg, "mlx-community/tiny-4bit", NULL));
+    assert_int_equal(registry_acquire(reg, "mlx-community/tiny-4bit", &m, err, sizeof err),
+                     ERR_UNSUPPORTED);
+    assert_null(m);
+    assert_non_null(strstr(err, "model 'mlx-community/tiny-4bit' is an MLX model ("));
+    assert_non_null(strstr(err, "/snapshots/4444dddd): the MLX engine is not available in this "
+                                "build; shimmy serves GGUF models through llama.cpp"));
+    assert_int_equal(registry_lookup(reg, "mlx-community/qwen-tiny-mlx:latest", err, sizeof err),
+                     ERR_UNSUPPORTED);
+    assert_int_equal(registry_lookup(reg, "nope", err, sizeof err), ERR_MODEL_NOT_FOUND);
+    assert_int_equal(registry_lookup(reg, "stories:260k", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(err_get(ERR_UNSUPPORTED)->http_status, 501);
+    assert_string_equal(err_get(ERR_UNSUPPORTED)->openai_code, "model_not_supported");
+    assert_string_equal(err_get(ERR_UNSUPPORTED)->openai_type, "invalid_request_error");
+    registry_free(reg);
+}
+
 /* A store of thousands of files (most not models) is scanned well under a second. */
 static void test_big_store_fast(void **state) {
     (void)state;
@@ -292,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_names_split),       cmocka_unit_test(test_stores),
         cmocka_unit_test(test_env_roots),         cmocka_unit_test(test_clash_and_lora_flag),
         cmocka_unit_test(test_registry_rescan),   cmocka_unit_test(test_big_store_fast),
+        cmocka_unit_test(test_mlx_detect),        cmocka_unit_test(test_mlx_stores),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

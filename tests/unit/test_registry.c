@@ -22,7 +22,7 @@
 
 #include "fixtures.h"
 
-static char stories[4096];
+static char stories[4096 + 32]; /* models_dir + "/stories260K.gguf" */
 
 static void write_adapter(const char *path) {
     struct gguf_context *g = gguf_init_empty();
