@@ -343,9 +343,12 @@ static int common_prefix(const be_token *a, int na, const be_token *b, int nb) {
     return i;
 }
 
-/* The idle slot whose cache shares the longest prefix with j's prompt (LRU on ties), or NULL. */
+/* The idle slot for job j. The one whose cache shares the longest prefix with the prompt, when
+ * that prefix is worth keeping (at least a tenth of the prompt, as llama-server's similarity
+ * rule); otherwise the least recently used one, so that a prompt sharing only BOS with a slot
+ * does not evict a long cached prompt while empty slots wait. */
 static slot *pick_slot(engine_model *m, const gen_job *j) {
-    slot *best = NULL;
+    slot *best = NULL, *lru = NULL;
     int best_lcp = -1;
     for (int i = 0; i < m->n_slots; i++) {
         slot *s = &m->slots[i];
@@ -356,8 +359,10 @@ static slot *pick_slot(engine_model *m, const gen_job *j) {
             best = s;
             best_lcp = lcp;
         }
+        if (lru == NULL || s->last_used < lru->last_used)
+            lru = s;
     }
-    return best;
+    return best_lcp * 10 >= j->n_tokens ? best : lru;
 }
 
 static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {

@@ -81,6 +81,25 @@ static void test_greedy_deterministic(void **state) {
     engine_model_free(m);
 }
 
+/* An unrelated prompt (sharing only BOS) goes to a free slot instead of evicting a cached one. */
+static void test_prefix_kept_across_unrelated(void **state) {
+    (void)state;
+    engine_model *m = load(2, 512, 0);
+    gen_params p = greedy(4);
+    char a[1024] = "", b[1024] = "";
+    for (int i = 0; i < 20; i++) {
+        strcat(a, "the little dog ran to the park. ");
+        strcat(b, "a happy cat sat on a mat. ");
+    }
+    result r;
+    run(m, a, &p, &r);
+    run(m, b, &p, &r);
+    assert_true(r.st.cached_tokens <= 1);
+    run(m, a, &p, &r);
+    assert_int_equal(r.st.cached_tokens, r.st.prompt_tokens - 1);
+    engine_model_free(m);
+}
+
 typedef struct thread_arg {
     engine_model *m;
     const char *prompt;
@@ -254,7 +273,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_deterministic), cmocka_unit_test(test_batched_equals_sequential),
         cmocka_unit_test(test_stop_string),          cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_cancel_frees_slot),    cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_chat_render),
+        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_prefix_kept_across_unrelated),                 cmocka_unit_test(test_chat_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
