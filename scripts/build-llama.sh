@@ -10,6 +10,7 @@
 # Env:  CPU_VARIANTS=all (default: one CPU module per x86 level, chosen at run time by score)
 #       CPU_VARIANTS=generic (one portable CPU module; faster to build)
 #       JOBS=N (default: nproc)
+# OpenMP stays off, as in the prebuilt libraries: ggml's own threadpool, no libgomp to ship.
 # Takes about 10 minutes on 2 cores with all CPU variants. Then: rm -rf build && make
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ case "$(uname -m)" in
 esac
 
 cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-    -DGGML_BACKEND_DL=ON "${cpu_flags[@]}" \
+    -DGGML_BACKEND_DL=ON -DGGML_OPENMP=OFF "${cpu_flags[@]}" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF "$@"
 cmake --build "$out" -j "$jobs" --target llama
