@@ -42,6 +42,7 @@ enum {
     "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, metal,\n" \
     "                         opencl or rpc: a named backend without a device is an error\n"        \
     "  --gpu-layers N|auto|all  layers to offload (default auto: as many as fit)\n"                 \
+    "                         both also per model: --gpu-backend NAME=B, --gpu-layers NAME=N\n"   \
     "  --main-gpu N           put the whole model on the backend's device N\n"                      \
     "  --tensor-split A,B,..  share of layers per device (default: by free memory)\n"               \
     "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "engine/engine.h"
 #include "gpu/gpu.h"
@@ -54,8 +55,43 @@ static int parse_layers(const char *cmd, const char *arg, engine_options *eng) {
     return 1;
 }
 
+/* --gpu-backend NAME=B and --gpu-layers NAME=N: per-model choices, kept for the process. */
+static model_gpu_override overrides[LIM_MODELS];
+
+static int parse_override(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    const char *eq = strchr(arg, '=');
+    if (eq == arg || eq[1] == '\0')
+        return cli_usage_error(cmd, "%s wants MODEL=VALUE, not '%s'",
+                               opt == CLI_OPT_GPU_BACKEND ? "--gpu-backend" : "--gpu-layers", arg);
+    if (eng->n_overrides >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d per-model GPU options", LIM_MODELS);
+    engine_options one = *eng; /* parse the value with the shared rules */
+    int rc = opt == CLI_OPT_GPU_BACKEND ? cli_parse_gpu_flag(cmd, opt, eq + 1, &one)
+                                        : parse_layers(cmd, eq + 1, &one);
+    if (rc != 1)
+        return rc;
+    size_t len = (size_t)(eq - arg);
+    char *model = strndup(arg, len); /* lives as long as the process, like argv */
+    if (model == NULL)
+        return cli_usage_error(cmd, "out of memory");
+    model_gpu_override *v = &overrides[eng->n_overrides++];
+    *v = (model_gpu_override){.model = model};
+    if (opt == CLI_OPT_GPU_BACKEND) {
+        v->set_backend = true;
+        v->backend = one.gpu_backend;
+    } else {
+        v->set_layers = true;
+        v->layers_mode = one.gpu_layers_mode;
+        v->layers = one.gpu_layers;
+    }
+    eng->overrides = overrides;
+    return 1;
+}
+
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
     long v;
+    if ((opt == CLI_OPT_GPU_BACKEND || opt == CLI_OPT_GPU_LAYERS) && strchr(arg, '=') != NULL)
+        return parse_override(cmd, opt, arg, eng);
     switch (opt) {
     case CLI_OPT_GPU_BACKEND:
         if (gpu_backend_parse(arg, &eng->gpu_backend) != 0)
@@ -103,6 +139,15 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
     if (gpu_select(eng->gpu_backend, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
+    }
+    for (int i = 0; i < eng->n_overrides; i++) {
+        size_t m_idx[GPU_MAX_DEVICES], m_n;
+        const model_gpu_override *v = &eng->overrides[i];
+        if (v->set_backend &&
+            gpu_select(v->backend, m_idx, GPU_MAX_DEVICES, &m_n, err, sizeof err) != SHIMMY_OK) {
+            fprintf(stderr, "shimmy %s: model '%s': %s\n", cmd, v->model, err);
+            return 1;
+        }
     }
     if (eng->single_gpu && (size_t)eng->main_gpu >= n) {
         fprintf(stderr, "shimmy %s: --main-gpu %d: --gpu-backend %s has %zu device%s\n", cmd,

@@ -23,6 +23,17 @@ typedef struct gen_job gen_job;
  * before loading a model. lib_dir may be NULL (then the folder of the executable + /lib). */
 shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
 
+/* A per-model device choice (--gpu-backend NAME=B, --gpu-layers NAME=N): applied over the
+ * defaults when the model named `model` is loaded. */
+typedef struct model_gpu_override {
+    const char *model;             /* served name; borrowed */
+    bool set_backend;
+    gpu_backend backend;
+    bool set_layers;
+    gpu_layers_mode layers_mode;
+    int layers;
+} model_gpu_override;
+
 typedef struct engine_options {
     const char *path;              /* GGUF file; borrowed during load */
     const char *name;              /* name the model is served under; copied */
@@ -43,10 +54,14 @@ typedef struct engine_options {
     float tensor_split[GPU_MAX_DEVICES]; /* share of layers per chosen device; all 0 = by free
                                             memory */
     const char *rpc_servers;       /* HOST:PORT,...: llama.cpp RPC servers added to the device
-                                      registry at start-up (cli_gpu_start); borrowed; NULL = none */
+                                      registry at start-up (cli_engine_start); borrowed; NULL = none */
+    const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
+    int n_overrides;
 } engine_options;
 
 void engine_options_default(engine_options *o);
+/* Applies the overrides in o that name `name` (the last one given wins per field). */
+void engine_options_for_model(engine_options *o, const char *name);
 
 /* Loads the model and starts its engine thread. On error returns the code and a message in err
  * (ERR_MODEL_LOAD with the file and llama.cpp's reason). Returns owned *out. */

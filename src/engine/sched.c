@@ -99,6 +99,20 @@ void engine_options_default(engine_options *o) {
     o->n_parallel = 4;
 }
 
+void engine_options_for_model(engine_options *o, const char *name) {
+    for (int i = 0; i < o->n_overrides; i++) {
+        const model_gpu_override *v = &o->overrides[i];
+        if (strcmp(v->model, name) != 0)
+            continue;
+        if (v->set_backend)
+            o->gpu_backend = v->backend;
+        if (v->set_layers) {
+            o->gpu_layers_mode = v->layers_mode;
+            o->gpu_layers = v->layers;
+        }
+    }
+}
+
 void gen_params_default(gen_params *p) {
     memset(p, 0, sizeof *p);
     p->max_tokens = -1;

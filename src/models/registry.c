@@ -720,6 +720,7 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     engine_options o = r->defaults;
     o.path = e->desc.path;
     o.name = e->desc.name;
+    engine_options_for_model(&o, e->desc.name);
     if (e->desc.adapter[0] != '\0') {
         o.lora_path = e->desc.adapter;
         o.lora_scale = e->desc.adapter_scale;

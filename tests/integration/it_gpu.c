@@ -85,6 +85,25 @@ static void test_cuda_absent(void **state) {
     h_pass(t);
 }
 
+/* A per-model forced backend without a device fails at start-up too, naming the model. */
+static void test_cuda_absent_per_model(void **state) {
+    h_test *t = *state;
+    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "stories260k=cuda",
+                          "--model", h_model_path(H_MODEL_FILE), NULL};
+    char *out;
+    int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
+    if (rc != 1)
+        fail_msg("--gpu-backend stories260k=cuda: exit %d (want 1):\n%s", rc, out);
+    assert_has("per model", out, "model 'stories260k': --gpu-backend cuda: no CUDA device");
+    free(out);
+    const char *bad[] = {"serve", "--gpu-layers", "stories260k=lots", NULL};
+    rc = h_run(t, bad, RUN_DEADLINE_MS, &out);
+    assert_int_equal(rc, 2);
+    assert_has("bad per-model value", out, "--gpu-layers wants N, auto or all, not 'lots'");
+    free(out);
+    h_pass(t);
+}
+
 /* A CUDA module that is there but cannot load: the dynamic loader's message is in the error, in
  * gpu-info, and SHIMMY_GPU_BACKEND=cuda fails the same way. */
 static void test_cuda_broken_module(void **state) {
@@ -194,6 +213,7 @@ static int setup(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cuda_absent, setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_cuda_absent_per_model, setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_cuda_broken_module, setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_cpu_backend_health, setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_flag_errors, setup, h_teardown),

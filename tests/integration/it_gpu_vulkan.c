@@ -179,6 +179,33 @@ static void test_two_layers(void **state) {
     h_pass(t);
 }
 
+/* Per-model choices win over the defaults: with two models served, --gpu-layers 1 for all and
+ * --gpu-layers stories260k=2 put 2 layers of stories260k and 1 of the other on Vulkan0. */
+static void test_per_model_layers(void **state) {
+    h_test *t = *state;
+    lavapipe_on();
+    char tiny[PATH_MAX]; /* h_model_path returns a buffer that its next call reuses */
+    snprintf(tiny, sizeof tiny, "%s", h_model_path("llama-2-tiny-random.gguf"));
+    const char *args[] = {"--model", tiny, "--gpu-backend",
+                          "vulkan", "--gpu-layers", "1", "--gpu-layers", "stories260k=2",
+                          "--parallel", "1", NULL};
+    h_server *gpu = h_start_default(t, args);
+    json_t *health = h_health(gpu->port);
+    json_t *models = h_arr(health, "models");
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(models); i++) {
+        const json_t *m = json_array_get(models, i);
+        long long want = strcmp(h_str(m, "name"), "stories260k") == 0 ? 2 : 1;
+        assert_true(json_is_true(json_object_get(m, "loaded")));
+        assert_int_equal(h_int(m, "layers_offloaded"), want);
+        assert_int_equal(layers_on(m, "Vulkan0"), want);
+        seen++;
+    }
+    assert_int_equal(seen, 2);
+    json_decref(health);
+    h_pass(t);
+}
+
 /* Auto with lavapipe visible: the tiny model fits, so every layer goes to Vulkan0. */
 static void test_auto_fits_all(void **state) {
     h_test *t = *state;
@@ -249,6 +276,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_gpu_info_and_warm_up, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_all_layers_on_vulkan, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_two_layers, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_per_model_layers, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_auto_fits_all, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_without_variable, h_setup, h_teardown),
     };
