@@ -12,18 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/json_schema.h"
 #include "api/jsonw.h"
-
-const char oll_json_grammar[] =
-    "root   ::= object\n"
-    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
-    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
-    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
-    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\bfnrt] | \"u\" "
-    "[0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
-    "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9] "
-    "[1-9]{0,15})? ws\n"
-    "ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
 
 /* ---- shared parsing ---- */
 
@@ -263,19 +253,28 @@ static void ollama_defaults(gen_params *p) {
     p->repeat_last_n = 64;
 }
 
-/* format: "json" → the JSON grammar; a schema → a clear 400 (not converted yet). */
+/* format: "json" → the generic JSON grammar; a schema → its grammar (owned by r). */
 static shimmy_err parse_format(const json_t *root, oll_request *r, oll_error *err) {
     json_t *f = opt(root, "format");
     if (f == NULL || (json_is_string(f) && json_string_length(f) == 0))
         return SHIMMY_OK;
     if (json_is_string(f) && strcmp(json_string_value(f), "json") == 0) {
-        r->gen.params.grammar = oll_json_grammar;
+        r->gen.params.grammar = api_json_grammar;
         return SHIMMY_OK;
     }
-    if (json_is_object(f))
-        return fail(err, ERR_BAD_PARAM, "format: JSON schemas are not supported yet; use "
-                    "format \"json\" for any valid JSON object");
-    return fail(err, ERR_BAD_PARAM, "format must be \"json\" or a JSON schema object");
+    if (!json_is_object(f))
+        return fail(err, ERR_BAD_PARAM, "format must be \"json\" or a JSON schema object");
+    char msg[400];
+    buf g;
+    buf_init(&g, LIM_GRAMMAR_BYTES);
+    shimmy_err e = json_schema_to_gbnf(f, &g, msg, sizeof msg);
+    if (e != SHIMMY_OK) {
+        buf_free(&g);
+        return fail(err, e, "format: %s", msg);
+    }
+    r->grammar = buf_take(&g);
+    r->gen.params.grammar = r->grammar;
+    return SHIMMY_OK;
 }
 
 static shimmy_err reject_images(const json_t *obj, const char *where, oll_error *err) {
@@ -442,6 +441,7 @@ void oll_request_free(oll_request *r) {
     for (size_t i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
     free(r->owned);
+    free(r->grammar);
     free(r->msgs);
     json_decref(r->root);
     memset(r, 0, sizeof *r);

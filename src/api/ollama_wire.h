@@ -18,9 +18,6 @@
 #include "core/limits.h"
 #include "engine/engine.h"
 
-/* GBNF for any JSON value that is an object (llama.cpp's grammars/json.gbnf): format "json". */
-extern const char oll_json_grammar[];
-
 /* A client error: the HTTP status Ollama uses and the message of {"error": message}. */
 typedef struct oll_error {
     int status;
@@ -47,6 +44,7 @@ typedef struct oll_request {
     const char *stop[LIM_STOP_STRINGS];
     char **owned;         /* strings made by the parser (stop strings from params), freed */
     size_t n_owned;
+    char *grammar;        /* owned GBNF made from a format schema, or NULL */
 } oll_request;
 
 /* Parses a body. defaults: the model's params layer (Ollama's "params" JSON: stop, temperature,

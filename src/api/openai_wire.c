@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "api/json_schema.h"
 #include "api/jsonw.h"
 #include "core/clock.h"
 
@@ -227,17 +228,55 @@ static shimmy_err reject_chat_unsupported(const json_t *root, oai_error *err) {
         return fail(err, ERR_BAD_PARAM, "tools", "tools (function calling) are not supported");
     if ((v = opt(root, "functions")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
         return fail(err, ERR_BAD_PARAM, "functions", "functions are not supported");
-    if ((v = opt(root, "response_format")) != NULL) {
-        json_t *type = json_object_get(v, "type");
-        if (!json_is_object(v) || !json_is_string(type))
-            return fail(err, ERR_BAD_PARAM, "response_format",
-                        "'response_format' must be an object with a string 'type'");
-        if (strcmp(json_string_value(type), "text") != 0)
-            return fail(err, ERR_BAD_PARAM, "response_format.type",
-                        "response_format type '%s' is not supported (only 'text')",
-                        json_string_value(type));
-    }
     return SHIMMY_OK;
+}
+
+/* response_format.json_schema: {"name", "schema", "strict", "description"} → r->grammar. */
+static shimmy_err parse_json_schema(const json_t *js, oai_request *r, oai_error *err) {
+    const json_t *schema = json_object_get(js, "schema"), *strict = json_object_get(js, "strict");
+    if (!json_is_object(js))
+        return fail(err, ERR_BAD_PARAM, "response_format.json_schema",
+                    "'response_format.json_schema' must be an object with a 'schema'");
+    if (strict != NULL && !json_is_boolean(strict) && !json_is_null(strict))
+        return fail(err, ERR_BAD_PARAM, "response_format.json_schema.strict",
+                    "'response_format.json_schema.strict' must be a boolean");
+    if (schema == NULL || !(json_is_object(schema) || json_is_boolean(schema)))
+        return fail(err, ERR_BAD_PARAM, "response_format.json_schema.schema",
+                    "'response_format.json_schema.schema' must be a JSON schema object");
+    char msg[400];
+    buf g;
+    buf_init(&g, LIM_GRAMMAR_BYTES);
+    shimmy_err e = json_schema_to_gbnf(schema, &g, msg, sizeof msg);
+    if (e != SHIMMY_OK) {
+        buf_free(&g);
+        return fail(err, e, "response_format", "response_format.json_schema.schema: %s", msg);
+    }
+    r->grammar = buf_take(&g);
+    r->gen.params.grammar = r->grammar;
+    return SHIMMY_OK;
+}
+
+/* response_format: text (no constraint), json_object (any JSON object), json_schema. */
+static shimmy_err parse_response_format(const json_t *root, oai_request *r, oai_error *err) {
+    json_t *v = opt(root, "response_format");
+    if (v == NULL)
+        return SHIMMY_OK;
+    json_t *type = json_object_get(v, "type");
+    if (!json_is_object(v) || !json_is_string(type))
+        return fail(err, ERR_BAD_PARAM, "response_format",
+                    "'response_format' must be an object with a string 'type'");
+    const char *t = json_string_value(type);
+    if (strcmp(t, "text") == 0)
+        return SHIMMY_OK;
+    if (strcmp(t, "json_object") == 0) {
+        r->gen.params.grammar = api_json_grammar;
+        return SHIMMY_OK;
+    }
+    if (strcmp(t, "json_schema") == 0)
+        return parse_json_schema(json_object_get(v, "json_schema"), r, err);
+    return fail(err, ERR_BAD_PARAM, "response_format.type",
+                "response_format type '%s' is not supported (use 'text', 'json_object' or "
+                "'json_schema')", t);
 }
 
 typedef struct role_map {
@@ -418,6 +457,8 @@ typedef shimmy_err (*parse_fn)(const json_t *root, oai_request *r, oai_error *er
 
 static shimmy_err parse_chat_body(const json_t *root, oai_request *r, oai_error *err) {
     shimmy_err e = reject_chat_unsupported(root, err);
+    if (e == SHIMMY_OK)
+        e = parse_response_format(root, r, err);
     return e != SHIMMY_OK ? e : parse_messages(root, r, err);
 }
 
@@ -459,6 +500,7 @@ void oai_request_free(oai_request *r) {
             free(r->joined[i]);
     free(r->joined);
     free(r->msgs);
+    free(r->grammar);
     json_decref(r->root);
     memset(r, 0, sizeof *r);
 }

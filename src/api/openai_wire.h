@@ -37,6 +37,7 @@ typedef struct oai_request {
     json_t *root;
     chat_msg *msgs;
     char **joined; /* per message: owned text joined from content parts, or NULL */
+    char *grammar; /* owned GBNF made from response_format's json_schema, or NULL */
     const char *stop[LIM_STOP_STRINGS];
 } oai_request;
 

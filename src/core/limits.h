@@ -8,6 +8,12 @@
 #define LIM_GET_BODY_BYTES 4096u
 /* JSON nesting depth accepted from clients (jansson parses recursively). */
 #define LIM_JSON_DEPTH 64
+/* Largest GBNF grammar made from a client's JSON schema: llama.cpp parses it, and copies it into
+ * a sampler, for every request that carries it. */
+#define LIM_GRAMMAR_BYTES (256u * 1024u)
+/* Largest minItems/maxItems/minLength/maxLength a schema may give: llama.cpp's grammar parser
+ * writes out one rule per repetition and refuses 2000 or more. */
+#define LIM_SCHEMA_REPEAT 1000
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */

@@ -99,6 +99,21 @@ it('constrains the output to JSON with format "json"', async () => {
   assert.ok(r.response.trimStart().startsWith('{'));
 });
 
+it('constrains the output to a JSON schema with format {schema}', async () => {
+  const format = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } },
+    required: ['name', 'age'] };
+  const r = await client().generate({ model: MODEL, prompt: 'Tom is 5 years old. His name is',
+    format, options: { temperature: 0, num_predict: 200 } });
+  show('generate.schema', r.response);
+  assert.equal(r.done_reason, 'stop');
+  const v = JSON.parse(r.response);
+  assert.deepEqual(Object.keys(v), ['name', 'age']);
+  assert.equal(typeof v.name, 'string');
+  assert.ok(Number.isInteger(v.age));
+  await assert.rejects(client().generate({ model: MODEL, prompt: 'x',
+    format: { type: 'string', format: 'email' } }), /schema keyword 'format' is not supported/);
+});
+
 it('embeds (embed, embeddings)', async () => {
   const r = await client().embed({ model: MODEL, input: ['hello world', 'a cat'] });
   assert.equal(r.embeddings.length, 2);

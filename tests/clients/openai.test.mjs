@@ -95,6 +95,24 @@ it('stop strings and seeds through the SDK', async () => {
   assert.equal(await sample(42), await sample(42));
 });
 
+it('response_format json_schema constrains the answer', async () => {
+  const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } },
+    required: ['name', 'age'], additionalProperties: false };
+  const r = await client().chat.completions.create({ model: MODEL, temperature: 0, max_tokens: 200,
+    messages: [{ role: 'user', content: 'Tell me about Lily' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema } } });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  const v = JSON.parse(r.choices[0].message.content);
+  assert.deepEqual(Object.keys(v), ['name', 'age']);
+  assert.equal(typeof v.name, 'string');
+  assert.ok(Number.isInteger(v.age));
+  await assert.rejects(client().chat.completions.create({ model: MODEL, max_tokens: 4,
+    messages: [{ role: 'user', content: 'hi' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { $ref: '#/a' } } } }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' &&
+    /'\$ref' is not supported/.test(e.message));
+});
+
 it('errors come back as the SDK\'s error classes', async () => {
   await assert.rejects(client().models.retrieve('no-such-model'),
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "api/json_schema.h"
 #include "api/ollama_wire.h"
 
 static oll_request r;
@@ -117,11 +118,23 @@ static void test_format_and_rejections(void **state) {
     (void)state;
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"p\",\"format\":\"json\"}"),
                      SHIMMY_OK);
-    assert_ptr_equal(r.gen.params.grammar, oll_json_grammar);
+    assert_ptr_equal(r.gen.params.grammar, api_json_grammar);
     oll_request_free(&r);
-    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":{\"type\":\"object\"}}"),
+    /* a schema: its own grammar, owned by the request */
+    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":{\"type\":\"object\",\"properties\":"
+                               "{\"n\":{\"type\":\"integer\"}},\"required\":[\"n\"]}}"),
+                     SHIMMY_OK);
+    assert_non_null(r.gen.params.grammar);
+    assert_ptr_equal(r.gen.params.grammar, r.grammar);
+    assert_non_null(strstr(r.grammar, "root ::= \"{\" space \"\\\"n\\\"\" \":\" space integer"));
+    oll_request_free(&r);
+    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":{\"type\":\"object\",\"properties\":"
+                               "{\"n\":{\"type\":\"string\",\"pattern\":\"^a\"}}}}"),
                      ERR_BAD_PARAM);
-    assert_non_null(strstr(e.message, "schema"));
+    assert_string_equal(e.message, "format: schema keyword 'pattern' is not supported (at "
+                                   "/properties/n)");
+    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":5}"), ERR_BAD_PARAM);
+    assert_non_null(strstr(e.message, "JSON schema object"));
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"p\",\"images\":[\"aGk=\"]}"),
                      ERR_BAD_PARAM);
     assert_non_null(strstr(e.message, "images"));

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "api/json_schema.h"
 #include "api/jsonw.h"
 #include "api/openai_wire.h"
 #include "core/clock.h"
@@ -303,8 +304,19 @@ static const bad_case bad_cases[] = {
     {true, CHAT(",\"logprobs\":true"), ERR_BAD_PARAM, "logprobs", "logprobs are not supported"},
     {true, CHAT(",\"logprobs\":\"x\""), ERR_BAD_PARAM, "logprobs", "must be a boolean"},
     {true, CHAT(",\"top_logprobs\":2"), ERR_BAD_PARAM, "top_logprobs", "not supported"},
-    {true, CHAT(",\"response_format\":{\"type\":\"json_object\"}"), ERR_BAD_PARAM,
-     "response_format.type", "'json_object' is not supported"},
+    {true, CHAT(",\"response_format\":{\"type\":\"xml\"}"), ERR_BAD_PARAM,
+     "response_format.type", "'xml' is not supported"},
+    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\"}"), ERR_BAD_PARAM,
+     "response_format.json_schema", "must be an object with a 'schema'"},
+    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"),
+     ERR_BAD_PARAM, "response_format.json_schema.schema", "must be a JSON schema object"},
+    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+                "{\"type\":\"integer\",\"minimum\":0}}}"),
+     ERR_BAD_PARAM, "response_format",
+     "response_format.json_schema.schema: schema keyword 'minimum' is not supported (at the root)"},
+    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+                "{},\"strict\":\"yes\"}}"),
+     ERR_BAD_PARAM, "response_format.json_schema.strict", "must be a boolean"},
     {true, CHAT(",\"response_format\":\"text\""), ERR_BAD_PARAM, "response_format",
      "must be an object"},
     {true, CHAT(",\"tools\":[{\"type\":\"function\"}]"), ERR_BAD_PARAM, "tools",
@@ -341,6 +353,31 @@ static void test_bad_requests(void **state) {
         }
         assert_int_equal(err.code, c->code);
     }
+}
+
+/* response_format: text → none, json_object → the generic grammar, json_schema → its own. */
+static void test_response_format(void **state) {
+    (void)state;
+    oai_request r;
+    oai_error err;
+    assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"text\"}"), &r, &err), SHIMMY_OK);
+    assert_null(r.gen.params.grammar);
+    oai_request_free(&r);
+    assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"json_object\"}"), &r, &err),
+                     SHIMMY_OK);
+    assert_ptr_equal(r.gen.params.grammar, api_json_grammar);
+    oai_request_free(&r);
+    assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+                               "{\"name\":\"n\",\"strict\":true,\"schema\":{\"type\":"
+                               "\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},"
+                               "\"required\":[\"ok\"],\"additionalProperties\":false}}}"),
+                          &r, &err),
+                     SHIMMY_OK);
+    assert_non_null(r.grammar);
+    assert_ptr_equal(r.gen.params.grammar, r.grammar);
+    assert_non_null(strstr(r.grammar, "root ::= \"{\" space \"\\\"ok\\\"\" \":\" space boolean "
+                                      "space \"}\"\n"));
+    oai_request_free(&r);
 }
 
 static void test_bad_stop_too_long(void **state) {
@@ -644,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_chat_content_parts),
         cmocka_unit_test(test_completion_prompts),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_response_format),
         cmocka_unit_test(test_bad_stop_too_long),
         cmocka_unit_test(test_bad_too_deep),
         cmocka_unit_test(test_bad_too_many_messages),
