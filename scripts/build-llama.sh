@@ -35,11 +35,10 @@ esac
 cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
     -DGGML_BACKEND_DL=ON -DGGML_OPENMP=OFF "${cpu_flags[@]}" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF "$@"
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF "$@"
+# With GGML_BACKEND_DL every backend module (ggml-cpu-*, ggml-vulkan, ggml-cuda...) is a
+# dependency of ggml, so building llama builds them all.
 cmake --build "$out" -j "$jobs" --target llama
-
-# Backend modules are separate targets (ggml-cpu-*, ggml-vulkan, ggml-cuda...): build them all.
-cmake --build "$out" -j "$jobs"
 
 lib=$deps/llama/lib
 rm -rf "$lib"
