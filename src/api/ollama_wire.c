@@ -82,6 +82,8 @@ static bool parse_go_duration(const char *s, int64_t *ns) {
         total += v * units[k].mul;
         s += strlen(units[k].u);
     }
+    if (!(fabs(total) < 0x1p63)) /* like Go: out of int64 range (or "inf", "nan") is invalid */
+        return false;
     *ns = neg ? -1 : (int64_t)total;
     return true;
 }
@@ -89,7 +91,7 @@ static bool parse_go_duration(const char *s, int64_t *ns) {
 bool oll_parse_duration(const json_t *v, int64_t *ns) {
     if (json_is_number(v)) {
         double d = json_number_value(v);
-        *ns = d < 0 ? -1 : (int64_t)(d * 1e9);
+        *ns = d < 0 ? -1 : d * 1e9 < 0x1p63 ? (int64_t)(d * 1e9) : INT64_MAX; /* saturates */
         return true;
     }
     return json_is_string(v) && parse_go_duration(json_string_value(v), ns);

@@ -810,7 +810,8 @@ static void settle(registry *r, entry *e) {
         unload_locked(r, e, "keep_alive 0");
         return;
     }
-    e->expires_ns = keep > 0 ? clock_mono_ns() + keep : 0;
+    int64_t now = clock_mono_ns();
+    e->expires_ns = keep <= 0 ? 0 : keep > INT64_MAX - now ? INT64_MAX : now + keep;
     make_room(r, r->max_loaded, NULL);
 }
 

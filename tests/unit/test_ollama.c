@@ -103,7 +103,9 @@ static void test_keep_alive(void **state) {
     } cases[] = {{"\"5m\"", 300000000000LL}, {"\"1h30m\"", 5400000000000LL},
                  {"\"250ms\"", 250000000LL}, {"0", 0},
                  {"\"0\"", 0},               {"-1", -1},
-                 {"\"-1m\"", -1},            {"30", 30000000000LL}};
+                 {"\"-1m\"", -1},            {"30", 30000000000LL},
+                 /* past int64 nanoseconds: saturates (found by fuzz_ollama, was UB) */
+                 {"1e300", INT64_MAX},         {"9300000000", INT64_MAX}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char body[128];
         snprintf(body, sizeof body, "{\"model\":\"m\",\"keep_alive\":%s}", cases[i].v);
@@ -112,6 +114,14 @@ static void test_keep_alive(void **state) {
         oll_request_free(&r);
     }
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"keep_alive\":\"soon\"}"), ERR_BAD_PARAM);
+    /* durations Go's time.ParseDuration rejects as out of range (found by fuzz_ollama, was UB) */
+    static const char *const invalid[] = {"\"1h2222222222222222222222230m\"", "\"3000000h\"",
+                                          "\"infh\"", "\"nanm\"", "\"1h-1e300h\""};
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"model\":\"m\",\"keep_alive\":%s}", invalid[i]);
+        assert_int_equal(PARSE_GEN(body), ERR_BAD_PARAM);
+    }
 }
 
 static void test_format_and_rejections(void **state) {
