@@ -3,6 +3,8 @@
 #   make run    build, then start the server (ARGS="--model path/to/model.gguf" to add a model)
 #   make test   build, then run every test (unit, integration, clients)
 #   make deps GPU=vulkan|cuda   add a GPU backend module (docs/GPU.md)
+#   make fuzz   libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS each (30)
+#   make test-asan   unit + integration tests built with ASan+UBSan in build-asan/
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
@@ -43,3 +45,11 @@ FORCE:
 .PHONY: bench
 bench: all
 	@bench/run.sh
+
+# Checking builds, each in its own folder (scripts/fuzz.sh, scripts/test-asan.sh).
+.PHONY: fuzz test-asan
+fuzz:
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),30) scripts/fuzz.sh
+
+test-asan:
+	@scripts/test-asan.sh

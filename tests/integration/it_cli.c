@@ -121,7 +121,9 @@ static void test_gguf_v1_model(void **state) {
 static void test_sigterm_clean_exit(void **state) {
     h_test *t = *state;
     h_server *s = h_start_default(t, NULL);
-    json_decref(h_post_expect(s->port, "/v1/completions", h_completion_req("Once", 4), 200));
+    json_t *req = h_completion_req("Once", 4);
+    json_decref(h_post_expect(s->port, "/v1/completions", req, 200));
+    json_decref(req);
     int st = h_server_stop(s, 10000);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_msg("after SIGTERM: wait status %d (want exit code 0)", st);

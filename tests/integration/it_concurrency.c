@@ -166,8 +166,9 @@ static void test_disconnect_non_stream(void **state) {
     long long active = health_wait(s->port, "active", 0, 5000);
     if (active != 0)
         fail_msg("/health still shows %lld active slots 5 s after the client left", active);
-    json_decref(h_post_expect(s->port, "/v1/completions", h_completion_req("The little dog", 8),
-                              200));
+    json_t *small = h_completion_req("The little dog", 8);
+    json_decref(h_post_expect(s->port, "/v1/completions", small, 200));
+    json_decref(small);
     free(body);
     json_decref(req);
     h_pass(t);
