@@ -2,17 +2,13 @@
  * found per source and every file it skipped, with the reason. With --server it asks a running
  * shimmy to rescan (POST /v1/models/rescan) and prints what changed there. Also the source
  * options shared with list and probe (cli/sources.h) and --lora parsing. */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "http/client.h"
 #include "cli/sources.h"
 #include "core/log.h"
 
@@ -161,47 +157,22 @@ static void print_text(registry *r, const registry_changes *ch) {
         printf("  - %s: %s\n", ch->notes[i].path, ch->notes[i].why);
 }
 
-/* POSTs /v1/models/rescan to host:port over plain HTTP/1.0 and prints the body. */
+/* POSTs /v1/models/rescan to a running server and prints its answer. */
 static int rescan_server(const char *hostport) {
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
+    if (strchr(hostport, ':') == NULL)
         return cli_usage_error("discover", "--server wants HOST:PORT");
-    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-        fprintf(stderr, "shimmy discover: cannot resolve %s\n", hostport);
-        return 1;
-    }
-    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-    freeaddrinfo(ai);
-    if (!ok) {
-        fprintf(stderr, "shimmy discover: cannot connect to %s: %s\n", hostport, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return 1;
-    }
-    char req[512];
-    int n = snprintf(req, sizeof req, "POST /v1/models/rescan HTTP/1.0\r\nHost: %s\r\n"
-                     "Content-Length: 0\r\n\r\n", hostport);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return 1;
-    }
-    char chunk[4096];
-    ssize_t got;
+    char url[512], err[512];
+    snprintf(url, sizeof url, "http://%s/v1/models/rescan", hostport);
     buf resp;
     buf_init(&resp, 16u << 20);
-    while ((got = read(fd, chunk, sizeof chunk)) > 0)
-        buf_append(&resp, chunk, (size_t)got);
-    close(fd);
-    const char *body = strstr(buf_str(&resp), "\r\n\r\n");
-    int status = 0;
-    sscanf(buf_str(&resp), "HTTP/%*s %d", &status);
-    printf("%s\n", body ? body + 4 : buf_str(&resp));
+    long status = 0;
+    shimmy_err e = http_client_post(url, NULL, 60, &resp, &status, err, sizeof err);
+    if (e != SHIMMY_OK)
+        fprintf(stderr, "shimmy discover: %s\n", err);
+    else
+        printf("%s\n", buf_str(&resp));
     buf_free(&resp);
-    return status == 200 ? 0 : 1;
+    return e == SHIMMY_OK && status == 200 ? 0 : 1;
 }
 
 int cli_discover(int argc, char **argv) {

@@ -145,6 +145,23 @@ static void test_rescan_lru_keep_alive(void **state) {
     json_decref(j);
     h_resp_free(&r);
     generate(s->port, "new/repo/fresh", NULL);
+
+    /* The same through the CLI: shimmy discover --server asks the running server to rescan. */
+    snprintf(dst, sizeof dst, "%s/fresh2.gguf", dir); /* another file: the same one is deduplicated */
+    assert_int_equal(symlink(h_model_path("llama-2-tiny-random.gguf"), dst), 0);
+    char hostport[64];
+    snprintf(hostport, sizeof hostport, "127.0.0.1:%d", s->port);
+    const char *cli[] = {"discover", "--server", hostport, NULL};
+    char *out;
+    int rc = h_run(t, cli, 30000, &out);
+    if (rc != 0 || strstr(out, "\"new/repo/fresh2\"") == NULL)
+        fail_msg("discover --server: exit %d:\n%s", rc, out);
+    free(out);
+    const char *gone[] = {"discover", "--server", "127.0.0.1:1", NULL};
+    rc = h_run(t, gone, 30000, &out);
+    if (rc != 1 || strstr(out, "127.0.0.1:1") == NULL)
+        fail_msg("discover --server to a closed port: exit %d:\n%s", rc, out);
+    free(out);
     h_pass(t);
 }
 
