@@ -5,22 +5,10 @@
 #include <string.h>
 
 #include "api/ollama_wire.h"
+#include "touch.h"
 
 static const char params_layer[] = "{\"stop\":[\"<|im_end|>\",\"</s>\"],\"temperature\":0.7,"
                                    "\"num_ctx\":2048,\"repeat_last_n\":-1}";
-
-static size_t touch(const oll_request *r) {
-    size_t n = r->model ? strlen(r->model) : 0;
-    if (r->gen.prompt)
-        n += strlen(r->gen.prompt);
-    for (size_t i = 0; i < r->gen.n_messages; i++)
-        n += strlen(r->gen.messages[i].role) + strlen(r->gen.messages[i].content);
-    for (int i = 0; i < r->gen.params.n_stop; i++)
-        n += strlen(r->gen.params.stop[i]);
-    if (r->gen.params.grammar)
-        n += strlen(r->gen.params.grammar);
-    return n;
-}
 
 static void request(bool chat, const char *body, size_t len, const char *defaults) {
     oll_request r;
@@ -31,7 +19,7 @@ static void request(bool chat, const char *body, size_t len, const char *default
     if (rc != SHIMMY_OK)
         return;
     oll_request_default_system(&r, "You are a fuzzer.");
-    sink += touch(&r);
+    sink += touch_request(r.model, &r.gen);
     (void)sink;
     oll_request_free(&r);
 }

@@ -5,20 +5,7 @@
 #include <string.h>
 
 #include "api/openai_wire.h"
-
-/* Touch every borrowed string so that a dangling pointer is caught here, not later. */
-static size_t touch(const oai_request *r) {
-    size_t n = r->model ? strlen(r->model) : 0;
-    if (r->gen.prompt)
-        n += strlen(r->gen.prompt);
-    for (size_t i = 0; i < r->gen.n_messages; i++)
-        n += strlen(r->gen.messages[i].role) + strlen(r->gen.messages[i].content);
-    for (int i = 0; i < r->gen.params.n_stop; i++)
-        n += strlen(r->gen.params.stop[i]);
-    if (r->gen.params.grammar)
-        n += strlen(r->gen.params.grammar);
-    return n;
-}
+#include "touch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gen_params defaults;
@@ -27,11 +14,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     oai_error err;
     volatile size_t sink = 0;
     if (oai_parse_chat((const char *)data, size, &defaults, &r, &err) == SHIMMY_OK) {
-        sink += touch(&r);
+        sink += touch_request(r.model, &r.gen);
         oai_request_free(&r);
     }
     if (oai_parse_completion((const char *)data, size, &defaults, &r, &err) == SHIMMY_OK) {
-        sink += touch(&r);
+        sink += touch_request(r.model, &r.gen);
         oai_request_free(&r);
     }
     (void)sink;
