@@ -31,6 +31,16 @@ static const err_info table[ERR__COUNT] = {
                        "request cancelled"},
     [ERR_UNSUPPORTED] = {"unsupported", 501, "invalid_request_error", "model_not_supported",
                          "this model's format is not supported by this build"},
+    [ERR_UNAUTHORIZED] = {"unauthorized", 401, "invalid_request_error", "invalid_api_key",
+                          "a valid API key is required"},
+    [ERR_FORBIDDEN] = {"forbidden", 403, "invalid_request_error", "forbidden",
+                       "request refused"},
+    [ERR_BAD_REQUEST] = {"bad_request", 400, "invalid_request_error", "bad_request",
+                         "malformed HTTP request"},
+    [ERR_NOT_IMPLEMENTED] = {"not_implemented", 501, "invalid_request_error", "not_implemented",
+                             "not implemented"},
+    [ERR_TIMEOUT] = {"timeout", 408, "invalid_request_error", "request_timeout",
+                     "request timed out"},
 };
 
 const err_info *err_get(shimmy_err e) {

@@ -23,6 +23,11 @@ typedef enum {
     ERR_USAGE,           /* command-line usage error */
     ERR_CANCELLED,       /* the client went away */
     ERR_UNSUPPORTED,     /* the model exists but this build cannot serve it (e.g. MLX) */
+    ERR_UNAUTHORIZED,    /* no API key, or a wrong one, on a route that needs one */
+    ERR_FORBIDDEN,       /* Host or Origin not allowed (DNS rebinding, cross-site request) */
+    ERR_BAD_REQUEST,     /* malformed HTTP framing (Content-Length, Host, request target) */
+    ERR_NOT_IMPLEMENTED, /* an HTTP feature shimmy does not take (Transfer-Encoding gzip) */
+    ERR_TIMEOUT,         /* the client sent nothing for too long in the middle of a request */
     ERR__COUNT
 } shimmy_err;
 
