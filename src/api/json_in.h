@@ -1,11 +1,15 @@
-/* api/json_in: reading request bodies, shared by the OpenAI and Ollama parsers. */
+/* api/json_in: reading request bodies, shared by the OpenAI and Ollama parsers: the body as a
+ * JSON object, and the parts of a chat that both pass to the engine (tools, schemas, the chat
+ * JSON itself). */
 #ifndef SHIMMY_API_JSON_IN_H
 #define SHIMMY_API_JSON_IN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
 
+#include "api/api_error.h"
 #include "core/err.h"
 
 /* Parses body as a JSON object, refusing nesting deeper than LIM_JSON_DEPTH before jansson's
@@ -16,5 +20,15 @@ shimmy_err api_json_load_object(const char *body, size_t len, json_t **out, char
 
 /* A present, non-null member (clients often send "key": null for "not given"); borrowed. */
 json_t *api_json_opt(const json_t *obj, const char *key);
+
+/* Checks `tools` (borrowed): an array of {"type":"function","function":{"name": non-empty
+ * string, "description": string, "parameters": object}}. *n = the number of tools. Errors:
+ * ERR_BAD_PARAM naming the field ("tools[1].function.name"). */
+shimmy_err api_check_tools(const json_t *tools, size_t *n, api_error *err);
+/* True when a tool named name is in tools (checked by api_check_tools). */
+bool api_tools_have(const json_t *tools, const char *name);
+
+/* Compact JSON text of v (borrowed). Returns owned *out. Errors: ERR_NOMEM. */
+shimmy_err api_json_text(const json_t *v, char **out, api_error *err);
 
 #endif

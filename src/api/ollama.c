@@ -1,21 +1,23 @@
-/* ollama: the handlers of Ollama's HTTP API (/api/...), of the embeddings endpoints (Ollama's
- * /api/embed and /api/embeddings, OpenAI's /v1/embeddings: one engine path) and of the model
- * rescan (POST /v1/models/rescan). Parsing and formatting are in ollama_wire; this file finds
- * the model (with its Ollama layers: system prompt, params), acquires it, submits, and answers
- * with one JSON object or an NDJSON stream. Errors are {"error": "..."} with Ollama's statuses.
- * The model is released with the request's keep_alive when the response ends. */
+/* ollama: Ollama's HTTP API (/api/...) around the generation path: the rows of /api/generate and
+ * /api/chat (api/gen.h; their parse adds the model's Ollama layers: system prompt, params, and
+ * whether it has a chat template), the model listings and /api/show (template in use and its
+ * capabilities), the embeddings endpoints (Ollama's /api/embed and /api/embeddings, OpenAI's
+ * /v1/embeddings: one engine path) and the model rescan (POST /v1/models/rescan). Parsing and
+ * formatting are in ollama_wire. Errors are {"error": "..."} with the statuses of core/err.c. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api/api_internal.h"
-#include "core/fmt.h"
+#include "api/json_in.h"
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
+#include "api/openai_wire.h"
 #include "core/clock.h"
+#include "core/fmt.h"
 #include "core/limits.h"
-#include "core/log.h"
 #include "http/stream.h"
 
 #ifndef SHIMMY_VERSION
@@ -24,30 +26,25 @@
 
 /* ---- helpers ---- */
 
-static void reply_error(http_response *res, int status, const char *msg) {
-    api_body_ready(res);
-    buf_reset(&res->body);
-    res->status = status;
-    res->content_type = "application/json";
-    if (status == 503)
-        res->retry_after_s = LIM_RETRY_AFTER_S;
-    if (oll_error_json(msg, &res->body) != SHIMMY_OK)
-        res->status = 500;
-}
+static void reply_error(http_response *res, shimmy_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void reply_code(http_response *res, shimmy_err e, const char *msg) {
-    reply_error(res, err_get(e)->http_status, msg && msg[0] ? msg : err_get(e)->message);
+/* {"error": "..."} with the status of code. */
+static void reply_error(http_response *res, shimmy_err code, const char *fmt, ...) {
+    api_error e;
+    va_list ap;
+    api_error_clear(&e);
+    e.code = code;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    api_reply_error(res, &oll_chat_proto, &e);
 }
 
 static void reply_end(http_response *res, jsonw *w) {
     if (jsonw_end(w) != SHIMMY_OK)
-        reply_error(res, 500, "the response is too large");
+        reply_error(res, ERR_INTERNAL, "the response is too large");
 }
-
-static int64_t to_registry_keep(int64_t keep_ns) {
-    return keep_ns == OLL_KEEP_UNSET ? REGISTRY_KEEP_DEFAULT : keep_ns;
-}
-
 
 static void rfc3339(int64_t t, char *out, size_t outlen) {
     time_t tt = (time_t)t;
@@ -88,29 +85,21 @@ static void model_fields(jsonw *w, const model_desc *d) {
     details(w, d);
 }
 
-/* Finds the model named in the body (model or name) before the full parse, for its layers. */
-static bool body_model(const http_request *req, registry *reg, model_desc *d, char *name,
-                       size_t namelen) {
-    json_t *root = json_loadb(req->body, req->body_len, 0, NULL);
+/* The model a body names ("model", or the older "name"); NULL when none. Borrowed from root. */
+static const char *body_model(const json_t *root) {
     const char *m = json_string_value(json_object_get(root, "model"));
-    if (m == NULL)
-        m = json_string_value(json_object_get(root, "name"));
-    snprintf(name, namelen, "%s", m ? m : "");
-    json_decref(root);
-    return m != NULL && registry_find(reg, name, d);
+    return m != NULL ? m : json_string_value(json_object_get(root, "name"));
 }
 
 /* 404 for an unknown model; 501 with the reason for one found in a format this build cannot
  * serve (an MLX folder). */
 static void not_found(http_response *res, registry *reg, const char *name) {
+    api_error e;
     char msg[1024];
-    if (registry_lookup(reg, name, msg, sizeof msg) == ERR_UNSUPPORTED) {
-        reply_code(res, ERR_UNSUPPORTED, msg);
-        return;
-    }
-    snprintf(msg, sizeof msg, "model \"%.256s\" not found, try pulling it first (shimmy serves "
-             "the models on this machine: GET /api/tags lists them)", name);
-    reply_error(res, 404, msg);
+    api_error_clear(&e);
+    shimmy_err code = registry_lookup(reg, name, msg, sizeof msg);
+    api_acquire_error(&oll_chat_proto, name, code, msg, &e);
+    api_reply_error(res, &oll_chat_proto, &e);
 }
 
 /* ---- GET /api/version, /api/tags, /api/ps; POST /api/show ---- */
@@ -219,10 +208,37 @@ static void model_info(jsonw *w, const model_desc *d) {
     jsonw_raw(w, "}");
 }
 
-static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l) {
-    char *gguf_tmpl = NULL;
-    if (l->template_text == NULL)
-        gguf_meta_read_str(d->path, "tokenizer.chat_template", &gguf_tmpl);
+/* The template in use and what it can do, without loading the model. */
+typedef struct show_tmpl {
+    char *source;           /* owned */
+    engine_tmpl_caps caps;
+} show_tmpl;
+
+static void show_template(registry *reg, const char *name, show_tmpl *t) {
+    registry_tmpl_from from = REGISTRY_TMPL_CHATML;
+    char err[256];
+    memset(t, 0, sizeof *t);
+    if (registry_template_source(reg, name, &t->source, &from) != SHIMMY_OK)
+        return;
+    /* a built-in name is rendered without Jinja: neither tools nor thinking */
+    if (from != REGISTRY_TMPL_BUILTIN)
+        engine_template_caps(from == REGISTRY_TMPL_CHATML ? NULL : t->source, &t->caps, err,
+                             sizeof err);
+}
+
+static void capabilities(jsonw *w, const model_desc *d, const engine_tmpl_caps *caps) {
+    if (d->meta.is_embedding) {
+        jsonw_raw(w, ",\"capabilities\":[\"embedding\"]");
+        return;
+    }
+    jsonw_raw(w, ",\"capabilities\":[\"completion\"");
+    jsonw_raw(w, caps->tools ? ",\"tools\"" : "");
+    jsonw_raw(w, caps->thinking ? ",\"thinking\"" : "");
+    jsonw_raw(w, "]");
+}
+
+static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l,
+                      const show_tmpl *t) {
     buf mf;
     buf_init(&mf, 1 << 20);
     buf_printf(&mf, "# Modelfile generated by shimmy for %s\nFROM %s\n", d->name, d->path);
@@ -235,7 +251,7 @@ static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l
     jsonw_raw(w, ",\"parameters\":");
     params_text(w, l->params_json);
     jsonw_raw(w, ",\"template\":");
-    jsonw_cstr(w, l->template_text ? l->template_text : gguf_tmpl ? gguf_tmpl : "");
+    jsonw_cstr(w, t->source ? t->source : "");
     if (l->system_text) {
         jsonw_raw(w, ",\"system\":");
         jsonw_cstr(w, l->system_text);
@@ -244,45 +260,45 @@ static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l
     details(w, d);
     jsonw_raw(w, ",\"model_info\":");
     model_info(w, d);
-    jsonw_raw(w, d->meta.is_embedding ? ",\"capabilities\":[\"embedding\"]"
-                                      : ",\"capabilities\":[\"completion\"]");
+    capabilities(w, d, &t->caps);
     char ts[40];
     rfc3339(d->mtime, ts, sizeof ts);
     jsonw_raw(w, ",\"modified_at\":");
     jsonw_cstr(w, ts);
     jsonw_raw(w, "}");
     buf_free(&mf);
-    free(gguf_tmpl);
 }
 
 void oll_handle_show(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
-    char name[256];
-    json_t *root = json_loadb(req->body, req->body_len, 0, NULL);
-    bool ok = json_is_object(root);
+    json_t *root = NULL;
+    char msg[256];
+    if (api_json_load_object(req->body, req->body_len, &root, msg, sizeof msg) != SHIMMY_OK) {
+        reply_error(res, ERR_BAD_JSON, "%s", msg);
+        return;
+    }
+    const char *name = body_model(root);
+    if (name == NULL || name[0] == '\0')
+        reply_error(res, ERR_BAD_PARAM, "model is required");
+    else if (!registry_find(app->models, name, &d))
+        not_found(res, app->models, name);
+    else {
+        disc_ollama_layers l;
+        show_tmpl t;
+        jsonw w;
+        memset(&l, 0, sizeof l);
+        if (d.manifest[0])
+            disc_ollama_read_layers(d.manifest, &l);
+        show_template(app->models, name, &t);
+        api_body_ready(res);
+        jsonw_begin(&w, &res->body);
+        show_body(&w, &d, &l, &t);
+        reply_end(res, &w);
+        free(t.source);
+        disc_ollama_layers_free(&l);
+    }
     json_decref(root);
-    if (!ok) {
-        reply_error(res, 400, "the request body must be a JSON object with \"model\"");
-        return;
-    }
-    if (!body_model(req, app->models, &d, name, sizeof name)) {
-        if (name[0] == '\0')
-            reply_error(res, 400, "model is required");
-        else
-            not_found(res, app->models, name);
-        return;
-    }
-    disc_ollama_layers l;
-    memset(&l, 0, sizeof l);
-    if (d.manifest[0])
-        disc_ollama_read_layers(d.manifest, &l);
-    jsonw w;
-    api_body_ready(res);
-    jsonw_begin(&w, &res->body);
-    show_body(&w, &d, &l);
-    reply_end(res, &w);
-    disc_ollama_layers_free(&l);
 }
 
 /* ---- the model management shimmy leaves to the tools that own the stores ---- */
@@ -293,7 +309,7 @@ void oll_handle_unsupported(const http_request *req, http_response *res) {
              "machine and does not download, create, copy or delete models; use ollama, "
              "huggingface-cli or LM Studio for that, then POST /v1/models/rescan",
              req->method, req->path);
-    reply_error(res, 501, msg);
+    reply_error(res, ERR_NOT_IMPLEMENTED, "%s", msg);
 }
 
 /* ---- POST /v1/models/rescan ---- */
@@ -312,7 +328,7 @@ void oll_handle_rescan(const http_request *req, http_response *res) {
     registry_changes ch;
     char err[512];
     if (registry_rescan(app->models, &ch, err, sizeof err) != SHIMMY_OK) {
-        reply_error(res, 500, err);
+        reply_error(res, ERR_IO, "%s", err);
         return;
     }
     jsonw w;
@@ -335,213 +351,62 @@ void oll_handle_rescan(const http_request *req, http_response *res) {
     registry_changes_free(&ch);
 }
 
-/* ---- /api/generate and /api/chat ---- */
+/* ---- /api/generate and /api/chat: rows of the generation path ---- */
 
-typedef struct oll_gen {
-    registry *reg;          /* borrowed */
-    engine_model *model;    /* acquired; released in gen_free */
-    gen_job *job;           /* owned */
-    http_conn *conn;        /* borrowed */
-    char name[256];         /* model name as the client gave it */
-    bool chat;
-    int64_t keep_ns;
-    int64_t t_start;        /* ns, monotonic: request arrival */
-    int64_t load_ns;
-    buf text;               /* one wait's text; reused */
-    bool ended;
-} oll_gen;
-
-static const char *done_reason(const gen_status *st) {
-    return st->finish == FINISH_LENGTH ? "length" : "stop";
-}
-
-
-static void gen_free(void *ctx) {
-    oll_gen *g = ctx;
-    if (!g->ended)
-        engine_job_cancel(g->job);
-    engine_job_release(g->job);
-    registry_release_keep(g->reg, g->model, to_registry_keep(g->keep_ns));
-    buf_free(&g->text);
-    free(g);
-}
-
-static int stream_end(oll_gen *g, const gen_status *st, buf *out) {
-    const char *msg = NULL;
-    g->ended = true;
-    if (api_job_error(st, &msg) != SHIMMY_OK) {
-        size_t at = out->len;
-        if (oll_error_json(msg ? msg : "generation failed", out) != SHIMMY_OK)
-            return -1;
-        return buf_puts(out, "\n") == SHIMMY_OK || out->len > at ? 1 : -1;
-    }
-    oll_times t = {.total_ns = clock_mono_ns() - g->t_start, .load_ns = g->load_ns};
-    return oll_final(g->name, g->chat, "", 0, done_reason(st), st, &t, true, out) == SHIMMY_OK
-               ? 1
-               : -1;
-}
-
-static int stream_next(void *ctx, buf *out) {
-    oll_gen *g = ctx;
-    size_t start = out->len;
-    gen_status st;
-    if (g->ended)
-        return 1;
-    for (;;) {
-        if (http_conn_gone(g->conn))
-            return -1;
-        buf_reset(&g->text);
-        if (engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &g->text, &st) != SHIMMY_OK) {
-            g->ended = true;
-            return oll_error_json("the engine could not deliver the text", out) == SHIMMY_OK &&
-                           buf_puts(out, "\n") == SHIMMY_OK
-                       ? 1
-                       : -1;
-        }
-        if (g->text.len > 0 &&
-            oll_chunk(g->name, g->chat, g->text.data, g->text.len, out) != SHIMMY_OK)
-            return -1;
-        if (st.done)
-            return stream_end(g, &st, out);
-        if (out->len > start)
-            return 0;
-    }
-}
-
-static void reply_whole(const http_request *req, http_response *res, oll_gen *g) {
-    buf all;
-    gen_status st;
-    const char *msg = NULL;
-    shimmy_err e = SHIMMY_OK;
-    buf_init(&all, LIM_RESPONSE_BYTES);
-    memset(&st, 0, sizeof st);
-    while (e == SHIMMY_OK && !st.done) {
-        e = engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &all, &st);
-        if (e == SHIMMY_OK && !st.done && http_conn_gone(req->conn))
-            e = ERR_CANCELLED;
-    }
-    if (e != SHIMMY_OK) {
-        reply_code(res, e == ERR_TOO_LARGE ? ERR_INTERNAL : e,
-                   e == ERR_TOO_LARGE ? "the response is over the size limit" : NULL);
-    } else if ((e = api_job_error(&st, &msg)) != SHIMMY_OK) {
-        reply_code(res, e, msg);
-    } else {
-        oll_times t = {.total_ns = clock_mono_ns() - g->t_start, .load_ns = g->load_ns};
-        api_body_ready(res);
-        if (oll_final(g->name, g->chat, buf_str(&all), all.len, done_reason(&st), &st, &t, false,
-                      &res->body) != SHIMMY_OK)
-            reply_error(res, 500, "the response is too large");
-    }
-    g->ended = true;
-    buf_free(&all);
-}
-
-/* Empty prompt / messages: load the model (done_reason "load"), or unload it with keep_alive 0
- * (done_reason "unload"), as Ollama does for `ollama run` and `ollama stop`. */
-static void load_or_unload(const http_request *req, http_response *res, const oll_request *r,
-                           int64_t t0) {
-    shimmy_app *app = req->app;
-    oll_times t = {0};
-    const char *reason = "load";
-    if (r->keep_ns == 0) {
-        registry_unload(app->models, r->model);
-        reason = "unload";
-    } else {
-        engine_model *m;
-        char err[1024];
-        shimmy_err e = registry_acquire(app->models, r->model, &m, err, sizeof err);
-        if (e != SHIMMY_OK) {
-            reply_code(res, e, err);
-            return;
-        }
-        t.load_ns = clock_mono_ns() - t0;
-        registry_release_keep(app->models, m, to_registry_keep(r->keep_ns));
-    }
-    t.total_ns = clock_mono_ns() - t0;
-    api_body_ready(res);
-    if (oll_final(r->model, r->chat, "", 0, reason, NULL, &t, false, &res->body) != SHIMMY_OK)
-        reply_error(res, 500, "out of memory");
-}
-
-/* Acquires, submits and hands over to the stream or the whole reply. */
-static void run(const http_request *req, http_response *res, oll_request *r, int64_t t0) {
-    shimmy_app *app = req->app;
-    char err[1024] = "";
-    oll_gen *g = calloc(1, sizeof *g);
-    if (g == NULL) {
-        reply_error(res, 500, "out of memory");
-        return;
-    }
-    shimmy_err e = registry_acquire(app->models, r->model, &g->model, err, sizeof err);
-    if (e != SHIMMY_OK) {
-        reply_code(res, e, err);
-        free(g);
-        return;
-    }
-    g->load_ns = clock_mono_ns() - t0;
-    e = engine_submit(g->model, &r->gen, &g->job, err, sizeof err);
-    if (e != SHIMMY_OK) {
-        registry_release_keep(app->models, g->model, to_registry_keep(r->keep_ns));
-        reply_code(res, e, err);
-        free(g);
-        return;
-    }
-    g->reg = app->models;
-    g->conn = req->conn;
-    g->chat = r->chat;
-    g->keep_ns = r->keep_ns;
-    g->t_start = t0;
-    snprintf(g->name, sizeof g->name, "%s", r->model);
-    buf_init(&g->text, LIM_RESPONSE_BYTES);
-    if (!r->stream) {
-        reply_whole(req, res, g);
-        gen_free(g);
-        return;
-    }
-    res->status = 200;
-    res->content_type = HTTP_NDJSON_CONTENT_TYPE;
-    res->stream = stream_next;
-    res->stream_ctx = g;
-    res->stream_free = gen_free;
-}
-
-static void handle(const http_request *req, http_response *res, bool chat) {
-    shimmy_app *app = req->app;
-    int64_t t0 = clock_mono_ns();
+/* Parses a body with the model's Ollama layers (params, system prompt) and, for /api/generate,
+ * whether it has a chat template. An unknown model parses without layers; the acquire answers
+ * 404. */
+static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err,
+                            bool chat) {
     model_desc d;
-    char name[256];
     disc_ollama_layers l;
-    oll_request r;
-    oll_error oe;
+    oll_model_ctx m = {0};
+    const char *name = body_model(root);
     memset(&l, 0, sizeof l);
-    bool found = body_model(req, app->models, &d, name, sizeof name);
+    bool found = name != NULL && registry_find(app->models, name, &d);
     if (found && d.manifest[0])
         disc_ollama_read_layers(d.manifest, &l);
-    shimmy_err e = chat ? oll_parse_chat(req->body, req->body_len, l.params_json, &r, &oe)
-                        : oll_parse_generate(req->body, req->body_len, l.params_json, &r, &oe);
-    if (e != SHIMMY_OK) {
-        reply_error(res, oe.status ? oe.status : 400, oe.message);
-    } else if (!found) {
-        not_found(res, app->models, r.model);
-    } else {
-        oll_request_default_system(&r, l.system_text);
-        if (r.empty)
-            load_or_unload(req, res, &r, t0);
-        else
-            run(req, res, &r, t0);
+    m.params_json = l.params_json;
+    m.system = l.system_text;
+    if (found && !chat) {
+        char *source = NULL;
+        registry_tmpl_from from = REGISTRY_TMPL_CHATML;
+        registry_template_source(app->models, name, &source, &from);
+        m.has_template = from != REGISTRY_TMPL_CHATML;
+        free(source);
     }
-    if (e == SHIMMY_OK)
-        oll_request_free(&r);
+    shimmy_err e = chat ? oll_parse_chat(root, &m, c, err) : oll_parse_generate(root, &m, c, err);
     disc_ollama_layers_free(&l);
+    return e;
 }
 
-void oll_handle_generate(const http_request *req, http_response *res) {
-    handle(req, res, false);
+static shimmy_err parse_generate(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
+    return parse_row(app, root, c, err, false);
 }
 
-void oll_handle_chat(const http_request *req, http_response *res) { handle(req, res, true); }
+static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
+    return parse_row(app, root, c, err, true);
+}
+
+#define OLL_NOT_FOUND                                                                          \
+    {"model \"", "\" not found, try pulling it first (shimmy serves the models on this "       \
+                 "machine: GET /api/tags lists them)"}
+
+const api_proto oll_generate_proto = {
+    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_generate, oll_call_free,
+    oll_start,        oll_events,               oll_end,       oll_whole,      oll_loaded,
+    oll_write_error};
+
+const api_proto oll_chat_proto = {
+    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_chat, oll_call_free,
+    oll_start,        oll_events,               oll_end,       oll_whole,  oll_loaded,
+    oll_write_error};
 
 /* ---- embeddings ---- */
+
+typedef struct embed_times {
+    int64_t total_ns, load_ns;
+} embed_times;
 
 static void write_vec(jsonw *w, const float *v, int n) {
     char num[32];
@@ -554,7 +419,7 @@ static void write_vec(jsonw *w, const float *v, int n) {
 }
 
 static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *r,
-                        const float *v, int dim, int n_tokens, const oll_times *t) {
+                        const float *v, int dim, int n_tokens, const embed_times *t) {
     if (kind == OLL_EMBEDDINGS_LEGACY) {
         jsonw_raw(w, "{\"embedding\":");
         write_vec(w, v, dim);
@@ -596,49 +461,39 @@ static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *
     jsonw_raw(w, "}");
 }
 
-static void embed_error(http_response *res, oll_embed_kind kind, shimmy_err e, const char *msg,
-                        const char *param) {
-    if (kind == OLL_EMBED_OPENAI)
-        api_reply_error(res, e, msg, param);
-    else
-        reply_code(res, e, msg);
-}
-
 static void embed(const http_request *req, http_response *res, oll_embed_kind kind) {
     shimmy_app *app = req->app;
+    const api_proto *p = kind == OLL_EMBED_OPENAI ? &oai_chat_proto : &oll_chat_proto;
     int64_t t0 = clock_mono_ns();
     oll_embed_request r;
-    oll_error oe;
-    if (oll_parse_embed(req->body, req->body_len, kind, &r, &oe) != SHIMMY_OK) {
-        if (kind == OLL_EMBED_OPENAI)
-            api_reply_error(res, ERR_BAD_PARAM, oe.message, NULL);
-        else
-            reply_error(res, oe.status, oe.message);
+    api_error ae;
+    if (oll_parse_embed(req->body, req->body_len, kind, &r, &ae) != SHIMMY_OK) {
+        api_reply_error(res, p, &ae);
         return;
     }
     engine_model *m = NULL;
-    char err[1024];
+    char err[1024] = "";
     float *v = NULL;
     int dim = 0, n_tokens = 0;
     shimmy_err e = registry_acquire(app->models, r.model, &m, err, sizeof err);
     int64_t load_ns = clock_mono_ns() - t0;
-    if (e == ERR_MODEL_NOT_FOUND && kind != OLL_EMBED_OPENAI)
-        not_found(res, app->models, r.model);
-    else if (e != SHIMMY_OK)
-        embed_error(res, kind, e, err, e == ERR_MODEL_NOT_FOUND ? "model" : NULL);
+    if (e != SHIMMY_OK)
+        api_acquire_error(p, r.model, e, err, &ae);
     else if ((e = engine_embed(m, r.texts, r.n, &v, &dim, &n_tokens, err, sizeof err)) !=
              SHIMMY_OK)
-        embed_error(res, kind, e, err, "input");
+        api_fail(&ae, e, "input", "%s", err);
     if (e == SHIMMY_OK) {
-        oll_times t = {.total_ns = clock_mono_ns() - t0, .load_ns = load_ns};
+        embed_times t = {clock_mono_ns() - t0, load_ns};
         jsonw w;
         api_body_ready(res);
         jsonw_begin(&w, &res->body);
         embed_reply(&w, kind, &r, v, dim, n_tokens, &t);
         reply_end(res, &w);
+    } else {
+        api_reply_error(res, p, &ae);
     }
     if (m != NULL)
-        registry_release_keep(app->models, m, to_registry_keep(r.keep_ns));
+        registry_release_keep(app->models, m, r.keep_ns);
     free(v);
     oll_embed_request_free(&r);
 }

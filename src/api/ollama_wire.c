@@ -1,5 +1,5 @@
-/* ollama_wire: see ollama_wire.h. Shared parsing (JSON, options, keep_alive), then the three
- * request kinds, then the writers. */
+/* ollama_wire: see ollama_wire.h. Shared parsing (JSON, options, keep_alive, format, think), the
+ * chat JSON, the two generation bodies, embeddings, then the writers. */
 #include "api/ollama_wire.h"
 #include "api/json_in.h"
 
@@ -12,17 +12,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/json_schema.h"
 #include "api/jsonw.h"
+#include "core/clock.h"
+
+static oll_wire *W(const api_call *c) { return c->wire; }
 
 /* ---- shared parsing ---- */
 
-static shimmy_err fail(oll_error *err, shimmy_err code, const char *fmt, ...)
+static shimmy_err fail(api_error *err, shimmy_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static shimmy_err fail(oll_error *err, shimmy_err code, const char *fmt, ...) {
+static shimmy_err fail(api_error *err, shimmy_err code, const char *fmt, ...) {
     va_list ap;
-    err->status = 400;
+    err->code = code;
+    err->param[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
@@ -31,13 +34,13 @@ static shimmy_err fail(oll_error *err, shimmy_err code, const char *fmt, ...) {
 
 #define opt api_json_opt
 
-static shimmy_err load_object(const char *body, size_t len, json_t **out, oll_error *err) {
-    err->status = 400;
-    return api_json_load_object(body, len, out, err->message, sizeof err->message);
+static shimmy_err load_object(const char *body, size_t len, json_t **out, api_error *err) {
+    api_error_clear(err);
+    return err->code = api_json_load_object(body, len, out, err->message, sizeof err->message);
 }
 
 /* "model", or the older "name". */
-static shimmy_err parse_model(const json_t *root, const char **model, oll_error *err) {
+static shimmy_err parse_model(const json_t *root, const char **model, api_error *err) {
     json_t *m = opt(root, "model");
     if (m == NULL)
         m = opt(root, "name");
@@ -97,16 +100,16 @@ bool oll_parse_duration(const json_t *v, int64_t *ns) {
     return json_is_string(v) && parse_go_duration(json_string_value(v), ns);
 }
 
-static shimmy_err parse_keep(const json_t *root, int64_t *ns, oll_error *err) {
+static shimmy_err parse_keep(const json_t *root, int64_t *ns, api_error *err) {
     json_t *v = opt(root, "keep_alive");
-    *ns = OLL_KEEP_UNSET;
+    *ns = REGISTRY_KEEP_DEFAULT;
     if (v != NULL && !oll_parse_duration(v, ns))
         return fail(err, ERR_BAD_PARAM, "keep_alive must be a duration like \"5m\" or a number "
                     "of seconds");
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_bool(const json_t *obj, const char *key, bool *out, oll_error *err) {
+static shimmy_err parse_bool(const json_t *obj, const char *key, bool *out, api_error *err) {
     json_t *v = opt(obj, key);
     if (v == NULL)
         return SHIMMY_OK;
@@ -154,21 +157,21 @@ static const opt_row opt_rows[] = {
     {"logits_all", OPT_ACCEPTED, 0, 0, 0},  {"embedding_only", OPT_ACCEPTED, 0, 0, 0},
 };
 
-static shimmy_err add_stop(oll_request *r, const char *s, oll_error *err) {
+static shimmy_err add_stop(api_call *r, const char *s, api_error *err) {
     if (s[0] == '\0')
         return SHIMMY_OK;
     if (strlen(s) > LIM_STOP_BYTES)
         return fail(err, ERR_BAD_PARAM, "a stop string is longer than %d bytes", LIM_STOP_BYTES);
     for (int i = 0; i < r->gen.params.n_stop; i++)
-        if (strcmp(r->stop[i], s) == 0)
+        if (strcmp(W(r)->stop[i], s) == 0)
             return SHIMMY_OK;
     if (r->gen.params.n_stop >= LIM_STOP_STRINGS)
         return fail(err, ERR_BAD_PARAM, "at most %d stop strings", LIM_STOP_STRINGS);
-    r->stop[r->gen.params.n_stop++] = s;
+    W(r)->stop[r->gen.params.n_stop++] = s;
     return SHIMMY_OK;
 }
 
-static shimmy_err opt_stop(oll_request *r, const json_t *v, oll_error *err) {
+static shimmy_err opt_stop(api_call *r, const json_t *v, api_error *err) {
     if (json_is_string(v))
         return add_stop(r, json_string_value(v), err);
     if (!json_is_array(v))
@@ -185,7 +188,7 @@ static shimmy_err opt_stop(oll_request *r, const json_t *v, oll_error *err) {
     return SHIMMY_OK;
 }
 
-static shimmy_err opt_one(oll_request *r, const opt_row *row, const json_t *v, oll_error *err) {
+static shimmy_err opt_one(api_call *r, const opt_row *row, const json_t *v, api_error *err) {
     gen_params *p = &r->gen.params;
     double d = json_number_value(v);
     if (row->kind == OPT_ACCEPTED)
@@ -210,7 +213,7 @@ static shimmy_err opt_one(oll_request *r, const opt_row *row, const json_t *v, o
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_options(oll_request *r, const json_t *opts, oll_error *err) {
+static shimmy_err parse_options(api_call *r, const json_t *opts, api_error *err) {
     const char *key;
     json_t *v;
     if (opts == NULL)
@@ -233,7 +236,7 @@ static shimmy_err parse_options(oll_request *r, const json_t *opts, oll_error *e
 }
 
 /* The model's params layer: the same option names (stop as a list). Kept alive in r->owned. */
-static shimmy_err model_defaults(oll_request *r, const char *defaults, oll_error *err) {
+static shimmy_err model_defaults(api_call *r, const char *defaults, api_error *err) {
     if (defaults == NULL || defaults[0] == '\0')
         return SHIMMY_OK;
     json_t *d = json_loads(defaults, 0, NULL);
@@ -241,7 +244,7 @@ static shimmy_err model_defaults(oll_request *r, const char *defaults, oll_error
         json_decref(d);
         return SHIMMY_OK; /* a broken params layer is not the client's fault */
     }
-    json_object_set_new(r->root, "\x01params", d); /* owned by root from here */
+    json_object_set_new(W(r)->root, "\x01params", d); /* owned by root from here */
     return parse_options(r, d, err);
 }
 
@@ -255,31 +258,46 @@ static void ollama_defaults(gen_params *p) {
     p->repeat_last_n = 64;
 }
 
-/* format: "json" → the generic JSON grammar; a schema → its grammar (owned by r). */
-static shimmy_err parse_format(const json_t *root, oll_request *r, oll_error *err) {
+/* format: "json" → any JSON object; a schema → that schema (the engine converts it). */
+static shimmy_err parse_format(const json_t *root, api_call *r, api_error *err) {
     json_t *f = opt(root, "format");
     if (f == NULL || (json_is_string(f) && json_string_length(f) == 0))
         return SHIMMY_OK;
-    if (json_is_string(f) && strcmp(json_string_value(f), "json") == 0) {
-        r->gen.params.grammar = api_json_grammar;
-        return SHIMMY_OK;
-    }
-    if (!json_is_object(f))
+    if (json_is_string(f) && strcmp(json_string_value(f), "json") == 0)
+        W(r)->schema = strdup("{\"type\":\"object\"}");
+    else if (!json_is_object(f))
         return fail(err, ERR_BAD_PARAM, "format must be \"json\" or a JSON schema object");
-    char msg[400];
-    buf g;
-    buf_init(&g, LIM_GRAMMAR_BYTES);
-    shimmy_err e = json_schema_to_gbnf(f, &g, msg, sizeof msg);
-    if (e != SHIMMY_OK) {
-        buf_free(&g);
-        return fail(err, e, "format: %s", msg);
-    }
-    r->grammar = buf_take(&g);
-    r->gen.params.grammar = r->grammar;
+    else if (api_json_text(f, &W(r)->schema, err) != SHIMMY_OK)
+        return err->code;
+    if (W(r)->schema == NULL)
+        return fail(err, ERR_NOMEM, "out of memory");
+    r->gen.params.json_schema = W(r)->schema;
     return SHIMMY_OK;
 }
 
-static shimmy_err reject_images(const json_t *obj, const char *where, oll_error *err) {
+/* think: true/false, or "low"/"medium"/"high" (thinking on, with that effort). */
+static shimmy_err parse_think(const json_t *root, api_call *r, api_error *err) {
+    static const char *const levels[] = {"low", "medium", "high"};
+    json_t *t = opt(root, "think");
+    oll_wire *w = W(r);
+    if (t == NULL)
+        return SHIMMY_OK;
+    w->think = json_is_true(t) ? OLL_THINK_ON : OLL_THINK_OFF;
+    r->need_thinking = w->think == OLL_THINK_ON;
+    if (json_is_boolean(t))
+        return SHIMMY_OK;
+    for (size_t i = 0; json_is_string(t) && i < sizeof levels / sizeof levels[0]; i++) {
+        if (strcmp(json_string_value(t), levels[i]) == 0) {
+            w->think = OLL_THINK_ON;
+            w->effort = levels[i];
+            r->need_thinking = true;
+            return SHIMMY_OK;
+        }
+    }
+    return fail(err, ERR_BAD_PARAM, "think must be true, false, \"low\", \"medium\" or \"high\"");
+}
+
+static shimmy_err reject_images(const json_t *obj, const char *where, api_error *err) {
     json_t *im = opt(obj, "images");
     if (im != NULL && !(json_is_array(im) && json_array_size(im) == 0))
         return fail(err, ERR_BAD_PARAM, "%s: images are not supported: the model has no vision "
@@ -288,29 +306,54 @@ static shimmy_err reject_images(const json_t *obj, const char *where, oll_error 
 }
 
 /* What both endpoints share: model, stream, keep_alive, format, defaults then options. */
-static shimmy_err parse_common(oll_request *r, const char *defaults, oll_error *err) {
+static shimmy_err parse_common(api_call *r, const char *defaults, api_error *err) {
     shimmy_err e;
     r->stream = true;
+    r->schema_param = "format";
     ollama_defaults(&r->gen.params);
-    r->gen.params.stop = r->stop;
-    if ((e = parse_model(r->root, &r->model, err)) != SHIMMY_OK ||
-        (e = parse_bool(r->root, "stream", &r->stream, err)) != SHIMMY_OK ||
-        (e = parse_keep(r->root, &r->keep_ns, err)) != SHIMMY_OK ||
-        (e = parse_format(r->root, r, err)) != SHIMMY_OK ||
+    r->gen.params.stop = W(r)->stop;
+    if ((e = parse_model(W(r)->root, &r->model, err)) != SHIMMY_OK ||
+        (e = parse_bool(W(r)->root, "stream", &r->stream, err)) != SHIMMY_OK ||
+        (e = parse_keep(W(r)->root, &r->keep_ns, err)) != SHIMMY_OK ||
+        (e = parse_format(W(r)->root, r, err)) != SHIMMY_OK ||
+        (e = parse_think(W(r)->root, r, err)) != SHIMMY_OK ||
         (e = model_defaults(r, defaults, err)) != SHIMMY_OK ||
-        (e = parse_options(r, opt(r->root, "options"), err)) != SHIMMY_OK)
+        (e = parse_options(r, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
         return e;
     return SHIMMY_OK;
 }
 
+/* ---- the chat JSON for the engine ---- */
+
+/* {"messages": msgs, ...}: Ollama's think as enable_thinking / reasoning_effort; reasoning is
+ * always split out (Ollama's thinking field). Takes msgs. */
+static shimmy_err chat_json(api_call *r, json_t *msgs, const json_t *tools, api_error *err) {
+    oll_wire *w = W(r);
+    json_t *chat = json_pack("{s:o,s:s}", "messages", msgs, "reasoning_format", "auto");
+    if (chat == NULL)
+        return fail(err, ERR_NOMEM, "out of memory");
+    if (tools != NULL)
+        json_object_set(chat, "tools", (json_t *)tools);
+    if (w->think != OLL_THINK_UNSET)
+        json_object_set_new(chat, "enable_thinking", json_boolean(w->think == OLL_THINK_ON));
+    if (w->effort != NULL)
+        json_object_set_new(chat, "reasoning_effort", json_string(w->effort));
+    shimmy_err e = api_json_text(chat, &w->chat_json, err);
+    json_decref(chat);
+    r->gen.chat_json = w->chat_json;
+    return e;
+}
+
+static json_t *message(const char *role, const char *content) {
+    return json_pack("{s:s,s:s}", "role", role, "content", content);
+}
+
 /* ---- /api/generate ---- */
 
-static shimmy_err generate_body(oll_request *r, oll_error *err) {
-    const json_t *root = r->root;
+static shimmy_err generate_checks(const json_t *root, api_error *err) {
     json_t *v;
-    shimmy_err e;
-    if ((e = parse_bool(root, "raw", &r->raw, err)) != SHIMMY_OK ||
-        (e = reject_images(root, "generate", err)) != SHIMMY_OK)
+    shimmy_err e = reject_images(root, "generate", err);
+    if (e != SHIMMY_OK)
         return e;
     if ((v = opt(root, "template")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
         return fail(err, ERR_BAD_PARAM, "template: custom Go templates are not supported; send "
@@ -320,139 +363,184 @@ static shimmy_err generate_body(oll_request *r, oll_error *err) {
     if ((v = opt(root, "context")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
         return fail(err, ERR_BAD_PARAM, "context (token ids of an earlier answer) is not "
                     "supported; send the conversation with /api/chat");
-    json_t *prompt = opt(root, "prompt"), *system = opt(root, "system");
-    if (prompt != NULL && !json_is_string(prompt))
+    if ((v = opt(root, "prompt")) != NULL && !json_is_string(v))
         return fail(err, ERR_BAD_PARAM, "prompt must be a string");
-    if (system != NULL && !json_is_string(system))
+    if ((v = opt(root, "system")) != NULL && !json_is_string(v))
         return fail(err, ERR_BAD_PARAM, "system must be a string");
-    r->empty = prompt == NULL || json_string_length(prompt) == 0;
-    if (r->empty)
-        return SHIMMY_OK;
-    if (r->raw) {
-        r->gen.prompt = json_string_value(prompt);
-        return SHIMMY_OK;
-    }
-    r->msgs = calloc(3, sizeof *r->msgs);
-    if (r->msgs == NULL)
-        return fail(err, ERR_NOMEM, "out of memory");
-    size_t n = 1; /* slot 0 stays free for a default system prompt */
-    if (system != NULL && json_string_length(system) > 0) {
-        r->msgs[n++] = (chat_msg){"system", json_string_value(system)};
-        r->has_system = true;
-    }
-    r->msgs[n++] = (chat_msg){"user", json_string_value(prompt)};
-    r->gen.messages = r->msgs + 1;
-    r->gen.n_messages = n - 1;
     return SHIMMY_OK;
+}
+
+/* raw, or a model without a chat template (Ollama's default template is {{ .Prompt }}): the
+ * prompt as is; else the chat of the system prompt (the request's, else the model's) and the
+ * prompt as a user message. */
+static shimmy_err generate_body(api_call *r, const oll_model_ctx *m, api_error *err) {
+    const json_t *root = W(r)->root;
+    bool raw = false;
+    shimmy_err e;
+    if ((e = parse_bool(root, "raw", &raw, err)) != SHIMMY_OK ||
+        (e = generate_checks(root, err)) != SHIMMY_OK)
+        return e;
+    const char *prompt = json_string_value(opt(root, "prompt"));
+    const char *system = json_string_value(opt(root, "system"));
+    r->load_only = prompt == NULL || prompt[0] == '\0';
+    if (r->load_only)
+        return SHIMMY_OK;
+    if (raw || !m->has_template) {
+        r->gen.prompt = prompt;
+        return SHIMMY_OK;
+    }
+    if (system == NULL || system[0] == '\0')
+        system = m->system;
+    json_t *msgs = json_array();
+    if (system != NULL && system[0] != '\0')
+        json_array_append_new(msgs, message("system", system));
+    json_array_append_new(msgs, message("user", prompt));
+    return chat_json(r, msgs, NULL, err);
 }
 
 /* ---- /api/chat ---- */
 
-static shimmy_err chat_message(oll_request *r, const json_t *m, size_t i, chat_msg *out,
-                               oll_error *err) {
+/* An assistant's tool calls [{function:{name, arguments: object}}] in the engine's shape
+ * (arguments as JSON text). */
+static shimmy_err message_calls(const json_t *tcs, const char *where, json_t *out,
+                                api_error *err) {
+    json_t *calls = json_array();
+    json_object_set_new(out, "tool_calls", calls);
+    if (!json_is_array(tcs))
+        return fail(err, ERR_BAD_PARAM, "%s.tool_calls must be an array", where);
+    for (size_t j = 0; j < json_array_size(tcs); j++) {
+        const json_t *tc = json_array_get(tcs, j), *f = json_object_get(tc, "function");
+        const json_t *name = json_object_get(f, "name"), *args = opt(f, "arguments");
+        if (!json_is_string(name) || (args != NULL && !json_is_object(args)))
+            return fail(err, ERR_BAD_PARAM, "%s.tool_calls[%zu] must be {\"function\": "
+                        "{\"name\": string, \"arguments\": object}}", where, j);
+        char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : strdup("{}");
+        json_t *call = json_pack("{s:s,s:{s:O,s:s}}", "type", "function", "function", "name",
+                                 name, "arguments", text ? text : "{}");
+        free(text);
+        if (call == NULL)
+            return fail(err, ERR_NOMEM, "out of memory");
+        if (json_is_string(json_object_get(tc, "id")))
+            json_object_set(call, "id", json_object_get(tc, "id"));
+        json_array_append_new(calls, call);
+    }
+    return SHIMMY_OK;
+}
+
+/* Ollama's optional string fields of a message, under the engine's names. */
+static shimmy_err message_strings(const json_t *m, const char *where, json_t *out,
+                                  api_error *err) {
+    static const char *const keys[][2] = {
+        {"thinking", "reasoning_content"}, {"tool_name", "name"}, {"tool_call_id", "tool_call_id"}};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        json_t *v = opt(m, keys[k][0]);
+        if (v != NULL && !json_is_string(v))
+            return fail(err, ERR_BAD_PARAM, "%s.%s must be a string", where, keys[k][0]);
+        if (v != NULL && json_string_length(v) > 0)
+            json_object_set(out, keys[k][1], v);
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_err chat_message(api_call *r, const json_t *m, size_t i, json_t *msgs,
+                               api_error *err) {
     char where[48];
     snprintf(where, sizeof where, "messages[%zu]", i);
     if (!json_is_object(m))
         return fail(err, ERR_BAD_PARAM, "%s must be an object", where);
     const char *role = json_string_value(json_object_get(m, "role"));
-    json_t *content = opt(m, "content");
+    json_t *content = opt(m, "content"), *tcs = opt(m, "tool_calls");
     shimmy_err e = reject_images(m, where, err);
     if (e != SHIMMY_OK)
         return e;
     if (role == NULL)
         return fail(err, ERR_BAD_PARAM, "%s.role must be a string", where);
-    if (strcmp(role, "tool") == 0 || opt(m, "tool_calls") != NULL)
-        return fail(err, ERR_BAD_PARAM, "%s: tool messages and tool calls are not supported",
-                    where);
     if (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
-        strcmp(role, "assistant") != 0)
-        return fail(err, ERR_BAD_PARAM, "%s.role must be system, user or assistant, not '%.64s'",
-                    where, role);
+        strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0)
+        return fail(err, ERR_BAD_PARAM, "%s.role must be system, user, assistant or tool, not "
+                    "'%.64s'", where, role);
     if (content != NULL && !json_is_string(content))
         return fail(err, ERR_BAD_PARAM, "%s.content must be a string", where);
-    out->role = role;
-    out->content = content ? json_string_value(content) : "";
+    json_t *out = message(role, content ? json_string_value(content) : "");
+    json_array_append_new(msgs, out);
     if (strcmp(role, "system") == 0)
-        r->has_system = true;
-    return SHIMMY_OK;
+        W(r)->has_system = true;
+    if (tcs != NULL && (e = message_calls(tcs, where, out, err)) != SHIMMY_OK)
+        return e;
+    return message_strings(m, where, out, err);
 }
 
-static shimmy_err chat_body(oll_request *r, oll_error *err) {
-    json_t *msgs = opt(r->root, "messages"), *tools = opt(r->root, "tools");
-    if (tools != NULL && !(json_is_array(tools) && json_array_size(tools) == 0))
-        return fail(err, ERR_BAD_PARAM, "tools (function calling) are not supported");
+static shimmy_err chat_body(api_call *r, const oll_model_ctx *m, api_error *err) {
+    json_t *msgs = opt(W(r)->root, "messages"), *tools = opt(W(r)->root, "tools");
+    size_t n_tools = 0, n = json_array_size(msgs);
+    shimmy_err e = api_check_tools(tools, &n_tools, err);
+    if (e != SHIMMY_OK)
+        return e;
     if (msgs != NULL && !json_is_array(msgs))
         return fail(err, ERR_BAD_PARAM, "messages must be an array");
-    size_t n = json_array_size(msgs);
-    r->empty = n == 0;
-    if (r->empty)
+    r->load_only = n == 0;
+    r->need_tools = n_tools > 0;
+    if (r->load_only)
         return SHIMMY_OK;
     if (n > LIM_MESSAGES)
         return fail(err, ERR_BAD_PARAM, "at most %d messages", LIM_MESSAGES);
-    r->msgs = calloc(n + 1, sizeof *r->msgs);
-    if (r->msgs == NULL)
+    json_t *out = json_array();
+    for (size_t i = 0; i < n && e == SHIMMY_OK; i++)
+        e = chat_message(r, json_array_get(msgs, i), i, out, err);
+    if (e == SHIMMY_OK && !W(r)->has_system && m->system != NULL && m->system[0] != '\0')
+        json_array_insert_new(out, 0, message("system", m->system));
+    if (e != SHIMMY_OK) {
+        json_decref(out);
+        return e;
+    }
+    return chat_json(r, out, n_tools > 0 ? tools : NULL, err);
+}
+
+typedef shimmy_err (*body_fn)(api_call *r, const oll_model_ctx *m, api_error *err);
+
+static shimmy_err parse(json_t *root, const oll_model_ctx *m, api_call *r, api_error *err,
+                        bool chat, body_fn fn) {
+    memset(r, 0, sizeof *r);
+    api_error_clear(err);
+    oll_wire *w = calloc(1, sizeof *w);
+    if (w == NULL)
         return fail(err, ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        shimmy_err e = chat_message(r, json_array_get(msgs, i), i, &r->msgs[i + 1], err);
-        if (e != SHIMMY_OK)
-            return e;
-    }
-    r->gen.messages = r->msgs + 1;
-    r->gen.n_messages = n;
-    return SHIMMY_OK;
-}
-
-typedef shimmy_err (*body_fn)(oll_request *r, oll_error *err);
-
-static shimmy_err parse(const char *body, size_t len, const char *defaults, oll_request *r,
-                        oll_error *err, bool chat, body_fn fn) {
-    memset(r, 0, sizeof *r);
-    err->status = 0;
-    err->message[0] = '\0';
-    r->chat = chat;
-    shimmy_err e = load_object(body, len, &r->root, err);
+    r->wire = w;
+    w->root = root;
+    w->chat = chat;
+    api_answer_init(&w->calls);
+    shimmy_err e = parse_common(r, m->params_json, err);
+    if (e == SHIMMY_OK)
+        e = fn(r, m, err);
     if (e != SHIMMY_OK)
-        return e;
-    if ((e = parse_common(r, defaults, err)) != SHIMMY_OK || (e = fn(r, err)) != SHIMMY_OK) {
-        oll_request_free(r);
-        return e;
+        oll_call_free(r);
+    return e;
+}
+
+shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c,
+                              api_error *err) {
+    return parse(root, m, c, err, false, generate_body);
+}
+
+shimmy_err oll_parse_chat(json_t *root, const oll_model_ctx *m, api_call *c, api_error *err) {
+    return parse(root, m, c, err, true, chat_body);
+}
+
+void oll_call_free(api_call *c) {
+    oll_wire *w = c->wire;
+    if (w != NULL) {
+        free(w->chat_json);
+        free(w->schema);
+        api_answer_free(&w->calls);
+        free(w);
     }
-    return SHIMMY_OK;
-}
-
-shimmy_err oll_parse_generate(const char *body, size_t len, const char *defaults, oll_request *r,
-                              oll_error *err) {
-    return parse(body, len, defaults, r, err, false, generate_body);
-}
-
-shimmy_err oll_parse_chat(const char *body, size_t len, const char *defaults, oll_request *r,
-                          oll_error *err) {
-    return parse(body, len, defaults, r, err, true, chat_body);
-}
-
-void oll_request_default_system(oll_request *r, const char *system) {
-    if (system == NULL || system[0] == '\0' || r->has_system || r->msgs == NULL ||
-        r->gen.messages != r->msgs + 1)
-        return;
-    r->msgs[0] = (chat_msg){"system", system};
-    r->gen.messages = r->msgs;
-    r->gen.n_messages++;
-}
-
-void oll_request_free(oll_request *r) {
-    for (size_t i = 0; i < r->n_owned; i++)
-        free(r->owned[i]);
-    free(r->owned);
-    free(r->grammar);
-    free(r->msgs);
-    json_decref(r->root);
-    memset(r, 0, sizeof *r);
+    c->wire = NULL;
 }
 
 /* ---- embeddings ---- */
 
 static shimmy_err embed_texts(oll_embed_request *r, const json_t *in, const char *key,
-                              oll_error *err) {
+                              api_error *err) {
     if (in == NULL)
         return fail(err, ERR_BAD_PARAM, "%s is required", key);
     size_t n = json_is_array(in) ? json_array_size(in) : 1;
@@ -477,7 +565,7 @@ static shimmy_err embed_texts(oll_embed_request *r, const json_t *in, const char
 }
 
 shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind,
-                           oll_embed_request *r, oll_error *err) {
+                           oll_embed_request *r, api_error *err) {
     memset(r, 0, sizeof *r);
     shimmy_err e = load_object(body, len, &r->root, err);
     if (e != SHIMMY_OK)
@@ -507,15 +595,6 @@ void oll_embed_request_free(oll_embed_request *r) {
 
 /* ---- writers ---- */
 
-shimmy_err oll_error_json(const char *msg, buf *out) {
-    jsonw w;
-    jsonw_begin(&w, out);
-    jsonw_raw(&w, "{\"error\":");
-    jsonw_cstr(&w, msg);
-    jsonw_raw(&w, "}");
-    return jsonw_end(&w);
-}
-
 void oll_timestamp(char *out, size_t outlen) {
     struct timespec ts;
     struct tm tm;
@@ -524,6 +603,27 @@ void oll_timestamp(char *out, size_t outlen) {
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, outlen, "%s.%09ldZ", date, ts.tv_nsec);
+}
+
+
+static void error_obj(jsonw *w, const api_error *e) {
+    jsonw_raw(w, "{\"error\":");
+    jsonw_cstr(w, api_error_message(e));
+    jsonw_raw(w, "}");
+}
+
+shimmy_err oll_error_json(const api_error *e, buf *out) {
+    jsonw w;
+    jsonw_begin(&w, out);
+    error_obj(&w, e);
+    return jsonw_end(&w);
+}
+
+shimmy_err oll_write_error(const api_error *e, api_sink *s) {
+    jsonw w;
+    api_frame_begin(s, &w);
+    error_obj(&w, e);
+    return api_frame_end(s, &w);
 }
 
 static void head(jsonw *w, const char *model) {
@@ -535,24 +635,103 @@ static void head(jsonw *w, const char *model) {
     jsonw_cstr(w, ts);
 }
 
-static void text_field(jsonw *w, bool chat, const char *text, size_t n) {
-    if (chat) {
-        jsonw_raw(w, ",\"message\":{\"role\":\"assistant\",\"content\":");
-        jsonw_str(w, text, n);
-        jsonw_raw(w, "}");
-    } else {
-        jsonw_raw(w, ",\"response\":");
-        jsonw_str(w, text, n);
-    }
+/* A call's arguments as an object: the JSON text parsed, or the text as a string when it does
+ * not parse (never dropped). */
+static void arguments(jsonw *w, const buf *args) {
+    json_t *v = json_loadb(buf_str(args), args->len, 0, NULL);
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        jsonw_raw(w, text);
+    else
+        jsonw_str(w, buf_str(args), args->len);
+    free(text);
+    json_decref(v);
 }
 
-shimmy_err oll_chunk(const char *model, bool chat, const char *text, size_t n, buf *out) {
+static void tool_calls(jsonw *w, const api_tool_call *calls, size_t n) {
+    jsonw_raw(w, ",\"tool_calls\":[");
+    for (size_t i = 0; i < n; i++) {
+        jsonw_raw(w, i > 0 ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
+        jsonw_cstr(w, calls[i].name);
+        jsonw_raw(w, ",\"arguments\":");
+        arguments(w, &calls[i].args);
+        jsonw_raw(w, "}}");
+    }
+    jsonw_raw(w, "]");
+}
+
+/* What one object says: text, thinking (omitted when empty), tool calls. */
+typedef struct oll_part {
+    const char *text, *thinking;
+    size_t n_text, n_thinking;
+    const api_tool_call *calls;
+    size_t n_calls;
+} oll_part;
+
+/* "message":{...} (chat) or "response" and "thinking" (generate). */
+static void part_fields(jsonw *w, bool chat, const oll_part *p) {
+    jsonw_raw(w, chat ? ",\"message\":{\"role\":\"assistant\",\"content\":" : ",\"response\":");
+    jsonw_str(w, p->text, p->n_text);
+    if (p->n_thinking > 0) {
+        jsonw_raw(w, ",\"thinking\":");
+        jsonw_str(w, p->thinking, p->n_thinking);
+    }
+    if (chat && p->n_calls > 0)
+        tool_calls(w, p->calls, p->n_calls);
+    if (chat)
+        jsonw_raw(w, "}");
+}
+
+static shimmy_err chunk(const api_call *c, const oll_part *p, api_sink *s) {
     jsonw w;
-    jsonw_begin(&w, out);
-    head(&w, model);
-    text_field(&w, chat, text, n);
-    jsonw_raw(&w, ",\"done\":false}\n");
-    return jsonw_end(&w);
+    api_frame_begin(s, &w);
+    head(&w, c->model);
+    part_fields(&w, W(c)->chat, p);
+    jsonw_raw(&w, ",\"done\":false}");
+    return api_frame_end(s, &w);
+}
+
+shimmy_err oll_start(api_call *c, api_sink *s) {
+    (void)c, (void)s;
+    return SHIMMY_OK;
+}
+
+/* The calls not sent yet whose index is below upto (all: SIZE_MAX), in one chunk, as Ollama
+ * streams a call whole. */
+static shimmy_err send_calls(api_call *c, size_t upto, api_sink *s) {
+    oll_wire *w = W(c);
+    size_t end = upto < w->calls.n_calls ? upto : w->calls.n_calls;
+    if (end <= w->sent)
+        return SHIMMY_OK;
+    oll_part p = {"", NULL, 0, 0, w->calls.calls + w->sent, end - w->sent};
+    w->sent = end;
+    return chunk(c, &p, s);
+}
+
+static shimmy_err event(api_call *c, const gen_event *e, api_sink *s) {
+    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    if (e->kind == GEN_EV_TOOL) {
+        shimmy_err r = api_answer_add_event(&W(c)->calls, e);
+        /* a call is whole when the next one begins */
+        return r == SHIMMY_OK ? send_calls(c, (size_t)e->tool_index, s) : r;
+    }
+    if (e->kind == GEN_EV_REASONING) {
+        p.thinking = e->text;
+        p.n_thinking = e->len;
+    } else {
+        p.text = e->text;
+        p.n_text = e->len;
+    }
+    return chunk(c, &p, s);
+}
+
+shimmy_err oll_events(api_call *c, const gen_events *ev, api_sink *s) {
+    for (size_t i = 0; i < ev->n; i++) {
+        shimmy_err e = event(c, &ev->ev[i], s);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    return SHIMMY_OK;
 }
 
 static void field(jsonw *w, const char *name, int64_t v) {
@@ -562,23 +741,44 @@ static void field(jsonw *w, const char *name, int64_t v) {
     jsonw_int(w, v);
 }
 
-shimmy_err oll_final(const char *model, bool chat, const char *text, size_t n,
-                     const char *done_reason, const gen_status *st, const oll_times *t,
-                     bool ndjson, buf *out) {
+/* The final object: done, done_reason, durations and counts (st NULL: a load or unload). */
+static shimmy_err final(const api_call *c, const oll_part *p, const char *reason,
+                        const gen_status *st, api_sink *s) {
     jsonw w;
-    jsonw_begin(&w, out);
-    head(&w, model);
-    text_field(&w, chat, text, n);
+    api_frame_begin(s, &w);
+    head(&w, c->model);
+    part_fields(&w, W(c)->chat, p);
     jsonw_raw(&w, ",\"done\":true,\"done_reason\":");
-    jsonw_cstr(&w, done_reason);
-    field(&w, "total_duration", t->total_ns);
-    field(&w, "load_duration", t->load_ns);
+    jsonw_cstr(&w, reason);
+    field(&w, "total_duration", clock_mono_ns() - c->t0_ns);
+    field(&w, "load_duration", c->load_ns);
     if (st != NULL) {
         field(&w, "prompt_eval_count", st->prompt_tokens);
         field(&w, "prompt_eval_duration", st->prompt_ns);
         field(&w, "eval_count", st->completion_tokens);
         field(&w, "eval_duration", st->gen_ns);
     }
-    jsonw_raw(&w, ndjson ? "}\n" : "}");
-    return jsonw_end(&w);
+    jsonw_raw(&w, "}");
+    return api_frame_end(s, &w);
+}
+
+static const char *done_reason(const gen_status *st) {
+    return st->finish == FINISH_LENGTH ? "length" : "stop";
+}
+
+shimmy_err oll_end(api_call *c, const gen_status *st, api_sink *s) {
+    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    shimmy_err e = send_calls(c, SIZE_MAX, s);
+    return e == SHIMMY_OK ? final(c, &p, done_reason(st), st, s) : e;
+}
+
+shimmy_err oll_whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
+    oll_part p = {buf_str(&a->content), buf_str(&a->reasoning), a->content.len,
+                  a->reasoning.len, a->calls, a->n_calls};
+    return final(c, &p, done_reason(st), st, s);
+}
+
+shimmy_err oll_loaded(api_call *c, bool unloaded, api_sink *s) {
+    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    return final(c, &p, unloaded ? "unload" : "load", NULL, s);
 }

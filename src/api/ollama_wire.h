@@ -1,9 +1,11 @@
-/* ollama_wire: the Ollama wire format without I/O — /api/generate, /api/chat and /api/embed
- * bodies in, gen_request out; engine results in, NDJSON lines and bodies out. Pure functions
- * (no engine, no registry, no sockets) so that they are unit-tested alone; ollama.c glues them to
- * the engine.
+/* ollama_wire: the Ollama wire format without I/O. /api/generate and /api/chat bodies in, an
+ * api_call out (a raw prompt, or the engine's chat JSON: messages with tool calls and tool
+ * results, tools, think); engine events in, NDJSON lines and bodies out (content, thinking, tool
+ * calls with arguments as objects, a streamed call sent whole). Also /api/embed bodies. Pure
+ * functions (no engine, no registry, no sockets) so that they are unit-tested alone; ollama.c
+ * adds the model's layers and makes the rows of the generation path (api/gen.h).
  *
- * Thread-safety: reentrant; a struct belongs to one thread at a time. */
+ * Thread-safety: reentrant; a call belongs to one thread at a time. */
 #ifndef SHIMMY_API_OLLAMA_WIRE_H
 #define SHIMMY_API_OLLAMA_WIRE_H
 
@@ -13,53 +15,43 @@
 
 #include <jansson.h>
 
-#include "core/buf.h"
-#include "core/err.h"
+#include "api/gen.h"
 #include "core/limits.h"
-#include "engine/engine.h"
 
-/* A client error: the HTTP status Ollama uses and the message of {"error": message}. */
-typedef struct oll_error {
-    int status;
-    char message[512];
-} oll_error;
+typedef enum { OLL_THINK_UNSET, OLL_THINK_OFF, OLL_THINK_ON } oll_think;
 
-/* keep_alive absent: */
-#define OLL_KEEP_UNSET INT64_MIN
+/* The Ollama state of a call (api_call.wire). */
+typedef struct oll_wire {
+    json_t *root;                       /* the body; borrowed */
+    bool chat;                          /* /api/chat rather than /api/generate */
+    bool has_system;                    /* the request carries a system message */
+    oll_think think;
+    const char *effort;                 /* think "low"/"medium"/"high", or NULL; static */
+    char *chat_json;                    /* owned: the engine's chat input, or NULL */
+    char *schema;                       /* owned: format's JSON schema, or NULL */
+    const char *stop[LIM_STOP_STRINGS]; /* borrowed from the body */
+    api_answer calls;                   /* stream: the tool calls so far */
+    size_t sent;                        /* stream: calls already sent */
+} oll_wire;
 
-/* A parsed /api/generate or /api/chat request. gen is ready for engine_submit; its strings borrow
- * from this struct, which must not be copied and must outlive the submit. */
-typedef struct oll_request {
-    gen_request gen;
-    const char *model;    /* borrowed from root */
-    bool chat;
-    bool stream;          /* default true */
-    bool raw;             /* generate: the prompt is sent as is, no template */
-    bool empty;           /* no prompt / no messages: only load (or unload with keep_alive 0) */
-    bool has_system;      /* the request carries a system prompt of its own */
-    int64_t keep_ns;      /* keep_alive in ns (< 0 = forever), OLL_KEEP_UNSET when absent */
-    /* private */
-    json_t *root;
-    chat_msg *msgs;       /* n + 1 (room for a default system message in front) */
-    const char *stop[LIM_STOP_STRINGS];
-    char **owned;         /* strings made by the parser (stop strings from params), freed */
-    size_t n_owned;
-    char *grammar;        /* owned GBNF made from a format schema, or NULL */
-} oll_request;
+/* What the parser needs to know of the model (from its Ollama layers and its template). */
+typedef struct oll_model_ctx {
+    const char *params_json; /* Ollama's params layer (stop, temperature, ...), or NULL */
+    const char *system;      /* the model's default system prompt, or NULL */
+    bool has_template;       /* a chat template (the model's or an override): else
+                              * /api/generate sends the prompt as is */
+} oll_model_ctx;
 
-/* Parses a body. defaults: the model's params layer (Ollama's "params" JSON: stop, temperature,
- * ...) applied before the request's options; may be NULL. Ollama's own defaults come first
- * (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1, repeat_last_n 64). On error returns
- * the code with *err filled and nothing to free; on success free r with oll_request_free.
- * Errors: ERR_BAD_JSON, ERR_BAD_PARAM (status 400). */
-shimmy_err oll_parse_generate(const char *body, size_t len, const char *defaults, oll_request *r,
-                              oll_error *err);
-shimmy_err oll_parse_chat(const char *body, size_t len, const char *defaults, oll_request *r,
-                          oll_error *err);
-/* Puts system (the model's default system prompt) in front when the request has none. Borrows
- * system, which must outlive the submit. */
-void oll_request_default_system(oll_request *r, const char *system);
-void oll_request_free(oll_request *r);
+/* Parses the body root (borrowed; must outlive c; the params layer is added to it). Ollama's
+ * defaults come first (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
+ * repeat_last_n 64), then m's params, then the request's options. On error returns the code with
+ * err filled and nothing to free; on success free c with oll_call_free. Errors: ERR_BAD_PARAM,
+ * ERR_NOMEM. */
+shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c,
+                              api_error *err);
+shimmy_err oll_parse_chat(json_t *root, const oll_model_ctx *m, api_call *c, api_error *err);
+/* Frees c->wire. c may be zeroed. */
+void oll_call_free(api_call *c);
 
 /* /api/embed ("input": string or array of strings), /api/embeddings ("prompt") and
  * /v1/embeddings ("input": string or array of strings). */
@@ -67,35 +59,33 @@ typedef struct oll_embed_request {
     const char *model;
     const char **texts;   /* owned array of borrowed strings */
     size_t n;
-    int64_t keep_ns;
+    int64_t keep_ns;      /* REGISTRY_KEEP_DEFAULT when absent */
     json_t *root;
 } oll_embed_request;
 typedef enum { OLL_EMBED, OLL_EMBEDDINGS_LEGACY, OLL_EMBED_OPENAI } oll_embed_kind;
 shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind,
-                           oll_embed_request *r, oll_error *err);
+                           oll_embed_request *r, api_error *err);
 void oll_embed_request_free(oll_embed_request *r);
 
 /* keep_alive: a number of seconds or a duration string ("5m", "1h30m", "0", "-1"). */
 bool oll_parse_duration(const json_t *v, int64_t *ns);
 
-/* ---- output ---- */
+/* ---- output: the writers of the rows (api_proto) ---- */
 
-/* Times for the final object, nanoseconds. */
-typedef struct oll_times {
-    int64_t total_ns, load_ns;
-} oll_times;
-
-/* {"error": msg}. */
-shimmy_err oll_error_json(const char *msg, buf *out);
+/* {"error": message}. Appends to out. */
+shimmy_err oll_error_json(const api_error *e, buf *out);
 /* RFC 3339 with nanoseconds, UTC, e.g. "2024-05-01T10:00:00.123456789Z". */
 void oll_timestamp(char *out, size_t outlen);
-/* One streamed line: {"model","created_at","response":text,"done":false}\n (generate) or
- * {"model","created_at","message":{"role":"assistant","content":text},"done":false}\n (chat). */
-shimmy_err oll_chunk(const char *model, bool chat, const char *text, size_t n, buf *out);
-/* The final object (with text: the whole answer when not streaming; "" when streaming), done
- * true, done_reason, durations and counts; ndjson adds "\n". */
-shimmy_err oll_final(const char *model, bool chat, const char *text, size_t n,
-                     const char *done_reason, const gen_status *st, const oll_times *t,
-                     bool ndjson, buf *out);
+/* Streaming: nothing to open; a line per content or thinking event ({"model","created_at",
+ * "response"|"message",...,"done":false}); a tool call in one line when it is whole; the final
+ * object (done true, done_reason, durations, counts). */
+shimmy_err oll_start(api_call *c, api_sink *s);
+shimmy_err oll_events(api_call *c, const gen_events *ev, api_sink *s);
+shimmy_err oll_end(api_call *c, const gen_status *st, api_sink *s);
+/* The whole answer in the final object. */
+shimmy_err oll_whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s);
+/* done_reason "load" or "unload". */
+shimmy_err oll_loaded(api_call *c, bool unloaded, api_sink *s);
+shimmy_err oll_write_error(const api_error *e, api_sink *s);
 
 #endif

@@ -1,19 +1,19 @@
-/* openai_wire: see openai_wire.h. Parsing first (body → oai_request), then the writers. */
+/* openai_wire: see openai_wire.h. Parsing first (body → api_call: the shared parameters, then the
+ * chat JSON for the engine), then the writers, then the two rows. */
 #include "api/openai_wire.h"
 #include "api/json_in.h"
 
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "api/json_schema.h"
 #include "api/jsonw.h"
 #include "core/clock.h"
+#include "http/stream.h"
 
 #ifndef SHIMMY_VERSION
 #define SHIMMY_VERSION "0.0.0"
@@ -22,28 +22,11 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* ---- parsing ---- */
-
-static shimmy_err fail(oai_error *err, shimmy_err code, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static shimmy_err fail(oai_error *err, shimmy_err code, const char *param, const char *fmt, ...) {
-    va_list ap;
-    err->code = code;
-    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 #define opt api_json_opt
 
-static shimmy_err load_object(const char *body, size_t len, json_t **out, oai_error *err) {
-    err->code = api_json_load_object(body, len, out, err->message, sizeof err->message);
-    err->param[0] = '\0';
-    return err->code;
-}
+static oai_wire *W(const api_call *c) { return c->wire; }
+
+/* ---- parsing: the parameters both endpoints share ---- */
 
 typedef enum { NUM_FLOAT, NUM_INT } num_kind;
 
@@ -90,7 +73,7 @@ static bool num_value(const json_t *v, num_kind kind, double *out) {
     return kind == NUM_FLOAT || *out == floor(*out);
 }
 
-static shimmy_err parse_numbers(const json_t *root, gen_params *p, oai_error *err) {
+static shimmy_err parse_numbers(const json_t *root, gen_params *p, api_error *err) {
     for (size_t i = 0; i < sizeof num_params / sizeof num_params[0]; i++) {
         const num_param *np = &num_params[i];
         json_t *v = opt(root, np->key);
@@ -99,7 +82,7 @@ static shimmy_err parse_numbers(const json_t *root, gen_params *p, oai_error *er
             continue;
         if (!num_value(v, np->kind, &d) || d < np->lo || d > np->hi ||
             (np->lo_open && d == np->lo))
-            return fail(err, ERR_BAD_PARAM, np->key, "'%s' must be %s", np->key, np->range);
+            return api_fail(err, ERR_BAD_PARAM, np->key, "'%s' must be %s", np->key, np->range);
         if (np->kind == NUM_FLOAT)
             *(float *)((char *)p + np->offset) = (float)d;
         else
@@ -109,12 +92,12 @@ static shimmy_err parse_numbers(const json_t *root, gen_params *p, oai_error *er
 }
 
 /* seed: any integer; -1 means "random" as in llama-server. */
-static shimmy_err parse_seed(const json_t *root, gen_params *p, oai_error *err) {
+static shimmy_err parse_seed(const json_t *root, gen_params *p, api_error *err) {
     json_t *v = opt(root, "seed");
     if (v == NULL)
         return SHIMMY_OK;
     if (!json_is_integer(v))
-        return fail(err, ERR_BAD_PARAM, "seed", "'seed' must be an integer");
+        return api_fail(err, ERR_BAD_PARAM, "seed", "'seed' must be an integer");
     json_int_t s = json_integer_value(v);
     p->has_seed = s != -1;
     p->seed = (uint32_t)(uint64_t)s;
@@ -122,60 +105,59 @@ static shimmy_err parse_seed(const json_t *root, gen_params *p, oai_error *err) 
 }
 
 static shimmy_err parse_bool(const json_t *obj, const char *key, const char *param, bool *out,
-                             oai_error *err) {
+                             api_error *err) {
     json_t *v = opt(obj, key);
     if (v == NULL)
         return SHIMMY_OK;
     if (!json_is_boolean(v))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be a boolean", param);
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a boolean", param);
     *out = json_is_true(v);
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_stream(const json_t *root, oai_request *r, oai_error *err) {
-    shimmy_err e = parse_bool(root, "stream", "stream", &r->stream, err);
+static shimmy_err parse_stream(const json_t *root, api_call *c, api_error *err) {
+    shimmy_err e = parse_bool(root, "stream", "stream", &c->stream, err);
     if (e != SHIMMY_OK)
         return e;
     json_t *so = opt(root, "stream_options");
     if (so == NULL)
         return SHIMMY_OK;
     if (!json_is_object(so))
-        return fail(err, ERR_BAD_PARAM, "stream_options", "'stream_options' must be an object");
-    return parse_bool(so, "include_usage", "stream_options.include_usage", &r->include_usage,
-                      err);
+        return api_fail(err, ERR_BAD_PARAM, "stream_options", "'stream_options' must be an object");
+    return parse_bool(so, "include_usage", "stream_options.include_usage", &W(c)->meta.include_usage, err);
 }
 
-static shimmy_err add_stop(oai_request *r, const json_t *s, const char *param, oai_error *err) {
+static shimmy_err add_stop(api_call *c, const json_t *s, const char *param, api_error *err) {
     size_t n = json_string_length(s);
     if (n == 0)
         return SHIMMY_OK; /* an empty stop string would stop at once: ignored */
     if (n > LIM_STOP_BYTES)
-        return fail(err, ERR_BAD_PARAM, param, "'%s' is longer than %d bytes", param,
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' is longer than %d bytes", param,
                     LIM_STOP_BYTES);
-    r->stop[r->gen.params.n_stop++] = json_string_value(s);
+    W(c)->stop[c->gen.params.n_stop++] = json_string_value(s);
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_stop(const json_t *root, oai_request *r, oai_error *err) {
+static shimmy_err parse_stop(const json_t *root, api_call *c, api_error *err) {
     json_t *v = opt(root, "stop");
     char param[32];
-    r->gen.params.stop = r->stop;
-    r->gen.params.n_stop = 0;
+    c->gen.params.stop = W(c)->stop;
+    c->gen.params.n_stop = 0;
     if (v == NULL)
         return SHIMMY_OK;
     if (json_is_string(v))
-        return add_stop(r, v, "stop", err);
+        return add_stop(c, v, "stop", err);
     if (!json_is_array(v))
-        return fail(err, ERR_BAD_PARAM, "stop", "'stop' must be a string or an array of strings");
+        return api_fail(err, ERR_BAD_PARAM, "stop", "'stop' must be a string or an array of strings");
     if (json_array_size(v) > LIM_STOP_STRINGS)
-        return fail(err, ERR_BAD_PARAM, "stop", "'stop' may hold at most %d strings",
+        return api_fail(err, ERR_BAD_PARAM, "stop", "'stop' may hold at most %d strings",
                     LIM_STOP_STRINGS);
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *s = json_array_get(v, i);
         snprintf(param, sizeof param, "stop[%zu]", i);
         if (!json_is_string(s))
-            return fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
-        shimmy_err e = add_stop(r, s, param, err);
+            return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+        shimmy_err e = add_stop(c, s, param, err);
         if (e != SHIMMY_OK)
             return e;
     }
@@ -183,259 +165,57 @@ static shimmy_err parse_stop(const json_t *root, oai_request *r, oai_error *err)
 }
 
 /* n: only one choice per request. */
-static shimmy_err parse_n(const json_t *root, oai_error *err) {
+static shimmy_err parse_n(const json_t *root, api_error *err) {
     json_t *v = opt(root, "n");
     double d;
     if (v == NULL)
         return SHIMMY_OK;
     if (!num_value(v, NUM_INT, &d) || d < 1)
-        return fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer >= 1");
+        return api_fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer >= 1");
     if (d > 1)
-        return fail(err, ERR_BAD_PARAM, "n", "n > 1 is not supported");
+        return api_fail(err, ERR_BAD_PARAM, "n", "n > 1 is not supported");
     return SHIMMY_OK;
 }
 
 /* The parameters shared by both endpoints. */
-static shimmy_err parse_common(const json_t *root, oai_request *r, oai_error *err) {
+static shimmy_err parse_common(const json_t *root, api_call *c, api_error *err) {
     shimmy_err e;
     json_t *model = json_object_get(root, "model");
     if (model == NULL || json_is_null(model))
-        return fail(err, ERR_BAD_PARAM, "model", "'model' is required");
+        return api_fail(err, ERR_BAD_PARAM, "model", "'model' is required");
     if (!json_is_string(model) || json_string_length(model) == 0)
-        return fail(err, ERR_BAD_PARAM, "model", "'model' must be a non-empty string");
-    r->model = json_string_value(model);
-    if ((e = parse_stream(root, r, err)) != SHIMMY_OK ||
-        (e = parse_numbers(root, &r->gen.params, err)) != SHIMMY_OK ||
-        (e = parse_seed(root, &r->gen.params, err)) != SHIMMY_OK ||
-        (e = parse_stop(root, r, err)) != SHIMMY_OK || (e = parse_n(root, err)) != SHIMMY_OK)
+        return api_fail(err, ERR_BAD_PARAM, "model", "'model' must be a non-empty string");
+    c->model = json_string_value(model);
+    if ((e = parse_stream(root, c, err)) != SHIMMY_OK ||
+        (e = parse_numbers(root, &c->gen.params, err)) != SHIMMY_OK ||
+        (e = parse_seed(root, &c->gen.params, err)) != SHIMMY_OK ||
+        (e = parse_stop(root, c, err)) != SHIMMY_OK || (e = parse_n(root, err)) != SHIMMY_OK)
         return e;
     return SHIMMY_OK;
 }
 
-/* Chat features shimmy does not have yet: a clear 400 rather than a silent wrong answer. */
-static shimmy_err reject_chat_unsupported(const json_t *root, oai_error *err) {
-    json_t *v;
-    bool logprobs = false;
-    shimmy_err e = parse_bool(root, "logprobs", "logprobs", &logprobs, err);
-    if (e != SHIMMY_OK)
-        return e;
-    if (logprobs)
-        return fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
-    if ((v = opt(root, "top_logprobs")) != NULL &&
-        !(json_is_integer(v) && json_integer_value(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "top_logprobs", "top_logprobs is not supported");
-    if ((v = opt(root, "tools")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "tools", "tools (function calling) are not supported");
-    if ((v = opt(root, "functions")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "functions", "functions are not supported");
-    return SHIMMY_OK;
-}
-
-/* response_format.json_schema: {"name", "schema", "strict", "description"} → r->grammar. */
-static shimmy_err parse_json_schema(const json_t *js, oai_request *r, oai_error *err) {
-    const json_t *schema = json_object_get(js, "schema"), *strict = json_object_get(js, "strict");
-    if (!json_is_object(js))
-        return fail(err, ERR_BAD_PARAM, "response_format.json_schema",
-                    "'response_format.json_schema' must be an object with a 'schema'");
-    if (strict != NULL && !json_is_boolean(strict) && !json_is_null(strict))
-        return fail(err, ERR_BAD_PARAM, "response_format.json_schema.strict",
-                    "'response_format.json_schema.strict' must be a boolean");
-    if (schema == NULL || !(json_is_object(schema) || json_is_boolean(schema)))
-        return fail(err, ERR_BAD_PARAM, "response_format.json_schema.schema",
-                    "'response_format.json_schema.schema' must be a JSON schema object");
-    char msg[400];
-    buf g;
-    buf_init(&g, LIM_GRAMMAR_BYTES);
-    shimmy_err e = json_schema_to_gbnf(schema, &g, msg, sizeof msg);
-    if (e != SHIMMY_OK) {
-        buf_free(&g);
-        return fail(err, e, "response_format", "response_format.json_schema.schema: %s", msg);
-    }
-    r->grammar = buf_take(&g);
-    r->gen.params.grammar = r->grammar;
-    return SHIMMY_OK;
-}
-
-/* response_format: text (no constraint), json_object (any JSON object), json_schema. */
-static shimmy_err parse_response_format(const json_t *root, oai_request *r, oai_error *err) {
-    json_t *v = opt(root, "response_format");
-    if (v == NULL)
-        return SHIMMY_OK;
-    json_t *type = json_object_get(v, "type");
-    if (!json_is_object(v) || !json_is_string(type))
-        return fail(err, ERR_BAD_PARAM, "response_format",
-                    "'response_format' must be an object with a string 'type'");
-    const char *t = json_string_value(type);
-    if (strcmp(t, "text") == 0)
-        return SHIMMY_OK;
-    if (strcmp(t, "json_object") == 0) {
-        r->gen.params.grammar = api_json_grammar;
-        return SHIMMY_OK;
-    }
-    if (strcmp(t, "json_schema") == 0)
-        return parse_json_schema(json_object_get(v, "json_schema"), r, err);
-    return fail(err, ERR_BAD_PARAM, "response_format.type",
-                "response_format type '%s' is not supported (use 'text', 'json_object' or "
-                "'json_schema')", t);
-}
-
-typedef struct role_map {
-    const char *name;
-    const char *as; /* role handed to the engine */
-} role_map;
-
-static const role_map roles[] = {
-    {"system", "system"},
-    {"user", "user"},
-    {"assistant", "assistant"},
-    {"developer", "system"},
-};
-
-static shimmy_err parse_role(const json_t *msg, size_t i, chat_msg *out, oai_error *err) {
-    char param[48];
-    json_t *role = json_object_get(msg, "role");
-    snprintf(param, sizeof param, "messages[%zu].role", i);
-    if (!json_is_string(role))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
-    const char *name = json_string_value(role);
-    for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++) {
-        if (strcmp(name, roles[k].name) == 0) {
-            out->role = roles[k].as;
-            return SHIMMY_OK;
-        }
-    }
-    if (strcmp(name, "tool") == 0 || strcmp(name, "function") == 0)
-        return fail(err, ERR_BAD_PARAM, param, "'%s': %s messages are not supported", param,
-                    name);
-    return fail(err, ERR_BAD_PARAM, param,
-                "'%s' must be one of system, user, assistant, developer (got '%.64s')", param,
-                name);
-}
-
-/* The text of content part j of message i, or an error naming the part. */
-static shimmy_err part_text(const json_t *part, size_t i, size_t j, const json_t **text,
-                            oai_error *err) {
-    char param[80];
-    json_t *type = json_object_get(part, "type");
-    snprintf(param, sizeof param, "messages[%zu].content[%zu]", i, j);
-    if (!json_is_object(part))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be an object", param);
-    snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, j);
-    if (!json_is_string(type))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
-    if (strcmp(json_string_value(type), "text") != 0)
-        return fail(err, ERR_BAD_PARAM, param, "content part type '%.64s' is not supported "
-                    "(only 'text')", json_string_value(type));
-    *text = json_object_get(part, "text");
-    snprintf(param, sizeof param, "messages[%zu].content[%zu].text", i, j);
-    if (!json_is_string(*text))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
-    return SHIMMY_OK;
-}
-
-/* Content parts joined with "\n"; a single part is borrowed, several are joined into *joined. */
-static shimmy_err parse_parts(const json_t *parts, size_t i, const char **out, char **joined,
-                              oai_error *err) {
-    size_t n = json_array_size(parts), total = 0;
-    const json_t *text = NULL;
-    shimmy_err e;
-    for (size_t j = 0; j < n; j++) {
-        if ((e = part_text(json_array_get(parts, j), i, j, &text, err)) != SHIMMY_OK)
-            return e;
-        total += json_string_length(text) + 1;
-    }
-    if (n <= 1) {
-        *out = n == 1 ? json_string_value(text) : "";
-        return SHIMMY_OK;
-    }
-    char *s = malloc(total), *p = s;
-    if (s == NULL)
-        return fail(err, ERR_NOMEM, NULL, "out of memory");
-    for (size_t j = 0; j < n; j++) {
-        text = json_object_get(json_array_get(parts, j), "text");
-        if (j > 0)
-            *p++ = '\n';
-        memcpy(p, json_string_value(text), json_string_length(text));
-        p += json_string_length(text);
-    }
-    *p = '\0';
-    *joined = s;
-    *out = s;
-    return SHIMMY_OK;
-}
-
-static shimmy_err parse_message(const json_t *msg, size_t i, oai_request *r, oai_error *err) {
-    char param[48];
-    chat_msg *out = &r->msgs[i];
-    shimmy_err e;
-    snprintf(param, sizeof param, "messages[%zu]", i);
-    if (!json_is_object(msg))
-        return fail(err, ERR_BAD_PARAM, param, "'%s' must be an object", param);
-    if ((e = parse_role(msg, i, out, err)) != SHIMMY_OK)
-        return e;
-    json_t *content = opt(msg, "content");
-    snprintf(param, sizeof param, "messages[%zu].content", i);
-    if (content == NULL) {
-        if (strcmp(out->role, "assistant") != 0)
-            return fail(err, ERR_BAD_PARAM, param, "'%s' is required", param);
-        out->content = "";
-        return SHIMMY_OK;
-    }
-    if (json_is_string(content)) {
-        out->content = json_string_value(content);
-        return SHIMMY_OK;
-    }
-    if (json_is_array(content))
-        return parse_parts(content, i, &out->content, &r->joined[i], err);
-    return fail(err, ERR_BAD_PARAM, param,
-                "'%s' must be a string or an array of content parts", param);
-}
-
-static shimmy_err parse_messages(const json_t *root, oai_request *r, oai_error *err) {
-    json_t *msgs = opt(root, "messages");
-    if (msgs == NULL)
-        return fail(err, ERR_BAD_PARAM, "messages", "'messages' is required");
-    size_t n = json_array_size(msgs);
-    if (!json_is_array(msgs) || n == 0)
-        return fail(err, ERR_BAD_PARAM, "messages", "'messages' must be a non-empty array");
-    if (n > LIM_MESSAGES)
-        return fail(err, ERR_BAD_PARAM, "messages", "'messages' may hold at most %d messages",
-                    LIM_MESSAGES);
-    r->msgs = calloc(n, sizeof *r->msgs);
-    r->joined = calloc(n, sizeof *r->joined);
-    if (r->msgs == NULL || r->joined == NULL)
-        return fail(err, ERR_NOMEM, NULL, "out of memory");
-    r->gen.messages = r->msgs;
-    r->gen.n_messages = n; /* set before parsing so that oai_request_free sees every joined */
-    for (size_t i = 0; i < n; i++) {
-        shimmy_err e = parse_message(json_array_get(msgs, i), i, r, err);
-        if (e != SHIMMY_OK)
-            return e;
-    }
-    return SHIMMY_OK;
-}
 
 /* prompt: a string, or an array holding exactly one string. */
-static shimmy_err parse_prompt(const json_t *root, oai_request *r, oai_error *err) {
+static shimmy_err parse_prompt(const json_t *root, api_call *c, api_error *err) {
     json_t *p = opt(root, "prompt");
     if (p == NULL)
-        return fail(err, ERR_BAD_PARAM, "prompt", "'prompt' is required");
+        return api_fail(err, ERR_BAD_PARAM, "prompt", "'prompt' is required");
     if (json_is_array(p)) {
         json_t *first = json_array_get(p, 0);
         if (json_is_integer(first) || json_is_array(first))
-            return fail(err, ERR_BAD_PARAM, "prompt", "token id prompts are not supported");
+            return api_fail(err, ERR_BAD_PARAM, "prompt", "token id prompts are not supported");
         if (json_array_size(p) > 1)
-            return fail(err, ERR_BAD_PARAM, "prompt", "more than one prompt is not supported");
+            return api_fail(err, ERR_BAD_PARAM, "prompt", "more than one prompt is not supported");
         p = first;
     }
     if (!json_is_string(p))
-        return fail(err, ERR_BAD_PARAM, "prompt",
+        return api_fail(err, ERR_BAD_PARAM, "prompt",
                     "'prompt' must be a string or an array of one string");
-    r->gen.prompt = json_string_value(p);
+    c->gen.prompt = json_string_value(p);
     return SHIMMY_OK;
 }
 
-static shimmy_err reject_completion_unsupported(const json_t *root, oai_error *err) {
+static shimmy_err reject_completion_unsupported(const json_t *root, api_error *err) {
     json_t *v;
     double d;
     bool echo = false;
@@ -443,69 +223,16 @@ static shimmy_err reject_completion_unsupported(const json_t *root, oai_error *e
     if (e != SHIMMY_OK)
         return e;
     if (echo)
-        return fail(err, ERR_BAD_PARAM, "echo", "echo is not supported");
+        return api_fail(err, ERR_BAD_PARAM, "echo", "echo is not supported");
     if ((v = opt(root, "logprobs")) != NULL && !(num_value(v, NUM_INT, &d) && d == 0))
-        return fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
+        return api_fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
     if ((v = opt(root, "best_of")) != NULL && !(num_value(v, NUM_INT, &d) && d == 1))
-        return fail(err, ERR_BAD_PARAM, "best_of", "best_of > 1 is not supported");
+        return api_fail(err, ERR_BAD_PARAM, "best_of", "best_of > 1 is not supported");
     if ((v = opt(root, "suffix")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "suffix", "suffix is not supported");
+        return api_fail(err, ERR_BAD_PARAM, "suffix", "suffix is not supported");
     return SHIMMY_OK;
 }
 
-typedef shimmy_err (*parse_fn)(const json_t *root, oai_request *r, oai_error *err);
-
-static shimmy_err parse_chat_body(const json_t *root, oai_request *r, oai_error *err) {
-    shimmy_err e = reject_chat_unsupported(root, err);
-    if (e == SHIMMY_OK)
-        e = parse_response_format(root, r, err);
-    return e != SHIMMY_OK ? e : parse_messages(root, r, err);
-}
-
-static shimmy_err parse_completion_body(const json_t *root, oai_request *r, oai_error *err) {
-    shimmy_err e = reject_completion_unsupported(root, err);
-    return e != SHIMMY_OK ? e : parse_prompt(root, r, err);
-}
-
-static shimmy_err parse(const char *body, size_t len, const gen_params *defaults,
-                        oai_request *r, oai_error *err, parse_fn endpoint) {
-    shimmy_err e;
-    memset(r, 0, sizeof *r);
-    r->gen.params = *defaults;
-    err->code = SHIMMY_OK;
-    err->param[0] = err->message[0] = '\0';
-    if ((e = load_object(body, len, &r->root, err)) != SHIMMY_OK)
-        return e;
-    if ((e = parse_common(r->root, r, err)) != SHIMMY_OK ||
-        (e = endpoint(r->root, r, err)) != SHIMMY_OK) {
-        oai_request_free(r);
-        return e;
-    }
-    return SHIMMY_OK;
-}
-
-shimmy_err oai_parse_chat(const char *body, size_t len, const gen_params *defaults,
-                          oai_request *r, oai_error *err) {
-    return parse(body, len, defaults, r, err, parse_chat_body);
-}
-
-shimmy_err oai_parse_completion(const char *body, size_t len, const gen_params *defaults,
-                                oai_request *r, oai_error *err) {
-    return parse(body, len, defaults, r, err, parse_completion_body);
-}
-
-void oai_request_free(oai_request *r) {
-    if (r->joined != NULL)
-        for (size_t i = 0; i < r->gen.n_messages; i++)
-            free(r->joined[i]);
-    free(r->joined);
-    free(r->msgs);
-    free(r->grammar);
-    json_decref(r->root);
-    memset(r, 0, sizeof *r);
-}
-
-/* ---- writers ---- */
 
 static void random_hex(char *out, size_t nbytes) {
     static const char hex[] = "0123456789abcdef";
@@ -537,21 +264,6 @@ void oai_meta_init(oai_meta *m, bool chat, const char *model, bool include_usage
     snprintf(m->model, sizeof m->model, "%s", model);
 }
 
-shimmy_err oai_error_json(shimmy_err e, const char *msg, const char *param, buf *out) {
-    const err_info *ei = err_get(e);
-    jsonw w;
-    jsonw_begin(&w, out);
-    jsonw_raw(&w, "{\"error\":{\"message\":");
-    jsonw_cstr(&w, msg != NULL && msg[0] != '\0' ? msg : ei->message);
-    jsonw_raw(&w, ",\"type\":");
-    jsonw_cstr(&w, ei->openai_type ? ei->openai_type : "server_error");
-    jsonw_raw(&w, ",\"param\":");
-    jsonw_cstr(&w, param != NULL && param[0] != '\0' ? param : NULL);
-    jsonw_raw(&w, ",\"code\":");
-    jsonw_cstr(&w, ei->openai_code);
-    jsonw_raw(&w, "}}");
-    return jsonw_end(&w);
-}
 
 /* {"id":..,"object":..,"created":..,"model":..,"system_fingerprint":.., — the common head. */
 static void head(jsonw *w, const oai_meta *m, const char *object) {
@@ -578,90 +290,621 @@ static void usage(jsonw *w, const gen_status *st) {
     jsonw_raw(w, "}}");
 }
 
-shimmy_err oai_response(const oai_meta *m, const char *text, size_t n, const char *finish,
-                        const gen_status *st, buf *out) {
+
+/* ---- parsing: the chat ---- */
+
+/* Chat features shimmy does not have: a clear 400 rather than a silent wrong answer. */
+static shimmy_err reject_chat_unsupported(const json_t *root, api_error *err) {
+    json_t *v;
+    bool logprobs = false;
+    shimmy_err e = parse_bool(root, "logprobs", "logprobs", &logprobs, err);
+    if (e != SHIMMY_OK)
+        return e;
+    if (logprobs)
+        return api_fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
+    if ((v = opt(root, "top_logprobs")) != NULL &&
+        !(json_is_integer(v) && json_integer_value(v) == 0))
+        return api_fail(err, ERR_BAD_PARAM, "top_logprobs", "top_logprobs is not supported");
+    if ((v = opt(root, "functions")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
+        return api_fail(err, ERR_BAD_PARAM, "functions",
+                        "'functions' is not supported: use 'tools'");
+    return SHIMMY_OK;
+}
+
+/* response_format.json_schema: {"name", "schema", "strict", "description"} → the schema. */
+static shimmy_err parse_json_schema(const json_t *js, api_call *c, api_error *err) {
+    const json_t *schema = json_object_get(js, "schema"), *strict = json_object_get(js, "strict");
+    if (!json_is_object(js))
+        return api_fail(err, ERR_BAD_PARAM, "response_format.json_schema",
+                        "'response_format.json_schema' must be an object with a 'schema'");
+    if (strict != NULL && !json_is_boolean(strict) && !json_is_null(strict))
+        return api_fail(err, ERR_BAD_PARAM, "response_format.json_schema.strict",
+                        "'response_format.json_schema.strict' must be a boolean");
+    if (schema == NULL || !(json_is_object(schema) || json_is_boolean(schema)))
+        return api_fail(err, ERR_BAD_PARAM, "response_format.json_schema.schema",
+                        "'response_format.json_schema.schema' must be a JSON schema object");
+    return api_json_text(schema, &W(c)->schema, err);
+}
+
+/* response_format: text (no constraint), json_object (any JSON object: the schema {}),
+ * json_schema; the engine converts the schema with llama.cpp's converter. */
+static shimmy_err parse_response_format(const json_t *root, api_call *c, api_error *err) {
+    json_t *v = opt(root, "response_format");
+    if (v == NULL)
+        return SHIMMY_OK;
+    json_t *type = json_object_get(v, "type");
+    if (!json_is_object(v) || !json_is_string(type))
+        return api_fail(err, ERR_BAD_PARAM, "response_format",
+                        "'response_format' must be an object with a string 'type'");
+    const char *t = json_string_value(type);
+    shimmy_err e = SHIMMY_OK;
+    if (strcmp(t, "text") == 0)
+        return SHIMMY_OK;
+    if (strcmp(t, "json_object") == 0)
+        W(c)->schema = strdup("{\"type\":\"object\"}");
+    else if (strcmp(t, "json_schema") == 0)
+        e = parse_json_schema(json_object_get(v, "json_schema"), c, err);
+    else
+        return api_fail(err, ERR_BAD_PARAM, "response_format.type",
+                        "response_format type '%s' is not supported (use 'text', 'json_object' "
+                        "or 'json_schema')", t);
+    if (e == SHIMMY_OK && W(c)->schema == NULL)
+        return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    c->gen.params.json_schema = W(c)->schema;
+    c->schema_param = "response_format";
+    return e;
+}
+
+/* The message's role as the engine gets it (developer is system), or an error. */
+static shimmy_err message_role(const json_t *msg, size_t i, const char **role, api_error *err) {
+    static const char *const roles[][2] = {{"system", "system"},       {"user", "user"},
+                                           {"assistant", "assistant"}, {"developer", "system"},
+                                           {"tool", "tool"}};
+    char param[48];
+    const char *name = json_string_value(json_object_get(msg, "role"));
+    snprintf(param, sizeof param, "messages[%zu].role", i);
+    if (name == NULL)
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+    for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++) {
+        if (strcmp(name, roles[k][0]) == 0) {
+            *role = roles[k][1];
+            return SHIMMY_OK;
+        }
+    }
+    return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be one of system, user, assistant, "
+                    "developer, tool (got '%.64s')", param, name);
+}
+
+/* Content part j of message i: only text parts. */
+static shimmy_err check_part(const json_t *part, size_t i, size_t j, api_error *err) {
+    char param[80];
+    json_t *type = json_object_get(part, "type");
+    snprintf(param, sizeof param, "messages[%zu].content[%zu]", i, j);
+    if (!json_is_object(part))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be an object", param);
+    snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, j);
+    if (!json_is_string(type))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+    if (strcmp(json_string_value(type), "text") != 0)
+        return api_fail(err, ERR_BAD_PARAM, param, "content part type '%.64s' is not supported "
+                        "(only 'text')", json_string_value(type));
+    snprintf(param, sizeof param, "messages[%zu].content[%zu].text", i, j);
+    if (!json_is_string(json_object_get(part, "text")))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+    return SHIMMY_OK;
+}
+
+/* content: a string or text parts (passed on as they are); absent or null only for an
+ * assistant (then ""; null when it carries tool calls). */
+static shimmy_err message_content(const json_t *msg, size_t i, const char *role, json_t *out,
+                                  api_error *err) {
+    char param[48];
+    json_t *content = opt(msg, "content");
+    snprintf(param, sizeof param, "messages[%zu].content", i);
+    if (content == NULL && strcmp(role, "assistant") != 0)
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' is required", param);
+    if (content == NULL) {
+        json_t *empty = opt(msg, "tool_calls") != NULL ? json_null() : json_string("");
+        json_object_set_new(out, "content", empty);
+        return SHIMMY_OK;
+    }
+    if (!json_is_string(content) && !json_is_array(content))
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be a string or an array of content parts", param);
+    for (size_t j = 0; j < json_array_size(content); j++) {
+        shimmy_err e = check_part(json_array_get(content, j), i, j, err);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    json_object_set(out, "content", content);
+    return SHIMMY_OK;
+}
+
+/* One assistant tool call: {id, type "function", function {name, arguments}}; arguments are a
+ * JSON string (an object is accepted and written as text). */
+static shimmy_err message_call(const json_t *tc, const char *param, json_t *calls,
+                               api_error *err) {
+    json_t *f = json_object_get(tc, "function"), *id = opt(tc, "id"), *type = opt(tc, "type");
+    json_t *name = json_object_get(f, "name"), *args = opt(f, "arguments");
+    if (!json_is_object(tc) || !json_is_object(f) || !json_is_string(name) ||
+        (id != NULL && !json_is_string(id)) ||
+        (type != NULL && !(json_is_string(type) && strcmp(json_string_value(type),
+                                                          "function") == 0)) ||
+        (args != NULL && !json_is_string(args) && !json_is_object(args)))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be {\"id\": string, \"type\": "
+                        "\"function\", \"function\": {\"name\": string, \"arguments\": string}}",
+                        param);
+    char *text = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : NULL;
+    json_t *fn = json_pack("{s:O,s:s}", "name", name, "arguments",
+                           text ? text : args ? json_string_value(args) : "{}");
+    json_t *call = json_pack("{s:s,s:o}", "type", "function", "function", fn);
+    free(text);
+    if (call == NULL)
+        return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    if (id != NULL)
+        json_object_set(call, "id", id);
+    json_array_append_new(calls, call);
+    return SHIMMY_OK;
+}
+
+static shimmy_err message_calls(const json_t *msg, size_t i, const char *role, json_t *out,
+                                api_error *err) {
+    char param[64];
+    json_t *tcs = opt(msg, "tool_calls");
+    snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+    if (tcs == NULL)
+        return SHIMMY_OK;
+    if (strcmp(role, "assistant") != 0 || !json_is_array(tcs))
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be an array, on an assistant message", param);
+    json_t *calls = json_array();
+    json_object_set_new(out, "tool_calls", calls);
+    for (size_t j = 0; j < json_array_size(tcs); j++) {
+        snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu]", i, j);
+        shimmy_err e = message_call(json_array_get(tcs, j), param, calls, err);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    return SHIMMY_OK;
+}
+
+/* The string fields a message may carry, passed on when present. */
+static shimmy_err message_strings(const json_t *msg, size_t i, json_t *out, api_error *err) {
+    static const char *const keys[] = {"name", "tool_call_id", "reasoning_content"};
+    char param[64];
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        json_t *v = opt(msg, keys[k]);
+        snprintf(param, sizeof param, "messages[%zu].%s", i, keys[k]);
+        if (v != NULL && !json_is_string(v))
+            return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+        if (v != NULL)
+            json_object_set(out, keys[k], v);
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_error *err) {
+    char param[48];
+    const char *role = NULL;
+    shimmy_err e;
+    snprintf(param, sizeof param, "messages[%zu]", i);
+    if (!json_is_object(msg))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be an object", param);
+    if ((e = message_role(msg, i, &role, err)) != SHIMMY_OK)
+        return e;
+    json_t *out = json_pack("{s:s}", "role", role);
+    if (out == NULL)
+        return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    json_array_append_new(msgs, out);
+    if ((e = message_content(msg, i, role, out, err)) != SHIMMY_OK ||
+        (e = message_calls(msg, i, role, out, err)) != SHIMMY_OK)
+        return e;
+    return message_strings(msg, i, out, err);
+}
+
+static shimmy_err parse_messages(const json_t *root, json_t *chat, api_error *err) {
+    json_t *msgs = opt(root, "messages");
+    if (msgs == NULL)
+        return api_fail(err, ERR_BAD_PARAM, "messages", "'messages' is required");
+    size_t n = json_array_size(msgs);
+    if (!json_is_array(msgs) || n == 0)
+        return api_fail(err, ERR_BAD_PARAM, "messages", "'messages' must be a non-empty array");
+    if (n > LIM_MESSAGES)
+        return api_fail(err, ERR_BAD_PARAM, "messages",
+                        "'messages' may hold at most %d messages", LIM_MESSAGES);
+    json_t *out = json_array();
+    json_object_set_new(chat, "messages", out);
+    for (size_t i = 0; i < n; i++) {
+        shimmy_err e = parse_message(json_array_get(msgs, i), i, out, err);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    return SHIMMY_OK;
+}
+
+/* tool_choice: "none", "auto", "required", or {"type":"function","function":{"name"}} naming
+ * one of the tools. */
+static shimmy_err check_tool_choice(const json_t *root, const json_t *v, api_error *err) {
+    const char *s = json_string_value(v);
+    if (s != NULL && (strcmp(s, "none") == 0 || strcmp(s, "auto") == 0 ||
+                      strcmp(s, "required") == 0))
+        return SHIMMY_OK;
+    const char *name = json_string_value(json_object_get(json_object_get(v, "function"),
+                                                         "name"));
+    if (name == NULL)
+        return api_fail(err, ERR_BAD_PARAM, "tool_choice", "'tool_choice' must be \"none\", "
+                        "\"auto\", \"required\" or {\"type\": \"function\", \"function\": "
+                        "{\"name\": string}}");
+    if (!api_tools_have(opt(root, "tools"), name))
+        return api_fail(err, ERR_BAD_PARAM, "tool_choice",
+                        "'tool_choice' names the function '%.64s', which is not in 'tools'", name);
+    return SHIMMY_OK;
+}
+
+static shimmy_err check_bool(const json_t *root, const json_t *v, const char *key,
+                             api_error *err) {
+    (void)root;
+    if (!json_is_boolean(v))
+        return api_fail(err, ERR_BAD_PARAM, key, "'%s' must be a boolean", key);
+    return SHIMMY_OK;
+}
+
+static shimmy_err check_string(const json_t *root, const json_t *v, const char *key,
+                               api_error *err) {
+    (void)root;
+    if (!json_is_string(v))
+        return api_fail(err, ERR_BAD_PARAM, key, "'%s' must be a string", key);
+    return SHIMMY_OK;
+}
+
+static shimmy_err check_object(const json_t *root, const json_t *v, const char *key,
+                               api_error *err) {
+    (void)root;
+    if (!json_is_object(v))
+        return api_fail(err, ERR_BAD_PARAM, key, "'%s' must be an object", key);
+    return SHIMMY_OK;
+}
+
+static shimmy_err check_reasoning_format(const json_t *root, const json_t *v, const char *key,
+                                         api_error *err) {
+    static const char *const ok[] = {"none", "auto", "deepseek", "deepseek-legacy"};
+    const char *s = json_string_value(v);
+    for (size_t i = 0; s != NULL && i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(s, ok[i]) == 0)
+            return SHIMMY_OK;
+    (void)root;
+    return api_fail(err, ERR_BAD_PARAM, key,
+                    "'%s' must be \"none\", \"auto\", \"deepseek\" or \"deepseek-legacy\"", key);
+}
+
+static shimmy_err check_tool_choice_row(const json_t *root, const json_t *v, const char *key,
+                                        api_error *err) {
+    (void)key;
+    return check_tool_choice(root, v, err);
+}
+
+static shimmy_err check_tools_row(const json_t *root, const json_t *v, const char *key,
+                                  api_error *err) {
+    size_t n;
+    (void)root, (void)key;
+    return api_check_tools(v, &n, err);
+}
+
+/* The request fields the engine's chat JSON takes as they are, once checked. */
+static const struct {
+    const char *key;
+    shimmy_err (*check)(const json_t *root, const json_t *v, const char *key, api_error *err);
+} chat_fields[] = {
+    {"tools", check_tools_row},
+    {"tool_choice", check_tool_choice_row},
+    {"parallel_tool_calls", check_bool},
+    {"reasoning_format", check_reasoning_format},
+    {"reasoning_effort", check_string},
+    {"chat_template_kwargs", check_object},
+    {"add_generation_prompt", check_bool},
+    {"continue_final_message", check_bool},
+};
+
+static shimmy_err pass_fields(const json_t *root, json_t *chat, api_error *err) {
+    for (size_t i = 0; i < sizeof chat_fields / sizeof chat_fields[0]; i++) {
+        json_t *v = opt(root, chat_fields[i].key);
+        if (v == NULL)
+            continue;
+        shimmy_err e = chat_fields[i].check(root, v, chat_fields[i].key, err);
+        if (e != SHIMMY_OK)
+            return e;
+        json_object_set(chat, chat_fields[i].key, v);
+    }
+    return SHIMMY_OK;
+}
+
+/* Tools the template must be able to express: given, and not turned off by tool_choice. */
+static bool tools_used(const json_t *root) {
+    const char *choice = json_string_value(opt(root, "tool_choice"));
+    return json_array_size(opt(root, "tools")) > 0 &&
+           !(choice != NULL && strcmp(choice, "none") == 0);
+}
+
+static shimmy_err parse_chat_body(const json_t *root, api_call *c, api_error *err) {
+    json_t *chat = json_object();
+    shimmy_err e = chat != NULL ? SHIMMY_OK : api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    if (e == SHIMMY_OK && (e = reject_chat_unsupported(root, err)) == SHIMMY_OK &&
+        (e = parse_response_format(root, c, err)) == SHIMMY_OK &&
+        (e = parse_messages(root, chat, err)) == SHIMMY_OK &&
+        (e = pass_fields(root, chat, err)) == SHIMMY_OK)
+        e = api_json_text(chat, &W(c)->chat_json, err);
+    json_decref(chat);
+    c->gen.chat_json = W(c)->chat_json;
+    c->need_tools = tools_used(root);
+    return e;
+}
+
+static shimmy_err parse_completion_body(const json_t *root, api_call *c, api_error *err) {
+    shimmy_err e = reject_completion_unsupported(root, err);
+    return e != SHIMMY_OK ? e : parse_prompt(root, c, err);
+}
+
+typedef shimmy_err (*parse_fn)(const json_t *root, api_call *c, api_error *err);
+
+static shimmy_err parse(json_t *root, const gen_params *defaults, api_call *c, api_error *err,
+                        bool chat, parse_fn endpoint) {
+    shimmy_err e;
+    int64_t keep = c->keep_ns;
+    memset(c, 0, sizeof *c);
+    c->keep_ns = keep;
+    c->gen.params = *defaults;
+    api_error_clear(err);
+    if ((c->wire = calloc(1, sizeof(oai_wire))) == NULL)
+        return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    if ((e = parse_common(root, c, err)) != SHIMMY_OK || (e = endpoint(root, c, err)) != SHIMMY_OK) {
+        oai_call_free(c);
+        return e;
+    }
+    oai_meta_init(&W(c)->meta, chat, c->model, W(c)->meta.include_usage);
+    return SHIMMY_OK;
+}
+
+shimmy_err oai_parse_chat(json_t *root, const gen_params *defaults, api_call *c, api_error *err) {
+    return parse(root, defaults, c, err, true, parse_chat_body);
+}
+
+shimmy_err oai_parse_completion(json_t *root, const gen_params *defaults, api_call *c,
+                                api_error *err) {
+    return parse(root, defaults, c, err, false, parse_completion_body);
+}
+
+void oai_call_free(api_call *c) {
+    oai_wire *w = c->wire;
+    if (w != NULL) {
+        free(w->chat_json);
+        free(w->schema);
+        free(w);
+    }
+    c->wire = NULL;
+}
+
+/* ---- writers ---- */
+
+
+static void error_obj(jsonw *w, const api_error *e) {
+    const err_info *ei = err_get(e->code);
+    jsonw_raw(w, "{\"error\":{\"message\":");
+    jsonw_cstr(w, api_error_message(e));
+    jsonw_raw(w, ",\"type\":");
+    jsonw_cstr(w, ei->openai_type ? ei->openai_type : "server_error");
+    jsonw_raw(w, ",\"param\":");
+    jsonw_cstr(w, e->param[0] != '\0' ? e->param : NULL);
+    jsonw_raw(w, ",\"code\":");
+    jsonw_cstr(w, ei->openai_code);
+    jsonw_raw(w, "}}");
+}
+
+shimmy_err oai_error_json(const api_error *e, buf *out) {
     jsonw w;
     jsonw_begin(&w, out);
+    error_obj(&w, e);
+    return jsonw_end(&w);
+}
+
+static shimmy_err write_error(const api_error *e, api_sink *s) {
+    jsonw w;
+    api_frame_begin(s, &w);
+    error_obj(&w, e);
+    return api_frame_end(s, &w);
+}
+
+/* finish_reason: tool_calls when the answer holds calls. */
+static const char *finish_str(const gen_status *st, size_t n_calls) {
+    if (st->finish == FINISH_TOOL_CALLS || n_calls > 0)
+        return "tool_calls";
+    return st->finish == FINISH_LENGTH ? "length" : "stop";
+}
+
+/* A tool call's id: the engine's, else a fresh "call_<hex>" (written into id[0..n)). */
+static const char *call_id(const char *given, char *id, size_t n) {
+    char hex[33];
+    if (given != NULL && given[0] != '\0')
+        return given;
+    random_hex(hex, 12);
+    snprintf(id, n, "call_%s", hex);
+    return id;
+}
+
+static void tool_call_obj(jsonw *w, const api_tool_call *tc) {
+    char id[48];
+    jsonw_raw(w, "{\"id\":");
+    jsonw_cstr(w, call_id(tc->id, id, sizeof id));
+    jsonw_raw(w, ",\"type\":\"function\",\"function\":{\"name\":");
+    jsonw_cstr(w, tc->name);
+    jsonw_raw(w, ",\"arguments\":");
+    jsonw_str(w, buf_str(&tc->args), tc->args.len);
+    jsonw_raw(w, "}}");
+}
+
+/* The assistant message of a whole chat answer: content null when there are only calls. */
+static void message_obj(jsonw *w, const api_answer *a) {
+    jsonw_raw(w, "{\"role\":\"assistant\",\"content\":");
+    if (a->content.len == 0 && a->n_calls > 0)
+        jsonw_raw(w, "null");
+    else
+        jsonw_str(w, buf_str(&a->content), a->content.len);
+    if (a->reasoning.len > 0) {
+        jsonw_raw(w, ",\"reasoning_content\":");
+        jsonw_str(w, buf_str(&a->reasoning), a->reasoning.len);
+    }
+    if (a->n_calls > 0) {
+        jsonw_raw(w, ",\"tool_calls\":[");
+        for (size_t i = 0; i < a->n_calls; i++) {
+            jsonw_raw(w, i > 0 ? "," : "");
+            tool_call_obj(w, &a->calls[i]);
+        }
+        jsonw_raw(w, "]");
+    }
+    jsonw_raw(w, "}");
+}
+
+static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
+    const oai_meta *m = &W(c)->meta;
+    jsonw w;
+    api_frame_begin(s, &w);
     head(&w, m, m->chat ? "chat.completion" : "text_completion");
     if (m->chat) {
-        jsonw_raw(&w, "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-        jsonw_str(&w, text, n);
-        jsonw_raw(&w, "},\"logprobs\":null,\"finish_reason\":");
+        jsonw_raw(&w, "\"choices\":[{\"index\":0,\"message\":");
+        message_obj(&w, a);
+        jsonw_raw(&w, ",\"logprobs\":null,\"finish_reason\":");
     } else {
         jsonw_raw(&w, "\"choices\":[{\"text\":");
-        jsonw_str(&w, text, n);
+        jsonw_str(&w, buf_str(&a->content), a->content.len);
         jsonw_raw(&w, ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
     }
-    jsonw_cstr(&w, finish);
+    jsonw_cstr(&w, finish_str(st, a->n_calls));
     jsonw_raw(&w, "}],\"usage\":");
     usage(&w, st);
     jsonw_raw(&w, "}");
-    return jsonw_end(&w);
+    return api_frame_end(s, &w);
 }
 
-/* One choice chunk. chat: delta is the raw JSON of the delta object minus its content, and
- * content (when non-NULL) is appended as "content". completions: content is the text. */
-static shimmy_err chunk(const oai_meta *m, const char *delta, const char *content, size_t n,
-                        const char *finish, buf *out) {
+/* A chunk: the caller writes the delta's members (chat) or the text string (completions)
+ * between chunk_open and chunk_close. */
+static void chunk_open(jsonw *w, const oai_meta *m) {
+    head(w, m, m->chat ? "chat.completion.chunk" : "text_completion");
+    jsonw_raw(w, m->chat ? "\"choices\":[{\"index\":0,\"delta\":{" : "\"choices\":[{\"text\":");
+}
+
+static shimmy_err chunk_close(api_sink *s, jsonw *w, const oai_meta *m, const char *finish) {
+    jsonw_raw(w, m->chat ? "},\"logprobs\":null,\"finish_reason\":"
+                         : ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+    jsonw_cstr(w, finish);
+    jsonw_raw(w, m->include_usage ? "}],\"usage\":null}" : "}]}");
+    return api_frame_end(s, w);
+}
+
+static shimmy_err start(api_call *c, api_sink *s) {
+    const oai_meta *m = &W(c)->meta;
     jsonw w;
-    jsonw_begin(&w, out);
-    jsonw_raw(&w, "data: ");
-    head(&w, m, m->chat ? "chat.completion.chunk" : "text_completion");
-    if (m->chat) {
-        jsonw_raw(&w, "\"choices\":[{\"index\":0,\"delta\":{");
-        jsonw_raw(&w, delta);
-        if (content != NULL) {
-            jsonw_raw(&w, "\"content\":");
-            jsonw_str(&w, content, n);
-        }
-        jsonw_raw(&w, "},\"logprobs\":null,\"finish_reason\":");
-    } else {
-        jsonw_raw(&w, "\"choices\":[{\"text\":");
-        jsonw_str(&w, content != NULL ? content : "", content != NULL ? n : 0);
-        jsonw_raw(&w, ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
-    }
-    jsonw_cstr(&w, finish);
-    jsonw_raw(&w, m->include_usage ? "}],\"usage\":null}\n\n" : "}]}\n\n");
-    return jsonw_end(&w);
-}
-
-shimmy_err oai_sse_first(const oai_meta *m, buf *out) {
     if (!m->chat)
         return SHIMMY_OK;
-    return chunk(m, "\"role\":\"assistant\",", "", 0, NULL, out);
+    api_frame_begin(s, &w);
+    chunk_open(&w, m);
+    jsonw_raw(&w, "\"role\":\"assistant\",\"content\":\"\"");
+    return chunk_close(s, &w, m, NULL);
 }
 
-shimmy_err oai_sse_text(const oai_meta *m, const char *text, size_t n, buf *out) {
-    return chunk(m, "", text, n, NULL, out);
+/* delta.tool_calls[0]: index; id, type and name on a call's first event; an arguments piece. */
+static void tool_delta(jsonw *w, oai_wire *ow, const gen_event *e) {
+    char id[48];
+    jsonw_raw(w, "\"tool_calls\":[{\"index\":");
+    jsonw_int(w, e->tool_index);
+    if (e->tool_name != NULL) {
+        ow->n_calls++;
+        jsonw_raw(w, ",\"id\":");
+        jsonw_cstr(w, call_id(e->tool_id, id, sizeof id));
+        jsonw_raw(w, ",\"type\":\"function\",\"function\":{\"name\":");
+        jsonw_cstr(w, e->tool_name);
+        jsonw_raw(w, ",\"arguments\":");
+    } else {
+        jsonw_raw(w, ",\"function\":{\"arguments\":");
+    }
+    jsonw_str(w, e->text, e->len);
+    jsonw_raw(w, "}}]");
 }
 
-shimmy_err oai_sse_finish(const oai_meta *m, const char *finish, buf *out) {
-    return chunk(m, "", NULL, 0, finish, out);
-}
-
-shimmy_err oai_sse_usage(const oai_meta *m, const gen_status *st, buf *out) {
+static shimmy_err event(api_call *c, const gen_event *e, api_sink *s) {
+    const oai_meta *m = &W(c)->meta;
     jsonw w;
-    jsonw_begin(&w, out);
-    jsonw_raw(&w, "data: ");
+    if (!m->chat && e->kind != GEN_EV_CONTENT)
+        return SHIMMY_OK; /* a raw prompt has no reasoning or calls */
+    api_frame_begin(s, &w);
+    chunk_open(&w, m);
+    if (!m->chat)
+        jsonw_str(&w, e->text, e->len);
+    else if (e->kind == GEN_EV_TOOL)
+        tool_delta(&w, W(c), e);
+    else {
+        jsonw_raw(&w, e->kind == GEN_EV_REASONING ? "\"reasoning_content\":" : "\"content\":");
+        jsonw_str(&w, e->text, e->len);
+    }
+    return chunk_close(s, &w, m, NULL);
+}
+
+static shimmy_err events(api_call *c, const gen_events *ev, api_sink *s) {
+    for (size_t i = 0; i < ev->n; i++) {
+        shimmy_err e = event(c, &ev->ev[i], s);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_err usage_chunk(const oai_meta *m, const gen_status *st, api_sink *s) {
+    jsonw w;
+    api_frame_begin(s, &w);
     head(&w, m, m->chat ? "chat.completion.chunk" : "text_completion");
     jsonw_raw(&w, "\"choices\":[],\"usage\":");
     usage(&w, st);
-    jsonw_raw(&w, "}\n\n");
-    return jsonw_end(&w);
+    jsonw_raw(&w, "}");
+    return api_frame_end(s, &w);
 }
 
-shimmy_err oai_sse_done(buf *out) { return buf_puts(out, "data: [DONE]\n\n"); }
-
-shimmy_err oai_sse_error(shimmy_err e, const char *msg, buf *out) {
-    size_t start = out->len;
-    shimmy_err r = buf_puts(out, "data: ");
-    if (r == SHIMMY_OK)
-        r = oai_error_json(e, msg, NULL, out);
-    if (r == SHIMMY_OK)
-        r = buf_puts(out, "\n\n");
-    if (r != SHIMMY_OK && out->data != NULL) {
-        out->len = start;
-        out->data[start] = '\0';
-    }
-    return r;
+/* The finish chunk, the usage chunk when asked for, and [DONE]. */
+static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
+    const oai_meta *m = &W(c)->meta;
+    jsonw w;
+    api_frame_begin(s, &w);
+    chunk_open(&w, m);
+    if (!m->chat)
+        jsonw_raw(&w, "\"\"");
+    shimmy_err e = chunk_close(s, &w, m, finish_str(st, W(c)->n_calls));
+    if (e == SHIMMY_OK && m->include_usage)
+        e = usage_chunk(m, st, s);
+    return e == SHIMMY_OK ? api_frame_text(s, "[DONE]") : e;
 }
+
+/* ---- the rows ---- */
+
+static shimmy_err parse_chat_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
+    gen_params d;
+    (void)app;
+    gen_params_default(&d);
+    return oai_parse_chat(root, &d, c, err);
+}
+
+static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *c,
+                                       api_error *err) {
+    gen_params d;
+    (void)app;
+    gen_params_default(&d);
+    return oai_parse_completion(root, &d, c, err);
+}
+
+#define OAI_NOT_FOUND {"The model '", "' does not exist (GET /v1/models lists the models)"}
+
+const api_proto oai_chat_proto = {
+    API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_chat_row, oai_call_free,
+    start,         events,                end,           whole,          NULL,
+    write_error};
+
+const api_proto oai_completion_proto = {
+    API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_completion_row, oai_call_free,
+    start,         events,                end,           whole,                NULL,
+    write_error};

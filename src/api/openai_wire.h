@@ -1,9 +1,11 @@
-/* openai_wire: the OpenAI wire format without I/O — request bodies in, gen_request out; engine
- * results in, response bodies and SSE chunks out. Pure functions (no engine, no registry, no
- * sockets), so that they are unit-tested alone and fuzzed; the handlers in openai.c glue them to
- * the engine.
+/* openai_wire: the OpenAI wire format without I/O, and its two rows of the generation path
+ * (api/gen.h): POST /v1/chat/completions and POST /v1/completions. Request bodies in, an api_call
+ * out (chat: the engine's chat JSON, built from the client's messages, tools, tool_choice,
+ * reasoning fields; validated, 400 naming the parameter); engine events in, response bodies and
+ * SSE chunks out (content, reasoning_content, tool_calls). No engine, registry or sockets here,
+ * so that it is unit-tested alone and fuzzed.
  *
- * Thread-safety: every function is reentrant; a struct belongs to one thread at a time. */
+ * Thread-safety: every function is reentrant; a call belongs to one thread at a time. */
 #ifndef SHIMMY_API_OPENAI_WIRE_H
 #define SHIMMY_API_OPENAI_WIRE_H
 
@@ -13,46 +15,8 @@
 
 #include <jansson.h>
 
-#include "core/buf.h"
-#include "core/err.h"
+#include "api/gen.h"
 #include "core/limits.h"
-#include "engine/engine.h"
-
-/* A client error: code (for the HTTP status and the error type), the parameter at fault ("" =
- * none, e.g. "messages[2].content[0].type") and the message. */
-typedef struct oai_error {
-    shimmy_err code;
-    char param[96];
-    char message[512];
-} oai_error;
-
-/* A parsed request. gen is ready for engine_submit; its strings borrow from this struct, which
- * must therefore not be copied (gen.params.stop points into it) and must outlive the submit. */
-typedef struct oai_request {
-    gen_request gen;
-    const char *model;  /* borrowed from root */
-    bool stream;        /* default false */
-    bool include_usage; /* stream_options.include_usage; default false */
-    /* private */
-    json_t *root;
-    chat_msg *msgs;
-    char **joined; /* per message: owned text joined from content parts, or NULL */
-    char *grammar; /* owned GBNF made from response_format's json_schema, or NULL */
-    const char *stop[LIM_STOP_STRINGS];
-} oai_request;
-
-/* Parse the body of POST /v1/chat/completions (body[0..len), need not be NUL-terminated).
- * gen.params starts as *defaults (gen_params_default) and takes every parameter the client gave.
- * On error returns the code with *err filled and nothing to free; on success the caller frees r
- * with oai_request_free. Errors: ERR_BAD_JSON (with line and column), ERR_BAD_PARAM. */
-shimmy_err oai_parse_chat(const char *body, size_t len, const gen_params *defaults,
-                          oai_request *r, oai_error *err);
-/* Same for POST /v1/completions (prompt instead of messages). */
-shimmy_err oai_parse_completion(const char *body, size_t len, const gen_params *defaults,
-                                oai_request *r, oai_error *err);
-void oai_request_free(oai_request *r);
-
-/* ---- responses ---- */
 
 /* What every response and chunk of one request shares. */
 typedef struct oai_meta {
@@ -63,29 +27,30 @@ typedef struct oai_meta {
     char model[256];    /* model name as the client gave it */
 } oai_meta;
 
+/* The OpenAI state of a call (api_call.wire). */
+typedef struct oai_wire {
+    oai_meta meta;
+    char *chat_json;                    /* owned: the engine's chat input, or NULL */
+    char *schema;                       /* owned: response_format's JSON schema, or NULL */
+    const char *stop[LIM_STOP_STRINGS]; /* borrowed from the body */
+    size_t n_calls;                     /* stream: tool calls begun so far */
+} oai_wire;
+
 /* Fills m with a fresh random id and the current time. Copies model. */
 void oai_meta_init(oai_meta *m, bool chat, const char *model, bool include_usage);
 
-/* Each function below appends to out and returns SHIMMY_OK, or ERR_TOO_LARGE/ERR_NOMEM from the
- * buf (then out is unchanged). text[0..n) may hold invalid UTF-8 (replaced by U+FFFD). */
+/* Parse the body root (borrowed; must outlive c) of POST /v1/chat/completions into c.
+ * c->gen.params starts as *defaults and takes every parameter the client gave. On error returns
+ * the code with err filled and nothing to free; on success free c with oai_call_free.
+ * Errors: ERR_BAD_PARAM (param names the field), ERR_NOMEM. */
+shimmy_err oai_parse_chat(json_t *root, const gen_params *defaults, api_call *c, api_error *err);
+/* Same for POST /v1/completions (prompt instead of messages). */
+shimmy_err oai_parse_completion(json_t *root, const gen_params *defaults, api_call *c,
+                                api_error *err);
+/* Frees c->wire. c may be zeroed. */
+void oai_call_free(api_call *c);
 
-/* {"error":{"message","type","param","code"}} from err.h's table; msg NULL = the table's
- * message, param NULL or "" = null. */
-shimmy_err oai_error_json(shimmy_err e, const char *msg, const char *param, buf *out);
-/* The whole non-streaming body: chat.completion or text_completion with usage. finish is
- * finish_reason_str()'s "stop" or "length". */
-shimmy_err oai_response(const oai_meta *m, const char *text, size_t n, const char *finish,
-                        const gen_status *st, buf *out);
-
-/* SSE: `data: {json}\n\n` lines of a streaming response, in this order: oai_sse_first (chat:
- * delta {role:"assistant",content:""}; nothing for completions), oai_sse_text per piece of text,
- * oai_sse_finish, oai_sse_usage when m->include_usage, oai_sse_done. */
-shimmy_err oai_sse_first(const oai_meta *m, buf *out);
-shimmy_err oai_sse_text(const oai_meta *m, const char *text, size_t n, buf *out);
-shimmy_err oai_sse_finish(const oai_meta *m, const char *finish, buf *out);
-shimmy_err oai_sse_usage(const oai_meta *m, const gen_status *st, buf *out);
-shimmy_err oai_sse_done(buf *out);
-/* `data: {"error":{...}}\n\n`: an error after the stream has started. */
-shimmy_err oai_sse_error(shimmy_err e, const char *msg, buf *out);
+/* {"error":{"message","type","param","code"}} from err.h's table. Appends to out. */
+shimmy_err oai_error_json(const api_error *e, buf *out);
 
 #endif

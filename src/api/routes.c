@@ -1,5 +1,5 @@
 /* routes: the route table of the HTTP API, the error bodies, and the small GET endpoints
- * (/v1/models, /v1/models/{id}, /health, /). The generation endpoints live in openai.c. */
+ * (/v1/models, /v1/models/{id}, /health, /). The generation endpoints are rows of gen.c's path. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,48 +17,35 @@
 
 /* Bodies of GET requests: none expected; a little slack for clients that send "{}". */
 
-/* ---- helpers shared with openai.c ---- */
-
-shimmy_err api_job_error(const gen_status *st, const char **msg) {
-    if (st->finish == FINISH_ERROR) {
-        *msg = st->errmsg[0] ? st->errmsg : NULL;
-        return st->error != SHIMMY_OK ? st->error : ERR_INTERNAL;
-    }
-    if (st->finish == FINISH_CANCELLED) {
-        *msg = "generation was cancelled by the server";
-        return ERR_INTERNAL;
-    }
-    return SHIMMY_OK;
-}
+/* ---- helpers ---- */
 
 void api_body_ready(http_response *res) {
     if (res->body.max == 0 && res->body.data == NULL)
         buf_init(&res->body, LIM_RESPONSE_BYTES);
 }
 
-void api_reply_error(http_response *res, shimmy_err e, const char *msg, const char *param) {
-    api_body_ready(res);
-    buf_reset(&res->body);
-    res->status = err_get(e)->http_status;
-    res->content_type = "application/json";
-    if (e == ERR_OVERLOADED)
-        res->retry_after_s = LIM_RETRY_AFTER_S;
-    if (oai_error_json(e, msg, param, &res->body) != SHIMMY_OK)
-        res->status = 500; /* out of memory: an empty 500 is all that is left */
-}
-
 /* Ollama's clients get Ollama's {"error": "..."} under /api/, everyone else OpenAI's. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out) {
+    api_error ae;
+    api_error_clear(&ae);
+    ae.code = e;
+    snprintf(ae.message, sizeof ae.message, "%s", msg != NULL ? msg : "");
     if (req != NULL && req->path != NULL && strncmp(req->path, "/api/", 5) == 0)
-        oll_error_json(msg != NULL && msg[0] != '\0' ? msg : err_get(e)->message, out);
+        oll_error_json(&ae, out);
     else
-        oai_error_json(e, msg, NULL, out);
+        oai_error_json(&ae, out);
+}
+
+static void reply_error(http_response *res, shimmy_err e, const char *msg) {
+    api_error ae;
+    api_fail(&ae, e, NULL, "%s", msg);
+    api_reply_error(res, &oai_chat_proto, &ae);
 }
 
 static void reply_json_end(http_response *res, jsonw *w) {
     shimmy_err e = jsonw_end(w);
     if (e != SHIMMY_OK)
-        api_reply_error(res, e, NULL, NULL);
+        reply_error(res, e, "the response is too large");
 }
 
 /* ---- /v1/models ---- */
@@ -102,12 +89,10 @@ static void handle_model(const http_request *req, http_response *res) {
     id = id != NULL ? id + strlen("/models/") : "";
     if (!registry_find(app->models, id, &d)) {
         char msg[1024];
-        if (registry_lookup(app->models, id, msg, sizeof msg) == ERR_UNSUPPORTED) {
-            api_reply_error(res, ERR_UNSUPPORTED, msg, "model"); /* an MLX model */
-            return;
-        }
-        snprintf(msg, sizeof msg, "The model '%.256s' does not exist", id);
-        api_reply_error(res, ERR_MODEL_NOT_FOUND, msg, "model");
+        api_error ae;
+        shimmy_err e = registry_lookup(app->models, id, msg, sizeof msg); /* MLX: 501 */
+        api_acquire_error(&oai_chat_proto, id, e, msg, &ae);
+        api_reply_error(res, &oai_chat_proto, &ae);
         return;
     }
     api_body_ready(res);
@@ -187,18 +172,36 @@ static void handle_root(const http_request *req, http_response *res) {
              "status: GET /health\"}");
 }
 
+/* ---- the generation endpoints: one path (gen.c), a row per protocol ---- */
+
+static void serve_oai_chat(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &oai_chat_proto);
+}
+
+static void serve_oai_completion(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &oai_completion_proto);
+}
+
+static void serve_oll_generate(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &oll_generate_proto);
+}
+
+static void serve_oll_chat(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &oll_chat_proto);
+}
+
 /* ---- the table ---- */
 
 /* The /v1-less aliases serve clients whose base URL lacks /v1 (llama-server accepts both). */
 static const http_route routes[] = {
-    {"POST", "/v1/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
-    {"POST", "/v1/completions", oai_handle_completions, LIM_BODY_BYTES},
+    {"POST", "/v1/chat/completions", serve_oai_chat, LIM_BODY_BYTES},
+    {"POST", "/v1/completions", serve_oai_completion, LIM_BODY_BYTES},
     {"POST", "/v1/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
     {"POST", "/v1/models/rescan", oll_handle_rescan, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
-    {"POST", "/chat/completions", oai_handle_chat, LIM_BODY_BYTES},
-    {"POST", "/completions", oai_handle_completions, LIM_BODY_BYTES},
+    {"POST", "/chat/completions", serve_oai_chat, LIM_BODY_BYTES},
+    {"POST", "/completions", serve_oai_completion, LIM_BODY_BYTES},
     {"GET", "/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"GET", "/health", handle_health, LIM_GET_BODY_BYTES},
@@ -209,8 +212,8 @@ static const http_route routes[] = {
     {"GET", "/api/tags", oll_handle_tags, LIM_GET_BODY_BYTES},
     {"POST", "/api/show", oll_handle_show, LIM_BODY_BYTES},
     {"GET", "/api/ps", oll_handle_ps, LIM_GET_BODY_BYTES},
-    {"POST", "/api/generate", oll_handle_generate, LIM_BODY_BYTES},
-    {"POST", "/api/chat", oll_handle_chat, LIM_BODY_BYTES},
+    {"POST", "/api/generate", serve_oll_generate, LIM_BODY_BYTES},
+    {"POST", "/api/chat", serve_oll_chat, LIM_BODY_BYTES},
     {"POST", "/api/embed", oll_handle_embed, LIM_BODY_BYTES},
     {"POST", "/api/embeddings", oll_handle_embeddings, LIM_BODY_BYTES},
     {"POST", "/api/pull", oll_handle_unsupported, LIM_BODY_BYTES},

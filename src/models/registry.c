@@ -847,6 +847,44 @@ shimmy_err registry_unload(registry *r, const char *name) {
     return SHIMMY_OK;
 }
 
+/* llama.cpp's fallback (CHATML_TEMPLATE_SRC in common/chat.cpp). */
+static const char chatml_src[] =
+    "{%- for message in messages -%}\n"
+    "  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "  {{- '<|im_start|>assistant\n' -}}\n"
+    "{%- endif -%}";
+
+shimmy_err registry_template_source(registry *r, const char *name, char **source,
+                                    registry_tmpl_from *from) {
+    char path[sizeof ((model_desc *)0)->path];
+    pthread_mutex_lock(&r->mu);
+    const entry *e = find_entry(r, name);
+    engine_options o = r->defaults;
+    if (e != NULL) {
+        snprintf(path, sizeof path, "%s", e->desc.path);
+        engine_options_for_model(&o, e->desc.name);
+    }
+    pthread_mutex_unlock(&r->mu);
+    *source = NULL;
+    if (e == NULL)
+        return ERR_MODEL_NOT_FOUND;
+    if (o.template_text != NULL) {
+        *from = REGISTRY_TMPL_FILE;
+        *source = strdup(o.template_text);
+    } else if (o.template_override != NULL) {
+        *from = REGISTRY_TMPL_BUILTIN;
+        *source = strdup(o.template_override);
+    } else if (gguf_meta_read_str(path, "tokenizer.chat_template", source)) {
+        *from = REGISTRY_TMPL_GGUF;
+    } else {
+        *from = REGISTRY_TMPL_CHATML;
+        *source = strdup(chatml_src);
+    }
+    return *source != NULL ? SHIMMY_OK : ERR_NOMEM;
+}
+
 shimmy_err registry_preload(registry *r, const char *name, char *err, size_t errlen) {
     engine_model *m;
     shimmy_err rc = registry_acquire(r, name, &m, err, errlen);

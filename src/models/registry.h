@@ -110,6 +110,20 @@ shimmy_err registry_unload(registry *r, const char *name);
 /* Models loaded now. */
 int registry_loaded_count(registry *r);
 
+/* Where the chat template of a model comes from, in the order the engine picks it. */
+typedef enum {
+    REGISTRY_TMPL_FILE,    /* --chat-template-file (per model or global): Jinja text */
+    REGISTRY_TMPL_BUILTIN, /* --template NAME: one of llama.cpp's built-in names */
+    REGISTRY_TMPL_GGUF,    /* the model's tokenizer.chat_template */
+    REGISTRY_TMPL_CHATML   /* none: the ChatML fallback (chat only) */
+} registry_tmpl_from;
+/* The chat template the model name is rendered with, without loading it: returns owned *source
+ * (the Jinja text; the name for REGISTRY_TMPL_BUILTIN; llama.cpp's ChatML text for
+ * REGISTRY_TMPL_CHATML) and where it came from. Reads the GGUF file's metadata. Errors:
+ * ERR_MODEL_NOT_FOUND, ERR_NOMEM. */
+shimmy_err registry_template_source(registry *r, const char *name, char **source,
+                                    registry_tmpl_from *from);
+
 /* Loads name now (used at start-up for models given with --model). */
 shimmy_err registry_preload(registry *r, const char *name, char *err, size_t errlen);
 

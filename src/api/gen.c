@@ -1,0 +1,399 @@
+/* api/gen: see gen.h. Sinks and the accumulated answer first, then errors, then the path:
+ * parse, acquire, check, submit, and the whole answer or the stream. */
+#include "api/gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "api/json_in.h"
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "http/stream.h"
+
+/* ---- sinks ---- */
+
+void api_sink_init(api_sink *s, buf *out, api_framing framing) {
+    s->out = out;
+    s->framing = framing;
+    buf_init(&s->scratch, LIM_RESPONSE_BYTES);
+}
+
+void api_sink_free(api_sink *s) { buf_free(&s->scratch); }
+
+void api_frame_begin(api_sink *s, jsonw *w) {
+    buf_reset(&s->scratch);
+    jsonw_begin(w, &s->scratch);
+}
+
+static shimmy_err frame(api_sink *s, const char *data, size_t n) {
+    switch (s->framing) {
+    case API_FRAME_SSE:
+        return http_sse_event(s->out, NULL, data, n);
+    case API_FRAME_NDJSON:
+        return http_ndjson_line(s->out, data, n);
+    default:
+        return buf_append(s->out, data, n);
+    }
+}
+
+shimmy_err api_frame_end(api_sink *s, jsonw *w) {
+    shimmy_err e = jsonw_end(w);
+    return e != SHIMMY_OK ? e : frame(s, buf_str(&s->scratch), s->scratch.len);
+}
+
+shimmy_err api_frame_text(api_sink *s, const char *text) { return frame(s, text, strlen(text)); }
+
+/* ---- the whole answer ---- */
+
+void api_answer_init(api_answer *a) {
+    memset(a, 0, sizeof *a);
+    buf_init(&a->content, LIM_RESPONSE_BYTES);
+    buf_init(&a->reasoning, LIM_RESPONSE_BYTES);
+}
+
+void api_answer_free(api_answer *a) {
+    for (size_t i = 0; i < a->n_calls; i++) {
+        free(a->calls[i].id);
+        free(a->calls[i].name);
+        buf_free(&a->calls[i].args);
+    }
+    free(a->calls);
+    buf_free(&a->content);
+    buf_free(&a->reasoning);
+    memset(a, 0, sizeof *a);
+}
+
+/* The call for tool_index, made when its first event arrives. */
+static api_tool_call *tool_call_at(api_answer *a, const gen_event *e) {
+    if (e->tool_index < 0 || e->tool_index > LIM_MESSAGES)
+        return NULL;
+    size_t i = (size_t)e->tool_index;
+    if (i < a->n_calls)
+        return &a->calls[i];
+    api_tool_call *v = realloc(a->calls, (i + 1) * sizeof *v);
+    if (v == NULL)
+        return NULL;
+    a->calls = v;
+    for (; a->n_calls <= i; a->n_calls++) {
+        api_tool_call *c = &v[a->n_calls];
+        c->id = strdup("");
+        c->name = strdup("");
+        buf_init(&c->args, LIM_RESPONSE_BYTES);
+        if (c->id == NULL || c->name == NULL)
+            return NULL;
+    }
+    return &v[i];
+}
+
+/* Replaces *field with s when s is given. */
+static shimmy_err set_str(char **field, const char *s) {
+    if (s == NULL)
+        return SHIMMY_OK;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return ERR_NOMEM;
+    free(*field);
+    *field = copy;
+    return SHIMMY_OK;
+}
+
+shimmy_err api_answer_add_event(api_answer *a, const gen_event *e) {
+    if (e->kind == GEN_EV_CONTENT)
+        return buf_append(&a->content, e->text, e->len);
+    if (e->kind == GEN_EV_REASONING)
+        return buf_append(&a->reasoning, e->text, e->len);
+    api_tool_call *c = tool_call_at(a, e);
+    if (c == NULL)
+        return ERR_NOMEM;
+    shimmy_err r = set_str(&c->id, e->tool_id);
+    if (r == SHIMMY_OK)
+        r = set_str(&c->name, e->tool_name);
+    return r == SHIMMY_OK ? buf_append(&c->args, e->text, e->len) : r;
+}
+
+shimmy_err api_answer_add(api_answer *a, const gen_events *ev) {
+    for (size_t i = 0; i < ev->n; i++) {
+        shimmy_err r = api_answer_add_event(a, &ev->ev[i]);
+        if (r != SHIMMY_OK)
+            return r;
+    }
+    return SHIMMY_OK;
+}
+
+/* ---- errors ---- */
+
+void api_reply_error(http_response *res, const api_proto *p, const api_error *e) {
+    api_sink s;
+    api_body_ready(res);
+    buf_reset(&res->body);
+    res->stream = NULL;
+    res->status = err_get(e->code)->http_status;
+    res->content_type = "application/json";
+    if (e->code == ERR_OVERLOADED)
+        res->retry_after_s = LIM_RETRY_AFTER_S;
+    api_sink_init(&s, &res->body, API_FRAME_NONE);
+    if (p->error(e, &s) != SHIMMY_OK)
+        res->status = 500; /* out of memory: an empty 500 is all that is left */
+    api_sink_free(&s);
+}
+
+shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e, const char *msg,
+                             api_error *err) {
+    if (e == ERR_MODEL_NOT_FOUND)
+        return api_fail(err, e, "model", "%s%.256s%s", p->not_found[0], name, p->not_found[1]);
+    return api_fail(err, e, e == ERR_UNSUPPORTED ? "model" : NULL, "%s", msg);
+}
+
+/* The error a finished job carries, or SHIMMY_OK when it ended normally: a job the server
+ * cancelled is an internal error for the client that still waits. */
+static shimmy_err job_error(const gen_status *st, api_error *err) {
+    if (st->finish == FINISH_ERROR)
+        return api_fail(err, st->error != SHIMMY_OK ? st->error : ERR_INTERNAL, NULL, "%s",
+                        st->errmsg);
+    if (st->finish == FINISH_CANCELLED)
+        return api_fail(err, ERR_INTERNAL, NULL, "generation was cancelled by the server");
+    return SHIMMY_OK;
+}
+
+/* The parameter engine_submit named for an ERR_BAD_PARAM; a refused schema without one is the
+ * parameter that carried it. */
+static void submit_param(const api_call *c, const char *param, api_error *err) {
+    if (param[0] == '\0' && c->gen.params.json_schema != NULL && c->schema_param != NULL)
+        param = c->schema_param;
+    snprintf(err->param, sizeof err->param, "%s", param);
+}
+
+/* What the template must be able to do for this call: a 400 when it cannot. */
+static shimmy_err check_template(engine_model *m, const api_call *c, api_error *err) {
+    char *source = NULL;
+    engine_tmpl_caps caps = {0};
+    if (!c->need_tools && !c->need_thinking)
+        return SHIMMY_OK;
+    shimmy_err e = engine_model_template(m, &source, &caps);
+    free(source);
+    if (e != SHIMMY_OK)
+        return api_fail(err, e, NULL, "the model's chat template could not be read");
+    if (c->need_tools && !caps.tools)
+        return api_fail(err, ERR_BAD_PARAM, "tools", "\"%.256s\" does not support tools",
+                        c->model);
+    if (c->need_thinking && !caps.thinking)
+        return api_fail(err, ERR_BAD_PARAM, "think", "\"%.256s\" does not support thinking",
+                        c->model);
+    return SHIMMY_OK;
+}
+
+/* ---- the path ---- */
+
+/* One request from acquire to release. */
+typedef struct gen_run {
+    const api_proto *p;
+    registry *reg;      /* borrowed */
+    http_conn *conn;    /* borrowed */
+    json_t *root;       /* the body, parsed once; owned */
+    api_call call;      /* owns call.wire */
+    engine_model *model; /* acquired */
+    gen_job *job;       /* owned */
+    gen_events ev;      /* one wait's events; reused */
+    api_sink sink;      /* streaming */
+    bool started;       /* the opening frame was written */
+    bool ended;         /* the last frame was written */
+} gen_run;
+
+static void run_free(gen_run *g) {
+    if (g->job != NULL) {
+        if (!g->ended)
+            engine_job_cancel(g->job);
+        engine_job_release(g->job);
+    }
+    if (g->model != NULL)
+        registry_release_keep(g->reg, g->model, g->call.keep_ns);
+    if (g->p->free != NULL)
+        g->p->free(&g->call);
+    gen_events_free(&g->ev);
+    api_sink_free(&g->sink);
+    json_decref(g->root);
+    free(g);
+}
+
+/* Acquires the model, checks the template and submits. */
+static shimmy_err submit(gen_run *g, api_error *err) {
+    char msg[1024] = "";
+    shimmy_err e = registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
+    g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
+    if (e != SHIMMY_OK)
+        return api_acquire_error(g->p, g->call.model, e, msg, err);
+    if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
+        return e;
+    char param[sizeof err->param] = "";
+    e = engine_submit(g->model, &g->call.gen, &g->job, msg, sizeof msg, param, sizeof param);
+    if (e == SHIMMY_OK)
+        return SHIMMY_OK;
+    api_fail(err, e, NULL, "%s", msg);
+    if (e == ERR_BAD_PARAM)
+        submit_param(&g->call, param, err);
+    return e;
+}
+
+/* Empty prompt: load the model, or unload it with keep_alive 0 (Ollama's run and stop). */
+static shimmy_err load_only(gen_run *g, http_response *res, api_error *err) {
+    char msg[1024] = "";
+    bool unload = g->call.keep_ns == 0;
+    shimmy_err e = unload ? registry_unload(g->reg, g->call.model)
+                          : registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
+    g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
+    if (e == ERR_MODEL_NOT_FOUND && unload)
+        e = SHIMMY_OK; /* nothing loaded under that name: nothing to unload */
+    if (e != SHIMMY_OK)
+        return api_acquire_error(g->p, g->call.model, e, msg, err);
+    api_sink s;
+    api_sink_init(&s, &res->body, API_FRAME_NONE);
+    e = g->p->loaded(&g->call, unload, &s);
+    api_sink_free(&s);
+    return e;
+}
+
+/* Waits until the job is done (or the client is gone) with everything in *a. */
+static shimmy_err wait_all(gen_run *g, api_answer *a, gen_status *st) {
+    for (;;) {
+        shimmy_err e = engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &g->ev, st);
+        if (e == SHIMMY_OK)
+            e = api_answer_add(a, &g->ev);
+        if (e != SHIMMY_OK || st->done)
+            return e;
+        if (http_conn_gone(g->conn))
+            return ERR_CANCELLED;
+    }
+}
+
+static shimmy_err reply_whole(gen_run *g, http_response *res, api_error *err) {
+    api_answer a;
+    gen_status st;
+    api_sink s;
+    memset(&st, 0, sizeof st);
+    api_answer_init(&a);
+    shimmy_err e = wait_all(g, &a, &st);
+    if (e == ERR_TOO_LARGE)
+        e = api_fail(err, ERR_INTERNAL, NULL, "the response is larger than the limit of %u MiB",
+                     LIM_RESPONSE_BYTES >> 20);
+    else if (e != SHIMMY_OK)
+        api_fail(err, e, NULL, "%s", "");
+    else
+        e = job_error(&st, err);
+    if (e == SHIMMY_OK) {
+        g->ended = true;
+        api_sink_init(&s, &res->body, API_FRAME_NONE);
+        if ((e = g->p->whole(&g->call, &a, &st, &s)) != SHIMMY_OK)
+            api_fail(err, e, NULL, "%s", "");
+        api_sink_free(&s);
+    }
+    api_answer_free(&a);
+    return e;
+}
+
+/* An error after the stream began: one error frame ends it. */
+static int stream_fail(gen_run *g, const api_error *err) {
+    g->ended = true;
+    return g->p->error(err, &g->sink) == SHIMMY_OK ? 1 : -1;
+}
+
+static int stream_done(gen_run *g, const gen_status *st) {
+    api_error err;
+    api_error_clear(&err);
+    if (job_error(st, &err) != SHIMMY_OK)
+        return stream_fail(g, &err);
+    g->ended = true;
+    return g->p->end(&g->call, st, &g->sink) == SHIMMY_OK ? 1 : -1;
+}
+
+static int stream_next(void *ctx, buf *out) {
+    gen_run *g = ctx;
+    size_t start = out->len;
+    gen_status st;
+    api_error err;
+    g->sink.out = out;
+    if (g->ended)
+        return 1;
+    if (!g->started) {
+        g->started = true;
+        if (g->p->start(&g->call, &g->sink) != SHIMMY_OK)
+            return -1;
+        if (out->len > start)
+            return 0; /* the client sees the response begin before the first token */
+    }
+    for (;;) {
+        if (http_conn_gone(g->conn))
+            return -1;
+        if (engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &g->ev, &st) != SHIMMY_OK) {
+            log_warn("api: stream of '%s': engine wait failed", g->call.model);
+            api_fail(&err, ERR_INTERNAL, NULL, "the engine could not deliver the text");
+            return stream_fail(g, &err);
+        }
+        if (g->ev.n > 0 && g->p->events(&g->call, &g->ev, &g->sink) != SHIMMY_OK)
+            return -1;
+        if (st.done)
+            return stream_done(g, &st);
+        if (out->len > start)
+            return 0;
+    }
+}
+
+static void stream_free(void *ctx) { run_free(ctx); }
+
+/* Parses the body into g; on error fills err. */
+static shimmy_err parse(gen_run *g, const http_request *req, api_error *err) {
+    shimmy_err e = api_json_load_object(req->body, req->body_len, &g->root, err->message,
+                                        sizeof err->message);
+    if (e != SHIMMY_OK)
+        return err->code = e;
+    g->call.keep_ns = REGISTRY_KEEP_DEFAULT;
+    return g->p->parse(req->app, g->root, &g->call, err);
+}
+
+static gen_run *run_new(const http_request *req, const api_proto *p) {
+    shimmy_app *app = req->app;
+    gen_run *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    g->p = p;
+    g->reg = app->models;
+    g->conn = req->conn;
+    g->call.t0_ns = clock_mono_ns();
+    gen_events_init(&g->ev);
+    api_sink_init(&g->sink, NULL, p->framing);
+    return g;
+}
+
+/* Hands g to the response as a stream (the server frees it). */
+static void stream(gen_run *g, http_response *res) {
+    res->status = 200;
+    res->content_type = g->p->content_type;
+    res->stream = stream_next;
+    res->stream_ctx = g;
+    res->stream_free = stream_free;
+}
+
+void api_gen_serve(const http_request *req, http_response *res, const api_proto *p) {
+    api_error err;
+    api_error_clear(&err);
+    gen_run *g = run_new(req, p);
+    if (g == NULL) {
+        api_fail(&err, ERR_NOMEM, NULL, "out of memory");
+        api_reply_error(res, p, &err);
+        return;
+    }
+    api_body_ready(res);
+    shimmy_err e = parse(g, req, &err);
+    if (e == SHIMMY_OK && g->call.load_only)
+        e = load_only(g, res, &err);
+    else if (e == SHIMMY_OK && (e = submit(g, &err)) == SHIMMY_OK && g->call.stream) {
+        stream(g, res);
+        return;
+    } else if (e == SHIMMY_OK)
+        e = reply_whole(g, res, &err);
+    if (e != SHIMMY_OK)
+        api_reply_error(res, p, &err);
+    run_free(g);
+}

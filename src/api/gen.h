@@ -1,0 +1,129 @@
+/* api/gen: the one generation path of every protocol. Parse the body once, acquire the model,
+ * submit to the engine, then either wait for the whole answer (polling for a vanished client) or
+ * stream it, and release the job and the model when the response ends. A protocol (OpenAI chat,
+ * OpenAI completions, Ollama generate, Ollama chat; later Anthropic Messages, OpenAI Responses)
+ * is one api_proto row: how to parse its body into an api_call and how to write its chunks,
+ * whole answer and errors. Framing (SSE, NDJSON) is done here through http/stream.c.
+ *
+ * Thread-safety: a request's api_call, api_sink and api_answer belong to its connection thread;
+ * the rows are static and shared read-only. */
+#ifndef SHIMMY_API_GEN_H
+#define SHIMMY_API_GEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/api_error.h"
+#include "api/jsonw.h"
+#include "core/buf.h"
+#include "engine/engine.h"
+
+/* ---- output: frames into a buf ---- */
+
+typedef enum {
+    API_FRAME_NONE,   /* a whole body: the JSON as is */
+    API_FRAME_SSE,    /* text/event-stream: data: JSON\n\n */
+    API_FRAME_NDJSON  /* application/x-ndjson: JSON\n */
+} api_framing;
+
+typedef struct api_sink {
+    buf *out;            /* borrowed: where whole frames go */
+    api_framing framing;
+    buf scratch;         /* one frame's JSON before framing; owned, reused */
+} api_sink;
+
+/* Sets up s over out (borrowed). Free with api_sink_free. */
+void api_sink_init(api_sink *s, buf *out, api_framing framing);
+void api_sink_free(api_sink *s);
+/* Starts one frame: w writes its JSON into the sink's scratch. */
+void api_frame_begin(api_sink *s, jsonw *w);
+/* Ends the frame begun with api_frame_begin and appends it, framed, to out. On error (the JSON or
+ * the frame did not fit) out is unchanged. */
+shimmy_err api_frame_end(api_sink *s, jsonw *w);
+/* Appends a frame of literal text (SSE's "[DONE]"). */
+shimmy_err api_frame_text(api_sink *s, const char *text);
+
+/* ---- the whole answer ---- */
+
+typedef struct api_tool_call {
+    char *id;   /* owned; "" when the engine gave none */
+    char *name; /* owned */
+    buf args;   /* arguments JSON text, as the pieces arrived */
+} api_tool_call;
+
+/* What a job produced, accumulated over its waits: answer text, reasoning, tool calls. */
+typedef struct api_answer {
+    buf content;
+    buf reasoning;
+    api_tool_call *calls; /* owned, n_calls of them */
+    size_t n_calls;
+} api_answer;
+
+void api_answer_init(api_answer *a);
+void api_answer_free(api_answer *a);
+/* Appends the events of one wait (borrows ev). Errors: ERR_TOO_LARGE (past
+ * LIM_RESPONSE_BYTES), ERR_NOMEM. */
+shimmy_err api_answer_add(api_answer *a, const gen_events *ev);
+/* Appends one event. */
+shimmy_err api_answer_add_event(api_answer *a, const gen_event *e);
+
+/* ---- one request ---- */
+
+/* A parsed request, filled by the protocol's parse; gen.c fills the times. */
+typedef struct api_call {
+    const char *model;        /* borrowed from the body's JSON */
+    gen_request gen;          /* ready for engine_submit; borrows from wire and the JSON */
+    bool stream;
+    bool load_only;           /* nothing to generate: load the model (or unload: keep_ns 0) */
+    int64_t keep_ns;          /* keep-alive for registry_release_keep (REGISTRY_KEEP_DEFAULT) */
+    bool need_tools;          /* tools given: the template must express them (400 "tools") */
+    bool need_thinking;       /* thinking asked for: the template must think (400 "think") */
+    const char *schema_param; /* the parameter that carried gen.params.json_schema */
+    void *wire;               /* the protocol's own state; owned, freed by its row's free */
+    int64_t t0_ns;            /* monotonic: request arrival */
+    int64_t load_ns;          /* time to acquire the model */
+} api_call;
+
+/* A protocol: a row of writers. Every writer appends to the sink and returns SHIMMY_OK or the
+ * buf's error (ERR_TOO_LARGE/ERR_NOMEM). */
+typedef struct api_proto {
+    api_framing framing;      /* of a streamed answer */
+    const char *content_type; /* of a streamed answer */
+    const char *not_found[2]; /* message around the model name for an unknown model */
+    /* Fills c from the body's JSON object root (borrowed; it outlives c). On error returns the
+     * code with err filled and nothing to free. */
+    shimmy_err (*parse)(shimmy_app *app, json_t *root, api_call *c, api_error *err);
+    void (*free)(api_call *c);
+    /* Streaming: the opening frame (may write nothing), the frames of one wait's events, and the
+     * end of a job that finished without error. */
+    shimmy_err (*start)(api_call *c, api_sink *s);
+    shimmy_err (*events)(api_call *c, const gen_events *ev, api_sink *s);
+    shimmy_err (*end)(api_call *c, const gen_status *st, api_sink *s);
+    /* The whole answer as one body. */
+    shimmy_err (*whole)(api_call *c, const api_answer *a, const gen_status *st, api_sink *s);
+    /* The answer to a load_only call (unloaded: keep_ns was 0); NULL when never load_only. */
+    shimmy_err (*loaded)(api_call *c, bool unloaded, api_sink *s);
+    /* An error as a whole body or, through a streaming sink, as a frame of the stream. */
+    shimmy_err (*error)(const api_error *e, api_sink *s);
+} api_proto;
+
+/* Serves a generation request with protocol p: the whole path from body to response. */
+void api_gen_serve(const http_request *req, http_response *res, const api_proto *p);
+/* Answers res with e in p's error shape and the status of e->code (503 adds Retry-After). */
+void api_reply_error(http_response *res, const api_proto *p, const api_error *e);
+/* Fills err with the error of a model that could not be acquired (unknown: p's message naming
+ * it, param "model"). Returns err->code. */
+shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e, const char *msg,
+                             api_error *err);
+
+/* The rows (openai_wire.c, ollama.c). */
+extern const api_proto oai_chat_proto;
+extern const api_proto oai_completion_proto;
+extern const api_proto oll_generate_proto;
+extern const api_proto oll_chat_proto;
+
+#endif
