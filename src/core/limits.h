@@ -28,12 +28,18 @@
 #define LIM_PARALLEL 64
 /* Requests waiting for a slot per model; past this the server answers 503. */
 #define LIM_QUEUE_DEPTH 64
-/* Concurrent HTTP connections (one thread each). */
+/* Concurrent HTTP connections (one thread each). At the limit a new connection closes the least
+ * recently used idle one (no request in flight), so idle keep-alive connections cannot lock
+ * anyone out; it is refused only when every connection has a request in flight. */
 #define LIM_CONNECTIONS 512
-/* Connections from one IP address. */
+/* Connections from one IP address (every local process shares 127.0.0.1: same eviction rule). */
 #define LIM_CONNECTIONS_PER_IP 256
-/* Idle connection timeout in seconds. */
-#define LIM_CONN_TIMEOUT_S 600
+/* Connections libmicrohttpd may hold past LIM_CONNECTIONS while evicted ones are closing. */
+#define LIM_CONNECTIONS_SLACK 64
+/* Seconds a connection may stay silent on the wire (idle keep-alive, a stalled request head or
+ * body) before it is closed; time spent generating never counts. Clients keep idle connections
+ * for 4-5 s (Node, Python httpx), so this rarely closes one they still want. */
+#define LIM_IDLE_TIMEOUT_S 10
 /* Seconds a client is told to wait after a 503. */
 #define LIM_RETRY_AFTER_S 1
 /* Most text buffered for one response, in bytes (a runaway client cannot exhaust memory). */

@@ -1,6 +1,7 @@
 /* http/server: the HTTP front door on libmicrohttpd. Owns sockets, connections (one thread each),
- * body reading with per-route limits, route dispatch from a table, 404/405/413 answers, streaming
- * responses and the detection of clients that went away. Knows nothing of JSON payloads beyond
+ * TLS, the checks of who may talk to it (Host, Origin, API keys: http/guard), the HTTP framing
+ * checks, body reading with per-route limits, route dispatch from a table, 400/401/403/404/405/
+ * 413/501 answers, streaming responses and the detection of clients that went away. Knows nothing of JSON payloads beyond
  * the error body it is handed by the API layer. */
 #ifndef SHIMMY_HTTP_SERVER_H
 #define SHIMMY_HTTP_SERVER_H
@@ -11,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "http/guard.h"
 
 typedef struct http_server http_server;
 typedef struct http_conn http_conn; /* one client connection; opaque */
@@ -68,13 +70,22 @@ typedef struct http_config {
     size_t n_routes;
     http_error_fn error_body;
     void *app;
+    const http_trust *trust;   /* borrowed; NULL = defaults (loopback origins, no keys, no TLS) */
+    const char *const *open_paths;  /* NULL-terminated exact paths served without a key (unless
+                                     * trust->auth_health); NULL = none */
+    const char *const *admin_paths; /* NULL-terminated exact paths that change server state: never
+                                     * served to a cross-origin request, even an allowed one */
 } http_config;
 
-/* Binds and starts serving. Errors: ERR_IO with the reason (address in use, bad host). Returns
+/* Binds and starts serving. Errors: ERR_IO with the reason (address in use, bad host, a TLS
+ * certificate or key that cannot be read or does not match, with GnuTLS's words). Returns
  * owned *out. */
 shimmy_err http_server_start(const http_config *cfg, http_server **out, char *err, size_t errlen);
 /* Port actually bound (useful with port 0). */
 int http_server_port(const http_server *s);
+/* Replaces the API keys (copied; n 0: no key needed). Thread-safe: requests already checked are
+ * not affected. Errors: ERR_NOMEM (the old keys stay). */
+shimmy_err http_server_set_keys(http_server *s, const char *const *keys, size_t n);
 /* Stops accepting, closes connections, joins threads. Takes s. */
 void http_server_stop(http_server *s);
 
