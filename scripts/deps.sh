@@ -5,6 +5,8 @@
 #     node-llama-cpp@3.21.1             -> llama/gitRelease.bundle (headers and full source)
 #     @node-llama-cpp/linux-x64@3.21.1  -> prebuilt shared libraries (loadable CPU backends)
 #   Each tarball is checked against the sha256 below before anything is unpacked.
+#   Then llama.cpp's chat module is compiled from that source once (scripts/build-chat.sh,
+#   deps/chat/<release>/libllama-chat.a).
 #   Results are cached in deps/: a second run touches no network and takes well under 5 s.
 #
 #   --gpu vulkan|cuda (make deps GPU=vulkan) adds a GPU backend module from the same release:
@@ -172,6 +174,7 @@ main_base() {
     *) install_apt ;;
     esac
     if [ -f "$stamp" ]; then
+        "$root/scripts/build-chat.sh"   # nothing to do once built for this release
         return 0
     fi
     [ "$(uname -m)" = x86_64 ] || die "no prebuilt llama.cpp libraries for $(uname -m): run scripts/build-llama.sh instead"
@@ -183,6 +186,7 @@ main_base() {
     unpack_libs "$lib"
     echo "$LLAMA_RELEASE prebuilt $PKG_LIB" >"$stamp"
     say "llama.cpp $LLAMA_RELEASE ready in $deps/llama"
+    "$root/scripts/build-chat.sh"
 }
 
 main "$@"

@@ -3,8 +3,8 @@
  * Internal to engine/: nothing outside engine/ includes this header.
  *
  * Threading: be_load/be_free/be_decode/be_sample/be_seq_* belong to the model's engine thread;
- * be_tokenize, be_render_chat, be_piece and the getters only read the vocabulary and may be
- * called from any thread. */
+ * be_tokenize*, be_render, be_template, be_piece, be_detokenize and the getters only read the
+ * model and may be called from any thread. */
 #ifndef SHIMMY_ENGINE_BACKEND_H
 #define SHIMMY_ENGINE_BACKEND_H
 
@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "engine/engine.h"
+#include "engine/llama_chat.h"
 
 typedef int32_t be_token;
 typedef struct be_model be_model;     /* weights + context (KV cache for every slot) */
@@ -34,12 +35,22 @@ void be_fill_info(const be_model *b, engine_model_info *info);
  * -1 on failure. Writes at most cap tokens; when the count exceeds cap nothing is written and
  * the count is returned so the caller can grow its array. */
 int be_tokenize(const be_model *b, const char *text, size_t len, be_token *out, int cap);
-/* Renders chat messages with the model's (or the overriding) template, ready to generate the
- * assistant's reply, or continuing a final assistant message. Returns owned *out. */
-shimmy_err be_render_chat(const be_model *b, const chat_msg *msgs, size_t n, char **out, char *err,
-                          size_t errlen);
-/* Appends the text of token t to out (special tokens render empty). */
-shimmy_err be_piece(const be_model *b, be_token t, buf *out);
+/* Tokenizes text as asked (no BOS de-duplication). Same returns as be_tokenize. */
+int be_tokenize_ex(const be_model *b, const char *text, size_t len, bool add_special,
+                   bool parse_special, be_token *out, int cap);
+bool be_token_valid(const be_model *b, be_token t);
+/* Renders a chat request (gen_request.chat_json) with the model's template (llama_chat.h's
+ * lchat_render_chat). Errors: ERR_BAD_PARAM (param names the field), ERR_UNSUPPORTED (the
+ * model's own template does not parse: the message says how to override it). */
+shimmy_err be_render(const be_model *b, const char *chat_json, const char *json_schema,
+                     int64_t now_s, lchat_render *out, char *err, size_t errlen, char *param,
+                     size_t paramlen);
+/* The template source in use and what it can express. Returns owned *source. */
+shimmy_err be_template(const be_model *b, char **source, engine_tmpl_caps *caps);
+/* Appends the text of token t to out (special tokens render empty unless special). */
+shimmy_err be_piece(const be_model *b, be_token t, bool special, buf *out);
+/* Appends the text of tokens[0..n) (special tokens rendered). */
+shimmy_err be_detokenize(const be_model *b, const be_token *t, int n, buf *out);
 bool be_is_eog(const be_model *b, be_token t);
 
 /* The batch of one step: tokens for several sequences. Positions are per sequence. */
@@ -60,11 +71,13 @@ shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char
                     size_t errlen);
 int be_n_embd(const be_model *b);
 
-/* Sampler chain for params (greedy when temperature is 0; a grammar first when p->grammar).
- * Returns owned, NULL when out of memory or the grammar does not parse. */
-be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed);
-/* True when grammar parses (checked at submit, so a bad one is a 400, not a failed job). */
-bool be_grammar_ok(const be_model *b, const char *grammar);
+/* Sampler chain for params (greedy when temperature is 0), with g's output grammar first when
+ * g and g->grammar (borrowed during the call). Returns owned, NULL when out of memory or the
+ * grammar does not parse. */
+be_sampler *be_sampler_new(const be_model *b, const gen_params *p, const lchat_render *g,
+                           uint32_t seed);
+/* True when g's grammar parses (checked at submit, so a bad one is a 400, not a failed job). */
+bool be_grammar_ok(const be_model *b, const lchat_render *g);
 void be_sampler_free(be_sampler *s);
 /* Feeds an already-known token (prompt) into the repetition penalties. */
 void be_sampler_accept(be_sampler *s, be_token t);

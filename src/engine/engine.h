@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "engine/gen_events.h"
 #include "gpu/gpu.h"
 
 typedef struct engine_model engine_model;
@@ -34,13 +35,22 @@ typedef struct model_gpu_override {
     int layers;
 } model_gpu_override;
 
+/* A per-model chat template (--chat-template-file NAME=FILE): Jinja text. */
+typedef struct model_template_override {
+    const char *model;             /* served name; borrowed */
+    const char *text;              /* Jinja source; borrowed for the process */
+} model_template_override;
+
 typedef struct engine_options {
     const char *path;              /* GGUF file; borrowed during load */
     const char *name;              /* name the model is served under; copied */
     int n_parallel;                /* slots; 0 = 4 */
     int n_ctx;                     /* tokens of context per slot; 0 = trained, capped at 4096 */
     int n_threads;                 /* CPU threads; 0 = number of cores */
-    const char *template_override; /* built-in template name or Jinja text; NULL = model's */
+    const char *template_override; /* llama.cpp built-in template name (--template: "llama2",
+                                    * "chatml", ...), rendered without Jinja; NULL = model's */
+    const char *template_text;     /* Jinja chat template (--chat-template-file), wins over the
+                                    * model's and template_override; borrowed for the process */
     int queue_max;                 /* waiting requests before 503; 0 = LIM_QUEUE_DEPTH */
     const char *lora_path;         /* LoRA adapter applied to every slot (GGUF); NULL = none;
                                     * borrowed during load */
@@ -57,10 +67,13 @@ typedef struct engine_options {
                                       registry at start-up (cli_engine_start); borrowed; NULL = none */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
+    const model_template_override *templates; /* per-model templates; borrowed for the process */
+    int n_templates;
 } engine_options;
 
 void engine_options_default(engine_options *o);
-/* Applies the overrides in o that name `name` (the last one given wins per field). */
+/* Applies the overrides in o that name `name` (the last one given wins per field), GPU choices
+ * and templates (a per-model template becomes template_text). */
 void engine_options_for_model(engine_options *o, const char *name);
 
 /* Loads the model and starts its engine thread. On error returns the code and a message in err
@@ -101,11 +114,6 @@ void engine_model_get_info(engine_model *m, engine_model_info *info);
 
 /* ---- requests ---- */
 
-typedef struct chat_msg {
-    const char *role;    /* "system", "user", "assistant"; borrowed */
-    const char *content; /* UTF-8 text; borrowed */
-} chat_msg;
-
 typedef struct gen_params {
     int max_tokens;          /* tokens to generate; -1 = until the context is full */
     float temperature;       /* 0 = greedy */
@@ -122,18 +130,43 @@ typedef struct gen_params {
     int n_stop;
     const char *grammar;     /* GBNF the output must match (start rule "root"); NULL = none;
                               * borrowed during submit (copied) */
+    const char *json_schema; /* JSON schema (JSON text) the output must match, converted to a
+                              * grammar by llama.cpp's own converter; NULL = none; borrowed
+                              * during submit. Not together with grammar. */
 } gen_params;
 
 void gen_params_default(gen_params *p);
 
+/* A chat request crosses into the engine in the shape llama.cpp's chat module reads, which is
+ * OpenAI's chat-completions shape (docs/adr/0004-chat-module.md): one JSON object text with
+ *   "messages"              array (required): role, content (string, null or text parts),
+ *                           tool_calls [{id,type,function:{name,arguments(string)}}],
+ *                           tool_call_id, name / tool_name, reasoning_content
+ *   "tools"                 array of {"type":"function","function":{name,description,parameters}}
+ *   "tool_choice"           "auto" | "none" | "required" | {"type":"function","function":{name}}
+ *   "parallel_tool_calls"   bool
+ *   "reasoning_format"      "none" | "auto" | "deepseek" | "deepseek-legacy"
+ *   "reasoning_effort"      string ("none" turns thinking off)
+ *   "enable_thinking"       bool (shimmy's: Ollama's think)
+ *   "chat_template_kwargs"  object
+ *   "add_generation_prompt", "continue_final_message"
+ * The API layer builds it from its own wire format; the engine checks it (ERR_BAD_PARAM naming
+ * the field). */
 typedef struct gen_request {
-    const char *prompt;       /* raw prompt (completions); NULL when messages are given */
-    const chat_msg *messages; /* chat; rendered with the model's template */
-    size_t n_messages;
+    const char *prompt;    /* raw prompt (completions, Ollama raw); NULL for chat */
+    const char *chat_json; /* chat input (above); rendered with the model's template; borrowed
+                            * during submit */
     gen_params params;
 } gen_request;
 
-typedef enum { FINISH_NONE = 0, FINISH_STOP, FINISH_LENGTH, FINISH_CANCELLED, FINISH_ERROR } finish_reason;
+typedef enum {
+    FINISH_NONE = 0,
+    FINISH_STOP,
+    FINISH_LENGTH,
+    FINISH_CANCELLED,
+    FINISH_ERROR,
+    FINISH_TOOL_CALLS /* stopped, and the answer holds tool calls */
+} finish_reason;
 
 const char *finish_reason_str(finish_reason f);
 
@@ -152,14 +185,19 @@ typedef struct gen_status {
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.
  * Returns owned *out (release with engine_job_release). Errors: ERR_CONTEXT_LENGTH (message gives
- * both numbers), ERR_OVERLOADED (queue full), ERR_BAD_PARAM, ERR_NOMEM. Borrows req. */
+ * both numbers), ERR_OVERLOADED (queue full), ERR_BAD_PARAM (with the field at fault in param,
+ * e.g. "tools", "messages", "response_format"; "" when none), ERR_UNSUPPORTED (the model's own
+ * chat template does not parse; the message says how to override it), ERR_NOMEM. Borrows req.
+ * The time chat templates see is now, or SHIMMY_CHAT_NOW (unix seconds) when set (tests). */
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
-                         size_t errlen);
+                         size_t errlen, char *param, size_t paramlen);
 
-/* Waits up to timeout_ms for news. Appends the text produced since the last call to text
- * (whole UTF-8 characters, stop strings removed) and fills st. Returns SHIMMY_OK, or an error
- * from appending to text. */
-shimmy_err engine_job_wait(gen_job *job, int timeout_ms, buf *text, gen_status *st);
+/* Waits up to timeout_ms for news. Replaces ev with what was produced since the last call
+ * (whole UTF-8 characters, stop strings removed, tool calls and reasoning split out) and fills
+ * st. The last wait (st->done) parses the whole answer and ends with finish FINISH_TOOL_CALLS
+ * when it holds calls. One thread waits on a job. Returns SHIMMY_OK, or ERR_TOO_LARGE/ERR_NOMEM
+ * when ev could not hold the news. */
+shimmy_err engine_job_wait(gen_job *job, int timeout_ms, gen_events *ev, gen_status *st);
 
 /* Asks the engine to stop the job within a step; its slot is freed. */
 void engine_job_cancel(gen_job *job);
@@ -175,9 +213,30 @@ void engine_job_release(gen_job *job);
 shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen);
 
-/* Renders the chat prompt text that a request would use (for tests and /api/show-like tools).
- * Returns owned *out. */
-shimmy_err engine_render_chat(engine_model *m, const chat_msg *msgs, size_t n, char **out,
-                              char *err, size_t errlen);
+/* ---- what the model sees ---- */
+
+/* The prompt a chat request (gen_request.chat_json) renders to, as llama-server's
+ * POST /apply-template. Returns owned *out. Errors: ERR_BAD_PARAM (param as engine_submit). */
+shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **out, char *err,
+                                 size_t errlen, char *param, size_t paramlen);
+
+/* Tokenizes text (add_special: BOS/EOS as the model wants; parse_special: special tokens written
+ * as text become those tokens). Returns owned *out with *n tokens. */
+shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
+                           bool parse_special, int32_t **out, size_t *n, char *err,
+                           size_t errlen);
+/* Appends the text of token t (special tokens as their text) to out. ERR_BAD_PARAM when t is
+ * not in the vocabulary. */
+shimmy_err engine_token_piece(engine_model *m, int32_t t, buf *out);
+/* Appends the text of tokens[0..n) as llama.cpp detokenizes it (special tokens rendered). */
+shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out,
+                             char *err, size_t errlen);
+
+/* source NULL or "" = the ChatML fallback. Errors: ERR_BAD_PARAM (does not parse, message). */
+shimmy_err engine_template_caps(const char *source, engine_tmpl_caps *out, char *err,
+                                size_t errlen);
+/* The template source a loaded model uses (the override, the model's, or ChatML), and its caps.
+ * Returns owned *source. */
+shimmy_err engine_model_template(engine_model *m, char **source, engine_tmpl_caps *caps);
 
 #endif

@@ -1,7 +1,8 @@
 /* engine/llama_backend: backend.h on llama.cpp. The only file of shimmy that includes llama.h.
  * Owns the llama_model, the llama_context (one KV sequence per slot, not unified, so each slot
- * has exactly its own n_ctx tokens), the reusable batch, sampler chains, tokenization and chat
- * templates (llama.cpp's built-in template support; ChatML when the model has none). */
+ * has exactly its own n_ctx tokens), the reusable batch, sampler chains (with the chat module's
+ * lazy grammars), tokenization, and the model's chat template (engine/llama_chat.h: the model's
+ * Jinja template, an override, or ChatML when it has none). */
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "engine/backend.h"
+#include "engine/llama_chat.h"
 #include "ggml-backend.h"
 #include "gpu/gpu.h"
 #include "gpu/offload.h"
@@ -28,8 +30,9 @@ struct be_model {
     int n_batch;       /* capacity of batch, tokens */
     int n_ctx_slot;    /* tokens per sequence */
     int n_parallel;
-    char tmpl[64];     /* built-in template name when overridden or chatml fallback; "" = model's */
-    const char *model_tmpl; /* the model's own template text or NULL (owned by llama) */
+    lchat_tmpl *tmpl;  /* the chat template in use; NULL when the model's own does not parse */
+    char tmpl_err[512]; /* why tmpl is NULL */
+    bool has_model_tmpl; /* the model carries tokenizer.chat_template */
     char name[256];
     int64_t loaded_at;
     int layers_total;    /* offloadable layers (n_layer + 1) */
@@ -189,27 +192,26 @@ static void report_placement(const be_model *b, const be_devices *d) {
                  d->plan.plan.n_gpu, b->layers_offloaded);
 }
 
-/* Picks the chat template: the override, else the model's if llama.cpp supports it, else ChatML. */
-static void choose_template(be_model *b, const char *override) {
-    b->model_tmpl = llama_model_chat_template(b->model, NULL);
-    if (override != NULL) {
-        snprintf(b->tmpl, sizeof b->tmpl, "%s", override);
-        return;
+/* The chat template: --chat-template-file text, else a --template built-in name, else the
+ * model's own (ChatML when it has none). An override that does not parse fails the load; the
+ * model's own template that does not parse fails only chat requests (raw prompts still work). */
+static shimmy_err choose_template(be_model *b, const engine_options *o, char *err, size_t errlen) {
+    b->has_model_tmpl = llama_model_chat_template(b->model, NULL) != NULL;
+    char why[400];
+    shimmy_err rc = lchat_tmpl_new(b->model, o->template_text, o->template_override, &b->tmpl,
+                                   why, sizeof why);
+    if (rc == SHIMMY_OK) {
+        if (!b->has_model_tmpl && o->template_text == NULL && o->template_override == NULL)
+            log_info("%s: the model has no chat template; chat uses ChatML", b->name);
+        return SHIMMY_OK;
     }
-    if (b->model_tmpl == NULL) {
-        snprintf(b->tmpl, sizeof b->tmpl, "chatml");
-        log_info("%s: the model has no chat template; using ChatML", b->name);
-        return;
-    }
-    struct llama_chat_message probe = {"user", "hi"};
-    char out[256];
-    if (llama_chat_apply_template(b->model_tmpl, &probe, 1, true, out, sizeof out) < 0) {
-        snprintf(b->tmpl, sizeof b->tmpl, "chatml");
-        log_warn("%s: llama.cpp does not support the model's chat template; using ChatML "
-                 "(override with --template NAME)", b->name);
-        return;
-    }
-    b->tmpl[0] = '\0';
+    if (o->template_text != NULL || o->template_override != NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "the chat template given for '%s' cannot be "
+                       "used: %s", b->name, why);
+    snprintf(b->tmpl_err, sizeof b->tmpl_err, "the chat template of model '%.100s' cannot be used: "
+             "%.300s (serve it with --chat-template-file FILE or --template NAME)", b->name, why);
+    log_warn("%s", b->tmpl_err);
+    return SHIMMY_OK;
 }
 
 /* One adapter for the whole context: every slot of this model runs with it, so no batch ever
@@ -283,7 +285,8 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     b->batch = llama_batch_init(b->n_batch, 0, 1);
     if ((rc = apply_lora(b, o, err, errlen)) != SHIMMY_OK)
         goto out;
-    choose_template(b, o->template_override);
+    if ((rc = choose_template(b, o, err, errlen)) != SHIMMY_OK)
+        goto out;
     b->loaded_at = clock_wall_s();
     *out = b;
     return SHIMMY_OK;
@@ -328,6 +331,7 @@ void be_free(be_model *b) {
         llama_free(b->ctx);
     if (b->tp != NULL)
         b->tp_free(b->tp);
+    lchat_tmpl_free(b->tmpl);
     if (b->model != NULL)
         llama_model_free(b->model);
     free(b);
@@ -345,7 +349,7 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     info->n_vocab = llama_vocab_n_tokens(b->vocab);
     info->n_params = llama_model_n_params(b->model);
     info->size_bytes = llama_model_size(b->model);
-    info->has_chat_template = b->model_tmpl != NULL;
+    info->has_chat_template = b->has_model_tmpl;
     info->loaded_at = b->loaded_at;
     info->layers_total = b->layers_total;
     info->layers_offloaded = b->layers_offloaded;
@@ -369,78 +373,70 @@ int be_tokenize(const be_model *b, const char *text, size_t len, be_token *out, 
     return n;
 }
 
-static shimmy_err apply_template(const be_model *b, const struct llama_chat_message *msgs, size_t n,
-                                 bool add_ass, buf *out, char *err, size_t errlen) {
-    const char *tmpl = b->tmpl[0] ? b->tmpl : b->model_tmpl;
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += strlen(msgs[i].content) + strlen(msgs[i].role);
-    int cap = (int)(total * 2 + 512);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        char *tmp = malloc((size_t)cap);
-        if (tmp == NULL)
-            return ERR_NOMEM;
-        int32_t len = llama_chat_apply_template(tmpl, msgs, n, add_ass, tmp, cap);
-        if (len < 0) {
-            free(tmp);
-            return err_set(err, errlen, ERR_BAD_PARAM,
-                           "chat template '%s' is not supported by llama.cpp",
-                           b->tmpl[0] ? b->tmpl : "(model's own)");
-        }
-        if (len < cap) {
-            shimmy_err e = buf_append(out, tmp, (size_t)len);
-            free(tmp);
-            return e;
-        }
-        free(tmp);
-        cap = len + 1;
+shimmy_err be_render(const be_model *b, const char *chat_json, const char *json_schema,
+                     int64_t now_s, lchat_render *out, char *err, size_t errlen, char *param,
+                     size_t paramlen) {
+    if (b->tmpl == NULL) {
+        memset(out, 0, sizeof *out);
+        snprintf(param, paramlen, "model");
+        return err_set(err, errlen, ERR_UNSUPPORTED, "%s", b->tmpl_err);
     }
-    return err_set(err, errlen, ERR_INTERNAL, "chat template output kept growing");
+    return lchat_render_chat(b->tmpl, b->model, chat_json, json_schema, now_s, out, err, errlen,
+                             param, paramlen);
 }
 
-shimmy_err be_render_chat(const be_model *b, const chat_msg *msgs, size_t n, char **out, char *err,
-                          size_t errlen) {
-    struct llama_chat_message *lm = calloc(n ? n : 1, sizeof *lm);
-    if (lm == NULL)
-        return ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        lm[i].role = msgs[i].role;
-        lm[i].content = msgs[i].content ? msgs[i].content : "";
-    }
-    /* A final assistant message is continued: render the rest, then append its text as is. */
-    bool cont = n > 0 && strcmp(msgs[n - 1].role, "assistant") == 0;
-    size_t n_render = cont ? n - 1 : n;
-    buf text;
-    buf_init(&text, LIM_PROMPT_BYTES);
-    shimmy_err rc = SHIMMY_OK;
-    if (n_render > 0)
-        rc = apply_template(b, lm, n_render, true, &text, err, errlen);
-    if (rc == SHIMMY_OK && cont)
-        rc = buf_puts(&text, lm[n - 1].content);
-    free(lm);
-    if (rc == ERR_TOO_LARGE)
-        rc = err_set(err, errlen, ERR_TOO_LARGE, "the rendered prompt is over %u bytes",
-                     LIM_PROMPT_BYTES);
-    if (rc != SHIMMY_OK) {
-        buf_free(&text);
-        return rc;
-    }
-    *out = buf_take(&text);
-    return SHIMMY_OK;
+shimmy_err be_template(const be_model *b, char **source, engine_tmpl_caps *caps) {
+    memset(caps, 0, sizeof *caps);
+    if (b->tmpl != NULL)
+        lchat_tmpl_caps(b->tmpl, caps);
+    *source = strdup(b->tmpl != NULL ? lchat_tmpl_source(b->tmpl) : "");
+    return *source != NULL ? SHIMMY_OK : ERR_NOMEM;
 }
 
-shimmy_err be_piece(const be_model *b, be_token t, buf *out) {
+int be_tokenize_ex(const be_model *b, const char *text, size_t len, bool add_special,
+                   bool parse_special, be_token *out, int cap) {
+    if (len > INT_MAX)
+        return -1;
+    int n = llama_tokenize(b->vocab, text, (int32_t)len, out, cap, add_special, parse_special);
+    if (n < 0)
+        return -n <= cap ? -1 : -n;
+    return n;
+}
+
+bool be_token_valid(const be_model *b, be_token t) {
+    return t >= 0 && t < llama_vocab_n_tokens(b->vocab);
+}
+
+shimmy_err be_piece(const be_model *b, be_token t, bool special, buf *out) {
     char small[128];
-    int n = llama_token_to_piece(b->vocab, t, small, sizeof small, 0, false);
+    int n = llama_token_to_piece(b->vocab, t, small, sizeof small, 0, special);
     if (n >= 0)
         return buf_append(out, small, (size_t)n);
     char *big = malloc((size_t)-n);
     if (big == NULL)
         return ERR_NOMEM;
-    int m = llama_token_to_piece(b->vocab, t, big, -n, 0, false);
+    int m = llama_token_to_piece(b->vocab, t, big, -n, 0, special);
     shimmy_err e = m >= 0 ? buf_append(out, big, (size_t)m) : ERR_INTERNAL;
     free(big);
     return e;
+}
+
+shimmy_err be_detokenize(const be_model *b, const be_token *t, int n, buf *out) {
+    int cap = n * 8 + 64;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *tmp = malloc((size_t)cap);
+        if (tmp == NULL)
+            return ERR_NOMEM;
+        int m = llama_detokenize(b->vocab, t, n, tmp, cap, false, true);
+        if (m >= 0) {
+            shimmy_err e = buf_append(out, tmp, (size_t)m);
+            free(tmp);
+            return e;
+        }
+        free(tmp);
+        cap = -m + 1;
+    }
+    return ERR_INTERNAL;
 }
 
 bool be_is_eog(const be_model *b, be_token t) { return llama_vocab_is_eog(b->vocab, t); }
@@ -476,7 +472,8 @@ void be_seq_truncate(be_model *b, int seq, int from) {
 
 /* ---- sampling ---- */
 
-be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed) {
+be_sampler *be_sampler_new(const be_model *b, const gen_params *p, const lchat_render *g,
+                           uint32_t seed) {
     be_sampler *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
@@ -493,9 +490,9 @@ be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed
                                               llama_vocab_n_tokens(b->vocab), p->repeat_last_n,
                                               p->repeat_penalty, p->frequency_penalty,
                                               p->presence_penalty));
-    if (p->grammar != NULL) {
+    if (g != NULL && g->grammar != NULL) {
         s->n_vocab = llama_vocab_n_tokens(b->vocab);
-        s->grammar = llama_sampler_init_grammar(b->vocab, p->grammar, "root");
+        s->grammar = lchat_grammar_sampler(b->vocab, g);
         s->cur = malloc((size_t)s->n_vocab * sizeof *s->cur);
         if (s->grammar == NULL || s->cur == NULL) {
             be_sampler_free(s);
@@ -517,11 +514,11 @@ be_sampler *be_sampler_new(const be_model *b, const gen_params *p, uint32_t seed
     return s;
 }
 
-bool be_grammar_ok(const be_model *b, const char *grammar) {
-    struct llama_sampler *g = llama_sampler_init_grammar(b->vocab, grammar, "root");
-    if (g == NULL)
+bool be_grammar_ok(const be_model *b, const lchat_render *g) {
+    struct llama_sampler *s = lchat_grammar_sampler(b->vocab, g);
+    if (s == NULL)
         return false;
-    llama_sampler_free(g);
+    llama_sampler_free(s);
     return true;
 }
 

@@ -3,7 +3,8 @@
  * of pending prompts. Requests wait in a bounded FIFO; a free slot takes the next request, and
  * when several slots are free the one whose KV cache shares the longest prefix with the prompt.
  * Jobs are shared by the submitter and the engine thread (reference counted); text flows back
- * through the job's buffer, filtered by textout (UTF-8 whole, stop strings held back). */
+ * through the job's buffer, filtered by textout (UTF-8 whole, stop strings held back); a chat
+ * job's waiter parses it (engine/llama_chat.h) into answer, reasoning and tool-call events. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "core/log.h"
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "engine/llama_chat.h"
 #include "engine/textout.h"
 
 struct gen_job {
@@ -26,13 +28,17 @@ struct gen_job {
     be_token *tokens;        /* prompt, owned */
     int n_tokens;
     gen_params params;       /* stop strings point into stop_copy */
-    char **stop_copy;
-    char *grammar_copy;      /* owned copy of params.grammar */
+    char **stop_copy;        /* the request's stop strings, then the chat format's */
+    lchat_render r;          /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
     uint32_t seed;
     buf out;                 /* text not yet taken by engine_job_wait, under mu */
     gen_status st;           /* under mu */
     int64_t t_submit;        /* ns, monotonic */
     struct gen_job *next;    /* queue link, under the model's mu */
+    /* the waiter's (engine_job_wait): */
+    buf answer;              /* all text so far, for the parser */
+    bool parsed_final;       /* the final parse was done */
+    int n_tool_calls;
 };
 
 typedef enum { SLOT_IDLE, SLOT_PROMPT, SLOT_GEN } slot_state;
@@ -90,6 +96,7 @@ const char *finish_reason_str(finish_reason f) {
     case FINISH_LENGTH: return "length";
     case FINISH_CANCELLED: return "cancelled";
     case FINISH_ERROR: return "error";
+    case FINISH_TOOL_CALLS: return "tool_calls";
     default: return NULL;
     }
 }
@@ -111,6 +118,9 @@ void engine_options_for_model(engine_options *o, const char *name) {
             o->gpu_layers = v->layers;
         }
     }
+    for (int i = 0; i < o->n_templates; i++)
+        if (strcmp(o->templates[i].model, name) == 0)
+            o->template_text = o->templates[i].text;
 }
 
 void gen_params_default(gen_params *p) {
@@ -134,9 +144,10 @@ static void job_free(gen_job *j) {
     for (int i = 0; i < j->params.n_stop; i++)
         free(j->stop_copy[i]);
     free(j->stop_copy);
-    free(j->grammar_copy);
+    lchat_render_free(&j->r);
     free(j->tokens);
     buf_free(&j->out);
+    buf_free(&j->answer);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -181,7 +192,8 @@ static void job_publish(gen_job *j, const buf *text, const slot *s, finish_reaso
     pthread_mutex_unlock(&j->mu);
 }
 
-shimmy_err engine_job_wait(gen_job *j, int timeout_ms, buf *text, gen_status *st) {
+/* Takes the new text and the status under the lock. */
+static shimmy_err take_news(gen_job *j, int timeout_ms, buf *news, gen_status *st) {
     shimmy_err rc = SHIMMY_OK;
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
@@ -196,11 +208,34 @@ shimmy_err engine_job_wait(gen_job *j, int timeout_ms, buf *text, gen_status *st
         if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
             break;
     if (j->out.len > 0) {
-        rc = buf_append(text, j->out.data, j->out.len);
+        rc = buf_append(news, j->out.data, j->out.len);
         buf_reset(&j->out);
     }
     *st = j->st;
     pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+shimmy_err engine_job_wait(gen_job *j, int timeout_ms, gen_events *ev, gen_status *st) {
+    gen_events_clear(ev);
+    size_t had = j->answer.len;
+    shimmy_err rc = take_news(j, timeout_ms, &j->answer, st);
+    if (rc != SHIMMY_OK)
+        return rc;
+    bool final = st->done && !j->parsed_final;
+    if (j->r.parser == NULL) {
+        if (j->answer.len > had)
+            rc = gen_events_add(ev, GEN_EV_CONTENT, 0, NULL, NULL, j->answer.data + had,
+                                j->answer.len - had);
+    } else if (j->answer.len > had || final) {
+        rc = lchat_parser_feed(j->r.parser, buf_str(&j->answer), j->answer.len, !st->done, ev);
+        j->n_tool_calls = lchat_parser_n_tool_calls(j->r.parser);
+    }
+    if (final)
+        j->parsed_final = true;
+    if (st->done && st->finish == FINISH_STOP && j->n_tool_calls > 0)
+        st->finish = FINISH_TOOL_CALLS;
+    gen_events_seal(ev);
     return rc;
 }
 
@@ -237,27 +272,27 @@ static shimmy_err tokenize_prompt(engine_model *m, const char *text, gen_job *j,
     return err_set(err, errlen, ERR_INTERNAL, "tokenizer disagreed with itself on the prompt length");
 }
 
-static shimmy_err copy_params(gen_job *j, const gen_params *p) {
-    j->params = *p;
+/* The request's stop strings and then the chat format's, copied. */
+static shimmy_err copy_stops(gen_job *j, const gen_params *p) {
+    int n = p->n_stop + j->r.n_stops;
     j->params.stop = NULL;
     j->params.n_stop = 0;
-    if (p->n_stop > 0) {
-        j->stop_copy = calloc((size_t)p->n_stop, sizeof *j->stop_copy);
-        if (j->stop_copy == NULL)
+    if (n == 0)
+        return SHIMMY_OK;
+    j->stop_copy = calloc((size_t)n, sizeof *j->stop_copy);
+    if (j->stop_copy == NULL)
+        return ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        const char *s = i < p->n_stop ? p->stop[i] : j->r.stops[i - p->n_stop];
+        if ((j->stop_copy[i] = strdup(s)) == NULL)
             return ERR_NOMEM;
-        for (int i = 0; i < p->n_stop; i++) {
-            j->stop_copy[i] = strdup(p->stop[i]);
-            if (j->stop_copy[i] == NULL)
-                return ERR_NOMEM;
-            j->params.n_stop++;
-        }
-        j->params.stop = (const char *const *)j->stop_copy;
+        j->params.n_stop++;
     }
-    if (p->grammar != NULL) {
-        if ((j->grammar_copy = strdup(p->grammar)) == NULL)
-            return ERR_NOMEM;
-        j->params.grammar = j->grammar_copy;
-    }
+    j->params.stop = (const char *const *)j->stop_copy;
+    return SHIMMY_OK;
+}
+
+static void pick_seed(gen_job *j, const gen_params *p) {
     if (p->has_seed) {
         j->seed = p->seed;
     } else {
@@ -265,25 +300,69 @@ static shimmy_err copy_params(gen_job *j, const gen_params *p) {
         clock_gettime(CLOCK_REALTIME, &ts);
         j->seed = (uint32_t)(ts.tv_nsec ^ (ts.tv_sec << 16) ^ (uintptr_t)j);
     }
-    return SHIMMY_OK;
+}
+
+/* The time chat templates see: SHIMMY_CHAT_NOW (unix seconds, for tests) or now. */
+static int64_t chat_now(void) {
+    const char *env = getenv("SHIMMY_CHAT_NOW");
+    if (env != NULL && env[0] != '\0') {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (*end == '\0')
+            return v;
+    }
+    return (int64_t)time(NULL);
+}
+
+/* Renders a chat (prompt, grammar, parser) or takes a raw prompt (and the grammar of its JSON
+ * schema or GBNF). Returns owned *text, the prompt to tokenize. */
+static shimmy_err render(engine_model *m, const gen_request *req, gen_job *j, char **text,
+                         char *err, size_t errlen, char *param, size_t paramlen) {
+    const gen_params *p = &req->params;
+    shimmy_err rc = SHIMMY_OK;
+    if (req->chat_json != NULL) {
+        rc = be_render(m->be, req->chat_json, p->json_schema, chat_now(), &j->r, err, errlen,
+                       param, paramlen);
+        if (rc == SHIMMY_OK && p->grammar != NULL && j->r.grammar == NULL)
+            j->r.grammar = strdup(p->grammar);
+        else if (rc == SHIMMY_OK && p->grammar != NULL)
+            rc = err_set(err, errlen, ERR_BAD_PARAM, "a grammar cannot be combined with tools or "
+                         "a JSON schema");
+        *text = rc == SHIMMY_OK ? strdup(j->r.prompt) : NULL;
+    } else {
+        if (p->json_schema != NULL) {
+            rc = lchat_schema_grammar(p->json_schema, &j->r.grammar, err, errlen);
+            if (rc != SHIMMY_OK)
+                snprintf(param, paramlen, "response_format");
+        } else if (p->grammar != NULL) {
+            j->r.grammar = strdup(p->grammar);
+        }
+        *text = strdup(req->prompt ? req->prompt : "");
+    }
+    if (rc == SHIMMY_OK && (*text == NULL || (p->grammar != NULL && j->r.grammar == NULL)))
+        rc = ERR_NOMEM;
+    return rc;
 }
 
 static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *j, char *err,
-                              size_t errlen) {
-    shimmy_err rc = copy_params(j, &req->params);
-    if (rc != SHIMMY_OK)
-        return rc;
+                              size_t errlen, char *param, size_t paramlen) {
     char *text = NULL;
-    if (req->messages != NULL) {
-        rc = be_render_chat(m->be, req->messages, req->n_messages, &text, err, errlen);
-        if (rc != SHIMMY_OK)
-            return rc;
-    }
-    rc = tokenize_prompt(m, text ? text : (req->prompt ? req->prompt : ""), j, err, errlen);
+    j->params = req->params;
+    j->params.grammar = NULL;
+    j->params.json_schema = NULL;
+    pick_seed(j, &req->params);
+    shimmy_err rc = render(m, req, j, &text, err, errlen, param, paramlen);
+    if (rc == SHIMMY_OK)
+        rc = copy_stops(j, &req->params);
+    if (rc == SHIMMY_OK)
+        rc = tokenize_prompt(m, text, j, err, errlen);
     free(text);
     if (rc != SHIMMY_OK)
         return rc;
-    if (j->params.grammar != NULL && !be_grammar_ok(m->be, j->params.grammar))
+    if (j->r.grammar != NULL && strlen(j->r.grammar) > LIM_GRAMMAR_BYTES)
+        return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar is over %u bytes",
+                       LIM_GRAMMAR_BYTES);
+    if (j->r.grammar != NULL && !be_grammar_ok(m->be, &j->r))
         return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar does not parse");
     int n_ctx = be_n_ctx_slot(m->be);
     if (j->n_tokens == 0)
@@ -298,16 +377,23 @@ static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *
 }
 
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
-                         size_t errlen) {
+                         size_t errlen, char *param, size_t paramlen) {
+    char no_param[8];
+    if (param == NULL || paramlen == 0) {
+        param = no_param;
+        paramlen = sizeof no_param;
+    }
+    param[0] = '\0';
     gen_job *j = calloc(1, sizeof *j);
     if (j == NULL)
         return ERR_NOMEM;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     buf_init(&j->out, LIM_RESPONSE_BYTES);
+    buf_init(&j->answer, LIM_RESPONSE_BYTES);
     j->refs = 2;
     j->t_submit = clock_mono_ns();
-    shimmy_err rc = job_prepare(m, req, j, err, errlen);
+    shimmy_err rc = job_prepare(m, req, j, err, errlen, param, paramlen);
     if (rc != SHIMMY_OK) {
         job_free(j);
         return rc;
@@ -333,9 +419,76 @@ shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out,
     return SHIMMY_OK;
 }
 
-shimmy_err engine_render_chat(engine_model *m, const chat_msg *msgs, size_t n, char **out, char *err,
-                              size_t errlen) {
-    return be_render_chat(m->be, msgs, n, out, err, errlen);
+shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **out, char *err,
+                                 size_t errlen, char *param, size_t paramlen) {
+    lchat_render r;
+    shimmy_err rc = be_render(m->be, chat_json, NULL, chat_now(), &r, err, errlen, param,
+                              paramlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    *out = r.prompt;
+    r.prompt = NULL;
+    lchat_render_free(&r);
+    return SHIMMY_OK;
+}
+
+shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
+                           bool parse_special, int32_t **out, size_t *n, char *err,
+                           size_t errlen) {
+    size_t len = strlen(text);
+    int cap = (int)(len / 2 + 16);
+    if (len > LIM_PROMPT_BYTES)
+        return err_set(err, errlen, ERR_TOO_LARGE, "the text is over %u bytes", LIM_PROMPT_BYTES);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        be_token *t = malloc((size_t)cap * sizeof *t);
+        if (t == NULL)
+            return ERR_NOMEM;
+        int k = be_tokenize_ex(m->be, text, len, add_special, parse_special, t, cap);
+        if (k >= 0 && k <= cap) {
+            *out = t;
+            *n = (size_t)k;
+            return SHIMMY_OK;
+        }
+        free(t);
+        if (k < 0)
+            break;
+        cap = k;
+    }
+    return err_set(err, errlen, ERR_BAD_PARAM, "the text could not be tokenized");
+}
+
+shimmy_err engine_token_piece(engine_model *m, int32_t t, buf *out) {
+    if (!be_token_valid(m->be, t))
+        return ERR_BAD_PARAM;
+    return be_piece(m->be, t, true, out);
+}
+
+shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out,
+                             char *err, size_t errlen) {
+    for (size_t i = 0; i < n; i++)
+        if (!be_token_valid(m->be, tokens[i]))
+            return err_set(err, errlen, ERR_BAD_PARAM, "token %d at index %zu is not in the "
+                           "vocabulary of model '%s'", tokens[i], i, m->name);
+    if (n > (size_t)LIM_PROMPT_BYTES)
+        return err_set(err, errlen, ERR_TOO_LARGE, "too many tokens");
+    return be_detokenize(m->be, tokens, (int)n, out);
+}
+
+shimmy_err engine_template_caps(const char *source, engine_tmpl_caps *out, char *err,
+                                size_t errlen) {
+    lchat_tmpl *t;
+    memset(out, 0, sizeof *out);
+    shimmy_err rc = lchat_tmpl_new(NULL, source && source[0] ? source : NULL, NULL, &t, err,
+                                   errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    lchat_tmpl_caps(t, out);
+    lchat_tmpl_free(t);
+    return SHIMMY_OK;
+}
+
+shimmy_err engine_model_template(engine_model *m, char **source, engine_tmpl_caps *caps) {
+    return be_template(m->be, source, caps);
 }
 
 void engine_model_get_info(engine_model *m, engine_model_info *info) {
@@ -410,7 +563,7 @@ static void slot_start(engine_model *m, slot *s, gen_job *j) {
     s->t_start = clock_mono_ns();
     s->t_first = 0;
     buf_reset(&s->emit);
-    s->smpl = be_sampler_new(m->be, &j->params, j->seed);
+    s->smpl = be_sampler_new(m->be, &j->params, &j->r, j->seed);
     pthread_mutex_lock(&j->mu);
     j->st.cached_tokens = keep;
     j->st.queued_ns = s->t_start - j->t_submit;
@@ -501,6 +654,14 @@ static void build_batch(engine_model *m) {
     }
 }
 
+/* A special token the chat format needs to see in the text (tool-call tags). */
+static bool is_preserved(const gen_job *j, be_token t) {
+    for (int i = 0; i < j->r.n_preserved_tokens; i++)
+        if (j->r.preserved_tokens[i] == t)
+            return true;
+    return false;
+}
+
 /* Handles the token sampled for slot s. */
 static void slot_token(engine_model *m, slot *s, be_token t) {
     gen_job *j = s->job;
@@ -514,7 +675,7 @@ static void slot_token(engine_model *m, slot *s, be_token t) {
         return;
     }
     buf_reset(&s->piece);
-    be_piece(m->be, t, &s->piece);
+    be_piece(m->be, t, is_preserved(j, t), &s->piece);
     if (textout_feed(&s->tout, s->piece.data, s->piece.len, &s->emit)) {
         slot_finish(m, s, FINISH_STOP, SHIMMY_OK, NULL);
         return;
