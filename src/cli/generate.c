@@ -41,6 +41,7 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
         {"model", required_argument, NULL, 'm'},      {"model-dirs", required_argument, NULL, 'd'},
         {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
+        {"chat-template-file", required_argument, NULL, 'J'},
         CLI_GPU_LONGOPTS,
         {NULL, 0, NULL, 0}};
     opterr = 0;
@@ -140,18 +141,18 @@ static int run(gen_opts *o, registry *r) {
     gen_request req = {.prompt = o->prompt, .params = o->params};
     gen_job *job;
     int rc = 0;
-    if (engine_submit(m, &req, &job, err, sizeof err) != SHIMMY_OK) {
+    if (engine_submit(m, &req, &job, err, sizeof err, NULL, 0) != SHIMMY_OK) {
         fprintf(stderr, "shimmy generate: %s\n", err);
         registry_release(r, m);
         return 1;
     }
-    buf text;
-    buf_init(&text, LIM_RESPONSE_BYTES);
+    gen_events ev;
+    gen_events_init(&ev);
     gen_status st;
     do {
-        buf_reset(&text);
-        engine_job_wait(job, 1000, &text, &st);
-        fwrite(text.data ? text.data : "", 1, text.len, stdout);
+        engine_job_wait(job, 1000, &ev, &st);
+        for (size_t i = 0; i < ev.n; i++)
+            fwrite(ev.ev[i].text, 1, ev.ev[i].len, stdout);
         fflush(stdout);
     } while (!st.done);
     putchar('\n');
@@ -159,7 +160,7 @@ static int run(gen_opts *o, registry *r) {
         fprintf(stderr, "shimmy generate: %s\n", st.errmsg);
         rc = 1;
     }
-    buf_free(&text);
+    gen_events_free(&ev);
     engine_job_release(job);
     registry_release(r, m);
     return rc;

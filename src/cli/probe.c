@@ -72,19 +72,19 @@ static shimmy_err one_token(engine_model *m, int64_t *ns, char *err, size_t errl
     req.prompt = "Hello";
     gen_job *job;
     int64_t t0 = clock_mono_ns();
-    shimmy_err rc = engine_submit(m, &req, &job, err, errlen);
+    shimmy_err rc = engine_submit(m, &req, &job, err, errlen, NULL, 0);
     if (rc != SHIMMY_OK)
         return rc;
-    buf text;
+    gen_events ev;
     gen_status st;
-    buf_init(&text, 1 << 20);
+    gen_events_init(&ev);
     do
-        rc = engine_job_wait(job, 1000, &text, &st);
+        rc = engine_job_wait(job, 1000, &ev, &st);
     while (rc == SHIMMY_OK && !st.done);
     *ns = clock_mono_ns() - t0;
     if (rc == SHIMMY_OK && st.finish == FINISH_ERROR)
         rc = err_set(err, errlen, st.error ? st.error : ERR_INTERNAL, "%s", st.errmsg);
-    buf_free(&text);
+    gen_events_free(&ev);
     engine_job_release(job);
     return rc;
 }

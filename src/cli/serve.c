@@ -1,9 +1,11 @@
 /* cli/serve: `shimmy serve`: finds the models, starts the HTTP server, waits for a signal. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -30,7 +32,10 @@ static const char serve_help[] =
     "  --parallel N           requests generated at once per model (default 4)\n"
     "  --ctx N                context tokens per request (default: trained context, at most 4096)\n"
     "  --threads N            CPU threads (default: all cores)\n"
-    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
+    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name,\n"
+    "                         rendered without Jinja)\n"
+    "  --chat-template-file [MODEL=]FILE  Jinja chat template to use instead of the model's, for\n"
+    "                         every model or for MODEL (repeatable)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
     "  --max-memory SIZE      memory budget for loaded models (e.g. 8G, 512M; by file size):\n"
     "                         idle models are unloaded, least recently used first (default: none)\n"
@@ -39,8 +44,53 @@ static const char serve_help[] =
     "  --keep-alive DUR       unload a model this long after its last request (e.g. 5m, 30s;\n"
     "                         default: keep); Ollama requests may set their own keep_alive\n"
     "  --lora MODEL=PATH[:S]  apply a LoRA adapter to MODEL with scale S (default 1; repeatable)\n"
+    /* trust (docs/SECURITY.md) */
+    "  --api-key KEY          require this key as 'Authorization: Bearer KEY' or 'x-api-key'\n"
+    "                         (repeatable; also SHIMMY_API_KEY); /health stays open\n"
+    "  --api-key-file FILE    keys, one per line ('#' comments); re-read on SIGHUP\n"
+    "  --auth-health          /health and / need the key too\n"
+    "  --cors-origin ORIGIN   let pages from ORIGIN call the API (repeatable; '*' = any; also\n"
+    "                         SHIMMY_ORIGINS, comma-separated); default: localhost pages only\n"
+    "  --allowed-host NAME    answer requests for this host name (repeatable; '.example.com' for\n"
+    "                         its subdomains; '*' = any); default: IPs, localhost, this machine\n"
+    "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...\n"
+    "  --tls-key FILE         ... and this PEM private key\n"
     CLI_GPU_HELP
     "  --help                 this help\n";
+
+/* Trust flags (docs/SECURITY.md): collected here, handed to http/ as an http_trust. */
+enum {
+    SERVE_OPT_API_KEY = 0x5400,
+    SERVE_OPT_API_KEY_FILE,
+    SERVE_OPT_AUTH_HEALTH,
+    SERVE_OPT_CORS_ORIGIN,
+    SERVE_OPT_ALLOWED_HOST,
+    SERVE_OPT_TLS_CERT,
+    SERVE_OPT_TLS_KEY,
+};
+#define SERVE_TRUST_MAX 64 /* values of one repeatable trust flag */
+#define SERVE_TRUST_LONGOPTS                                                                       \
+    {"api-key", required_argument, NULL, SERVE_OPT_API_KEY},                                       \
+        {"api-key-file", required_argument, NULL, SERVE_OPT_API_KEY_FILE},                         \
+        {"auth-health", no_argument, NULL, SERVE_OPT_AUTH_HEALTH},                                 \
+        {"cors-origin", required_argument, NULL, SERVE_OPT_CORS_ORIGIN},                           \
+        {"allowed-host", required_argument, NULL, SERVE_OPT_ALLOWED_HOST},                         \
+        {"tls-cert", required_argument, NULL, SERVE_OPT_TLS_CERT},                                 \
+        {"tls-key", required_argument, NULL, SERVE_OPT_TLS_KEY}
+
+typedef struct serve_trust {
+    const char *keys[SERVE_TRUST_MAX + 1]; /* --api-key, SHIMMY_API_KEY; then the file's */
+    size_t n_keys;
+    size_t n_flag_keys;                    /* keys from flags and env (kept on SIGHUP) */
+    guard_keys file_keys;                  /* owned */
+    const char *key_file;
+    const char *origins[SERVE_TRUST_MAX];
+    size_t n_origins;
+    char *origins_env;                     /* owned copy of SHIMMY_ORIGINS, split in place */
+    const char *hosts[SERVE_TRUST_MAX];
+    size_t n_hosts;
+    http_trust t;
+} serve_trust;
 
 typedef struct serve_opts {
     char host[256];
@@ -54,7 +104,61 @@ typedef struct serve_opts {
     int max_loaded;
     int64_t keep_ns;   /* < 0 = keep */
     uint64_t max_bytes; /* --max-memory; 0 = none */
+    serve_trust trust;
 } serve_opts;
+
+/* --chat-template-file: the texts live for the process (engine_options borrows them). */
+static model_template_override chat_templates[LIM_MODELS];
+static int n_chat_templates;
+
+static char *read_template(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cli_usage_error(cmd, "--chat-template-file: cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf b;
+    buf_init(&b, LIM_TEMPLATE_BYTES);
+    char chunk[8192];
+    size_t n;
+    shimmy_err rc = SHIMMY_OK;
+    while (rc == SHIMMY_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(&b, chunk, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (rc != SHIMMY_OK || bad || b.len == 0) {
+        buf_free(&b);
+        cli_usage_error(cmd, "--chat-template-file: %s is %s", path,
+                        rc == ERR_TOO_LARGE ? "over the size limit (1 MiB)" : bad ? "unreadable"
+                                                                                  : "empty");
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+/* [MODEL=]FILE: MODEL is everything before the last '=' when FILE exists under that split. */
+static int parse_template_file(const char *cmd, const char *arg, engine_options *eng) {
+    const char *eq = strrchr(arg, '=');
+    const char *path = eq != NULL ? eq + 1 : arg;
+    if (eq != NULL && access(arg, R_OK) == 0)
+        path = arg, eq = NULL; /* a file name that holds '=' */
+    char *text = read_template(cmd, path);
+    if (text == NULL)
+        return 2;
+    if (eq == NULL) {
+        eng->template_text = text;
+        return 1;
+    }
+    if (n_chat_templates >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d --chat-template-file MODEL=FILE options", LIM_MODELS);
+    char *model = strndup(arg, (size_t)(eq - arg));
+    if (model == NULL || model[0] == '\0')
+        return cli_usage_error(cmd, "--chat-template-file wants [MODEL=]FILE, not '%s'", arg);
+    chat_templates[n_chat_templates++] = (model_template_override){model, text};
+    eng->templates = chat_templates;
+    eng->n_templates = n_chat_templates;
+    return 1;
+}
 
 /* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
  * them, 0 if not, 2 on a usage error (already reported). */
@@ -79,6 +183,8 @@ int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_opti
     case 'T':
         eng->template_override = arg;
         return 1;
+    case 'J':
+        return parse_template_file(cmd, arg, eng);
     case 'q':
         if (cli_parse_int(arg, 1, 1 << 16, &v) != 0)
             return cli_usage_error(cmd, "--queue must be an integer from 1 to 65536");
@@ -111,6 +217,123 @@ static int parse_bind(const char *arg, serve_opts *o) {
         snprintf(o->host, sizeof o->host, "%s", DEFAULT_HOST);
     o->port = (int)port;
     return 0;
+}
+
+/* ---- trust flags ---- */
+
+static int trust_add(const char *flag, const char **list, size_t *n, const char *v) {
+    if (*n >= SERVE_TRUST_MAX)
+        return cli_usage_error("serve", "at most %d %s options", SERVE_TRUST_MAX, flag);
+    if (v[0] == '\0')
+        return cli_usage_error("serve", "%s wants a value", flag);
+    list[(*n)++] = v;
+    return 1;
+}
+
+/* Returns 1 if opt was a trust flag, 0 if not, 2 on a usage error (already reported). */
+static int parse_trust_flag(int opt, const char *arg, serve_trust *st) {
+    switch (opt) {
+    case SERVE_OPT_API_KEY:
+        return trust_add("--api-key", st->keys, &st->n_keys, arg);
+    case SERVE_OPT_API_KEY_FILE:
+        st->key_file = arg;
+        return 1;
+    case SERVE_OPT_AUTH_HEALTH:
+        st->t.auth_health = true;
+        return 1;
+    case SERVE_OPT_CORS_ORIGIN:
+        if (strcmp(arg, "*") != 0 && strstr(arg, "://") == NULL)
+            return cli_usage_error("serve", "--cors-origin wants an origin like "
+                                   "https://app.example or '*', not '%s'", arg);
+        return trust_add("--cors-origin", st->origins, &st->n_origins, arg);
+    case SERVE_OPT_ALLOWED_HOST:
+        return trust_add("--allowed-host", st->hosts, &st->n_hosts, arg);
+    case SERVE_OPT_TLS_CERT:
+        st->t.tls_cert = arg;
+        return 1;
+    case SERVE_OPT_TLS_KEY:
+        st->t.tls_key = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Adds the keys of the keys file after the flag keys. Returns 0, or 1 with the error printed. */
+static int trust_read_key_file(serve_trust *st) {
+    char err[512];
+    guard_keys k;
+    st->n_keys = st->n_flag_keys;
+    if (st->key_file == NULL)
+        return 0;
+    if (guard_keys_read(st->key_file, &k, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "shimmy serve: --api-key-file %s\n", err);
+        return 1;
+    }
+    guard_keys_free(&st->file_keys);
+    st->file_keys = k;
+    for (size_t i = 0; i < k.n && st->n_keys < SERVE_TRUST_MAX; i++)
+        st->keys[st->n_keys++] = k.keys[i];
+    return 0;
+}
+
+/* Environment, keys file, consistency. Returns 0, or 2 after a usage error. */
+static int trust_finish(serve_trust *st) {
+    const char *env_key = getenv("SHIMMY_API_KEY");
+    if (env_key != NULL && env_key[0] != '\0' &&
+        trust_add("SHIMMY_API_KEY", st->keys, &st->n_keys, env_key) == 2)
+        return 2;
+    const char *env_origins = getenv("SHIMMY_ORIGINS");
+    if (env_origins != NULL && (st->origins_env = strdup(env_origins)) != NULL) {
+        for (char *o = st->origins_env; *o != '\0';) { /* split at commas and spaces */
+            size_t n = strcspn(o, ", ");
+            char *next = o[n] != '\0' ? o + n + 1 : o + n;
+            o[n] = '\0';
+            if (n > 0 && trust_add("SHIMMY_ORIGINS", st->origins, &st->n_origins, o) == 2)
+                return 2;
+            o = next;
+        }
+    }
+    if ((st->t.tls_cert == NULL) != (st->t.tls_key == NULL))
+        return cli_usage_error("serve", "--tls-cert and --tls-key go together");
+    st->n_flag_keys = st->n_keys;
+    if (trust_read_key_file(st) != 0)
+        return 2;
+    st->t.origins = st->origins;
+    st->t.n_origins = st->n_origins;
+    st->t.hosts = st->hosts;
+    st->t.n_hosts = st->n_hosts;
+    st->t.keys = st->keys;
+    st->t.n_keys = st->n_keys;
+    return 0;
+}
+
+/* SIGHUP: re-read the keys file and hand the keys to the server. */
+static void trust_reload(serve_trust *st, http_server *srv) {
+    if (st->key_file == NULL) {
+        log_info("SIGHUP: no --api-key-file to re-read");
+        return;
+    }
+    if (trust_read_key_file(st) != 0) {
+        log_warn("SIGHUP: keeping the previous API keys");
+        return;
+    }
+    if (http_server_set_keys(srv, st->keys, st->n_keys) == SHIMMY_OK)
+        log_info("SIGHUP: %zu API key(s) from %s", st->n_keys - st->n_flag_keys, st->key_file);
+}
+
+/* A warning for a server reachable from other machines with no key. */
+static void trust_warn(const char *host, const serve_trust *st) {
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+                    strcmp(host, "localhost") == 0;
+    if (!loopback && st->n_keys == 0)
+        log_warn("listening on %s without an API key: anyone who can reach this address can use "
+                 "the server (see --api-key, docs/SECURITY.md)", host);
+}
+
+static void trust_free(serve_trust *st) {
+    guard_keys_free(&st->file_keys);
+    free(st->origins_env);
 }
 
 /* "8G", "512M", "100K", a bare number of bytes (binary units). */
@@ -155,9 +378,11 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
         {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
+        {"chat-template-file", required_argument, NULL, 'J'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
         {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
+        SERVE_TRUST_LONGOPTS,
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -168,6 +393,12 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             return 2;
         if (r == 1)
             continue;
+        r = parse_trust_flag(opt, optarg, &o->trust);
+        if (r != 0) {
+            if (r == 2)
+                return 2;
+            continue;
+        }
         switch (opt) {
         case 'b':
             if (parse_bind(optarg, o) != 0)
@@ -217,7 +448,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
     }
     if (optind < argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    return 0;
+    return trust_finish(&o->trust);
 }
 
 static int pick_port(serve_opts *o) {
@@ -286,8 +517,10 @@ int cli_serve(int argc, char **argv) {
     int rc = cli_gpu_defaults("serve", &o.eng);
     if (rc == 0)
         rc = parse_args(argc, argv, &o);
-    if (rc != 0)
+    if (rc != 0) {
+        trust_free(&o.trust);
         return rc < 0 ? 0 : rc;
+    }
 
     if (cli_engine_start("serve", &o.eng) != 0)
         return 1;
@@ -297,6 +530,7 @@ int cli_serve(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP); /* re-read --api-key-file */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -311,24 +545,31 @@ int cli_serve(int argc, char **argv) {
         registry_free(app.models);
         return 1;
     }
-    http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app};
+    http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app,
+                       .trust = &o.trust.t, .open_paths = api_open_paths(),
+                       .admin_paths = api_admin_paths()};
     cfg.routes = api_routes(&cfg.n_routes);
     http_server *srv;
     if (http_server_start(&cfg, &srv, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         registry_free(app.models);
+        trust_free(&o.trust);
         return 1;
     }
+    trust_warn(o.host, &o.trust);
     int bound = http_server_port(srv);
     int is_v6 = strchr(o.host, ':') != NULL;
-    printf("shimmy %s listening on http://%s%s%s:%d (OpenAI API at /v1)\n", SHIMMY_VERSION,
-           is_v6 ? "[" : "", o.host, is_v6 ? "]" : "", bound);
+    printf("shimmy %s listening on %s://%s%s%s:%d (OpenAI API at /v1)\n", SHIMMY_VERSION,
+           o.trust.t.tls_cert != NULL ? "https" : "http", is_v6 ? "[" : "", o.host,
+           is_v6 ? "]" : "", bound);
     fflush(stdout);
 
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
+        trust_reload(&o.trust, srv);
     log_info("signal %d: shutting down", sig);
     http_server_stop(srv);
     registry_free(app.models);
+    trust_free(&o.trust);
     return 0;
 }

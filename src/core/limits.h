@@ -14,6 +14,9 @@
 /* Largest minItems/maxItems/minLength/maxLength a schema may give: llama.cpp's grammar parser
  * writes out one rule per repetition and refuses 2000 or more. */
 #define LIM_SCHEMA_REPEAT 1000
+/* Largest chat template file (--chat-template-file): the biggest template in llama.cpp's set is
+ * under 64 KiB. */
+#define LIM_TEMPLATE_BYTES (1u << 20)
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */
