@@ -16,6 +16,10 @@ typedef struct shimmy_app {
 
 /* The route table (static storage). */
 const http_route *api_routes(size_t *n);
+/* NULL-terminated path lists for http_config (static storage): paths served without an API key,
+ * and paths that change the server (never cross-origin). */
+const char *const *api_open_paths(void);
+const char *const *api_admin_paths(void);
 /* Error body in OpenAI's format for errors the HTTP layer produces itself. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out);
 

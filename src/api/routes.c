@@ -205,6 +205,9 @@ static const http_route routes[] = {
     {"GET", "/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"GET", "/health", handle_health, LIM_GET_BODY_BYTES},
+    {"POST", "/apply-template", api_handle_apply_template, LIM_BODY_BYTES},
+    {"POST", "/tokenize", api_handle_tokenize, LIM_BODY_BYTES},
+    {"POST", "/detokenize", api_handle_detokenize, LIM_BODY_BYTES},
     {"GET", "/v1/health", handle_health, LIM_GET_BODY_BYTES},
     {"POST", "/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
     /* Ollama's API */
@@ -229,4 +232,20 @@ static const http_route routes[] = {
 const http_route *api_routes(size_t *n) {
     *n = sizeof routes / sizeof routes[0];
     return routes;
+}
+
+/* ---- trust (http/guard, docs/SECURITY.md) ---- */
+
+/* Served without an API key unless --auth-health: liveness checks. */
+static const char *const open_paths[] = {"/", "/health", "/v1/health", NULL};
+/* Change the server's state: never served to a cross-origin request, even an allowed one. */
+static const char *const admin_paths[] = {"/v1/models/rescan", "/api/pull", "/api/push",
+                                          "/api/create", "/api/copy", "/api/delete", NULL};
+
+const char *const *api_open_paths(void) {
+    return open_paths;
+}
+
+const char *const *api_admin_paths(void) {
+    return admin_paths;
 }
