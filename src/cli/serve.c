@@ -1,9 +1,11 @@
 /* cli/serve: `shimmy serve`: finds the models, starts the HTTP server, waits for a signal. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -30,7 +32,10 @@ static const char serve_help[] =
     "  --parallel N           requests generated at once per model (default 4)\n"
     "  --ctx N                context tokens per request (default: trained context, at most 4096)\n"
     "  --threads N            CPU threads (default: all cores)\n"
-    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name)\n"
+    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name,\n"
+    "                         rendered without Jinja)\n"
+    "  --chat-template-file [MODEL=]FILE  Jinja chat template to use instead of the model's, for\n"
+    "                         every model or for MODEL (repeatable)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
     "  --max-memory SIZE      memory budget for loaded models (e.g. 8G, 512M; by file size):\n"
     "                         idle models are unloaded, least recently used first (default: none)\n"
@@ -102,6 +107,59 @@ typedef struct serve_opts {
     serve_trust trust;
 } serve_opts;
 
+/* --chat-template-file: the texts live for the process (engine_options borrows them). */
+static model_template_override chat_templates[LIM_MODELS];
+static int n_chat_templates;
+
+static char *read_template(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cli_usage_error(cmd, "--chat-template-file: cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf b;
+    buf_init(&b, LIM_TEMPLATE_BYTES);
+    char chunk[8192];
+    size_t n;
+    shimmy_err rc = SHIMMY_OK;
+    while (rc == SHIMMY_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(&b, chunk, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (rc != SHIMMY_OK || bad || b.len == 0) {
+        buf_free(&b);
+        cli_usage_error(cmd, "--chat-template-file: %s is %s", path,
+                        rc == ERR_TOO_LARGE ? "over the size limit (1 MiB)" : bad ? "unreadable"
+                                                                                  : "empty");
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+/* [MODEL=]FILE: MODEL is everything before the last '=' when FILE exists under that split. */
+static int parse_template_file(const char *cmd, const char *arg, engine_options *eng) {
+    const char *eq = strrchr(arg, '=');
+    const char *path = eq != NULL ? eq + 1 : arg;
+    if (eq != NULL && access(arg, R_OK) == 0)
+        path = arg, eq = NULL; /* a file name that holds '=' */
+    char *text = read_template(cmd, path);
+    if (text == NULL)
+        return 2;
+    if (eq == NULL) {
+        eng->template_text = text;
+        return 1;
+    }
+    if (n_chat_templates >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d --chat-template-file MODEL=FILE options", LIM_MODELS);
+    char *model = strndup(arg, (size_t)(eq - arg));
+    if (model == NULL || model[0] == '\0')
+        return cli_usage_error(cmd, "--chat-template-file wants [MODEL=]FILE, not '%s'", arg);
+    chat_templates[n_chat_templates++] = (model_template_override){model, text};
+    eng->templates = chat_templates;
+    eng->n_templates = n_chat_templates;
+    return 1;
+}
+
 /* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
  * them, 0 if not, 2 on a usage error (already reported). */
 int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
@@ -125,6 +183,8 @@ int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_opti
     case 'T':
         eng->template_override = arg;
         return 1;
+    case 'J':
+        return parse_template_file(cmd, arg, eng);
     case 'q':
         if (cli_parse_int(arg, 1, 1 << 16, &v) != 0)
             return cli_usage_error(cmd, "--queue must be an integer from 1 to 65536");
@@ -318,6 +378,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
         {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
+        {"chat-template-file", required_argument, NULL, 'J'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
         {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
