@@ -1,6 +1,7 @@
-/* Unit tests for api/openai_wire (and api/jsonw): request parsing into gen_request with every
- * parameter and every client error, and the exact JSON of responses and SSE chunks. No engine,
- * no registry, no sockets. */
+/* Unit tests for api/openai_wire (and api/jsonw, api/gen's sinks and answer): request parsing
+ * into an api_call with every parameter, the engine's chat JSON (messages, tool calls, tools,
+ * tool_choice, reasoning fields) and every client error, and the exact JSON of responses and
+ * SSE chunks (content, reasoning_content, tool_calls). No engine, no registry, no sockets. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "api/json_schema.h"
+#include "api/json_in.h"
 #include "api/jsonw.h"
 #include "api/openai_wire.h"
 #include "core/clock.h"
@@ -41,33 +42,80 @@ static gen_params test_defaults(void) {
     return p;
 }
 
-static shimmy_err chat(const char *body, oai_request *r, oai_error *err) {
+/* The body of the last call parsed (it must outlive the call) and its chat JSON, parsed. */
+static json_t *last_root, *last_chat;
+
+static shimmy_err parse_body(bool is_chat, const char *body, size_t len, api_call *c,
+                             api_error *err) {
     gen_params d = test_defaults();
-    return oai_parse_chat(body, strlen(body), &d, r, err);
+    json_t *root = NULL;
+    api_error_clear(err);
+    memset(c, 0, sizeof *c);
+    shimmy_err e = api_json_load_object(body, len, &root, err->message, sizeof err->message);
+    if (e != SHIMMY_OK)
+        return err->code = e;
+    e = is_chat ? oai_parse_chat(root, &d, c, err) : oai_parse_completion(root, &d, c, err);
+    if (e != SHIMMY_OK) {
+        json_decref(root);
+        return e;
+    }
+    last_root = root;
+    last_chat = c->gen.chat_json ? json_loads(c->gen.chat_json, 0, NULL) : NULL;
+    return e;
 }
 
-static shimmy_err completion(const char *body, oai_request *r, oai_error *err) {
-    gen_params d = test_defaults();
-    return oai_parse_completion(body, strlen(body), &d, r, err);
+static shimmy_err chat(const char *body, api_call *c, api_error *err) {
+    return parse_body(true, body, strlen(body), c, err);
 }
+
+static shimmy_err completion(const char *body, api_call *c, api_error *err) {
+    return parse_body(false, body, strlen(body), c, err);
+}
+
+static void call_free(api_call *c) {
+    oai_call_free(c);
+    json_decref(last_root);
+    json_decref(last_chat);
+    last_root = last_chat = NULL;
+}
+
+#define OW(c) ((oai_wire *)(c).wire)
+
+/* Field key of message i of the last chat JSON, as JSON text ("null" when absent). */
+static char *msg_field(size_t i, const char *key) {
+    json_t *m = json_array_get(json_object_get(last_chat, "messages"), i);
+    json_t *v = json_object_get(m, key);
+    return v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("null");
+}
+
+static void assert_msg(size_t i, const char *key, const char *want) {
+    char *got = msg_field(i, key);
+    if (strcmp(got, want) != 0)
+        print_error("messages[%zu].%s: got %s, want %s\n", i, key, got, want);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static size_t n_msgs(void) { return json_array_size(json_object_get(last_chat, "messages")); }
 
 /* ---- valid requests ---- */
 
 static void test_chat_minimal_keeps_defaults(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     gen_params d = test_defaults();
     assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
                           &r, &err),
                      SHIMMY_OK);
     assert_string_equal(r.model, "m");
     assert_false(r.stream);
-    assert_false(r.include_usage);
+    assert_false(OW(r)->meta.include_usage);
     assert_null(r.gen.prompt);
-    assert_int_equal(r.gen.n_messages, 1);
-    assert_string_equal(r.gen.messages[0].role, "user");
-    assert_string_equal(r.gen.messages[0].content, "hi");
+    assert_string_equal(r.gen.chat_json, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                         "\"hi\"}]}");
+    assert_null(r.gen.params.json_schema);
+    assert_false(r.need_tools);
     assert_int_equal(r.gen.params.max_tokens, d.max_tokens);
     assert_true(r.gen.params.temperature == d.temperature);
     assert_true(r.gen.params.top_p == d.top_p);
@@ -79,13 +127,13 @@ static void test_chat_minimal_keeps_defaults(void **state) {
     assert_int_equal(r.gen.params.repeat_last_n, d.repeat_last_n);
     assert_false(r.gen.params.has_seed);
     assert_int_equal(r.gen.params.n_stop, 0);
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_chat_all_params(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     const char *body =
         "{\"model\":\"org/name:q4\",\"messages\":["
         "{\"role\":\"system\",\"content\":\"sys\"},"
@@ -100,14 +148,16 @@ static void test_chat_all_params(void **state) {
     assert_int_equal(chat(body, &r, &err), SHIMMY_OK);
     assert_string_equal(r.model, "org/name:q4");
     assert_true(r.stream);
-    assert_true(r.include_usage);
-    assert_int_equal(r.gen.n_messages, 4);
-    assert_string_equal(r.gen.messages[0].role, "system");
-    assert_string_equal(r.gen.messages[1].role, "system");
-    assert_string_equal(r.gen.messages[1].content, "dev");
-    assert_string_equal(r.gen.messages[2].role, "user");
-    assert_string_equal(r.gen.messages[3].role, "assistant");
-    assert_string_equal(r.gen.messages[3].content, "");
+    assert_true(OW(r)->meta.include_usage);
+    assert_int_equal(n_msgs(), 4);
+    assert_msg(0, "role", "\"system\"");
+    assert_msg(1, "role", "\"system\"");
+    assert_msg(1, "content", "\"dev\"");
+    assert_msg(2, "role", "\"user\"");
+    assert_msg(2, "name", "\"bob\"");
+    assert_msg(3, "role", "\"assistant\"");
+    assert_msg(3, "content", "\"\"");
+    assert_false(r.need_tools); /* tools: [] */
     const gen_params *p = &r.gen.params;
     assert_true(p->temperature == 0.5f);
     assert_true(p->top_p == 0.9f);
@@ -123,25 +173,25 @@ static void test_chat_all_params(void **state) {
     assert_int_equal(p->n_stop, 2);
     assert_string_equal(p->stop[0], "a");
     assert_string_equal(p->stop[1], "bb");
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_chat_max_completion_tokens_wins(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                           "\"max_completion_tokens\":5,\"max_tokens\":9}",
                           &r, &err),
                      SHIMMY_OK);
     assert_int_equal(r.gen.params.max_tokens, 5);
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_chat_nulls_integral_reals_seed(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     gen_params d = test_defaults();
     assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                           "\"temperature\":null,\"stop\":null,\"stream\":null,\"n\":null,"
@@ -156,7 +206,7 @@ static void test_chat_nulls_integral_reals_seed(void **state) {
     assert_true(r.gen.params.top_p == d.top_p);
     assert_int_equal(r.gen.params.n_stop, 0);
     assert_false(r.stream);
-    oai_request_free(&r);
+    call_free(&r);
 
     assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                           "\"seed\":4294967297,\"stop\":\"END\"}",
@@ -166,13 +216,13 @@ static void test_chat_nulls_integral_reals_seed(void **state) {
     assert_int_equal(r.gen.params.seed, 1);
     assert_int_equal(r.gen.params.n_stop, 1);
     assert_string_equal(r.gen.params.stop[0], "END");
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_chat_content_parts(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     assert_int_equal(
         chat("{\"model\":\"m\",\"messages\":["
              "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"one\"}]},"
@@ -181,38 +231,39 @@ static void test_chat_content_parts(void **state) {
              "{\"role\":\"user\",\"content\":[]}]}",
              &r, &err),
         SHIMMY_OK);
-    assert_string_equal(r.gen.messages[0].content, "one");
-    assert_string_equal(r.gen.messages[1].content, "a\n\nb\xc3\xa9");
-    assert_string_equal(r.gen.messages[2].content, "");
-    oai_request_free(&r);
+    /* text parts pass to the engine as they are (the template joins them as llama-server) */
+    assert_msg(0, "content", "[{\"type\":\"text\",\"text\":\"one\"}]");
+    assert_msg(1, "content", "[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\","
+                             "\"text\":\"\"},{\"type\":\"text\",\"text\":\"b\xc3\xa9\"}]");
+    assert_msg(2, "content", "[]");
+    call_free(&r);
 }
 
 static void test_completion_prompts(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     assert_int_equal(completion("{\"model\":\"m\",\"prompt\":\"Once\",\"max_tokens\":3,"
                                 "\"stream\":true,\"echo\":false,\"logprobs\":null,"
                                 "\"best_of\":1,\"suffix\":\"\"}",
                                 &r, &err),
                      SHIMMY_OK);
     assert_string_equal(r.gen.prompt, "Once");
-    assert_null(r.gen.messages);
-    assert_int_equal(r.gen.n_messages, 0);
+    assert_null(r.gen.chat_json);
     assert_int_equal(r.gen.params.max_tokens, 3);
     assert_true(r.stream);
-    oai_request_free(&r);
+    call_free(&r);
 
     assert_int_equal(completion("{\"model\":\"m\",\"prompt\":[\"Twice\"]}", &r, &err),
                      SHIMMY_OK);
     assert_string_equal(r.gen.prompt, "Twice");
-    oai_request_free(&r);
+    call_free(&r);
 
     /* messages are not a completions parameter: ignored */
     assert_int_equal(completion("{\"model\":\"m\",\"prompt\":\"\",\"messages\":5}", &r, &err),
                      SHIMMY_OK);
     assert_string_equal(r.gen.prompt, "");
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 /* ---- client errors ---- */
@@ -228,6 +279,7 @@ typedef struct bad_case {
 #define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
 #define CHAT(extra) "{\"model\":\"m\"," MSGS extra "}"
 #define CMPL(extra) "{\"model\":\"m\",\"prompt\":\"p\"" extra "}"
+#define TOOL_F "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"
 
 static const bad_case bad_cases[] = {
     {true, "{", ERR_BAD_JSON, "", "invalid JSON at line 1, column"},
@@ -249,8 +301,22 @@ static const bad_case bad_cases[] = {
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
            "{\"role\":\"bot\",\"content\":\"x\"}]}",
      ERR_BAD_PARAM, "messages[1].role", "must be one of system, user, assistant, developer"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
-     ERR_BAD_PARAM, "messages[0].role", "tool messages are not supported"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}",
+     ERR_BAD_PARAM, "messages[0].role", "must be one of system, user, assistant, developer, tool"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\"}]}", ERR_BAD_PARAM,
+     "messages[0].content", "is required"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\","
+           "\"tool_call_id\":5}]}",
+     ERR_BAD_PARAM, "messages[0].tool_call_id", "must be a string"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+           "\"tool_calls\":[]}]}",
+     ERR_BAD_PARAM, "messages[0].tool_calls", "on an assistant message"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
+           "[{\"type\":\"function\",\"function\":{\"arguments\":\"{}\"}}]}]}",
+     ERR_BAD_PARAM, "messages[0].tool_calls[0]", "\"name\": string"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
+           "[{\"type\":\"web\",\"function\":{\"name\":\"f\"}}]}]}",
+     ERR_BAD_PARAM, "messages[0].tool_calls[0]", "must be"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}", ERR_BAD_PARAM,
      "messages[0].content", "'messages[0].content' is required"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null}]}",
@@ -311,16 +377,35 @@ static const bad_case bad_cases[] = {
     {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"),
      ERR_BAD_PARAM, "response_format.json_schema.schema", "must be a JSON schema object"},
     {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
-                "{\"type\":\"integer\",\"minimum\":0}}}"),
-     ERR_BAD_PARAM, "response_format",
-     "response_format.json_schema.schema: schema keyword 'minimum' is not supported (at the root)"},
-    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
                 "{},\"strict\":\"yes\"}}"),
      ERR_BAD_PARAM, "response_format.json_schema.strict", "must be a boolean"},
     {true, CHAT(",\"response_format\":\"text\""), ERR_BAD_PARAM, "response_format",
      "must be an object"},
-    {true, CHAT(",\"tools\":[{\"type\":\"function\"}]"), ERR_BAD_PARAM, "tools",
-     "not supported"},
+    {true, CHAT(",\"tools\":[{\"type\":\"function\"}]"), ERR_BAD_PARAM, "tools[0].function",
+     "must be an object"},
+    {true, CHAT(",\"tools\":{}"), ERR_BAD_PARAM, "tools", "must be an array"},
+    {true, CHAT(",\"tools\":[{\"type\":\"retrieval\",\"function\":{\"name\":\"f\"}}]"),
+     ERR_BAD_PARAM, "tools[0].type", "must be \"function\""},
+    {true, CHAT(",\"tools\":[" TOOL_F ",{\"type\":\"function\",\"function\":{\"name\":\"\"}}]"),
+     ERR_BAD_PARAM, "tools[1].function.name", "non-empty string"},
+    {true, CHAT(",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+                "\"parameters\":[]}}]"),
+     ERR_BAD_PARAM, "tools[0].function.parameters", "JSON schema object"},
+    {true, CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":\"always\""), ERR_BAD_PARAM,
+     "tool_choice", "'tool_choice' must be"},
+    {true, CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":{\"type\":\"function\","
+                "\"function\":{\"name\":\"g\"}}"),
+     ERR_BAD_PARAM, "tool_choice", "names the function 'g', which is not in 'tools'"},
+    {true, CHAT(",\"parallel_tool_calls\":\"yes\""), ERR_BAD_PARAM, "parallel_tool_calls",
+     "must be a boolean"},
+    {true, CHAT(",\"reasoning_format\":\"think\""), ERR_BAD_PARAM, "reasoning_format",
+     "must be \"none\", \"auto\""},
+    {true, CHAT(",\"reasoning_effort\":3"), ERR_BAD_PARAM, "reasoning_effort",
+     "must be a string"},
+    {true, CHAT(",\"chat_template_kwargs\":[]"), ERR_BAD_PARAM, "chat_template_kwargs",
+     "must be an object"},
+    {true, CHAT(",\"functions\":[{\"name\":\"f\"}]"), ERR_BAD_PARAM, "functions",
+     "use 'tools'"},
     {false, "{\"model\":\"m\"}", ERR_BAD_PARAM, "prompt", "'prompt' is required"},
     {false, "{\"prompt\":\"p\"}", ERR_BAD_PARAM, "model", "'model' is required"},
     {false, "{\"model\":\"m\",\"prompt\":[1,2,3]}", ERR_BAD_PARAM, "prompt",
@@ -342,8 +427,8 @@ static void test_bad_requests(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const bad_case *c = &bad_cases[i];
-        oai_request r;
-        oai_error err;
+        api_call r;
+        api_error err;
         shimmy_err e = c->chat ? chat(c->body, &r, &err) : completion(c->body, &r, &err);
         if (e != c->code || strcmp(err.param, c->param) != 0 ||
             strstr(err.message, c->message) == NULL) {
@@ -355,37 +440,89 @@ static void test_bad_requests(void **state) {
     }
 }
 
-/* response_format: text → none, json_object → the generic grammar, json_schema → its own. */
+/* response_format: text → none, json_object → any object, json_schema → the schema as it is
+ * (the engine converts it: minimum, maximum, pattern, $ref are llama.cpp's to handle). */
 static void test_response_format(void **state) {
     (void)state;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"text\"}"), &r, &err), SHIMMY_OK);
-    assert_null(r.gen.params.grammar);
-    oai_request_free(&r);
+    assert_null(r.gen.params.json_schema);
+    call_free(&r);
     assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"json_object\"}"), &r, &err),
                      SHIMMY_OK);
-    assert_ptr_equal(r.gen.params.grammar, api_json_grammar);
-    oai_request_free(&r);
+    assert_string_equal(r.gen.params.json_schema, "{\"type\":\"object\"}");
+    assert_string_equal(r.schema_param, "response_format");
+    call_free(&r);
     assert_int_equal(chat(CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
                                "{\"name\":\"n\",\"strict\":true,\"schema\":{\"type\":"
-                               "\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},"
-                               "\"required\":[\"ok\"],\"additionalProperties\":false}}}"),
+                               "\"integer\",\"minimum\":1,\"maximum\":9}}}"),
                           &r, &err),
                      SHIMMY_OK);
-    assert_non_null(r.grammar);
-    assert_ptr_equal(r.gen.params.grammar, r.grammar);
-    assert_non_null(strstr(r.grammar, "root ::= \"{\" space \"\\\"ok\\\"\" \":\" space boolean "
-                                      "space \"}\"\n"));
-    oai_request_free(&r);
+    assert_string_equal(r.gen.params.json_schema,
+                        "{\"type\":\"integer\",\"minimum\":1,\"maximum\":9}");
+    call_free(&r);
+}
+
+/* Tools, tool_choice and the reasoning fields pass to the engine as the client sent them;
+ * assistant tool calls and tool results become the engine's messages. */
+static void test_chat_tools(void **state) {
+    (void)state;
+    api_call r;
+    api_error err;
+    const char *body =
+        "{\"model\":\"m\",\"messages\":["
+        "{\"role\":\"user\",\"content\":\"weather?\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"hm\","
+        "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+        "\"get\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
+        "{\"function\":{\"name\":\"get\",\"arguments\":{\"city\":\"Rome\"}}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"description\":"
+        "\"d\",\"parameters\":{\"type\":\"object\"}}}],"
+        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get\"}},"
+        "\"parallel_tool_calls\":false,\"reasoning_format\":\"deepseek\","
+        "\"reasoning_effort\":\"low\",\"chat_template_kwargs\":{\"enable_thinking\":false},"
+        "\"add_generation_prompt\":true}";
+    assert_int_equal(chat(body, &r, &err), SHIMMY_OK);
+    assert_true(r.need_tools);
+    assert_msg(1, "content", "null");
+    assert_msg(1, "reasoning_content", "\"hm\"");
+    assert_msg(1, "tool_calls",
+               "[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"arguments\":"
+               "\"{\\\"city\\\":\\\"Paris\\\"}\"},\"id\":\"call_1\"},{\"type\":\"function\","
+               "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}]");
+    assert_msg(2, "role", "\"tool\"");
+    assert_msg(2, "tool_call_id", "\"call_1\"");
+    static const char *const passed[][2] = {
+        {"tool_choice", "{\"type\":\"function\",\"function\":{\"name\":\"get\"}}"},
+        {"parallel_tool_calls", "false"},
+        {"reasoning_format", "\"deepseek\""},
+        {"reasoning_effort", "\"low\""},
+        {"chat_template_kwargs", "{\"enable_thinking\":false}"},
+        {"add_generation_prompt", "true"},
+    };
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) {
+        char *v = json_dumps(json_object_get(last_chat, passed[i][0]), JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_non_null(v);
+        assert_string_equal(v, passed[i][1]);
+        free(v);
+    }
+    assert_int_equal(json_array_size(json_object_get(last_chat, "tools")), 1);
+    call_free(&r);
+    /* tool_choice none: the template need not express tools */
+    assert_int_equal(chat(CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":\"none\""), &r, &err),
+                     SHIMMY_OK);
+    assert_false(r.need_tools);
+    call_free(&r);
 }
 
 static void test_bad_stop_too_long(void **state) {
     (void)state;
     char body[1024];
     char stop[LIM_STOP_BYTES + 2];
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     memset(stop, 'x', sizeof stop - 1);
     stop[sizeof stop - 1] = '\0';
     snprintf(body, sizeof body, CHAT(",\"stop\":[\"ok\",\"%s\"]"), stop);
@@ -396,14 +533,14 @@ static void test_bad_stop_too_long(void **state) {
     snprintf(body, sizeof body, CHAT(",\"stop\":\"%s\""), stop);
     assert_int_equal(chat(body, &r, &err), SHIMMY_OK);
     assert_int_equal(r.gen.params.n_stop, 1);
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_bad_too_deep(void **state) {
     (void)state;
     char body[512];
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     size_t n = 0;
     n += (size_t)snprintf(body, sizeof body, "{\"model\":\"m\",\"x\":");
     for (int i = 0; i < LIM_JSON_DEPTH + 1; i++)
@@ -419,14 +556,14 @@ static void test_bad_too_deep(void **state) {
     snprintf(ok, sizeof ok, CHAT(",\"x\":\"%s\""),
              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[");
     assert_int_equal(chat(ok, &r, &err), SHIMMY_OK);
-    oai_request_free(&r);
+    call_free(&r);
 }
 
 static void test_bad_too_many_messages(void **state) {
     (void)state;
     buf b;
-    oai_request r;
-    oai_error err;
+    api_call r;
+    api_error err;
     buf_init(&b, 1u << 20);
     assert_int_equal(buf_puts(&b, "{\"model\":\"m\",\"messages\":["), SHIMMY_OK);
     for (int i = 0; i <= LIM_MESSAGES; i++)
@@ -434,8 +571,7 @@ static void test_bad_too_many_messages(void **state) {
                                         : "{\"role\":\"user\",\"content\":\"x\"}"),
                          SHIMMY_OK);
     assert_int_equal(buf_puts(&b, "]}"), SHIMMY_OK);
-    gen_params d = test_defaults();
-    assert_int_equal(oai_parse_chat(b.data, b.len, &d, &r, &err), ERR_BAD_PARAM);
+    assert_int_equal(parse_body(true, b.data, b.len, &r, &err), ERR_BAD_PARAM);
     assert_string_equal(err.param, "messages");
     buf_free(&b);
 }
@@ -490,107 +626,210 @@ static void assert_sse_json(const char *s) {
 #define USAGE "{\"prompt_tokens\":10,\"completion_tokens\":3,\"total_tokens\":13," \
               "\"prompt_tokens_details\":{\"cached_tokens\":4}}"
 
+/* A call of the writers' tests: wire w with test_meta. */
+static api_call test_call(oai_wire *w, bool chat_obj, bool include_usage) {
+    api_call c;
+    memset(&c, 0, sizeof c);
+    memset(w, 0, sizeof *w);
+    w->meta = test_meta(chat_obj, include_usage);
+    c.wire = w;
+    c.model = "org/m:q4";
+    return c;
+}
+
+static gen_event ev(gen_event_kind k, int index, const char *id, const char *name,
+                    const char *text) {
+    gen_event e = {.kind = k, .tool_index = index, .tool_id = id, .tool_name = name,
+                   .text = text, .len = strlen(text)};
+    return e;
+}
+
+static gen_events evs(gen_event *v, size_t n) {
+    gen_events e;
+    memset(&e, 0, sizeof e);
+    e.ev = v;
+    e.n = n;
+    return e;
+}
+
+/* Runs a row writer into b (framing f) and checks it wrote want. */
+#define WRITES(f, b, call, want)                                                                \
+    do {                                                                                        \
+        api_sink s_;                                                                            \
+        buf_reset(b);                                                                           \
+        api_sink_init(&s_, (b), (f));                                                           \
+        assert_int_equal((call), SHIMMY_OK);                                                    \
+        api_sink_free(&s_);                                                                     \
+        assert_string_equal(buf_str(b), (want));                                                \
+    } while (0)
+#define SINK (&s_)
+
 static void test_error_json(void **state) {
     (void)state;
     buf b;
+    api_error e;
     buf_init(&b, 4096);
-    assert_int_equal(oai_error_json(ERR_BAD_PARAM, "'temperature' must be x", "temperature", &b),
-                     SHIMMY_OK);
-    assert_string_equal(buf_str(&b),
-                        "{\"error\":{\"message\":\"'temperature' must be x\",\"type\":"
-                        "\"invalid_request_error\",\"param\":\"temperature\",\"code\":"
-                        "\"invalid_value\"}}");
-    buf_reset(&b);
-    assert_int_equal(oai_error_json(ERR_OVERLOADED, NULL, NULL, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b),
-                        "{\"error\":{\"message\":\"server is overloaded, retry later\",\"type\":"
-                        "\"server_error\",\"param\":null,\"code\":\"server_overloaded\"}}");
-    buf_reset(&b);
-    assert_int_equal(oai_error_json(ERR_USAGE, "a \"q\"", "", &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "{\"error\":{\"message\":\"a \\\"q\\\"\",\"type\":"
-                                     "\"invalid_request_error\",\"param\":null,\"code\":null}}");
-    buf_reset(&b);
-    assert_int_equal(oai_sse_error(ERR_INTERNAL, "boom", &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: {\"error\":{\"message\":\"boom\",\"type\":"
-                                     "\"server_error\",\"param\":null,\"code\":"
-                                     "\"internal_error\"}}\n\n");
+    api_fail(&e, ERR_BAD_PARAM, "temperature", "'temperature' must be x");
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.error(&e, SINK),
+           "{\"error\":{\"message\":\"'temperature' must be x\",\"type\":"
+           "\"invalid_request_error\",\"param\":\"temperature\",\"code\":\"invalid_value\"}}");
+    api_error_clear(&e);
+    e.code = ERR_OVERLOADED;
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.error(&e, SINK),
+           "{\"error\":{\"message\":\"server is overloaded, retry later\",\"type\":"
+           "\"server_error\",\"param\":null,\"code\":\"server_overloaded\"}}");
+    api_fail(&e, ERR_USAGE, NULL, "a \"q\"");
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.error(&e, SINK),
+           "{\"error\":{\"message\":\"a \\\"q\\\"\",\"type\":"
+           "\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    api_fail(&e, ERR_INTERNAL, NULL, "boom");
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.error(&e, SINK),
+           "data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\",\"param\":null,"
+           "\"code\":\"internal_error\"}}\n\n");
     buf_free(&b);
+}
+
+static shimmy_err answer_of(api_answer *a, gen_event *v, size_t n) {
+    gen_events e = evs(v, n);
+    api_answer_init(a);
+    return api_answer_add(a, &e);
 }
 
 static void test_response_chat(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(true, false);
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
     gen_status st = test_status();
+    api_answer a;
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi \"you\"\n")};
     buf_init(&b, 4096);
-    assert_int_equal(oai_response(&m, "Hi \"you\"\n", 9, "stop", &st, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b),
-                        "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":123,"
-                        "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"index\":0,\"message\":{"
-                        "\"role\":\"assistant\",\"content\":\"Hi \\\"you\\\"\\n\"},\"logprobs\":"
-                        "null,\"finish_reason\":\"stop\"}],\"usage\":" USAGE "}");
+    assert_int_equal(answer_of(&a, v, 1), SHIMMY_OK);
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.whole(&c, &a, &st, SINK),
+           "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"index\":0,\"message\":{"
+           "\"role\":\"assistant\",\"content\":\"Hi \\\"you\\\"\\n\"},\"logprobs\":"
+           "null,\"finish_reason\":\"stop\"}],\"usage\":" USAGE "}");
+    api_answer_free(&a);
+    buf_free(&b);
+}
+
+/* Only calls: content null, tool_calls with string arguments, finish_reason tool_calls. */
+static void test_response_chat_tools(void **state) {
+    (void)state;
+    buf b;
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_status st = test_status();
+    api_answer a;
+    gen_event v[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "think"),
+                     ev(GEN_EV_TOOL, 0, "call_x", "get", "{\"city\":"),
+                     ev(GEN_EV_TOOL, 0, NULL, NULL, "\"Paris\"}"),
+                     ev(GEN_EV_TOOL, 1, "call_y", "put", "{}")};
+    st.finish = FINISH_TOOL_CALLS;
+    buf_init(&b, 4096);
+    assert_int_equal(answer_of(&a, v, 4), SHIMMY_OK);
+    assert_int_equal(a.n_calls, 2);
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.whole(&c, &a, &st, SINK),
+           "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"index\":0,\"message\":{"
+           "\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"think\","
+           "\"tool_calls\":[{\"id\":\"call_x\",\"type\":\"function\",\"function\":{\"name\":"
+           "\"get\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},{\"id\":\"call_y\",\"type\":"
+           "\"function\",\"function\":{\"name\":\"put\",\"arguments\":\"{}\"}}]},"
+           "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":" USAGE "}");
+    api_answer_free(&a);
     buf_free(&b);
 }
 
 static void test_response_completion(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(false, true);
+    oai_wire w;
+    api_call c = test_call(&w, false, true);
     gen_status st = test_status();
+    api_answer a;
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "abc")};
+    st.finish = FINISH_LENGTH;
     buf_init(&b, 4096);
-    assert_int_equal(oai_response(&m, "abc", 3, "length", &st, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b),
-                        "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123,"
-                        "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"text\":\"abc\",\"index\":0,"
-                        "\"logprobs\":null,\"finish_reason\":\"length\"}],\"usage\":" USAGE "}");
+    assert_int_equal(answer_of(&a, v, 1), SHIMMY_OK);
+    WRITES(API_FRAME_NONE, &b, oai_completion_proto.whole(&c, &a, &st, SINK),
+           "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"text\":\"abc\",\"index\":0,"
+           "\"logprobs\":null,\"finish_reason\":\"length\"}],\"usage\":" USAGE "}");
+    api_answer_free(&a);
     buf_free(&b);
 }
+
+#define DELTA(d, f) "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{" d "}," \
+                    "\"logprobs\":null,\"finish_reason\":" f "}]}\n\n"
 
 static void test_sse_chat(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(true, false);
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_status st = test_status();
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hel")};
+    gen_events e = evs(v, 1);
     buf_init(&b, 4096);
-    assert_int_equal(oai_sse_first(&m, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{"
-                                     "\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
-                                     "\"finish_reason\":null}]}\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.start(&c, SINK),
+           DELTA("\"role\":\"assistant\",\"content\":\"\"", "null"));
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &e, SINK),
+           DELTA("\"content\":\"Hel\"", "null"));
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.end(&c, &st, SINK),
+           DELTA("", "\"stop\"") "data: [DONE]\n\n");
+    buf_free(&b);
+}
+
+/* Streamed calls: index; id, type, name in a call's first delta; arguments in pieces. */
+static void test_sse_chat_tools(void **state) {
+    (void)state;
+    buf b;
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_status st = test_status();
+    gen_event v[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
+                     ev(GEN_EV_TOOL, 0, "call_x", "get", "{\"a\""),
+                     ev(GEN_EV_TOOL, 0, NULL, NULL, ":1}")};
+    gen_events e = evs(v, 3);
+    buf_init(&b, 8192);
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &e, SINK),
+           DELTA("\"reasoning_content\":\"hm\"", "null")
+           DELTA("\"tool_calls\":[{\"index\":0,\"id\":\"call_x\",\"type\":\"function\","
+                 "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\"\"}}]", "null")
+           DELTA("\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]", "null"));
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.end(&c, &st, SINK),
+           DELTA("", "\"tool_calls\"") "data: [DONE]\n\n");
+    /* a call without an id from the engine gets one */
+    v[1].tool_id = NULL;
+    e = evs(v + 1, 1);
+    api_sink s;
     buf_reset(&b);
-    assert_int_equal(oai_sse_text(&m, "Hel", 3, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{"
-                                     "\"content\":\"Hel\"},\"logprobs\":null,"
-                                     "\"finish_reason\":null}]}\n\n");
-    buf_reset(&b);
-    assert_int_equal(oai_sse_finish(&m, "stop", &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{},"
-                                     "\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n");
-    buf_reset(&b);
-    assert_int_equal(oai_sse_done(&b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: [DONE]\n\n");
+    api_sink_init(&s, &b, API_FRAME_SSE);
+    assert_int_equal(oai_chat_proto.events(&c, &e, &s), SHIMMY_OK);
+    api_sink_free(&s);
+    assert_non_null(strstr(buf_str(&b), "\"id\":\"call_"));
     buf_free(&b);
 }
 
 static void test_sse_chat_usage(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(true, true);
+    oai_wire w;
+    api_call c = test_call(&w, true, true);
     gen_status st = test_status();
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "x")};
+    gen_events e = evs(v, 1);
     buf_init(&b, 8192);
-    assert_int_equal(oai_sse_text(&m, "x", 1, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{"
-                                     "\"content\":\"x\"},\"logprobs\":null,"
-                                     "\"finish_reason\":null}],\"usage\":null}\n\n");
-    buf_reset(&b);
-    assert_int_equal(oai_sse_usage(&m, &st, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b),
-                        "data: " HEAD_CHUNK "\"choices\":[],\"usage\":" USAGE "}\n\n");
-    /* a whole stream in one buf: every line is JSON */
-    buf_reset(&b);
-    assert_int_equal(oai_sse_first(&m, &b), SHIMMY_OK);
-    assert_int_equal(oai_sse_text(&m, "a\tb", 3, &b), SHIMMY_OK);
-    assert_int_equal(oai_sse_finish(&m, "length", &b), SHIMMY_OK);
-    assert_int_equal(oai_sse_usage(&m, &st, &b), SHIMMY_OK);
-    assert_int_equal(oai_sse_done(&b), SHIMMY_OK);
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &e, SINK),
+           "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
+           "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.end(&c, &st, SINK),
+           "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+           "\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+           "data: " HEAD_CHUNK "\"choices\":[],\"usage\":" USAGE "}\n\n"
+           "data: [DONE]\n\n");
     assert_sse_json(buf_str(&b));
     buf_free(&b);
 }
@@ -598,18 +837,19 @@ static void test_sse_chat_usage(void **state) {
 static void test_sse_completion(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(false, false);
+    oai_wire w;
+    api_call c = test_call(&w, false, false);
+    gen_status st = test_status();
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "tok")};
+    gen_events e = evs(v, 1);
     buf_init(&b, 4096);
-    assert_int_equal(oai_sse_first(&m, &b), SHIMMY_OK);
-    assert_int_equal(b.len, 0); /* no role chunk for text completions */
-    assert_int_equal(oai_sse_text(&m, "tok", 3, &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_TEXT "\"choices\":[{\"text\":\"tok\","
-                                     "\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-    buf_reset(&b);
-    assert_int_equal(oai_sse_finish(&m, "stop", &b), SHIMMY_OK);
-    assert_string_equal(buf_str(&b), "data: " HEAD_TEXT "\"choices\":[{\"text\":\"\","
-                                     "\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]}"
-                                     "\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_completion_proto.start(&c, SINK), ""); /* no role chunk */
+    WRITES(API_FRAME_SSE, &b, oai_completion_proto.events(&c, &e, SINK),
+           "data: " HEAD_TEXT "\"choices\":[{\"text\":\"tok\","
+           "\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_completion_proto.end(&c, &st, SINK),
+           "data: " HEAD_TEXT "\"choices\":[{\"text\":\"\","
+           "\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
     buf_free(&b);
 }
 
@@ -646,14 +886,21 @@ static void test_escaping_and_utf8(void **state) {
 static void test_writer_rolls_back_on_overflow(void **state) {
     (void)state;
     buf b;
-    oai_meta m = test_meta(true, false);
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "x")};
+    gen_events e = evs(v, 1);
+    api_sink s;
+    api_error err;
     buf_init(&b, 64);
     assert_int_equal(buf_puts(&b, "keep"), SHIMMY_OK);
-    assert_int_equal(oai_sse_text(&m, "x", 1, &b), ERR_TOO_LARGE);
+    api_sink_init(&s, &b, API_FRAME_SSE);
+    assert_int_equal(oai_chat_proto.events(&c, &e, &s), ERR_TOO_LARGE);
     assert_string_equal(buf_str(&b), "keep");
-    assert_int_equal(oai_sse_error(ERR_INTERNAL, "a long message that does not fit", &b),
-                     ERR_TOO_LARGE);
+    api_fail(&err, ERR_INTERNAL, NULL, "a long message that does not fit");
+    assert_int_equal(oai_chat_proto.error(&err, &s), ERR_TOO_LARGE);
     assert_string_equal(buf_str(&b), "keep");
+    api_sink_free(&s);
     buf_free(&b);
 }
 
@@ -682,13 +929,16 @@ int main(void) {
         cmocka_unit_test(test_completion_prompts),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_response_format),
+        cmocka_unit_test(test_chat_tools),
         cmocka_unit_test(test_bad_stop_too_long),
         cmocka_unit_test(test_bad_too_deep),
         cmocka_unit_test(test_bad_too_many_messages),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_response_chat),
+        cmocka_unit_test(test_response_chat_tools),
         cmocka_unit_test(test_response_completion),
         cmocka_unit_test(test_sse_chat),
+        cmocka_unit_test(test_sse_chat_tools),
         cmocka_unit_test(test_sse_chat_usage),
         cmocka_unit_test(test_sse_completion),
         cmocka_unit_test(test_escaping_and_utf8),
