@@ -17,6 +17,11 @@ void oll_handle_unsupported(const http_request *req, http_response *res);
 void oll_handle_rescan(const http_request *req, http_response *res);
 void oll_handle_v1_embeddings(const http_request *req, http_response *res);
 
+/* inspect.c: POST /apply-template, /tokenize, /detokenize (llama-server's shapes) */
+void api_handle_apply_template(const http_request *req, http_response *res);
+void api_handle_tokenize(const http_request *req, http_response *res);
+void api_handle_detokenize(const http_request *req, http_response *res);
+
 /* routes.c: makes sure res->body can hold a response (the server may hand it over unset). */
 void api_body_ready(http_response *res);
 

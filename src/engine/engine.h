@@ -188,7 +188,7 @@ typedef struct gen_status {
  * both numbers), ERR_OVERLOADED (queue full), ERR_BAD_PARAM (with the field at fault in param,
  * e.g. "tools", "messages", "response_format"; "" when none), ERR_UNSUPPORTED (the model's own
  * chat template does not parse; the message says how to override it), ERR_NOMEM. Borrows req.
- * The time chat templates see is now, or SHIMMY_CHAT_NOW (unix seconds) when set (tests). */
+ * Templates that print today's date read the process clock (local time). */
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
                          size_t errlen, char *param, size_t paramlen);
 

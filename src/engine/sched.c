@@ -302,17 +302,9 @@ static void pick_seed(gen_job *j, const gen_params *p) {
     }
 }
 
-/* The time chat templates see: SHIMMY_CHAT_NOW (unix seconds, for tests) or now. */
-static int64_t chat_now(void) {
-    const char *env = getenv("SHIMMY_CHAT_NOW");
-    if (env != NULL && env[0] != '\0') {
-        char *end;
-        long long v = strtoll(env, &end, 10);
-        if (*end == '\0')
-            return v;
-    }
-    return (int64_t)time(NULL);
-}
+/* The time chat templates see. (The pinned chat module's Jinja strftime_now reads the process
+ * clock itself; tests pin it with faketime on both sides.) */
+static int64_t chat_now(void) { return (int64_t)time(NULL); }
 
 /* Renders a chat (prompt, grammar, parser) or takes a raw prompt (and the grammar of its JSON
  * schema or GBNF). Returns owned *text, the prompt to tokenize. */
