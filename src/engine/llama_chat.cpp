@@ -614,6 +614,20 @@ shimmy_err lchat_parser_feed(lchat_parser * p, const char * text, size_t n, bool
     return rc == SHIMMY_OK ? emit_calls(p, msg, partial, ev) : rc;
 }
 
+shimmy_err lchat_parse_whole(const lchat_parser * p, const char * text, size_t n, char ** json_out, char * err,
+                             size_t errlen) {
+    *json_out = nullptr;
+    try {
+        common_chat_msg msg = common_chat_parse(std::string(text, n), false, p->params);
+        *json_out = dup(msg.to_json_oaicompat().dump());
+        return SHIMMY_OK;
+    } catch (const std::bad_alloc &) {
+        return ERR_NOMEM;
+    } catch (const std::exception & e) {
+        return fail(err, errlen, ERR_BAD_PARAM, e.what());
+    }
+}
+
 int lchat_parser_n_tool_calls(const lchat_parser * p) { return p->n_calls; }
 
 void lchat_parser_free(lchat_parser * p) { delete p; }

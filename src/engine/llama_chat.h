@@ -90,6 +90,13 @@ void lchat_render_free(lchat_render *r);
  * returns the rest as answer text. Errors: ERR_NOMEM, ERR_TOO_LARGE (ev's buffer). */
 shimmy_err lchat_parser_feed(lchat_parser *p, const char *text, size_t n, bool partial,
                              gen_events *ev);
+/* The reference's own reading of a whole answer (llama.cpp's common_chat_parse, not partial) as
+ * one OpenAI assistant message JSON text {"role","content","reasoning_content","tool_calls"};
+ * for tests and debugging: lchat_parser_feed must agree with it. Does not change p's state.
+ * Returns owned *json. Errors: ERR_BAD_PARAM (the text does not match the format, message in
+ * err), ERR_NOMEM. */
+shimmy_err lchat_parse_whole(const lchat_parser *p, const char *text, size_t n, char **json,
+                             char *err, size_t errlen);
 /* Tool calls in the answer parsed so far. */
 int lchat_parser_n_tool_calls(const lchat_parser *p);
 void lchat_parser_free(lchat_parser *p);
