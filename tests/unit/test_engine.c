@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/utf8.h"
 #include "engine/engine.h"
@@ -39,16 +40,27 @@ static engine_model *load(int parallel, int ctx, int queue) {
     return m;
 }
 
+/* One wait; appends every event's text to text (a raw job gives content only). */
+static shimmy_err wait_text(gen_job *job, int ms, buf *text, gen_status *st) {
+    gen_events ev;
+    gen_events_init(&ev);
+    shimmy_err e = engine_job_wait(job, ms, &ev, st);
+    for (size_t i = 0; e == SHIMMY_OK && i < ev.n; i++)
+        e = buf_append(text, ev.ev[i].text, ev.ev[i].len);
+    gen_events_free(&ev);
+    return e;
+}
+
 static void run(engine_model *m, const char *prompt, const gen_params *p, result *r) {
     gen_request req = {.prompt = prompt, .params = *p};
     gen_job *job;
     char err[512];
-    if (engine_submit(m, &req, &job, err, sizeof err) != SHIMMY_OK)
+    if (engine_submit(m, &req, &job, err, sizeof err, NULL, 0) != SHIMMY_OK)
         fail_msg("submit failed: %s", err);
     buf text;
     buf_init(&text, sizeof r->text - 1);
     do {
-        assert_int_equal(engine_job_wait(job, 5000, &text, &r->st), SHIMMY_OK);
+        assert_int_equal(wait_text(job, 5000, &text, &r->st), SHIMMY_OK);
     } while (!r->st.done);
     snprintf(r->text, sizeof r->text, "%s", buf_str(&text));
     assert_true(utf8_valid(r->text, strlen(r->text)));
@@ -165,7 +177,7 @@ static void test_context_limits(void **state) {
     gen_params_default(&req.params);
     gen_job *job = NULL;
     char err[512];
-    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err), ERR_CONTEXT_LENGTH);
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, NULL, 0), ERR_CONTEXT_LENGTH);
     assert_non_null(strstr(err, "32"));
     /* generation that reaches the end of the context stops with "length" */
     gen_params p = greedy(-1);
@@ -183,12 +195,12 @@ static void test_cancel_frees_slot(void **state) {
     req.params = greedy(-1);
     gen_job *job;
     char err[512];
-    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, NULL, 0), SHIMMY_OK);
     buf text;
     buf_init(&text, 1 << 20);
     gen_status st;
     while (text.len < 20)
-        engine_job_wait(job, 5000, &text, &st);
+        wait_text(job, 5000, &text, &st);
     engine_job_release(job); /* the client went away */
     buf_free(&text);
     gen_params p = greedy(8);
@@ -205,14 +217,14 @@ static void test_queue_full(void **state) {
     req.params = greedy(-1);
     gen_job *a, *b, *c = NULL;
     char err[512];
-    assert_int_equal(engine_submit(m, &req, &a, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(engine_submit(m, &req, &a, err, sizeof err, NULL, 0), SHIMMY_OK);
     buf text;
     buf_init(&text, 1 << 20);
     gen_status st;
     while (text.len == 0)
-        engine_job_wait(a, 5000, &text, &st); /* a is on the slot now */
-    assert_int_equal(engine_submit(m, &req, &b, err, sizeof err), SHIMMY_OK); /* waits */
-    assert_int_equal(engine_submit(m, &req, &c, err, sizeof err), ERR_OVERLOADED);
+        wait_text(a, 5000, &text, &st); /* a is on the slot now */
+    assert_int_equal(engine_submit(m, &req, &b, err, sizeof err, NULL, 0), SHIMMY_OK); /* waits */
+    assert_int_equal(engine_submit(m, &req, &c, err, sizeof err, NULL, 0), ERR_OVERLOADED);
     engine_job_release(a);
     engine_job_release(b);
     buf_free(&text);
@@ -241,17 +253,200 @@ static void test_seed(void **state) {
 static void test_chat_render(void **state) {
     (void)state;
     engine_model *m = load(1, 256, 0);
-    chat_msg msgs[] = {{"system", "Be kind."}, {"user", "Hi"}};
-    char *out = NULL, err[256];
-    assert_int_equal(engine_render_chat(m, msgs, 2, &out, err, sizeof err), SHIMMY_OK);
+    char *out = NULL, err[256], param[64];
+    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"system\",\"content\":"
+                                              "\"Be kind.\"},{\"role\":\"user\",\"content\":\"Hi\"}]}",
+                                           &out, err, sizeof err, param, sizeof param),
+                     SHIMMY_OK);
     /* stories260K has no template: ChatML */
     assert_string_equal(out, "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                              "<|im_start|>assistant\n");
     free(out);
-    chat_msg cont[] = {{"user", "Hi"}, {"assistant", "Hello the"}};
-    assert_int_equal(engine_render_chat(m, cont, 2, &out, err, sizeof err), SHIMMY_OK);
+    /* a final assistant message is continued (llama-server's prefill) */
+    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+                                              "{\"role\":\"assistant\",\"content\":\"Hello the\"}]}",
+                                           &out, err, sizeof err, param, sizeof param),
+                     SHIMMY_OK);
     assert_string_equal(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello the");
     free(out);
+    /* ChatML cannot express tools: a 400 naming tools, never a silent ignore */
+    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                                              "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                                              "\"f\",\"parameters\":{\"type\":\"object\"}}}]}",
+                                           &out, err, sizeof err, param, sizeof param),
+                     ERR_BAD_PARAM);
+    assert_string_equal(param, "tools");
+    engine_model_free(m);
+}
+
+/* ---- tool calls on stories260K with a tool-capable template ---- */
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    buf b;
+    buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    return buf_take(&b);
+}
+
+static engine_model *load_with_template(const char *file) {
+    char path[1024];
+    const char *src = getenv("SHIMMY_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/deps/llama.cpp/models/templates/%s", src ? src : ".", file);
+    static char *text;
+    free(text);
+    text = read_file(path);
+    engine_options o;
+    engine_options_default(&o);
+    o.path = model_path;
+    o.n_parallel = 1;
+    o.n_ctx = 2048;
+    o.n_threads = 1;
+    o.template_text = text;
+    engine_model *m = NULL;
+    char err[512];
+    if (engine_model_load(&o, &m, err, sizeof err) != SHIMMY_OK)
+        fail_msg("load failed: %s", err);
+    return m;
+}
+
+typedef struct call_result {
+    gen_status st;
+    int n_calls;
+    char name[64];
+    char args[512];
+    char content[1024];
+} call_result;
+
+static void run_chat(engine_model *m, const char *chat, call_result *r) {
+    gen_request req = {.chat_json = chat};
+    req.params = greedy(200);
+    gen_job *job;
+    char err[512], param[64];
+    if (engine_submit(m, &req, &job, err, sizeof err, param, sizeof param) != SHIMMY_OK)
+        fail_msg("submit failed (%s): %s", param, err);
+    gen_events ev;
+    gen_events_init(&ev);
+    memset(r, 0, sizeof *r);
+    buf args, content;
+    buf_init(&args, 1 << 16);
+    buf_init(&content, 1 << 16);
+    do {
+        assert_int_equal(engine_job_wait(job, 5000, &ev, &r->st), SHIMMY_OK);
+        for (size_t i = 0; i < ev.n; i++) {
+            const gen_event *e = &ev.ev[i];
+            if (e->kind == GEN_EV_CONTENT)
+                buf_append(&content, e->text, e->len);
+            if (e->kind != GEN_EV_TOOL)
+                continue;
+            if (e->tool_name != NULL) {
+                assert_int_equal(e->tool_index, r->n_calls); /* calls announced in order */
+                assert_non_null(e->tool_id);
+                r->n_calls++;
+                snprintf(r->name, sizeof r->name, "%s", e->tool_name);
+            }
+            if (e->tool_index == 0)
+                buf_append(&args, e->text, e->len);
+        }
+    } while (!r->st.done);
+    snprintf(r->args, sizeof r->args, "%s", buf_str(&args));
+    snprintf(r->content, sizeof r->content, "%s", buf_str(&content));
+    buf_free(&args);
+    buf_free(&content);
+    gen_events_free(&ev);
+    engine_job_release(job);
+}
+
+#define WEATHER_TOOLS                                                                             \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":"       \
+    "{\"type\":\"object\",\"properties\":{\"zone\":{\"enum\":[\"UTC\",\"CET\"]}},\"required\":"  \
+    "[\"zone\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":" \
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"enum\":[\"Paris\",\"London\"]},\"days\":"  \
+    "{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},\"required\":[\"city\",\"days\"]}}}]"
+
+/* The arguments are one JSON object that satisfies the schema of get_weather. */
+static void assert_weather_args(const char *args) {
+    json_error_t je;
+    json_t *a = json_loads(args, 0, &je);
+    if (!json_is_object(a))
+        fail_msg("arguments are not a JSON object: %s", args);
+    const char *city = json_string_value(json_object_get(a, "city"));
+    json_int_t days = json_integer_value(json_object_get(a, "days"));
+    assert_non_null(city);
+    assert_true(strcmp(city, "Paris") == 0 || strcmp(city, "London") == 0);
+    assert_true(json_is_integer(json_object_get(a, "days")) && days >= 1 && days <= 7);
+    assert_int_equal(json_object_size(a), 2);
+    json_decref(a);
+}
+
+/* tool_choice required and a named function: a valid call at once, even from a tiny model (the
+ * reference lets it ramble first and ignores the name). */
+static void test_tool_choice_enforced(void **state) {
+    (void)state;
+    engine_model *m = load_with_template("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja");
+    call_result r;
+    run_chat(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
+                "\"parallel_tool_calls\":false,\"tool_choice\":{\"type\":\"function\",\"function\":"
+                "{\"name\":\"get_weather\"}}," WEATHER_TOOLS "}", &r);
+    assert_int_equal(r.st.finish, FINISH_TOOL_CALLS);
+    assert_int_equal(r.n_calls, 1);
+    assert_string_equal(r.name, "get_weather");
+    assert_string_equal(r.content, "");
+    assert_weather_args(r.args);
+    run_chat(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Time?\"}],\"tool_choice\":"
+                "\"required\",\"parallel_tool_calls\":false," WEATHER_TOOLS "}", &r);
+    assert_int_equal(r.st.finish, FINISH_TOOL_CALLS);
+    assert_int_equal(r.n_calls, 1);
+    assert_string_equal(r.content, "");
+    /* a named function that is not among the tools */
+    gen_request req = {.chat_json = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                    "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+                                    "\"nope\"}}," WEATHER_TOOLS "}"};
+    req.params = greedy(8);
+    gen_job *job;
+    char err[256], param[64];
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param),
+                     ERR_BAD_PARAM);
+    assert_string_equal(param, "tool_choice");
+    engine_model_free(m);
+}
+
+/* A raw prompt with a JSON schema (integer bounds, as zod's .int().min().max() writes them). */
+static void test_json_schema_bounds(void **state) {
+    (void)state;
+    engine_model *m = load(1, 512, 0);
+    gen_request req = {.prompt = "Once upon a time"};
+    req.params = greedy(60);
+    req.params.json_schema = "{\"type\":\"object\",\"properties\":{\"age\":{\"type\":\"integer\","
+                             "\"minimum\":3,\"maximum\":9}},\"required\":[\"age\"],"
+                             "\"additionalProperties\":false}";
+    result r;
+    gen_job *job;
+    char err[256], param[64];
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param), SHIMMY_OK);
+    buf text;
+    buf_init(&text, 1 << 16);
+    do
+        assert_int_equal(wait_text(job, 5000, &text, &r.st), SHIMMY_OK);
+    while (!r.st.done);
+    engine_job_release(job);
+    json_t *v = json_loads(buf_str(&text), 0, NULL);
+    if (!json_is_object(v))
+        fail_msg("not a JSON object: %s", buf_str(&text));
+    json_int_t age = json_integer_value(json_object_get(v, "age"));
+    assert_true(age >= 3 && age <= 9);
+    json_decref(v);
+    buf_free(&text);
+    req.params.json_schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/nowhere\"}}}";
+    assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param),
+                     ERR_BAD_PARAM);
+    assert_string_equal(param, "response_format");
     engine_model_free(m);
 }
 
@@ -273,7 +468,9 @@ int main(void) {
         cmocka_unit_test(test_greedy_deterministic), cmocka_unit_test(test_batched_equals_sequential),
         cmocka_unit_test(test_stop_string),          cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_cancel_frees_slot),    cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_prefix_kept_across_unrelated),                 cmocka_unit_test(test_chat_render),
+        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_prefix_kept_across_unrelated),
+        cmocka_unit_test(test_chat_render),          cmocka_unit_test(test_tool_choice_enforced),
+        cmocka_unit_test(test_json_schema_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
