@@ -348,8 +348,10 @@ static shimmy_err parse(gen_run *g, const http_request *req, api_error *err) {
                                         sizeof err->message);
     if (e != SHIMMY_OK)
         return err->code = e;
-    g->call.keep_ns = REGISTRY_KEEP_DEFAULT;
-    return g->p->parse(req->app, g->root, &g->call, err);
+    int64_t t0 = g->call.t0_ns;
+    e = g->p->parse(req->app, g->root, &g->call, err);
+    g->call.t0_ns = t0; /* the parser fills the call from zero */
+    return e;
 }
 
 static gen_run *run_new(const http_request *req, const api_proto *p) {

@@ -94,7 +94,7 @@ typedef struct api_proto {
     api_framing framing;      /* of a streamed answer */
     const char *content_type; /* of a streamed answer */
     const char *not_found[2]; /* message around the model name for an unknown model */
-    /* Fills c from the body's JSON object root (borrowed; it outlives c). On error returns the
+    /* Fills c (from zero) from the body's JSON object root (borrowed; it outlives c). On error returns the
      * code with err filled and nothing to free. */
     shimmy_err (*parse)(shimmy_app *app, json_t *root, api_call *c, api_error *err);
     void (*free)(api_call *c);

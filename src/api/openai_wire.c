@@ -649,9 +649,8 @@ typedef shimmy_err (*parse_fn)(const json_t *root, api_call *c, api_error *err);
 static shimmy_err parse(json_t *root, const gen_params *defaults, api_call *c, api_error *err,
                         bool chat, parse_fn endpoint) {
     shimmy_err e;
-    int64_t keep = c->keep_ns;
     memset(c, 0, sizeof *c);
-    c->keep_ns = keep;
+    c->keep_ns = REGISTRY_KEEP_DEFAULT;
     c->gen.params = *defaults;
     api_error_clear(err);
     if ((c->wire = calloc(1, sizeof(oai_wire))) == NULL)
@@ -713,11 +712,12 @@ static shimmy_err write_error(const api_error *e, api_sink *s) {
     return api_frame_end(s, &w);
 }
 
-/* finish_reason: tool_calls when the answer holds calls. */
+/* finish_reason as llama-server: length at the token limit, else tool_calls when the answer
+ * holds calls, else stop. */
 static const char *finish_str(const gen_status *st, size_t n_calls) {
-    if (st->finish == FINISH_TOOL_CALLS || n_calls > 0)
-        return "tool_calls";
-    return st->finish == FINISH_LENGTH ? "length" : "stop";
+    if (st->finish == FINISH_LENGTH)
+        return "length";
+    return st->finish == FINISH_TOOL_CALLS || n_calls > 0 ? "tool_calls" : "stop";
 }
 
 /* A tool call's id: the engine's, else a fresh "call_<hex>" (written into id[0..n)). */

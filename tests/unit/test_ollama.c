@@ -1,5 +1,6 @@
-/* Unit tests for api/ollama_wire: request parsing (defaults, options, keep_alive, format, raw,
- * system, images, tools, errors) and the NDJSON lines and final object. */
+/* Unit tests for api/ollama_wire: request parsing (defaults, options, keep_alive, format, raw and
+ * the no-template raw default, system, images, tools, tool calls and results, think, errors) and
+ * the NDJSON lines (thinking, content, a tool call sent whole) and final objects. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,53 +8,105 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "api/json_schema.h"
+#include "api/json_in.h"
 #include "api/ollama_wire.h"
 
-static oll_request r;
-static oll_error e;
+static api_call r;
+static api_error e;
+static json_t *root, *chat_in; /* the last body parsed and its chat JSON */
 
-#define PARSE_GEN(body) oll_parse_generate(body, strlen(body), NULL, &r, &e)
-#define PARSE_CHAT(body) oll_parse_chat(body, strlen(body), NULL, &r, &e)
+#define OW ((oll_wire *)r.wire)
+
+/* Parses body with the model context m (NULL = no layers, a chat template). */
+static shimmy_err parse(bool chat, const char *body, const oll_model_ctx *m) {
+    static const oll_model_ctx none = {NULL, NULL, true};
+    api_error_clear(&e);
+    memset(&r, 0, sizeof r);
+    json_decref(root);
+    json_decref(chat_in);
+    root = chat_in = NULL;
+    shimmy_err c = api_json_load_object(body, strlen(body), &root, e.message, sizeof e.message);
+    if (c != SHIMMY_OK)
+        return e.code = c;
+    c = chat ? oll_parse_chat(root, m ? m : &none, &r, &e)
+             : oll_parse_generate(root, m ? m : &none, &r, &e);
+    if (c == SHIMMY_OK && r.gen.chat_json != NULL)
+        chat_in = json_loads(r.gen.chat_json, 0, NULL);
+    return c;
+}
+
+#define PARSE_GEN(body) parse(false, body, NULL)
+#define PARSE_CHAT(body) parse(true, body, NULL)
+
+static void done(void) { oll_call_free(&r); }
+
+/* The chat JSON's member key (a path of object keys and array indexes, "messages.0.role"), as
+ * compact JSON text; "null" when absent. */
+static void assert_chat(const char *path, const char *want) {
+    char key[64], *save = NULL;
+    json_t *v = chat_in;
+    snprintf(key, sizeof key, "%s", path);
+    for (char *k = key; k != NULL && v != NULL; k = save) {
+        save = strchr(k, '.');
+        if (save != NULL)
+            *save++ = '\0';
+        v = json_is_array(v) ? json_array_get(v, (size_t)strtol(k, NULL, 10))
+                             : json_object_get(v, k);
+    }
+    char *got = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("null");
+    if (strcmp(got, want) != 0)
+        print_error("%s: got %s, want %s\n", path, got, want);
+    assert_string_equal(got, want);
+    free(got);
+}
 
 static void test_generate_defaults(void **state) {
     (void)state;
-    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"hi\"}"), SHIMMY_OK);
+    oll_model_ctx sys = {NULL, "be nice", true};
+    assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"hi\"}", &sys), SHIMMY_OK);
     assert_string_equal(r.model, "m");
     assert_true(r.stream);
-    assert_false(r.raw);
-    assert_false(r.empty);
-    assert_int_equal(r.keep_ns, OLL_KEEP_UNSET);
+    assert_false(r.load_only);
+    assert_int_equal(r.keep_ns, REGISTRY_KEEP_DEFAULT);
     assert_true(r.gen.params.temperature == 0.8f);
     assert_true(r.gen.params.top_p == 0.9f);
     assert_true(r.gen.params.repeat_penalty == 1.1f);
     assert_int_equal(r.gen.params.max_tokens, -1);
     assert_null(r.gen.prompt);
-    assert_int_equal(r.gen.n_messages, 1);
-    assert_string_equal(r.gen.messages[0].role, "user");
-    oll_request_default_system(&r, "be nice");
-    assert_int_equal(r.gen.n_messages, 2);
-    assert_string_equal(r.gen.messages[0].content, "be nice");
-    oll_request_free(&r);
+    assert_chat("messages", "[{\"role\":\"system\",\"content\":\"be nice\"},{\"role\":\"user\","
+                            "\"content\":\"hi\"}]");
+    assert_chat("reasoning_format", "\"auto\"");
+    assert_chat("enable_thinking", "null");
+    done();
 
+    /* raw: the prompt as is */
     assert_int_equal(PARSE_GEN("{\"name\":\"m\",\"prompt\":\"p\",\"raw\":true,\"stream\":false,"
                                "\"system\":\"s\"}"), SHIMMY_OK);
-    assert_true(r.raw);
     assert_false(r.stream);
     assert_string_equal(r.gen.prompt, "p");
-    oll_request_free(&r);
+    assert_null(r.gen.chat_json);
+    done();
 
-    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"system\":\"s\",\"prompt\":\"p\"}"), SHIMMY_OK);
-    oll_request_default_system(&r, "ignored: the request has one");
-    assert_int_equal(r.gen.n_messages, 2);
-    assert_string_equal(r.gen.messages[0].content, "s");
-    oll_request_free(&r);
+    /* a model without a chat template: the prompt as is (Ollama's {{ .Prompt }}) */
+    oll_model_ctx bare = {NULL, "sys", false};
+    assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"p\"}", &bare), SHIMMY_OK);
+    assert_string_equal(r.gen.prompt, "p");
+    assert_null(r.gen.chat_json);
+    done();
+
+    /* the request's system wins over the model's */
+    assert_int_equal(parse(false, "{\"model\":\"m\",\"system\":\"s\",\"prompt\":\"p\"}", &sys),
+                     SHIMMY_OK);
+    assert_chat("messages.0.content", "\"s\"");
+    done();
 
     assert_int_equal(PARSE_GEN("{\"model\":\"m\"}"), SHIMMY_OK);
-    assert_true(r.empty);
-    oll_request_free(&r);
+    assert_true(r.load_only);
+    done();
 }
 
 static void test_options(void **state) {
@@ -75,22 +128,23 @@ static void test_options(void **state) {
     assert_int_equal(p->repeat_last_n, 8);
     assert_int_equal(p->n_stop, 2);
     assert_string_equal(p->stop[1], "b");
-    oll_request_free(&r);
+    done();
 
     /* The model's params layer first, the request's options over it. */
-    const char *params = "{\"stop\":[\"<|user|>\"],\"temperature\":0.2}";
-    const char *b2 = "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"temperature\":0.5}}";
-    assert_int_equal(oll_parse_generate(b2, strlen(b2), params, &r, &e), SHIMMY_OK);
+    oll_model_ctx params = {"{\"stop\":[\"<|user|>\"],\"temperature\":0.2}", NULL, true};
+    assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"p\",\"options\":"
+                                  "{\"temperature\":0.5}}", &params),
+                     SHIMMY_OK);
     assert_true(r.gen.params.temperature == 0.5f);
     assert_int_equal(r.gen.params.n_stop, 1);
     assert_string_equal(r.gen.params.stop[0], "<|user|>");
-    oll_request_free(&r);
+    done();
 
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"options\":{\"num_predict\":-2}}"), SHIMMY_OK);
     assert_int_equal(r.gen.params.max_tokens, -1);
-    oll_request_free(&r);
+    done();
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"options\":{\"top_k\":\"x\"}}"), ERR_BAD_PARAM);
-    assert_int_equal(e.status, 400);
+    assert_int_equal(err_get(e.code)->http_status, 400);
     assert_non_null(strstr(e.message, "top_k"));
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"options\":{\"top_p\":3}}"), ERR_BAD_PARAM);
 }
@@ -111,7 +165,7 @@ static void test_keep_alive(void **state) {
         snprintf(body, sizeof body, "{\"model\":\"m\",\"keep_alive\":%s}", cases[i].v);
         assert_int_equal(PARSE_GEN(body), SHIMMY_OK);
         assert_int_equal(r.keep_ns, cases[i].ns);
-        oll_request_free(&r);
+        done();
     }
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"keep_alive\":\"soon\"}"), ERR_BAD_PARAM);
     /* durations Go's time.ParseDuration rejects as out of range (found by fuzz_ollama, was UB) */
@@ -128,21 +182,16 @@ static void test_format_and_rejections(void **state) {
     (void)state;
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"p\",\"format\":\"json\"}"),
                      SHIMMY_OK);
-    assert_ptr_equal(r.gen.params.grammar, api_json_grammar);
-    oll_request_free(&r);
-    /* a schema: its own grammar, owned by the request */
+    assert_string_equal(r.gen.params.json_schema, "{\"type\":\"object\"}");
+    assert_string_equal(r.schema_param, "format");
+    done();
+    /* a schema passes as it is: the engine converts it (pattern, minimum and all) */
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":{\"type\":\"object\",\"properties\":"
-                               "{\"n\":{\"type\":\"integer\"}},\"required\":[\"n\"]}}"),
+                               "{\"n\":{\"type\":\"integer\",\"minimum\":1}}}}"),
                      SHIMMY_OK);
-    assert_non_null(r.gen.params.grammar);
-    assert_ptr_equal(r.gen.params.grammar, r.grammar);
-    assert_non_null(strstr(r.grammar, "root ::= \"{\" space \"\\\"n\\\"\" \":\" space integer"));
-    oll_request_free(&r);
-    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":{\"type\":\"object\",\"properties\":"
-                               "{\"n\":{\"type\":\"string\",\"pattern\":\"^a\"}}}}"),
-                     ERR_BAD_PARAM);
-    assert_string_equal(e.message, "format: schema keyword 'pattern' is not supported (at "
-                                   "/properties/n)");
+    assert_string_equal(r.gen.params.json_schema, "{\"type\":\"object\",\"properties\":{\"n\":"
+                                                  "{\"type\":\"integer\",\"minimum\":1}}}");
+    done();
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"format\":5}"), ERR_BAD_PARAM);
     assert_non_null(strstr(e.message, "JSON schema object"));
     assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"p\",\"images\":[\"aGk=\"]}"),
@@ -157,29 +206,72 @@ static void test_format_and_rejections(void **state) {
                                 "\"content\":\"x\",\"images\":[\"aGk=\"]}]}"), ERR_BAD_PARAM);
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[],\"tools\":[{}]}"),
                      ERR_BAD_PARAM);
+    assert_non_null(strstr(e.message, "tools[0].type"));
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"wizard\"}]}"),
                      ERR_BAD_PARAM);
+    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+                                "\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":"
+                                "\"{}\"}}]}]}"),
+                     ERR_BAD_PARAM);
+    assert_non_null(strstr(e.message, "messages[0].tool_calls[0]"));
+    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"think\":\"max\"}"), ERR_BAD_PARAM);
+    assert_non_null(strstr(e.message, "think must be"));
 }
 
 static void test_chat(void **state) {
     (void)state;
-    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
-                                "\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":"
-                                "\"user\",\"content\":\"c\"}]}"), SHIMMY_OK);
-    assert_int_equal(r.gen.n_messages, 3);
-    oll_request_default_system(&r, "sys");
-    assert_int_equal(r.gen.n_messages, 4);
-    assert_string_equal(r.gen.messages[0].role, "system");
-    assert_string_equal(r.gen.messages[3].content, "c");
-    oll_request_free(&r);
+    oll_model_ctx sys = {NULL, "sys", true};
+    assert_int_equal(parse(true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                 "\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":"
+                                 "\"user\",\"content\":\"c\"}]}", &sys), SHIMMY_OK);
+    assert_chat("messages.0", "{\"role\":\"system\",\"content\":\"sys\"}");
+    assert_chat("messages.3.content", "\"c\"");
+    assert_false(r.need_tools);
+    assert_false(r.need_thinking);
+    done();
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\"}"), SHIMMY_OK);
-    assert_true(r.empty);
-    oll_request_free(&r);
+    assert_true(r.load_only);
+    done();
+}
+
+/* Tools, an assistant's calls (arguments an object → JSON text), a tool result (tool_name →
+ * name), thinking history, and think. */
+static void test_chat_tools_think(void **state) {
+    (void)state;
+    const char *body =
+        "{\"model\":\"m\",\"think\":\"high\",\"messages\":["
+        "{\"role\":\"user\",\"content\":\"weather?\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"hm\",\"tool_calls\":"
+        "[{\"function\":{\"name\":\"get\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+        "{\"role\":\"tool\",\"tool_name\":\"get\",\"content\":\"sunny\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"parameters\":"
+        "{\"type\":\"object\"}}}]}";
+    assert_int_equal(PARSE_CHAT(body), SHIMMY_OK);
+    assert_true(r.need_tools);
+    assert_true(r.need_thinking);
+    assert_chat("messages.1.tool_calls", "[{\"type\":\"function\",\"function\":{\"name\":\"get\","
+                                         "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]");
+    assert_chat("messages.1.reasoning_content", "\"hm\"");
+    assert_chat("messages.2", "{\"role\":\"tool\",\"content\":\"sunny\",\"name\":\"get\"}");
+    assert_chat("tools.0.function.name", "\"get\"");
+    assert_chat("enable_thinking", "true");
+    assert_chat("reasoning_effort", "\"high\"");
+    done();
+    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"think\":false,\"messages\":[{\"role\":"
+                                "\"user\",\"content\":\"x\"}]}"), SHIMMY_OK);
+    assert_false(r.need_thinking);
+    assert_chat("enable_thinking", "false");
+    done();
+    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"think\":true,\"prompt\":\"x\"}"), SHIMMY_OK);
+    assert_true(r.need_thinking);
+    assert_chat("enable_thinking", "true");
+    done();
 }
 
 static void test_embed_parse(void **state) {
     (void)state;
     oll_embed_request er;
+    api_error_clear(&e);
     const char *b = "{\"model\":\"m\",\"input\":[\"a\",\"b\"]}";
     assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED, &er, &e), SHIMMY_OK);
     assert_int_equal(er.n, 2);
@@ -194,40 +286,118 @@ static void test_embed_parse(void **state) {
     assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), ERR_BAD_PARAM);
 }
 
+static gen_event ev(gen_event_kind k, int index, const char *id, const char *name,
+                    const char *text) {
+    gen_event x = {.kind = k, .tool_index = index, .tool_id = id, .tool_name = name,
+                   .text = text, .len = strlen(text)};
+    return x;
+}
+
+/* Each NDJSON line of out, parsed; n of them. Returns owned values. */
+static size_t lines(const buf *out, json_t **v, size_t max) {
+    size_t n = 0;
+    const char *s = buf_str(out);
+    while (*s != '\0' && n < max) {
+        const char *end = strchr(s, '\n');
+        assert_non_null(end);
+        v[n] = json_loadb(s, (size_t)(end - s), 0, NULL);
+        assert_non_null(v[n]);
+        n++;
+        s = end + 1;
+    }
+    return n;
+}
+
+static const char *msg_str(json_t *line, const char *key) {
+    return json_string_value(json_object_get(json_object_get(line, "message"), key));
+}
+
 static void test_writers(void **state) {
     (void)state;
     buf out;
+    api_sink s;
+    json_t *v[8];
     buf_init(&out, 1 << 20);
-    assert_int_equal(oll_chunk("m", true, "hé", 3, &out), SHIMMY_OK);
-    assert_int_equal(out.data[out.len - 1], '\n');
-    json_t *j = json_loads(out.data, 0, NULL);
-    assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "message"),
-                                                           "content")), "hé");
-    assert_true(json_is_false(json_object_get(j, "done")));
-    const char *ts = json_string_value(json_object_get(j, "created_at"));
+    api_sink_init(&s, &out, API_FRAME_NDJSON);
+    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                "\"x\"}]}"), SHIMMY_OK);
+    gen_event list[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
+                        ev(GEN_EV_CONTENT, 0, NULL, NULL, "h\xc3\xa9"),
+                        ev(GEN_EV_TOOL, 0, "c0", "get", "{\"a\":"),
+                        ev(GEN_EV_TOOL, 0, NULL, NULL, "1}"),
+                        ev(GEN_EV_TOOL, 1, "c1", "put", "not json")};
+    gen_events evs = {.ev = list, .n = 5};
+    assert_int_equal(oll_events(&r, &evs, &s), SHIMMY_OK);
+    /* thinking, content, and the first call once the second began */
+    assert_int_equal(lines(&out, v, 8), 3);
+    assert_string_equal(msg_str(v[0], "thinking"), "hm");
+    assert_string_equal(msg_str(v[0], "content"), "");
+    assert_string_equal(msg_str(v[1], "content"), "h\xc3\xa9");
+    assert_true(json_is_false(json_object_get(v[1], "done")));
+    const char *ts = json_string_value(json_object_get(v[1], "created_at"));
     assert_int_equal(strlen(ts), 30);
     assert_int_equal(ts[29], 'Z');
-    json_decref(j);
+    char *calls = json_dumps(json_object_get(json_object_get(v[2], "message"), "tool_calls"),
+                             JSON_COMPACT);
+    assert_string_equal(calls, "[{\"function\":{\"name\":\"get\",\"arguments\":{\"a\":1}}}]");
+    free(calls);
+    for (size_t i = 0; i < 3; i++)
+        json_decref(v[i]);
+    /* the end: the last call (arguments that do not parse stay a string), then the final */
     buf_reset(&out);
-    gen_status st = {.prompt_tokens = 5, .completion_tokens = 7, .prompt_ns = 11, .gen_ns = 13};
-    oll_times t = {.total_ns = 100, .load_ns = 3};
-    assert_int_equal(oll_final("m", false, "text", 4, "length", &st, &t, false, &out), SHIMMY_OK);
-    j = json_loads(out.data, 0, NULL);
+    gen_status st = {.done = true, .finish = FINISH_STOP, .prompt_tokens = 5,
+                     .completion_tokens = 7, .prompt_ns = 11, .gen_ns = 13};
+    r.load_ns = 3;
+    assert_int_equal(oll_end(&r, &st, &s), SHIMMY_OK);
+    assert_int_equal(lines(&out, v, 8), 2);
+    calls = json_dumps(json_object_get(json_object_get(v[0], "message"), "tool_calls"),
+                       JSON_COMPACT);
+    assert_string_equal(calls, "[{\"function\":{\"name\":\"put\",\"arguments\":\"not json\"}}]");
+    free(calls);
+    assert_true(json_is_true(json_object_get(v[1], "done")));
+    assert_string_equal(json_string_value(json_object_get(v[1], "done_reason")), "stop");
+    assert_int_equal(json_integer_value(json_object_get(v[1], "load_duration")), 3);
+    assert_true(json_integer_value(json_object_get(v[1], "total_duration")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(v[1], "prompt_eval_count")), 5);
+    assert_int_equal(json_integer_value(json_object_get(v[1], "prompt_eval_duration")), 11);
+    assert_int_equal(json_integer_value(json_object_get(v[1], "eval_count")), 7);
+    assert_int_equal(json_integer_value(json_object_get(v[1], "eval_duration")), 13);
+    json_decref(v[0]);
+    json_decref(v[1]);
+    api_sink_free(&s);
+    done();
+    buf_free(&out);
+}
+
+/* The whole answer: generate has response and thinking; chat has the calls. */
+static void test_whole_and_errors(void **state) {
+    (void)state;
+    buf out;
+    api_sink s;
+    api_answer a;
+    gen_event list[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
+                        ev(GEN_EV_CONTENT, 0, NULL, NULL, "text")};
+    gen_events evs = {.ev = list, .n = 2};
+    gen_status st = {.done = true, .finish = FINISH_LENGTH};
+    buf_init(&out, 1 << 20);
+    api_sink_init(&s, &out, API_FRAME_NONE);
+    api_answer_init(&a);
+    assert_int_equal(api_answer_add(&a, &evs), SHIMMY_OK);
+    assert_int_equal(PARSE_GEN("{\"model\":\"m\",\"prompt\":\"x\"}"), SHIMMY_OK);
+    assert_int_equal(oll_whole(&r, &a, &st, &s), SHIMMY_OK);
+    json_t *j = json_loads(buf_str(&out), 0, NULL);
     assert_non_null(j);
-    assert_true(json_is_true(json_object_get(j, "done")));
-    assert_string_equal(json_string_value(json_object_get(j, "done_reason")), "length");
     assert_string_equal(json_string_value(json_object_get(j, "response")), "text");
-    assert_int_equal(json_integer_value(json_object_get(j, "total_duration")), 100);
-    assert_int_equal(json_integer_value(json_object_get(j, "load_duration")), 3);
-    assert_int_equal(json_integer_value(json_object_get(j, "prompt_eval_count")), 5);
-    assert_int_equal(json_integer_value(json_object_get(j, "prompt_eval_duration")), 11);
-    assert_int_equal(json_integer_value(json_object_get(j, "eval_count")), 7);
-    assert_int_equal(json_integer_value(json_object_get(j, "eval_duration")), 13);
+    assert_string_equal(json_string_value(json_object_get(j, "thinking")), "hm");
+    assert_string_equal(json_string_value(json_object_get(j, "done_reason")), "length");
     json_decref(j);
+    done();
     buf_reset(&out);
-    assert_int_equal(oll_error_json("bad \"x\"", &out), SHIMMY_OK);
-    assert_string_equal(out.data, "{\"error\":\"bad \\\"x\\\"\"}");
+    api_fail(&e, ERR_BAD_PARAM, "think", "\"m\" does not support thinking");
+    assert_int_equal(oll_write_error(&e, &s), SHIMMY_OK);
+    assert_string_equal(buf_str(&out), "{\"error\":\"\\\"m\\\" does not support thinking\"}");
+    api_answer_free(&a);
+    api_sink_free(&s);
     buf_free(&out);
 }
 
@@ -235,8 +405,12 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_defaults), cmocka_unit_test(test_options),
         cmocka_unit_test(test_keep_alive),        cmocka_unit_test(test_format_and_rejections),
-        cmocka_unit_test(test_chat),              cmocka_unit_test(test_embed_parse),
-        cmocka_unit_test(test_writers),
+        cmocka_unit_test(test_chat),              cmocka_unit_test(test_chat_tools_think),
+        cmocka_unit_test(test_embed_parse),       cmocka_unit_test(test_writers),
+        cmocka_unit_test(test_whole_and_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    json_decref(root);
+    json_decref(chat_in);
+    return rc;
 }
