@@ -1,32 +1,37 @@
 /* fuzz_ollama: request bodies of /api/generate, /api/chat, /api/embed, /api/embeddings and
  * /v1/embeddings through the Ollama parsers (api/ollama_wire.h), each freed after a successful
- * parse. The first byte picks whether the model's params layer ("defaults") is given. */
+ * parse. The first byte picks what the model brings: its params layer, a system prompt, a chat
+ * template. */
 #include <stdint.h>
 #include <string.h>
 
+#include "api/json_in.h"
 #include "api/ollama_wire.h"
 #include "touch.h"
 
 static const char params_layer[] = "{\"stop\":[\"<|im_end|>\",\"</s>\"],\"temperature\":0.7,"
                                    "\"num_ctx\":2048,\"repeat_last_n\":-1}";
 
-static void request(bool chat, const char *body, size_t len, const char *defaults) {
-    oll_request r;
-    oll_error err;
+static void request(bool chat, const char *body, size_t len, const oll_model_ctx *m) {
+    json_t *root = NULL;
+    char msg[256];
+    api_call c;
+    api_error err;
     volatile size_t sink = 0;
-    shimmy_err rc = chat ? oll_parse_chat(body, len, defaults, &r, &err)
-                         : oll_parse_generate(body, len, defaults, &r, &err);
-    if (rc != SHIMMY_OK)
+    if (api_json_load_object(body, len, &root, msg, sizeof msg) != SHIMMY_OK)
         return;
-    oll_request_default_system(&r, "You are a fuzzer.");
-    sink += touch_request(r.model, &r.gen);
+    shimmy_err rc = chat ? oll_parse_chat(root, m, &c, &err) : oll_parse_generate(root, m, &c, &err);
+    if (rc == SHIMMY_OK) {
+        sink += touch_request(c.model, &c.gen);
+        oll_call_free(&c);
+    }
     (void)sink;
-    oll_request_free(&r);
+    json_decref(root);
 }
 
 static void embed(oll_embed_kind kind, const char *body, size_t len) {
     oll_embed_request r;
-    oll_error err;
+    api_error err;
     volatile size_t sink = 0;
     if (oll_parse_embed(body, len, kind, &r, &err) != SHIMMY_OK)
         return;
@@ -38,9 +43,11 @@ static void embed(oll_embed_kind kind, const char *body, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *body = (const char *)data;
-    const char *defaults = size > 0 && (data[0] & 1) ? params_layer : NULL;
-    request(false, body, size, defaults);
-    request(true, body, size, defaults);
+    oll_model_ctx m = {size > 0 && (data[0] & 1) ? params_layer : NULL,
+                       size > 0 && (data[0] & 2) ? "You are a fuzzer." : NULL,
+                       size > 0 && (data[0] & 4)};
+    request(false, body, size, &m);
+    request(true, body, size, &m);
     embed(OLL_EMBED, body, size);
     embed(OLL_EMBEDDINGS_LEGACY, body, size);
     embed(OLL_EMBED_OPENAI, body, size);

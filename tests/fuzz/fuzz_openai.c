@@ -1,26 +1,42 @@
 /* fuzz_openai: request bodies of POST /v1/chat/completions and /v1/completions through the
- * OpenAI parsers (api/openai_wire.h). Every successful parse is freed, so ASan/LSan see leaks and
- * use-after-free; a parse must also leave its own strings readable (the gen_request borrows). */
+ * OpenAI parsers (api/openai_wire.h), the body parsed once as the generation path does. Every
+ * successful parse is freed, so ASan/LSan see leaks and use-after-free; a parse must also leave
+ * its own strings readable (the api_call borrows); the chat JSON made for the engine must parse. */
 #include <stdint.h>
 #include <string.h>
 
+#include "api/json_in.h"
 #include "api/openai_wire.h"
 #include "touch.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void request(bool chat, json_t *root) {
     gen_params defaults;
-    gen_params_default(&defaults);
-    oai_request r;
-    oai_error err;
+    api_call c;
+    api_error err;
     volatile size_t sink = 0;
-    if (oai_parse_chat((const char *)data, size, &defaults, &r, &err) == SHIMMY_OK) {
-        sink += touch_request(r.model, &r.gen);
-        oai_request_free(&r);
-    }
-    if (oai_parse_completion((const char *)data, size, &defaults, &r, &err) == SHIMMY_OK) {
-        sink += touch_request(r.model, &r.gen);
-        oai_request_free(&r);
+    gen_params_default(&defaults);
+    shimmy_err rc = chat ? oai_parse_chat(root, &defaults, &c, &err)
+                         : oai_parse_completion(root, &defaults, &c, &err);
+    if (rc != SHIMMY_OK)
+        return;
+    sink += touch_request(c.model, &c.gen);
+    if (c.gen.chat_json != NULL) {
+        json_t *j = json_loads(c.gen.chat_json, 0, NULL);
+        if (j == NULL)
+            __builtin_trap();
+        json_decref(j);
     }
     (void)sink;
+    oai_call_free(&c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    json_t *root = NULL;
+    char msg[256];
+    if (api_json_load_object((const char *)data, size, &root, msg, sizeof msg) != SHIMMY_OK)
+        return 0;
+    request(true, root);
+    request(false, root);
+    json_decref(root);
     return 0;
 }

@@ -11,12 +11,12 @@ static inline size_t touch_request(const char *model, const gen_request *gen) {
     size_t n = model ? strlen(model) : 0;
     if (gen->prompt)
         n += strlen(gen->prompt);
-    for (size_t i = 0; i < gen->n_messages; i++)
-        n += strlen(gen->messages[i].role) + strlen(gen->messages[i].content);
+    if (gen->chat_json)
+        n += strlen(gen->chat_json);
     for (int i = 0; i < gen->params.n_stop; i++)
         n += strlen(gen->params.stop[i]);
-    if (gen->params.grammar)
-        n += strlen(gen->params.grammar);
+    if (gen->params.json_schema)
+        n += strlen(gen->params.json_schema);
     return n;
 }
 
