@@ -967,7 +967,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    if (s != NULL && s->starting && n > 0)
+    if (s != NULL && s->starting && n > 0 && s->start_log[0] == '\0') /* the first says why */
         snprintf(s->start_log, sizeof s->start_log, "%s", msg);
     log_warn("http: %s", msg);
 }
