@@ -137,6 +137,19 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_int(w, info->queued);
     jsonw_raw(w, ",\"n_ctx\":");
     jsonw_int(w, info->n_ctx_slot);
+    jsonw_raw(w, ",\"prompt_cache\":{\"budget_bytes\":");
+    jsonw_int(w, (int64_t)info->cache.budget);
+    jsonw_raw(w, ",\"bytes\":");
+    jsonw_int(w, (int64_t)info->cache.bytes);
+    jsonw_raw(w, ",\"entries\":");
+    jsonw_int(w, info->cache.entries);
+    jsonw_raw(w, ",\"saves\":");
+    jsonw_int(w, (int64_t)info->cache.saves);
+    jsonw_raw(w, ",\"restores\":");
+    jsonw_int(w, (int64_t)info->cache.restores);
+    jsonw_raw(w, ",\"max_stall_ms\":");
+    jsonw_int(w, info->cache.max_stall_ns / 1000000);
+    jsonw_raw(w, "}");
     health_model_devices(w, info);
 }
 

@@ -37,6 +37,8 @@ static const char serve_help[] =
     "  --chat-template-file [MODEL=]FILE  Jinja chat template to use instead of the model's, for\n"
     "                         every model or for MODEL (repeatable)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    "  --cache-ram MIB        host-RAM prompt cache per loaded model: conversations evicted from\n"
+    "                         their slot come back without recomputing (default 4096, 0 = off)\n"
     "  --max-memory SIZE      memory budget for loaded models (e.g. 8G, 512M; by file size):\n"
     "                         idle models are unloaded, least recently used first (default: none)\n"
     "  --max-loaded N         models kept loaded at once; the least recently used idle one is\n"
@@ -185,6 +187,12 @@ int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_opti
         return 1;
     case 'J':
         return parse_template_file(cmd, arg, eng);
+    case 'R':
+        if (cli_parse_int(arg, 0, 1 << 24, &v) != 0)
+            return cli_usage_error(cmd, "--cache-ram must be a number of MiB from 0 (off) to "
+                                   "16777216");
+        eng->cache_ram_mib = v;
+        return 1;
     case 'q':
         if (cli_parse_int(arg, 1, 1 << 16, &v) != 0)
             return cli_usage_error(cmd, "--queue must be an integer from 1 to 65536");
@@ -379,6 +387,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
         {"chat-template-file", required_argument, NULL, 'J'},
+        {"cache-ram", required_argument, NULL, 'R'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
         {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},

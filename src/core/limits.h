@@ -17,6 +17,11 @@
 /* Largest chat template file (--chat-template-file): the biggest template in llama.cpp's set is
  * under 64 KiB. */
 #define LIM_TEMPLATE_BYTES (1u << 20)
+/* Host-RAM prompt cache per loaded model, MiB (--cache-ram): holds the KV state of conversations
+ * evicted from their slot so that their next turn does not recompute them. llama-server defaults
+ * to 8192; half of that keeps two loaded models (the default --max-loaded) within 8 GiB on a
+ * 16 GiB machine, and it is only ever filled by states actually used. */
+#define LIM_CACHE_RAM_MIB 4096
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */

@@ -63,6 +63,12 @@ int be_batch_size(const be_model *b);
 shimmy_err be_decode(be_model *b, char *err, size_t errlen);
 /* Drops sequence seq's cache from position from (inclusive) to the end. */
 void be_seq_truncate(be_model *b, int seq, int from);
+/* Copies sequence seq's KV state to host memory. Returns owned *data of *size bytes. Errors:
+ * ERR_NOMEM, ERR_INTERNAL (llama.cpp could not copy it). Engine thread. */
+shimmy_err be_seq_save(be_model *b, int seq, void **data, size_t *size);
+/* Replaces sequence seq's KV state with a saved one (borrows data). On error the sequence is
+ * empty. Engine thread. */
+shimmy_err be_seq_restore(be_model *b, int seq, const void *data, size_t size);
 
 /* Pooled, L2-normalised embedding of tokens[0..n) into out (be_n_embd floats), through a second
  * context made for embeddings on first use. Engine thread. Errors: ERR_CONTEXT_LENGTH,

@@ -67,6 +67,8 @@ typedef struct engine_options {
                                       registry at start-up (cli_engine_start); borrowed; NULL = none */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
+    int64_t cache_ram_mib;         /* host-RAM prompt cache of each loaded model (--cache-ram),
+                                    * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
     const model_template_override *templates; /* per-model templates; borrowed for the process */
     int n_templates;
 } engine_options;
@@ -91,6 +93,16 @@ typedef struct engine_device_use {
     uint64_t kv_bytes;       /* KV cache here, bytes */
 } engine_device_use;
 
+/* The host-RAM prompt cache of a loaded model. */
+typedef struct engine_cache_stats {
+    uint64_t budget;         /* bytes; 0 = off */
+    uint64_t bytes;          /* held now */
+    int entries;             /* saved prompts held now */
+    uint64_t saves;          /* slot states saved so far */
+    uint64_t restores;       /* saved states put back into a slot so far */
+    int64_t max_stall_ns;    /* longest save or restore (the engine thread waits for it) */
+} engine_cache_stats;
+
 typedef struct engine_model_info {
     char name[256];
     char desc[128];          /* llama.cpp's one-line description (arch, size, type) */
@@ -108,6 +120,7 @@ typedef struct engine_model_info {
     int layers_offloaded;    /* of those, on devices other than the CPU */
     int n_devices;           /* entries of devices: GPUs in registry order, then the CPU */
     engine_device_use devices[GPU_MAX_DEVICES + 1];
+    engine_cache_stats cache;
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);

@@ -470,6 +470,33 @@ void be_seq_truncate(be_model *b, int seq, int from) {
     llama_memory_seq_rm(llama_get_memory(b->ctx), seq, from, -1);
 }
 
+shimmy_err be_seq_save(be_model *b, int seq, void **data, size_t *size) {
+    size_t n = llama_state_seq_get_size(b->ctx, seq);
+    *data = NULL;
+    *size = 0;
+    if (n == 0)
+        return ERR_INTERNAL;
+    uint8_t *d = malloc(n);
+    if (d == NULL)
+        return ERR_NOMEM;
+    if (llama_state_seq_get_data(b->ctx, d, n, seq) != n) {
+        free(d);
+        return ERR_INTERNAL;
+    }
+    *data = d;
+    *size = n;
+    return SHIMMY_OK;
+}
+
+shimmy_err be_seq_restore(be_model *b, int seq, const void *data, size_t size) {
+    be_seq_truncate(b, seq, 0);
+    if (llama_state_seq_set_data(b->ctx, data, size, seq) != size) {
+        be_seq_truncate(b, seq, 0);
+        return ERR_INTERNAL;
+    }
+    return SHIMMY_OK;
+}
+
 /* ---- sampling ---- */
 
 be_sampler *be_sampler_new(const be_model *b, const gen_params *p, const lchat_render *g,

@@ -18,6 +18,7 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "engine/llama_chat.h"
+#include "engine/pcache.h"
 #include "engine/textout.h"
 
 struct gen_job {
@@ -75,6 +76,8 @@ struct engine_model {
     uint64_t step;
     char name[256];
     struct embed_job *e_head; /* embedding requests, under mu */
+    pcache pc;               /* host-RAM prompt cache; engine thread */
+    engine_cache_stats pc_stats; /* under mu */
 };
 
 /* One engine_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
@@ -104,6 +107,7 @@ const char *finish_reason_str(finish_reason f) {
 void engine_options_default(engine_options *o) {
     memset(o, 0, sizeof *o);
     o->n_parallel = 4;
+    o->cache_ram_mib = -1;
 }
 
 void engine_options_for_model(engine_options *o, const char *name) {
@@ -490,6 +494,7 @@ void engine_model_get_info(engine_model *m, engine_model_info *info) {
     pthread_mutex_lock(&m->mu);
     info->active_slots = m->n_active;
     info->queued = m->n_queued;
+    info->cache = m->pc_stats;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -508,6 +513,8 @@ static int common_prefix(const be_token *a, int na, const be_token *b, int nb) {
  * does not evict a long cached prompt while empty slots wait. */
 static slot *pick_slot(engine_model *m, const gen_job *j) {
     slot *best = NULL, *lru = NULL;
+    int cached = 0;
+    pcache_best(&m->pc, j->tokens, j->n_tokens, &cached);
     int best_lcp = -1;
     for (int i = 0; i < m->n_slots; i++) {
         slot *s = &m->slots[i];
@@ -521,7 +528,66 @@ static slot *pick_slot(engine_model *m, const gen_job *j) {
         if (lru == NULL || s->last_used < lru->last_used)
             lru = s;
     }
+    /* A saved state that shares more than any slot goes into the least recently used slot. */
+    if (cached > best_lcp)
+        return lru;
     return best_lcp * 10 >= j->n_tokens ? best : lru;
+}
+
+/* ---- the host-RAM prompt cache (pcache.h) ---- */
+
+static void note_stall(engine_model *m, int64_t t0, bool restore) {
+    int64_t ns = clock_mono_ns() - t0;
+    pthread_mutex_lock(&m->mu);
+    engine_cache_stats *st = &m->pc_stats;
+    if (restore)
+        st->restores++;
+    else
+        st->saves++;
+    if (ns > st->max_stall_ns)
+        st->max_stall_ns = ns;
+    st->bytes = m->pc.bytes;
+    st->entries = m->pc.n_entries;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Saves what slot s holds before it is overwritten, unless the cache has it already. */
+static void cache_save(engine_model *m, slot *s) {
+    if (s->n_cache == 0 || !pcache_wants(&m->pc, s->cache, s->n_cache))
+        return;
+    int64_t t0 = clock_mono_ns();
+    void *data;
+    size_t size;
+    if (be_seq_save(m->be, s->id, &data, &size) != SHIMMY_OK) {
+        log_warn("%s: could not save slot %d's prompt to the cache", m->name, s->id);
+        return;
+    }
+    pcache_put(&m->pc, s->cache, s->n_cache, data, size, m->step);
+    note_stall(m, t0, false);
+}
+
+/* When a saved state shares more with j's prompt than slot s does, puts it into s (saving what s
+ * held first). */
+static void cache_restore(engine_model *m, slot *s, const gen_job *j) {
+    int lcp = 0;
+    pc_entry *e = pcache_best(&m->pc, j->tokens, j->n_tokens, &lcp);
+    if (e == NULL || lcp <= common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens))
+        return;
+    cache_save(m, s);
+    e = pcache_best(&m->pc, j->tokens, j->n_tokens, &lcp); /* the save may have dropped it */
+    if (e == NULL)
+        return;
+    int64_t t0 = clock_mono_ns();
+    pcache_take(&m->pc, e);
+    if (be_seq_restore(m->be, s->id, e->data, e->size) == SHIMMY_OK) {
+        memcpy(s->cache, e->tokens, (size_t)e->n_tokens * sizeof *s->cache);
+        s->n_cache = e->n_tokens;
+    } else {
+        log_warn("%s: could not restore a cached prompt into slot %d", m->name, s->id);
+        s->n_cache = 0;
+    }
+    pcache_entry_free(e);
+    note_stall(m, t0, true);
 }
 
 static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
@@ -543,7 +609,10 @@ static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e,
 
 /* Binds job j to slot s: keeps the shared prefix of the cache, drops the rest. */
 static void slot_start(engine_model *m, slot *s, gen_job *j) {
+    cache_restore(m, s, j);
     int keep = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
+    if (keep < s->n_cache)
+        cache_save(m, s); /* what the new prompt does not share is about to go */
     if (keep >= j->n_tokens)
         keep = j->n_tokens - 1; /* the last prompt token must be evaluated for its logits */
     be_seq_truncate(m->be, s->id, keep);
@@ -818,6 +887,9 @@ shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     m->queue_max = o->queue_max > 0 ? o->queue_max : LIM_QUEUE_DEPTH;
+    int64_t mib = o->cache_ram_mib < 0 ? LIM_CACHE_RAM_MIB : o->cache_ram_mib;
+    pcache_init(&m->pc, (uint64_t)mib << 20);
+    m->pc_stats.budget = m->pc.budget;
     int64_t t0 = clock_mono_ns();
     shimmy_err rc = be_load(o, &m->be, err, errlen);
     if (rc != SHIMMY_OK)
@@ -851,6 +923,7 @@ shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *
     return SHIMMY_OK;
 out:
     free_slots(m);
+    pcache_free(&m->pc);
     be_free(m->be);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -876,6 +949,7 @@ void engine_model_free(engine_model *m) {
         q = next;
     }
     free_slots(m);
+    pcache_free(&m->pc);
     be_free(m->be);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);

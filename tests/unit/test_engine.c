@@ -23,9 +23,12 @@ typedef struct result {
     gen_status st;
 } result;
 
+static int64_t cache_mib = -1; /* --cache-ram of the next load; -1 = default */
+
 static engine_model *load(int parallel, int ctx, int queue) {
     engine_options o;
     engine_options_default(&o);
+    o.cache_ram_mib = cache_mib;
     o.path = model_path;
     o.name = "stories";
     o.n_parallel = parallel;
@@ -450,6 +453,127 @@ static void test_json_schema_bounds(void **state) {
     engine_model_free(m);
 }
 
+/* ---- the host-RAM prompt cache ---- */
+
+/* Turn k of conversation c: a growing transcript, as agents send it. */
+static void transcript(int c, int k, char *out, size_t len) {
+    static const char *const openers[] = {"Once upon a time", "The little dog", "Lily and Tom",
+                                          "In the big park"};
+    int n = snprintf(out, len, "%s", openers[c % 4]);
+    for (int i = 0; i < k && n > 0 && (size_t)n < len; i++)
+        n += snprintf(out + n, len - (size_t)n, " went to see the %s friend number %d and said hi.",
+                      i % 2 ? "old" : "new", i);
+}
+
+/* A conversation evicted from the only slot by another comes back with its previous turns
+ * cached, and the same greedy text as without the cache. */
+static void test_cache_restores_evicted(void **state) {
+    (void)state;
+    char p[4096];
+    gen_params g = greedy(16);
+    result with[3], without;
+    cache_mib = 64;
+    engine_model *m = load(1, 1024, 0);
+    transcript(0, 3, p, sizeof p);
+    run(m, p, &g, &with[0]);
+    transcript(1, 3, p, sizeof p);
+    run(m, p, &g, &with[1]); /* evicts conversation 0 from the slot: saved */
+    transcript(0, 4, p, sizeof p);
+    run(m, p, &g, &with[2]); /* conversation 0 again: restored */
+    engine_model_info info;
+    engine_model_get_info(m, &info);
+    assert_true(info.cache.saves >= 1);
+    assert_int_equal(info.cache.restores, 1);
+    assert_true(info.cache.bytes <= info.cache.budget);
+    /* everything of turn 3 but the last token is in the restored state */
+    assert_true(with[2].st.cached_tokens >= with[0].st.prompt_tokens - 1);
+    engine_model_free(m);
+    cache_mib = 0; /* off: the same text, nothing cached */
+    m = load(1, 1024, 0);
+    transcript(0, 4, p, sizeof p);
+    run(m, p, &g, &without);
+    engine_model_get_info(m, &info);
+    assert_int_equal(info.cache.saves, 0);
+    assert_int_equal(info.cache.budget, 0);
+    assert_string_equal(with[2].text, without.text);
+    engine_model_free(m);
+    cache_mib = -1;
+}
+
+/* A flood of distinct prompts keeps the cache within its budget. */
+static void test_cache_budget(void **state) {
+    (void)state;
+    char p[4096];
+    gen_params g = greedy(2);
+    result r;
+    cache_mib = 1;
+    engine_model *m = load(1, 512, 0);
+    engine_model_info info;
+    for (int i = 0; i < 24; i++) {
+        snprintf(p, sizeof p, "Prompt number %d is about a cat named %c%c.", i, 'A' + i % 26,
+                 'a' + (i * 7) % 26);
+        run(m, p, &g, &r);
+        engine_model_get_info(m, &info);
+        assert_true(info.cache.bytes <= (1u << 20));
+    }
+    assert_true(info.cache.saves >= 20);
+    assert_true(info.cache.entries >= 1);
+    engine_model_free(m);
+    cache_mib = -1;
+}
+
+typedef struct conv_arg {
+    engine_model *m;
+    int conv;
+    result r[4];
+} conv_arg;
+
+static void *conversation(void *p) {
+    conv_arg *a = p;
+    char t[4096];
+    gen_params g = greedy(12);
+    for (int k = 0; k < 4; k++) {
+        transcript(a->conv, k + 1, t, sizeof t);
+        run(a->m, t, &g, &a->r[k]);
+    }
+    return NULL;
+}
+
+/* Four conversations on two slots at once (saves and restores while other slots stream): each
+ * turn's text equals the same turn run alone on a model without the cache. */
+static void test_cache_concurrent(void **state) {
+    (void)state;
+    cache_mib = 64;
+    engine_model *m = load(2, 1024, 0);
+    conv_arg a[4];
+    pthread_t th[4];
+    for (int c = 0; c < 4; c++) {
+        a[c] = (conv_arg){.m = m, .conv = c};
+        pthread_create(&th[c], NULL, conversation, &a[c]);
+    }
+    for (int c = 0; c < 4; c++)
+        pthread_join(th[c], NULL);
+    engine_model_info info;
+    engine_model_get_info(m, &info);
+    engine_model_free(m);
+    cache_mib = 0;
+    m = load(1, 1024, 0);
+    char t[4096];
+    gen_params g = greedy(12);
+    for (int c = 0; c < 4; c++)
+        for (int k = 0; k < 4; k++) {
+            result alone;
+            transcript(c, k + 1, t, sizeof t);
+            run(m, t, &g, &alone);
+            assert_string_equal(a[c].r[k].text, alone.text);
+        }
+    engine_model_free(m);
+    cache_mib = -1;
+    print_message("cache: %llu saves, %llu restores, longest stall %.2f ms\n",
+                  (unsigned long long)info.cache.saves, (unsigned long long)info.cache.restores,
+                  (double)info.cache.max_stall_ns / 1e6);
+}
+
 int main(void) {
     const char *dir = getenv("SHIMMY_TEST_MODELS");
     snprintf(model_path, sizeof model_path, "%s/stories260K.gguf", dir ? dir : "../shared/models");
@@ -470,7 +594,8 @@ int main(void) {
         cmocka_unit_test(test_cancel_frees_slot),    cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_seed),                 cmocka_unit_test(test_prefix_kept_across_unrelated),
         cmocka_unit_test(test_chat_render),          cmocka_unit_test(test_tool_choice_enforced),
-        cmocka_unit_test(test_json_schema_bounds),
+        cmocka_unit_test(test_json_schema_bounds),   cmocka_unit_test(test_cache_restores_evicted),
+        cmocka_unit_test(test_cache_budget),         cmocka_unit_test(test_cache_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
