@@ -3,19 +3,27 @@
 //
 // Builds fake Hugging Face, Ollama and LM Studio stores in a temporary HOME (tools/fake_stores.sh),
 // starts build/shimmy there with stories260K given with --model too, then lists, shows, generates,
-// chats (streamed and not), embeds, looks at the loaded models and checks Ollama-style errors.
+// chats (streamed and not), embeds, looks at the loaded models and checks Ollama-style errors;
+// then tools and a tool result on toolstory (Hermes 2 Pro's template), /api/show's capabilities,
+// `think` and tools refused where the template cannot, and a format with integer bounds.
 // Each answer is printed (the report quotes it); the server's output is printed when a test fails.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MODEL, importSdk, models, root, startShimmy, tools } from './server.mjs';
+import { MODEL, importSdk, modelPath, models, root, startShimmy, tools } from './server.mjs';
 
 const { Ollama } = await importSdk('ollama');
 
-const shimmy = startShimmy({ prefix: 'shimmy-ollama-', args: ['--max-loaded', '2'],
+// toolstory: stories260K again, with Hermes 2 Pro's tool-use template.
+const shimmy = startShimmy({ prefix: 'shimmy-ollama-', args: ['--max-loaded', '3',
+  '--chat-template-file', `toolstory=${join(root, 'deps/llama.cpp/models/templates/NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja')}`],
   env: { OLLAMA_MODELS: '', HF_HOME: '', HF_HUB_CACHE: '' },
-  prepare: (home) => execFileSync(join(root, 'tools/fake_stores.sh'), [home, models, tools],
-    { stdio: 'ignore' }) });
+  prepare: (home) => {
+    execFileSync(join(root, 'tools/fake_stores.sh'), [home, models, tools], { stdio: 'ignore' });
+    mkdirSync(join(home, 'models'), { recursive: true });
+    copyFileSync(modelPath, join(home, 'models', 'toolstory.gguf'));
+  } });
 const { it } = shimmy;
 
 const client = () => new Ollama({ host: shimmy.url });
@@ -42,7 +50,9 @@ it('shows a model with its Ollama layers (show)', async () => {
   const r = await client().show({ model: 'stories:260k' });
   show('show.template', r.template);
   show('show.parameters', r.parameters);
-  assert.match(r.template, /\.Prompt/);
+  // the template in use: the model has no chat template, so chat renders with ChatML
+  assert.match(r.template, /<\|im_start\|>/);
+  assert.deepEqual(r.capabilities, ['completion']);
   assert.match(r.parameters, /stop/);
   assert.equal(r.model_info['general.architecture'], 'llama');
   assert.equal(r.model_info['llama.context_length'], 2048);
@@ -111,7 +121,7 @@ it('constrains the output to a JSON schema with format {schema}', async () => {
   assert.equal(typeof v.name, 'string');
   assert.ok(Number.isInteger(v.age));
   await assert.rejects(client().generate({ model: MODEL, prompt: 'x',
-    format: { type: 'string', format: 'email' } }), /schema keyword 'format' is not supported/);
+    format: { type: 'foo' } }), /Unrecognized schema/);
 });
 
 it('embeds (embed, embeddings)', async () => {
@@ -147,4 +157,45 @@ it('answers errors the way Ollama does', async () => {
   const v = await client().version();
   show('version', v);
   assert.match(v.version, /^\d+\.\d+\.\d+/);
+});
+
+// ---- tools and thinking ----
+
+const weather = { type: 'function', function: { name: 'get_weather', description: 'the weather',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
+
+it('tools, a tool call in the history and a tool result (chat)', async () => {
+  const messages = [{ role: 'user', content: 'What is the weather in Paris?' },
+    { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather',
+      arguments: { city: 'Paris' } } }] },
+    { role: 'tool', tool_name: 'get_weather', content: 'sunny' }];
+  const r = await client().chat({ model: 'toolstory', messages, tools: [weather], options: greedy });
+  show('chat.tools', r.message);
+  assert.equal(r.done, true);
+  assert.equal(r.message.role, 'assistant');
+  const s = await client().show({ model: 'toolstory' });
+  assert.deepEqual(s.capabilities, ['completion', 'tools']);
+  assert.match(s.template, /tool_call/);
+});
+
+it('tools and think where the template cannot: Ollama\'s 400s', async () => {
+  await assert.rejects(client().chat({ model: MODEL, messages: [{ role: 'user', content: 'x' }],
+    tools: [weather] }),
+  (e) => e.status_code === 400 && e.error === `"${MODEL}" does not support tools`);
+  await assert.rejects(client().chat({ model: MODEL, messages: [{ role: 'user', content: 'x' }],
+    think: true }),
+  (e) => { show('error.think', [e.status_code, e.error]); return e.status_code === 400 && e.error === `"${MODEL}" does not support thinking`; });
+  await assert.rejects(client().generate({ model: MODEL, prompt: 'x', think: 'high' }),
+    (e) => e.status_code === 400 && /does not support thinking/.test(e.error));
+});
+
+it('format with integer bounds', async () => {
+  const format = { type: 'object', properties: { n: { type: 'integer', minimum: 3, maximum: 7 } },
+    required: ['n'] };
+  const r = await client().generate({ model: MODEL, prompt: 'Tom is', format,
+    options: { temperature: 0, num_predict: 60 } });
+  show('generate.bounded', r.response);
+  assert.equal(r.done_reason, 'stop');
+  const v = JSON.parse(r.response);
+  assert.ok(Number.isInteger(v.n) && v.n >= 3 && v.n <= 7);
 });
