@@ -286,7 +286,8 @@ static void assert_test_error(const reply *r, long status, const char *err, cons
 
 static int setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    http_config cfg = {"127.0.0.1", 0, routes, sizeof routes / sizeof routes[0], error_body, NULL};
+    http_config cfg = {.host = "127.0.0.1", .routes = routes,
+                       .n_routes = sizeof routes / sizeof routes[0], .error_body = error_body};
     char err[256] = "";
     if (http_server_start(&cfg, &g_srv, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "server start: %s\n", err);
@@ -311,7 +312,7 @@ static void test_json_200(void **state) {
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"ok\":true,\"len\":0}");
     assert_header(&r, "Content-Type", "application/json");
-    assert_header(&r, "Access-Control-Allow-Origin", "*");
+    assert_no_header(&r, "Access-Control-Allow-Origin"); /* no Origin, no CORS (SECURITY.md) */
     assert_no_header(&r, "Retry-After");
 }
 
@@ -339,7 +340,7 @@ static void test_404(void **state) {
     reply r = {0};
     request("GET", "/nope", NULL, &r);
     assert_test_error(&r, 404, "not_found", "/nope");
-    assert_header(&r, "Access-Control-Allow-Origin", "*");
+    assert_no_header(&r, "Access-Control-Allow-Origin");
 
     /* With a body the client sends regardless (no "Expect: 100-continue"): still a clean 404,
      * and 405 likewise. */
@@ -475,13 +476,15 @@ static void test_query_stripped(void **state) {
 }
 
 static void test_options_preflight(void **state) {
-    struct curl_slist *h = curl_slist_append(NULL, "Origin: http://example.com");
+    /* A page on localhost is allowed by default; its origin is echoed, never "*". */
+    struct curl_slist *h = curl_slist_append(NULL, "Origin: http://localhost:5173");
     h = curl_slist_append(h, "Access-Control-Request-Method: POST");
     h = curl_slist_append(h, "Access-Control-Request-Headers: content-type, x-stainless-os");
     reply r = {0};
     request_ex("OPTIONS", "/json", NULL, 0, h, 0, &r);
     assert_int_equal(r.status, 204);
-    assert_header(&r, "Access-Control-Allow-Origin", "*");
+    assert_header(&r, "Access-Control-Allow-Origin", "http://localhost:5173");
+    assert_header(&r, "Vary", "Origin");
     assert_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
     assert_header(&r, "Access-Control-Allow-Headers", "content-type, x-stainless-os");
     curl_slist_free_all(h);
@@ -494,6 +497,15 @@ static void test_options_preflight(void **state) {
     reply n = {0};
     request("OPTIONS", "/nope", NULL, &n);
     assert_int_equal(n.status, 404);
+
+    /* Any other site: 403 before any work. */
+    struct curl_slist *f = curl_slist_append(NULL, "Origin: http://example.com");
+    f = curl_slist_append(f, "Access-Control-Request-Method: POST");
+    reply x = {0};
+    request_ex("OPTIONS", "/json", NULL, 0, f, 0, &x);
+    assert_int_equal(x.status, 403);
+    assert_no_header(&x, "Access-Control-Allow-Origin");
+    curl_slist_free_all(f);
 }
 
 static void test_head(void **state) {
@@ -505,7 +517,8 @@ static void test_head(void **state) {
 }
 
 static void test_bind_errors(void **state) {
-    http_config cfg = {"127.0.0.1", g_port, routes, 1, error_body, NULL};
+    http_config cfg = {.host = "127.0.0.1", .port = g_port, .routes = routes, .n_routes = 1,
+                       .error_body = error_body};
     http_server *s = NULL;
     char err[256] = "";
     assert_int_equal(http_server_start(&cfg, &s, err, sizeof err), ERR_IO);
@@ -525,7 +538,8 @@ static void test_bind_errors(void **state) {
 static void test_hosts(void **state) {
     const char *hosts[] = {"localhost", "::1", "[::1]", "0.0.0.0"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
-        http_config cfg = {hosts[i], 0, routes, 1, error_body, NULL};
+        http_config cfg = {.host = hosts[i], .routes = routes, .n_routes = 1,
+                           .error_body = error_body};
         http_server *s = NULL;
         char err[256] = "";
         shimmy_err e = http_server_start(&cfg, &s, err, sizeof err);
@@ -571,7 +585,8 @@ static void *client_block(void *p) {
 /* Stopping the server while a handler blocks: the handler sees the connection gone, returns,
  * and stop returns well before the client's own timeout. */
 static void test_stop_unblocks(void **state) {
-    http_config cfg = {"127.0.0.1", 0, routes, sizeof routes / sizeof routes[0], error_body, NULL};
+    http_config cfg = {.host = "127.0.0.1", .routes = routes,
+                       .n_routes = sizeof routes / sizeof routes[0], .error_body = error_body};
     http_server *s = NULL;
     char err[256] = "";
     assert_int_equal(http_server_start(&cfg, &s, err, sizeof err), SHIMMY_OK);
