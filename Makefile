@@ -44,7 +44,7 @@ FORCE:
 # make bench: shimmy vs llama-server side by side (BENCH_QUICK=1 for a short run); see docs/BENCHMARKS.md
 .PHONY: bench
 bench: all
-	@bench/run.sh
+	@BUILD=$(BUILD) bench/run.sh
 
 # Checking builds, each in its own folder (scripts/fuzz.sh, scripts/test-asan.sh).
 .PHONY: fuzz test-asan

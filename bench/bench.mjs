@@ -7,7 +7,7 @@
 // Every request, start and stop is bounded by a timeout; servers are killed on exit or signal.
 //
 // Usually started by bench/run.sh (make bench), which builds what is missing. Environment:
-//   SHIMMY_BIN, REF_BIN                  the two servers (default build/shimmy,
+//   SHIMMY_BIN, REF_BIN                  the two servers (default build/shimmy (run.sh: $BUILD/shimmy),
 //                                        deps/reference/build/bin/llama-server)
 //   BENCH_MODELS                         ';'-separated GGUF paths (run.sh sets them)
 //   BENCH_QUICK=1                        one run, 64 tokens per request (about 3 minutes)
@@ -20,6 +20,13 @@
 //   BENCH_LOG_DIR                        server logs (default deps/bench-logs)
 //   BENCH_CPU_EXCLUDE                    CPU modules neither server may load (e.g. sapphirerapids:
 //                                        run.sh sets it when the reference dies on AMX kernels)
+//   BENCH_SESSIONS                       conversation counts of the agent-sessions workload
+//                                        ('8,16'; '0' skips it)
+//   BENCH_SESSION_TURNS, BENCH_SESSION_SLOTS, BENCH_SESSION_THREADS   turns per conversation
+//                                        (8; 4 with BENCH_QUICK), slots (4), threads (1)
+//   BENCH_SESSION_USER_TOKENS, BENCH_SESSION_MAX_TOKENS   new user text per turn (60), answer (24)
+//   BENCH_SESSION_MODEL                  its model (default: stories260K among BENCH_MODELS)
+//   BENCH_ONLY                           'models' or 'sessions': that part only, docs untouched
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -51,12 +58,31 @@ const CFG = {
     longTokens: intEnv('BENCH_LONG_TOKENS', 1000),
     wrkSeconds: intEnv('BENCH_WRK_SECONDS', QUICK ? 2 : 3),
     concurrency: [4, 8],
+    // Agent sessions: conversations of growing turns, more conversations than slots.
+    sessions: (env.BENCH_SESSIONS ?? '8,16').split(/[\s,]+/).filter((x) => x !== '' && x !== '0').map((x) => {
+        const n = Number.parseInt(x, 10);
+        if (!(n > 0) || String(n) !== x) throw new Error(`BENCH_SESSIONS must list positive integers, got '${env.BENCH_SESSIONS}'`);
+        return n;
+    }),
+    sessionTurns: intEnv('BENCH_SESSION_TURNS', QUICK ? 4 : 8),
+    sessionSlots: intEnv('BENCH_SESSION_SLOTS', 4),
+    sessionThreads: intEnv('BENCH_SESSION_THREADS', 1),
+    sessionUserTokens: intEnv('BENCH_SESSION_USER_TOKENS', 60),
+    sessionMaxTokens: intEnv('BENCH_SESSION_MAX_TOKENS', 24),
+    sessionModel: env.BENCH_SESSION_MODEL || null, // default: stories260K from BENCH_MODELS, else the first
+    only: env.BENCH_ONLY || '', // 'models' or 'sessions': one part only (docs/BENCHMARKS.md untouched)
     shimmyExtra: (env.SHIMMY_BENCH_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
     refExtra: (env.REF_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
     cpuExclude: (env.BENCH_CPU_EXCLUDE || '').split(/[\s,]+/).filter(Boolean),
     outDir: path.resolve(ROOT, env.BENCH_OUT_DIR || 'bench/results'),
     logDir: path.resolve(ROOT, env.BENCH_LOG_DIR || 'deps/bench-logs'),
 };
+
+if (CFG.only !== '' && CFG.only !== 'models' && CFG.only !== 'sessions') throw new Error(`BENCH_ONLY must be 'models' or 'sessions', got '${CFG.only}'`);
+CFG.sessionModel = path.resolve(ROOT, CFG.sessionModel
+    || CFG.models.find((m) => /stories260K/i.test(path.basename(m))) || CFG.models[0]);
+const doModels = CFG.only !== 'sessions';
+const doSessions = CFG.only !== 'models' && CFG.sessions.length > 0;
 
 // Time limits, milliseconds.
 const T = {
@@ -229,8 +255,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => { log(`${sig}: stopping servers`); killAll(); process.exit(130); });
 }
 
-function serverArgs(kind, model, port) {
-    const P = CFG.parallel, C = CFG.ctx, Tn = CFG.threads;
+// opts: {parallel, threads} for workloads that use other settings than the main table's.
+function serverArgs(kind, model, port, opts = {}) {
+    const P = opts.parallel ?? CFG.parallel, C = CFG.ctx, Tn = opts.threads ?? CFG.threads;
     if (kind === 'shimmy') {
         const a = ['serve', '--bind', `127.0.0.1:${port}`, '--parallel', `${P}`, '--ctx', `${C}`, '--threads', `${Tn}`];
         if (model) a.push('--model', model);
@@ -271,9 +298,9 @@ function prepareModuleDirs() {
 let logSerial = 0;
 // Starts a server and waits for /health 200. Returns {proc, port, startupMs, rssLoad, log}
 // or {error}.
-async function startServer(kind, model, tag) {
+async function startServer(kind, model, tag, opts = {}) {
     const port = await freePort();
-    const [bin, args, extraEnv] = serverArgs(kind, model, port);
+    const [bin, args, extraEnv] = serverArgs(kind, model, port, opts);
     fs.mkdirSync(CFG.logDir, { recursive: true });
     const logPath = path.join(CFG.logDir, `${String(++logSerial).padStart(3, '0')}-${kind}-${tag}.log`);
     const fd = fs.openSync(logPath, 'w');
@@ -434,6 +461,120 @@ async function measureNoModel(kind, run) {
     return m;
 }
 
+// ---------- agent sessions ----------
+// What agents and chat front-ends do: each of n conversations sends its whole transcript again
+// on every turn (the previous turns, their answers, about sessionUserTokens of new user text),
+// one client per conversation, more conversations than slots. A server that keeps only what is
+// in its slots evaluates a returning conversation from the start; one that keeps evicted prompts
+// (a host-RAM prompt cache) evaluates only the new turn.
+
+// The transcript's text for turn t (0-based) of conversation c: the same for both servers of a
+// run (the answers differ only if the servers' greedy outputs do; the notes compare the tokens).
+function sessionUserText(run, n, c, t, words) {
+    const head = t === 0 ? `${(run * 131 + n * 17 + c) * 7919 % 100000} conversation ${c}. Once upon a time ` : '';
+    return `${t === 0 ? '' : '\n'}User: ${head}${storyText(run * 100_000 + n * 1000 + c * 10 + t + 1, words)}\nAssistant:`;
+}
+
+// Words of story text for about `tokens` tokens, from one probe (the same in every process).
+async function sessionWords(s, model, tokens) {
+    const probeWords = 120;
+    const r = checked(await streamCompletion(s.port, { model, prompt: storyText(3, probeWords), max_tokens: 1, temperature: 0 }), 'sessions: probe');
+    return Math.max(4, Math.round(tokens / (r.usage.prompt_tokens / probeWords)));
+}
+
+// One conversation: turns in sequence, each streamed. Returns the per-turn figures.
+async function conversation(s, model, run, n, c, words) {
+    let transcript = '';
+    const turns = [];
+    for (let t = 0; t < CFG.sessionTurns; t++) {
+        transcript += sessionUserText(run, n, c, t, words);
+        const r = checked(await streamCompletion(s.port,
+            { model, prompt: transcript, max_tokens: CFG.sessionMaxTokens, temperature: 0 }), `session ${c}, turn ${t + 1}`);
+        turns.push({
+            ttft: r.tFirst === null ? null : r.tFirst - r.t0, tEnd: r.tEnd,
+            prompt: r.usage.prompt_tokens, cached: r.usage.prompt_tokens_details?.cached_tokens ?? null,
+            completion: r.usage.completion_tokens,
+        });
+        transcript += r.text;
+    }
+    return turns;
+}
+
+function promptCacheOf(healthBody) {
+    try {
+        const h = JSON.parse(healthBody);
+        return (h.models || []).map((m) => m.prompt_cache).find(Boolean) || null;
+    } catch {
+        return null;
+    }
+}
+
+// One fresh server, n conversations at once.
+async function measureSessions(kind, n, run) {
+    const model = path.basename(CFG.sessionModel).replace(/\.gguf$/i, '').toLowerCase();
+    const s = await startServer(kind, CFG.sessionModel, `sessions${n}-run${run}`,
+        { parallel: CFG.sessionSlots, threads: CFG.sessionThreads });
+    if (s.error) throw new Error(`${kind} did not start with ${model}: ${s.error}`);
+    try {
+        const words = await sessionWords(s, model, CFG.sessionUserTokens); // also the warm-up
+        const t0 = now();
+        const convs = await Promise.all(Array.from({ length: n }, (_, c) => conversation(s, model, run, n, c, words)));
+        const turns = convs.flat();
+        const m = {
+            wall: (Math.max(...turns.map((x) => x.tEnd)) - t0) / 1000,
+            ttfts: turns.map((x) => x.ttft),
+            promptTokens: turns.reduce((a, x) => a + x.prompt, 0),
+            cachedTokens: turns.reduce((a, x) => a + (x.cached ?? 0), 0),
+            completionTokens: turns.reduce((a, x) => a + x.completion, 0),
+            lastPrompt: Math.max(...turns.map((x) => x.prompt)),
+        };
+        if (kind === 'shimmy') m.promptCache = promptCacheOf((await httpGet(s.port, '/health', T.health)).body);
+        return m;
+    } finally {
+        await stopServer(s);
+    }
+}
+
+function sessionRows(res) {
+    const rows = [`| **agent sessions: ${path.basename(CFG.sessionModel).replace(/\.gguf$/i, '')}, ${CFG.sessionSlots} slots, `
+        + `${CFG.sessionThreads} thread${CFG.sessionThreads > 1 ? 's' : ''}** | | | |`];
+    for (const [n, r] of Object.entries(res)) {
+        const S = r.shimmy.filter((m) => !m.error), R = r['llama-server'].filter((m) => !m.error);
+        const pct = (x, p) => percentile(x.flatMap((m) => m.ttfts), p);
+        const what = `${n} conversations × ${CFG.sessionTurns} turns`;
+        rows.push(
+            row(`TTFT p50, ${what} (ms)`, pct(S, 50), pct(R, 50), 'lower'),
+            row(`TTFT p99, ${what} (ms)`, pct(S, 99), pct(R, 99), 'lower'),
+            row(`wall time, all ${Number(n) * CFG.sessionTurns} turns of ${what} (s)`,
+                median(S.map((m) => m.wall)), median(R.map((m) => m.wall)), 'lower', 2),
+        );
+    }
+    return rows;
+}
+
+function sessionNotes(res) {
+    const notes = [];
+    const mib = (b) => (b / 2 ** 20).toFixed(1);
+    for (const [n, r] of Object.entries(res)) {
+        const S = r.shimmy.filter((m) => !m.error), R = r['llama-server'].filter((m) => !m.error);
+        const med = (x, k) => fmt(median(x.map((m) => m[k])), 0);
+        let line = `- agent sessions, ${n} conversations: prompt tokens shimmy/llama-server ${med(S, 'promptTokens')}/${med(R, 'promptTokens')}`
+            + ` (last turn ${med(S, 'lastPrompt')}/${med(R, 'lastPrompt')}), cached_tokens reported ${med(S, 'cachedTokens')}/${med(R, 'cachedTokens')}`
+            + `, completion tokens ${med(S, 'completionTokens')}/${med(R, 'completionTokens')}`;
+        const pcs = S.map((m) => m.promptCache).filter(Boolean);
+        if (pcs.length) {
+            const each = pcs.map((p) => `${mib(p.bytes)} MiB in ${p.entries} entries, ${p.saves} saves, ${p.restores} restores, longest stall ${p.max_stall_ms} ms`);
+            line += `; shimmy's prompt cache after each run (/health): ${each.join('; ')} (budget ${mib(pcs[0].budget_bytes)} MiB)`;
+        }
+        notes.push(line);
+        for (const kind of SERVERS) {
+            const errs = r[kind].filter((m) => m.error);
+            if (errs.length) notes.push(`- agent sessions, ${n} conversations, ${kind}: ${errs.length} of ${r[kind].length} runs failed: ${errs[0].error}`);
+        }
+    }
+    return notes;
+}
+
 // ---------- sizes, machine ----------
 
 function realFile(p) {
@@ -561,7 +702,7 @@ function updateDocs(header, table, notes) {
 // ---------- main ----------
 
 async function main() {
-    for (const f of [CFG.shimmy, CFG.ref, ...CFG.models]) {
+    for (const f of [CFG.shimmy, CFG.ref, ...(doModels ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])]) {
         if (!fs.existsSync(f)) throw new Error(`missing ${f} (run bench/run.sh, which builds it)`);
     }
     prepareModuleDirs();
@@ -573,16 +714,16 @@ async function main() {
     log(`runs ${CFG.runs}, slots ${CFG.parallel}, ctx/slot ${CFG.ctx}, threads ${CFG.threads}, max_tokens ${CFG.maxTokens}`);
 
     // Page cache: read each model once so no server pays the first read from disk.
-    for (const m of CFG.models) execFileSync('cat', [m], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1, timeout: 120_000 });
+    for (const m of new Set([...(doModels ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])])) execFileSync('cat', [m], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1, timeout: 120_000 });
 
     const noModel = { shimmy: [], 'llama-server': [] };
-    for (let run = 1; run <= CFG.runs; run++) {
+    for (let run = 1; doModels && run <= CFG.runs; run++) {
         for (const kind of SERVERS) noModel[kind].push(await measureNoModel(kind, run));
     }
 
     const results = {};
     const states = {};
-    for (const [i, modelPath] of CFG.models.entries()) {
+    for (const [i, modelPath] of (doModels ? CFG.models : []).entries()) {
         const name = path.basename(modelPath).replace(/\.gguf$/i, '');
         results[name] = { shimmy: [], 'llama-server': [] };
         states[name] = { wrk: i === 0 };
@@ -603,6 +744,27 @@ async function main() {
         }
     }
 
+    // Agent sessions: per conversation count, runs interleaved as above.
+    const sessions = {};
+    for (const n of doSessions ? CFG.sessions : []) {
+        sessions[n] = { shimmy: [], 'llama-server': [] };
+        for (let run = 1; run <= CFG.runs; run++) {
+            for (const kind of SERVERS) {
+                log(`agent sessions, ${n} conversations × ${CFG.sessionTurns} turns: run ${run}/${CFG.runs}: ${kind}`);
+                let m;
+                try {
+                    m = await measureSessions(kind, n, run);
+                } catch (e) {
+                    m = { error: e.message.slice(0, 500) };
+                    log(`  failed: ${m.error}`);
+                }
+                sessions[n][kind].push(m);
+                log(`  TTFT p50 ${fmt(percentile(m.ttfts || [], 50), 0)} ms, p99 ${fmt(percentile(m.ttfts || [], 99), 0)} ms, wall ${fmt(m.wall, 2)} s`
+                    + `${m.promptCache ? `, cache ${JSON.stringify(m.promptCache)}` : ''}`);
+            }
+        }
+    }
+
     const sizes = {
         shimmy: shippedSize(serverFiles(CFG.shimmy, [path.join(path.dirname(CFG.shimmy), 'lib')])),
         'llama-server': shippedSize(serverFiles(CFG.ref, [path.dirname(CFG.ref)])),
@@ -615,16 +777,17 @@ async function main() {
     const lines = [
         '| metric | shimmy | llama-server | ratio (> 1.00: shimmy better) |',
         '|---|---:|---:|---:|',
-        row('start-up, no model (ms)', nmMed(nmS), nmMed(nmR), 'lower'),
     ];
+    if (doModels) lines.push(row('start-up, no model (ms)', nmMed(nmS), nmMed(nmR), 'lower'));
     for (const [name, res] of Object.entries(results)) lines.push(...modelRows(name, res));
+    if (doSessions) lines.push(...sessionRows(sessions));
     lines.push('| **all** | | | |');
     lines.push(row('shipped size, stripped: server + its libraries + CPU modules (MiB)', sizes.shimmy.stripped / 2 ** 20, sizes['llama-server'].stripped / 2 ** 20, 'lower'));
     lines.push(row('same, as built (MiB)', sizes.shimmy.raw / 2 ** 20, sizes['llama-server'].raw / 2 ** 20, 'lower'));
     const table = lines.join('\n');
 
     const notes = [];
-    for (const [kind, x] of Object.entries(noModel)) {
+    for (const [kind, x] of Object.entries(doModels ? noModel : {})) {
         const e = nmNote(x);
         if (e) notes.push(`- start-up with no model, ${kind}: n/a: ${e}`);
         else notes.push(`- start-up with no model, ${kind}: /health answered \`${(x[0].health || '').replace(/\s+/g, ' ').slice(0, 120)}\``);
@@ -636,9 +799,10 @@ async function main() {
             if (errs.length) notes.push(`- ${name}, ${kind}: ${errs.length} of ${res[kind].length} runs failed: ${errs[0].error}`);
         }
     }
+    notes.push(...sessionNotes(sessions));
     notes.push(`- shipped files: shimmy ${sizes.shimmy.files.length} (${path.relative(ROOT, CFG.shimmy)} + ${path.relative(ROOT, path.dirname(CFG.shimmy))}/lib), llama-server ${sizes['llama-server'].files.length} (${sizes['llama-server'].files.filter((f) => !/libggml-(cpu|cuda|vulkan|hip|sycl|opencl|rpc)/.test(f)).map((f) => path.basename(f)).join(', ')} + CPU modules)`);
 
-    const settings = `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved; ${CFG.parallel} slots, ${CFG.ctx} tokens of context per slot `
+    const settings = !doModels ? `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved` : `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved; ${CFG.parallel} slots, ${CFG.ctx} tokens of context per slot `
         + `(llama-server: -c ${CFG.ctx * CFG.parallel} --no-kv-unified), ${CFG.threads} threads, temperature 0, max_tokens ${CFG.maxTokens}`
         + `${CFG.shimmyExtra.length ? `; shimmy extra: \`${CFG.shimmyExtra.join(' ')}\`` : ''}${CFG.refExtra.length ? `; llama-server extra: \`${CFG.refExtra.join(' ')}\`` : ''}`;
     const date = started.toISOString().slice(0, 10);
@@ -648,17 +812,22 @@ async function main() {
         `Reference: llama-server ${release}, built from the pinned source (deps/llama.cpp) by bench/build-reference.sh`,
         `Models: ${CFG.models.map((m) => path.relative(ROOT, m)).join(', ')}`,
         `Settings: ${settings}${QUICK ? ' (BENCH_QUICK)' : ''}`,
+        ...(doSessions ? [`Agent sessions: ${path.relative(ROOT, CFG.sessionModel)}, ${CFG.sessions.join(' and ')} conversations (one client each) of ${CFG.sessionTurns} turns; `
+            + `each turn resends the transcript plus the last answer and about ${CFG.sessionUserTokens} tokens of new user text, streamed `
+            + `POST /v1/completions, max_tokens ${CFG.sessionMaxTokens}, temperature 0; ${CFG.sessionSlots} slots (llama-server: -np ${CFG.sessionSlots} `
+            + `-c ${CFG.ctx * CFG.sessionSlots} --no-kv-unified), ${CFG.sessionThreads} thread${CFG.sessionThreads > 1 ? 's' : ''} (-t/-tb ${CFG.sessionThreads}), `
+            + `each server's default prompt cache (shimmy --cache-ram 4096 MiB, llama-server 8192 MiB)`] : []),
         ...(CFG.cpuExclude.length ? [`CPU modules excluded for both servers: ${CFG.cpuExclude.join(', ')} (the reference build dies with SIGILL in its AMX kernels on this machine)`] : []),
         `Load average (1 min) at start / end: ${load0.toFixed(2)} / ${os.loadavg()[0].toFixed(2)} (the benchmark itself adds up to about ${CFG.threads})`,
     ];
     const report = `# Benchmark ${date}\n\n${header.map((h) => `${h}  `).join('\n')}\n\n${table}\n\n${notes.join('\n')}\n`;
 
     fs.mkdirSync(CFG.outDir, { recursive: true });
-    const stem = `${date}${QUICK ? '-quick' : ''}`;
+    const stem = `${date}${CFG.only ? `-${CFG.only}` : ''}${QUICK ? '-quick' : ''}`;
     const mdPath = path.join(CFG.outDir, `${stem}.md`);
     fs.writeFileSync(mdPath, report);
-    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, noModel, results, sizes }, null, 1)}\n`);
-    if (!QUICK && env.BENCH_DOCS !== '0') updateDocs(header, table, notes);
+    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, noModel, results, sessions, sizes }, null, 1)}\n`);
+    if (!QUICK && !CFG.only && env.BENCH_DOCS !== '0') updateDocs(header, table, notes);
 
     // Aggregate tok/s vs concurrency for the plot: one block per model (gnuplot index).
     const dat = Object.entries(results).map(([name, res]) => {
@@ -666,7 +835,7 @@ async function main() {
             `${c} ${fmt(median(res.shimmy.map((m) => m[`agg${c}`])), 2)} ${fmt(median(res['llama-server'].map((m) => m[`agg${c}`])), 2)}`);
         return `# ${name}\n# streams shimmy llama-server (tok/s)\n${rowsDat.join('\n')}`;
     }).join('\n\n\n');
-    fs.writeFileSync(path.join(CFG.outDir, 'throughput.dat'), `${dat}\n`);
+    if (doModels) fs.writeFileSync(path.join(CFG.outDir, 'throughput.dat'), `${dat}\n`);
 
     console.log(`\n${header.join('\n')}\n\n${table}\n\n${notes.join('\n')}\n\nwritten: ${path.relative(ROOT, mdPath)}`);
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run.sh: the `make bench` entry. Ensures everything the benchmark needs (wrk and gnuplot from
-# apt, build/shimmy, the reference llama-server, the bench models), runs bench/bench.mjs and
+# apt, $BUILD/shimmy (BUILD: the make build folder, default build), the reference llama-server, the bench models), runs bench/bench.mjs and
 # renders bench/results/throughput.png.
 #
-# Env: BENCH_QUICK=1   one run per server, 64 tokens per request (about 3 minutes on 2 cores)
+# Env: BENCH_QUICK=1   one run per server, 64 tokens per request, 4-turn agent sessions
+#      BENCH_ONLY=sessions|models   one part of the benchmark only (docs/BENCHMARKS.md untouched)
+#      BUILD           the build folder shimmy is made in and run from (default build)
 #      BENCH_F16=1     also benchmark the F16 version of the realistic model
 #      BENCH_TIMEOUT   seconds for the whole measurement (default 3600)
 #      and everything bench/bench.mjs reads (runs, slots, context, extra server arguments).
@@ -17,6 +19,8 @@ die() { say "$*"; exit 1; }
 shared_models=${SHIMMY_TEST_MODELS:-../shared/models}
 models_dir=${BENCH_MODELS_DIR:-deps/bench-models}
 out_dir=${BENCH_OUT_DIR:-bench/results}
+build=${BUILD:-build}
+export SHIMMY_BIN=${SHIMMY_BIN:-$build/shimmy}
 
 # ---- tools ----
 missing=()
@@ -32,8 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---- builds ----
-make -s all
-[ -x build/tools/gen_model ] || cmake --build build --target gen_model >/dev/null
+make -s all BUILD="$build"
+[ -x "$build/tools/gen_model" ] || cmake --build "$build" --target gen_model >/dev/null
 bench/build-reference.sh
 
 # ---- models ----
@@ -44,20 +48,24 @@ gen() { # gen TYPE -> path of the 16-layer 1024-wide Llama-shaped model (about 0
     local f=$models_dir/llama-1024x16-$1.gguf
     if [ ! -s "$f" ]; then
         say "generating $f"
-        build/tools/gen_model "$f.tmp" --vocab-from "$shared_models/llama-2-tiny-random.gguf" \
+        "$build/tools/gen_model" "$f.tmp" --vocab-from "$shared_models/llama-2-tiny-random.gguf" \
             --layers 16 --embd 1024 --ff 2816 --heads 16 --kv-heads 16 --type "$1" >/dev/null
         mv "$f.tmp" "$f"
     fi
     echo "$f"
 }
-models="$shared_models/stories260K.gguf;$(gen q8_0)"
-[ "${BENCH_F16:-0}" = 1 ] && models="$models;$(gen f16)"
+if [ "${BENCH_ONLY:-}" = sessions ]; then
+    models="$shared_models/stories260K.gguf"
+else
+    models="$shared_models/stories260K.gguf;$(gen q8_0)"
+    [ "${BENCH_F16:-0}" = 1 ] && models="$models;$(gen f16)"
+fi
 
 # ---- AMX probe ----
 # This llama.cpp release built here with GCC 12 dies with SIGILL (tilezero) in its AMX kernels
 # for Q8_0 on some machines (seen in a KVM guest) while the prebuilt modules shimmy uses run.
 # When the reference dies like that, neither server gets the AMX module (both take the next best).
-if [ -z "${BENCH_CPU_EXCLUDE+x}" ]; then
+if [ -z "${BENCH_CPU_EXCLUDE+x}" ] && [ "${BENCH_ONLY:-}" != sessions ]; then
     ref_bin=deps/reference/build/bin
     rc=0
     timeout 120 "$ref_bin/llama-bench" -m "$(gen q8_0)" -t 2 -p 32 -n 2 -r 1 >/dev/null 2>&1 || rc=$?
@@ -78,6 +86,7 @@ wait "$node_pid"
 node_pid=
 
 # ---- plot ----
+[ "${BENCH_ONLY:-}" = sessions ] && exit 0
 names=$(grep '^# ' "$out_dir/throughput.dat" | grep -v '^# streams' | sed 's/^# //' | tr '\n' ' ')
 n=$(echo "$names" | wc -w)
 timeout 60 gnuplot -e "dat='$out_dir/throughput.dat'; out='$out_dir/throughput.png'; n=$n; titles='$names'" \
