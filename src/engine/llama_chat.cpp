@@ -204,6 +204,7 @@ static void parse_tools(const json & body, common_chat_templates_inputs & in) {
     }
     in.tools = keep;
     in.tool_choice = COMMON_CHAT_TOOL_CHOICE_REQUIRED;
+    in.parallel_tool_calls = false; // the named function, called once
 }
 
 // Messages as llama-server checks them before the chat module reads them.
@@ -229,7 +230,11 @@ static void check_messages(const json & messages) {
 }
 
 static void parse_continuation(const json & body, common_chat_templates_inputs & in) {
-    in.add_generation_prompt = body.value("add_generation_prompt", true);
+    const json & agp = member(body, "add_generation_prompt");
+    if (!agp.is_null() && !agp.is_boolean()) {
+        throw req_error("add_generation_prompt", "add_generation_prompt must be a boolean");
+    }
+    in.add_generation_prompt = agp.is_null() ? true : agp.get<bool>();
     if (body.contains("continue_final_message")) {
         in.continue_final_message = common_chat_continuation_parse(body.at("continue_final_message"));
     }
@@ -309,15 +314,19 @@ static common_chat_templates_inputs make_inputs(const lchat_tmpl * t, const json
     } catch (const std::exception & e) {
         throw req_error("messages", e.what());
     }
+    auto caps = common_chat_templates_get_caps(t->tmpls.get());
+    const json & ptc = member(body, "parallel_tool_calls");
+    if (!ptc.is_null() && !ptc.is_boolean()) {
+        throw req_error("parallel_tool_calls", "parallel_tool_calls must be a boolean");
+    }
+    in.parallel_tool_calls = ptc.is_null() ? caps["supports_parallel_tool_calls"] : ptc.get<bool>();
     parse_tools(body, in);
     if (!in.tools.empty() && !t->caps.tools) {
         throw req_error("tools", "this model's chat template cannot express tools (it has no tool-call "
                                  "format); serve it with a template that does (--chat-template-file) or "
                                  "leave out tools");
     }
-    auto caps = common_chat_templates_get_caps(t->tmpls.get());
     in.use_jinja = t->use_jinja;
-    in.parallel_tool_calls = body.value("parallel_tool_calls", caps["supports_parallel_tool_calls"]);
     parse_continuation(body, in);
     parse_reasoning(t, body, in);
     in.json_schema = json_schema != nullptr ? json_schema : "";
@@ -591,10 +600,17 @@ static common_chat_msg parse(lchat_parser * p, const std::string & text, bool pa
         if (partial) {
             throw;
         }
-        // The final text does not match the format: take what a partial parse finds, and the
-        // answer keeps what was already sent.
-        return common_chat_parse(text, true, p->params);
     }
+    // The final text does not match the format (cut by the token limit, or the model left it).
+    // Nothing sent yet: the text is the answer, nothing is lost. Otherwise what a partial parse
+    // finds, so that the answer keeps what was already sent.
+    if (p->sent_content.empty() && p->sent_reasoning.empty() && p->sent_args.empty()) {
+        common_chat_msg msg;
+        msg.role = "assistant";
+        msg.content = text;
+        return msg;
+    }
+    return common_chat_parse(text, true, p->params);
 }
 
 shimmy_err lchat_parser_feed(lchat_parser * p, const char * text, size_t n, bool partial, gen_events * ev) {
