@@ -143,7 +143,8 @@ const weather = { type: 'function', function: { name: 'get_weather', description
     days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'],
   additionalProperties: false } } };
 const ask = [{ role: 'user', content: 'What is the weather in Paris?' }];
-const toolParams = { model: TOOLS_MODEL, messages: ask, tools: [weather], temperature: 0, max_tokens: 300 };
+const toolParams = { model: TOOLS_MODEL, messages: ask, tools: [weather], temperature: 0, max_tokens: 300,
+  parallel_tool_calls: false };
 
 // arguments: a JSON string valid for weather's parameters.
 function assertWeatherArgs(text) {
