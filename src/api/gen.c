@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "api/api_internal.h"
 #include "api/json_in.h"
@@ -28,10 +29,10 @@ void api_frame_begin(api_sink *s, jsonw *w) {
     jsonw_begin(w, &s->scratch);
 }
 
-static shimmy_err frame(api_sink *s, const char *data, size_t n) {
+static shimmy_err frame(api_sink *s, const char *event, const char *data, size_t n) {
     switch (s->framing) {
     case API_FRAME_SSE:
-        return http_sse_event(s->out, NULL, data, n);
+        return http_sse_event(s->out, event, data, n);
     case API_FRAME_NDJSON:
         return http_ndjson_line(s->out, data, n);
     default:
@@ -39,12 +40,38 @@ static shimmy_err frame(api_sink *s, const char *data, size_t n) {
     }
 }
 
-shimmy_err api_frame_end(api_sink *s, jsonw *w) {
+shimmy_err api_frame_end_event(api_sink *s, jsonw *w, const char *event) {
     shimmy_err e = jsonw_end(w);
-    return e != SHIMMY_OK ? e : frame(s, buf_str(&s->scratch), s->scratch.len);
+    return e != SHIMMY_OK ? e : frame(s, event, buf_str(&s->scratch), s->scratch.len);
 }
 
-shimmy_err api_frame_text(api_sink *s, const char *text) { return frame(s, text, strlen(text)); }
+shimmy_err api_frame_end(api_sink *s, jsonw *w) { return api_frame_end_event(s, w, NULL); }
+
+shimmy_err api_frame_text(api_sink *s, const char *text) {
+    return frame(s, NULL, text, strlen(text));
+}
+
+void api_random_id(char *out, size_t n, const char *prefix, size_t nbytes) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[16];
+    char digits[33];
+    if (nbytes > sizeof raw)
+        nbytes = sizeof raw;
+    if (getrandom(raw, nbytes, GRND_NONBLOCK) != (ssize_t)nbytes) {
+        /* no entropy yet (early boot): ids need only be unique, not secret */
+        uint64_t x = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < nbytes; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            raw[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < nbytes; i++) {
+        digits[2 * i] = hex[raw[i] >> 4];
+        digits[2 * i + 1] = hex[raw[i] & 15];
+    }
+    digits[2 * nbytes] = '\0';
+    snprintf(out, n, "%s%s", prefix, digits);
+}
 
 /* ---- the whole answer ---- */
 
@@ -130,7 +157,7 @@ void api_reply_error(http_response *res, const api_proto *p, const api_error *e)
     api_body_ready(res);
     buf_reset(&res->body);
     res->stream = NULL;
-    res->status = err_get(e->code)->http_status;
+    res->status = p->status != NULL ? p->status(e->code) : err_get(e->code)->http_status;
     res->content_type = "application/json";
     if (e->code == ERR_OVERLOADED)
         res->retry_after_s = LIM_RETRY_AFTER_S;
@@ -200,6 +227,7 @@ typedef struct gen_run {
     api_sink sink;      /* streaming */
     bool started;       /* the opening frame was written */
     bool ended;         /* the last frame was written */
+    int64_t wrote_ns;   /* monotonic: when the stream last wrote a frame */
 } gen_run;
 
 static void run_free(gen_run *g) {
@@ -296,6 +324,8 @@ static shimmy_err reply_whole(gen_run *g, http_response *res, api_error *err) {
 /* An error after the stream began: one error frame ends it. */
 static int stream_fail(gen_run *g, const api_error *err) {
     g->ended = true;
+    if (g->p->stream_error != NULL)
+        return g->p->stream_error(&g->call, err, &g->sink) == SHIMMY_OK ? 1 : -1;
     return g->p->error(err, &g->sink) == SHIMMY_OK ? 1 : -1;
 }
 
@@ -308,6 +338,29 @@ static int stream_done(gen_run *g, const gen_status *st) {
     return g->p->end(&g->call, st, &g->sink) == SHIMMY_OK ? 1 : -1;
 }
 
+/* The opening frame, once the prompt's size is known (a wait that does not block). */
+static int stream_open(gen_run *g, gen_status *st) {
+    g->started = true;
+    g->wrote_ns = clock_mono_ns();
+    memset(st, 0, sizeof *st);
+    if (engine_job_wait(g->job, 0, &g->ev, st) == SHIMMY_OK)
+        g->call.prompt_tokens = st->prompt_tokens;
+    if (g->p->start(&g->call, &g->sink) != SHIMMY_OK)
+        return -1;
+    if (g->ev.n > 0 && g->p->events(&g->call, &g->ev, &g->sink) != SHIMMY_OK)
+        return -1;
+    return st->done ? stream_done(g, st) : 0;
+}
+
+/* Nothing to send for a while: the row's keep-alive frame, if it has one. */
+static bool stream_idle(gen_run *g) {
+    int64_t now = clock_mono_ns();
+    if (g->p->idle == NULL || now - g->wrote_ns < (int64_t)LIM_STREAM_IDLE_MS * 1000000)
+        return false;
+    g->wrote_ns = now;
+    return g->p->idle(&g->call, &g->sink) == SHIMMY_OK;
+}
+
 static int stream_next(void *ctx, buf *out) {
     gen_run *g = ctx;
     size_t start = out->len;
@@ -317,11 +370,9 @@ static int stream_next(void *ctx, buf *out) {
     if (g->ended)
         return 1;
     if (!g->started) {
-        g->started = true;
-        if (g->p->start(&g->call, &g->sink) != SHIMMY_OK)
-            return -1;
-        if (out->len > start)
-            return 0; /* the client sees the response begin before the first token */
+        int r = stream_open(g, &st);
+        if (r != 0 || out->len > start)
+            return r; /* the client sees the response begin before the first token */
     }
     for (;;) {
         if (http_conn_gone(g->conn))
@@ -335,7 +386,11 @@ static int stream_next(void *ctx, buf *out) {
             return -1;
         if (st.done)
             return stream_done(g, &st);
-        if (out->len > start)
+        if (out->len > start) {
+            g->wrote_ns = clock_mono_ns();
+            return 0;
+        }
+        if (stream_idle(g))
             return 0;
     }
 }
@@ -395,6 +450,75 @@ void api_gen_serve(const http_request *req, http_response *res, const api_proto 
         return;
     } else if (e == SHIMMY_OK)
         e = reply_whole(g, res, &err);
+    if (e != SHIMMY_OK)
+        api_reply_error(res, p, &err);
+    run_free(g);
+}
+
+/* ---- token counts ---- */
+
+/* Tokens of a rendered prompt as engine_submit counts them: BOS added once, never doubled. */
+static shimmy_err count_prompt(engine_model *m, const char *prompt, int *n, api_error *err) {
+    int32_t *with = NULL, *bare = NULL;
+    size_t nw = 0, nb = 0;
+    char msg[256] = "";
+    shimmy_err e = engine_tokenize(m, prompt, true, true, &with, &nw, msg, sizeof msg);
+    if (e == SHIMMY_OK)
+        e = engine_tokenize(m, prompt, false, true, &bare, &nb, msg, sizeof msg);
+    if (e != SHIMMY_OK)
+        api_fail(err, e, NULL, "%s", msg);
+    else if (nw >= 2 && nw > nb && with[0] == with[1])
+        *n = (int)nw - 1; /* the template already began with BOS */
+    else
+        *n = (int)nw;
+    free(with);
+    free(bare);
+    return e;
+}
+
+/* Acquires the model, renders the chat, counts and answers through p->counted. */
+static shimmy_err count(gen_run *g, http_response *res, api_error *err) {
+    char msg[1024] = "", param[sizeof err->param] = "";
+    char *prompt = NULL;
+    int n = 0;
+    shimmy_err e = registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
+    if (e != SHIMMY_OK)
+        return api_acquire_error(g->p, g->call.model, e, msg, err);
+    if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
+        return e;
+    e = engine_apply_template(g->model, g->call.gen.chat_json, &prompt, msg, sizeof msg, param,
+                              sizeof param);
+    if (e != SHIMMY_OK) {
+        api_fail(err, e, NULL, "%s", msg);
+        if (e == ERR_BAD_PARAM)
+            submit_param(&g->call, param, err);
+        return e;
+    }
+    e = count_prompt(g->model, prompt, &n, err);
+    free(prompt);
+    if (e != SHIMMY_OK)
+        return e;
+    api_sink s;
+    api_sink_init(&s, &res->body, API_FRAME_NONE);
+    if ((e = g->p->counted(&g->call, n, &s)) != SHIMMY_OK)
+        api_fail(err, e, NULL, "%s", "");
+    api_sink_free(&s);
+    return e;
+}
+
+void api_count_serve(const http_request *req, http_response *res, const api_proto *p) {
+    api_error err;
+    api_error_clear(&err);
+    gen_run *g = run_new(req, p);
+    if (g == NULL) {
+        api_fail(&err, ERR_NOMEM, NULL, "out of memory");
+        api_reply_error(res, p, &err);
+        return;
+    }
+    api_body_ready(res);
+    shimmy_err e = parse(g, req, &err);
+    if (e == SHIMMY_OK)
+        e = count(g, res, &err);
     if (e != SHIMMY_OK)
         api_reply_error(res, p, &err);
     run_free(g);

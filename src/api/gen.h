@@ -1,7 +1,7 @@
 /* api/gen: the one generation path of every protocol. Parse the body once, acquire the model,
  * submit to the engine, then either wait for the whole answer (polling for a vanished client) or
  * stream it, and release the job and the model when the response ends. A protocol (OpenAI chat,
- * OpenAI completions, Ollama generate, Ollama chat; later Anthropic Messages, OpenAI Responses)
+ * OpenAI completions, Ollama generate, Ollama chat, Anthropic Messages, OpenAI Responses)
  * is one api_proto row: how to parse its body into an api_call and how to write its chunks,
  * whole answer and errors. Framing (SSE, NDJSON) is done here through http/stream.c.
  *
@@ -44,6 +44,9 @@ void api_frame_begin(api_sink *s, jsonw *w);
 /* Ends the frame begun with api_frame_begin and appends it, framed, to out. On error (the JSON or
  * the frame did not fit) out is unchanged. */
 shimmy_err api_frame_end(api_sink *s, jsonw *w);
+/* Like api_frame_end, with an SSE event name (borrowed; NULL = none) for protocols whose events
+ * are named ("event: message_start"). Other framings ignore the name. */
+shimmy_err api_frame_end_event(api_sink *s, jsonw *w, const char *event);
 /* Appends a frame of literal text (SSE's "[DONE]"). */
 shimmy_err api_frame_text(api_sink *s, const char *text);
 
@@ -86,7 +89,13 @@ typedef struct api_call {
     void *wire;               /* the protocol's own state; owned, freed by its row's free */
     int64_t t0_ns;            /* monotonic: request arrival */
     int64_t load_ns;          /* time to acquire the model */
+    int prompt_tokens;        /* stream: tokens of the rendered prompt, filled by gen.c once the
+                               * job is queued and before the row's start writer runs */
 } api_call;
+
+/* A fresh id: prefix then 2*nbytes hex digits (nbytes <= 16), written into out[0..n). Unique,
+ * not secret. */
+void api_random_id(char *out, size_t n, const char *prefix, size_t nbytes);
 
 /* A protocol: a row of writers. Every writer appends to the sink and returns SHIMMY_OK or the
  * buf's error (ERR_TOO_LARGE/ERR_NOMEM). */
@@ -109,10 +118,22 @@ typedef struct api_proto {
     shimmy_err (*loaded)(api_call *c, bool unloaded, api_sink *s);
     /* An error as a whole body or, through a streaming sink, as a frame of the stream. */
     shimmy_err (*error)(const api_error *e, api_sink *s);
+    /* Optional (NULL = the default in brackets). The HTTP status of an error [err.h's table]. */
+    int (*status)(shimmy_err code);
+    /* An error after the stream began, with the call's state [error]. */
+    shimmy_err (*stream_error)(api_call *c, const api_error *e, api_sink *s);
+    /* A keep-alive frame when the stream was silent for LIM_STREAM_IDLE_MS (a long prompt)
+     * [nothing]. */
+    shimmy_err (*idle)(api_call *c, api_sink *s);
+    /* The answer of api_count_serve: the rendered prompt holds n_tokens [no count route]. */
+    shimmy_err (*counted)(api_call *c, int n_tokens, api_sink *s);
 } api_proto;
 
 /* Serves a generation request with protocol p: the whole path from body to response. */
 void api_gen_serve(const http_request *req, http_response *res, const api_proto *p);
+/* Serves a token count with protocol p: parse, acquire, render the chat as engine_submit would,
+ * tokenize, and answer with p->counted. */
+void api_count_serve(const http_request *req, http_response *res, const api_proto *p);
 /* Answers res with e in p's error shape and the status of e->code (503 adds Retry-After). */
 void api_reply_error(http_response *res, const api_proto *p, const api_error *e);
 /* Fills err with the error of a model that could not be acquired (unknown: p's message naming
@@ -120,10 +141,13 @@ void api_reply_error(http_response *res, const api_proto *p, const api_error *e)
 shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e, const char *msg,
                              api_error *err);
 
-/* The rows (openai_wire.c, ollama.c). */
+/* The rows (openai_wire.c, ollama.c, anthropic_wire.c, responses_wire.c). */
 extern const api_proto oai_chat_proto;
 extern const api_proto oai_completion_proto;
 extern const api_proto oll_generate_proto;
 extern const api_proto oll_chat_proto;
+extern const api_proto ant_messages_proto;
+extern const api_proto ant_count_proto;
+extern const api_proto resp_proto;
 
 #endif

@@ -1,6 +1,7 @@
 /* api/json_in: see json_in.h. */
 #include "api/json_in.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,5 +113,18 @@ shimmy_err api_json_text(const json_t *v, char **out, api_error *err) {
     *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (*out == NULL)
         return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    return SHIMMY_OK;
+}
+
+shimmy_err api_json_num(const json_t *obj, const char *key, const char *param, bool integer,
+                        double lo, double hi, double *out, api_error *err) {
+    json_t *v = api_json_opt(obj, key);
+    double d = json_number_value(v);
+    if (v == NULL)
+        return SHIMMY_OK;
+    if (!json_is_number(v) || (integer && d != floor(d)) || d < lo || d > hi)
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be %s between %g and %g", param,
+                        integer ? "an integer" : "a number", lo, hi);
+    *out = d;
     return SHIMMY_OK;
 }

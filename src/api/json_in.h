@@ -28,6 +28,12 @@ shimmy_err api_check_tools(const json_t *tools, size_t *n, api_error *err);
 /* True when a tool named name is in tools (checked by api_check_tools). */
 bool api_tools_have(const json_t *tools, const char *name);
 
+/* Reads the number obj[key] (absent or null: *out unchanged) into *out: an integer (5 or 5.0)
+ * when integer, and within [lo, hi]. Errors: ERR_BAD_PARAM naming param ("'param' must be an
+ * integer between lo and hi"). */
+shimmy_err api_json_num(const json_t *obj, const char *key, const char *param, bool integer,
+                        double lo, double hi, double *out, api_error *err);
+
 /* Compact JSON text of v (borrowed). Returns owned *out. Errors: ERR_NOMEM. */
 shimmy_err api_json_text(const json_t *v, char **out, api_error *err);
 

@@ -902,9 +902,9 @@ static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *
 const api_proto oai_chat_proto = {
     API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_chat_row, oai_call_free,
     start,         events,                end,           whole,          NULL,
-    write_error};
+    write_error, NULL, NULL, NULL, NULL};
 
 const api_proto oai_completion_proto = {
     API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_completion_row, oai_call_free,
     start,         events,                end,           whole,                NULL,
-    write_error};
+    write_error, NULL, NULL, NULL, NULL};

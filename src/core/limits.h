@@ -66,5 +66,8 @@
 #define LIM_SCAN_ENTRIES 200000
 /* Milliseconds between checks for a vanished client while waiting for tokens. */
 #define LIM_DISCONNECT_POLL_MS 50
+/* Milliseconds of silence in a stream (a long prompt) before a keep-alive frame (Anthropic's
+ * ping): proxies and clients with read timeouts keep the connection. */
+#define LIM_STREAM_IDLE_MS 5000
 
 #endif
