@@ -453,6 +453,9 @@ static void fill_render(const common_chat_params & cp, const common_chat_templat
             out->n_prefill_tokens = (int) pre.size();
         }
     }
+    if (cp.parser.empty() && cp.format == COMMON_CHAT_FORMAT_CONTENT_ONLY && in.tools.empty()) {
+        return;  // plain text out (ChatML and other templates without tools or reasoning)
+    }
     auto p = std::make_unique<lchat_parser>();
     p->params = common_chat_parser_params(cp);
     p->params.reasoning_format = in.reasoning_format;
