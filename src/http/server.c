@@ -18,12 +18,12 @@
  *   req_ctx is reference counted: MHD's completion callback drops one reference and a streaming
  *   response holds another, so the http_conn stays valid through every stream callback.
  * - Checks before any route runs, in order: framing (a NUL, control byte or space in the request
- *   target, control bytes in headers, a missing or repeated Host, differing Content-Length
- *   headers, Content-Length with Transfer-Encoding: 400; a Transfer-Encoding other than chunked:
- *   501; all answered at once with Connection: close), Host (403 unless it names this server:
- *   DNS rebinding), Origin (403 for a foreign origin, and for any cross-origin request to an
- *   admin path), API key (401 with WWW-Authenticate: Bearer, except the open paths). See
- *   http/guard.h and docs/SECURITY.md.
+ *   target, control bytes in headers, white space before a header's colon, a missing or
+ *   repeated Host, a repeated Origin, differing Content-Length headers, Content-Length with
+ *   Transfer-Encoding: 400; a Transfer-Encoding other than chunked: 501; all answered at once
+ *   with Connection: close), Host (403 unless it names this server: DNS rebinding), Origin (403
+ *   for a foreign origin, and for any cross-origin request to an admin path), API key (401 with
+ *   WWW-Authenticate: Bearer, except the open paths). See http/guard.h and docs/SECURITY.md.
  * - Dispatch: routes are tried in table order; a route path ending in '*' is a prefix. A path
  *   with no route for the method gets 405 with Allow; no path at all gets 404; OPTIONS on a known
  *   path gets a CORS preflight answer (204) unless the table routes OPTIONS itself. HEAD is
@@ -688,11 +688,12 @@ static shimmy_err request_route(const http_server *s, req_ctx *rc, const char *m
 
 /* What the header scan found. */
 typedef struct hdr_scan {
-    int n_host, n_cl, n_te;
+    int n_host, n_cl, n_te, n_origin;
     const char *cl;      /* first Content-Length value */
     bool cl_differ;      /* a later Content-Length differs from the first */
     const char *te;      /* first Transfer-Encoding value */
     const char *ctl;     /* name of a header holding a control byte, or NULL */
+    const char *ws_name; /* a header name holding white space ("X-A : b"), or NULL */
 } hdr_scan;
 
 static bool has_ctl(const char *v) {
@@ -710,8 +711,12 @@ static enum MHD_Result hdr_visit(void *cls, enum MHD_ValueKind kind, const char 
         value = "";
     if (h->ctl == NULL && (has_ctl(key) || has_ctl(value)))
         h->ctl = key;
+    if (h->ws_name == NULL && key[strcspn(key, " \t")] != '\0')
+        h->ws_name = key;
     if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
         h->n_host++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_ORIGIN) == 0)
+        h->n_origin++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         if (h->n_cl++ == 0)
             h->cl = value;
@@ -734,8 +739,13 @@ static shimmy_err check_framing(struct MHD_Connection *mc, const req_ctx *rc,
     if (h.ctl != NULL)
         return err_set(msg, msglen, ERR_BAD_REQUEST, "header '%.64s' holds a control character",
                        h.ctl);
+    if (h.ws_name != NULL) /* RFC 9112 5.1: "Transfer-Encoding : chunked" smuggles */
+        return err_set(msg, msglen, ERR_BAD_REQUEST,
+                       "white space between the header name '%.64s' and its colon", h.ws_name);
     if (h.n_host > 1)
         return err_set(msg, msglen, ERR_BAD_REQUEST, "more than one Host header");
+    if (h.n_origin > 1) /* the Origin check reads one; a browser never sends two */
+        return err_set(msg, msglen, ERR_BAD_REQUEST, "more than one Origin header");
     if (h.n_host == 0 && version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
         return err_set(msg, msglen, ERR_BAD_REQUEST, "HTTP/1.1 request without a Host header");
     if (h.cl_differ)
