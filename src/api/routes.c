@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/anthropic_wire.h"
 #include "api/api_internal.h"
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
@@ -24,7 +25,8 @@ void api_body_ready(http_response *res) {
         buf_init(&res->body, LIM_RESPONSE_BYTES);
 }
 
-/* Ollama's clients get Ollama's {"error": "..."} under /api/, everyone else OpenAI's. */
+/* Ollama's clients get Ollama's {"error": "..."} under /api/, Anthropic's theirs under
+ * /v1/messages, everyone else OpenAI's. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out) {
     api_error ae;
     api_error_clear(&ae);
@@ -32,6 +34,8 @@ void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf 
     snprintf(ae.message, sizeof ae.message, "%s", msg != NULL ? msg : "");
     if (req != NULL && req->path != NULL && strncmp(req->path, "/api/", 5) == 0)
         oll_error_json(&ae, out);
+    else if (req != NULL && req->path != NULL && strncmp(req->path, "/v1/messages", 12) == 0)
+        ant_error_json(&ae, out);
     else
         oai_error_json(&ae, out);
 }
@@ -203,6 +207,14 @@ static void serve_oll_chat(const http_request *req, http_response *res) {
     api_gen_serve(req, res, &oll_chat_proto);
 }
 
+static void serve_ant_messages(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &ant_messages_proto);
+}
+
+static void serve_ant_count(const http_request *req, http_response *res) {
+    api_count_serve(req, res, &ant_count_proto);
+}
+
 /* ---- the table ---- */
 
 /* The /v1-less aliases serve clients whose base URL lacks /v1 (llama-server accepts both). */
@@ -213,6 +225,8 @@ static const http_route routes[] = {
     {"POST", "/v1/models/rescan", oll_handle_rescan, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
+    {"POST", "/v1/messages", serve_ant_messages, LIM_BODY_BYTES},
+    {"POST", "/v1/messages/count_tokens", serve_ant_count, LIM_BODY_BYTES},
     {"POST", "/chat/completions", serve_oai_chat, LIM_BODY_BYTES},
     {"POST", "/completions", serve_oai_completion, LIM_BODY_BYTES},
     {"GET", "/models", handle_models, LIM_GET_BODY_BYTES},
