@@ -26,9 +26,9 @@
  * U+00FF), so the table can hold invalid UTF-8, NULs and control bytes.
  *
  * Besides the status and body every answer is checked for: one status line, JSON's content type,
- * the CORS header exactly when the table names one, WWW-Authenticate on a 401, Allow on a 405, Connection: close and
- * a closed connection after a framing error (400 bad_request, 501). All failures are listed
- * together. Afterwards both servers must still answer /health. */
+ * the CORS header exactly when the table names one, WWW-Authenticate on a 401, Allow on a 405,
+ * Connection: close and a closed connection after a framing error (400 bad_request, 501). All
+ * failures are listed together. Afterwards both servers must still answer /health. */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -295,7 +295,8 @@ static bool check_error_body(const hcase *c, json_t *body, report *r) {
         msg = json_string_value(json_object_get(e, "message"));
         const json_t *want = json_object_get(c->j, "param");
         if (want != NULL && !json_equal(param, (json_t *)want)) {
-            char *got = json_dumps(param, JSON_ENCODE_ANY), *exp = json_dumps(want, JSON_ENCODE_ANY);
+            char *got = json_dumps(param, JSON_ENCODE_ANY);
+            char *exp = json_dumps(want, JSON_ENCODE_ANY);
             failf(r, c, "param %s, want %s", got, exp);
             free(got);
             free(exp);
