@@ -123,7 +123,7 @@ shimmy_err api_json_num(const json_t *obj, const char *key, const char *param, b
     if (v == NULL)
         return SHIMMY_OK;
     if (!json_is_number(v) || (integer && d != floor(d)) || d < lo || d > hi)
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be %s between %g and %g", param,
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be %s between %.15g and %.15g", param,
                         integer ? "an integer" : "a number", lo, hi);
     *out = d;
     return SHIMMY_OK;

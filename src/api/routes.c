@@ -211,6 +211,10 @@ static void serve_ant_messages(const http_request *req, http_response *res) {
     api_gen_serve(req, res, &ant_messages_proto);
 }
 
+static void serve_responses(const http_request *req, http_response *res) {
+    api_gen_serve(req, res, &resp_proto);
+}
+
 static void serve_ant_count(const http_request *req, http_response *res) {
     api_count_serve(req, res, &ant_count_proto);
 }
@@ -227,6 +231,8 @@ static const http_route routes[] = {
     {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"POST", "/v1/messages", serve_ant_messages, LIM_BODY_BYTES},
     {"POST", "/v1/messages/count_tokens", serve_ant_count, LIM_BODY_BYTES},
+    {"POST", "/v1/responses", serve_responses, LIM_BODY_BYTES},
+    {"POST", "/responses", serve_responses, LIM_BODY_BYTES},
     {"POST", "/chat/completions", serve_oai_chat, LIM_BODY_BYTES},
     {"POST", "/completions", serve_oai_completion, LIM_BODY_BYTES},
     {"GET", "/models", handle_models, LIM_GET_BODY_BYTES},
