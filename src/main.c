@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "engine/child.h"
 
 typedef struct command {
     const char *name;
@@ -42,6 +43,9 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    /* Hidden: a model's engine process, started by the server itself (engine/remote.c). */
+    if (strcmp(argv[1], "__engine") == 0 && argc == 3 && strcmp(argv[2], "3") == 0)
+        return engine_child_main(3);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

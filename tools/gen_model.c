@@ -5,7 +5,10 @@
  * model of the same shape costs to run.
  *
  * usage: gen_model OUT.gguf --vocab-from GGUF [--layers 16] [--embd 1024] [--ff 2816]
- *                  [--heads 16] [--kv-heads 16] [--ctx 4096] [--type f16|q8_0|f32] [--seed 1] */
+ *                  [--heads 16] [--kv-heads 16] [--ctx 4096] [--type f16|q8_0|f32] [--seed 1]
+ *                  [--broken]
+ * --broken allows a head count that the KV head count does not divide: a fixture for the engine
+ * isolation tests (llama.cpp loads it, then aborts at its first decode). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -139,6 +142,7 @@ int main(int argc, char **argv) {
     shape s = {.layers = 16, .embd = 1024, .ff = 2816, .heads = 16, .kv_heads = 16, .ctx = 4096,
                .seed = 1, .type = GGML_TYPE_F16};
     const char *out = NULL, *vocab = NULL;
+    int broken = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *num = strcmp(a, "--layers") == 0     ? &s.layers
@@ -165,6 +169,8 @@ int main(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--broken") == 0) {
+            broken = 1;
         } else if (strcmp(a, "--vocab-from") == 0 && v != NULL) {
             vocab = v;
             i++;
@@ -176,7 +182,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (out == NULL || vocab == NULL || s.embd % s.heads != 0 || s.heads % s.kv_heads != 0) {
+    if (out == NULL || vocab == NULL || s.embd % s.heads != 0 ||
+        (s.heads % s.kv_heads != 0 && !broken)) {
         fprintf(stderr, "gen_model: OUT and --vocab-from are required; embd %% heads and heads %% "
                         "kv-heads must be 0\n");
         return 2;

@@ -141,6 +141,16 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_int(w, info->queued);
     jsonw_raw(w, ",\"n_ctx\":");
     jsonw_int(w, info->n_ctx_slot);
+    jsonw_raw(w, ",\"engine_pid\":");
+    jsonw_int(w, info->pid);
+    jsonw_raw(w, ",\"engine_crashes\":");
+    jsonw_int(w, info->crashes);
+    jsonw_raw(w, ",\"failed\":");
+    jsonw_bool(w, info->failed);
+    if (info->last_crash[0]) {
+        jsonw_raw(w, ",\"last_crash\":");
+        jsonw_cstr(w, info->last_crash);
+    }
     jsonw_raw(w, ",\"prompt_cache\":{\"budget_bytes\":");
     jsonw_int(w, (int64_t)info->cache.budget);
     jsonw_raw(w, ",\"bytes\":");

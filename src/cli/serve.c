@@ -37,6 +37,9 @@ static const char serve_help[] =
     "  --chat-template-file [MODEL=]FILE  Jinja chat template to use instead of the model's, for\n"
     "                         every model or for MODEL (repeatable)\n"
     "  --queue N              requests that may wait for a slot before 503 (default 64)\n"
+    "  --in-process           run the models' engines inside the server process (default: a\n"
+    "                         process per loaded model, so that a llama.cpp abort ends only\n"
+    "                         that model's requests)\n"
     "  --cache-ram MIB        host-RAM prompt cache per loaded model: conversations evicted from\n"
     "                         their slot come back without recomputing (default 4096, 0 = off)\n"
     "  --max-memory SIZE      memory budget for loaded models (e.g. 8G, 512M; by file size):\n"
@@ -388,6 +391,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
         {"chat-template-file", required_argument, NULL, 'J'},
         {"cache-ram", required_argument, NULL, 'R'},
+        {"in-process", no_argument, NULL, 'I'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
         {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
@@ -420,6 +424,9 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             break;
         case 'd':
             o->model_dirs = optarg;
+            break;
+        case 'I':
+            o->eng.isolate = false;
             break;
         case 'M': {
             long v;
@@ -523,6 +530,7 @@ int cli_serve(int argc, char **argv) {
     o.max_loaded = 2;
     o.keep_ns = -1;
     engine_options_default(&o.eng);
+    o.eng.isolate = true; /* each model's engine in a process of its own (ADR 0005) */
     int rc = cli_gpu_defaults("serve", &o.eng);
     if (rc == 0)
         rc = parse_args(argc, argv, &o);

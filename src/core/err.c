@@ -41,6 +41,8 @@ static const err_info table[ERR__COUNT] = {
                              "not implemented"},
     [ERR_TIMEOUT] = {"timeout", 408, "invalid_request_error", "request_timeout",
                      "request timed out"},
+    [ERR_ENGINE_CRASHED] = {"engine_crashed", 503, "server_error", "engine_crashed",
+                            "the model's engine process died; the next request loads it again"},
 };
 
 const err_info *err_get(shimmy_err e) {

@@ -28,6 +28,7 @@ typedef enum {
     ERR_BAD_REQUEST,     /* malformed HTTP framing (Content-Length, Host, request target) */
     ERR_NOT_IMPLEMENTED, /* an HTTP feature shimmy does not take (Transfer-Encoding gzip) */
     ERR_TIMEOUT,         /* the client sent nothing for too long in the middle of a request */
+    ERR_ENGINE_CRASHED,  /* the model's engine process died (llama.cpp aborted) mid-request */
     ERR__COUNT
 } shimmy_err;
 

@@ -22,6 +22,9 @@
  * to 8192; half of that keeps two loaded models (the default --max-loaded) within 8 GiB on a
  * 16 GiB machine, and it is only ever filled by states actually used. */
 #define LIM_CACHE_RAM_MIB 4096
+/* Loads in a row whose engine process dies (a model file that aborts llama.cpp) before the
+ * model is marked failed until a rescan: a crash loop costs a few seconds, not forever. */
+#define LIM_LOAD_CRASHES 3
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */

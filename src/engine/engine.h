@@ -67,6 +67,8 @@ typedef struct engine_options {
                                       registry at start-up (cli_engine_start); borrowed; NULL = none */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
+    bool isolate;                  /* run the model's engine in a child process of its own (ADR
+                                    * 0005; serve's default); false = in this process */
     int64_t cache_ram_mib;         /* host-RAM prompt cache of each loaded model (--cache-ram),
                                     * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
     const model_template_override *templates; /* per-model templates; borrowed for the process */
@@ -121,6 +123,11 @@ typedef struct engine_model_info {
     int n_devices;           /* entries of devices: GPUs in registry order, then the CPU */
     engine_device_use devices[GPU_MAX_DEVICES + 1];
     engine_cache_stats cache;
+    /* the engine process (isolate): */
+    int pid;                 /* 0 = in this process, or none alive now */
+    int crashes;             /* times it died */
+    bool failed;             /* died at load or first decode 3 times in a row: no more tries */
+    char last_crash[384];    /* how it last died and its last log line; "" = never */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);
@@ -193,7 +200,7 @@ typedef struct gen_status {
     int64_t prompt_ns;     /* time evaluating the prompt */
     int64_t gen_ns;        /* time generating */
     shimmy_err error;      /* set when finish == FINISH_ERROR */
-    char errmsg[256];
+    char errmsg[512];
 } gen_status;
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.

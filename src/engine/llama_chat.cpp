@@ -647,6 +647,14 @@ shimmy_err lchat_parse_whole(const lchat_parser * p, const char * text, size_t n
     }
 }
 
+void lchat_parser_reset(lchat_parser * p) {
+    p->ids.clear();
+    p->sent_reasoning.clear();
+    p->sent_content.clear();
+    p->sent_args.clear();
+    p->n_calls = 0;
+}
+
 int lchat_parser_n_tool_calls(const lchat_parser * p) { return p->n_calls; }
 
 void lchat_parser_free(lchat_parser * p) { delete p; }

@@ -97,6 +97,10 @@ shimmy_err lchat_parser_feed(lchat_parser *p, const char *text, size_t n, bool p
  * err), ERR_NOMEM. */
 shimmy_err lchat_parse_whole(const lchat_parser *p, const char *text, size_t n, char **json,
                              char *err, size_t errlen);
+/* Forgets what was fed: the next lchat_parser_feed starts a new answer to the same request, as a
+ * parser fresh from lchat_render_chat would (new tool call ids). For tests that read many answers
+ * without rendering the request again. */
+void lchat_parser_reset(lchat_parser *p);
 /* Tool calls in the answer parsed so far. */
 int lchat_parser_n_tool_calls(const lchat_parser *p);
 void lchat_parser_free(lchat_parser *p);

@@ -18,10 +18,15 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "engine/llama_chat.h"
+#include "engine/ops.h"
 #include "engine/pcache.h"
 #include "engine/textout.h"
 
-struct gen_job {
+typedef struct sched_model sched_model;
+typedef struct sched_job sched_job;
+
+struct sched_job {
+    engine_hdr hdr;          /* first: engine.c dispatches on it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs;                /* submitter + engine, under mu */
@@ -32,11 +37,11 @@ struct gen_job {
     char **stop_copy;        /* the request's stop strings, then the chat format's */
     lchat_render r;          /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
     uint32_t seed;
-    buf out;                 /* text not yet taken by engine_job_wait, under mu */
+    buf out;                 /* text not yet taken by sched_job_wait, under mu */
     gen_status st;           /* under mu */
     int64_t t_submit;        /* ns, monotonic */
-    struct gen_job *next;    /* queue link, under the model's mu */
-    /* the waiter's (engine_job_wait): */
+    struct sched_job *next;    /* queue link, under the model's mu */
+    /* the waiter's (sched_job_wait): */
     buf answer;              /* all text so far, for the parser */
     bool parsed_final;       /* the final parse was done */
     int n_tool_calls;
@@ -47,7 +52,7 @@ typedef enum { SLOT_IDLE, SLOT_PROMPT, SLOT_GEN } slot_state;
 typedef struct slot {
     int id;                  /* sequence id in the KV cache */
     slot_state state;
-    gen_job *job;
+    sched_job *job;
     be_token *cache;         /* tokens held in this slot's KV cache, n_ctx_slot capacity */
     int n_cache;
     int n_prompt_done;       /* prompt tokens in the cache */
@@ -62,12 +67,13 @@ typedef struct slot {
     uint64_t last_used;      /* step counter when it last finished, for LRU choice */
 } slot;
 
-struct engine_model {
+struct sched_model {
+    engine_hdr hdr;          /* first: engine.c dispatches on it */
     be_model *be;
     pthread_t thread;
     pthread_mutex_t mu;      /* guards queue, n_queued, stopping, n_active */
     pthread_cond_t cv;
-    gen_job *q_head, *q_tail;
+    sched_job *q_head, *q_tail;
     int n_queued, queue_max;
     int n_active;
     bool stopping;
@@ -80,7 +86,7 @@ struct engine_model {
     engine_cache_stats pc_stats; /* under mu */
 };
 
-/* One engine_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
+/* One sched_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
 typedef struct embed_job {
     const char *const *texts;
     size_t n;
@@ -144,7 +150,7 @@ shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen) {
 
 /* ---- jobs ---- */
 
-static void job_free(gen_job *j) {
+static void job_free(sched_job *j) {
     for (int i = 0; i < j->params.n_stop; i++)
         free(j->stop_copy[i]);
     free(j->stop_copy);
@@ -157,7 +163,7 @@ static void job_free(gen_job *j) {
     free(j);
 }
 
-static void job_unref(gen_job *j) {
+static void job_unref(sched_job *j) {
     pthread_mutex_lock(&j->mu);
     int left = --j->refs;
     pthread_mutex_unlock(&j->mu);
@@ -166,7 +172,7 @@ static void job_unref(gen_job *j) {
 }
 
 /* Publishes text and progress; when finish is set the job is done. Engine thread. */
-static void job_publish(gen_job *j, const buf *text, const slot *s, finish_reason finish,
+static void job_publish(sched_job *j, const buf *text, const slot *s, finish_reason finish,
                         shimmy_err e, const char *msg) {
     pthread_mutex_lock(&j->mu);
     if (text != NULL && text->len > 0 && buf_append(&j->out, text->data, text->len) != SHIMMY_OK &&
@@ -197,7 +203,7 @@ static void job_publish(gen_job *j, const buf *text, const slot *s, finish_reaso
 }
 
 /* Takes the new text and the status under the lock. */
-static shimmy_err take_news(gen_job *j, int timeout_ms, buf *news, gen_status *st) {
+static shimmy_err take_news(sched_job *j, int timeout_ms, buf *news, gen_status *st) {
     shimmy_err rc = SHIMMY_OK;
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
@@ -220,7 +226,9 @@ static shimmy_err take_news(gen_job *j, int timeout_ms, buf *news, gen_status *s
     return rc;
 }
 
-shimmy_err engine_job_wait(gen_job *j, int timeout_ms, gen_events *ev, gen_status *st) {
+static shimmy_err sched_job_wait(gen_job *ej, int timeout_ms, gen_events *ev, gen_status *st) {
+    sched_job *j = (sched_job *)ej;
+
     gen_events_clear(ev);
     size_t had = j->answer.len;
     shimmy_err rc = take_news(j, timeout_ms, &j->answer, st);
@@ -243,18 +251,23 @@ shimmy_err engine_job_wait(gen_job *j, int timeout_ms, gen_events *ev, gen_statu
     return rc;
 }
 
-void engine_job_cancel(gen_job *j) { atomic_store(&j->cancel, true); }
+static void sched_job_cancel(gen_job *ej) {
+    sched_job *j = (sched_job *)ej;
+    atomic_store(&j->cancel, true);
+}
 
-void engine_job_release(gen_job *j) {
+static void sched_job_release(gen_job *ej) {
+    sched_job *j = (sched_job *)ej;
+
     if (j == NULL)
         return;
-    engine_job_cancel(j);
+    sched_job_cancel(ej);
     job_unref(j);
 }
 
 /* ---- submit (caller's thread) ---- */
 
-static shimmy_err tokenize_prompt(engine_model *m, const char *text, gen_job *j, char *err,
+static shimmy_err tokenize_prompt(sched_model *m, const char *text, sched_job *j, char *err,
                                   size_t errlen) {
     size_t len = strlen(text);
     int cap = (int)(len / 2 + 16);
@@ -277,7 +290,7 @@ static shimmy_err tokenize_prompt(engine_model *m, const char *text, gen_job *j,
 }
 
 /* The request's stop strings and then the chat format's, copied. */
-static shimmy_err copy_stops(gen_job *j, const gen_params *p) {
+static shimmy_err copy_stops(sched_job *j, const gen_params *p) {
     int n = p->n_stop + j->r.n_stops;
     j->params.stop = NULL;
     j->params.n_stop = 0;
@@ -296,7 +309,7 @@ static shimmy_err copy_stops(gen_job *j, const gen_params *p) {
     return SHIMMY_OK;
 }
 
-static void pick_seed(gen_job *j, const gen_params *p) {
+static void pick_seed(sched_job *j, const gen_params *p) {
     if (p->has_seed) {
         j->seed = p->seed;
     } else {
@@ -312,7 +325,7 @@ static int64_t chat_now(void) { return (int64_t)time(NULL); }
 
 /* Renders a chat (prompt, grammar, parser) or takes a raw prompt (and the grammar of its JSON
  * schema or GBNF). Returns owned *text, the prompt to tokenize. */
-static shimmy_err render(engine_model *m, const gen_request *req, gen_job *j, char **text,
+static shimmy_err render(sched_model *m, const gen_request *req, sched_job *j, char **text,
                          char *err, size_t errlen, char *param, size_t paramlen) {
     const gen_params *p = &req->params;
     shimmy_err rc = SHIMMY_OK;
@@ -340,7 +353,7 @@ static shimmy_err render(engine_model *m, const gen_request *req, gen_job *j, ch
     return rc;
 }
 
-static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *j, char *err,
+static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job *j, char *err,
                               size_t errlen, char *param, size_t paramlen) {
     char *text = NULL;
     j->params = req->params;
@@ -372,17 +385,20 @@ static shimmy_err job_prepare(engine_model *m, const gen_request *req, gen_job *
     return SHIMMY_OK;
 }
 
-shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
+static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
                          size_t errlen, char *param, size_t paramlen) {
+    sched_model *m = (sched_model *)em;
+
     char no_param[8];
     if (param == NULL || paramlen == 0) {
         param = no_param;
         paramlen = sizeof no_param;
     }
     param[0] = '\0';
-    gen_job *j = calloc(1, sizeof *j);
+    sched_job *j = calloc(1, sizeof *j);
     if (j == NULL)
         return ERR_NOMEM;
+    j->hdr.ops = &sched_ops;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     buf_init(&j->out, LIM_RESPONSE_BYTES);
@@ -411,12 +427,14 @@ shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out,
     m->n_queued++;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
-    *out = j;
+    *out = (gen_job *)j;
     return SHIMMY_OK;
 }
 
-shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **out, char *err,
+static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, char **out, char *err,
                                  size_t errlen, char *param, size_t paramlen) {
+    sched_model *m = (sched_model *)em;
+
     lchat_render r;
     shimmy_err rc = be_render(m->be, chat_json, NULL, chat_now(), &r, err, errlen, param,
                               paramlen);
@@ -428,9 +446,11 @@ shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **
     return SHIMMY_OK;
 }
 
-shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
+static shimmy_err sched_tokenize(engine_model *em, const char *text, bool add_special,
                            bool parse_special, int32_t **out, size_t *n, char *err,
                            size_t errlen) {
+    sched_model *m = (sched_model *)em;
+
     size_t len = strlen(text);
     int cap = (int)(len / 2 + 16);
     if (len > LIM_PROMPT_BYTES)
@@ -453,14 +473,18 @@ shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
     return err_set(err, errlen, ERR_BAD_PARAM, "the text could not be tokenized");
 }
 
-shimmy_err engine_token_piece(engine_model *m, int32_t t, buf *out) {
+static shimmy_err sched_token_piece(engine_model *em, int32_t t, buf *out) {
+    sched_model *m = (sched_model *)em;
+
     if (!be_token_valid(m->be, t))
         return ERR_BAD_PARAM;
     return be_piece(m->be, t, true, out);
 }
 
-shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out,
+static shimmy_err sched_detokenize(engine_model *em, const int32_t *tokens, size_t n, buf *out,
                              char *err, size_t errlen) {
+    sched_model *m = (sched_model *)em;
+
     for (size_t i = 0; i < n; i++)
         if (!be_token_valid(m->be, tokens[i]))
             return err_set(err, errlen, ERR_BAD_PARAM, "token %d at index %zu is not in the "
@@ -483,11 +507,15 @@ shimmy_err engine_template_caps(const char *source, engine_tmpl_caps *out, char 
     return SHIMMY_OK;
 }
 
-shimmy_err engine_model_template(engine_model *m, char **source, engine_tmpl_caps *caps) {
+static shimmy_err sched_model_template(engine_model *em, char **source, engine_tmpl_caps *caps) {
+    sched_model *m = (sched_model *)em;
+
     return be_template(m->be, source, caps);
 }
 
-void engine_model_get_info(engine_model *m, engine_model_info *info) {
+static void sched_model_get_info(engine_model *em, engine_model_info *info) {
+    sched_model *m = (sched_model *)em;
+
     memset(info, 0, sizeof *info);
     be_fill_info(m->be, info);
     snprintf(info->name, sizeof info->name, "%s", m->name);
@@ -511,7 +539,7 @@ static int common_prefix(const be_token *a, int na, const be_token *b, int nb) {
  * that prefix is worth keeping (at least a tenth of the prompt, as llama-server's similarity
  * rule); otherwise the least recently used one, so that a prompt sharing only BOS with a slot
  * does not evict a long cached prompt while empty slots wait. */
-static slot *pick_slot(engine_model *m, const gen_job *j) {
+static slot *pick_slot(sched_model *m, const sched_job *j) {
     slot *best = NULL, *lru = NULL;
     int cached = 0;
     pcache_best(&m->pc, j->tokens, j->n_tokens, &cached);
@@ -536,7 +564,7 @@ static slot *pick_slot(engine_model *m, const gen_job *j) {
 
 /* ---- the host-RAM prompt cache (pcache.h) ---- */
 
-static void note_stall(engine_model *m, int64_t t0, bool restore) {
+static void note_stall(sched_model *m, int64_t t0, bool restore) {
     int64_t ns = clock_mono_ns() - t0;
     pthread_mutex_lock(&m->mu);
     engine_cache_stats *st = &m->pc_stats;
@@ -552,7 +580,7 @@ static void note_stall(engine_model *m, int64_t t0, bool restore) {
 }
 
 /* Saves what slot s holds before it is overwritten, unless the cache has it already. */
-static void cache_save(engine_model *m, slot *s) {
+static void cache_save(sched_model *m, slot *s) {
     if (s->n_cache == 0 || !pcache_wants(&m->pc, s->cache, s->n_cache))
         return;
     int64_t t0 = clock_mono_ns();
@@ -568,7 +596,7 @@ static void cache_save(engine_model *m, slot *s) {
 
 /* When a saved state shares more with j's prompt than slot s does, puts it into s (saving what s
  * held first). */
-static void cache_restore(engine_model *m, slot *s, const gen_job *j) {
+static void cache_restore(sched_model *m, slot *s, const sched_job *j) {
     int lcp = 0;
     pc_entry *e = pcache_best(&m->pc, j->tokens, j->n_tokens, &lcp);
     if (e == NULL || lcp <= common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens))
@@ -590,7 +618,7 @@ static void cache_restore(engine_model *m, slot *s, const gen_job *j) {
     note_stall(m, t0, true);
 }
 
-static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
+static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
     if (f == FINISH_LENGTH || f == FINISH_ERROR || f == FINISH_CANCELLED)
         textout_flush(&s->tout, &s->emit);
     job_publish(s->job, &s->emit, s, f, e, msg);
@@ -608,7 +636,7 @@ static void slot_finish(engine_model *m, slot *s, finish_reason f, shimmy_err e,
 }
 
 /* Binds job j to slot s: keeps the shared prefix of the cache, drops the rest. */
-static void slot_start(engine_model *m, slot *s, gen_job *j) {
+static void slot_start(sched_model *m, slot *s, sched_job *j) {
     cache_restore(m, s, j);
     int keep = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
     if (keep < s->n_cache)
@@ -642,7 +670,7 @@ static void slot_start(engine_model *m, slot *s, gen_job *j) {
 
 /* Moves queued jobs onto idle slots. Returns false when the engine is stopping. Blocks while
  * there is nothing to do. */
-static bool take_jobs(engine_model *m) {
+static bool take_jobs(sched_model *m) {
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && m->n_active == 0 && m->q_head == NULL && m->e_head == NULL)
         pthread_cond_wait(&m->cv, &m->mu);
@@ -650,9 +678,9 @@ static bool take_jobs(engine_model *m) {
         pthread_mutex_unlock(&m->mu);
         return false;
     }
-    gen_job *taken = NULL, **tail = &taken;
+    sched_job *taken = NULL, **tail = &taken;
     while (m->q_head != NULL && m->n_active < m->n_slots) {
-        gen_job *j = m->q_head;
+        sched_job *j = m->q_head;
         m->q_head = j->next;
         if (m->q_head == NULL)
             m->q_tail = NULL;
@@ -669,7 +697,7 @@ static bool take_jobs(engine_model *m) {
     }
     pthread_mutex_unlock(&m->mu);
     while (taken != NULL) {
-        gen_job *j = taken;
+        sched_job *j = taken;
         taken = j->next;
         j->next = NULL;
         if (atomic_load(&j->cancel)) {
@@ -683,7 +711,7 @@ static bool take_jobs(engine_model *m) {
 }
 
 /* Fills this step's batch: one token per generating slot, then prompt chunks. */
-static void build_batch(engine_model *m) {
+static void build_batch(sched_model *m) {
     be_batch_clear(m->be);
     int budget = be_n_batch(m->be);
     for (int i = 0; i < m->n_slots; i++) {
@@ -700,7 +728,7 @@ static void build_batch(engine_model *m) {
         slot *s = &m->slots[(k + (int)m->step) % m->n_slots];
         if (s->state != SLOT_PROMPT)
             continue;
-        gen_job *j = s->job;
+        sched_job *j = s->job;
         int left = j->n_tokens - s->n_prompt_done;
         int take = left < budget ? left : budget;
         for (int t = 0; t < take; t++) {
@@ -716,7 +744,7 @@ static void build_batch(engine_model *m) {
 }
 
 /* A special token the chat format needs to see in the text (tool-call tags). */
-static bool is_preserved(const gen_job *j, be_token t) {
+static bool is_preserved(const sched_job *j, be_token t) {
     for (int i = 0; i < j->r.n_preserved_tokens; i++)
         if (j->r.preserved_tokens[i] == t)
             return true;
@@ -724,8 +752,8 @@ static bool is_preserved(const gen_job *j, be_token t) {
 }
 
 /* Handles the token sampled for slot s. */
-static void slot_token(engine_model *m, slot *s, be_token t) {
-    gen_job *j = s->job;
+static void slot_token(sched_model *m, slot *s, be_token t) {
+    sched_job *j = s->job;
     if (s->t_first == 0)
         s->t_first = clock_mono_ns();
     s->state = SLOT_GEN;
@@ -751,7 +779,7 @@ static void slot_token(engine_model *m, slot *s, be_token t) {
     buf_reset(&s->emit);
 }
 
-static void fail_batch(engine_model *m, const char *msg) {
+static void fail_batch(sched_model *m, const char *msg) {
     for (int i = 0; i < m->n_slots; i++) {
         slot *s = &m->slots[i];
         if (s->state == SLOT_IDLE)
@@ -765,7 +793,7 @@ static void fail_batch(engine_model *m, const char *msg) {
 /* ---- embeddings ---- */
 
 /* Computes one embedding request (engine thread, mu not held). */
-static void embed_run(engine_model *m, embed_job *e) {
+static void embed_run(sched_model *m, embed_job *e) {
     e->n_embd = be_n_embd(m->be);
     e->out = malloc(e->n ? e->n * (size_t)e->n_embd * sizeof *e->out : 1);
     int cap = be_n_ctx_slot(m->be) + 1;
@@ -787,7 +815,7 @@ static void embed_run(engine_model *m, embed_job *e) {
 }
 
 /* Runs every waiting embedding request. */
-static void embed_drain(engine_model *m) {
+static void embed_drain(sched_model *m) {
     pthread_mutex_lock(&m->mu);
     embed_job *list = m->e_head;
     m->e_head = NULL;
@@ -803,8 +831,10 @@ static void embed_drain(engine_model *m) {
     }
 }
 
-shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, float **out,
+static shimmy_err sched_embed(engine_model *em, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen) {
+    sched_model *m = (sched_model *)em;
+
     embed_job e;
     memset(&e, 0, sizeof e);
     e.texts = texts;
@@ -834,7 +864,7 @@ shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, flo
 }
 
 static void *engine_main(void *arg) {
-    engine_model *m = arg;
+    sched_model *m = arg;
     char err[256];
     while (take_jobs(m)) {
         embed_drain(m);
@@ -867,7 +897,7 @@ static void *engine_main(void *arg) {
 
 /* ---- lifecycle ---- */
 
-static void free_slots(engine_model *m) {
+static void free_slots(sched_model *m) {
     for (int i = 0; i < m->n_slots && m->slots; i++) {
         slot *s = &m->slots[i];
         free(s->cache);
@@ -879,10 +909,11 @@ static void free_slots(engine_model *m) {
     free(m->slots);
 }
 
-shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen) {
-    engine_model *m = calloc(1, sizeof *m);
+shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen) {
+    sched_model *m = calloc(1, sizeof *m);
     if (m == NULL)
         return ERR_NOMEM;
+    m->hdr.ops = &sched_ops;
     snprintf(m->name, sizeof m->name, "%s", o->name ? o->name : o->path);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
@@ -919,7 +950,7 @@ shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *
     }
     log_info("loaded model '%s' from %s in %.0f ms: %d slots x %d tokens of context", m->name,
              o->path, (double)(clock_mono_ns() - t0) / 1e6, m->n_slots, ctx);
-    *out = m;
+    *out = (engine_model *)m;
     return SHIMMY_OK;
 out:
     free_slots(m);
@@ -931,19 +962,21 @@ out:
     return rc;
 }
 
-void engine_model_free(engine_model *m) {
+static void sched_model_free(engine_model *em) {
+    sched_model *m = (sched_model *)em;
+
     if (m == NULL)
         return;
     pthread_mutex_lock(&m->mu);
     m->stopping = true;
-    gen_job *q = m->q_head;
+    sched_job *q = m->q_head;
     m->q_head = m->q_tail = NULL;
     m->n_queued = 0;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->thread, NULL);
     while (q != NULL) {
-        gen_job *next = q->next;
+        sched_job *next = q->next;
         job_publish(q, NULL, NULL, FINISH_CANCELLED, ERR_CANCELLED, "the model was unloaded");
         job_unref(q);
         q = next;
@@ -955,3 +988,18 @@ void engine_model_free(engine_model *m) {
     pthread_cond_destroy(&m->cv);
     free(m);
 }
+
+const engine_ops sched_ops = {
+    .model_free = sched_model_free,
+    .get_info = sched_model_get_info,
+    .submit = sched_submit,
+    .apply_template = sched_apply_template,
+    .tokenize = sched_tokenize,
+    .token_piece = sched_token_piece,
+    .detokenize = sched_detokenize,
+    .model_template = sched_model_template,
+    .embed = sched_embed,
+    .job_wait = sched_job_wait,
+    .job_cancel = sched_job_cancel,
+    .job_release = sched_job_release,
+};

@@ -37,6 +37,9 @@ typedef struct entry {
     int64_t keep_ns;          /* keep-alive after the last release; < 0 = forever */
     int64_t expires_ns;       /* monotonic deadline when idle and loaded; 0 = none */
     bool seen;                /* found by the current rescan */
+    int load_crashes;         /* loads in a row whose engine process died (ADR 0005) */
+    char failed[640];         /* set after LIM_LOAD_CRASHES of them: why no load is tried until
+                               * a rescan; "" = not failed */
 } entry;
 
 /* The remembered discovery configuration (deep copy of a disc_config). */
@@ -502,9 +505,28 @@ shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes
     return rc;
 }
 
+/* Models whose engine failed (its process died at load or first decode too often in a row,
+ * ADR 0005) are unloaded, so that their next request tries afresh. */
+static void unload_failed(registry *r) {
+    model_desc d;
+    engine_model_info info;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        r->v[i]->failed[0] = '\0';
+        r->v[i]->load_crashes = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; registry_info(r, i, &d, &info); i++)
+        if (d.loaded && info.failed) {
+            log_info("%s: unloading the failed model so that it is loaded afresh", d.name);
+            registry_unload(r, d.name);
+        }
+}
+
 shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen) {
     registry_changes local;
     disc_config c;
+    unload_failed(r);
     memset(&local, 0, sizeof local);
     pthread_mutex_lock(&r->scan_mu);
     saved_to_config(&r->cfg, &c);
@@ -738,6 +760,11 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     e->last_rc = rc;
     snprintf(e->last_err, sizeof e->last_err, "%s", msg);
     e->loads_done++;
+    e->load_crashes = rc == ERR_ENGINE_CRASHED ? e->load_crashes + 1 : 0;
+    if (e->load_crashes >= LIM_LOAD_CRASHES)
+        snprintf(e->failed, sizeof e->failed, "model '%.128s' is failed: its engine process died "
+                 "%d times in a row while loading (%.300s); rescan (POST /v1/models/rescan) or "
+                 "replace the file to try again", e->desc.name, e->load_crashes, msg);
     if (rc == SHIMMY_OK) {
         e->model = m;
         e->state = ENTRY_LOADED;
@@ -774,6 +801,10 @@ shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, c
         if (e->state == ENTRY_UNLOADING) {
             wait_entry(r, e);
             continue;
+        }
+        if (e->state == ENTRY_IDLE && e->failed[0] != '\0') {
+            rc = err_set(err, errlen, ERR_MODEL_LOAD, "%s", e->failed);
+            goto out;
         }
         if (e->state == ENTRY_IDLE) {
             e->state = ENTRY_LOADING;

@@ -61,7 +61,8 @@ typedef struct registry_changes {
 } registry_changes;
 shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes *ch, char *err,
                              size_t errlen);
-/* Discovery again with the remembered configuration: new files are added, vanished ones that
+/* Unloads failed models (engine_model_info.failed: no more tries until a rescan), then runs
+ * discovery again with the remembered configuration: new files are added, vanished ones that
  * are not loaded are removed (a loaded one stays until it is unloaded). */
 shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen);
 void registry_changes_free(registry_changes *ch);

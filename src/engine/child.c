@@ -1,0 +1,413 @@
+/* engine/child: the engine process of one model (`shimmy __engine FD`, started by remote.c; ADR
+ * 0005). It runs sched.c for the model the server names in its first frame and serves engine.h
+ * over the channel on FD: the main thread reads frames; each job gets a pump thread that sends
+ * its events as they come; each synchronous call runs on a thread of its own (an embedding may
+ * take a while). It holds no listening socket and ends when the server closes the channel (or
+ * dies). When llama.cpp aborts,
+ * this process ends and the server fails or retries what it was serving. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+#include "engine/child.h"
+#include "engine/ipc.h"
+#include "engine/ops.h"
+#include "gpu/gpu.h"
+
+typedef struct cjob {
+    uint64_t id;
+    gen_job *job;
+    bool released;          /* the server dropped it: stop sending */
+    struct cjob *next;
+} cjob;
+
+typedef struct child {
+    int fd;
+    pthread_mutex_t wmu;    /* writes to fd */
+    pthread_mutex_t mu;     /* jobs */
+    cjob *jobs;
+    engine_model *m;
+} child;
+
+static child C;
+
+/* ---- jobs ---- */
+
+static cjob *find_job(uint64_t id) {
+    for (cjob *j = C.jobs; j != NULL; j = j->next)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static void drop_job(cjob *cj) {
+    pthread_mutex_lock(&C.mu);
+    for (cjob **p = &C.jobs; *p != NULL; p = &(*p)->next)
+        if (*p == cj) {
+            *p = cj->next;
+            break;
+        }
+    pthread_mutex_unlock(&C.mu);
+    engine_job_release(cj->job);
+    free(cj);
+}
+
+static void put_events(buf *b, const gen_status *st, const gen_events *ev) {
+    ipc_put_bytes(b, st, sizeof *st);
+    ipc_put_u32(b, (uint32_t)ev->n);
+    for (size_t i = 0; i < ev->n; i++) {
+        const gen_event *e = &ev->ev[i];
+        ipc_put_u32(b, (uint32_t)e->kind);
+        ipc_put_u32(b, (uint32_t)e->tool_index);
+        ipc_put_str(b, e->tool_id);
+        ipc_put_str(b, e->tool_name);
+        ipc_put_bytes(b, e->text, e->len);
+    }
+}
+
+/* Sends a job's news until it is done, then drops it. */
+static void *pump(void *arg) {
+    cjob *cj = arg;
+    gen_events ev;
+    gen_status st, last;
+    buf out;
+    gen_events_init(&ev);
+    buf_init(&out, IPC_MAX_PAYLOAD);
+    memset(&last, 0, sizeof last);
+    for (;;) {
+        shimmy_err rc = engine_job_wait(cj->job, LIM_DISCONNECT_POLL_MS, &ev, &st);
+        if (rc != SHIMMY_OK) { /* the events did not fit: end the job with the reason */
+            st.done = true;
+            st.finish = FINISH_ERROR;
+            st.error = rc;
+            snprintf(st.errmsg, sizeof st.errmsg, "the answer is over the size limit");
+            engine_job_cancel(cj->job);
+        }
+        pthread_mutex_lock(&C.mu);
+        bool released = cj->released;
+        pthread_mutex_unlock(&C.mu);
+        bool news = ev.n > 0 || st.done || memcmp(&st, &last, sizeof st) != 0;
+        if (!released && news) {
+            buf_reset(&out);
+            put_events(&out, &st, &ev);
+            ipc_send(C.fd, &C.wmu, IPC_EVENTS, cj->id, out.data, out.len);
+            last = st;
+        }
+        if (st.done)
+            break;
+    }
+    gen_events_free(&ev);
+    buf_free(&out);
+    drop_job(cj);
+    return NULL;
+}
+
+static void start_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, fn, arg) != 0) {
+        log_error("engine process: cannot start a thread; exiting");
+        _exit(3);
+    }
+    pthread_attr_destroy(&a);
+}
+
+/* ---- requests ---- */
+
+static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops) {
+    memset(req, 0, sizeof *req);
+    req->prompt = ipc_get_str(r);
+    req->chat_json = ipc_get_str(r);
+    size_t n;
+    const void *p = ipc_get_bytes(r, &n);
+    if (p == NULL || n != sizeof req->params)
+        return ERR_INTERNAL;
+    memcpy(&req->params, p, n);
+    req->params.n_stop = (int)ipc_get_u32(r);
+    if (req->params.n_stop < 0 || req->params.n_stop > LIM_STOP_STRINGS + 16)
+        return ERR_INTERNAL;
+    for (int i = 0; i < req->params.n_stop; i++)
+        stops[i] = ipc_get_str(r);
+    req->params.stop = stops;
+    req->params.grammar = ipc_get_str(r);
+    req->params.json_schema = ipc_get_str(r);
+    return r->bad ? ERR_INTERNAL : SHIMMY_OK;
+}
+
+static void on_submit(uint64_t id, const buf *payload) {
+    ipc_rd r;
+    gen_request req;
+    const char *stops[LIM_STOP_STRINGS + 16];
+    char err[512] = "", param[96] = "";
+    gen_job *job = NULL;
+    ipc_rd_init(&r, payload);
+    cjob *cj = calloc(1, sizeof *cj);
+    shimmy_err rc = cj == NULL ? ERR_NOMEM : read_request(&r, &req, stops);
+    if (rc == SHIMMY_OK)
+        rc = engine_submit(C.m, &req, &job, err, sizeof err, param, sizeof param);
+    else if (rc == ERR_INTERNAL)
+        snprintf(err, sizeof err, "the engine process could not read the request");
+    buf out;
+    buf_init(&out, 1 << 16);
+    ipc_put_u32(&out, (uint32_t)rc);
+    ipc_put_str(&out, err);
+    ipc_put_str(&out, param);
+    if (rc == SHIMMY_OK) {
+        cj->id = id;
+        cj->job = job;
+        pthread_mutex_lock(&C.mu);
+        cj->next = C.jobs;
+        C.jobs = cj;
+        pthread_mutex_unlock(&C.mu);
+    } else {
+        free(cj);
+        cj = NULL;
+    }
+    /* SUBMITTED goes before the first EVENTS: the pump starts after it is sent */
+    ipc_send(C.fd, &C.wmu, IPC_SUBMITTED, id, out.data, out.len);
+    buf_free(&out);
+    if (cj != NULL)
+        start_thread(pump, cj);
+}
+
+static void on_cancel(uint64_t id, bool release) {
+    pthread_mutex_lock(&C.mu);
+    cjob *cj = find_job(id);
+    if (cj != NULL) {
+        engine_job_cancel(cj->job);
+        if (release)
+            cj->released = true;
+    }
+    pthread_mutex_unlock(&C.mu);
+}
+
+/* ---- synchronous calls ---- */
+
+typedef struct ccall {
+    uint64_t id;
+    buf in;
+} ccall;
+
+static shimmy_err call_tokenize(ipc_rd *r, buf *out, char *err, size_t errlen) {
+    const char *text = ipc_get_str(r);
+    bool add = ipc_get_u32(r) != 0, parse = ipc_get_u32(r) != 0;
+    int32_t *t = NULL;
+    size_t n = 0;
+    if (r->bad || text == NULL)
+        return ERR_INTERNAL;
+    shimmy_err rc = engine_tokenize(C.m, text, add, parse, &t, &n, err, errlen);
+    if (rc == SHIMMY_OK)
+        ipc_put_bytes(out, t, n * sizeof *t);
+    free(t);
+    return rc;
+}
+
+static shimmy_err call_embed(ipc_rd *r, buf *out, char *err, size_t errlen) {
+    uint32_t n = ipc_get_u32(r);
+    if (n > LIM_MESSAGES * 16u)
+        return ERR_INTERNAL;
+    const char **texts = calloc(n ? n : 1, sizeof *texts);
+    if (texts == NULL)
+        return ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        texts[i] = ipc_get_str(r);
+    float *v = NULL;
+    int dim = 0, n_tokens = 0;
+    shimmy_err rc = r->bad ? ERR_INTERNAL
+                           : engine_embed(C.m, texts, n, &v, &dim, &n_tokens, err, errlen);
+    if (rc == SHIMMY_OK) {
+        ipc_put_u32(out, (uint32_t)dim);
+        ipc_put_u32(out, (uint32_t)n_tokens);
+        ipc_put_bytes(out, v, (size_t)n * (size_t)dim * sizeof *v);
+    }
+    free(v);
+    free(texts);
+    return rc;
+}
+
+static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t errlen,
+                           char *param, size_t paramlen) {
+    shimmy_err rc = SHIMMY_OK;
+    char *s = NULL;
+    size_t n = 0;
+    switch (op) {
+    case IPC_CALL_INFO: {
+        engine_model_info info;
+        engine_model_get_info(C.m, &info);
+        ipc_put_bytes(out, &info, sizeof info);
+        return SHIMMY_OK;
+    }
+    case IPC_CALL_APPLY:
+        rc = engine_apply_template(C.m, ipc_get_str(r), &s, err, errlen, param, paramlen);
+        ipc_put_str(out, rc == SHIMMY_OK ? s : NULL);
+        break;
+    case IPC_CALL_TOKENIZE:
+        return call_tokenize(r, out, err, errlen);
+    case IPC_CALL_PIECE: {
+        buf p;
+        buf_init(&p, 1 << 16);
+        rc = engine_token_piece(C.m, (int32_t)ipc_get_u32(r), &p);
+        ipc_put_bytes(out, p.data, p.len);
+        buf_free(&p);
+        return rc;
+    }
+    case IPC_CALL_DETOKENIZE: {
+        const int32_t *t = ipc_get_bytes(r, &n);
+        buf p;
+        buf_init(&p, LIM_RESPONSE_BYTES);
+        rc = engine_detokenize(C.m, t, n / sizeof *t, &p, err, errlen);
+        ipc_put_bytes(out, p.data, p.len);
+        buf_free(&p);
+        return rc;
+    }
+    case IPC_CALL_TEMPLATE: {
+        engine_tmpl_caps caps;
+        rc = engine_model_template(C.m, &s, &caps);
+        ipc_put_str(out, s);
+        ipc_put_bytes(out, &caps, sizeof caps);
+        break;
+    }
+    case IPC_CALL_EMBED:
+        return call_embed(r, out, err, errlen);
+    default:
+        rc = ERR_INTERNAL;
+    }
+    free(s);
+    return rc;
+}
+
+static void *on_call(void *arg) {
+    ccall *c = arg;
+    ipc_rd r;
+    char err[1024] = "", param[96] = "";
+    buf res, out;
+    buf_init(&res, IPC_MAX_PAYLOAD);
+    buf_init(&out, IPC_MAX_PAYLOAD);
+    ipc_rd_init(&r, &c->in);
+    uint32_t op = ipc_get_u32(&r);
+    shimmy_err rc = call_run(op, &r, &res, err, sizeof err, param, sizeof param);
+    ipc_put_u32(&out, (uint32_t)rc);
+    ipc_put_str(&out, err);
+    ipc_put_str(&out, param);
+    buf_append(&out, res.data ? res.data : "", res.len);
+    ipc_send(C.fd, &C.wmu, IPC_REPLY, c->id, out.data, out.len);
+    buf_free(&res);
+    buf_free(&out);
+    buf_free(&c->in);
+    free(c);
+    return NULL;
+}
+
+/* ---- start-up ---- */
+
+static void read_options(ipc_rd *r, engine_options *o) {
+    engine_options_default(o);
+    o->path = ipc_get_str(r);
+    o->name = ipc_get_str(r);
+    o->n_parallel = (int)ipc_get_u32(r);
+    o->n_ctx = (int)ipc_get_u32(r);
+    o->n_threads = (int)ipc_get_u32(r);
+    o->template_override = ipc_get_str(r);
+    o->template_text = ipc_get_str(r);
+    o->queue_max = (int)ipc_get_u32(r);
+    o->lora_path = ipc_get_str(r);
+    uint32_t scale = ipc_get_u32(r);
+    memcpy(&o->lora_scale, &scale, sizeof scale);
+    o->gpu_backend = (gpu_backend)ipc_get_u32(r);
+    o->gpu_layers_mode = (gpu_layers_mode)ipc_get_u32(r);
+    o->gpu_layers = (int)ipc_get_u32(r);
+    o->single_gpu = ipc_get_u32(r) != 0;
+    o->main_gpu = (int)ipc_get_u32(r);
+    size_t n;
+    const void *ts = ipc_get_bytes(r, &n);
+    if (ts != NULL && n == sizeof o->tensor_split)
+        memcpy(o->tensor_split, ts, n);
+    o->rpc_servers = ipc_get_str(r);
+    o->cache_ram_mib = (int64_t)ipc_get_u64(r);
+}
+
+/* Closes every descriptor but 0-2 and keep: nothing of the server (its listening socket, its
+ * clients) stays open here. */
+static void close_others(int keep) {
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && end != e->d_name && fd > 2 && fd != keep && fd != dfd)
+            close((int)fd);
+    }
+    closedir(d);
+}
+
+static shimmy_err load(const buf *payload, char *err, size_t errlen) {
+    ipc_rd r;
+    engine_options o;
+    ipc_rd_init(&r, payload);
+    read_options(&r, &o);
+    if (r.bad || o.path == NULL)
+        return err_set(err, errlen, ERR_INTERNAL, "the engine process could not read its options");
+    shimmy_err rc = engine_global_init(NULL, err, errlen);
+    if (rc == SHIMMY_OK && o.rpc_servers != NULL)
+        rc = gpu_add_rpc(o.rpc_servers, err, errlen);
+    if (rc == SHIMMY_OK)
+        rc = sched_model_load(&o, &C.m, err, errlen);
+    return rc;
+}
+
+int engine_child_main(int fd) {
+    /* No PR_SET_PDEATHSIG: it fires when the server thread that spawned this process ends (any
+     * connection thread may spawn). When the server goes, the channel reaches its end, and this
+     * process unloads and exits. */
+    close_others(fd);
+    /* ggml's abort attaches gdb for a backtrace, which takes seconds while the server's clients
+     * wait; a user who wants it sets GGML_NO_BACKTRACE= (empty) or 0 themselves. */
+    setenv("GGML_NO_BACKTRACE", "1", 0);
+    C.fd = fd;
+    pthread_mutex_init(&C.wmu, NULL);
+    pthread_mutex_init(&C.mu, NULL);
+    buf in;
+    ipc_hdr h;
+    char err[1024] = "";
+    buf_init(&in, IPC_MAX_PAYLOAD);
+    if (ipc_recv(fd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
+        return 1;
+    shimmy_err rc = load(&in, err, sizeof err);
+    buf out;
+    buf_init(&out, 1 << 16);
+    ipc_put_u32(&out, (uint32_t)rc);
+    ipc_put_str(&out, err);
+    ipc_send(fd, &C.wmu, IPC_LOADED, 0, out.data, out.len);
+    buf_free(&out);
+    if (rc != SHIMMY_OK)
+        return 1;
+    while (ipc_recv(fd, &h, &in) == SHIMMY_OK) {
+        if (h.type == IPC_SUBMIT) {
+            on_submit(h.id, &in);
+        } else if (h.type == IPC_CANCEL || h.type == IPC_RELEASE) {
+            on_cancel(h.id, h.type == IPC_RELEASE);
+        } else if (h.type == IPC_CALL) {
+            ccall *c = calloc(1, sizeof *c);
+            if (c == NULL)
+                break;
+            c->id = h.id;
+            buf_init(&c->in, IPC_MAX_PAYLOAD);
+            buf_append(&c->in, in.data ? in.data : "", in.len);
+            start_thread(on_call, c);
+        }
+    }
+    /* The server closed the channel: unload and go. Jobs still pumping are cancelled by the
+     * engine's shutdown; _exit skips destructors that other threads may still use. */
+    engine_model_free(C.m);
+    _exit(0);
+}

@@ -1,0 +1,77 @@
+/* engine/ipc: the framed channel between the server and a model's engine process (remote.c,
+ * child.c; ADR 0005). A frame is a fixed header {payload length, type, request id} and the
+ * payload, written whole under the writer's lock and read whole by one reader. Payloads are
+ * built with the put functions and read back with an ipc_rd cursor that turns any overrun into a
+ * sticky error instead of a read past the end. Both ends are the same binary on the same
+ * machine, so plain structs (gen_status, engine_model_info) travel as their bytes.
+ *
+ * Thread-safety: ipc_send may be called from any thread with the same mutex; ipc_recv by one
+ * thread per descriptor. */
+#ifndef SHIMMY_ENGINE_IPC_H
+#define SHIMMY_ENGINE_IPC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+typedef enum {
+    IPC_LOAD = 1, /* server -> engine: the options of the model to load */
+    IPC_LOADED,   /* engine -> server: the load's result */
+    IPC_SUBMIT,   /* server -> engine, id = job: a generation request */
+    IPC_SUBMITTED,/* engine -> server: engine_submit's result */
+    IPC_EVENTS,   /* engine -> server: a job's status and its new events */
+    IPC_CANCEL,   /* server -> engine: engine_job_cancel */
+    IPC_RELEASE,  /* server -> engine: the server dropped the job */
+    IPC_CALL,     /* server -> engine, id = call: a synchronous call (ipc_call_op) */
+    IPC_REPLY     /* engine -> server: its result */
+} ipc_type;
+
+typedef enum {
+    IPC_CALL_INFO = 1, IPC_CALL_APPLY, IPC_CALL_TOKENIZE, IPC_CALL_PIECE, IPC_CALL_DETOKENIZE,
+    IPC_CALL_TEMPLATE, IPC_CALL_EMBED
+} ipc_call_op;
+
+typedef struct ipc_hdr {
+    uint32_t len;  /* payload bytes */
+    uint16_t type; /* ipc_type */
+    uint16_t pad;
+    uint64_t id;   /* job or call id; 0 for IPC_LOAD/IPC_LOADED */
+} ipc_hdr;
+
+/* Largest payload either side accepts: a request body, or the events of one wait. */
+#define IPC_MAX_PAYLOAD (64u << 20)
+
+/* Writes one frame (header, then payload[0..len)) whole, under mu (may be NULL). Errors: ERR_IO
+ * (the other end is gone). Never raises SIGPIPE. */
+shimmy_err ipc_send(int fd, pthread_mutex_t *mu, ipc_type type, uint64_t id, const void *payload,
+                    size_t len);
+/* Reads one frame into *h and payload (reset first). Errors: ERR_IO (end of stream or a read
+ * error), ERR_TOO_LARGE (a payload past IPC_MAX_PAYLOAD: the stream is unusable). */
+shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload);
+
+/* ---- payloads ---- */
+
+void ipc_put_u32(buf *b, uint32_t v);
+void ipc_put_u64(buf *b, uint64_t v);
+void ipc_put_bytes(buf *b, const void *p, size_t n); /* length-prefixed */
+void ipc_put_str(buf *b, const char *s);              /* NULL travels as NULL */
+
+typedef struct ipc_rd {
+    const char *p;
+    size_t left;
+    bool bad; /* a read went past the end: every later read gives 0/NULL */
+} ipc_rd;
+
+void ipc_rd_init(ipc_rd *r, const buf *payload);
+uint32_t ipc_get_u32(ipc_rd *r);
+uint64_t ipc_get_u64(ipc_rd *r);
+/* Borrowed from the payload; *n its length. NULL when bad. */
+const void *ipc_get_bytes(ipc_rd *r, size_t *n);
+/* Borrowed, NUL-terminated; NULL when it was NULL or the payload is bad. */
+const char *ipc_get_str(ipc_rd *r);
+
+#endif

@@ -1,0 +1,982 @@
+/* engine/remote: engine.h for a model whose engine runs in a child process (ADR 0005). The
+ * child is this same binary as `shimmy __engine 3` (child.c), joined by a socketpair on fd 3
+ * carrying ipc.h frames, its stderr on a pipe that is copied to ours (the last lines are kept
+ * for crash reports).
+ *
+ * Per model: a reader thread takes the child's frames and hands them to the waiting calls and
+ * jobs; a log thread copies its stderr. When the child dies (llama.cpp aborted, a signal, an
+ * exit), the reader fails every call, ends every job that has already shown its client
+ * something with ERR_ENGINE_CRASHED and the cause, and resubmits once, to a fresh child, the
+ * jobs that had shown nothing yet. A model whose child dies three times in a row before any job
+ * finished is failed: every call answers why, until the registry unloads it (rescan).
+ *
+ * Locking: mu guards the state, the job and call tables and each job's fields; wmu serialises
+ * writes to the channel; spawn_mu makes one spawn at a time. Order: spawn_mu before mu; wmu is
+ * taken alone. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "engine/ipc.h"
+#include "engine/llama_chat.h"
+#include "engine/ops.h"
+
+extern char **environ;
+
+enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
+#define LOG_LINES 8
+#define CRASHES_TO_FAIL LIM_LOAD_CRASHES
+
+typedef struct rmodel rmodel;
+
+typedef struct rjob {
+    engine_hdr hdr;            /* first: engine.c dispatches on it */
+    rmodel *m;
+    uint64_t id;
+    int refs;                  /* the submitter and the model's table; under m->mu */
+    pthread_cond_t cv;         /* news, under m->mu */
+    buf pending;               /* events of EVENTS frames not yet waited for */
+    gen_status st;             /* the latest status */
+    bool replied;              /* the child answered the submit (or died first) */
+    shimmy_err submit_rc;
+    char err[512], param[96];
+    bool delivered;            /* the waiter got events: a crash now fails it */
+    bool retried;              /* resubmitted once already */
+    bool in_table;
+    buf request;               /* the SUBMIT payload, kept for the retry */
+    struct rjob *next;
+} rjob;
+
+typedef struct rcall {
+    uint64_t id;
+    bool done;
+    buf reply;                 /* the REPLY payload */
+    shimmy_err crash;          /* SHIMMY_OK, or ERR_ENGINE_CRASHED when the child died first */
+    pthread_cond_t cv;
+    struct rcall *next;
+} rcall;
+
+struct rmodel {
+    engine_hdr hdr;            /* first */
+    char name[256];
+    buf load_msg;              /* the IPC_LOAD payload, for each spawn */
+    pthread_mutex_t mu, wmu, spawn_mu;
+    pthread_cond_t reader_cv;  /* reader_running changes, under mu */
+    int state;
+    int fd;                    /* the channel, -1 when none */
+    pid_t pid;
+    bool reader_running;
+    pthread_t log_thread;
+    bool has_log_thread;
+    rjob *jobs;
+    rcall *calls;
+    uint64_t next_id;
+    int crashes, in_a_row;
+    bool finished_one;         /* a job finished since the last spawn */
+    char cause[384];           /* the last crash */
+    char lastlog[LOG_LINES][256];
+    int n_log;                 /* lines written into lastlog so far (ring) */
+    engine_model_info info;    /* from the child at load; kept for /health */
+};
+
+/* ---- the child's stderr ---- */
+
+static void keep_line(rmodel *m, const char *line, size_t n) {
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->lastlog[m->n_log % LOG_LINES], sizeof m->lastlog[0], "%.*s", (int)n, line);
+    m->n_log++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+typedef struct log_arg {
+    rmodel *m;
+    int fd;
+} log_arg;
+
+/* Copies the child's stderr to ours line by line, keeping the last lines. Ends at its EOF. */
+static void *log_main(void *p) {
+    log_arg a = *(log_arg *)p;
+    free(p);
+    char line[1024];
+    size_t n = 0;
+    char c;
+    for (;;) {
+        ssize_t r = read(a.fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (n < sizeof line - 1)
+            line[n++] = c;
+        if (c != '\n')
+            continue;
+        fwrite(line, 1, n, stderr);
+        keep_line(a.m, line, n - 1);
+        n = 0;
+    }
+    if (n > 0) {
+        fwrite(line, 1, n, stderr);
+        fputc('\n', stderr);
+        keep_line(a.m, line, n);
+    }
+    close(a.fd);
+    return NULL;
+}
+
+/* The child's last log line that is not empty (mu held). */
+static const char *last_words(const rmodel *m) {
+    for (int k = 1; k <= LOG_LINES && k <= m->n_log; k++) {
+        const char *l = m->lastlog[(m->n_log - k) % LOG_LINES];
+        if (l[0] != '\0')
+            return l;
+    }
+    return "";
+}
+
+/* Writes a frame to the current child; the channel (m->fd) changes only under wmu, so a frame
+ * never goes to a descriptor that was closed and reused. ERR_IO when no child listens. */
+static shimmy_err send_frame(rmodel *m, ipc_type type, uint64_t id, const void *p, size_t n) {
+    pthread_mutex_lock(&m->wmu);
+    shimmy_err rc = m->fd < 0 ? ERR_IO : ipc_send(m->fd, NULL, type, id, p, n);
+    pthread_mutex_unlock(&m->wmu);
+    return rc;
+}
+
+static void set_channel(rmodel *m, int fd) {
+    pthread_mutex_lock(&m->wmu);
+    m->fd = fd;
+    pthread_mutex_unlock(&m->wmu);
+}
+
+/* ---- spawning ---- */
+
+static void put_options(buf *b, const engine_options *o) {
+    ipc_put_str(b, o->path);
+    ipc_put_str(b, o->name);
+    ipc_put_u32(b, (uint32_t)o->n_parallel);
+    ipc_put_u32(b, (uint32_t)o->n_ctx);
+    ipc_put_u32(b, (uint32_t)o->n_threads);
+    ipc_put_str(b, o->template_override);
+    ipc_put_str(b, o->template_text);
+    ipc_put_u32(b, (uint32_t)o->queue_max);
+    ipc_put_str(b, o->lora_path);
+    uint32_t scale;
+    memcpy(&scale, &o->lora_scale, sizeof scale);
+    ipc_put_u32(b, scale);
+    ipc_put_u32(b, (uint32_t)o->gpu_backend);
+    ipc_put_u32(b, (uint32_t)o->gpu_layers_mode);
+    ipc_put_u32(b, (uint32_t)o->gpu_layers);
+    ipc_put_u32(b, o->single_gpu);
+    ipc_put_u32(b, (uint32_t)o->main_gpu);
+    ipc_put_bytes(b, o->tensor_split, sizeof o->tensor_split);
+    ipc_put_str(b, o->rpc_servers);
+    ipc_put_u64(b, (uint64_t)o->cache_ram_mib);
+}
+
+/* How the child ended, for the crash report (reaps it). */
+static void reap(pid_t pid, char *out, size_t len) {
+    int status = 0;
+    pid_t r;
+    do
+        r = waitpid(pid, &status, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        snprintf(out, len, "ended (status unknown)");
+    else if (WIFSIGNALED(status))
+        snprintf(out, len, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* Starts the child with the channel on its fd 3 and its stderr on a pipe. */
+static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, size_t errlen) {
+    int sv[2], ep[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return err_set(err, errlen, ERR_INTERNAL, "socketpair: %s", strerror(errno));
+    if (pipe2(ep, O_CLOEXEC) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return err_set(err, errlen, ERR_INTERNAL, "pipe: %s", strerror(errno));
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
+    char *argv[] = {"shimmy", "__engine", "3", NULL};
+    int rc = posix_spawn(&m->pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(sv[1]);
+    close(ep[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        close(ep[0]);
+        return err_set(err, errlen, ERR_INTERNAL, "cannot start the engine process: %s",
+                       strerror(rc));
+    }
+    *chan = sv[0];
+    *errpipe = ep[0];
+    return SHIMMY_OK;
+}
+
+static void start_log_thread(rmodel *m, int fd) {
+    log_arg *a = malloc(sizeof *a);
+    m->has_log_thread = false;
+    if (a == NULL) {
+        close(fd);
+        return;
+    }
+    *a = (log_arg){m, fd};
+    m->has_log_thread = pthread_create(&m->log_thread, NULL, log_main, a) == 0;
+    if (!m->has_log_thread) {
+        free(a);
+        close(fd);
+    }
+}
+
+static void stop_log_thread(rmodel *m) {
+    if (m->has_log_thread)
+        pthread_join(m->log_thread, NULL);
+    m->has_log_thread = false;
+}
+
+/* Sends the options and waits for the load's answer (no reader runs yet). */
+static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
+    ipc_hdr h;
+    buf in;
+    buf_init(&in, IPC_MAX_PAYLOAD);
+    shimmy_err rc = ipc_send(fd, NULL, IPC_LOAD, 0, m->load_msg.data, m->load_msg.len);
+    if (rc == SHIMMY_OK)
+        rc = ipc_recv(fd, &h, &in);
+    if (rc == SHIMMY_OK && h.type == IPC_LOADED) {
+        ipc_rd r;
+        ipc_rd_init(&r, &in);
+        rc = (shimmy_err)ipc_get_u32(&r);
+        const char *msg = ipc_get_str(&r);
+        if (rc != SHIMMY_OK)
+            err_set(err, errlen, rc, "%s", msg ? msg : "the engine process could not load it");
+    } else if (rc == SHIMMY_OK) {
+        rc = ERR_IO;
+    }
+    buf_free(&in);
+    return rc;
+}
+
+static void *reader_main(void *p);
+
+/* Fails a spawn: the child is gone or told to go; reports how it ended. */
+static shimmy_err spawn_failed(rmodel *m, int fd, shimmy_err rc, char *err, size_t errlen) {
+    char how[128];
+    close(fd);
+    kill(m->pid, SIGKILL);
+    reap(m->pid, how, sizeof how);
+    stop_log_thread(m);
+    m->pid = 0;
+    if (rc == ERR_IO) {
+        pthread_mutex_lock(&m->mu);
+        m->crashes++;
+        m->in_a_row++;
+        snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s while "
+                 "loading: %.200s", m->name, how, last_words(m));
+        if (m->in_a_row >= CRASHES_TO_FAIL)
+            m->state = R_FAILED;
+        err_set(err, errlen, ERR_ENGINE_CRASHED, "%s", m->cause);
+        pthread_mutex_unlock(&m->mu);
+        return ERR_ENGINE_CRASHED;
+    }
+    return ERR_MODEL_LOAD; /* the child's own reason is in err */
+}
+
+/* Starts a child, loads the model in it and starts its reader. spawn_mu held. */
+static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
+    int fd = -1, efd = -1;
+    shimmy_err rc = start_child(m, &fd, &efd, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    start_log_thread(m, efd);
+    rc = handshake(m, fd, err, errlen);
+    if (rc != SHIMMY_OK)
+        return spawn_failed(m, fd, rc, err, errlen);
+    set_channel(m, fd);
+    pthread_mutex_lock(&m->mu);
+    m->state = R_ALIVE;
+    m->finished_one = false;
+    m->reader_running = true;
+    pthread_mutex_unlock(&m->mu);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, reader_main, m) != 0) {
+        set_channel(m, -1);
+        pthread_mutex_lock(&m->mu);
+        m->reader_running = false;
+        m->state = R_DEAD;
+        pthread_mutex_unlock(&m->mu);
+        pthread_attr_destroy(&a);
+        return spawn_failed(m, fd, ERR_INTERNAL, err, errlen);
+    }
+    pthread_attr_destroy(&a);
+    log_info("%s: engine process %d serves it", m->name, (int)m->pid);
+    return SHIMMY_OK;
+}
+
+static shimmy_err failed_error(rmodel *m, char *err, size_t errlen) {
+    return err_set(err, errlen, ERR_MODEL_LOAD, "model '%s' is failed: its engine process died "
+                   "%d times in a row before answering (%s); rescan (POST /v1/models/rescan) or "
+                   "replace the file to try again", m->name, m->in_a_row, m->cause);
+}
+
+/* A child serving the model: spawns one when the last died. */
+static shimmy_err ensure_alive(rmodel *m, char *err, size_t errlen) {
+    pthread_mutex_lock(&m->spawn_mu);
+    pthread_mutex_lock(&m->mu);
+    int state = m->state;
+    if (state == R_FAILED)
+        failed_error(m, err, errlen);
+    pthread_mutex_unlock(&m->mu);
+    shimmy_err rc = SHIMMY_OK;
+    if (state == R_STOPPING)
+        rc = err_set(err, errlen, ERR_MODEL_LOAD, "model '%s' is being unloaded", m->name);
+    else if (state == R_FAILED)
+        rc = ERR_MODEL_LOAD;
+    else if (state == R_DEAD)
+        rc = spawn(m, err, errlen);
+    pthread_mutex_unlock(&m->spawn_mu);
+    return rc;
+}
+
+/* ---- jobs ---- */
+
+static void job_unref(rjob *j) { /* m->mu held */
+    if (--j->refs > 0)
+        return;
+    pthread_cond_destroy(&j->cv);
+    buf_free(&j->pending);
+    buf_free(&j->request);
+    free(j);
+}
+
+/* Takes j out of the table and drops the table's reference; the submitter's is still held, so
+ * j stays (mu held). */
+static void table_remove(rmodel *m, rjob *j) {
+    if (!j->in_table)
+        return;
+    for (rjob **p = &m->jobs; *p != NULL; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            break;
+        }
+    j->in_table = false;
+    j->refs--;
+}
+
+/* Ends j with an error (mu held). */
+static void job_fail(rmodel *m, rjob *j, shimmy_err e, const char *msg) {
+    if (!j->replied) {
+        j->replied = true;
+        j->submit_rc = e;
+        snprintf(j->err, sizeof j->err, "%s", msg);
+    }
+    j->st.done = true;
+    j->st.finish = FINISH_ERROR;
+    j->st.error = e;
+    snprintf(j->st.errmsg, sizeof j->st.errmsg, "%s", msg);
+    pthread_cond_broadcast(&j->cv);
+    table_remove(m, j);
+}
+
+static rjob *find_job(rmodel *m, uint64_t id) {
+    for (rjob *j = m->jobs; j != NULL; j = j->next)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static void on_submitted(rmodel *m, uint64_t id, const buf *in) {
+    ipc_rd r;
+    ipc_rd_init(&r, in);
+    rjob *j = find_job(m, id);
+    if (j == NULL)
+        return;
+    j->submit_rc = (shimmy_err)ipc_get_u32(&r);
+    const char *err = ipc_get_str(&r), *param = ipc_get_str(&r);
+    snprintf(j->err, sizeof j->err, "%s", err ? err : "");
+    snprintf(j->param, sizeof j->param, "%s", param ? param : "");
+    j->replied = true;
+    pthread_cond_broadcast(&j->cv);
+    if (j->submit_rc != SHIMMY_OK)
+        table_remove(m, j);
+}
+
+static void on_events(rmodel *m, uint64_t id, const buf *in) {
+    ipc_rd r;
+    size_t n;
+    ipc_rd_init(&r, in);
+    rjob *j = find_job(m, id);
+    const void *st = ipc_get_bytes(&r, &n);
+    if (j == NULL || st == NULL || n != sizeof j->st)
+        return;
+    memcpy(&j->st, st, n);
+    if (r.left > 0 && buf_append(&j->pending, r.p, r.left) != SHIMMY_OK) {
+        job_fail(m, j, ERR_TOO_LARGE, "the answer is over the size limit");
+        return;
+    }
+    pthread_cond_broadcast(&j->cv);
+    if (j->st.done) {
+        if (j->st.finish != FINISH_ERROR && j->st.finish != FINISH_CANCELLED)
+            m->finished_one = true;
+        table_remove(m, j);
+    }
+}
+
+static void on_reply(rmodel *m, uint64_t id, const buf *in) {
+    for (rcall *c = m->calls; c != NULL; c = c->next)
+        if (c->id == id) {
+            buf_reset(&c->reply);
+            buf_append(&c->reply, in->data ? in->data : "", in->len);
+            c->done = true;
+            pthread_cond_broadcast(&c->cv);
+            return;
+        }
+}
+
+/* ---- the child died ---- */
+
+/* Fails the calls and the jobs that cannot be retried; returns the ones to retry (moved out of
+ * the table with their reference). mu held. */
+static rjob *fail_all(rmodel *m, const char *msg, bool can_retry) {
+    rjob *retry = NULL;
+    for (rcall *c = m->calls; c != NULL; c = c->next) {
+        c->done = true;
+        c->crash = ERR_ENGINE_CRASHED;
+        pthread_cond_broadcast(&c->cv);
+    }
+    while (m->jobs != NULL) {
+        rjob *j = m->jobs;
+        if (can_retry && !j->delivered && !j->retried && j->replied &&
+            j->submit_rc == SHIMMY_OK) {
+            m->jobs = j->next;
+            j->retried = true;
+            j->next = retry;
+            retry = j;
+            continue;
+        }
+        job_fail(m, j, ERR_ENGINE_CRASHED, msg);
+    }
+    return retry;
+}
+
+/* Resubmits the jobs that had shown nothing, once, to a fresh child. */
+static void retry_jobs(rmodel *m, rjob *list) {
+    char err[512] = "";
+    shimmy_err rc = list == NULL ? SHIMMY_OK : ensure_alive(m, err, sizeof err);
+    while (list != NULL) {
+        rjob *j = list;
+        list = j->next;
+        pthread_mutex_lock(&m->mu);
+        j->next = m->jobs;
+        m->jobs = j;
+        memset(&j->st, 0, sizeof j->st);
+        buf_reset(&j->pending);
+        if (rc != SHIMMY_OK)
+            job_fail(m, j, ERR_ENGINE_CRASHED, err);
+        pthread_mutex_unlock(&m->mu);
+        if (rc == SHIMMY_OK &&
+            send_frame(m, IPC_SUBMIT, j->id, j->request.data, j->request.len) == SHIMMY_OK)
+            log_info("%s: request %llu resubmitted to the new engine process", m->name,
+                     (unsigned long long)j->id);
+    }
+}
+
+static void on_death(rmodel *m) {
+    char how[128], msg[512];
+    pthread_mutex_lock(&m->wmu);
+    int fd = m->fd;
+    m->fd = -1;
+    close(fd);
+    pthread_mutex_unlock(&m->wmu);
+    pthread_mutex_lock(&m->mu);
+    bool stopping = m->state == R_STOPPING;
+    pid_t pid = m->pid;
+    if (!stopping)
+        m->state = R_DEAD;
+    pthread_mutex_unlock(&m->mu);
+    if (stopping)
+        return; /* engine_model_free reaps it */
+    reap(pid, how, sizeof how);
+    stop_log_thread(m);
+    pthread_mutex_lock(&m->mu);
+    m->pid = 0;
+    m->crashes++;
+    m->in_a_row = m->finished_one ? 1 : m->in_a_row + 1;
+    snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s: %.200s",
+             m->name, how, last_words(m));
+    snprintf(msg, sizeof msg, "%s; the next request loads the model again", m->cause);
+    if (m->in_a_row >= CRASHES_TO_FAIL)
+        m->state = R_FAILED;
+    log_error("%s (crash %d, %d in a row)", m->cause, m->crashes, m->in_a_row);
+    rjob *retry = fail_all(m, msg, m->state != R_FAILED);
+    pthread_mutex_unlock(&m->mu);
+    retry_jobs(m, retry);
+}
+
+static void *reader_main(void *p) {
+    rmodel *m = p;
+    ipc_hdr h;
+    buf in;
+    buf_init(&in, IPC_MAX_PAYLOAD);
+    pthread_mutex_lock(&m->wmu);
+    int fd = m->fd; /* only this thread closes it (on_death) */
+    pthread_mutex_unlock(&m->wmu);
+    while (ipc_recv(fd, &h, &in) == SHIMMY_OK) {
+        pthread_mutex_lock(&m->mu);
+        if (h.type == IPC_SUBMITTED)
+            on_submitted(m, h.id, &in);
+        else if (h.type == IPC_EVENTS)
+            on_events(m, h.id, &in);
+        else if (h.type == IPC_REPLY)
+            on_reply(m, h.id, &in);
+        pthread_mutex_unlock(&m->mu);
+    }
+    buf_free(&in);
+    on_death(m);
+    pthread_mutex_lock(&m->mu);
+    m->reader_running = false;
+    pthread_cond_broadcast(&m->reader_cv);
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ---- synchronous calls ---- */
+
+/* Sends a call and waits for its reply into *r (reply owned by c: free with buf_free). Returns
+ * the call's rc, with its message in err and param. */
+static shimmy_err call(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *err, size_t errlen,
+                       char *param, size_t paramlen) {
+    memset(c, 0, sizeof *c);
+    buf_init(&c->reply, IPC_MAX_PAYLOAD);
+    shimmy_err rc = ensure_alive(m, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_lock(&m->mu);
+    c->id = ++m->next_id;
+    c->next = m->calls;
+    m->calls = c;
+    pthread_mutex_unlock(&m->mu);
+    bool sent = send_frame(m, IPC_CALL, c->id, args->data, args->len) == SHIMMY_OK;
+    pthread_mutex_lock(&m->mu);
+    if (!sent && !c->done) { /* no child to answer: it died before the call went out */
+        c->done = true;
+        c->crash = ERR_ENGINE_CRASHED;
+    }
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &m->mu);
+    for (rcall **p = &m->calls; *p != NULL; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    if (c->crash != SHIMMY_OK)
+        err_set(err, errlen, c->crash, "%s", m->cause);
+    pthread_mutex_unlock(&m->mu);
+    pthread_cond_destroy(&c->cv);
+    if (c->crash != SHIMMY_OK)
+        return c->crash;
+    ipc_rd_init(r, &c->reply);
+    rc = (shimmy_err)ipc_get_u32(r);
+    const char *e = ipc_get_str(r), *pa = ipc_get_str(r);
+    if (rc != SHIMMY_OK && err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", e ? e : "");
+    if (param != NULL && paramlen > 0)
+        snprintf(param, paramlen, "%s", pa ? pa : "");
+    return r->bad ? ERR_INTERNAL : rc;
+}
+
+static void args_init(buf *b, ipc_call_op op) {
+    buf_init(b, IPC_MAX_PAYLOAD);
+    ipc_put_u32(b, op);
+}
+
+static void crash_info(rmodel *m, engine_model_info *info) { /* mu held */
+    info->pid = m->state == R_ALIVE ? (int)m->pid : 0;
+    info->crashes = m->crashes;
+    info->failed = m->state == R_FAILED;
+    snprintf(info->last_crash, sizeof info->last_crash, "%s", m->cause);
+}
+
+static void remote_get_info(engine_model *em, engine_model_info *info) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    size_t n;
+    pthread_mutex_lock(&m->mu);
+    bool alive = m->state == R_ALIVE;
+    *info = m->info;
+    info->active_slots = 0;
+    info->queued = 0;
+    pthread_mutex_unlock(&m->mu);
+    if (alive) { /* a dead model is not loaded again for a status page */
+        args_init(&args, IPC_CALL_INFO);
+        if (call(m, &args, &c, &r, NULL, 0, NULL, 0) == SHIMMY_OK) {
+            const void *p = ipc_get_bytes(&r, &n);
+            if (p != NULL && n == sizeof *info)
+                memcpy(info, p, n);
+        }
+        buf_free(&c.reply);
+        buf_free(&args);
+    }
+    pthread_mutex_lock(&m->mu);
+    crash_info(m, info);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static shimmy_err remote_apply_template(engine_model *em, const char *chat_json, char **out,
+                                        char *err, size_t errlen, char *param, size_t paramlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    args_init(&args, IPC_CALL_APPLY);
+    ipc_put_str(&args, chat_json);
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, param, paramlen);
+    const char *s = rc == SHIMMY_OK ? ipc_get_str(&r) : NULL;
+    if (rc == SHIMMY_OK && (s == NULL || (*out = strdup(s)) == NULL))
+        rc = ERR_NOMEM;
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
+static shimmy_err remote_tokenize(engine_model *em, const char *text, bool add_special,
+                                  bool parse_special, int32_t **out, size_t *n, char *err,
+                                  size_t errlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    size_t bytes;
+    args_init(&args, IPC_CALL_TOKENIZE);
+    ipc_put_str(&args, text);
+    ipc_put_u32(&args, add_special);
+    ipc_put_u32(&args, parse_special);
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, NULL, 0);
+    const void *p = rc == SHIMMY_OK ? ipc_get_bytes(&r, &bytes) : NULL;
+    if (rc == SHIMMY_OK) {
+        *n = p != NULL ? bytes / sizeof **out : 0;
+        *out = malloc(bytes ? bytes : 1);
+        if (*out == NULL)
+            rc = ERR_NOMEM;
+        else if (bytes > 0)
+            memcpy(*out, p, bytes);
+    }
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
+/* A call whose answer is bytes appended to out. */
+static shimmy_err bytes_call(rmodel *m, buf *args, buf *out, char *err, size_t errlen) {
+    rcall c;
+    ipc_rd r;
+    size_t n;
+    shimmy_err rc = call(m, args, &c, &r, err, errlen, NULL, 0);
+    const void *p = rc == SHIMMY_OK ? ipc_get_bytes(&r, &n) : NULL;
+    if (p != NULL && n > 0)
+        rc = buf_append(out, p, n);
+    buf_free(&c.reply);
+    buf_free(args);
+    return rc;
+}
+
+static shimmy_err remote_token_piece(engine_model *em, int32_t t, buf *out) {
+    buf args;
+    args_init(&args, IPC_CALL_PIECE);
+    ipc_put_u32(&args, (uint32_t)t);
+    return bytes_call((rmodel *)em, &args, out, NULL, 0);
+}
+
+static shimmy_err remote_detokenize(engine_model *em, const int32_t *tokens, size_t n, buf *out,
+                                    char *err, size_t errlen) {
+    buf args;
+    args_init(&args, IPC_CALL_DETOKENIZE);
+    ipc_put_bytes(&args, tokens, n * sizeof *tokens);
+    return bytes_call((rmodel *)em, &args, out, err, errlen);
+}
+
+static shimmy_err remote_model_template(engine_model *em, char **source, engine_tmpl_caps *caps) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    size_t n;
+    char err[256];
+    args_init(&args, IPC_CALL_TEMPLATE);
+    shimmy_err rc = call(m, &args, &c, &r, err, sizeof err, NULL, 0);
+    if (rc == SHIMMY_OK) {
+        const char *s = ipc_get_str(&r);
+        const void *p = ipc_get_bytes(&r, &n);
+        *source = strdup(s ? s : "");
+        if (p != NULL && n == sizeof *caps)
+            memcpy(caps, p, n);
+        rc = *source != NULL ? SHIMMY_OK : ERR_NOMEM;
+    }
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
+static shimmy_err remote_embed(engine_model *em, const char *const *texts, size_t n, float **out,
+                               int *n_embd, int *n_tokens, char *err, size_t errlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    size_t bytes;
+    args_init(&args, IPC_CALL_EMBED);
+    ipc_put_u32(&args, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        ipc_put_str(&args, texts[i]);
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, NULL, 0);
+    if (rc == SHIMMY_OK) {
+        *n_embd = (int)ipc_get_u32(&r);
+        *n_tokens = (int)ipc_get_u32(&r);
+        const void *p = ipc_get_bytes(&r, &bytes);
+        *out = malloc(bytes ? bytes : 1);
+        if (*out == NULL || r.bad)
+            rc = r.bad ? ERR_INTERNAL : ERR_NOMEM;
+        else if (bytes > 0)
+            memcpy(*out, p, bytes);
+    }
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
+/* ---- generation ---- */
+
+static void put_request(buf *b, const gen_request *req) {
+    gen_params p = req->params;
+    ipc_put_str(b, req->prompt);
+    ipc_put_str(b, req->chat_json);
+    p.stop = NULL;
+    p.grammar = NULL;
+    p.json_schema = NULL;
+    ipc_put_bytes(b, &p, sizeof p);
+    ipc_put_u32(b, (uint32_t)req->params.n_stop);
+    for (int i = 0; i < req->params.n_stop; i++)
+        ipc_put_str(b, req->params.stop[i]);
+    ipc_put_str(b, req->params.grammar);
+    ipc_put_str(b, req->params.json_schema);
+}
+
+static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out,
+                                char *err, size_t errlen, char *param, size_t paramlen) {
+    rmodel *m = (rmodel *)em;
+    shimmy_err rc = ensure_alive(m, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    rjob *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return ERR_NOMEM;
+    j->hdr.ops = &remote_ops;
+    j->m = m;
+    j->refs = 2;
+    pthread_cond_init(&j->cv, NULL);
+    buf_init(&j->pending, LIM_RESPONSE_BYTES + (1u << 20));
+    buf_init(&j->request, IPC_MAX_PAYLOAD);
+    put_request(&j->request, req);
+    pthread_mutex_lock(&m->mu);
+    j->id = ++m->next_id;
+    j->next = m->jobs;
+    j->in_table = true;
+    m->jobs = j;
+    pthread_mutex_unlock(&m->mu);
+    bool sent = send_frame(m, IPC_SUBMIT, j->id, j->request.data, j->request.len) == SHIMMY_OK;
+    pthread_mutex_lock(&m->mu);
+    if (!sent && !j->replied)
+        job_fail(m, j, ERR_ENGINE_CRASHED, m->cause[0] ? m->cause : "the engine process is gone");
+    while (!j->replied)
+        pthread_cond_wait(&j->cv, &m->mu);
+    rc = j->submit_rc;
+    if (rc != SHIMMY_OK) {
+        snprintf(err, errlen, "%s", j->err);
+        if (param != NULL && paramlen > 0)
+            snprintf(param, paramlen, "%s", j->param);
+        table_remove(m, j);
+        job_unref(j);
+    } else {
+        *out = (gen_job *)j;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+/* Moves the pending events into ev (mu held). */
+static shimmy_err take_events(rjob *j, gen_events *ev) {
+    buf *b = &j->pending;
+    ipc_rd r;
+    shimmy_err rc = SHIMMY_OK;
+    ipc_rd_init(&r, b);
+    while (rc == SHIMMY_OK && r.left > 0 && !r.bad) {
+        uint32_t n = ipc_get_u32(&r);
+        for (uint32_t i = 0; i < n && rc == SHIMMY_OK && !r.bad; i++) {
+            gen_event_kind kind = (gen_event_kind)ipc_get_u32(&r);
+            int index = (int)ipc_get_u32(&r);
+            const char *id = ipc_get_str(&r), *name = ipc_get_str(&r);
+            size_t len;
+            const char *text = ipc_get_bytes(&r, &len);
+            if (!r.bad)
+                rc = gen_events_add(ev, kind, index, id, name, text ? text : "", len);
+        }
+    }
+    buf_reset(b);
+    return r.bad ? ERR_INTERNAL : rc;
+}
+
+static shimmy_err remote_job_wait(gen_job *ej, int timeout_ms, gen_events *ev, gen_status *st) {
+    rjob *j = (rjob *)ej;
+    rmodel *m = j->m;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    gen_events_clear(ev);
+    pthread_mutex_lock(&m->mu);
+    while (j->pending.len == 0 && !j->st.done)
+        if (pthread_cond_timedwait(&j->cv, &m->mu, &dl) != 0)
+            break;
+    shimmy_err rc = take_events(j, ev);
+    if (ev->n > 0)
+        j->delivered = true;
+    *st = j->st;
+    pthread_mutex_unlock(&m->mu);
+    gen_events_seal(ev);
+    return rc;
+}
+
+static void send_to_job(rjob *j, ipc_type type) {
+    rmodel *m = j->m;
+    pthread_mutex_lock(&m->mu);
+    bool live = j->in_table;
+    pthread_mutex_unlock(&m->mu);
+    if (live)
+        send_frame(m, type, j->id, NULL, 0);
+}
+
+static void remote_job_cancel(gen_job *ej) { send_to_job((rjob *)ej, IPC_CANCEL); }
+
+static void remote_job_release(gen_job *ej) {
+    rjob *j = (rjob *)ej;
+    rmodel *m = j->m;
+    send_to_job(j, IPC_RELEASE);
+    pthread_mutex_lock(&m->mu);
+    table_remove(m, j); /* no more news wanted */
+    job_unref(j);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- the model ---- */
+
+static void remote_model_free(engine_model *em) {
+    rmodel *m = (rmodel *)em;
+    pthread_mutex_lock(&m->mu);
+    m->state = R_STOPPING;
+    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&m->wmu);
+    if (m->fd >= 0)
+        shutdown(m->fd, SHUT_RDWR); /* the child unloads and exits; the reader ends */
+    pthread_mutex_unlock(&m->wmu);
+    pthread_mutex_lock(&m->spawn_mu); /* no spawn under way (one would see R_STOPPING) */
+    pthread_mutex_lock(&m->mu);
+    while (m->reader_running)
+        pthread_cond_wait(&m->reader_cv, &m->mu);
+    fail_all(m, "the model was unloaded", false);
+    pid_t pid = m->pid;
+    pthread_mutex_unlock(&m->mu);
+    if (pid > 0) {
+        char how[128];
+        int64_t deadline = clock_mono_ns() + 2000000000LL; /* then it is killed */
+        while (waitpid(pid, NULL, WNOHANG) == 0) {
+            if (clock_mono_ns() > deadline) {
+                kill(pid, SIGKILL);
+                reap(pid, how, sizeof how);
+                break;
+            }
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    stop_log_thread(m);
+    pthread_mutex_unlock(&m->spawn_mu);
+    buf_free(&m->load_msg);
+    pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->wmu);
+    pthread_mutex_destroy(&m->spawn_mu);
+    pthread_cond_destroy(&m->reader_cv);
+    free(m);
+}
+
+shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *err,
+                             size_t errlen) {
+    rmodel *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return ERR_NOMEM;
+    m->hdr.ops = &remote_ops;
+    m->fd = -1;
+    m->state = R_DEAD;
+    snprintf(m->name, sizeof m->name, "%s", o->name ? o->name : o->path);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->wmu, NULL);
+    pthread_mutex_init(&m->spawn_mu, NULL);
+    pthread_cond_init(&m->reader_cv, NULL);
+    buf_init(&m->load_msg, IPC_MAX_PAYLOAD);
+    put_options(&m->load_msg, o);
+    shimmy_err rc = ensure_alive(m, err, errlen);
+    if (rc != SHIMMY_OK) {
+        m->state = R_STOPPING;
+        remote_model_free((engine_model *)m);
+        return rc;
+    }
+    engine_model_info info;
+    remote_get_info((engine_model *)m, &info);
+    pthread_mutex_lock(&m->mu);
+    m->info = info;
+    pthread_mutex_unlock(&m->mu);
+    *out = (engine_model *)m;
+    return SHIMMY_OK;
+}
+
+const engine_ops remote_ops = {
+    .model_free = remote_model_free,
+    .get_info = remote_get_info,
+    .submit = remote_submit,
+    .apply_template = remote_apply_template,
+    .tokenize = remote_tokenize,
+    .token_piece = remote_token_piece,
+    .detokenize = remote_detokenize,
+    .model_template = remote_model_template,
+    .embed = remote_embed,
+    .job_wait = remote_job_wait,
+    .job_cancel = remote_job_cancel,
+    .job_release = remote_job_release,
+};
