@@ -503,10 +503,29 @@ static shimmy_err write_error(const api_error *e, api_sink *s) {
     return api_frame_end_event(s, &w, "error");
 }
 
-static const char *stop_reason(const gen_status *st, bool tools) {
+/* The request's stop sequence that ended the answer, or NULL (the engine reports the stop
+ * string it met, which may also be one of the chat format's own). */
+static const char *matched_stop(api_call *c, const gen_status *st) {
+    for (int i = 0; st->stop_word[0] != '\0' && i < c->gen.params.n_stop; i++)
+        if (strcmp(c->gen.params.stop[i], st->stop_word) == 0)
+            return c->gen.params.stop[i];
+    return NULL;
+}
+
+static const char *stop_reason(api_call *c, const gen_status *st, bool tools) {
     if (st->finish == FINISH_LENGTH)
         return "max_tokens";
-    return st->finish == FINISH_TOOL_CALLS || tools ? "tool_use" : "end_turn";
+    if (st->finish == FINISH_TOOL_CALLS || tools)
+        return "tool_use";
+    return matched_stop(c, st) != NULL ? "stop_sequence" : "end_turn";
+}
+
+/* "stop_reason":...,"stop_sequence":... */
+static void stop_fields(jsonw *w, api_call *c, const gen_status *st, bool tools) {
+    jsonw_raw(w, "\"stop_reason\":");
+    jsonw_cstr(w, stop_reason(c, st, tools));
+    jsonw_raw(w, ",\"stop_sequence\":");
+    jsonw_cstr(w, matched_stop(c, st));
 }
 
 /* usage: input_tokens leaves out the prompt prefix read from the cache, as Anthropic counts. */
@@ -580,9 +599,9 @@ static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, 
     api_frame_begin(s, &w);
     message_head(&w, W(c));
     content_blocks(&w, a);
-    jsonw_raw(&w, "],\"stop_reason\":");
-    jsonw_cstr(&w, stop_reason(st, a->n_calls > 0));
-    jsonw_raw(&w, ",\"stop_sequence\":null,\"usage\":");
+    jsonw_raw(&w, "],");
+    stop_fields(&w, c, st, a->n_calls > 0);
+    jsonw_raw(&w, ",\"usage\":");
     usage(&w, st->prompt_tokens, st->cached_tokens, st->completion_tokens);
     jsonw_raw(&w, "}");
     return api_frame_end(s, &w);
@@ -711,9 +730,9 @@ static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
     if (e != SHIMMY_OK)
         return e;
     api_frame_begin(s, &w);
-    jsonw_raw(&w, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
-    jsonw_cstr(&w, stop_reason(st, W(c)->any_tool));
-    jsonw_raw(&w, ",\"stop_sequence\":null},\"usage\":");
+    jsonw_raw(&w, "{\"type\":\"message_delta\",\"delta\":{");
+    stop_fields(&w, c, st, W(c)->any_tool);
+    jsonw_raw(&w, "},\"usage\":");
     usage(&w, st->prompt_tokens, st->cached_tokens, st->completion_tokens);
     jsonw_raw(&w, "}");
     if ((e = api_frame_end_event(s, &w, "message_delta")) != SHIMMY_OK)

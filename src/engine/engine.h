@@ -201,6 +201,8 @@ typedef struct gen_status {
     int64_t gen_ns;        /* time generating */
     shimmy_err error;      /* set when finish == FINISH_ERROR */
     char errmsg[512];
+    char stop_word[257];   /* the stop string that ended the answer (a request's or the chat
+                            * format's); "" when it ended otherwise */
 } gen_status;
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.

@@ -766,6 +766,11 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
     buf_reset(&s->piece);
     be_piece(m->be, t, is_preserved(j, t), &s->piece);
     if (textout_feed(&s->tout, s->piece.data, s->piece.len, &s->emit)) {
+        if (s->tout.matched != NULL) {
+            pthread_mutex_lock(&j->mu);
+            snprintf(j->st.stop_word, sizeof j->st.stop_word, "%s", s->tout.matched);
+            pthread_mutex_unlock(&j->mu);
+        }
         slot_finish(m, s, FINISH_STOP, SHIMMY_OK, NULL);
         return;
     }

@@ -12,6 +12,7 @@ void textout_init(textout *t) {
     t->stops = NULL;
     t->n_stop = 0;
     t->stopped = false;
+    t->matched = NULL;
 }
 
 static void free_stops(textout *t) {
@@ -26,6 +27,7 @@ shimmy_err textout_reset(textout *t, const char *const *stops, int n_stop) {
     buf_reset(&t->pending);
     free_stops(t);
     t->stopped = false;
+    t->matched = NULL;
     if (n_stop <= 0)
         return SHIMMY_OK;
     t->stops = calloc((size_t)n_stop, sizeof *t->stops);
@@ -77,13 +79,13 @@ shimmy_err utf8_append_sanitized(buf *out, const char *s, size_t n) {
 }
 
 /* Earliest position of any stop string in s[0..n), or -1; *len gets its length. */
-static long find_stop(const textout *t, const char *s, size_t n, size_t *len) {
+static long find_stop(const textout *t, const char *s, size_t n, int *which) {
     long best = -1;
     for (int i = 0; i < t->n_stop; i++) {
         const char *hit = memmem(s, n, t->stops[i], strlen(t->stops[i]));
         if (hit != NULL && (best < 0 || hit - s < best)) {
             best = hit - s;
-            *len = strlen(t->stops[i]);
+            *which = i;
         }
     }
     return best;
@@ -114,12 +116,14 @@ bool textout_feed(textout *t, const char *piece, size_t n, buf *out) {
         return true;
     }
     const char *s = t->pending.data;
-    size_t len = t->pending.len, stop_len = 0;
-    long at = find_stop(t, s, len, &stop_len);
+    size_t len = t->pending.len;
+    int which = -1;
+    long at = find_stop(t, s, len, &which);
     if (at >= 0) {
         utf8_append_sanitized(out, s, (size_t)at);
         buf_reset(&t->pending);
         t->stopped = true;
+        t->matched = t->stops[which];
         return true;
     }
     size_t safe = len - partial_stop_len(t, s, len);

@@ -18,6 +18,7 @@ typedef struct textout {
     char **stops;              /* owned copies of the stop strings */
     int n_stop;
     bool stopped;              /* a stop string was found; further input is ignored */
+    const char *matched;       /* the stop string found (one of stops), or NULL */
 } textout;
 
 void textout_init(textout *t);

@@ -47,6 +47,23 @@ it('messages.create: a text message with usage', async () => {
   assert.ok(m.usage.input_tokens + m.usage.cache_read_input_tokens > 0);
 });
 
+it('stop_sequences: the answer ends before the sequence, stop_reason stop_sequence', async () => {
+  const plain = await client().messages.create({ model: MODEL, max_tokens: 64, temperature: 0,
+    messages: ask });
+  const text = plain.content[0].text;
+  const word = (text.match(/\b[a-z]{3,}\b/g) || [])[0];
+  assert.ok(word, text);
+  const params = { model: MODEL, max_tokens: 64, temperature: 0, messages: ask,
+    stop_sequences: ['zzqq', word] };
+  const m = await client().messages.create(params);
+  assert.equal(m.stop_reason, 'stop_sequence');
+  assert.equal(m.stop_sequence, word);
+  assert.equal(m.content[0].text, text.slice(0, text.indexOf(word)));
+  const streamed = await client().messages.stream(params).finalMessage();
+  assert.equal(streamed.stop_reason, 'stop_sequence');
+  assert.equal(streamed.stop_sequence, word);
+});
+
 it('messages.stream: events in order, the same greedy text, finalMessage', async () => {
   const params = { model: MODEL, max_tokens: 20, temperature: 0, messages: ask };
   const plain = await client().messages.create(params);
