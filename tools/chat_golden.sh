@@ -16,7 +16,7 @@
 # and shimmy must then refuse too (any 4xx). Lines come sorted by template, then scenario; the
 # file starts with '#' lines naming the reference's version string and the pinned time.
 #
-# Committed goldens: made with llama-server "version: 1 (ba4b0f9)" built by
+# Committed goldens: made with llama-server "version: 0.4.0-dev (build 1, commit 80fb11a)" built by
 # bench/build-reference.sh from llama.cpp release v0.4.0 (node-llama-cpp@3.21.1), clock pinned to
 # 2026-01-15 12:00:00 UTC (unix 1768478400).
 #
@@ -121,9 +121,10 @@ mapfile -t files < <(find "$templates" -maxdepth 1 -name '*.jinja' -printf '%f\n
 {
     echo "# llama-server's POST /apply-template for every template of deps/llama.cpp/models/templates"
     echo "# (${#files[@]} files) and every scenario of template_requests.json, made by tools/chat_golden.sh"
-    echo "# with llama-server \"$version\" (bench/build-reference.sh, llama.cpp release v0.4.0 from"
-    echo "# node-llama-cpp@3.21.1), --jinja -m stories260K.gguf -c 256 -np 1, TZ=UTC, clock pinned by"
-    echo "# faketime to $pin UTC (unix 1768478400), on $(date -u +%Y-%m-%d)."
+    echo "# on $(date -u +%Y-%m-%d) with llama-server \"$version\""
+    echo "# (bench/build-reference.sh: llama.cpp release v0.4.0 from node-llama-cpp@3.21.1),"
+    echo "# --jinja -m stories260K.gguf -c 256 -np 1, TZ=UTC, the clock pinned by faketime to"
+    echo "# $pin UTC (unix 1768478400; shimmy's side: SHIMMY_CHAT_NOW=1768478400)."
     echo "# One JSON object per line: template, scenario, then prompt (200) or status and error."
     for f in "${files[@]}"; do
         start_server "$templates/$f" || {
