@@ -40,7 +40,7 @@ GGML_BASE_SHA256=1eba024559799447e34687e12b6794e79ad3768a1b3d2cbca9fadc829f0f85c
 APT_VULKAN="libvulkan1 mesa-vulkan-drivers"
 
 APT_PKGS="build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev \
-libcmocka-dev libcurl4-openssl-dev"
+libcmocka-dev libcurl4-openssl-dev libedit-dev libwslay-dev"
 
 die() { echo "deps.sh: error: $*" >&2; exit 1; }
 say() { echo "deps.sh: $*" >&2; }
