@@ -1,5 +1,6 @@
 /* routes: the route table of the HTTP API, the error bodies, and the small GET endpoints
- * (/v1/models, /v1/models/{id}, /health, /). The generation endpoints are rows of gen.c's path. */
+ * (/v1/models, /v1/models/{id}, /health; the chat page at / and /ui/ is web.c's). The generation
+ * endpoints are rows of gen.c's path. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
 #include "api/openai_wire.h"
+#include "api/web.h"
 #include "core/clock.h"
 #include "core/limits.h"
 
@@ -105,7 +107,7 @@ static void handle_model(const http_request *req, http_response *res) {
     reply_json_end(res, &w);
 }
 
-/* ---- /health and / ---- */
+/* ---- /health ---- */
 
 /* Where a loaded model is, as the engine read it back from the model (docs/GPU.md). */
 static void health_model_devices(jsonw *w, const engine_model_info *info) {
@@ -190,15 +192,6 @@ static void handle_health(const http_request *req, http_response *res) {
     reply_json_end(res, &w);
 }
 
-static void handle_root(const http_request *req, http_response *res) {
-    (void)req;
-    api_body_ready(res);
-    buf_puts(&res->body,
-             "{\"name\":\"shimmy\",\"version\":\"" SHIMMY_VERSION "\",\"hint\":\"OpenAI-compatible "
-             "API: POST /v1/chat/completions, POST /v1/completions, GET /v1/models; "
-             "status: GET /health\"}");
-}
-
 /* ---- the generation endpoints: one path (gen.c), a row per protocol ---- */
 
 static void serve_oai_chat(const http_request *req, http_response *res) {
@@ -269,7 +262,8 @@ static const http_route routes[] = {
     {"DELETE", "/api/delete", oll_handle_unsupported, LIM_BODY_BYTES},
     {"POST", "/api/blobs/*", oll_handle_unsupported, LIM_BODY_BYTES},
     {"HEAD", "/api/blobs/*", oll_handle_unsupported, LIM_GET_BODY_BYTES},
-    {"GET", "/", handle_root, LIM_GET_BODY_BYTES},
+    {"GET", "/", web_handle_root, LIM_GET_BODY_BYTES},
+    {"GET", "/ui/*", web_handle_asset, LIM_GET_BODY_BYTES},
 };
 
 const http_route *api_routes(size_t *n) {
@@ -279,8 +273,10 @@ const http_route *api_routes(size_t *n) {
 
 /* ---- trust (http/guard, docs/SECURITY.md) ---- */
 
-/* Served without an API key unless --auth-health: liveness checks. */
-static const char *const open_paths[] = {"/", "/health", "/v1/health", NULL};
+/* Served without an API key unless --auth-health: liveness checks, and the chat page's files (a
+ * browser sends no key when it loads them; the page asks for it before calling the API). */
+static const char *const open_paths[] = {"/", "/ui/app.js", "/ui/style.css", "/health",
+                                         "/v1/health", NULL};
 /* Change the server's state: never served to a cross-origin request, even an allowed one. */
 static const char *const admin_paths[] = {"/v1/models/rescan", "/api/pull", "/api/push",
                                           "/api/create", "/api/copy", "/api/delete", NULL};

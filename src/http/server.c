@@ -1236,6 +1236,12 @@ bool http_conn_gone(http_conn *c) {
     return conn_gone_wait(c, 0);
 }
 
+const char *http_request_header(const http_request *req, const char *name) {
+    if (req == NULL || req->conn == NULL || req->conn->mc == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn->mc, MHD_HEADER_KIND, name);
+}
+
 bool http_port_free(const char *host, int port) {
     int fd = bind_host(host, port, 0, NULL, 0);
     if (fd < 0)

@@ -94,6 +94,10 @@ void http_server_stop(http_server *s);
  * lives). http_server_stop shuts connections down, so it also turns true on shutdown. */
 bool http_conn_gone(http_conn *c);
 
+/* The value of request header name (case-insensitive; borrowed, valid during the request), or
+ * NULL when absent. */
+const char *http_request_header(const http_request *req, const char *name);
+
 /* True when host:port can be bound now (for --bind auto); false when something listens there
  * or the host cannot be bound at all. */
 bool http_port_free(const char *host, int port);
