@@ -77,6 +77,19 @@ shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char
                     size_t errlen);
 int be_n_embd(const be_model *b);
 
+/* True when the model's pooling is rank (a reranker: <arch>.pooling_type = 4). Any thread. */
+bool be_is_rank(const be_model *b);
+/* The tokens of one (query, document) pair as llama-server's /rerank makes them: the model's
+ * "rerank" chat template with {query} and {document} replaced, else BOS query EOS SEP document
+ * EOS as the vocabulary asks. Returns the count (> cap: did not fit), -1 on failure. Any
+ * thread. */
+int be_rerank_tokens(const be_model *b, const char *query, const char *doc, be_token *out,
+                     int cap);
+/* The rank head's first output (unnormalised) for tokens[0..n). Engine thread. Errors as
+ * be_embed. */
+shimmy_err be_rank(be_model *b, const be_token *tokens, int n, float *score, char *err,
+                   size_t errlen);
+
 /* Sampler chain for params (greedy when temperature is 0), with g's output grammar first when
  * g and g->grammar (borrowed during the call). Returns owned, NULL when out of memory or the
  * grammar does not parse. */

@@ -232,6 +232,60 @@ static shimmy_err call_embed(ipc_rd *r, buf *out, char *err, size_t errlen) {
     return rc;
 }
 
+static void put_floats(buf *out, const float *v, size_t n, int dim, int n_tokens) {
+    ipc_put_u32(out, (uint32_t)dim);
+    ipc_put_u32(out, (uint32_t)n_tokens);
+    ipc_put_bytes(out, v, n * (size_t)dim * sizeof *v);
+}
+
+static shimmy_err call_embed_inputs(ipc_rd *r, buf *out, char *err, size_t errlen) {
+    uint32_t n = ipc_get_u32(r);
+    bool truncate = ipc_get_u32(r) != 0;
+    if (n > LIM_MESSAGES * 16u)
+        return ERR_INTERNAL;
+    engine_embed_input *in = calloc(n ? n : 1, sizeof *in);
+    if (in == NULL)
+        return ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t bytes = 0;
+        in[i].text = ipc_get_str(r);
+        in[i].tokens = ipc_get_bytes(r, &bytes);
+        in[i].n_tokens = bytes / sizeof(int32_t);
+    }
+    float *v = NULL;
+    int dim = 0, n_tokens = 0;
+    shimmy_err rc = r->bad ? ERR_INTERNAL
+                           : engine_embed_inputs(C.m, in, n, truncate, &v, &dim, &n_tokens, err,
+                                                 errlen);
+    if (rc == SHIMMY_OK)
+        put_floats(out, v, n, dim, n_tokens);
+    free(v);
+    free(in);
+    return rc;
+}
+
+static shimmy_err call_rerank(ipc_rd *r, buf *out, char *err, size_t errlen) {
+    const char *query = ipc_get_str(r);
+    uint32_t n = ipc_get_u32(r);
+    if (n > LIM_MESSAGES * 16u)
+        return ERR_INTERNAL;
+    const char **docs = calloc(n ? n : 1, sizeof *docs);
+    if (docs == NULL)
+        return ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        docs[i] = ipc_get_str(r);
+    float *v = NULL;
+    int n_tokens = 0;
+    shimmy_err rc = r->bad || query == NULL
+                        ? ERR_INTERNAL
+                        : engine_rerank(C.m, query, docs, n, &v, &n_tokens, err, errlen);
+    if (rc == SHIMMY_OK)
+        put_floats(out, v, n, 1, n_tokens);
+    free(v);
+    free(docs);
+    return rc;
+}
+
 static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t errlen,
                            char *param, size_t paramlen) {
     shimmy_err rc = SHIMMY_OK;
@@ -276,6 +330,10 @@ static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t e
     }
     case IPC_CALL_EMBED:
         return call_embed(r, out, err, errlen);
+    case IPC_CALL_EMBED_INPUTS:
+        return call_embed_inputs(r, out, err, errlen);
+    case IPC_CALL_RERANK:
+        return call_rerank(r, out, err, errlen);
     default:
         rc = ERR_INTERNAL;
     }

@@ -55,6 +55,17 @@ shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, flo
     return model_ops(m)->embed(m, texts, n, out, n_embd, n_tokens, err, errlen);
 }
 
+shimmy_err engine_embed_inputs(engine_model *m, const engine_embed_input *in, size_t n,
+                               bool truncate, float **out, int *n_embd, int *n_tokens,
+                               char *err, size_t errlen) {
+    return model_ops(m)->embed_inputs(m, in, n, truncate, out, n_embd, n_tokens, err, errlen);
+}
+
+shimmy_err engine_rerank(engine_model *m, const char *query, const char *const *docs, size_t n,
+                         float **scores, int *n_tokens, char *err, size_t errlen) {
+    return model_ops(m)->rerank(m, query, docs, n, scores, n_tokens, err, errlen);
+}
+
 shimmy_err engine_job_wait(gen_job *job, int timeout_ms, gen_events *ev, gen_status *st) {
     return job_ops(job)->job_wait(job, timeout_ms, ev, st);
 }

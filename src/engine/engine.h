@@ -128,6 +128,7 @@ typedef struct engine_model_info {
     int crashes;             /* times it died */
     bool failed;             /* died at load or first decode 3 times in a row: no more tries */
     char last_crash[384];    /* how it last died and its last log line; "" = never */
+    bool reranker;           /* pooling type rank: serves engine_rerank, not generation */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);
@@ -234,6 +235,32 @@ void engine_job_release(gen_job *job);
  * ERR_BAD_PARAM (empty text), ERR_INTERNAL (llama.cpp failed), ERR_NOMEM. Borrows texts. */
 shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen);
+
+/* One input of engine_embed_inputs: a text, or token ids taken as they are. */
+typedef struct engine_embed_input {
+    const char *text;      /* tokenized as engine_embed does; NULL when tokens is used */
+    const int32_t *tokens; /* token ids (each checked against the vocabulary); borrowed */
+    size_t n_tokens;
+} engine_embed_input;
+
+/* engine_embed for texts and token-id inputs. truncate: an input longer than the context keeps
+ * its first tokens that fit (Ollama's truncate) instead of failing with ERR_CONTEXT_LENGTH.
+ * Errors as engine_embed, and ERR_BAD_PARAM for a token id outside the vocabulary (the message
+ * names the input). Borrows in. */
+shimmy_err engine_embed_inputs(engine_model *m, const engine_embed_input *in, size_t n,
+                               bool truncate, float **out, int *n_embd, int *n_tokens,
+                               char *err, size_t errlen);
+
+/* Reranking on a model whose pooling is rank (engine_model_info.reranker: bge-reranker,
+ * Qwen3-Reranker): the relevance score of each document to query, as llama-server's /rerank
+ * computes it (the pair formatted by the model's "rerank" template, else BOS query EOS SEP
+ * document EOS; the score is the rank head's first output, unnormalised). Computed in the
+ * engine thread between generation steps; blocks the caller. Returns owned *scores (n floats);
+ * *n_tokens = tokens over all pairs. Errors: ERR_BAD_PARAM (not a reranker: the message names
+ * the model), ERR_CONTEXT_LENGTH (a pair longer than the context: the message names the
+ * document), ERR_INTERNAL, ERR_NOMEM. Borrows query and docs. */
+shimmy_err engine_rerank(engine_model *m, const char *query, const char *const *docs, size_t n,
+                         float **scores, int *n_tokens, char *err, size_t errlen);
 
 /* ---- what the model sees ---- */
 

@@ -355,6 +355,7 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     info->layers_offloaded = b->layers_offloaded;
     info->n_devices = b->n_devs;
     memcpy(info->devices, b->devs, sizeof b->devs);
+    info->reranker = be_is_rank(b);
 }
 
 /* ---- text ---- */
@@ -579,8 +580,10 @@ static shimmy_err embed_ctx(be_model *b, char *err, size_t errlen) {
     return SHIMMY_OK;
 }
 
-shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char *err,
-                    size_t errlen) {
+/* Evaluates tokens[0..n) as one sequence in the embeddings context; *pooled = the sequence's
+ * pooled output (n_embd floats, or n_cls_out for rank pooling), valid until the next call. */
+static shimmy_err embed_eval(be_model *b, const be_token *tokens, int n, const float **pooled,
+                             char *err, size_t errlen) {
     shimmy_err rc = embed_ctx(b, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
@@ -600,9 +603,18 @@ shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char
     bool enc = llama_model_has_encoder(b->model) && !llama_model_has_decoder(b->model);
     int32_t r = enc ? llama_encode(b->ectx, bt) : llama_decode(b->ectx, bt);
     llama_batch_free(bt);
-    const float *e = r == 0 ? llama_get_embeddings_seq(b->ectx, 0) : NULL;
-    if (e == NULL)
+    *pooled = r == 0 ? llama_get_embeddings_seq(b->ectx, 0) : NULL;
+    if (*pooled == NULL)
         return err_set(err, errlen, ERR_INTERNAL, "computing the embedding failed (code %d)", r);
+    return SHIMMY_OK;
+}
+
+shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char *err,
+                    size_t errlen) {
+    const float *e = NULL;
+    shimmy_err rc = embed_eval(b, tokens, n, &e, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
     int d = llama_model_n_embd(b->model);
     double norm = 0;
     for (int i = 0; i < d; i++)
@@ -611,6 +623,94 @@ shimmy_err be_embed(be_model *b, const be_token *tokens, int n, float *out, char
     for (int i = 0; i < d; i++)
         out[i] = (float)(e[i] / norm);
     return SHIMMY_OK;
+}
+
+/* ---- reranking ---- */
+
+bool be_is_rank(const be_model *b) {
+    char arch[64], key[128], val[16];
+    if (llama_model_meta_val_str(b->model, "general.architecture", arch, sizeof arch) < 0)
+        return false;
+    snprintf(key, sizeof key, "%s.pooling_type", arch);
+    return llama_model_meta_val_str(b->model, key, val, sizeof val) >= 0 &&
+           strtol(val, NULL, 10) == LLAMA_POOLING_TYPE_RANK;
+}
+
+/* Appends the tokens of text (no special tokens added or parsed) at out[*n]; false when they
+ * do not fit cap. */
+static bool push_text(const be_model *b, const char *text, be_token *out, int *n, int cap) {
+    size_t len = strlen(text);
+    if (len > INT_MAX)
+        return false;
+    int k = llama_tokenize(b->vocab, text, (int32_t)len, out + *n, cap - *n, false, false);
+    if (k < 0)
+        return false;
+    *n += k;
+    return true;
+}
+
+static bool push_tok(be_token t, be_token *out, int *n, int cap) {
+    if (*n >= cap)
+        return false;
+    out[(*n)++] = t;
+    return true;
+}
+
+/* The model's "rerank" template with {query} and {document} replaced; owned, NULL = none. */
+static char *rerank_prompt(const be_model *b, const char *query, const char *doc) {
+    const char *t = llama_model_chat_template(b->model, "rerank");
+    if (t == NULL)
+        return NULL;
+    buf out;
+    buf_init(&out, LIM_BODY_BYTES * 2);
+    while (*t != '\0') {
+        const char *q = strstr(t, "{query}"), *d = strstr(t, "{document}");
+        const char *at = q && (!d || q < d) ? q : d;
+        if (at == NULL) {
+            buf_puts(&out, t);
+            break;
+        }
+        const char *with = at == q ? query : doc;
+        buf_append(&out, t, (size_t)(at - t));
+        buf_puts(&out, with);
+        t = at + (at == q ? strlen("{query}") : strlen("{document}"));
+    }
+    if (buf_append(&out, "", 1) != SHIMMY_OK) {
+        buf_free(&out);
+        return NULL;
+    }
+    return buf_take(&out);
+}
+
+int be_rerank_tokens(const be_model *b, const char *query, const char *doc, be_token *out,
+                     int cap) {
+    char *prompt = rerank_prompt(b, query, doc);
+    if (prompt != NULL) {
+        int n = be_tokenize_ex(b, prompt, strlen(prompt), false, true, out, cap);
+        free(prompt);
+        return n;
+    }
+    const struct llama_vocab *v = b->vocab;
+    llama_token eos = llama_vocab_eos(v);
+    if (eos == LLAMA_TOKEN_NULL)
+        eos = llama_vocab_sep(v);
+    int n = 0;
+    bool ok = (!llama_vocab_get_add_bos(v) || push_tok(llama_vocab_bos(v), out, &n, cap)) &&
+              push_text(b, query, out, &n, cap) &&
+              (!llama_vocab_get_add_eos(v) || push_tok(eos, out, &n, cap)) &&
+              (!llama_vocab_get_add_sep(v) || push_tok(llama_vocab_sep(v), out, &n, cap)) &&
+              push_text(b, doc, out, &n, cap) &&
+              (!llama_vocab_get_add_eos(v) || push_tok(eos, out, &n, cap));
+    return ok ? n : cap + 1;
+}
+
+shimmy_err be_rank(be_model *b, const be_token *tokens, int n, float *score, char *err,
+                   size_t errlen) {
+    const float *e = NULL;
+    shimmy_err rc = embed_eval(b, tokens, n, &e, err, errlen);
+    if (rc == SHIMMY_OK)
+        *score = e[0];
+    return rc;
 }
 
 void be_sampler_free(be_sampler *s) {

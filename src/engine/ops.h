@@ -24,6 +24,11 @@ typedef struct engine_ops {
     shimmy_err (*model_template)(engine_model *m, char **source, engine_tmpl_caps *caps);
     shimmy_err (*embed)(engine_model *m, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen);
+    shimmy_err (*embed_inputs)(engine_model *m, const engine_embed_input *in, size_t n,
+                               bool truncate, float **out, int *n_embd, int *n_tokens,
+                               char *err, size_t errlen);
+    shimmy_err (*rerank)(engine_model *m, const char *query, const char *const *docs, size_t n,
+                         float **scores, int *n_tokens, char *err, size_t errlen);
     shimmy_err (*job_wait)(gen_job *job, int timeout_ms, gen_events *ev, gen_status *st);
     void (*job_cancel)(gen_job *job);
     void (*job_release)(gen_job *job);

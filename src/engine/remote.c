@@ -768,6 +768,66 @@ static shimmy_err remote_embed(engine_model *em, const char *const *texts, size_
     return rc;
 }
 
+/* Reads a reply of {u32 n_embd, u32 n_tokens, bytes floats} into owned *out. */
+static shimmy_err read_floats(ipc_rd *r, float **out, int *n_embd, int *n_tokens) {
+    size_t bytes;
+    int dim = (int)ipc_get_u32(r);
+    *n_tokens = (int)ipc_get_u32(r);
+    if (n_embd != NULL)
+        *n_embd = dim;
+    const void *p = ipc_get_bytes(r, &bytes);
+    if (r->bad)
+        return ERR_INTERNAL;
+    *out = malloc(bytes ? bytes : 1);
+    if (*out == NULL)
+        return ERR_NOMEM;
+    if (bytes > 0)
+        memcpy(*out, p, bytes);
+    return SHIMMY_OK;
+}
+
+static shimmy_err remote_embed_inputs(engine_model *em, const engine_embed_input *in, size_t n,
+                                      bool truncate, float **out, int *n_embd, int *n_tokens,
+                                      char *err, size_t errlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    args_init(&args, IPC_CALL_EMBED_INPUTS);
+    ipc_put_u32(&args, (uint32_t)n);
+    ipc_put_u32(&args, truncate);
+    for (size_t i = 0; i < n; i++) {
+        ipc_put_str(&args, in[i].text);
+        ipc_put_bytes(&args, in[i].tokens, in[i].text ? 0 : in[i].n_tokens * sizeof(int32_t));
+    }
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, NULL, 0);
+    if (rc == SHIMMY_OK)
+        rc = read_floats(&r, out, n_embd, n_tokens);
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
+static shimmy_err remote_rerank(engine_model *em, const char *query, const char *const *docs,
+                                size_t n, float **scores, int *n_tokens, char *err,
+                                size_t errlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    args_init(&args, IPC_CALL_RERANK);
+    ipc_put_str(&args, query);
+    ipc_put_u32(&args, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        ipc_put_str(&args, docs[i]);
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, NULL, 0);
+    if (rc == SHIMMY_OK)
+        rc = read_floats(&r, scores, NULL, n_tokens);
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
 /* ---- generation ---- */
 
 static void put_request(buf *b, const gen_request *req) {
@@ -976,6 +1036,8 @@ const engine_ops remote_ops = {
     .detokenize = remote_detokenize,
     .model_template = remote_model_template,
     .embed = remote_embed,
+    .embed_inputs = remote_embed_inputs,
+    .rerank = remote_rerank,
     .job_wait = remote_job_wait,
     .job_cancel = remote_job_cancel,
     .job_release = remote_job_release,

@@ -90,6 +90,9 @@ struct sched_model {
 typedef struct embed_job {
     const char *const *texts;
     size_t n;
+    const engine_embed_input *inputs; /* engine_embed_inputs: instead of texts */
+    bool truncate;
+    const char *query;       /* engine_rerank: texts are the documents, out one score each */
     float *out;
     int n_embd, n_tokens;
     shimmy_err rc;
@@ -797,8 +800,15 @@ static void fail_batch(sched_model *m, const char *msg) {
 
 /* ---- embeddings ---- */
 
+static void embed_run_inputs(sched_model *m, embed_job *e);
+static void rerank_run(sched_model *m, embed_job *e);
+
 /* Computes one embedding request (engine thread, mu not held). */
 static void embed_run(sched_model *m, embed_job *e) {
+    if (e->inputs != NULL || e->query != NULL) {
+        (e->query != NULL ? rerank_run : embed_run_inputs)(m, e);
+        return;
+    }
     e->n_embd = be_n_embd(m->be);
     e->out = malloc(e->n ? e->n * (size_t)e->n_embd * sizeof *e->out : 1);
     int cap = be_n_ctx_slot(m->be) + 1;
@@ -819,6 +829,82 @@ static void embed_run(sched_model *m, embed_job *e) {
     free(tok);
 }
 
+/* The tokens of input i into *tok (cap slots), truncated to fit when asked. Returns the count,
+ * or 0 with e->rc set. */
+static int input_tokens(sched_model *m, embed_job *e, size_t i, be_token *tok, int cap) {
+    const engine_embed_input *in = &e->inputs[i];
+    int n = in->text != NULL ? be_tokenize(m->be, in->text, strlen(in->text), tok, cap)
+            : in->n_tokens > (size_t)INT32_MAX ? INT32_MAX : (int)in->n_tokens;
+    if (n > cap && in->text != NULL && e->truncate) {
+        be_token *all = malloc((size_t)n * sizeof *all);
+        if (all == NULL || be_tokenize(m->be, in->text, strlen(in->text), all, n) != n) {
+            free(all);
+            e->rc = ERR_NOMEM;
+            return 0;
+        }
+        memcpy(tok, all, (size_t)cap * sizeof *tok);
+        free(all);
+        return cap;
+    }
+    if (n <= 0)
+        e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu is empty", i);
+    else if (n > cap && !e->truncate)
+        e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "input %zu has %d tokens "
+                        "but the context of model '%s' holds %d", i, n, m->name, cap);
+    if (e->rc != SHIMMY_OK)
+        return 0;
+    n = n > cap ? cap : n;
+    for (int k = 0; in->text == NULL && k < n; k++) {
+        if (!be_token_valid(m->be, in->tokens[k])) {
+            e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu: token %d is not "
+                            "in the vocabulary of model '%s'", i, (int)in->tokens[k], m->name);
+            return 0;
+        }
+        tok[k] = in->tokens[k];
+    }
+    return n;
+}
+
+/* engine_embed_inputs (engine thread, mu not held). */
+static void embed_run_inputs(sched_model *m, embed_job *e) {
+    e->n_embd = be_n_embd(m->be);
+    e->out = malloc(e->n ? e->n * (size_t)e->n_embd * sizeof *e->out : 1);
+    int cap = be_n_ctx_slot(m->be);
+    be_token *tok = malloc((size_t)cap * sizeof *tok);
+    e->rc = e->out && tok ? SHIMMY_OK : ERR_NOMEM;
+    for (size_t i = 0; i < e->n && e->rc == SHIMMY_OK; i++) {
+        int n = input_tokens(m, e, i, tok, cap);
+        if (e->rc == SHIMMY_OK)
+            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err,
+                             sizeof e->err);
+        e->n_tokens += n;
+    }
+    free(tok);
+}
+
+/* engine_rerank (engine thread, mu not held). */
+static void rerank_run(sched_model *m, embed_job *e) {
+    e->out = malloc(e->n ? e->n * sizeof *e->out : 1);
+    int cap = be_n_ctx_slot(m->be);
+    be_token *tok = malloc((size_t)cap * sizeof *tok);
+    e->rc = e->out && tok ? SHIMMY_OK : ERR_NOMEM;
+    if (e->rc == SHIMMY_OK && !be_is_rank(m->be))
+        e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "model '%s' is not a reranker "
+                        "(its pooling type is not rank)", m->name);
+    for (size_t i = 0; i < e->n && e->rc == SHIMMY_OK; i++) {
+        int n = be_rerank_tokens(m->be, e->query, e->texts[i], tok, cap);
+        if (n < 0 || n > cap)
+            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "the query with document "
+                            "%zu does not fit the context of model '%s' (%d tokens)", i, m->name,
+                            cap);
+        else
+            e->rc = be_rank(m->be, tok, n, &e->out[i], e->err, sizeof e->err);
+        e->n_tokens += n > 0 && n <= cap ? n : 0;
+    }
+    e->n_embd = 1;
+    free(tok);
+}
+
 /* Runs every waiting embedding request. */
 static void embed_drain(sched_model *m) {
     pthread_mutex_lock(&m->mu);
@@ -836,34 +922,74 @@ static void embed_drain(sched_model *m) {
     }
 }
 
+/* Queues e for the engine thread and waits until it is done (the caller's thread). */
+static shimmy_err embed_wait(sched_model *m, embed_job *e, char *err, size_t errlen) {
+    pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_lock(&m->mu);
+    if (m->stopping) {
+        pthread_mutex_unlock(&m->mu);
+        pthread_cond_destroy(&e->cv);
+        return err_set(err, errlen, ERR_OVERLOADED, "model '%s' is unloading", m->name);
+    }
+    e->next = m->e_head;
+    m->e_head = e;
+    pthread_cond_signal(&m->cv);
+    while (!e->done)
+        pthread_cond_wait(&e->cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    pthread_cond_destroy(&e->cv);
+    if (e->rc != SHIMMY_OK) {
+        free(e->out);
+        e->out = NULL;
+        return err_set(err, errlen, e->rc, "%s", e->err[0] ? e->err : err_get(e->rc)->message);
+    }
+    return SHIMMY_OK;
+}
+
 static shimmy_err sched_embed(engine_model *em, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen) {
-    sched_model *m = (sched_model *)em;
-
     embed_job e;
     memset(&e, 0, sizeof e);
     e.texts = texts;
     e.n = n;
-    pthread_cond_init(&e.cv, NULL);
-    pthread_mutex_lock(&m->mu);
-    if (m->stopping) {
-        pthread_mutex_unlock(&m->mu);
-        pthread_cond_destroy(&e.cv);
-        return err_set(err, errlen, ERR_OVERLOADED, "model '%s' is unloading", m->name);
-    }
-    e.next = m->e_head;
-    m->e_head = &e;
-    pthread_cond_signal(&m->cv);
-    while (!e.done)
-        pthread_cond_wait(&e.cv, &m->mu);
-    pthread_mutex_unlock(&m->mu);
-    pthread_cond_destroy(&e.cv);
-    if (e.rc != SHIMMY_OK) {
-        free(e.out);
-        return err_set(err, errlen, e.rc, "%s", e.err[0] ? e.err : err_get(e.rc)->message);
-    }
+    shimmy_err rc = embed_wait((sched_model *)em, &e, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
     *out = e.out;
     *n_embd = e.n_embd;
+    *n_tokens = e.n_tokens;
+    return SHIMMY_OK;
+}
+
+static shimmy_err sched_embed_inputs(engine_model *em, const engine_embed_input *in, size_t n,
+                                     bool truncate, float **out, int *n_embd, int *n_tokens,
+                                     char *err, size_t errlen) {
+    embed_job e;
+    memset(&e, 0, sizeof e);
+    e.inputs = in;
+    e.n = n;
+    e.truncate = truncate;
+    shimmy_err rc = embed_wait((sched_model *)em, &e, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    *out = e.out;
+    *n_embd = e.n_embd;
+    *n_tokens = e.n_tokens;
+    return SHIMMY_OK;
+}
+
+static shimmy_err sched_rerank(engine_model *em, const char *query, const char *const *docs,
+                               size_t n, float **scores, int *n_tokens, char *err,
+                               size_t errlen) {
+    embed_job e;
+    memset(&e, 0, sizeof e);
+    e.query = query;
+    e.texts = docs;
+    e.n = n;
+    shimmy_err rc = embed_wait((sched_model *)em, &e, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    *scores = e.out;
     *n_tokens = e.n_tokens;
     return SHIMMY_OK;
 }
@@ -1004,6 +1130,8 @@ const engine_ops sched_ops = {
     .detokenize = sched_detokenize,
     .model_template = sched_model_template,
     .embed = sched_embed,
+    .embed_inputs = sched_embed_inputs,
+    .rerank = sched_rerank,
     .job_wait = sched_job_wait,
     .job_cancel = sched_job_cancel,
     .job_release = sched_job_release,
