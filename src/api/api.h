@@ -3,15 +3,25 @@
 #ifndef SHIMMY_API_H
 #define SHIMMY_API_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "http/server.h"
 #include "models/registry.h"
 
+struct api_presets;
+
 typedef struct shimmy_app {
     registry *models;   /* borrowed */
     int64_t started_ns; /* monotonic clock at start-up (core/clock.h) */
+    atomic_bool ready;  /* start-up done and not draining: GET /health?ready=1 answers 200 */
+    atomic_bool draining; /* SIGTERM/SIGINT received: finishing what runs, taking nothing new */
+    atomic_bool stopping; /* the drain timed out: generations still running end with an error */
+    bool no_metrics;    /* --no-metrics: GET /metrics is 404 */
+    struct api_presets *_Atomic presets; /* --config: per-model defaults; NULL = none;
+                                          * swapped on SIGHUP (api/presets.h) */
 } shimmy_app;
 
 /* The route table (static storage). */
@@ -20,6 +30,9 @@ const http_route *api_routes(size_t *n);
  * and paths that change the server (never cross-origin). */
 const char *const *api_open_paths(void);
 const char *const *api_admin_paths(void);
+/* http_config.on_done: counts the finished request in the metrics and writes its log line
+ * (api/metrics.c). app is the shimmy_app. */
+void api_request_done(void *app, const http_done *d);
 /* Error body in OpenAI's format for errors the HTTP layer produces itself. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out);
 

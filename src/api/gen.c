@@ -217,7 +217,9 @@ static shimmy_err check_template(engine_model *m, const api_call *c, api_error *
 /* One request from acquire to release. */
 typedef struct gen_run {
     const api_proto *p;
+    shimmy_app *app;    /* borrowed */
     registry *reg;      /* borrowed */
+    http_note *note;    /* borrowed: the request's note for the log and metrics; may be NULL */
     http_conn *conn;    /* borrowed */
     json_t *root;       /* the body, parsed once; owned */
     api_call call;      /* owns call.wire */
@@ -231,6 +233,8 @@ typedef struct gen_run {
 } gen_run;
 
 static void run_free(gen_run *g) {
+    if (g->note != NULL && g->job != NULL && !g->ended && g->note->outcome == NULL)
+        g->note->outcome = "client_gone";
     if (g->job != NULL) {
         if (!g->ended)
             engine_job_cancel(g->job);
@@ -253,6 +257,8 @@ static shimmy_err submit(gen_run *g, api_error *err) {
     g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
     if (e != SHIMMY_OK)
         return api_acquire_error(g->p, g->call.model, e, msg, err);
+    if (g->note != NULL)
+        g->note->model_served = true;
     if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
         return e;
     char param[sizeof err->param] = "";
@@ -283,16 +289,47 @@ static shimmy_err load_only(gen_run *g, http_response *res, api_error *err) {
     return e;
 }
 
+/* Notes the job's progress for the request log and the metrics. */
+static void note_status(gen_run *g, const gen_status *st) {
+    http_note *n = g->note;
+    if (n == NULL)
+        return;
+    n->prompt_tokens = st->prompt_tokens;
+    n->cached_tokens = st->cached_tokens;
+    n->output_tokens = st->completion_tokens;
+    if (n->first_ns == 0 && st->completion_tokens > 0)
+        n->first_ns = clock_mono_ns();
+    if (st->done && n->gen_end_ns == 0) {
+        n->gen_end_ns = clock_mono_ns();
+        n->outcome = finish_reason_str(st->finish);
+    }
+}
+
+/* engine_job_wait, noted. */
+static shimmy_err job_wait(gen_run *g, int timeout_ms, gen_status *st) {
+    shimmy_err e = engine_job_wait(g->job, timeout_ms, &g->ev, st);
+    if (e == SHIMMY_OK)
+        note_status(g, st);
+    return e;
+}
+
+/* The drain timed out (SIGTERM, --drain-timeout): the request ends with an error now. */
+static bool server_stopping(const gen_run *g) {
+    return g->app != NULL && atomic_load(&g->app->stopping);
+}
+
 /* Waits until the job is done (or the client is gone) with everything in *a. */
 static shimmy_err wait_all(gen_run *g, api_answer *a, gen_status *st) {
     for (;;) {
-        shimmy_err e = engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &g->ev, st);
+        shimmy_err e = job_wait(g, LIM_DISCONNECT_POLL_MS, st);
         if (e == SHIMMY_OK)
             e = api_answer_add(a, &g->ev);
         if (e != SHIMMY_OK || st->done)
             return e;
         if (http_conn_gone(g->conn))
             return ERR_CANCELLED;
+        if (server_stopping(g))
+            return ERR_SHUTTING_DOWN;
     }
 }
 
@@ -343,7 +380,7 @@ static int stream_open(gen_run *g, gen_status *st) {
     g->started = true;
     g->wrote_ns = clock_mono_ns();
     memset(st, 0, sizeof *st);
-    if (engine_job_wait(g->job, 0, &g->ev, st) == SHIMMY_OK)
+    if (job_wait(g, 0, st) == SHIMMY_OK)
         g->call.prompt_tokens = st->prompt_tokens;
     if (g->p->start(&g->call, &g->sink) != SHIMMY_OK)
         return -1;
@@ -377,7 +414,14 @@ static int stream_next(void *ctx, buf *out) {
     for (;;) {
         if (http_conn_gone(g->conn))
             return -1;
-        if (engine_job_wait(g->job, LIM_DISCONNECT_POLL_MS, &g->ev, &st) != SHIMMY_OK) {
+        if (server_stopping(g)) {
+            api_fail(&err, ERR_SHUTTING_DOWN, NULL, "the server is shutting down: the drain "
+                     "timeout passed before the answer was complete");
+            if (g->note != NULL)
+                g->note->outcome = "shutdown";
+            return stream_fail(g, &err);
+        }
+        if (job_wait(g, LIM_DISCONNECT_POLL_MS, &st) != SHIMMY_OK) {
             log_warn("api: stream of '%s': engine wait failed", g->call.model);
             api_fail(&err, ERR_INTERNAL, NULL, "the engine could not deliver the text");
             return stream_fail(g, &err);
@@ -406,6 +450,8 @@ static shimmy_err parse(gen_run *g, const http_request *req, api_error *err) {
     int64_t t0 = g->call.t0_ns;
     e = g->p->parse(req->app, g->root, &g->call, err);
     g->call.t0_ns = t0; /* the parser fills the call from zero */
+    if (g->note != NULL && g->call.model != NULL)
+        snprintf(g->note->model, sizeof g->note->model, "%s", g->call.model);
     return e;
 }
 
@@ -415,6 +461,8 @@ static gen_run *run_new(const http_request *req, const api_proto *p) {
     if (g == NULL)
         return NULL;
     g->p = p;
+    g->app = app;
+    g->note = req->note;
     g->reg = app->models;
     g->conn = req->conn;
     g->call.t0_ns = clock_mono_ns();

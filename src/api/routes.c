@@ -8,6 +8,7 @@
 #include "api/anthropic_wire.h"
 #include "api/api_internal.h"
 #include "api/jsonw.h"
+#include "api/metrics.h"
 #include "api/ollama_wire.h"
 #include "api/openai_wire.h"
 #include "api/web.h"
@@ -169,14 +170,42 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
     health_model_devices(w, info);
 }
 
+/* Readiness (GET /health?ready=1): "ok", or why not: "starting" (models named with --model
+ * still loading), "draining" (SIGTERM), "failed" (a --model model's engine died at load 3
+ * times). */
+static const char *health_state(shimmy_app *app) {
+    model_desc d;
+    engine_model_info info;
+    if (!atomic_load(&app->ready))
+        return atomic_load(&app->draining) ? "draining" : "starting";
+    for (size_t i = 0; registry_info(app->models, i, &d, &info); i++)
+        if (strcmp(d.source, "cli") == 0 && d.loaded && info.failed)
+            return "failed";
+    return "ok";
+}
+
+static bool want_ready(const http_request *req) {
+    const char *v = http_request_arg(req, "ready");
+    return v != NULL && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+}
+
 static void handle_health(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
     engine_model_info info;
     jsonw w;
+    const char *state = health_state(app);
     api_body_ready(res);
+    if (want_ready(req) && strcmp(state, "ok") != 0) {
+        res->status = 503;
+        res->retry_after_s = LIM_RETRY_AFTER_S;
+    }
     jsonw_begin(&w, &res->body);
-    jsonw_raw(&w, "{\"status\":\"ok\",\"version\":\"" SHIMMY_VERSION "\",\"uptime_s\":");
+    jsonw_raw(&w, "{\"status\":");
+    jsonw_cstr(&w, state);
+    jsonw_raw(&w, ",\"ready\":");
+    jsonw_bool(&w, strcmp(state, "ok") == 0);
+    jsonw_raw(&w, ",\"version\":\"" SHIMMY_VERSION "\",\"uptime_s\":");
     jsonw_int(&w, (clock_mono_ns() - app->started_ns) / 1000000000);
     jsonw_raw(&w, ",\"models\":[");
     for (size_t i = 0; registry_info(app->models, i, &d, &info); i++) {
@@ -245,6 +274,7 @@ static const http_route routes[] = {
     {"POST", "/tokenize", api_handle_tokenize, LIM_BODY_BYTES},
     {"POST", "/detokenize", api_handle_detokenize, LIM_BODY_BYTES},
     {"GET", "/v1/health", handle_health, LIM_GET_BODY_BYTES},
+    {"GET", "/metrics", api_handle_metrics, LIM_GET_BODY_BYTES},
     {"POST", "/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
     /* Ollama's API */
     {"GET", "/api/version", oll_handle_version, LIM_GET_BODY_BYTES},

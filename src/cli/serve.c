@@ -60,8 +60,27 @@ static const char serve_help[] =
     "                         its subdomains; '*' = any); default: IPs, localhost, this machine\n"
     "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...\n"
     "  --tls-key FILE         ... and this PEM private key\n"
+    /* running it as a service */
+    "  --no-metrics           no GET /metrics (default: on, behind the same key as the API)\n"
+    "  --log-format text|json one line per request and event, as text (default) or JSON\n"
+    "  --log-level LEVEL      debug, info (default; one line per request), warn, error, quiet\n"
+    "  --drain-timeout DUR    on SIGTERM/SIGINT, let running requests finish this long (default\n"
+    "                         25s), then end them with an error; a second signal exits at once\n"
     CLI_GPU_HELP
     "  --help                 this help\n";
+
+/* Service flags: metrics, logs, drain. */
+enum {
+    SERVE_OPT_NO_METRICS = 0x5500,
+    SERVE_OPT_LOG_FORMAT,
+    SERVE_OPT_LOG_LEVEL,
+    SERVE_OPT_DRAIN_TIMEOUT,
+};
+#define SERVE_OPS_LONGOPTS                                                                         \
+    {"no-metrics", no_argument, NULL, SERVE_OPT_NO_METRICS},                                       \
+        {"log-format", required_argument, NULL, SERVE_OPT_LOG_FORMAT},                             \
+        {"log-level", required_argument, NULL, SERVE_OPT_LOG_LEVEL},                               \
+        {"drain-timeout", required_argument, NULL, SERVE_OPT_DRAIN_TIMEOUT}
 
 /* Trust flags (docs/SECURITY.md): collected here, handed to http/ as an http_trust. */
 enum {
@@ -110,6 +129,8 @@ typedef struct serve_opts {
     int64_t keep_ns;   /* < 0 = keep */
     uint64_t max_bytes; /* --max-memory; 0 = none */
     serve_trust trust;
+    bool no_metrics;
+    int64_t drain_ns;  /* --drain-timeout */
 } serve_opts;
 
 /* --chat-template-file: the texts live for the process (engine_options borrows them). */
@@ -333,6 +354,57 @@ static void trust_reload(serve_trust *st, http_server *srv) {
         log_info("SIGHUP: %zu API key(s) from %s", st->n_keys - st->n_flag_keys, st->key_file);
 }
 
+/* SIGHUP: rescan the model stores (new files served, vanished ones dropped) and re-read the keys
+ * file; connections and running requests are untouched. */
+static void serve_reload(serve_opts *o, shimmy_app *app, http_server *srv) {
+    char err[512];
+    registry_changes ch;
+    memset(&ch, 0, sizeof ch);
+    trust_reload(&o->trust, srv);
+    if (registry_rescan(app->models, &ch, err, sizeof err) != SHIMMY_OK) {
+        log_warn("SIGHUP: rescan failed: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < ch.n_added; i++)
+        log_info("SIGHUP: model '%s' added", ch.added[i]);
+    for (size_t i = 0; i < ch.n_removed; i++)
+        log_info("SIGHUP: model '%s' removed", ch.removed[i]);
+    log_info("SIGHUP: %zu model(s) served", ch.total);
+    registry_changes_free(&ch);
+}
+
+/* SIGTERM/SIGINT: readiness turns 503, the listening socket closes (new connections are
+ * refused), requests in flight finish; past drain_ns those still running end with an error
+ * frame (LIM_DRAIN_CANCEL_MS to write it). A second SIGTERM/SIGINT exits at once (status 1). */
+static void serve_drain(shimmy_app *app, http_server *srv, int64_t drain_ns, const sigset_t *sigs,
+                        int sig) {
+    atomic_store(&app->ready, false);
+    atomic_store(&app->draining, true);
+    http_server_drain(srv);
+    int n = http_server_inflight(srv);
+    log_info("signal %d: shutting down: %d request(s) in flight, draining for up to %.1f s", sig,
+             n, (double)drain_ns / 1e9);
+    int64_t deadline = clock_mono_ns() + drain_ns;
+    const struct timespec tick = {0, 50 * 1000000};
+    while ((n = http_server_inflight(srv)) > 0) {
+        int64_t now = clock_mono_ns();
+        if (now >= deadline && atomic_load(&app->stopping))
+            break;
+        if (now >= deadline) {
+            log_warn("drain timeout: ending %d request(s) with an error", n);
+            atomic_store(&app->stopping, true);
+            deadline = now + (int64_t)LIM_DRAIN_CANCEL_MS * 1000000;
+        }
+        siginfo_t si;
+        int got = sigtimedwait(sigs, &si, &tick);
+        if (got == SIGTERM || got == SIGINT) {
+            log_warn("signal %d again: exiting at once with %d request(s) in flight", got, n);
+            _exit(1);
+        }
+    }
+    log_info("drained: exiting");
+}
+
 /* A warning for a server reachable from other machines with no key. */
 static void trust_warn(const char *host, const serve_trust *st) {
     bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
@@ -383,6 +455,34 @@ static int parse_duration(const char *s, int64_t *ns) {
     return 0;
 }
 
+/* Returns 1 if opt was a service flag, 0 if not, 2 on a usage error (already reported). */
+static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
+    log_level lvl;
+    switch (opt) {
+    case SERVE_OPT_NO_METRICS:
+        o->no_metrics = true;
+        return 1;
+    case SERVE_OPT_LOG_FORMAT:
+        if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+            return cli_usage_error("serve", "--log-format wants text or json, not '%s'", arg);
+        log_set_json(strcmp(arg, "json") == 0);
+        return 1;
+    case SERVE_OPT_LOG_LEVEL:
+        if (!log_level_parse(arg, &lvl))
+            return cli_usage_error("serve", "--log-level wants debug, info, warn, error or quiet, "
+                                   "not '%s'", arg);
+        log_set_level(lvl);
+        return 1;
+    case SERVE_OPT_DRAIN_TIMEOUT:
+        if (parse_duration(arg, &o->drain_ns) != 0 || o->drain_ns < 0)
+            return cli_usage_error("serve", "--drain-timeout wants a duration like 30s, 2m or 0, "
+                                   "not '%s'", arg);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int parse_args(int argc, char **argv, serve_opts *o) {
     static const struct option longopts[] = {
         {"bind", required_argument, NULL, 'b'},     {"model", required_argument, NULL, 'm'},
@@ -396,6 +496,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
         {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
         SERVE_TRUST_LONGOPTS,
+        SERVE_OPS_LONGOPTS,
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
@@ -407,6 +508,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         if (r == 1)
             continue;
         r = parse_trust_flag(opt, optarg, &o->trust);
+        if (r == 0)
+            r = parse_ops_flag(opt, optarg, o);
         if (r != 0) {
             if (r == 2)
                 return 2;
@@ -529,6 +632,7 @@ int cli_serve(int argc, char **argv) {
     o.port = DEFAULT_PORT;
     o.max_loaded = 2;
     o.keep_ns = -1;
+    o.drain_ns = (int64_t)LIM_DRAIN_TIMEOUT_S * 1000000000;
     engine_options_default(&o.eng);
     o.eng.isolate = true; /* each model's engine in a process of its own (ADR 0005) */
     int rc = cli_gpu_defaults("serve", &o.eng);
@@ -551,7 +655,9 @@ int cli_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    shimmy_app app = {.started_ns = clock_mono_ns()};
+    static shimmy_app app; /* connection threads may outlive this function's frame at exit */
+    app.started_ns = clock_mono_ns();
+    app.no_metrics = o.no_metrics;
     app.models = open_models(&o);
     if (app.models == NULL)
         return 1;
@@ -564,7 +670,7 @@ int cli_serve(int argc, char **argv) {
     }
     http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app,
                        .trust = &o.trust.t, .open_paths = api_open_paths(),
-                       .admin_paths = api_admin_paths()};
+                       .admin_paths = api_admin_paths(), .on_done = api_request_done};
     cfg.routes = api_routes(&cfg.n_routes);
     http_server *srv;
     if (http_server_start(&cfg, &srv, err, sizeof err) != SHIMMY_OK) {
@@ -581,10 +687,11 @@ int cli_serve(int argc, char **argv) {
            is_v6 ? "]" : "", bound);
     fflush(stdout);
 
+    atomic_store(&app.ready, true);
     int sig = 0;
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
-        trust_reload(&o.trust, srv);
-    log_info("signal %d: shutting down", sig);
+        serve_reload(&o, &app, srv);
+    serve_drain(&app, srv, o.drain_ns, &stop, sig);
     http_server_stop(srv);
     registry_free(app.models);
     trust_free(&o.trust);

@@ -43,6 +43,8 @@ static const err_info table[ERR__COUNT] = {
                      "request timed out"},
     [ERR_ENGINE_CRASHED] = {"engine_crashed", 503, "server_error", "engine_crashed",
                             "the model's engine process died; the next request loads it again"},
+    [ERR_SHUTTING_DOWN] = {"shutting_down", 503, "server_error", "server_shutting_down",
+                           "the server is shutting down"},
 };
 
 const err_info *err_get(shimmy_err e) {

@@ -29,6 +29,7 @@ typedef enum {
     ERR_NOT_IMPLEMENTED, /* an HTTP feature shimmy does not take (Transfer-Encoding gzip) */
     ERR_TIMEOUT,         /* the client sent nothing for too long in the middle of a request */
     ERR_ENGINE_CRASHED,  /* the model's engine process died (llama.cpp aborted) mid-request */
+    ERR_SHUTTING_DOWN,   /* the server is draining (SIGTERM): no new requests, or drain timeout */
     ERR__COUNT
 } shimmy_err;
 

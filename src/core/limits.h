@@ -72,5 +72,11 @@
 /* Milliseconds of silence in a stream (a long prompt) before a keep-alive frame (Anthropic's
  * ping): proxies and clients with read timeouts keep the connection. */
 #define LIM_STREAM_IDLE_MS 5000
+/* Default --drain-timeout: seconds SIGTERM lets running requests finish. Kubernetes waits 30 s
+ * (terminationGracePeriodSeconds) before SIGKILL; we end answers a little before that. */
+#define LIM_DRAIN_TIMEOUT_S 25
+/* Milliseconds the requests still running at the drain timeout get to write their closing
+ * error frame before the server stops anyway. */
+#define LIM_DRAIN_CANCEL_MS 2000
 
 #endif

@@ -117,6 +117,8 @@ typedef struct engine_model_info {
     bool has_chat_template;  /* model carries tokenizer.chat_template */
     int active_slots;        /* slots busy now */
     int queued;              /* requests waiting now */
+    int kv_cells;            /* KV cache cells, all slots (n_parallel x n_ctx_slot) */
+    int kv_cells_used;       /* of those, holding tokens now (as of the last engine step) */
     int64_t loaded_at;       /* unix seconds */
     int layers_total;        /* offloadable layers: repeating layers + the output layer */
     int layers_offloaded;    /* of those, on devices other than the CPU */

@@ -84,6 +84,7 @@ struct sched_model {
     struct embed_job *e_head; /* embedding requests, under mu */
     pcache pc;               /* host-RAM prompt cache; engine thread */
     engine_cache_stats pc_stats; /* under mu */
+    atomic_int kv_used;      /* KV cells holding tokens, all slots; set after each step */
 };
 
 /* One sched_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
@@ -525,6 +526,8 @@ static void sched_model_get_info(engine_model *em, engine_model_info *info) {
     pthread_mutex_lock(&m->mu);
     info->active_slots = m->n_active;
     info->queued = m->n_queued;
+    info->kv_cells = m->n_slots * info->n_ctx_slot;
+    info->kv_cells_used = atomic_load(&m->kv_used);
     info->cache = m->pc_stats;
     pthread_mutex_unlock(&m->mu);
 }
@@ -994,6 +997,14 @@ static shimmy_err sched_rerank(engine_model *em, const char *query, const char *
     return SHIMMY_OK;
 }
 
+/* KV cells in use for engine_model_get_info (the engine thread owns the slots). */
+static void kv_used_update(sched_model *m) {
+    int n = 0;
+    for (int i = 0; i < m->n_slots; i++)
+        n += m->slots[i].n_cache;
+    atomic_store(&m->kv_used, n);
+}
+
 static void *engine_main(void *arg) {
     sched_model *m = arg;
     char err[256];
@@ -1018,6 +1029,7 @@ static void *engine_main(void *arg) {
             if (s->state != SLOT_IDLE && s->out_idx >= 0)
                 slot_token(m, s, be_sample(m->be, s->smpl, s->out_idx));
         }
+        kv_used_update(m);
     }
     for (int i = 0; i < m->n_slots; i++)
         if (m->slots[i].state != SLOT_IDLE)

@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -57,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,6 +85,8 @@
 #define HTTP_MSG_MAX 400
 /* Longest Origin we echo back. */
 #define HTTP_ORIGIN_MAX 256
+/* Longest X-Request-Id kept from a client (longer or odd ones are replaced by our own). */
+#define HTTP_ID_MAX 64
 /* Slots of the connection table. */
 #define HTTP_CONN_SLOTS (LIM_CONNECTIONS + LIM_CONNECTIONS_SLACK)
 
@@ -111,6 +115,9 @@ struct http_server {
     conn_slot conns[HTTP_CONN_SLOTS];
     bool starting;          /* MHD log lines are kept in start_log while starting */
     char start_log[512];
+    atomic_bool draining;   /* http_server_drain was called */
+    int listen_fd;          /* the listening socket, -1 once closed by a drain */
+    pthread_mutex_t drain_lock;
 };
 
 struct http_conn {
@@ -120,6 +127,7 @@ struct http_conn {
 
 typedef struct req_ctx {
     atomic_int refs; /* MHD's con_cls + a streaming response */
+    http_server *srv;        /* borrowed: for the on_done record */
     http_conn conn;
     const http_route *route; /* route for this method and path; NULL when none */
     bool path_known;         /* some route has this path */
@@ -134,6 +142,11 @@ typedef struct req_ctx {
     char path[256];          /* start of the path, for the error shape of raw answers */
     char cors[HTTP_ORIGIN_MAX]; /* origin to echo in Access-Control-Allow-Origin, "" = none */
     uint64_t discarded;      /* bytes of an oversized body read and dropped, for the cut-off */
+    int status;              /* HTTP status queued; 0 = none yet */
+    int64_t start_ns;        /* monotonic: request line read */
+    char id[HTTP_ID_MAX + 1]; /* X-Request-Id */
+    char client[INET6_ADDRSTRLEN]; /* client address */
+    http_note note;          /* filled by the handler */
 } req_ctx;
 
 typedef struct stream_state {
@@ -303,26 +316,78 @@ static void conn_touch(struct MHD_Connection *mc) {
 
 /* ---- per-request context ---- */
 
-static req_ctx *req_new(struct MHD_Connection *mc) {
+/* The client's address as text into out ("" when unknown). */
+static void client_text(struct MHD_Connection *mc, char *out, size_t outlen) {
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *a = ai != NULL ? ai->client_addr : NULL;
+    out[0] = '\0';
+    if (a != NULL && a->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)a)->sin_addr, out,
+                  (socklen_t)outlen);
+    else if (a != NULL && a->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr, out,
+                  (socklen_t)outlen);
+}
+
+static req_ctx *req_new(http_server *s, struct MHD_Connection *mc) {
     req_ctx *rc = calloc(1, sizeof *rc);
     if (rc == NULL)
         return NULL;
     atomic_init(&rc->refs, 1);
+    rc->srv = s;
     rc->conn.mc = mc;
     rc->conn.fd = -1;
+    rc->start_ns = clock_mono_ns();
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci != NULL)
         rc->conn.fd = ci->connect_fd;
+    client_text(mc, rc->client, sizeof rc->client);
     buf_init(&rc->body, 0);
     return rc;
+}
+
+/* Hands the finished request to cfg.on_done (requests that reached the request handler). */
+static void req_record(req_ctx *rc) {
+    const http_server *s = rc->srv;
+    if (s == NULL || s->cfg.on_done == NULL || !rc->begun)
+        return;
+    http_done d = {.route = rc->route != NULL ? rc->route->path : NULL, .path = rc->path,
+                   .status = rc->status, .request_id = rc->id, .client = rc->client,
+                   .start_ns = rc->start_ns, .end_ns = clock_mono_ns(), .note = &rc->note};
+    d.method = rc->route != NULL ? rc->route->method : "";
+    s->cfg.on_done(s->cfg.app, &d);
 }
 
 static void req_unref(req_ctx *rc) {
     if (rc == NULL || atomic_fetch_sub(&rc->refs, 1) != 1)
         return;
+    req_record(rc);
     buf_free(&rc->body);
     free(rc);
+}
+
+/* A client's X-Request-Id is kept when it is 1 to HTTP_ID_MAX of [A-Za-z0-9._:-]. */
+static bool request_id_ok(const char *v) {
+    size_t n = v != NULL ? strlen(v) : 0;
+    if (n == 0 || n > HTTP_ID_MAX)
+        return false;
+    return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
+}
+
+/* The request's id: the client's when well formed, else 16 random hex digits. */
+static void request_id(struct MHD_Connection *mc, req_ctx *rc) {
+    const char *v = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
+    if (request_id_ok(v)) {
+        snprintf(rc->id, sizeof rc->id, "%s", v);
+        return;
+    }
+    static atomic_uint_fast64_t counter;
+    uint64_t x = 0;
+    if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x)
+        x = (uint64_t)clock_mono_ns() ^ (atomic_fetch_add(&counter, 1) << 40);
+    snprintf(rc->id, sizeof rc->id, "%016llx", (unsigned long long)x);
 }
 
 /* ---- routing ---- */
@@ -409,8 +474,13 @@ static bool add_header(struct MHD_Response *r, const char *name, const char *val
 
 /* Queues r with the common headers (CORS for an allowed origin, Connection: close after a
  * framing error), then drops our reference to it. */
-static enum MHD_Result queue(struct MHD_Connection *mc, const req_ctx *rc, int status,
+static enum MHD_Result queue(struct MHD_Connection *mc, req_ctx *rc, int status,
                              struct MHD_Response *r) {
+    if (rc != NULL) {
+        rc->status = status;
+        if (rc->id[0] != '\0')
+            add_header(r, "X-Request-Id", rc->id);
+    }
     if (rc != NULL && rc->cors[0] != '\0') {
         add_header(r, "Access-Control-Allow-Origin", rc->cors);
         add_header(r, "Vary", "Origin");
@@ -438,7 +508,7 @@ static struct MHD_Response *response_from_buf(buf *body) {
 static void error_body(const http_server *s, req_ctx *rc, const char *method, const char *path,
                        shimmy_err e, const char *msg, buf *body) {
     const err_info *info = err_get(e);
-    http_request req = {method, path, "", 0, rc ? &rc->conn : NULL, s->cfg.app};
+    http_request req = {method, path, "", 0, rc ? &rc->conn : NULL, s->cfg.app, NULL, NULL};
     if (msg == NULL || msg[0] == '\0')
         msg = info->message;
     if (s->cfg.error_body != NULL)
@@ -487,6 +557,7 @@ static void send_raw_error(const http_server *s, req_ctx *rc, shimmy_err e, cons
         send(rc->conn.fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n && body.len > 0)
         (void)send(rc->conn.fd, body.data, body.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     buf_free(&body);
+    rc->status = status;
     rc->answered = true;
 }
 
@@ -519,7 +590,7 @@ static bool cors_headers_ok(const char *v) {
  * the path and the headers the browser asks for (SDKs send their own X- headers, so a fixed list
  * would block them; the origin itself is what is checked). */
 static enum MHD_Result send_preflight(const http_server *s, struct MHD_Connection *mc,
-                                      const req_ctx *rc, const char *path) {
+                                      req_ctx *rc, const char *path) {
     buf allow;
     buf_init(&allow, HTTP_CORS_HEADERS_MAX);
     enum MHD_Result ret = MHD_NO;
@@ -630,7 +701,8 @@ static enum MHD_Result send_handler_response(struct MHD_Connection *mc, req_ctx 
 
 static enum MHD_Result dispatch(const http_server *s, struct MHD_Connection *mc, req_ctx *rc,
                                 const char *method, const char *path) {
-    http_request req = {method, path, buf_str(&rc->body), rc->body.len, &rc->conn, s->cfg.app};
+    http_request req = {method, path, buf_str(&rc->body), rc->body.len, &rc->conn, s->cfg.app,
+                        &rc->note, rc->id};
     http_response res = {.status = 200, .content_type = "application/json"};
     buf_init(&res.body, LIM_RESPONSE_BYTES);
     rc->route->handler(&req, &res);
@@ -827,6 +899,8 @@ static shimmy_err request_check(http_server *s, struct MHD_Connection *mc, req_c
                                 const char *method, const char *path, const char *version,
                                 bool *preflight, char *msg, size_t msglen) {
     shimmy_err e = check_framing(mc, rc, version, msg, msglen);
+    if (e == SHIMMY_OK && atomic_load(&s->draining))
+        e = err_set(msg, msglen, ERR_SHUTTING_DOWN, "the server is shutting down");
     if (e != SHIMMY_OK) {
         rc->close = true;
         return e;
@@ -854,12 +928,13 @@ static shimmy_err request_check(http_server *s, struct MHD_Connection *mc, req_c
 static enum MHD_Result request_begin(http_server *s, struct MHD_Connection *mc, const char *method,
                                      const char *path, const char *version, void **con_cls) {
     req_ctx *rc = *con_cls;
-    if (rc == NULL && (rc = req_new(mc)) == NULL)
+    if (rc == NULL && (rc = req_new(s, mc)) == NULL)
         return MHD_NO;
     *con_cls = rc;
     rc->begun = true;
     rc->busy = true;
     conn_busy(s, mc, 1);
+    request_id(mc, rc);
     size_t pn = path != NULL ? strnlen(path, sizeof rc->path - 1) : 0;
     memcpy(rc->path, path != NULL ? path : "", pn);
     rc->path[pn] = '\0';
@@ -915,8 +990,7 @@ static enum MHD_Result request_upload(const http_server *s, req_ctx *rc, const c
  * or splits off the query; makes the request's req_ctx (it becomes con_cls). MHD cuts the target
  * at a NUL byte, so a target whose NUL is not the one MHD put before the version is refused. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
-    (void)cls;
-    req_ctx *rc = req_new(mc);
+    req_ctx *rc = req_new(cls, mc);
     if (rc == NULL)
         return NULL;
     size_t n = uri != NULL ? strlen(uri) : 0;
@@ -1153,6 +1227,7 @@ static void server_free(http_server *s) {
     guard_keys_free(&s->keys);
     pthread_mutex_destroy(&s->keys_lock);
     pthread_mutex_destroy(&s->conns_lock);
+    pthread_mutex_destroy(&s->drain_lock);
     free(s->tls_cert);
     free(s->tls_key);
     free(s);
@@ -1188,6 +1263,8 @@ shimmy_err http_server_start(const http_config *cfg, http_server **out, char *er
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->keys_lock, NULL);
     pthread_mutex_init(&s->conns_lock, NULL);
+    pthread_mutex_init(&s->drain_lock, NULL);
+    atomic_init(&s->draining, false);
     s->cfg = *cfg;
     if (cfg->trust != NULL)
         s->trust = *cfg->trust;
@@ -1203,6 +1280,7 @@ shimmy_err http_server_start(const http_config *cfg, http_server **out, char *er
         goto out;
     }
     s->port = socket_port(fd);
+    s->listen_fd = fd;
     s->daemon = daemon_start(s, fd);
     if (s->daemon == NULL) {
         /* MHD closes a listen socket it was handed, also when it fails to start. */
@@ -1222,6 +1300,33 @@ out:
 
 int http_server_port(const http_server *s) {
     return s->port;
+}
+
+void http_server_drain(http_server *s) {
+    atomic_store(&s->draining, true);
+    pthread_mutex_lock(&s->drain_lock);
+    if (s->listen_fd >= 0) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon); /* MHD stops polling it; ours to close */
+        close(fd != MHD_INVALID_SOCKET ? fd : s->listen_fd);
+        s->listen_fd = -1;
+    }
+    pthread_mutex_unlock(&s->drain_lock);
+}
+
+int http_server_inflight(http_server *s) {
+    int n = 0;
+    pthread_mutex_lock(&s->conns_lock);
+    for (size_t i = 0; i < HTTP_CONN_SLOTS; i++)
+        if (s->conns[i].used)
+            n += s->conns[i].busy;
+    pthread_mutex_unlock(&s->conns_lock);
+    return n;
+}
+
+const char *http_request_arg(const http_request *req, const char *name) {
+    if (req->conn == NULL || req->conn->mc == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn->mc, MHD_GET_ARGUMENT_KIND, name);
 }
 
 void http_server_stop(http_server *s) {

@@ -17,14 +17,48 @@
 typedef struct http_server http_server;
 typedef struct http_conn http_conn; /* one client connection; opaque */
 
+/* What a handler notes about its request, for the request log and the metrics (http_done).
+ * Written by the handler and its stream function (the connection's thread); read once the
+ * request has ended. Starts zeroed. */
+typedef struct http_note {
+    char model[128];        /* model name as asked; "" = none */
+    bool model_served;      /* the model was found and loaded (bounds the metrics' labels) */
+    const char *api;        /* static protocol name ("openai", "ollama", ...); NULL = none */
+    int prompt_tokens;      /* tokens of the rendered prompt */
+    int cached_tokens;      /* of those, reused from the KV cache */
+    int output_tokens;      /* tokens generated */
+    int64_t first_ns;       /* monotonic: first generated token; 0 = none */
+    int64_t gen_end_ns;     /* monotonic: generation finished; 0 = did not */
+    const char *outcome;    /* static: "stop", "length", "error", "cancelled", ...; NULL = none */
+} http_note;
+
 typedef struct http_request {
     const char *method;     /* "GET", "POST", ... */
     const char *path;       /* URL path without the query string */
     const char *body;       /* request body (NUL-terminated), "" when none */
     size_t body_len;        /* bytes */
-    http_conn *conn;        /* for http_conn_gone */
+    http_conn *conn;        /* for http_conn_gone and http_request_arg */
     void *app;              /* the application context given to http_server_start */
+    http_note *note;        /* the request's note (NULL for the error bodies of refusals) */
+    const char *request_id; /* X-Request-Id (the client's when well formed, else made here) */
 } http_request;
+
+/* A finished request, as handed to http_config.on_done. Everything borrowed for the call. */
+typedef struct http_done {
+    const char *method;
+    const char *route;      /* the route table's path pattern; NULL = no route (404, refusals) */
+    const char *path;       /* the path (at most 255 bytes of it) */
+    int status;             /* HTTP status sent; 0 = none could be sent */
+    const char *request_id;
+    const char *client;     /* client address ("127.0.0.1", "::1") */
+    int64_t start_ns;       /* monotonic: request line read */
+    int64_t end_ns;         /* monotonic: response ended (last byte queued, or the cut) */
+    const http_note *note;
+} http_done;
+
+/* Called once per request that got a route or a refusal, in a connection thread, after its
+ * response ended. app is http_config.app. */
+typedef void (*http_done_fn)(void *app, const http_done *d);
 
 /* Called repeatedly for a streaming response, in the connection's thread; may block (poll
  * http_conn_gone while waiting). Appends the next bytes to out. Returns 0 when more will
@@ -75,6 +109,7 @@ typedef struct http_config {
                                      * trust->auth_health); NULL = none */
     const char *const *admin_paths; /* NULL-terminated exact paths that change server state: never
                                      * served to a cross-origin request, even an allowed one */
+    http_done_fn on_done;           /* NULL = none */
 } http_config;
 
 /* Binds and starts serving. Errors: ERR_IO with the reason (address in use, bad host, a TLS
@@ -86,8 +121,18 @@ int http_server_port(const http_server *s);
 /* Replaces the API keys (copied; n 0: no key needed). Thread-safe: requests already checked are
  * not affected. Errors: ERR_NOMEM (the old keys stay). */
 shimmy_err http_server_set_keys(http_server *s, const char *const *keys, size_t n);
+/* Begins a drain: the listening socket is closed (new connections are refused by the kernel),
+ * and a new request on an open keep-alive connection is answered 503 "the server is shutting
+ * down" with Connection: close. Requests in flight go on. Thread-safe; idempotent. */
+void http_server_drain(http_server *s);
+/* Requests in flight now (read, routed and not yet answered to the end). Thread-safe. */
+int http_server_inflight(http_server *s);
 /* Stops accepting, closes connections, joins threads. Takes s. */
 void http_server_stop(http_server *s);
+
+/* The value of query argument name of the request (borrowed, valid during the request), or
+ * NULL when absent. */
+const char *http_request_arg(const http_request *req, const char *name);
 
 /* True when the peer has closed or reset the connection. Non-blocking; cheap (poll on the fd).
  * Valid for the whole request, streaming callbacks included (from any thread, while the request

@@ -66,6 +66,9 @@ typedef struct model_desc {
     bool loaded;           /* in memory now */
     int uses;              /* requests holding it now */
     int64_t expires_at;    /* unix seconds when keep_alive unloads it, 0 = never */
+    bool loading;          /* a load is under way now */
+    uint64_t loads;        /* successful loads so far */
+    int64_t load_ns;       /* how long the last successful load took, ns; 0 = none yet */
 } model_desc;
 
 /* Something a scan wants the user to know: a file skipped (with why) or a renamed clash. */

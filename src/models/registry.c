@@ -40,6 +40,8 @@ typedef struct entry {
     int load_crashes;         /* loads in a row whose engine process died (ADR 0005) */
     char failed[640];         /* set after LIM_LOAD_CRASHES of them: why no load is tried until
                                * a rescan; "" = not failed */
+    uint64_t loads_ok;        /* successful loads (metrics) */
+    int64_t load_ns;          /* duration of the last successful load, ns */
 } entry;
 
 /* The remembered discovery configuration (deep copy of a disc_config). */
@@ -232,6 +234,9 @@ static void copy_desc(const entry *e, model_desc *out) {
     out->loaded = e->state == ENTRY_LOADED;
     out->uses = e->uses;
     out->expires_at = expires_wall(e);
+    out->loading = e->state == ENTRY_LOADING;
+    out->loads = e->loads_ok;
+    out->load_ns = e->load_ns;
 }
 
 /* ---- adding ---- */
@@ -752,7 +757,9 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     engine_model *m = NULL;
     char msg[sizeof e->last_err] = "";
     log_debug("loading model '%s' from %s", e->desc.name, e->desc.path);
+    int64_t t0 = clock_mono_ns();
     shimmy_err rc = engine_model_load(&o, &m, msg, sizeof msg);
+    int64_t took = clock_mono_ns() - t0;
     if (rc != SHIMMY_OK && msg[0] == '\0')
         err_set(msg, sizeof msg, rc, "%s: %s", e->desc.path, err_get(rc)->message);
     pthread_mutex_lock(&r->mu);
@@ -768,6 +775,8 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     if (rc == SHIMMY_OK) {
         e->model = m;
         e->state = ENTRY_LOADED;
+        e->loads_ok++;
+        e->load_ns = took;
     } else {
         e->state = ENTRY_IDLE;
         err_set(err, errlen, rc, "%s", msg);
