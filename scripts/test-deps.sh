@@ -7,6 +7,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # The Vulkan module and Mesa's software Vulkan device (lavapipe): tests/integration/it_gpu_vulkan.c
 # runs the real Vulkan backend on them, on machines without a GPU too.
 "$root/scripts/deps.sh" --gpu vulkan
+# A real browser for the chat page (tests/clients/web.test.mjs) and a terminal for `shimmy run`
+# (tests/clients/run.test.mjs), from Debian.
+missing=()
+for p in chromium tmux; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        "${missing[@]}" >/dev/null || { echo "test-deps.sh: apt-get install ${missing[*]} failed" >&2; exit 1; }
+fi
 cd "$root/tests/clients"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --silent --no-audit --no-fund >/dev/null || { echo "test-deps.sh: npm ci failed in tests/clients" >&2; exit 1; }
