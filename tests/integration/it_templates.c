@@ -182,7 +182,24 @@ static void print_part(const char *label, const char *s, size_t len, size_t from
     fprintf(stderr, "\"%s\n", to < len ? "..." : "");
 }
 
-/* True when got equals want byte for byte; else prints where they part. */
+static bool utf8_cont(const char *s, size_t i) {
+    return ((unsigned char)s[i] & 0xC0) == 0x80;
+}
+
+/* i moved back to the first byte of the UTF-8 character it is in (s is NUL-terminated). */
+static size_t utf8_start(const char *s, size_t i) {
+    while (i > 0 && utf8_cont(s, i))
+        i--;
+    return i;
+}
+
+/* Where a context of CONTEXT_BYTES after at ends in s (len bytes), on a character boundary. */
+static size_t context_end(const char *s, size_t len, size_t at) {
+    return len - at > CONTEXT_BYTES ? utf8_start(s, at + CONTEXT_BYTES) : len;
+}
+
+/* True when got equals want byte for byte; else prints where they part, cutting the context
+ * between characters (both are NUL-terminated). */
 static bool same_prompt(const char *tmpl, const char *scenario, const char *want, size_t wlen,
                         const char *got, size_t glen) {
     size_t at = 0;
@@ -194,12 +211,13 @@ static bool same_prompt(const char *tmpl, const char *scenario, const char *want
             "DIFFERENT %s (%s): first difference at byte %zu (llama-server %zu bytes, "
             "shimmy %zu)\n",
             tmpl, scenario, at, wlen, glen);
-    size_t from = at > CONTEXT_BYTES ? at - CONTEXT_BYTES : 0;
-    size_t wto = wlen - at > CONTEXT_BYTES ? at + CONTEXT_BYTES : wlen;
-    size_t gto = glen - at > CONTEXT_BYTES ? at + CONTEXT_BYTES : glen;
-    print_part("both:", want, at, from, at);
-    print_part("llama-server:", want, wlen, at, wto);
-    print_part("shimmy:", got, glen, at, gto);
+    size_t split = utf8_start(want, at); /* the bytes before at are the same in both */
+    size_t from = split > CONTEXT_BYTES ? split - CONTEXT_BYTES : 0;
+    while (from < split && utf8_cont(want, from))
+        from++;
+    print_part("both:", want, split, from, split);
+    print_part("llama-server:", want, wlen, split, context_end(want, wlen, split));
+    print_part("shimmy:", got, glen, split, context_end(got, glen, split));
     return false;
 }
 
