@@ -22,6 +22,9 @@ void api_handle_apply_template(const http_request *req, http_response *res);
 void api_handle_tokenize(const http_request *req, http_response *res);
 void api_handle_detokenize(const http_request *req, http_response *res);
 
+/* rerank.c: POST /v1/rerank and /rerank (llama-server's Jina/Cohere shape) */
+void api_handle_rerank(const http_request *req, http_response *res);
+
 /* routes.c: makes sure res->body can hold a response (the server may hand it over unset). */
 void api_body_ready(http_response *res);
 

@@ -171,7 +171,23 @@ shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e,
                              api_error *err) {
     if (e == ERR_MODEL_NOT_FOUND)
         return api_fail(err, e, "model", "%s%.256s%s", p->not_found[0], name, p->not_found[1]);
-    return api_fail(err, e, e == ERR_UNSUPPORTED ? "model" : NULL, "%s", msg);
+    /* a 400 from the registry is a num_ctx above --max-ctx */
+    return api_fail(err, e, e == ERR_UNSUPPORTED ? "model"
+                            : e == ERR_BAD_PARAM ? "options.num_ctx" : NULL, "%s", msg);
+}
+
+shimmy_err api_acquire_kind(registry *reg, const api_proto *p, const char *name, bool rerank,
+                            int num_ctx, engine_model **out, api_error *err) {
+    model_desc d;
+    char msg[1024] = "";
+    if (registry_find(reg, name, &d) && d.meta.is_reranker != rerank)
+        return api_fail(err, ERR_BAD_PARAM, "model", rerank
+                        ? "\"%.256s\" is not a reranker: POST /v1/rerank needs a model whose "
+                          "pooling type is rank (bge-reranker, Qwen3-Reranker)"
+                        : "\"%.256s\" is a reranker: it serves POST /v1/rerank, not generation",
+                        name);
+    shimmy_err e = registry_acquire_ctx(reg, name, num_ctx, out, msg, sizeof msg);
+    return e == SHIMMY_OK ? SHIMMY_OK : api_acquire_error(p, name, e, msg, err);
 }
 
 /* The error a finished job carries, or SHIMMY_OK when it ended normally: a job the server
@@ -253,10 +269,11 @@ static void run_free(gen_run *g) {
 /* Acquires the model, checks the template and submits. */
 static shimmy_err submit(gen_run *g, api_error *err) {
     char msg[1024] = "";
-    shimmy_err e = registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
+    shimmy_err e = api_acquire_kind(g->reg, g->p, g->call.model, false, g->call.num_ctx,
+                                    &g->model, err);
     g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
     if (e != SHIMMY_OK)
-        return api_acquire_error(g->p, g->call.model, e, msg, err);
+        return e;
     if (g->note != NULL)
         g->note->model_served = true;
     if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
@@ -276,7 +293,8 @@ static shimmy_err load_only(gen_run *g, http_response *res, api_error *err) {
     char msg[1024] = "";
     bool unload = g->call.keep_ns == 0;
     shimmy_err e = unload ? registry_unload(g->reg, g->call.model)
-                          : registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
+                          : registry_acquire_ctx(g->reg, g->call.model, g->call.num_ctx,
+                                                 &g->model, msg, sizeof msg);
     g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
     if (e == ERR_MODEL_NOT_FOUND && unload)
         e = SHIMMY_OK; /* nothing loaded under that name: nothing to unload */

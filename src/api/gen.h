@@ -21,6 +21,7 @@
 #include "api/jsonw.h"
 #include "core/buf.h"
 #include "engine/engine.h"
+#include "models/registry.h"
 
 /* ---- output: frames into a buf ---- */
 
@@ -83,6 +84,8 @@ typedef struct api_call {
     bool stream;
     bool load_only;           /* nothing to generate: load the model (or unload: keep_ns 0) */
     int64_t keep_ns;          /* keep-alive for registry_release_keep (REGISTRY_KEEP_DEFAULT) */
+    int num_ctx;              /* context per slot asked for (Ollama's options.num_ctx): the model
+                               * is reloaded with it when it differs; 0 = as loaded */
     bool need_tools;          /* tools given: the template must express them (400 "tools") */
     bool need_thinking;       /* thinking asked for: the template must think (400 "think") */
     const char *schema_param; /* the parameter that carried gen.params.json_schema */
@@ -140,6 +143,13 @@ void api_reply_error(http_response *res, const api_proto *p, const api_error *e)
  * it, param "model"). Returns err->code. */
 shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e, const char *msg,
                              api_error *err);
+
+/* Acquires the model name for a generation (rerank false) or a rerank (true), with the context
+ * num_ctx (registry_acquire_ctx; 0 = as loaded). A reranker asked to generate, or another
+ * model asked to rerank, is a 400 naming the model (param "model"), known from discovery
+ * without loading anything. Returns the code with err filled as api_acquire_error does. */
+shimmy_err api_acquire_kind(registry *reg, const api_proto *p, const char *name, bool rerank,
+                            int num_ctx, engine_model **out, api_error *err);
 
 /* The rows (openai_wire.c, ollama.c, anthropic_wire.c, responses_wire.c). */
 extern const api_proto oai_chat_proto;

@@ -4,6 +4,7 @@
  * capabilities), the embeddings endpoints (Ollama's /api/embed and /api/embeddings, OpenAI's
  * /v1/embeddings: one engine path) and the model rescan (POST /v1/models/rescan). Parsing and
  * formatting are in ollama_wire. Errors are {"error": "..."} with the statuses of core/err.c. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,51 @@ static void write_vec(jsonw *w, const float *v, int n) {
     jsonw_raw(w, "]");
 }
 
+/* v as OpenAI's encoding_format "base64": the little-endian float32 bytes, base64, quoted. */
+static void write_base64(jsonw *w, const float *v, int n) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char bytes[3];
+    char quad[5] = "";
+    size_t total = (size_t)n * 4, have = 0;
+    jsonw_raw(w, "\"");
+    for (size_t i = 0; i < total; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i / 4], 4);
+        bytes[have++] = (unsigned char)(u >> (8 * (i % 4))); /* little-endian on any host */
+        if (have < 3 && i + 1 < total)
+            continue;
+        uint32_t x = (uint32_t)bytes[0] << 16 | (have > 1 ? (uint32_t)bytes[1] << 8 : 0) |
+                     (have > 2 ? bytes[2] : 0);
+        quad[0] = abc[x >> 18 & 63];
+        quad[1] = abc[x >> 12 & 63];
+        quad[2] = have > 1 ? abc[x >> 6 & 63] : '=';
+        quad[3] = have > 2 ? abc[x & 63] : '=';
+        jsonw_raw(w, quad);
+        have = 0;
+    }
+    jsonw_raw(w, "\"");
+}
+
+static void write_openai(jsonw *w, const oll_embed_request *r, const float *v, int dim,
+                         int n_tokens) {
+    jsonw_raw(w, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < r->n; i++) {
+        jsonw_raw(w, i ? ",{\"object\":\"embedding\",\"index\":"
+                       : "{\"object\":\"embedding\",\"index\":");
+        jsonw_int(w, (int64_t)i);
+        jsonw_raw(w, ",\"embedding\":");
+        (r->base64 ? write_base64 : write_vec)(w, v + i * (size_t)dim, dim);
+        jsonw_raw(w, "}");
+    }
+    jsonw_raw(w, "],\"model\":");
+    jsonw_cstr(w, r->model);
+    jsonw_raw(w, ",\"usage\":{\"prompt_tokens\":");
+    jsonw_int(w, n_tokens);
+    jsonw_raw(w, ",\"total_tokens\":");
+    jsonw_int(w, n_tokens);
+    jsonw_raw(w, "}}");
+}
+
 static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *r,
                         const float *v, int dim, int n_tokens, const embed_times *t) {
     if (kind == OLL_EMBEDDINGS_LEGACY) {
@@ -427,22 +473,7 @@ static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *
         return;
     }
     if (kind == OLL_EMBED_OPENAI) {
-        jsonw_raw(w, "{\"object\":\"list\",\"data\":[");
-        for (size_t i = 0; i < r->n; i++) {
-            jsonw_raw(w, i ? ",{\"object\":\"embedding\",\"index\":"
-                           : "{\"object\":\"embedding\",\"index\":");
-            jsonw_int(w, (int64_t)i);
-            jsonw_raw(w, ",\"embedding\":");
-            write_vec(w, v + i * (size_t)dim, dim);
-            jsonw_raw(w, "}");
-        }
-        jsonw_raw(w, "],\"model\":");
-        jsonw_cstr(w, r->model);
-        jsonw_raw(w, ",\"usage\":{\"prompt_tokens\":");
-        jsonw_int(w, n_tokens);
-        jsonw_raw(w, ",\"total_tokens\":");
-        jsonw_int(w, n_tokens);
-        jsonw_raw(w, "}}");
+        write_openai(w, r, v, dim, n_tokens);
         return;
     }
     jsonw_raw(w, "{\"model\":");
@@ -461,6 +492,26 @@ static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *
     jsonw_raw(w, "}");
 }
 
+/* dimensions: each of the n rows of v (dim floats) keeps its first dims values, normalised
+ * again, packed in place (rows of dims floats). A 400 naming dimensions when it is larger than
+ * the model's size. */
+static shimmy_err cut_dims(float *v, size_t n, int dim, int dims, api_error *err) {
+    if (dims > dim)
+        return api_fail(err, ERR_BAD_PARAM, "dimensions", "dimensions %d is larger than the "
+                        "model's embedding size %d", dims, dim);
+    for (size_t i = 0; i < n; i++) {
+        float *row = v + i * (size_t)dims;
+        memmove(row, v + i * (size_t)dim, (size_t)dims * sizeof *v);
+        double norm = 0;
+        for (int k = 0; k < dims; k++)
+            norm += (double)row[k] * row[k];
+        norm = norm > 0 ? sqrt(norm) : 1.0;
+        for (int k = 0; k < dims; k++)
+            row[k] = (float)(row[k] / norm);
+    }
+    return SHIMMY_OK;
+}
+
 static void embed(const http_request *req, http_response *res, oll_embed_kind kind) {
     shimmy_app *app = req->app;
     const api_proto *p = kind == OLL_EMBED_OPENAI ? &oai_chat_proto : &oll_chat_proto;
@@ -475,13 +526,17 @@ static void embed(const http_request *req, http_response *res, oll_embed_kind ki
     char err[1024] = "";
     float *v = NULL;
     int dim = 0, n_tokens = 0;
-    shimmy_err e = registry_acquire(app->models, r.model, &m, err, sizeof err);
+    shimmy_err e = api_acquire_kind(app->models, p, r.model, false, r.num_ctx, &m, &ae);
     int64_t load_ns = clock_mono_ns() - t0;
-    if (e != SHIMMY_OK)
-        api_acquire_error(p, r.model, e, err, &ae);
-    else if ((e = engine_embed(m, r.texts, r.n, &v, &dim, &n_tokens, err, sizeof err)) !=
-             SHIMMY_OK)
-        api_fail(&ae, e, "input", "%s", err);
+    if (e == SHIMMY_OK &&
+        (e = engine_embed_inputs(m, r.inputs, r.n, r.truncate, &v, &dim, &n_tokens, err,
+                                 sizeof err)) != SHIMMY_OK)
+        api_fail(&ae, e, e == ERR_BAD_PARAM || e == ERR_CONTEXT_LENGTH
+                             ? (kind == OLL_EMBEDDINGS_LEGACY ? "prompt" : "input") : NULL,
+                 "%s", err);
+    if (e == SHIMMY_OK && r.dimensions > 0 &&
+        (e = cut_dims(v, r.n, dim, r.dimensions, &ae)) == SHIMMY_OK)
+        dim = r.dimensions;
     if (e == SHIMMY_OK) {
         embed_times t = {clock_mono_ns() - t0, load_ns};
         jsonw w;

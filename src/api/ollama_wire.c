@@ -22,13 +22,29 @@ static oll_wire *W(const api_call *c) { return c->wire; }
 static shimmy_err fail(api_error *err, shimmy_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Every message of this parser begins with the path of the field at fault ("messages[2].role
+ * must be ...", "option top_k is ...", "input[1]: ..."), so the error's param is read from it:
+ * the leading path, "options.KEY" for "option KEY", none when the message starts otherwise. */
+static void param_from_message(api_error *err) {
+    const char *m = err->message;
+    const char *prefix = strncmp(m, "option ", 7) == 0 ? "options." : "";
+    m += prefix[0] != '\0' ? 7 : 0;
+    size_t n = strspn(m, "abcdefghijklmnopqrstuvwxyz_0123456789.[]");
+    bool ended = m[n] == ' ' || m[n] == ':' || m[n] == '\0';
+    if (n == 0 || !ended || strncmp(m, "at ", 3) == 0 || strncmp(m, "a ", 2) == 0)
+        n = 0;
+    snprintf(err->param, sizeof err->param, "%s%.*s", n > 0 ? prefix : "", (int)n, m);
+}
+
 static shimmy_err fail(api_error *err, shimmy_err code, const char *fmt, ...) {
     va_list ap;
     err->code = code;
-    err->param[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    err->param[0] = '\0';
+    if (code == ERR_BAD_PARAM)
+        param_from_message(err);
     return code;
 }
 
@@ -121,7 +137,7 @@ static shimmy_err parse_bool(const json_t *obj, const char *key, bool *out, api_
 
 /* ---- options ---- */
 
-typedef enum { OPT_FLOAT, OPT_INT, OPT_PREDICT, OPT_SEED, OPT_STOP, OPT_ACCEPTED } opt_kind;
+typedef enum { OPT_FLOAT, OPT_INT, OPT_PREDICT, OPT_SEED, OPT_STOP, OPT_CTX, OPT_ACCEPTED } opt_kind;
 
 typedef struct opt_row {
     const char *key;
@@ -131,8 +147,8 @@ typedef struct opt_row {
 } opt_row;
 
 /* Ollama's options that shimmy maps onto sampling, and those it accepts without effect (load-time
- * settings of Ollama's runner; num_ctx does not resize a loaded model: the context is fixed at
- * load, --ctx). */
+ * settings of Ollama's runner). num_ctx reloads the model with that context (api_call.num_ctx,
+ * registry_acquire_ctx). */
 static const opt_row opt_rows[] = {
     {"temperature", OPT_FLOAT, 0, 100, offsetof(gen_params, temperature)},
     {"top_p", OPT_FLOAT, 0, 1, offsetof(gen_params, top_p)},
@@ -145,7 +161,7 @@ static const opt_row opt_rows[] = {
     {"num_predict", OPT_PREDICT, -2, LIM_MAX_TOKENS, offsetof(gen_params, max_tokens)},
     {"seed", OPT_SEED, 0, 0, 0},
     {"stop", OPT_STOP, 0, 0, 0},
-    {"num_ctx", OPT_ACCEPTED, 0, 0, 0},     {"num_keep", OPT_ACCEPTED, 0, 0, 0},
+    {"num_ctx", OPT_CTX, 1, LIM_MAX_TOKENS, 0}, {"num_keep", OPT_ACCEPTED, 0, 0, 0},
     {"typical_p", OPT_ACCEPTED, 0, 0, 0},   {"tfs_z", OPT_ACCEPTED, 0, 0, 0},
     {"mirostat", OPT_ACCEPTED, 0, 0, 0},    {"mirostat_tau", OPT_ACCEPTED, 0, 0, 0},
     {"mirostat_eta", OPT_ACCEPTED, 0, 0, 0}, {"penalize_newline", OPT_ACCEPTED, 0, 0, 0},
@@ -161,12 +177,13 @@ static shimmy_err add_stop(api_call *r, const char *s, api_error *err) {
     if (s[0] == '\0')
         return SHIMMY_OK;
     if (strlen(s) > LIM_STOP_BYTES)
-        return fail(err, ERR_BAD_PARAM, "a stop string is longer than %d bytes", LIM_STOP_BYTES);
+        return fail(err, ERR_BAD_PARAM, "option stop: a string is longer than %d bytes",
+                    LIM_STOP_BYTES);
     for (int i = 0; i < r->gen.params.n_stop; i++)
         if (strcmp(W(r)->stop[i], s) == 0)
             return SHIMMY_OK;
     if (r->gen.params.n_stop >= LIM_STOP_STRINGS)
-        return fail(err, ERR_BAD_PARAM, "at most %d stop strings", LIM_STOP_STRINGS);
+        return fail(err, ERR_BAD_PARAM, "option stop: at most %d strings", LIM_STOP_STRINGS);
     W(r)->stop[r->gen.params.n_stop++] = s;
     return SHIMMY_OK;
 }
@@ -208,6 +225,8 @@ static shimmy_err opt_one(api_call *r, const opt_row *row, const json_t *v, api_
         *(float *)((char *)p + row->offset) = (float)d;
     else if (row->kind == OPT_PREDICT)
         p->max_tokens = d > 0 ? (int)d : -1; /* -1 infinite, -2 fill the context */
+    else if (row->kind == OPT_CTX)
+        r->num_ctx = (int)d;
     else
         *(int *)((char *)p + row->offset) = d < 0 ? 64 : (int)d;
     return SHIMMY_OK;
@@ -297,12 +316,16 @@ static shimmy_err parse_think(const json_t *root, api_call *r, api_error *err) {
     return fail(err, ERR_BAD_PARAM, "think must be true, false, \"low\", \"medium\" or \"high\"");
 }
 
+/* where: "generate" (the body) or "messages[i]"; the param is the images field's path. */
 static shimmy_err reject_images(const json_t *obj, const char *where, api_error *err) {
     json_t *im = opt(obj, "images");
-    if (im != NULL && !(json_is_array(im) && json_array_size(im) == 0))
-        return fail(err, ERR_BAD_PARAM, "%s: images are not supported: the model has no vision "
-                    "support in shimmy", where);
-    return SHIMMY_OK;
+    if (im == NULL || (json_is_array(im) && json_array_size(im) == 0))
+        return SHIMMY_OK;
+    fail(err, ERR_BAD_PARAM, "%s: images are not supported: the model has no vision support in "
+         "shimmy", where);
+    bool top = strcmp(where, "generate") == 0;
+    snprintf(err->param, sizeof err->param, "%s%simages", top ? "" : where, top ? "" : ".");
+    return err->code;
 }
 
 /* What both endpoints share: model, stream, keep_alive, format, defaults then options. */
@@ -483,7 +506,7 @@ static shimmy_err chat_body(api_call *r, const oll_model_ctx *m, api_error *err)
     if (r->load_only)
         return SHIMMY_OK;
     if (n > LIM_MESSAGES)
-        return fail(err, ERR_BAD_PARAM, "at most %d messages", LIM_MESSAGES);
+        return fail(err, ERR_BAD_PARAM, "messages: at most %d messages", LIM_MESSAGES);
     json_t *out = json_array();
     for (size_t i = 0; i < n && e == SHIMMY_OK; i++)
         e = chat_message(r, json_array_get(msgs, i), i, out, err);
@@ -539,28 +562,116 @@ void oll_call_free(api_call *c) {
 
 /* ---- embeddings ---- */
 
-static shimmy_err embed_texts(oll_embed_request *r, const json_t *in, const char *key,
-                              api_error *err) {
+/* Token ids of arr (integers in [0, INT32_MAX]) appended to r->tokens; false when one is not. */
+static bool embed_ids(oll_embed_request *r, const json_t *arr, size_t *at) {
+    for (size_t k = 0; k < json_array_size(arr); k++) {
+        const json_t *t = json_array_get(arr, k);
+        if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+            json_integer_value(t) > INT32_MAX)
+            return false;
+        r->tokens[(*at)++] = (int32_t)json_integer_value(t);
+    }
+    return true;
+}
+
+static bool all_integers(const json_t *arr) {
+    for (size_t k = 0; k < json_array_size(arr); k++)
+        if (!json_is_integer(json_array_get(arr, k)))
+            return false;
+    return json_array_size(arr) > 0;
+}
+
+/* Counts the token ids of in (a token array, or an array holding token arrays). */
+static size_t count_ids(const json_t *in) {
+    size_t n = 0;
+    if (all_integers(in))
+        return json_array_size(in);
+    for (size_t i = 0; i < json_array_size(in); i++)
+        if (json_is_array(json_array_get(in, i)))
+            n += json_array_size(json_array_get(in, i));
+    return n;
+}
+
+/* One input t (a string or a token array) into r->inputs[r->n]. */
+static shimmy_err embed_one(oll_embed_request *r, const json_t *t, const char *path,
+                            size_t *at, api_error *err) {
+    engine_embed_input *in = &r->inputs[r->n];
+    if (json_is_string(t)) {
+        if (json_string_length(t) == 0)
+            return fail(err, ERR_BAD_PARAM, "%s: an input is empty", path);
+        in->text = json_string_value(t);
+    } else if (json_is_array(t)) {
+        in->tokens = r->tokens + *at;
+        in->n_tokens = json_array_size(t);
+        if (in->n_tokens == 0)
+            return fail(err, ERR_BAD_PARAM, "%s: an input is empty", path);
+        if (!embed_ids(r, t, at))
+            return fail(err, ERR_BAD_PARAM, "%s must be an array of token ids (integers >= 0)",
+                        path);
+    } else {
+        return fail(err, ERR_BAD_PARAM, "%s must be a string, an array of strings, an array of "
+                    "token ids or an array of token id arrays", path);
+    }
+    r->n++;
+    return SHIMMY_OK;
+}
+
+/* input: a string, an array of strings, an array of token ids (one input) or an array of token
+ * id arrays (several), as OpenAI's embeddings take it. */
+static shimmy_err embed_inputs(oll_embed_request *r, const json_t *in, const char *key,
+                               api_error *err) {
     if (in == NULL)
         return fail(err, ERR_BAD_PARAM, "%s is required", key);
-    size_t n = json_is_array(in) ? json_array_size(in) : 1;
-    if (json_is_array(in) && n == 0)
+    bool one = !json_is_array(in) || all_integers(in);
+    size_t n = one ? 1 : json_array_size(in);
+    if (json_is_array(in) && json_array_size(in) == 0)
         return fail(err, ERR_BAD_PARAM, "%s must not be empty", key);
     if (n > LIM_MESSAGES)
-        return fail(err, ERR_BAD_PARAM, "%s holds more than %d texts", key, LIM_MESSAGES);
-    r->texts = calloc(n, sizeof *r->texts);
-    if (r->texts == NULL)
+        return fail(err, ERR_BAD_PARAM, "%s holds more than %d inputs", key, LIM_MESSAGES);
+    size_t n_ids = json_is_array(in) ? count_ids(in) : 0, at = 0;
+    r->inputs = calloc(n, sizeof *r->inputs);
+    r->tokens = malloc((n_ids ? n_ids : 1) * sizeof *r->tokens);
+    if (r->inputs == NULL || r->tokens == NULL)
         return fail(err, ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        const json_t *t = json_is_array(in) ? json_array_get(in, i) : in;
-        if (json_is_integer(t) || json_is_array(t))
-            return fail(err, ERR_BAD_PARAM, "%s: token id inputs are not supported", key);
-        if (!json_is_string(t))
-            return fail(err, ERR_BAD_PARAM, "%s must be a string or an array of strings", key);
-        if (json_string_length(t) == 0)
-            return fail(err, ERR_BAD_PARAM, "%s: an input is empty", key);
-        r->texts[r->n++] = json_string_value(t);
+    shimmy_err e = SHIMMY_OK;
+    for (size_t i = 0; i < n && e == SHIMMY_OK; i++) {
+        char path[48];
+        if (one)
+            snprintf(path, sizeof path, "%s", key);
+        else
+            snprintf(path, sizeof path, "%s[%zu]", key, i);
+        e = embed_one(r, one ? in : json_array_get(in, i), path, &at, err);
     }
+    return e;
+}
+
+/* OpenAI's encoding_format ("float" or "base64") and dimensions; Ollama's dimensions and
+ * truncate. */
+static shimmy_err embed_format(oll_embed_request *r, oll_embed_kind kind, api_error *err) {
+    json_t *fmt = opt(r->root, "encoding_format");
+    double dims = 0, num_ctx = 0;
+    shimmy_err e;
+    if (kind == OLL_EMBED_OPENAI && fmt != NULL) {
+        const char *f = json_string_value(fmt);
+        if (f == NULL || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0))
+            return fail(err, ERR_BAD_PARAM, "encoding_format must be \"float\" or \"base64\"");
+        r->base64 = strcmp(f, "base64") == 0;
+    }
+    if ((e = api_json_num(r->root, "dimensions", "dimensions", true, 1, INT32_MAX, &dims, err)) !=
+        SHIMMY_OK)
+        return e;
+    r->dimensions = (int)dims;
+    r->truncate = kind != OLL_EMBED_OPENAI;
+    if (kind != OLL_EMBED_OPENAI && (e = parse_bool(r->root, "truncate", &r->truncate, err)))
+        return e;
+    const json_t *opts = opt(r->root, "options");
+    if (kind != OLL_EMBED_OPENAI && opts != NULL && !json_is_object(opts))
+        return fail(err, ERR_BAD_PARAM, "options must be an object");
+    if (kind != OLL_EMBED_OPENAI &&
+        (e = api_json_num(opts, "num_ctx", "options.num_ctx", true, 1, LIM_MAX_TOKENS, &num_ctx,
+                          err)) != SHIMMY_OK)
+        return e;
+    r->num_ctx = (int)num_ctx;
     return SHIMMY_OK;
 }
 
@@ -571,16 +682,11 @@ shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind,
     if (e != SHIMMY_OK)
         return e;
     const char *key = kind == OLL_EMBEDDINGS_LEGACY ? "prompt" : "input";
-    json_t *fmt = opt(r->root, "encoding_format");
     if ((e = parse_model(r->root, &r->model, err)) != SHIMMY_OK ||
-        (e = parse_keep(r->root, &r->keep_ns, err)) != SHIMMY_OK)
+        (e = parse_keep(r->root, &r->keep_ns, err)) != SHIMMY_OK ||
+        (e = embed_format(r, kind, err)) != SHIMMY_OK)
         goto out;
-    if (kind == OLL_EMBED_OPENAI && fmt != NULL &&
-        !(json_is_string(fmt) && strcmp(json_string_value(fmt), "float") == 0)) {
-        e = fail(err, ERR_BAD_PARAM, "encoding_format: only \"float\" is supported");
-        goto out;
-    }
-    e = embed_texts(r, opt(r->root, key), key, err);
+    e = embed_inputs(r, opt(r->root, key), key, err);
 out:
     if (e != SHIMMY_OK)
         oll_embed_request_free(r);
@@ -588,7 +694,8 @@ out:
 }
 
 void oll_embed_request_free(oll_embed_request *r) {
-    free(r->texts);
+    free(r->inputs);
+    free(r->tokens);
     json_decref(r->root);
     memset(r, 0, sizeof *r);
 }

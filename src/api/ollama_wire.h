@@ -53,12 +53,18 @@ shimmy_err oll_parse_chat(json_t *root, const oll_model_ctx *m, api_call *c, api
 /* Frees c->wire. c may be zeroed. */
 void oll_call_free(api_call *c);
 
-/* /api/embed ("input": string or array of strings), /api/embeddings ("prompt") and
- * /v1/embeddings ("input": string or array of strings). */
+/* /api/embed and /v1/embeddings ("input") and /api/embeddings ("prompt"): a string, an array of
+ * strings, an array of token ids (one input) or an array of token id arrays. */
 typedef struct oll_embed_request {
     const char *model;
-    const char **texts;   /* owned array of borrowed strings */
+    engine_embed_input *inputs; /* owned array: texts borrowed from root, ids from tokens */
+    int32_t *tokens;      /* owned: the ids of every token-id input, back to back */
     size_t n;
+    int dimensions;       /* "dimensions": keep the first N values, normalised again; 0 = all */
+    bool base64;          /* OpenAI "encoding_format": "base64" (little-endian float32) */
+    bool truncate;        /* cut an input longer than the context (Ollama; its default true);
+                           * false (always for OpenAI): a 400 */
+    int num_ctx;          /* Ollama options.num_ctx; 0 = none */
     int64_t keep_ns;      /* REGISTRY_KEEP_DEFAULT when absent */
     json_t *root;
 } oll_embed_request;

@@ -259,6 +259,8 @@ static const http_route routes[] = {
     {"POST", "/v1/completions", serve_oai_completion, LIM_BODY_BYTES},
     {"POST", "/v1/embeddings", oll_handle_v1_embeddings, LIM_BODY_BYTES},
     {"POST", "/v1/models/rescan", oll_handle_rescan, LIM_GET_BODY_BYTES},
+    {"POST", "/v1/rerank", api_handle_rerank, LIM_BODY_BYTES},
+    {"POST", "/rerank", api_handle_rerank, LIM_BODY_BYTES},
     {"GET", "/v1/models", handle_models, LIM_GET_BODY_BYTES},
     {"GET", "/v1/models/*", handle_model, LIM_GET_BODY_BYTES},
     {"POST", "/v1/messages", serve_ant_messages, LIM_BODY_BYTES},

@@ -46,6 +46,8 @@ static const char serve_help[] =
     "                         idle models are unloaded, least recently used first (default: none)\n"
     "  --max-loaded N         models kept loaded at once; the least recently used idle one is\n"
     "                         unloaded past it (default 2)\n"
+    "  --max-ctx N            largest context an Ollama request's options.num_ctx may reload a\n"
+    "                         model with (default: no cap)\n"
     "  --keep-alive DUR       unload a model this long after its last request (e.g. 5m, 30s;\n"
     "                         default: keep); Ollama requests may set their own keep_alive\n"
     "  --lora MODEL=PATH[:S]  apply a LoRA adapter to MODEL with scale S (default 1; repeatable)\n"
@@ -126,6 +128,7 @@ typedef struct serve_opts {
     disc_lora loras[LIM_MODELS];
     int n_loras;
     int max_loaded;
+    int max_ctx;       /* --max-ctx; 0 = no cap */
     int64_t keep_ns;   /* < 0 = keep */
     uint64_t max_bytes; /* --max-memory; 0 = none */
     serve_trust trust;
@@ -494,7 +497,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         {"in-process", no_argument, NULL, 'I'},
         CLI_GPU_LONGOPTS,
         {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
-        {"keep-alive", required_argument, NULL, 'K'}, {"max-memory", required_argument, NULL, 'B'},
+        {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'}, {"max-memory", required_argument, NULL, 'B'},
         SERVE_TRUST_LONGOPTS,
         SERVE_OPS_LONGOPTS,
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
@@ -537,6 +540,14 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                 return cli_usage_error("serve", "--max-loaded must be an integer from 1 to %d",
                                        LIM_MODELS);
             o->max_loaded = (int)v;
+            break;
+        }
+        case 'X': {
+            long v;
+            if (cli_parse_int(optarg, 1, LIM_MAX_TOKENS, &v) != 0)
+                return cli_usage_error("serve", "--max-ctx must be an integer from 1 to %d",
+                                       LIM_MAX_TOKENS);
+            o->max_ctx = (int)v;
             break;
         }
         case 'L':
@@ -601,6 +612,7 @@ static registry *open_models(serve_opts *o) {
         return NULL;
     }
     registry_set_max_loaded(r, o->max_loaded);
+    registry_set_max_ctx(r, o->max_ctx);
     registry_set_keep_alive(r, o->keep_ns);
     registry_set_memory_budget(r, o->max_bytes);
     disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,

@@ -203,6 +203,7 @@ static void fill_meta(const struct gguf_context *g, gguf_meta *m) {
                     gguf_find_key(g, "clip.vision.image_size") >= 0;
     m->is_embedding = strcmp(m->arch, "bert") == 0 || strcmp(m->arch, "nomic-bert") == 0 ||
                       strcmp(m->arch, "jina-bert-v2") == 0 || strcmp(m->arch, "t5encoder") == 0;
+    m->is_reranker = m->arch[0] != '\0' && kv_arch_u32(g, m->arch, "pooling_type") == 4;
 }
 
 shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t errlen) {

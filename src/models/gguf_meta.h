@@ -26,6 +26,8 @@ typedef struct gguf_meta {
     uint32_t split_no;         /* split.no: this part's index, 0-based */
     bool has_vision;           /* carries vision/projector tensors or clip.* keys */
     bool is_embedding;         /* a non-causal embedding model (e.g. bert, nomic-bert) */
+    bool is_reranker;          /* <arch>.pooling_type is rank (4): a reranker (bge-reranker,
+                                * Qwen3-Reranker), served by /v1/rerank only */
 } gguf_meta;
 
 /* Reads path's metadata into *out (zeroed first). Borrows path. Errors: ERR_IO (cannot open/read,

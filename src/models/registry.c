@@ -40,6 +40,11 @@ typedef struct entry {
     int load_crashes;         /* loads in a row whose engine process died (ADR 0005) */
     char failed[640];         /* set after LIM_LOAD_CRASHES of them: why no load is tried until
                                * a rescan; "" = not failed */
+    int n_ctx;                /* context per slot the next load asks for (a request's num_ctx);
+                               * 0 = the default (--ctx) */
+    int ctx_slot;             /* the loaded model's context per slot, tokens */
+    int ctx_want;             /* a request waits for the model to be idle to reload it with this
+                               * context; 0 = none */
     uint64_t loads_ok;        /* successful loads (metrics) */
     int64_t load_ns;          /* duration of the last successful load, ns */
 } entry;
@@ -62,6 +67,7 @@ struct registry {
     engine_options defaults;  /* path/name unused */
     char *template_override;  /* owned copy of defaults.template_override */
     int max_loaded;
+    int max_ctx;              /* largest num_ctx a request may ask for; 0 = no cap */
     uint64_t max_bytes;       /* memory budget for loaded model files; 0 = none */
     int64_t default_keep_ns;
     uint64_t tick;
@@ -150,6 +156,12 @@ void registry_free(registry *r) {
 void registry_set_max_loaded(registry *r, int n) {
     pthread_mutex_lock(&r->mu);
     r->max_loaded = n < 1 ? 1 : n;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void registry_set_max_ctx(registry *r, int n) {
+    pthread_mutex_lock(&r->mu);
+    r->max_ctx = n > 0 ? n : 0;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -748,6 +760,8 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     o.path = e->desc.path;
     o.name = e->desc.name;
     engine_options_for_model(&o, e->desc.name);
+    if (e->n_ctx > 0)
+        o.n_ctx = e->n_ctx;
     if (e->desc.adapter[0] != '\0') {
         o.lora_path = e->desc.adapter;
         o.lora_scale = e->desc.adapter_scale;
@@ -760,6 +774,9 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     int64_t t0 = clock_mono_ns();
     shimmy_err rc = engine_model_load(&o, &m, msg, sizeof msg);
     int64_t took = clock_mono_ns() - t0;
+    engine_model_info info = {.n_ctx_slot = 0};
+    if (rc == SHIMMY_OK)
+        engine_model_get_info(m, &info);
     if (rc != SHIMMY_OK && msg[0] == '\0')
         err_set(msg, sizeof msg, rc, "%s: %s", e->desc.path, err_get(rc)->message);
     pthread_mutex_lock(&r->mu);
@@ -777,6 +794,7 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
         e->state = ENTRY_LOADED;
         e->loads_ok++;
         e->load_ns = took;
+        e->ctx_slot = info.n_ctx_slot;
     } else {
         e->state = ENTRY_IDLE;
         err_set(err, errlen, rc, "%s", msg);
@@ -785,14 +803,43 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     return rc;
 }
 
-shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,
-                            size_t errlen) {
+/* A loaded e and a request's num_ctx n (0 = any): true when e may serve it as loaded. */
+static bool ctx_fits(const entry *e, int n) {
+    return n == 0 || n == e->n_ctx || n == e->ctx_slot;
+}
+
+/* e is LOADED with another context than n: unloads it when idle (the next turn of the loop loads
+ * it with n), else marks that a reload waits and waits for a release. *mine: this thread set
+ * ctx_want. */
+static void reload_for_ctx(registry *r, entry *e, int n, bool *mine) {
+    if (e->uses > 0) {
+        e->ctx_want = n;
+        *mine = true;
+        wait_entry(r, e);
+        return;
+    }
+    e->ctx_want = 0;
+    *mine = false;
+    log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->desc.name,
+             n, e->ctx_slot);
+    unload_locked(r, e, "reloading with the context a request asked for (num_ctx)");
+    e->n_ctx = n;
+}
+
+shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine_model **out,
+                                char *err, size_t errlen) {
     *out = NULL;
     pthread_mutex_lock(&r->mu);
     entry *e = find_entry(r, name);
     shimmy_err rc = SHIMMY_OK;
+    bool mine = false;
     if (e == NULL) {
         rc = missing_locked(r, name, err, errlen);
+        goto out;
+    }
+    if (n_ctx > 0 && r->max_ctx > 0 && n_ctx > r->max_ctx) {
+        rc = err_set(err, errlen, ERR_BAD_PARAM, "num_ctx %d is above the largest context this "
+                     "server allows (--max-ctx %d)", n_ctx, r->max_ctx);
         goto out;
     }
     for (;;) {
@@ -816,6 +863,7 @@ shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, c
             goto out;
         }
         if (e->state == ENTRY_IDLE) {
+            e->n_ctx = n_ctx;
             e->state = ENTRY_LOADING;
             make_room(r, r->max_loaded, e);
             rc = load_entry(r, e, err, errlen);
@@ -823,15 +871,34 @@ shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, c
                 goto out;
             continue;
         }
+        if (e->ctx_want != 0 && !mine) { /* a reload waits: requests after it wait too */
+            wait_entry(r, e);
+            continue;
+        }
+        if (!ctx_fits(e, n_ctx)) {
+            reload_for_ctx(r, e, n_ctx, &mine);
+            continue;
+        }
         break; /* LOADED */
     }
+    if (mine)
+        e->ctx_want = 0;
     e->uses++;
     e->last_used = ++r->tick;
     e->expires_ns = 0;
     *out = e->model;
 out:
+    if (e != NULL && mine && e->ctx_want != 0 && rc != SHIMMY_OK)
+        e->ctx_want = 0;
+    if (e != NULL)
+        pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,
+                            size_t errlen) {
+    return registry_acquire_ctx(r, name, 0, out, err, errlen);
 }
 
 static entry *entry_of_model(const registry *r, const engine_model *m) {
@@ -862,6 +929,8 @@ void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns) {
     entry *e = entry_of_model(r, m);
     if (e != NULL && e->uses > 0) {
         e->uses--;
+        if (e->uses == 0)
+            pthread_cond_broadcast(&e->cv); /* a reload for num_ctx may wait for this */
         e->last_used = ++r->tick;
         if (keep_ns != REGISTRY_KEEP_DEFAULT)
             e->keep_ns = keep_ns;

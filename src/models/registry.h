@@ -100,6 +100,16 @@ shimmy_err registry_lookup(registry *r, const char *name, char *err, size_t errl
  * ERR_MODEL_LOAD (message from the engine). */
 shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,
                             size_t errlen);
+/* registry_acquire for a request that asks for a context of n_ctx tokens per slot (Ollama's
+ * options.num_ctx; 0 = any): a model loaded with another context is reloaded with n_ctx once
+ * nobody uses it (the caller waits for the running requests; requests that come meanwhile wait
+ * behind it), and a model not loaded is loaded with it. Requests without num_ctx use the model
+ * as loaded. Errors: those of registry_acquire, and ERR_BAD_PARAM when n_ctx is above
+ * registry_set_max_ctx's cap (the message gives both numbers). */
+shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine_model **out,
+                                char *err, size_t errlen);
+/* Largest num_ctx registry_acquire_ctx accepts (--max-ctx); 0 = no cap (the default). */
+void registry_set_max_ctx(registry *r, int n);
 void registry_release(registry *r, engine_model *m);
 #define REGISTRY_KEEP_DEFAULT INT64_MIN
 /* Releases m and sets its keep-alive: keep_ns < 0 = stay loaded, 0 = unload now when nobody else

@@ -280,10 +280,59 @@ static void test_embed_parse(void **state) {
     assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBEDDINGS_LEGACY, &er, &e), SHIMMY_OK);
     assert_int_equal(er.n, 1);
     oll_embed_request_free(&er);
+    /* token ids: one input of ids, or several */
     b = "{\"model\":\"m\",\"input\":[1,2]}";
-    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), ERR_BAD_PARAM);
-    b = "{\"model\":\"m\",\"input\":\"a\",\"encoding_format\":\"base64\"}";
-    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), ERR_BAD_PARAM);
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), SHIMMY_OK);
+    assert_int_equal(er.n, 1);
+    assert_null(er.inputs[0].text);
+    assert_int_equal(er.inputs[0].n_tokens, 2);
+    assert_int_equal(er.inputs[0].tokens[1], 2);
+    assert_false(er.truncate); /* OpenAI: too long is a 400 */
+    oll_embed_request_free(&er);
+    b = "{\"model\":\"m\",\"input\":[[5],[6,7,8]],\"encoding_format\":\"base64\","
+        "\"dimensions\":2}";
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), SHIMMY_OK);
+    assert_int_equal(er.n, 2);
+    assert_int_equal(er.inputs[1].n_tokens, 3);
+    assert_int_equal(er.inputs[1].tokens[0], 6);
+    assert_true(er.base64);
+    assert_int_equal(er.dimensions, 2);
+    oll_embed_request_free(&er);
+    b = "{\"model\":\"m\",\"input\":\"a\",\"truncate\":false,\"options\":{\"num_ctx\":128}}";
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED, &er, &e), SHIMMY_OK);
+    assert_false(er.truncate);
+    assert_int_equal(er.num_ctx, 128);
+    oll_embed_request_free(&er);
+    b = "{\"model\":\"m\",\"input\":\"a\"}";
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED, &er, &e), SHIMMY_OK);
+    assert_true(er.truncate); /* Ollama's default */
+    oll_embed_request_free(&er);
+    /* refusals name the field */
+    static const struct {
+        const char *body, *param;
+    } bad[] = {
+        {"{\"model\":\"m\",\"input\":\"a\",\"encoding_format\":\"int8\"}", "encoding_format"},
+        {"{\"model\":\"m\",\"input\":\"a\",\"dimensions\":0}", "dimensions"},
+        {"{\"model\":\"m\",\"input\":\"a\",\"dimensions\":\"8\"}", "dimensions"},
+        {"{\"model\":\"m\",\"input\":[\"a\",[1,-2]]}", "input[1]"},
+        {"{\"model\":\"m\",\"input\":[\"a\",{}]}", "input[1]"},
+        {"{\"model\":\"m\",\"input\":[\"a\",\"\"]}", "input[1]"},
+        {"{\"model\":\"m\",\"input\":[]}", "input"},
+        {"{\"model\":\"m\"}", "input"},
+        {"{\"input\":\"a\"}", "model"},
+        {"{\"model\":\"m\",\"input\":\"a\",\"keep_alive\":\"soon\"}", "keep_alive"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b = bad[i].body;
+        assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED_OPENAI, &er, &e), ERR_BAD_PARAM);
+        assert_string_equal(e.param, bad[i].param);
+    }
+    b = "{\"model\":\"m\",\"input\":\"a\",\"truncate\":1}";
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED, &er, &e), ERR_BAD_PARAM);
+    assert_string_equal(e.param, "truncate");
+    b = "{\"model\":\"m\",\"input\":\"a\",\"options\":{\"num_ctx\":0}}";
+    assert_int_equal(oll_parse_embed(b, strlen(b), OLL_EMBED, &er, &e), ERR_BAD_PARAM);
+    assert_string_equal(e.param, "options.num_ctx");
 }
 
 static gen_event ev(gen_event_kind k, int index, const char *id, const char *name,
