@@ -15,6 +15,7 @@ typedef struct command {
 static const command commands[] = {
     {"serve", cli_serve, "run the HTTP server (OpenAI-compatible API)"},
     {"generate", cli_generate, "complete a prompt with a model and print it"},
+    {"run", cli_run, "chat with a model in the terminal (a running server's, or loaded here)"},
     {"list", cli_list, "list the models shimmy would serve"},
     {"discover", cli_discover, "scan for models and report what was found and skipped"},
     {"probe", cli_probe, "load a model, generate one token, report time and memory"},

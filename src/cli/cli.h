@@ -5,6 +5,7 @@
 
 int cli_serve(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_run(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_discover(int argc, char **argv);
 int cli_probe(int argc, char **argv);
