@@ -7,12 +7,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # The Vulkan module and Mesa's software Vulkan device (lavapipe): tests/integration/it_gpu_vulkan.c
 # runs the real Vulkan backend on them, on machines without a GPU too.
 "$root/scripts/deps.sh" --gpu vulkan
-# A real browser for the chat page (tests/clients/web.test.mjs) and a terminal for `shimmy run`
-# (tests/clients/run.test.mjs), from Debian.
+# A real browser for the chat page (tests/clients/web.test.mjs), a terminal for `shimmy run`
+# (tests/clients/run.test.mjs) and faketime for the template goldens' pinned date
+# (tests/integration/it_templates.c), from Debian.
 # Prometheus (promtool and a real server scrape /metrics: it_ops), PyYAML and systemd-analyze
 # (shimmy init's YAML and unit files: it_init).
 missing=()
-for p in chromium tmux prometheus python3-yaml systemd; do
+for p in chromium tmux faketime prometheus python3-yaml systemd; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"discover", cli_discover, "scan for models and report what was found and skipped"},
     {"probe", cli_probe, "load a model, generate one token, report time and memory"},
     {"gpu-info", cli_gpu_info, "list backend modules, devices and what auto would use"},
+    {"init", cli_init, "write deployment files: systemd, docker, compose, kubernetes"},
 };
 
 static void usage(FILE *f) {

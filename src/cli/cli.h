@@ -10,6 +10,7 @@ int cli_list(int argc, char **argv);
 int cli_discover(int argc, char **argv);
 int cli_probe(int argc, char **argv);
 int cli_gpu_info(int argc, char **argv);
+int cli_init(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -43,8 +43,8 @@ bool be_token_valid(const be_model *b, be_token t);
  * lchat_render_chat). Errors: ERR_BAD_PARAM (param names the field), ERR_UNSUPPORTED (the
  * model's own template does not parse: the message says how to override it). */
 shimmy_err be_render(const be_model *b, const char *chat_json, const char *json_schema,
-                     int64_t now_s, lchat_render *out, char *err, size_t errlen, char *param,
-                     size_t paramlen);
+                     int64_t now_s, bool generate, lchat_render *out, char *err, size_t errlen,
+                     char *param, size_t paramlen);
 /* The template source in use and what it can express. Returns owned *source. */
 shimmy_err be_template(const be_model *b, char **source, engine_tmpl_caps *caps);
 /* Appends the text of token t to out (special tokens render empty unless special). */
@@ -100,7 +100,10 @@ bool be_grammar_ok(const be_model *b, const lchat_render *g);
 void be_sampler_free(be_sampler *s);
 /* Feeds an already-known token (prompt) into the repetition penalties. */
 void be_sampler_accept(be_sampler *s, be_token t);
-/* Samples (and accepts) the next token from output index idx of the last decode. */
+/* be_sample's answer when the output grammar allows no next token (no answer can satisfy it). */
+#define BE_TOKEN_NONE (-1)
+/* Samples (and accepts) the next token from output index idx of the last decode, or
+ * BE_TOKEN_NONE. */
 be_token be_sample(be_model *b, be_sampler *s, int idx);
 
 #endif

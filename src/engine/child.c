@@ -36,6 +36,20 @@ typedef struct child {
 
 static child C;
 
+/* Cancels for jobs whose submit thread has not registered them yet (under C.mu). */
+#define EARLY_CANCELS 64
+static uint64_t early_cancel[EARLY_CANCELS];
+static unsigned n_early;
+
+static bool take_early_cancel(uint64_t id) {
+    for (unsigned i = 0; i < EARLY_CANCELS; i++)
+        if (early_cancel[i] == id && id != 0) {
+            early_cancel[i] = 0;
+            return true;
+        }
+    return false;
+}
+
 /* ---- jobs ---- */
 
 static cjob *find_job(uint64_t id) {
@@ -141,7 +155,16 @@ static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops) 
     return r->bad ? ERR_INTERNAL : SHIMMY_OK;
 }
 
-static void on_submit(uint64_t id, const buf *payload) {
+typedef struct csubmit {
+    uint64_t id;
+    buf in;
+} csubmit;
+
+/* A submit renders and tokenizes (long for a long prompt): off the reading thread, so that the
+ * server's other frames (cancels, /health's info calls) are read meanwhile. */
+static void *submit_main(void *p);
+
+static void submit_run(uint64_t id, const buf *payload) {
     ipc_rd r;
     gen_request req;
     const char *stops[LIM_STOP_STRINGS + 16];
@@ -165,6 +188,10 @@ static void on_submit(uint64_t id, const buf *payload) {
         pthread_mutex_lock(&C.mu);
         cj->next = C.jobs;
         C.jobs = cj;
+        if (take_early_cancel(id)) { /* the server dropped it while it was being submitted */
+            engine_job_cancel(job);
+            cj->released = true;
+        }
         pthread_mutex_unlock(&C.mu);
     } else {
         free(cj);
@@ -184,8 +211,30 @@ static void on_cancel(uint64_t id, bool release) {
         engine_job_cancel(cj->job);
         if (release)
             cj->released = true;
+    } else {
+        early_cancel[n_early++ % EARLY_CANCELS] = id;
     }
     pthread_mutex_unlock(&C.mu);
+}
+
+static void *submit_main(void *p) {
+    csubmit *cs = p;
+    submit_run(cs->id, &cs->in);
+    buf_free(&cs->in);
+    free(cs);
+    return NULL;
+}
+
+static void on_submit(uint64_t id, const buf *payload) {
+    csubmit *cs = calloc(1, sizeof *cs);
+    if (cs == NULL) {
+        submit_run(id, payload); /* no memory for a thread's state: do it here */
+        return;
+    }
+    cs->id = id;
+    buf_init(&cs->in, IPC_MAX_PAYLOAD);
+    buf_append(&cs->in, payload->data ? payload->data : "", payload->len);
+    start_thread(submit_main, cs);
 }
 
 /* ---- synchronous calls ---- */
@@ -417,7 +466,7 @@ static shimmy_err load(const buf *payload, char *err, size_t errlen) {
         return err_set(err, errlen, ERR_INTERNAL, "the engine process could not read its options");
     shimmy_err rc = engine_global_init(NULL, err, errlen);
     if (rc == SHIMMY_OK && o.rpc_servers != NULL)
-        rc = gpu_add_rpc(o.rpc_servers, err, errlen);
+        rc = gpu_add_rpc(o.rpc_servers, true, err, errlen); /* a dead server: use what is left */
     if (rc == SHIMMY_OK)
         rc = sched_model_load(&o, &C.m, err, errlen);
     return rc;

@@ -375,14 +375,14 @@ int be_tokenize(const be_model *b, const char *text, size_t len, be_token *out, 
 }
 
 shimmy_err be_render(const be_model *b, const char *chat_json, const char *json_schema,
-                     int64_t now_s, lchat_render *out, char *err, size_t errlen, char *param,
-                     size_t paramlen) {
+                     int64_t now_s, bool generate, lchat_render *out, char *err, size_t errlen,
+                     char *param, size_t paramlen) {
     if (b->tmpl == NULL) {
         memset(out, 0, sizeof *out);
         snprintf(param, paramlen, "model");
         return err_set(err, errlen, ERR_UNSUPPORTED, "%s", b->tmpl_err);
     }
-    return lchat_render_chat(b->tmpl, b->model, chat_json, json_schema, now_s, out, err, errlen,
+    return lchat_render_chat(b->tmpl, b->model, chat_json, json_schema, now_s, generate, out, err, errlen,
                              param, paramlen);
 }
 
@@ -733,9 +733,15 @@ static be_token sample_grammar(be_model *b, be_sampler *s, int idx) {
         s->cur[t] = (llama_token_data){t, logits[t], 0.0f};
     llama_token_data_array arr = {s->cur, (size_t)s->n_vocab, -1, false};
     llama_sampler_apply(s->grammar, &arr);
+    bool any = false;
+    for (size_t i = 0; i < arr.size && !any; i++)
+        any = arr.data[i].logit != -INFINITY;
+    if (!any)
+        return BE_TOKEN_NONE; /* no token continues the grammar (an unsatisfiable schema) */
     llama_sampler_apply(s->chain, &arr);
     llama_token t = arr.selected >= 0 ? arr.data[arr.selected].id : llama_vocab_eos(b->vocab);
-    llama_sampler_accept(s->grammar, t);
+    if (!lchat_grammar_accept(s->grammar, t))
+        return BE_TOKEN_NONE;
     llama_sampler_accept(s->chain, t);
     return t;
 }

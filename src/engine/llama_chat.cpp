@@ -96,6 +96,7 @@ struct lchat_tmpl {
     common_chat_templates_ptr tmpls;
     bool use_jinja = true;
     bool thinking_default = false;  // llama-server: thinking on when the template supports it
+    bool renders_tools = false;     // the template renders tool definitions
     std::string source;
     engine_tmpl_caps caps = {};
 };
@@ -111,9 +112,28 @@ struct lchat_parser {
 
 // ---- templates ----
 
+static bool has_call_format(const lchat_tmpl * t) {
+    try {
+        common_chat_templates_inputs in;
+        common_chat_msg m;
+        m.role    = "user";
+        m.content = "x";
+        in.messages    = { m };
+        in.tools       = { { "probe", "", "{\"type\":\"object\",\"properties\":{}}" } };
+        in.tool_choice = COMMON_CHAT_TOOL_CHOICE_REQUIRED;
+        return !common_chat_templates_apply(t->tmpls.get(), in).grammar.empty();
+    } catch (const std::exception &) {
+        return false;
+    }
+}
+
 static void fill_caps(lchat_tmpl * t) {
     auto caps = common_chat_templates_get_caps(t->tmpls.get());
-    t->caps.tools = t->use_jinja && caps["supports_tools"] && caps["supports_tool_calls"];
+    // A template that renders tool definitions can be shown tools (as llama-server does); the
+    // model can use them when llama.cpp also knows how its calls look: a required call then has
+    // a grammar (none means no call format was found).
+    t->renders_tools = t->use_jinja && caps["supports_tools"];
+    t->caps.tools = t->renders_tools && has_call_format(t);
     t->thinking_default = t->use_jinja && common_chat_templates_support_enable_thinking(t->tmpls.get());
     t->caps.thinking = t->thinking_default;
 }
@@ -267,6 +287,7 @@ static void parse_reasoning(const lchat_tmpl * t, const json & body, common_chat
         in.reasoning_format = common_reasoning_format_from_name(name);
     }
     in.enable_thinking = t->thinking_default;
+    in.chat_template_kwargs["preserve_reasoning"] = "true";  // llama-server's default kwarg
     const json & kw = member(body, "chat_template_kwargs");
     if (!kw.is_null() && !kw.is_object()) {
         throw req_error("chat_template_kwargs", "chat_template_kwargs must be an object");
@@ -303,7 +324,7 @@ static void parse_reasoning(const lchat_tmpl * t, const json & body, common_chat
 }
 
 static common_chat_templates_inputs make_inputs(const lchat_tmpl * t, const json & body, const char * json_schema,
-                                                int64_t now_s) {
+                                                int64_t now_s, bool generate) {
     common_chat_templates_inputs in;
     if (!body.contains("messages")) {
         throw req_error("messages", "messages is required");
@@ -321,10 +342,15 @@ static common_chat_templates_inputs make_inputs(const lchat_tmpl * t, const json
     }
     in.parallel_tool_calls = ptc.is_null() ? caps["supports_parallel_tool_calls"] : ptc.get<bool>();
     parse_tools(body, in);
-    if (!in.tools.empty() && !t->caps.tools) {
-        throw req_error("tools", "this model's chat template cannot express tools (it has no tool-call "
-                                 "format); serve it with a template that does (--chat-template-file) or "
+    if (!in.tools.empty() && !t->renders_tools) {
+        throw req_error("tools", "this model's chat template cannot express tools (it does not render "
+                                 "them); serve it with a template that does (--chat-template-file) or "
                                  "leave out tools");
+    }
+    if (!in.tools.empty() && generate && !t->caps.tools) {
+        throw req_error("tools", "this model's chat template shows tools to the model, but llama.cpp "
+                                 "knows no format in which its calls could be read back; serve it with a "
+                                 "template that has one (--chat-template-file) or leave out tools");
     }
     in.use_jinja = t->use_jinja;
     parse_continuation(body, in);
@@ -469,8 +495,8 @@ static void fill_render(const common_chat_params & cp, const common_chat_templat
 }
 
 shimmy_err lchat_render_chat(const lchat_tmpl * t, const struct llama_model * model, const char * chat_json,
-                             const char * json_schema, int64_t now_s, lchat_render * out, char * err,
-                             size_t errlen, char * param, size_t paramlen) {
+                             const char * json_schema, int64_t now_s, bool generate, lchat_render * out,
+                             char * err, size_t errlen, char * param, size_t paramlen) {
     memset(out, 0, sizeof *out);
     if (param != nullptr && paramlen > 0) {
         param[0] = '\0';
@@ -480,7 +506,7 @@ shimmy_err lchat_render_chat(const lchat_tmpl * t, const struct llama_model * mo
         if (!body.is_object()) {
             throw req_error("", "the chat request must be a JSON object");
         }
-        auto in = make_inputs(t, body, json_schema, now_s);
+        auto in = make_inputs(t, body, json_schema, now_s, generate);
         common_chat_params cp;
         try {
             cp = common_chat_templates_apply(t->tmpls.get(), in);
@@ -537,6 +563,15 @@ struct llama_sampler * lchat_grammar_sampler(const struct llama_vocab * vocab, c
             llama_sampler_free(s);
         }
         return nullptr;
+    }
+}
+
+bool lchat_grammar_accept(struct llama_sampler * grammar, int32_t t) {
+    try {
+        llama_sampler_accept(grammar, t);
+        return true;
+    } catch (const std::exception &) {
+        return false;
     }
 }
 

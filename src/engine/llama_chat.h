@@ -67,19 +67,24 @@ typedef struct lchat_render {
 
 /* Renders chat_json (gen_request.chat_json) with t. json_schema (may be NULL): the answer must
  * match it. now_s: the time templates see (unix seconds). model: for tokenizing triggers and
- * preserved tokens. Errors: ERR_BAD_PARAM with the message and the field at fault in param
+ * preserved tokens. generate: the answer will be generated and read, so tools need a call
+ * format llama.cpp can read (false: only the prompt is wanted, as /apply-template: tools are
+ * rendered wherever the template renders them, as llama-server does). Errors: ERR_BAD_PARAM with the message and the field at fault in param
  * ("messages", "tools", "tool_choice", "response_format", ...), ERR_UNSUPPORTED never. On error
  * *out is empty. */
 shimmy_err lchat_render_chat(const lchat_tmpl *t, const struct llama_model *model,
                              const char *chat_json, const char *json_schema, int64_t now_s,
-                             lchat_render *out, char *err, size_t errlen, char *param,
-                             size_t paramlen);
+                             bool generate, lchat_render *out, char *err, size_t errlen,
+                             char *param, size_t paramlen);
 /* For a raw prompt with a JSON schema: only the grammar (out->grammar). */
 shimmy_err lchat_schema_grammar(const char *json_schema, char **gbnf, char *err, size_t errlen);
 /* The output grammar of r as a llama.cpp sampler: lazy (from a trigger on) or whole, after the
  * prefill tokens. vocab: struct llama_vocab. Returns owned, NULL when the grammar does not parse
  * or the prefill does not match it. */
 struct llama_sampler *lchat_grammar_sampler(const struct llama_vocab *vocab, const lchat_render *r);
+/* Feeds token t to a grammar sampler made by lchat_grammar_sampler. False when the grammar
+ * refuses it (llama.cpp throws there; the exception ends here). */
+bool lchat_grammar_accept(struct llama_sampler *grammar, int32_t t);
 /* Frees what r owns (the parser too, unless taken: set r->parser NULL first). */
 void lchat_render_free(lchat_render *r);
 

@@ -565,8 +565,17 @@ static void *reader_main(void *p) {
 
 /* Sends a call and waits for its reply into *r (reply owned by c: free with buf_free). Returns
  * the call's rc, with its message in err and param. */
+static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *err,
+                           size_t errlen, char *param, size_t paramlen, int timeout_ms);
+
 static shimmy_err call(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *err, size_t errlen,
                        char *param, size_t paramlen) {
+    return call_for(m, args, c, r, err, errlen, param, paramlen, 0);
+}
+
+/* call with a deadline (timeout_ms > 0): ERR_TIMEOUT when the child does not answer in time. */
+static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *err,
+                           size_t errlen, char *param, size_t paramlen, int timeout_ms) {
     memset(c, 0, sizeof *c);
     buf_init(&c->reply, IPC_MAX_PAYLOAD);
     shimmy_err rc = ensure_alive(m, err, errlen);
@@ -579,20 +588,32 @@ static shimmy_err call(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *er
     m->calls = c;
     pthread_mutex_unlock(&m->mu);
     bool sent = send_frame(m, IPC_CALL, c->id, args->data, args->len) == SHIMMY_OK;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000 + 1;
     pthread_mutex_lock(&m->mu);
     if (!sent && !c->done) { /* no child to answer: it died before the call went out */
         c->done = true;
         c->crash = ERR_ENGINE_CRASHED;
     }
-    while (!c->done)
-        pthread_cond_wait(&c->cv, &m->mu);
+    while (!c->done) {
+        if (timeout_ms <= 0) {
+            pthread_cond_wait(&c->cv, &m->mu);
+        } else if (pthread_cond_timedwait(&c->cv, &m->mu, &dl) != 0) {
+            c->done = true; /* a late reply finds no call and is dropped */
+            c->crash = ERR_TIMEOUT;
+        }
+    }
     for (rcall **p = &m->calls; *p != NULL; p = &(*p)->next)
         if (*p == c) {
             *p = c->next;
             break;
         }
-    if (c->crash != SHIMMY_OK)
+    if (c->crash == ERR_ENGINE_CRASHED)
         err_set(err, errlen, c->crash, "%s", m->cause);
+    else if (c->crash != SHIMMY_OK)
+        err_set(err, errlen, c->crash, "the engine process of model '%s' did not answer in time",
+                m->name);
     pthread_mutex_unlock(&m->mu);
     pthread_cond_destroy(&c->cv);
     if (c->crash != SHIMMY_OK)
@@ -633,7 +654,8 @@ static void remote_get_info(engine_model *em, engine_model_info *info) {
     pthread_mutex_unlock(&m->mu);
     if (alive) { /* a dead model is not loaded again for a status page */
         args_init(&args, IPC_CALL_INFO);
-        if (call(m, &args, &c, &r, NULL, 0, NULL, 0) == SHIMMY_OK) {
+        /* a status page must not hang on a busy child: the last figures after a second */
+        if (call_for(m, &args, &c, &r, NULL, 0, NULL, 0, 1000) == SHIMMY_OK) {
             const void *p = ipc_get_bytes(&r, &n);
             if (p != NULL && n == sizeof *info)
                 memcpy(info, p, n);

@@ -334,7 +334,7 @@ static shimmy_err render(sched_model *m, const gen_request *req, sched_job *j, c
     const gen_params *p = &req->params;
     shimmy_err rc = SHIMMY_OK;
     if (req->chat_json != NULL) {
-        rc = be_render(m->be, req->chat_json, p->json_schema, chat_now(), &j->r, err, errlen,
+        rc = be_render(m->be, req->chat_json, p->json_schema, chat_now(), true, &j->r, err, errlen,
                        param, paramlen);
         if (rc == SHIMMY_OK && p->grammar != NULL && j->r.grammar == NULL)
             j->r.grammar = strdup(p->grammar);
@@ -357,6 +357,47 @@ static shimmy_err render(sched_model *m, const gen_request *req, sched_job *j, c
     return rc;
 }
 
+/* Skips a GBNF "string" or [class] starting at g[i]; returns the index after it. */
+static size_t skip_literal(const char *g, size_t i) {
+    char end = g[i] == '"' ? '"' : ']';
+    for (i++; g[i] != '\0' && g[i] != end; i++)
+        if (g[i] == '\\' && g[i + 1] != '\0')
+            i++;
+    return g[i] == end ? i + 1 : i;
+}
+
+/* Repetitions {m,n} llama.cpp's grammar parser cannot take: n below m (it never returns: a JSON
+ * schema whose minimum is above its maximum) or counts past LIM_SCHEMA_REPEAT (it refuses 2000
+ * and more, printing the whole grammar). */
+static shimmy_err check_repetitions(const char *g, char *err, size_t errlen) {
+    for (size_t i = 0; g[i] != '\0';) {
+        if (g[i] == '"' || g[i] == '[') {
+            i = skip_literal(g, i);
+            continue;
+        }
+        if (g[i] == '#') {
+            while (g[i] != '\0' && g[i] != '\n')
+                i++;
+            continue;
+        }
+        if (g[i++] != '{')
+            continue;
+        char *end;
+        long lo = strtol(g + i, &end, 10), hi = lo;
+        if (*end == ',')
+            hi = end[1] == '}' ? lo : strtol(end + 1, &end, 10);
+        if (hi < lo)
+            return err_set(err, errlen, ERR_BAD_PARAM, "no answer can match the requested output "
+                           "format: it asks for at least %ld and at most %ld of something (a "
+                           "JSON schema whose minimum is above its maximum)", lo, hi);
+        if (lo > LIM_SCHEMA_REPEAT || hi > LIM_SCHEMA_REPEAT)
+            return err_set(err, errlen, ERR_BAD_PARAM, "the requested output format repeats "
+                           "something %ld times; at most %d are supported (minItems, maxItems, "
+                           "minLength, maxLength)", hi > lo ? hi : lo, LIM_SCHEMA_REPEAT);
+    }
+    return SHIMMY_OK;
+}
+
 static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job *j, char *err,
                               size_t errlen, char *param, size_t paramlen) {
     char *text = NULL;
@@ -375,6 +416,10 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
     if (j->r.grammar != NULL && strlen(j->r.grammar) > LIM_GRAMMAR_BYTES)
         return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar is over %u bytes",
                        LIM_GRAMMAR_BYTES);
+    if (j->r.grammar != NULL && check_repetitions(j->r.grammar, err, errlen) != SHIMMY_OK) {
+        snprintf(param, paramlen, "%s", req->chat_json != NULL && param[0] ? param : "response_format");
+        return ERR_BAD_PARAM;
+    }
     if (j->r.grammar != NULL && !be_grammar_ok(m->be, &j->r))
         return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar does not parse");
     int n_ctx = be_n_ctx_slot(m->be);
@@ -440,7 +485,7 @@ static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, 
     sched_model *m = (sched_model *)em;
 
     lchat_render r;
-    shimmy_err rc = be_render(m->be, chat_json, NULL, chat_now(), &r, err, errlen, param,
+    shimmy_err rc = be_render(m->be, chat_json, NULL, chat_now(), false, &r, err, errlen, param,
                               paramlen);
     if (rc != SHIMMY_OK)
         return rc;
@@ -762,6 +807,12 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
     sched_job *j = s->job;
     if (s->t_first == 0)
         s->t_first = clock_mono_ns();
+    if (t == BE_TOKEN_NONE) {
+        slot_finish(m, s, FINISH_ERROR, ERR_BAD_PARAM,
+                    "no answer can match the requested output format: its grammar (from the JSON "
+                    "schema, the tools or the format) allows no next token");
+        return;
+    }
     s->state = SLOT_GEN;
     s->n_gen++;
     if (be_is_eog(m->be, t)) {

@@ -3,9 +3,12 @@
  * golden/templates.jsonl, are llama-server's own answers (tools/chat_golden.sh), one line per
  * template and scenario; the request bodies of the scenarios are golden/template_requests.json,
  * which the script sent too. One shimmy per template (--chat-template-file T) answers every
- * scenario, under SHIMMY_CHAT_NOW=1768478400 and TZ=UTC: the clock the reference ran under
- * (faketime, 2026-01-15 12:00:00 UTC), for templates that print today's date. Where the
- * reference refused a scenario (a template raised), shimmy must refuse it too (any 4xx).
+ * scenario, under the clock the reference ran under (libfaketime preloaded, 2026-01-15 12:00:00
+ * UTC, TZ=UTC: the chat module reads the process clock for templates that print today's date).
+ * Where the reference refused a scenario (a template raised), shimmy must refuse it too (any
+ * 4xx). Where the reference silently ignored the tools (the template does not render them: the
+ * tool's description is not in its prompt), shimmy answers 400 naming "tools" instead, as issue
+ * 8 asks ("never a silent ignore"): counted apart.
  *
  * Every mismatch is printed (template, scenario, first differing byte with context) and the run
  * goes on, so one run lists them all; the test fails at the end when there was any, when a
@@ -18,8 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#define CHAT_NOW "1768478400" /* 2026-01-15 12:00:00 UTC, as in tools/chat_golden.sh */
+#define FAKE_NOW "@2026-01-15 12:00:00" /* as tools/chat_golden.sh runs the reference */
+#define LIBFAKETIME "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+/* In scenario b's tool definition: absent from the reference's prompt = tools ignored. */
+#define TOOL_MARK "Get the current weather in a city"
 #define MAX_SCENARIOS 8
 #define START_TRIES 3
 #define REQUEST_TIMEOUT_MS 30000
@@ -31,6 +38,7 @@ typedef struct tally {
     int n;
     int identical[MAX_SCENARIOS]; /* same prompt, byte for byte */
     int refused[MAX_SCENARIOS];   /* both refused */
+    int no_tools[MAX_SCENARIOS];  /* the reference ignored the tools, shimmy said 400 tools */
     int different;                /* (template, scenario) pairs that differ */
     int missing;                  /* template files the goldens list but the folder lacks */
     char list[4096];              /* "T (s), ..." of the different ones */
@@ -221,7 +229,10 @@ static bool same_prompt(const char *tmpl, const char *scenario, const char *want
     return false;
 }
 
-/* Compares shimmy's answer r to golden g. Returns 1 identical, 2 refused alike, 0 different. */
+static const json_t *scenario_body_of(const json_t *g);
+
+/* Compares shimmy's answer r to golden g. Returns 1 identical, 2 refused alike, 3 tools refused
+ * where the reference ignored them, 0 different. */
 static int judge(const json_t *g, const h_resp *r) {
     const char *tmpl = h_str(g, "template"), *scenario = h_str(g, "scenario");
     json_t *want = json_object_get(g, "prompt");
@@ -235,6 +246,10 @@ static int judge(const json_t *g, const h_resp *r) {
         return 0;
     }
     assert_true(json_is_string(want));
+    if (r->status == 400 && strstr(r->body, "\"param\":\"tools\"") != NULL &&
+        json_object_get(scenario_body_of(g), "tools") != NULL &&
+        strstr(json_string_value(want), TOOL_MARK) == NULL)
+        return 3;
     if (r->status != 200) {
         fprintf(stderr, "DIFFERENT %s (%s): shimmy answered %ld: %.300s\n", tmpl, scenario,
                 r->status, r->body);
@@ -251,6 +266,14 @@ static int judge(const json_t *g, const h_resp *r) {
                               json_string_value(got), json_string_length(got));
     json_decref(ans);
     return verdict;
+}
+
+static const tally *the_tally; /* for judge: the scenarios' bodies */
+
+static const json_t *scenario_body(const tally *ty, const char *scenario);
+
+static const json_t *scenario_body_of(const json_t *g) {
+    return scenario_body(the_tally, h_str(g, "scenario"));
 }
 
 static const json_t *scenario_body(const tally *ty, const char *scenario) {
@@ -293,6 +316,8 @@ static void check_one(tally *ty, int port, const json_t *g) {
         ty->identical[k]++;
     else if (v == 2)
         ty->refused[k]++;
+    else if (v == 3)
+        ty->no_tools[k]++;
     else
         tally_different(ty, tmpl, scenario);
     h_resp_free(&r);
@@ -342,6 +367,10 @@ static void print_summary(const tally *ty, int n_templates) {
     for (int i = 0; i < ty->n; i++)
         if (ty->refused[i] > 0)
             fprintf(stderr, " %d refused like the reference (%s),", ty->refused[i], ty->names[i]);
+    for (int i = 0; i < ty->n; i++)
+        if (ty->no_tools[i] > 0)
+            fprintf(stderr, " %d refused tools the reference ignores (%s),", ty->no_tools[i],
+                    ty->names[i]);
     fprintf(stderr, " %d different, %d missing; of %d templates\n", ty->different, ty->missing,
             n_templates);
     if (ty->different > 0)
@@ -350,10 +379,15 @@ static void print_summary(const tally *ty, int n_templates) {
 
 static void test_templates(void **state) {
     h_test *t = *state;
-    setenv("SHIMMY_CHAT_NOW", CHAT_NOW, 1);
+    if (access(LIBFAKETIME, R_OK) != 0)
+        fail_msg("%s is missing: apt-get install faketime (scripts/test-deps.sh does)", LIBFAKETIME);
+    setenv("LD_PRELOAD", LIBFAKETIME, 1);
+    setenv("FAKETIME", FAKE_NOW, 1);
+    setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
     setenv("TZ", "UTC", 1);
     tally ty;
     memset(&ty, 0, sizeof ty);
+    the_tally = &ty;
     json_t *reqs = load_requests(&ty);
     json_t *goldens = load_goldens();
     int n_golden = golden_template_count(goldens);

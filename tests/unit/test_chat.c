@@ -460,7 +460,7 @@ static int total_failures;
 /* Renders req with tc's template; the parser of the render is reset before each reading. */
 static bool render(tmpl_case *tc, const char *req, lchat_render *r) {
     char err[512], param[64];
-    shimmy_err rc = be_render(tc->model, req, NULL, NOW_S, r, err, sizeof err, param, sizeof param);
+    shimmy_err rc = be_render(tc->model, req, NULL, NOW_S, true, r, err, sizeof err, param, sizeof param);
     if (rc != SHIMMY_OK) {
         printf("FAIL %s: the request does not render (%s: %s)\n", tc->file, param, err);
         tc->failures++;
