@@ -3,6 +3,7 @@
 #   make run    build, then start the server (ARGS="--model path/to/model.gguf" to add a model)
 #   make test   build, then run every test (unit, integration, clients)
 #   make deps GPU=vulkan|cuda   add a GPU backend module (docs/GPU.md)
+#   make deps RPC=1   build llama.cpp's RPC module and rpc-server from the pinned source (docs/DISTRIBUTED.md)
 #   make fuzz   libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS each (30)
 #   make test-asan   unit + integration tests built with ASan+UBSan in build-asan/
 BUILD ?= build
@@ -15,6 +16,7 @@ all: $(BUILD)/shimmy
 
 deps:
 	@scripts/deps.sh $(DEPS_FLAGS) $(if $(GPU),--gpu $(GPU))
+	@$(if $(RPC),SHIMMY_BUILD_DIR=$(abspath $(BUILD)) scripts/build-rpc.sh,true)
 
 configure: deps
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
@@ -26,7 +28,7 @@ run: all
 	$(BUILD)/shimmy serve $(ARGS)
 
 test: all
-	@scripts/test-deps.sh
+	@SHIMMY_BUILD_DIR=$(abspath $(BUILD)) scripts/test-deps.sh
 	@cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
 
 size: all

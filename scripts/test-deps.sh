@@ -21,6 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         "${missing[@]}" >/dev/null || { echo "test-deps.sh: apt-get install ${missing[*]} failed" >&2; exit 1; }
 fi
+# llama.cpp's RPC module and rpc-server (tests/integration/it_rpc.c), compiled once per release.
+"$root/scripts/build-rpc.sh"
 cd "$root/tests/clients"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --silent --no-audit --no-fund >/dev/null || { echo "test-deps.sh: npm ci failed in tests/clients" >&2; exit 1; }

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"probe", cli_probe, "load a model, generate one token, report time and memory"},
     {"gpu-info", cli_gpu_info, "list backend modules, devices and what auto would use"},
     {"init", cli_init, "write deployment files: systemd, docker, compose, kubernetes"},
+    {"rpc-server", cli_rpc_server, "lend this machine's devices to 'serve --rpc' (llama.cpp RPC)"},
 };
 
 static void usage(FILE *f) {

@@ -132,6 +132,14 @@ static void health_model_devices(jsonw *w, const engine_model_info *info) {
         jsonw_raw(w, "}");
     }
     jsonw_raw(w, "]");
+    if (info->cache_type_k[0] != '\0') { /* what the KV cache runs with (--cache-type-k/v) */
+        jsonw_raw(w, ",\"cache_type_k\":");
+        jsonw_cstr(w, info->cache_type_k);
+        jsonw_raw(w, ",\"cache_type_v\":");
+        jsonw_cstr(w, info->cache_type_v);
+        jsonw_raw(w, ",\"flash_attn\":");
+        jsonw_cstr(w, info->flash_attn);
+    }
 }
 
 /* Slot figures of a loaded model. */

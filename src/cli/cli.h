@@ -11,6 +11,7 @@ int cli_discover(int argc, char **argv);
 int cli_probe(int argc, char **argv);
 int cli_gpu_info(int argc, char **argv);
 int cli_init(int argc, char **argv);
+int cli_rpc_server(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -33,13 +34,19 @@ enum {
     CLI_OPT_MAIN_GPU,
     CLI_OPT_TENSOR_SPLIT,
     CLI_OPT_RPC,
+    CLI_OPT_CACHE_TYPE_K,
+    CLI_OPT_CACHE_TYPE_V,
+    CLI_OPT_FLASH_ATTN,
 };
 #define CLI_GPU_LONGOPTS                                                                           \
     {"gpu-backend", required_argument, NULL, CLI_OPT_GPU_BACKEND},                                 \
         {"gpu-layers", required_argument, NULL, CLI_OPT_GPU_LAYERS},                               \
         {"main-gpu", required_argument, NULL, CLI_OPT_MAIN_GPU},                                   \
         {"tensor-split", required_argument, NULL, CLI_OPT_TENSOR_SPLIT},                           \
-        {"rpc", required_argument, NULL, CLI_OPT_RPC}
+        {"rpc", required_argument, NULL, CLI_OPT_RPC},                                             \
+        {"cache-type-k", required_argument, NULL, CLI_OPT_CACHE_TYPE_K},                           \
+        {"cache-type-v", required_argument, NULL, CLI_OPT_CACHE_TYPE_V},                           \
+        {"flash-attn", required_argument, NULL, CLI_OPT_FLASH_ATTN}
 #define CLI_GPU_HELP                                                                               \
     "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, metal,\n" \
     "                         opencl or rpc: a named backend without a device is an error\n"        \
@@ -47,7 +54,12 @@ enum {
     "                         both also per model: --gpu-backend NAME=B, --gpu-layers NAME=N\n"   \
     "  --main-gpu N           put the whole model on the backend's device N\n"                      \
     "  --tensor-split A,B,..  share of layers per device (default: by free memory)\n"               \
-    "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"
+    "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"    \
+    "  --cache-type-k T, --cache-type-v T  KV cache element types: f16 (default), f32, bf16,\n"  \
+    "                         q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (a quantized V cache needs\n" \
+    "                         flash attention)\n"                                                \
+    "  --flash-attn on|off|auto  flash attention (default auto: where the devices support it)\n" \
+    "                         these three also per model: --cache-type-k NAME=T, ...\n"
 /* Same return convention as cli_parse_engine_flag. */
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);
 /* Applies SHIMMY_GPU_BACKEND to eng (before the flags are parsed). Returns 0, or 2 after
@@ -57,6 +69,9 @@ int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
  * servers and checks that eng's backend has a device (printing what was found instead and why,
  * and returning 1, when not); logs what auto chose. Returns 0 when ready. */
 int cli_engine_start(const char *cmd, const struct engine_options *eng);
+/* Refuses a quantized V cache with --flash-attn off (globally or for a model), as llama-server
+ * does. Returns 0, or 2 after reporting the usage error. */
+int cli_check_kv_options(const char *cmd, const struct engine_options *eng);
 
 struct disc_lora;
 /* Parses --lora MODEL=PATH[:SCALE] (cli/discover.c) into *out, which borrows arg. Returns 0, or

@@ -58,16 +58,62 @@ static int parse_layers(const char *cmd, const char *arg, engine_options *eng) {
 /* --gpu-backend NAME=B and --gpu-layers NAME=N: per-model choices, kept for the process. */
 static model_gpu_override overrides[LIM_MODELS];
 
+static const char *flag_name(int opt) {
+    switch (opt) {
+    case CLI_OPT_GPU_BACKEND: return "--gpu-backend";
+    case CLI_OPT_GPU_LAYERS: return "--gpu-layers";
+    case CLI_OPT_CACHE_TYPE_K: return "--cache-type-k";
+    case CLI_OPT_CACHE_TYPE_V: return "--cache-type-v";
+    default: return "--flash-attn";
+    }
+}
+
+/* --cache-type-k/v T and --flash-attn on|off|auto (llama-server's names and messages). */
+static int parse_kv(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    if (opt == CLI_OPT_FLASH_ATTN) {
+        if (engine_flash_attn_parse(arg, &eng->flash_attn) != 0)
+            return cli_usage_error(cmd, "--flash-attn wants on, off or auto, not '%s'", arg);
+        return 1;
+    }
+    engine_kv_type *t = opt == CLI_OPT_CACHE_TYPE_K ? &eng->cache_type_k : &eng->cache_type_v;
+    if (engine_kv_type_parse(arg, t) != 0)
+        return cli_usage_error(cmd, "%s: unsupported cache type '%s'; valid types: %s",
+                               flag_name(opt), arg, engine_kv_type_list());
+    return 1;
+}
+
+/* A quantized V cache needs flash attention (llama.cpp refuses the context otherwise). */
+static int check_kv(const char *cmd, engine_kv_type v, engine_flash_attn fa, const char *model) {
+    if (!engine_kv_type_quantized(v) || fa != FLASH_ATTN_OFF)
+        return 0;
+    return cli_usage_error(cmd, "%s%s%s--cache-type-v %s: a quantized V cache requires flash "
+                           "attention to be enabled (--flash-attn on or auto)",
+                           model ? "model '" : "", model ? model : "", model ? "': " : "",
+                           engine_kv_type_name(v));
+}
+
+int cli_check_kv_options(const char *cmd, const engine_options *eng) {
+    if (check_kv(cmd, eng->cache_type_v, eng->flash_attn, NULL) != 0)
+        return 2;
+    for (int i = 0; i < eng->n_overrides; i++) {
+        engine_options one = *eng;
+        engine_options_for_model(&one, eng->overrides[i].model);
+        if (check_kv(cmd, one.cache_type_v, one.flash_attn, eng->overrides[i].model) != 0)
+            return 2;
+    }
+    return 0;
+}
+
 static int parse_override(const char *cmd, int opt, const char *arg, engine_options *eng) {
     const char *eq = strchr(arg, '=');
     if (eq == arg || eq[1] == '\0')
-        return cli_usage_error(cmd, "%s wants MODEL=VALUE, not '%s'",
-                               opt == CLI_OPT_GPU_BACKEND ? "--gpu-backend" : "--gpu-layers", arg);
+        return cli_usage_error(cmd, "%s wants MODEL=VALUE, not '%s'", flag_name(opt), arg);
     if (eng->n_overrides >= LIM_MODELS)
         return cli_usage_error(cmd, "at most %d per-model GPU options", LIM_MODELS);
     engine_options one = *eng; /* parse the value with the shared rules */
     int rc = opt == CLI_OPT_GPU_BACKEND ? cli_parse_gpu_flag(cmd, opt, eq + 1, &one)
-                                        : parse_layers(cmd, eq + 1, &one);
+             : opt == CLI_OPT_GPU_LAYERS ? parse_layers(cmd, eq + 1, &one)
+                                         : parse_kv(cmd, opt, eq + 1, &one);
     if (rc != 1)
         return rc;
     size_t len = (size_t)(eq - arg);
@@ -79,10 +125,19 @@ static int parse_override(const char *cmd, int opt, const char *arg, engine_opti
     if (opt == CLI_OPT_GPU_BACKEND) {
         v->set_backend = true;
         v->backend = one.gpu_backend;
-    } else {
+    } else if (opt == CLI_OPT_GPU_LAYERS) {
         v->set_layers = true;
         v->layers_mode = one.gpu_layers_mode;
         v->layers = one.gpu_layers;
+    } else if (opt == CLI_OPT_CACHE_TYPE_K) {
+        v->set_cache_k = true;
+        v->cache_k = one.cache_type_k;
+    } else if (opt == CLI_OPT_CACHE_TYPE_V) {
+        v->set_cache_v = true;
+        v->cache_v = one.cache_type_v;
+    } else {
+        v->set_flash_attn = true;
+        v->flash_attn = one.flash_attn;
     }
     eng->overrides = overrides;
     return 1;
@@ -90,7 +145,8 @@ static int parse_override(const char *cmd, int opt, const char *arg, engine_opti
 
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
     long v;
-    if ((opt == CLI_OPT_GPU_BACKEND || opt == CLI_OPT_GPU_LAYERS) && strchr(arg, '=') != NULL)
+    if (opt >= CLI_OPT_GPU_BACKEND && opt <= CLI_OPT_FLASH_ATTN && opt != CLI_OPT_MAIN_GPU &&
+        opt != CLI_OPT_TENSOR_SPLIT && opt != CLI_OPT_RPC && strchr(arg, '=') != NULL)
         return parse_override(cmd, opt, arg, eng);
     switch (opt) {
     case CLI_OPT_GPU_BACKEND:
@@ -112,6 +168,10 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options
     case CLI_OPT_RPC:
         eng->rpc_servers = arg;
         return 1;
+    case CLI_OPT_CACHE_TYPE_K:
+    case CLI_OPT_CACHE_TYPE_V:
+    case CLI_OPT_FLASH_ATTN:
+        return parse_kv(cmd, opt, arg, eng);
     default:
         return 0;
     }
@@ -127,34 +187,47 @@ int cli_gpu_defaults(const char *cmd, engine_options *eng) {
 
 int cli_engine_start(const char *cmd, const engine_options *eng) {
     char err[8192];
+    if (cli_check_kv_options(cmd, eng) != 0)
+        return 2;
     if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
-    if (eng->rpc_servers != NULL && gpu_add_rpc(eng->rpc_servers, err, sizeof err) != SHIMMY_OK) {
+    /* With engine processes, each model's process connects to the RPC servers itself (a server
+     * serves one client at a time): here they are only reached, and RPC choices checked there. */
+    bool remote_rpc = eng->isolate && eng->rpc_servers != NULL;
+    shimmy_err rc = eng->rpc_servers == NULL ? SHIMMY_OK
+                    : remote_rpc ? gpu_check_rpc(eng->rpc_servers, err, sizeof err)
+                                 : gpu_add_rpc(eng->rpc_servers, false, err, sizeof err);
+    if (rc != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
-    size_t idx[GPU_MAX_DEVICES], n;
-    if (gpu_select(eng->gpu_backend, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
+    size_t idx[GPU_MAX_DEVICES], n = 0;
+    if (!(remote_rpc && eng->gpu_backend == GPU_RPC) &&
+        gpu_select(eng->gpu_backend, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
     for (int i = 0; i < eng->n_overrides; i++) {
         size_t m_idx[GPU_MAX_DEVICES], m_n;
         const model_gpu_override *v = &eng->overrides[i];
-        if (v->set_backend &&
+        if (v->set_backend && !(remote_rpc && v->backend == GPU_RPC) &&
             gpu_select(v->backend, m_idx, GPU_MAX_DEVICES, &m_n, err, sizeof err) != SHIMMY_OK) {
             fprintf(stderr, "shimmy %s: model '%s': %s\n", cmd, v->model, err);
             return 1;
         }
     }
-    if (eng->single_gpu && (size_t)eng->main_gpu >= n) {
+    if (eng->single_gpu && !(remote_rpc && eng->gpu_backend == GPU_RPC) &&
+        (size_t)eng->main_gpu >= n) {
         fprintf(stderr, "shimmy %s: --main-gpu %d: --gpu-backend %s has %zu device%s\n", cmd,
                 eng->main_gpu, gpu_backend_name(eng->gpu_backend), n, n == 1 ? "" : "s");
         return 1;
     }
-    if (eng->gpu_backend == GPU_AUTO) {
+    if (remote_rpc) {
+        log_info("gpu: RPC servers %s reached; each model's engine process adds them as devices "
+                 "(--gpu-backend %s)", eng->rpc_servers, gpu_backend_name(eng->gpu_backend));
+    } else if (eng->gpu_backend == GPU_AUTO) {
         gpu_auto_summary(err, sizeof err);
         log_info("gpu: %s", err);
     } else {

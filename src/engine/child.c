@@ -437,6 +437,9 @@ static void read_options(ipc_rd *r, engine_options *o) {
     if (ts != NULL && n == sizeof o->tensor_split)
         memcpy(o->tensor_split, ts, n);
     o->rpc_servers = ipc_get_str(r);
+    o->cache_type_k = (engine_kv_type)ipc_get_u32(r);
+    o->cache_type_v = (engine_kv_type)ipc_get_u32(r);
+    o->flash_attn = (engine_flash_attn)ipc_get_u32(r);
     o->cache_ram_mib = (int64_t)ipc_get_u64(r);
 }
 

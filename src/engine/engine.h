@@ -24,6 +24,38 @@ typedef struct gen_job gen_job;
  * before loading a model. lib_dir may be NULL (then the folder of the executable + /lib). */
 shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
 
+/* Element type of the KV cache (--cache-type-k, --cache-type-v), the types llama-server
+ * accepts; KV_TYPE_DEFAULT is llama.cpp's (f16). */
+typedef enum engine_kv_type {
+    KV_TYPE_DEFAULT = 0,
+    KV_TYPE_F32,
+    KV_TYPE_F16,
+    KV_TYPE_BF16,
+    KV_TYPE_Q8_0,
+    KV_TYPE_Q4_0,
+    KV_TYPE_Q4_1,
+    KV_TYPE_IQ4_NL,
+    KV_TYPE_Q5_0,
+    KV_TYPE_Q5_1,
+    KV_TYPE__COUNT
+} engine_kv_type;
+
+/* --flash-attn: auto lets llama.cpp decide per device (on where every layer's device supports
+ * it); a quantized V cache needs it. */
+typedef enum engine_flash_attn { FLASH_ATTN_AUTO = 0, FLASH_ATTN_ON, FLASH_ATTN_OFF } engine_flash_attn;
+
+/* Parses a cache type name ("f16", "q8_0", ...; as llama-server spells them). Returns 0, or -1. */
+int engine_kv_type_parse(const char *s, engine_kv_type *out);
+/* The name of t ("f16" for KV_TYPE_DEFAULT). Static. */
+const char *engine_kv_type_name(engine_kv_type t);
+/* Whether t is a quantized type (needs flash attention as the V cache's type). */
+bool engine_kv_type_quantized(engine_kv_type t);
+/* "f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1": for error messages. Static. */
+const char *engine_kv_type_list(void);
+/* Parses "on|off|auto" (also llama-server's 1/0, true/false, enabled/disabled). 0 or -1. */
+int engine_flash_attn_parse(const char *s, engine_flash_attn *out);
+const char *engine_flash_attn_name(engine_flash_attn f);
+
 /* A per-model device choice (--gpu-backend NAME=B, --gpu-layers NAME=N): applied over the
  * defaults when the model named `model` is loaded. */
 typedef struct model_gpu_override {
@@ -33,6 +65,9 @@ typedef struct model_gpu_override {
     bool set_layers;
     gpu_layers_mode layers_mode;
     int layers;
+    bool set_cache_k, set_cache_v, set_flash_attn; /* --cache-type-k NAME=T, ... */
+    engine_kv_type cache_k, cache_v;
+    engine_flash_attn flash_attn;
 } model_gpu_override;
 
 /* A per-model chat template (--chat-template-file NAME=FILE): Jinja text. */
@@ -65,6 +100,9 @@ typedef struct engine_options {
                                             memory */
     const char *rpc_servers;       /* HOST:PORT,...: llama.cpp RPC servers added to the device
                                       registry at start-up (cli_engine_start); borrowed; NULL = none */
+    engine_kv_type cache_type_k;   /* KV cache element types (--cache-type-k/v) */
+    engine_kv_type cache_type_v;
+    engine_flash_attn flash_attn;  /* --flash-attn */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
     bool isolate;                  /* run the model's engine in a child process of its own (ADR
@@ -131,6 +169,9 @@ typedef struct engine_model_info {
     bool failed;             /* died at load or first decode 3 times in a row: no more tries */
     char last_crash[384];    /* how it last died and its last log line; "" = never */
     bool reranker;           /* pooling type rank: serves engine_rerank, not generation */
+    char cache_type_k[8];    /* KV cache element types in use: "f16", "q8_0", ... */
+    char cache_type_v[8];
+    char flash_attn[8];      /* "on" or "off" as llama.cpp resolved it; "auto" when unknown */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);

@@ -43,6 +43,7 @@ struct be_model {
     struct llama_context *ectx; /* embeddings context, made on first use (engine thread) */
     struct ggml_threadpool *tp; /* CPU worker threads kept for the context's life; NULL = none */
     void (*tp_free)(struct ggml_threadpool *);
+    char kv_k[8], kv_v[8], fa[8]; /* KV cache types and flash attention in use (engine.h) */
 };
 
 static void attach_threadpool(be_model *b, int n_threads);
@@ -60,6 +61,9 @@ struct be_sampler {
  * that a failed load can say why. ---- */
 
 static _Thread_local char last_error[512];
+/* How llama.cpp resolved --flash-attn auto while this thread created a context: 1 on, 0 off,
+ * -1 not said (its "Flash Attention enabled" / "not supported, set to disabled" lines). */
+static _Thread_local int fa_resolved = -1;
 
 static void on_llama_log(enum ggml_log_level level, const char *text, void *user) {
     (void)user;
@@ -68,6 +72,8 @@ static void on_llama_log(enum ggml_log_level level, const char *text, void *user
         n--;
     if (n == 0)
         return;
+    if (strstr(text, "Flash Attention") != NULL)
+        fa_resolved = strstr(text, "not supported") != NULL ? 0 : strstr(text, "enabled") ? 1 : -1;
     if (level == GGML_LOG_LEVEL_ERROR) {
         snprintf(last_error, sizeof last_error, "%.*s", (int)n, text);
         log_warn("llama.cpp: %.*s", (int)n, text);
@@ -146,15 +152,19 @@ static void keep_placement(be_model *b, const gpu_place_dev *pd, int n) {
 /* Evaluates one token in a small context whose eval callback records which device holds each
  * weight and KV tensor; runs before the real context exists, so that a model fitted tightly to
  * a device's memory still has room for it. Returns false when the probe could not run. */
-static bool probe_placement(be_model *b, int n_ctx_real, int n_threads) {
+static bool probe_placement(be_model *b, const struct llama_context_params *real) {
     gpu_place *pl = gpu_place_new(llama_model_n_layer(b->model));
     if (pl == NULL)
         return false;
+    int n_ctx_real = (int)real->n_ctx;
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 256;
     cp.n_batch = cp.n_ubatch = 1;
     cp.n_seq_max = 1;
-    cp.n_threads = cp.n_threads_batch = n_threads;
+    cp.n_threads = cp.n_threads_batch = real->n_threads;
+    cp.type_k = real->type_k; /* the KV cache's size on each device depends on its types */
+    cp.type_v = real->type_v;
+    cp.flash_attn_type = real->flash_attn_type;
     cp.no_perf = true;
     cp.cb_eval = gpu_place_observe;
     cp.cb_eval_user_data = pl;
@@ -176,6 +186,38 @@ static bool probe_placement(be_model *b, int n_ctx_real, int n_threads) {
     }
     gpu_place_free(pl);
     return ok;
+}
+
+/* --cache-type-k/v and --flash-attn into the context parameters (llama.cpp checks them: a
+ * quantized V cache without flash attention fails the context with its own message). */
+static const enum ggml_type kv_ggml[KV_TYPE__COUNT] = {
+    [KV_TYPE_DEFAULT] = GGML_TYPE_F16, [KV_TYPE_F32] = GGML_TYPE_F32,
+    [KV_TYPE_F16] = GGML_TYPE_F16,     [KV_TYPE_BF16] = GGML_TYPE_BF16,
+    [KV_TYPE_Q8_0] = GGML_TYPE_Q8_0,   [KV_TYPE_Q4_0] = GGML_TYPE_Q4_0,
+    [KV_TYPE_Q4_1] = GGML_TYPE_Q4_1,   [KV_TYPE_IQ4_NL] = GGML_TYPE_IQ4_NL,
+    [KV_TYPE_Q5_0] = GGML_TYPE_Q5_0,   [KV_TYPE_Q5_1] = GGML_TYPE_Q5_1,
+};
+
+static void set_kv_options(struct llama_context_params *cp, const engine_options *o) {
+    if (o->cache_type_k > KV_TYPE_DEFAULT && o->cache_type_k < KV_TYPE__COUNT)
+        cp->type_k = kv_ggml[o->cache_type_k];
+    if (o->cache_type_v > KV_TYPE_DEFAULT && o->cache_type_v < KV_TYPE__COUNT)
+        cp->type_v = kv_ggml[o->cache_type_v];
+    cp->flash_attn_type = o->flash_attn == FLASH_ATTN_ON    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                          : o->flash_attn == FLASH_ATTN_OFF ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                            : LLAMA_FLASH_ATTN_TYPE_AUTO;
+}
+
+/* What the context runs with, for engine_model_info (auto as llama.cpp resolved it). */
+static void keep_kv_options(be_model *b, const engine_options *o) {
+    snprintf(b->kv_k, sizeof b->kv_k, "%s", engine_kv_type_name(o->cache_type_k));
+    snprintf(b->kv_v, sizeof b->kv_v, "%s", engine_kv_type_name(o->cache_type_v));
+    const char *fa = engine_flash_attn_name(o->flash_attn);
+    if (o->flash_attn == FLASH_ATTN_AUTO && engine_kv_type_quantized(o->cache_type_v))
+        fa = "on"; /* llama.cpp turns it on for a quantized V cache */
+    else if (o->flash_attn == FLASH_ATTN_AUTO && fa_resolved >= 0)
+        fa = fa_resolved ? "on" : "off";
+    snprintf(b->fa, sizeof b->fa, "%s", fa);
 }
 
 /* One log line per device, and a warning when the model is not where the plan put it. */
@@ -268,9 +310,12 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     cp.n_threads = o->n_threads > 0 ? o->n_threads : default_threads();
     cp.n_threads_batch = cp.n_threads;
     cp.no_perf = true;
-    if (!probe_placement(b, (int)cp.n_ctx, cp.n_threads))
+    set_kv_options(&cp, o);
+    if (!probe_placement(b, &cp))
         log_warn("%s: could not read the layer placement back from the model", b->name);
+    fa_resolved = -1;
     b->ctx = llama_init_from_model(b->model, cp);
+    keep_kv_options(b, o);
     if (b->ctx == NULL) {
         rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot create a context for '%s' (%d slots x %d tokens): %s",
                      b->name, b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
@@ -356,6 +401,9 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     info->n_devices = b->n_devs;
     memcpy(info->devices, b->devs, sizeof b->devs);
     info->reranker = be_is_rank(b);
+    snprintf(info->cache_type_k, sizeof info->cache_type_k, "%s", b->kv_k);
+    snprintf(info->cache_type_v, sizeof info->cache_type_v, "%s", b->kv_v);
+    snprintf(info->flash_attn, sizeof info->flash_attn, "%s", b->fa);
 }
 
 /* ---- text ---- */

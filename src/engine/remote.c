@@ -183,6 +183,9 @@ static void put_options(buf *b, const engine_options *o) {
     ipc_put_u32(b, (uint32_t)o->main_gpu);
     ipc_put_bytes(b, o->tensor_split, sizeof o->tensor_split);
     ipc_put_str(b, o->rpc_servers);
+    ipc_put_u32(b, (uint32_t)o->cache_type_k);
+    ipc_put_u32(b, (uint32_t)o->cache_type_v);
+    ipc_put_u32(b, (uint32_t)o->flash_attn);
     ipc_put_u64(b, (uint64_t)o->cache_ram_mib);
 }
 

@@ -131,6 +131,9 @@ void engine_options_for_model(engine_options *o, const char *name) {
             o->gpu_layers_mode = v->layers_mode;
             o->gpu_layers = v->layers;
         }
+        o->cache_type_k = v->set_cache_k ? v->cache_k : o->cache_type_k;
+        o->cache_type_v = v->set_cache_v ? v->cache_v : o->cache_type_v;
+        o->flash_attn = v->set_flash_attn ? v->flash_attn : o->flash_attn;
     }
     for (int i = 0; i < o->n_templates; i++)
         if (strcmp(o->templates[i].model, name) == 0)

@@ -1,13 +1,25 @@
 /* gpu/backends: gpu.h. Loads the backend modules of one folder into ggml's registry, one by one,
  * keeping each module's outcome (and the loader's message when it failed); lists devices; picks
  * the devices of a model (llama.cpp's default rules for `auto`, or one named backend, never a
- * silent fallback to the CPU); adds RPC servers. The only ggml API used is ggml-backend.h. */
+ * silent fallback to the CPU); adds RPC servers and runs one. The only ggml API used is
+ * ggml-backend.h.
+ *
+ * A GPU module whose devices cannot exist here is not loaded at start-up (docs/adr/0006): the
+ * Vulkan loader alone costs ~100 ms and ~70 MiB (Mesa's CPU driver and LLVM) to find nothing.
+ * The probe only looks for device nodes; when it finds none the module is deferred, and loaded
+ * for real as soon as its backend is named, so a named backend always gets ggml's own answer. */
 #include "gpu/gpu.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +30,9 @@
 #include "ggml-backend.h"
 
 #define MAX_MODULES 64
+/* Milliseconds to reach an RPC server before calling it unreachable: a LAN answers in well
+ * under one; ggml itself would abort the process on a refused connection. */
+#define RPC_CONNECT_MS 3000
 
 /* One row per --gpu-backend value: the ggml registry name and module file stem of its backend,
  * and how to get the module when it is absent. */
@@ -232,6 +247,60 @@ static void load_cpu(void) {
         load_module(best);
 }
 
+/* ---- cheap probes: could this module find a device here at all? ---- */
+
+/* One row per module that is probed before loading: the device nodes its devices need (any one
+ * present: load), an environment variable that asks for it anyway, and what the skip says. A
+ * module without a row is always loaded (OpenCL, Metal, ... cost little or cannot be probed). */
+static const char *const vk_nodes[] = {"/dev/dri/renderD*", "/dev/nvidia[0-9]*", "/dev/dxg",
+                                       "/dev/kgsl-3d0", "/dev/mali[0-9]*", NULL};
+static const char *const cuda_nodes[] = {"/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/dxg", NULL};
+static const char *const hip_nodes[] = {"/dev/kfd", NULL};
+static const struct probe_row {
+    const char *module;
+    const char *const *nodes; /* NULL: loaded only on demand */
+    const char *env;
+    const char *why;
+} probe_rows[] = {
+    {"vulkan", vk_nodes, "GGML_VK_VISIBLE_DEVICES",
+     "skipped: no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg), so no Vulkan GPU; "
+     "CPU-type Vulkan drivers such as lavapipe are used only with GGML_VK_VISIBLE_DEVICES set"},
+    {"cuda", cuda_nodes, NULL, "skipped: no NVIDIA device node (/dev/nvidiactl, /dev/nvidia*)"},
+    {"hip", hip_nodes, NULL, "skipped: no ROCm device node (/dev/kfd)"},
+    {"rpc", NULL, NULL, "used on demand (--rpc, shimmy rpc-server)"},
+};
+
+static bool any_node(const char *const *patterns) {
+    for (; *patterns != NULL; patterns++) {
+        glob_t g;
+        int rc = glob(*patterns, GLOB_NOSORT, NULL, &g);
+        bool found = rc == 0 && g.gl_pathc > 0;
+        globfree(&g);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
+/* Whether m should wait: writes the reason into m->error and marks it deferred. SHIMMY_GPU_PROBE=off
+ * loads every module as before. */
+static bool defer_module(gpu_module *m) {
+    const char *probe = getenv("SHIMMY_GPU_PROBE");
+    for (size_t i = 0; i < sizeof probe_rows / sizeof probe_rows[0]; i++) {
+        const struct probe_row *r = &probe_rows[i];
+        if (strcmp(m->backend, r->module) != 0)
+            continue;
+        if (r->nodes != NULL && probe != NULL && strcmp(probe, "off") == 0)
+            return false;
+        if (r->nodes != NULL && ((r->env != NULL && getenv(r->env) != NULL) || any_node(r->nodes)))
+            return false;
+        m->deferred = true;
+        snprintf(m->error, sizeof m->error, "%s", r->why);
+        return true;
+    }
+    return false;
+}
+
 static void load_all(void) {
     ggml_log_callback prev_cb;
     void *prev_ud;
@@ -242,7 +311,7 @@ static void load_all(void) {
         load_cpu();
     for (size_t i = 0; i < G.n_mods; i++) {
         gpu_module *m = &G.mods[i];
-        if (m->cpu_variant)
+        if (m->cpu_variant || defer_module(m))
             continue;
         ggml_backend_reg_t have = reg_by_name(m->backend);
         if (have != NULL) { /* already registered (linked in, or loaded by someone else) */
@@ -254,6 +323,26 @@ static void load_all(void) {
         load_module(m);
     }
     ggml_log_set(prev_cb, prev_ud);
+}
+
+static const gpu_module *find_module(const char *stem);
+
+/* Loads the deferred module of backend stem now (its backend was named). */
+static void load_deferred(const char *stem) {
+    pthread_mutex_lock(&G.mu);
+    gpu_module *m = (gpu_module *)find_module(stem);
+    if (m != NULL && m->deferred) {
+        m->deferred = false;
+        m->error[0] = '\0';
+        ggml_log_callback prev_cb;
+        void *prev_ud;
+        ggml_log_get(&prev_cb, &prev_ud);
+        ggml_log_set(on_loader_log, NULL);
+        load_module(m);
+        ggml_log_set(prev_cb, prev_ud);
+        log_debug("gpu: loaded %s on demand: %s", m->path, m->loaded ? "ok" : m->error);
+    }
+    pthread_mutex_unlock(&G.mu);
 }
 
 static void cpu_failure(char *err, size_t errlen) {
@@ -451,6 +540,7 @@ shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *e
     }
     if (b <= GPU_AUTO || b >= GPU__COUNT)
         return err_set(err, errlen, ERR_USAGE, "unknown GPU backend %d", (int)b);
+    load_deferred(backend_rows[b].module);
     *n = select_named(backend_rows[b].reg, idx, cap);
     if (*n > 0)
         return SHIMMY_OK;
@@ -483,7 +573,10 @@ void gpu_auto_summary(char *out, size_t len) {
         if (m->cpu_variant)
             continue;
         any = true;
-        if (!m->loaded)
+        if (m->deferred)
+            off += (size_t)snprintf(out + off, len - off, "; %s module not loaded: %s", m->backend,
+                                    m->error);
+        else if (!m->loaded)
             off += (size_t)snprintf(out + off, len - off, "; %s module failed to load", m->backend);
         else if (strcmp(m->backend, "vulkan") == 0 && getenv("GGML_VK_VISIBLE_DEVICES") == NULL)
             off += (size_t)snprintf(out + off, len - off,
@@ -539,36 +632,207 @@ bool gpu_apple_silicon(char *why, size_t len) {
 /* ---- RPC ---- */
 
 typedef ggml_backend_reg_t (*rpc_add_fn)(const char *endpoint);
+typedef void (*rpc_serve_fn)(const char *endpoint, const char *cache_dir, size_t n_threads,
+                             size_t n_devices, ggml_backend_dev_t *devices);
 
-shimmy_err gpu_add_rpc(const char *servers, char *err, size_t errlen) {
+/* The RPC backend's registry entry, loading the module on demand; NULL with the reason in err. */
+static ggml_backend_reg_t rpc_reg(const char *flag, char *err, size_t errlen) {
+    load_deferred("rpc");
     ggml_backend_reg_t rpc = reg_by_name("RPC");
     if (rpc == NULL) {
         char why[8192];
         why_missing(GPU_RPC, why, sizeof why);
-        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: the RPC backend is not loaded: %s", why);
+        err_set(err, errlen, ERR_MODEL_LOAD, "%s: the RPC backend is not loaded: %s", flag, why);
     }
-    rpc_add_fn add = (rpc_add_fn)(uintptr_t)ggml_backend_reg_get_proc_address(
-        rpc, "ggml_backend_rpc_add_server");
-    if (add == NULL)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: the RPC module has no "
-                       "ggml_backend_rpc_add_server");
+    return rpc;
+}
+
+/* Splits "HOST:PORT" (the last colon; [v6]:port keeps its brackets off). Returns 0 or -1. */
+static int split_endpoint(const char *ep, char *host, size_t hlen, char *port, size_t plen) {
+    const char *colon = strrchr(ep, ':');
+    if (colon == NULL || colon == ep || colon[1] == '\0')
+        return -1;
+    const char *h = ep;
+    size_t n = (size_t)(colon - ep);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= hlen || strlen(colon + 1) >= plen)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, plen, "%s", colon + 1);
+    return 0;
+}
+
+/* A plain TCP connection to ep within RPC_CONNECT_MS, closed at once. Returns 0, or -1 with the
+ * reason in why. */
+static int rpc_reach(const char *ep, char *why, size_t len) {
+    char host[256], port[16];
+    if (split_endpoint(ep, host, sizeof host, port, sizeof port) != 0)
+        return snprintf(why, len, "not HOST:PORT"), -1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0)
+        return snprintf(why, len, "%s", gai_strerror(g)), -1;
+    int rc = -1;
+    snprintf(why, len, "no address");
+    for (struct addrinfo *a = res; a != NULL && rc != 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int e = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (e == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            socklen_t sl = sizeof e;
+            int pr = poll(&p, 1, RPC_CONNECT_MS);
+            if (pr == 0)
+                e = ETIMEDOUT;
+            else if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) != 0)
+                e = errno;
+        }
+        close(fd);
+        if (e == 0)
+            rc = 0;
+        else
+            snprintf(why, len, "%s", strerror(e));
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* Calls fn(endpoint, user) for each server of the list; stops at the first error. */
+typedef shimmy_err (*rpc_each_fn)(const char *ep, void *user, char *err, size_t errlen);
+
+static shimmy_err rpc_each(const char *servers, rpc_each_fn fn, void *user, char *err,
+                           size_t errlen) {
     const char *p = servers;
     while (*p != '\0') {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        char ep[256];
-        const char *colon = memchr(p, ':', n);
-        if (n == 0 || n >= sizeof ep || colon == NULL || colon == p || colon == p + n - 1)
+        char ep[256], host[256], port[16];
+        if (n > 0 && n < sizeof ep) {
+            memcpy(ep, p, n);
+            ep[n] = '\0';
+        }
+        long pn = 0;
+        if (n == 0 || n >= sizeof ep || split_endpoint(ep, host, sizeof host, port, sizeof port) ||
+            (pn = strtol(port, NULL, 10)) < 1 || pn > 65535 || strspn(port, "0123456789") != strlen(port))
             return err_set(err, errlen, ERR_USAGE, "--rpc wants HOST:PORT[,HOST:PORT], not '%s'",
                            servers);
-        memcpy(ep, p, n);
-        ep[n] = '\0';
-        ggml_backend_reg_t reg = add(ep);
-        if (reg == NULL)
-            return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: cannot add server %s", ep);
-        ggml_backend_register(reg);
-        log_info("rpc: added server %s (%zu devices)", ep, ggml_backend_reg_dev_count(reg));
+        shimmy_err rc = fn(ep, user, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
         p = end ? end + 1 : p + n;
     }
     return SHIMMY_OK;
+}
+
+static shimmy_err syntax_only(const char *ep, void *user, char *err, size_t errlen) {
+    (void)ep, (void)user, (void)err, (void)errlen;
+    return SHIMMY_OK;
+}
+
+static shimmy_err reach_one(const char *ep, void *user, char *err, size_t errlen) {
+    (void)user;
+    char why[256];
+    if (rpc_reach(ep, why, sizeof why) != 0)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: cannot reach the RPC server at %s: %s "
+                       "(is 'shimmy rpc-server --bind %s' running there?)", ep, why, ep);
+    return SHIMMY_OK;
+}
+
+struct add_ctx {
+    rpc_add_fn add;
+    bool skip_unreachable;
+};
+
+static shimmy_err add_one(const char *ep, void *user, char *err, size_t errlen) {
+    struct add_ctx *c = user;
+    shimmy_err rc = reach_one(ep, NULL, err, errlen);
+    if (rc != SHIMMY_OK && c->skip_unreachable) {
+        log_warn("rpc: %s: left out, the model loads on the devices that remain", err);
+        return SHIMMY_OK;
+    }
+    if (rc != SHIMMY_OK)
+        return rc;
+    ggml_backend_reg_t reg = c->add(ep);
+    if (reg == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: the RPC server at %s has no device",
+                       ep);
+    ggml_backend_register(reg);
+    log_info("rpc: added server %s (%zu devices)", ep, ggml_backend_reg_dev_count(reg));
+    return SHIMMY_OK;
+}
+
+shimmy_err gpu_add_rpc(const char *servers, bool skip_unreachable, char *err, size_t errlen) {
+    shimmy_err rc = rpc_each(servers, syntax_only, NULL, err, errlen);
+    if (rc != SHIMMY_OK)
+        return rc;
+    ggml_backend_reg_t rpc = rpc_reg("--rpc", err, errlen);
+    if (rpc == NULL)
+        return ERR_MODEL_LOAD;
+    struct add_ctx c = {(rpc_add_fn)(uintptr_t)ggml_backend_reg_get_proc_address(
+                            rpc, "ggml_backend_rpc_add_server"), skip_unreachable};
+    if (c.add == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: the RPC module has no "
+                       "ggml_backend_rpc_add_server");
+    return rpc_each(servers, add_one, &c, err, errlen);
+}
+
+shimmy_err gpu_check_rpc(const char *servers, char *err, size_t errlen) {
+    shimmy_err rc = rpc_each(servers, syntax_only, NULL, err, errlen);
+    if (rc == SHIMMY_OK && rpc_reg("--rpc", err, errlen) == NULL)
+        rc = ERR_MODEL_LOAD;
+    return rc == SHIMMY_OK ? rpc_each(servers, reach_one, NULL, err, errlen) : rc;
+}
+
+/* The devices an RPC server lends: the one named, else every GPU, else the CPU (rpc-server's
+ * rules). Returns the count. */
+static size_t serve_devices(const char *name, ggml_backend_dev_t *out, size_t cap) {
+    size_t n = 0;
+    if (name != NULL) {
+        ggml_backend_dev_t d = ggml_backend_dev_by_name(name);
+        if (d != NULL)
+            out[n++] = d;
+        return n;
+    }
+    for (size_t i = 0; i < ggml_backend_dev_count() && n < cap; i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        if (is_offload_type(ggml_backend_dev_type(d)) && !is_rpc(d))
+            out[n++] = d;
+    }
+    if (n == 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != NULL)
+        out[n++] = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    return n;
+}
+
+shimmy_err gpu_rpc_serve(const char *endpoint, const char *cache_dir, size_t n_threads,
+                         const char *device, char *err, size_t errlen) {
+    ggml_backend_reg_t rpc = rpc_reg("rpc-server", err, errlen);
+    if (rpc == NULL)
+        return ERR_MODEL_LOAD;
+    rpc_serve_fn serve = (rpc_serve_fn)(uintptr_t)ggml_backend_reg_get_proc_address(
+        rpc, "ggml_backend_rpc_start_server");
+    if (serve == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "the RPC module has no "
+                       "ggml_backend_rpc_start_server");
+    if (device != NULL)
+        load_deferred(strncmp(device, "Vulkan", 6) == 0 ? "vulkan" : strncmp(device, "CUDA", 4) == 0 ? "cuda" : "");
+    ggml_backend_dev_t devs[GPU_MAX_DEVICES];
+    size_t n = serve_devices(device, devs, GPU_MAX_DEVICES);
+    if (n == 0) {
+        char found[2048];
+        describe_found(found, sizeof found);
+        return err_set(err, errlen, ERR_USAGE, "--device %s: no such device; %s", device, found);
+    }
+    if (n_threads == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = c > 0 ? (size_t)c : 1;
+    }
+    fflush(stdout);
+    serve(endpoint, cache_dir, n_threads, n, devs); /* returns only when it could not start */
+    return err_set(err, errlen, ERR_MODEL_LOAD, "the RPC server could not start on %s (the "
+                   "reason is printed above: address in use?)", endpoint);
 }

@@ -57,6 +57,9 @@ typedef struct gpu_module {
     char reg_name[32];    /* the backend's registry name when loaded ("Vulkan", "CUDA", "CPU") */
     size_t n_devices;     /* devices its backend registered (0 when not loaded) */
     char error[512];      /* why it is not loaded (the loader's message), "" when loaded */
+    bool deferred;        /* not loaded at start-up because a cheap probe found nothing for it
+                             (no GPU device node; RPC: no --rpc): error says which; loaded when
+                             its backend is named (gpu_select, gpu_add_rpc), docs/adr/0006 */
 } gpu_module;
 
 typedef struct gpu_device {
@@ -103,8 +106,23 @@ void gpu_auto_summary(char *out, size_t len);
  * Writes the evidence to why. Apple Silicon runs on the Metal backend (libggml-metal.so). */
 bool gpu_apple_silicon(char *why, size_t len);
 
-/* Adds llama.cpp RPC servers ("HOST:PORT[,HOST:PORT]") as devices. Errors: ERR_USAGE for a
- * malformed list; ERR_MODEL_LOAD when the RPC module is not loaded or a server cannot be added. */
-shimmy_err gpu_add_rpc(const char *servers, char *err, size_t errlen);
+/* Adds llama.cpp RPC servers ("HOST:PORT[,HOST:PORT]") as devices, loading the RPC module on
+ * demand. Each server is first reached with a plain TCP connection (3 s at most): ggml
+ * aborts the process when it cannot connect. skip_unreachable: a server that cannot be reached
+ * is left out with a warning (an engine process reloading after an RPC server died uses what
+ * is left); otherwise it is an error. Errors: ERR_USAGE for a malformed list; ERR_MODEL_LOAD
+ * when the RPC module is absent or fails to load, or a server cannot be reached or added.
+ * Not thread-safe with itself. */
+shimmy_err gpu_add_rpc(const char *servers, bool skip_unreachable, char *err, size_t errlen);
+/* Checks the list is well formed, the RPC module loads, and each server can be reached, without
+ * registering anything (the server process of `serve`: each model's engine process adds the
+ * servers itself, and an RPC server serves one client at a time). Errors as gpu_add_rpc. */
+shimmy_err gpu_check_rpc(const char *servers, char *err, size_t errlen);
+/* Runs llama.cpp's RPC server on endpoint ("HOST:PORT") with this machine's devices (device
+ * NULL: every GPU, else the CPU; else the one named), n_threads for the CPU device (0 = cores),
+ * tensors cached in cache_dir (NULL = none). Returns only when the server could not start:
+ * ERR_MODEL_LOAD with the reason (ggml prints its own on stderr). */
+shimmy_err gpu_rpc_serve(const char *endpoint, const char *cache_dir, size_t n_threads,
+                         const char *device, char *err, size_t errlen);
 
 #endif

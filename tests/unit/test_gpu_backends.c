@@ -2,7 +2,8 @@
  * real CPU modules plus a CUDA "module" that cannot load (so its loader message must surface)
  * and no Vulkan module; the outcome of every module; device selection for auto, cpu, and named
  * backends without a device (module absent / present but failed), never falling back to the
- * CPU; --rpc without the RPC module; and a folder with no CPU module (in a child process,
+ * CPU; modules deferred until their backend is named (CUDA without a device node, RPC); --rpc
+ * with a malformed list and with an RPC module that cannot load; and a folder with no CPU module (in a child process,
  * because gpu_init runs once per process). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,9 +69,15 @@ static void test_modules(void **state) {
     assert_non_null(cuda);
     assert_false(cuda->loaded);
     assert_int_equal(cuda->n_devices, 0);
-    /* the dynamic loader's own words */
-    if (strstr(cuda->error, "ELF") == NULL && strstr(cuda->error, "too short") == NULL)
+    /* without an NVIDIA device node the module waits (docs/adr/0006); else the loader's words */
+    if (cuda->deferred)
+        assert_non_null(strstr(cuda->error, "no NVIDIA device node"));
+    else if (strstr(cuda->error, "ELF") == NULL && strstr(cuda->error, "too short") == NULL)
         fail_msg("unexpected loader message: %s", cuda->error);
+    const gpu_module *rpc = module("rpc"); /* loaded only for --rpc and rpc-server */
+    assert_non_null(rpc);
+    assert_true(rpc->deferred);
+    assert_false(rpc->loaded);
     assert_null(module("vulkan"));
     assert_null(gpu_module_get(gpu_module_count()));
 }
@@ -97,7 +104,7 @@ static void test_select(void **state) {
     char line[2048];
     gpu_auto_summary(line, sizeof line);
     assert_non_null(strstr(line, "CPU only"));
-    assert_non_null(strstr(line, "cuda module failed to load"));
+    assert_non_null(strstr(line, "cuda module"));
 
     /* present but failed: the loader's message and what exists instead */
     assert_int_equal(gpu_select(GPU_CUDA, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
@@ -106,6 +113,10 @@ static void test_select(void **state) {
     assert_non_null(strstr(err, "no CUDA device"));
     assert_non_null(strstr(err, "present but failed to load"));
     assert_non_null(strstr(err, module("cuda")->error));
+    /* a deferred module is loaded for real once its backend is named: the loader's words */
+    assert_false(module("cuda")->deferred);
+    if (strstr(err, "ELF") == NULL && strstr(err, "too short") == NULL)
+        fail_msg("unexpected loader message: %s", err);
     assert_non_null(strstr(err, "devices found instead: CPU"));
     /* absent */
     assert_int_equal(gpu_select(GPU_VULKAN, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
@@ -124,9 +135,14 @@ static void test_select(void **state) {
 static void test_rpc_without_module(void **state) {
     (void)state;
     char err[8192];
-    assert_int_equal(gpu_add_rpc("127.0.0.1:50052", err, sizeof err), ERR_MODEL_LOAD);
+    assert_int_equal(gpu_add_rpc("127.0.0.1", false, err, sizeof err), ERR_USAGE);
+    assert_non_null(strstr(err, "--rpc wants HOST:PORT"));
+    assert_int_equal(gpu_add_rpc("127.0.0.1:99999", false, err, sizeof err), ERR_USAGE);
+    /* the module in the folder is a fake: present, fails to load on demand */
+    assert_int_equal(gpu_add_rpc("127.0.0.1:50052", false, err, sizeof err), ERR_MODEL_LOAD);
     assert_non_null(strstr(err, "RPC backend is not loaded"));
-    assert_non_null(strstr(err, "libggml-rpc.so is absent"));
+    assert_non_null(strstr(err, "libggml-rpc.so is present but failed to load"));
+    assert_int_equal(gpu_check_rpc("127.0.0.1:50052", err, sizeof err), ERR_MODEL_LOAD);
 }
 
 /* A folder without any CPU module: gpu_init fails and names the folder. Run in a child process
@@ -168,7 +184,7 @@ static int make_lib_dir(void) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, "lib", 3) != 0 || strstr(e->d_name, "vulkan") ||
-            strstr(e->d_name, "cuda"))
+            strstr(e->d_name, "cuda") || strstr(e->d_name, "rpc"))
             continue;
         char from[PATH_MAX * 2], to[PATH_MAX * 2];
         snprintf(from, sizeof from, "%s/%s", lib_src, e->d_name);
@@ -183,6 +199,12 @@ static int make_lib_dir(void) {
     if (f == NULL)
         return -1;
     fputs("not a shared library\n", f);
+    fclose(f);
+    snprintf(fake, sizeof fake, "%s/libggml-rpc.so", lib_dir);
+    f = fopen(fake, "w");
+    if (f == NULL)
+        return -1;
+    fputs("not a shared library either\n", f);
     fclose(f);
     return 0;
 }
