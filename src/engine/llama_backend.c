@@ -594,8 +594,22 @@ bool be_grammar_ok(const be_model *b, const lchat_render *g) {
     struct llama_sampler *s = lchat_grammar_sampler(b->vocab, g);
     if (s == NULL)
         return false;
+    /* A whole (not lazy) grammar must allow some first token: one that allows none comes from a
+     * schema no value can meet, and is better refused now than after the answer began. */
+    bool any = g->grammar_lazy;
+    int n = llama_vocab_n_tokens(b->vocab);
+    llama_token_data *cur = any ? NULL : malloc((size_t)n * sizeof *cur);
+    if (cur != NULL) {
+        for (int t = 0; t < n; t++)
+            cur[t] = (llama_token_data){t, 0.0f, 0.0f};
+        llama_token_data_array arr = {cur, (size_t)n, -1, false};
+        llama_sampler_apply(s, &arr);
+        for (size_t i = 0; i < arr.size && !any; i++)
+            any = arr.data[i].logit != -INFINITY;
+        free(cur);
+    }
     llama_sampler_free(s);
-    return true;
+    return any || (!g->grammar_lazy && cur == NULL); /* out of memory: let sampling decide */
 }
 
 /* ---- embeddings ---- */

@@ -423,8 +423,12 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
         snprintf(param, paramlen, "%s", req->chat_json != NULL && param[0] ? param : "response_format");
         return ERR_BAD_PARAM;
     }
-    if (j->r.grammar != NULL && !be_grammar_ok(m->be, &j->r))
-        return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar does not parse");
+    if (j->r.grammar != NULL && !be_grammar_ok(m->be, &j->r)) {
+        snprintf(param, paramlen, "%s", param[0] ? param : "response_format");
+        return err_set(err, errlen, ERR_BAD_PARAM, "the requested output format cannot be used: "
+                       "its grammar does not parse, or allows no answer at all (a JSON schema no "
+                       "value can meet)");
+    }
     int n_ctx = be_n_ctx_slot(m->be);
     if (j->n_tokens == 0)
         return err_set(err, errlen, ERR_BAD_PARAM, "the prompt is empty");
