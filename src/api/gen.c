@@ -246,7 +246,14 @@ typedef struct gen_run {
     bool started;       /* the opening frame was written */
     bool ended;         /* the last frame was written */
     int64_t wrote_ns;   /* monotonic: when the stream last wrote a frame */
+    api_stop_fn stop;   /* NULL: the HTTP connection's hang-up stops the request */
+    void *stop_ctx;
 } gen_run;
+
+/* True when the request is to stop: the client hung up, or the caller's stop says so. */
+static bool run_gone(gen_run *g) {
+    return g->stop != NULL ? g->stop(g->stop_ctx) : http_conn_gone(g->conn);
+}
 
 static void run_free(gen_run *g) {
     if (g->note != NULL && g->job != NULL && !g->ended && g->note->outcome == NULL)
@@ -344,7 +351,7 @@ static shimmy_err wait_all(gen_run *g, api_answer *a, gen_status *st) {
             e = api_answer_add(a, &g->ev);
         if (e != SHIMMY_OK || st->done)
             return e;
-        if (http_conn_gone(g->conn))
+        if (run_gone(g))
             return ERR_CANCELLED;
         if (server_stopping(g))
             return ERR_SHUTTING_DOWN;
@@ -430,7 +437,7 @@ static int stream_next(void *ctx, buf *out) {
             return r; /* the client sees the response begin before the first token */
     }
     for (;;) {
-        if (http_conn_gone(g->conn))
+        if (run_gone(g))
             return -1;
         if (server_stopping(g)) {
             api_fail(&err, ERR_SHUTTING_DOWN, NULL, "the server is shutting down: the drain "
@@ -499,9 +506,16 @@ static void stream(gen_run *g, http_response *res) {
 }
 
 void api_gen_serve(const http_request *req, http_response *res, const api_proto *p) {
+    api_gen_serve_stop(req, res, p, NULL, NULL);
+}
+
+void api_gen_serve_stop(const http_request *req, http_response *res, const api_proto *p,
+                        api_stop_fn stop, void *stop_ctx) {
     api_error err;
     api_error_clear(&err);
     gen_run *g = run_new(req, p);
+    if (g != NULL)
+        g->stop = stop, g->stop_ctx = stop_ctx;
     if (g == NULL) {
         api_fail(&err, ERR_NOMEM, NULL, "out of memory");
         api_reply_error(res, p, &err);

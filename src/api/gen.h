@@ -134,6 +134,13 @@ typedef struct api_proto {
 
 /* Serves a generation request with protocol p: the whole path from body to response. */
 void api_gen_serve(const http_request *req, http_response *res, const api_proto *p);
+/* Polled (in the waiting thread, every LIM_DISCONNECT_POLL_MS) while a request waits for the
+ * engine: true stops it (the job is cancelled; a stream function returns -1). */
+typedef bool (*api_stop_fn)(void *ctx);
+/* api_gen_serve for a caller that is not an HTTP connection (a WebSocket session: req->conn
+ * NULL): stop, not the connection's hang-up, ends the request early. */
+void api_gen_serve_stop(const http_request *req, http_response *res, const api_proto *p,
+                        api_stop_fn stop, void *stop_ctx);
 /* Serves a token count with protocol p: parse, acquire, render the chat as engine_submit would,
  * tokenize, and answer with p->counted. */
 void api_count_serve(const http_request *req, http_response *res, const api_proto *p);

@@ -12,6 +12,7 @@
 #include "api/ollama_wire.h"
 #include "api/openai_wire.h"
 #include "api/web.h"
+#include "api/ws.h"
 #include "core/clock.h"
 #include "core/limits.h"
 
@@ -304,6 +305,8 @@ static const http_route routes[] = {
     {"HEAD", "/api/blobs/*", oll_handle_unsupported, LIM_GET_BODY_BYTES},
     {"GET", "/", web_handle_root, LIM_GET_BODY_BYTES},
     {"GET", "/ui/*", web_handle_asset, LIM_GET_BODY_BYTES},
+    {"GET", "/ws/generate", ws_handle_generate, LIM_GET_BODY_BYTES},
+    {"GET", "/ws/chat", ws_handle_chat, LIM_GET_BODY_BYTES},
 };
 
 const http_route *api_routes(size_t *n) {

@@ -60,6 +60,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -115,6 +116,8 @@ struct http_server {
     conn_slot conns[HTTP_CONN_SLOTS];
     bool starting;          /* MHD log lines are kept in start_log while starting */
     char start_log[512];
+    int upgraded[HTTP_CONN_SLOTS]; /* sockets of connections handed over (101), -1 = none;
+                                    * guarded by conns_lock */
     atomic_bool draining;   /* http_server_drain was called */
     int listen_fd;          /* the listening socket, -1 once closed by a drain */
     pthread_mutex_t drain_lock;
@@ -678,8 +681,89 @@ static struct MHD_Response *response_stream(req_ctx *rc, http_response *res) {
 
 /* ---- dispatch ---- */
 
+/* ---- upgrades (101 Switching Protocols) ---- */
+
+typedef struct upgrade_run {
+    http_server *srv;
+    http_upgrade_fn fn;
+    void *ctx;
+    int fd;
+    char *extra; /* owned */
+    size_t n_extra;
+    struct MHD_UpgradeResponseHandle *urh;
+} upgrade_run;
+
+/* Notes fd as handed over (add) or done; false when the table is full. */
+static bool upgraded_track(http_server *s, int fd, bool add) {
+    bool ok = false;
+    pthread_mutex_lock(&s->conns_lock);
+    for (size_t i = 0; i < HTTP_CONN_SLOTS && !ok; i++)
+        if (s->upgraded[i] == (add ? -1 : fd))
+            s->upgraded[i] = add ? fd : -1, ok = true;
+    pthread_mutex_unlock(&s->conns_lock);
+    return ok;
+}
+
+static void *upgrade_thread(void *arg) {
+    upgrade_run *u = arg;
+    bool tracked = upgraded_track(u->srv, u->fd, true);
+    u->fn(u->ctx, tracked ? u->fd : -1, u->extra, u->n_extra);
+    if (tracked)
+        upgraded_track(u->srv, u->fd, false);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(u->extra);
+    free(u);
+    return NULL;
+}
+
+/* MHD's upgrade callback: the session runs in a thread of its own. */
+static void on_upgrade(void *cls, struct MHD_Connection *mc, void *req_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh) {
+    (void)mc, (void)req_cls;
+    upgrade_run *u = cls;
+    pthread_t t;
+    pthread_attr_t attr;
+    u->fd = sock;
+    u->urh = urh;
+    u->extra = malloc(extra_in_size + 1);
+    if (u->extra != NULL && extra_in_size > 0)
+        memcpy(u->extra, extra_in, extra_in_size);
+    u->n_extra = u->extra != NULL ? extra_in_size : 0;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, upgrade_thread, u) != 0) {
+        u->fn(u->ctx, -1, NULL, 0);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(u->extra);
+        free(u);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static struct MHD_Response *response_upgrade(req_ctx *rc, http_response *res) {
+    upgrade_run *u = calloc(1, sizeof *u);
+    struct MHD_Response *r = NULL;
+    if (u != NULL) {
+        *u = (upgrade_run){.srv = rc->srv, .fn = res->upgrade, .ctx = res->upgrade_ctx};
+        r = MHD_create_response_for_upgrade(on_upgrade, u);
+    }
+    if (r == NULL) {
+        res->upgrade(res->upgrade_ctx, -1, NULL, 0);
+        free(u);
+        return NULL;
+    }
+    for (int i = 0; i + 1 < 6 && res->upgrade_headers[i] != NULL; i += 2)
+        add_header(r, res->upgrade_headers[i], res->upgrade_headers[i + 1]);
+    return r;
+}
+
 static enum MHD_Result send_handler_response(struct MHD_Connection *mc, req_ctx *rc,
                                              http_response *res) {
+    if (res->upgrade != NULL) {
+        struct MHD_Response *u = response_upgrade(rc, res);
+        return u != NULL ? queue(mc, rc, MHD_HTTP_SWITCHING_PROTOCOLS, u) : MHD_NO;
+    }
     struct MHD_Response *r = res->stream ? response_stream(rc, res) : response_from_buf(&res->body);
     if (r == NULL)
         return MHD_NO;
@@ -1242,7 +1326,8 @@ static struct MHD_Daemon *daemon_start(http_server *s, int fd) {
     if (!s->tls)
         tls_opts[0].option = MHD_OPTION_END;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | (s->tls ? MHD_USE_TLS : 0);
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE |
+                     (s->tls ? MHD_USE_TLS : 0);
     s->starting = true;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
@@ -1263,6 +1348,8 @@ shimmy_err http_server_start(const http_config *cfg, http_server **out, char *er
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->keys_lock, NULL);
     pthread_mutex_init(&s->conns_lock, NULL);
+    for (size_t i = 0; i < HTTP_CONN_SLOTS; i++)
+        s->upgraded[i] = -1;
     pthread_mutex_init(&s->drain_lock, NULL);
     atomic_init(&s->draining, false);
     s->cfg = *cfg;
@@ -1329,9 +1416,27 @@ const char *http_request_arg(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn->mc, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* Shuts down the sockets of handed-over connections and waits (bounded) for their sessions. */
+static void upgraded_stop(http_server *s) {
+    for (int tries = 0; tries < 200; tries++) {
+        int live = 0;
+        pthread_mutex_lock(&s->conns_lock);
+        for (size_t i = 0; i < HTTP_CONN_SLOTS; i++)
+            if (s->upgraded[i] >= 0)
+                shutdown(s->upgraded[i], SHUT_RDWR), live++;
+        pthread_mutex_unlock(&s->conns_lock);
+        if (live == 0)
+            return;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL); /* a session ends within one poll of its socket */
+    }
+}
+
 void http_server_stop(http_server *s) {
     if (s == NULL)
         return;
+    if (s->daemon != NULL)
+        upgraded_stop(s);
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
     server_free(s);

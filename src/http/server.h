@@ -66,6 +66,12 @@ typedef void (*http_done_fn)(void *app, const http_done *d);
 typedef int (*http_stream_fn)(void *ctx, buf *out);
 /* Called exactly once when the streaming response is finished or the client is gone. */
 typedef void (*http_stream_free_fn)(void *ctx);
+/* A connection handed over after "101 Switching Protocols" (WebSocket): runs in a thread of its
+ * own with the connection's socket fd (blocking; not to be closed) and extra, the bytes that came
+ * after the request head (borrowed for the call); returns when done, and the server closes the
+ * connection (http_server_stop shuts the socket down first). Called exactly once: with fd -1 when
+ * the switch could not be made, only to free ctx. */
+typedef void (*http_upgrade_fn)(void *ctx, int fd, const char *extra, size_t n_extra);
 
 /* The server hands the handler a response already set to status 200, "application/json", an
  * empty body (max LIM_RESPONSE_BYTES) and no stream; the server owns and frees the body. When
@@ -79,6 +85,10 @@ typedef struct http_response {
     http_stream_fn stream;      /* non-NULL: stream instead of body */
     void *stream_ctx;
     http_stream_free_fn stream_free;
+    http_upgrade_fn upgrade;    /* non-NULL: answer 101 and hand the connection over */
+    void *upgrade_ctx;
+    const char *upgrade_headers[6]; /* name, value, ... (NULL-ended) sent with the 101; borrowed
+                                     * until the handler returns */
 } http_response;
 
 /* Runs in the connection's thread; may block (poll http_conn_gone). */
