@@ -4,13 +4,14 @@
 #   make test   build, then run every test (unit, integration, clients)
 #   make deps GPU=vulkan|cuda   add a GPU backend module (docs/GPU.md)
 #   make deps RPC=1   build llama.cpp's RPC module and rpc-server from the pinned source (docs/DISTRIBUTED.md)
+#   make fixtures   generated test models (the reranker) into $(BUILD)/fixtures (tools/fixtures.sh)
 #   make fuzz   libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS each (30)
 #   make test-asan   unit + integration tests built with ASan+UBSan in build-asan/
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure run test size clean distclean
+.PHONY: all deps configure run test size clean distclean fixtures
 
 all: $(BUILD)/shimmy
 
@@ -30,6 +31,9 @@ run: all
 test: all
 	@SHIMMY_BUILD_DIR=$(abspath $(BUILD)) scripts/test-deps.sh
 	@cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
+
+fixtures: all
+	@tools/fixtures.sh $(abspath $(BUILD))
 
 size: all
 	@strip -o $(BUILD)/shimmy.stripped $(BUILD)/shimmy && \
