@@ -292,6 +292,9 @@ static shimmy_err submit(gen_run *g, api_error *err) {
     api_fail(err, e, NULL, "%s", msg);
     if (e == ERR_BAD_PARAM)
         submit_param(&g->call, param, err);
+    else if (e == ERR_CONTEXT_LENGTH) /* the field that carried the prompt, as OpenAI names it */
+        snprintf(err->param, sizeof err->param, "%s",
+                 g->call.gen.chat_json != NULL ? "messages" : "prompt");
     return e;
 }
 
