@@ -15,8 +15,8 @@
  * {"type":"done","finish_reason":"cancelled"}); other messages sent meanwhile wait their turn
  * (at most WS_QUEUE_MAX). Requests on one socket run in turn. Pings are answered with pongs.
  * Close codes: 1007 for a message that is not JSON (after an error message), 1003 for a binary
- * message, 1008 when too many requests wait, 1009 for a message over LIM_BODY_BYTES, 1001 when
- * the server stops. */
+ * message, 1008 when too many requests wait, 1009 for a message over LIM_BODY_BYTES; when the
+ * server stops, the socket is shut down (the client sees 1006). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
