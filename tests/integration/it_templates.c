@@ -312,6 +312,9 @@ static void check_one(tally *ty, int port, const json_t *g) {
     free(body);
     int v = judge(g, &r);
     int k = scenario_index(ty, scenario);
+    static const char *const verdicts[] = {"DIFFERENT", "identical", "refused like the reference",
+                                           "tools refused (the reference ignores them)"};
+    printf("%-55s %s: %s\n", tmpl, scenario, verdicts[v]); /* the per-template table */
     if (v == 1)
         ty->identical[k]++;
     else if (v == 2)
