@@ -131,8 +131,6 @@ static shimmy_err w_start(api_call *c, api_sink *s) {
     api_frame_begin(s, &w);
     jsonw_raw(&w, "{\"type\":\"start\",\"model\":");
     jsonw_cstr(&w, c->model);
-    jsonw_raw(&w, ",\"prompt_tokens\":");
-    jsonw_int(&w, c->prompt_tokens);
     jsonw_raw(&w, "}");
     return api_frame_end(s, &w);
 }

