@@ -137,6 +137,18 @@ it('embeds (embed, embeddings)', async () => {
   assert.equal(legacy.embedding.length, 64);
 });
 
+it('embeds with dimensions, and reloads for num_ctx (ps shows it)', async () => {
+  const r = await client().embed({ model: MODEL, input: 'hello world', dimensions: 16 });
+  assert.equal(r.embeddings[0].length, 16);
+  const norm = Math.sqrt(r.embeddings[0].reduce((a, x) => a + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-5);
+  await client().generate({ model: MODEL, prompt: 'Hi', options: { num_predict: 2, num_ctx: 96 } });
+  const ps = await client().ps();
+  const m = ps.models.find((x) => x.name === MODEL);
+  show('num_ctx', { context_length: m.context_length, dims: r.embeddings[0].length });
+  assert.equal(m.context_length, 96);
+});
+
 it('lists the loaded models and honours keep_alive (ps)', async () => {
   await client().generate({ model: 'stories:260k', prompt: 'Hi', options: { num_predict: 2 } });
   let ps = await client().ps();

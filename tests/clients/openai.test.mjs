@@ -35,6 +35,20 @@ function golden() {
   return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => JSON.parse(l));
 }
 
+it('embeddings.create with the default options (base64 on the wire)', async () => {
+  const r = await client().embeddings.create({ model: MODEL, input: ['hello world', 'a cat'] });
+  assert.equal(r.data.length, 2);
+  assert.equal(r.data[0].embedding.length, 64);
+  const norm = Math.sqrt(r.data[0].embedding.reduce((a, x) => a + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-5);
+  const f = await client().embeddings.create({ model: MODEL, input: 'hello world',
+    encoding_format: 'float', dimensions: 8 });
+  assert.equal(f.data[0].embedding.length, 8);
+  console.log('embeddings', JSON.stringify({ n: r.data.length, dim: r.data[0].embedding.length, norm }));
+  await assert.rejects(client().embeddings.create({ model: MODEL, input: 'x', dimensions: 65 }),
+    (e) => e.status === 400 && e.param === 'dimensions');
+});
+
 it('lists the model', async () => {
   const ids = [];
   for await (const m of client().models.list()) ids.push(m.id);
