@@ -430,8 +430,12 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
                        "value can meet)");
     }
     int n_ctx = be_n_ctx_slot(m->be);
-    if (j->n_tokens == 0)
+    if (j->n_tokens == 0) {
+        snprintf(param, paramlen, "%s", req->chat_json != NULL ? "messages" : "prompt");
         return err_set(err, errlen, ERR_BAD_PARAM, "the prompt is empty");
+    }
+    if (j->n_tokens >= n_ctx)
+        snprintf(param, paramlen, "%s", req->chat_json != NULL ? "messages" : "prompt");
     if (j->n_tokens >= n_ctx)
         return err_set(err, errlen, ERR_CONTEXT_LENGTH,
                        "the prompt has %d tokens but the context of model '%s' holds %d tokens per "
