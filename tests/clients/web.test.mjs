@@ -3,7 +3,10 @@
 // chat answer is llama.cpp's greedy golden continuation (tests/integration/golden). Checks: the
 // golden text at temperature 0, the answer streaming in and Stop freeing the slot (/health), the
 // conversation kept across a reload, model text never becoming HTML (<script> shows as text), and
-// the page under --api-key asking for the key once. Saves docs/web-chat.png.
+// the page under --api-key asking for the key once. Saves a screenshot: to $SHIMMY_SCREENSHOT when
+// set (docs/web-chat.png was made so), else into the system's temporary folder, so that a test run
+// leaves the source tree as it was.
+import { tmpdir } from 'node:os';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,7 +86,7 @@ shimmy.it('greedy answer, Shift+Enter, reload keeps the conversation, screenshot
   const shown = (await lastAnswer(page).innerText()).replace(/\s+/g, ' ').trim();
   assert.equal(shown, golden.text.replace(/\s+/g, ' ').trim());
   assert.match(await page.locator('.msg.assistant .meta').last().innerText(), /^64 tokens/);
-  await page.screenshot({ path: join(root, 'docs/web-chat.png') });
+  await page.screenshot({ path: process.env.SHIMMY_SCREENSHOT || join(tmpdir(), 'shimmy-web-chat.png') });
   await page.reload();
   await page.waitForSelector('.msg.assistant');
   assert.equal((await page.locator('.msg.user .body').innerText()).trim(), 'Once upon a time');
