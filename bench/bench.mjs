@@ -560,7 +560,8 @@ function sessionNotes(res) {
         const med = (x, k) => fmt(median(x.map((m) => m[k])), 0);
         let line = `- agent sessions, ${n} conversations: prompt tokens shimmy/llama-server ${med(S, 'promptTokens')}/${med(R, 'promptTokens')}`
             + ` (last turn ${med(S, 'lastPrompt')}/${med(R, 'lastPrompt')}), cached_tokens reported ${med(S, 'cachedTokens')}/${med(R, 'cachedTokens')}`
-            + `, completion tokens ${med(S, 'completionTokens')}/${med(R, 'completionTokens')}`;
+            + `, completion tokens ${med(S, 'completionTokens')}/${med(R, 'completionTokens')}`
+            + `; wall time of each run shimmy/llama-server (s): ${r.shimmy.map((m, i) => `${m.error ? 'failed' : fmt(m.wall, 1)}/${r['llama-server'][i]?.error ? 'failed' : fmt(r['llama-server'][i]?.wall, 1)}`).join(', ')}`;
         const pcs = S.map((m) => m.promptCache).filter(Boolean);
         if (pcs.length) {
             const each = pcs.map((p) => `${mib(p.bytes)} MiB in ${p.entries} entries, ${p.saves} saves, ${p.restores} restores, longest stall ${p.max_stall_ms} ms`);

@@ -6,6 +6,7 @@
 # Env: BENCH_QUICK=1   one run per server, 64 tokens per request, 4-turn agent sessions
 #      BENCH_ONLY=sessions|models   one part of the benchmark only (docs/BENCHMARKS.md untouched)
 #      BUILD           the build folder shimmy is made in and run from (default build)
+#      SHIMMY_BIN      a shimmy binary to run as it is, not rebuilt (its folder has lib/, tools/)
 #      BENCH_F16=1     also benchmark the F16 version of the realistic model
 #      BENCH_TIMEOUT   seconds for the whole measurement (default 3600)
 #      and everything bench/bench.mjs reads (runs, slots, context, extra server arguments).
@@ -20,12 +21,13 @@ shared_models=${SHIMMY_TEST_MODELS:-../shared/models}
 models_dir=${BENCH_MODELS_DIR:-deps/bench-models}
 out_dir=${BENCH_OUT_DIR:-bench/results}
 build=${BUILD:-build}
-export SHIMMY_BIN=${SHIMMY_BIN:-$build/shimmy}
 
 # ---- tools ----
 missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+if [ "${BENCH_ONLY:-}" != sessions ]; then # the sessions workload needs neither
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+fi
 command -v node >/dev/null || missing+=(nodejs)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -36,7 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---- builds ----
-make -s all BUILD="$build"
+if [ -n "${SHIMMY_BIN:-}" ]; then # a given shimmy (e.g. a build of another commit): used as it is
+    build=$(dirname "$SHIMMY_BIN")
+else
+    make -s all BUILD="$build"
+    export SHIMMY_BIN=$build/shimmy
+fi
 [ -x "$build/tools/gen_model" ] || cmake --build "$build" --target gen_model >/dev/null
 bench/build-reference.sh
 
