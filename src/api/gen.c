@@ -79,6 +79,7 @@ void api_answer_init(api_answer *a) {
     memset(a, 0, sizeof *a);
     buf_init(&a->content, LIM_RESPONSE_BYTES);
     buf_init(&a->reasoning, LIM_RESPONSE_BYTES);
+    buf_init(&a->lp_text, LIM_RESPONSE_BYTES);
 }
 
 void api_answer_free(api_answer *a) {
@@ -90,6 +91,8 @@ void api_answer_free(api_answer *a) {
     free(a->calls);
     buf_free(&a->content);
     buf_free(&a->reasoning);
+    buf_free(&a->lp_text);
+    free(a->lps);
     memset(a, 0, sizeof *a);
 }
 
@@ -127,7 +130,26 @@ static shimmy_err set_str(char **field, const char *s) {
     return SHIMMY_OK;
 }
 
+/* Keeps a log-probability event: its text in lp_text, its record in lps. */
+static shimmy_err add_logprob(api_answer *a, const gen_event *e) {
+    if (a->n_lps == a->cap_lps) {
+        size_t cap = a->cap_lps ? a->cap_lps * 2 : 64;
+        api_logprob *v = realloc(a->lps, cap * sizeof *v);
+        if (v == NULL)
+            return ERR_NOMEM;
+        a->lps = v;
+        a->cap_lps = cap;
+    }
+    a->lps[a->n_lps] = (api_logprob){e->kind == GEN_EV_LOGPROB_TOP, e->logprob, a->lp_text.len,
+                                     e->len};
+    shimmy_err r = buf_append(&a->lp_text, e->text, e->len);
+    a->n_lps += r == SHIMMY_OK;
+    return r;
+}
+
 shimmy_err api_answer_add_event(api_answer *a, const gen_event *e) {
+    if (e->kind == GEN_EV_LOGPROB || e->kind == GEN_EV_LOGPROB_TOP)
+        return add_logprob(a, e);
     if (e->kind == GEN_EV_CONTENT)
         return buf_append(&a->content, e->text, e->len);
     if (e->kind == GEN_EV_REASONING)
@@ -240,7 +262,10 @@ typedef struct gen_run {
     json_t *root;       /* the body, parsed once; owned */
     api_call call;      /* owns call.wire */
     engine_model *model; /* acquired */
-    gen_job *job;       /* owned */
+    gen_job *jobs[LIM_N]; /* owned: one per choice */
+    int n_jobs;
+    bool done[LIM_N];   /* stream: the choice's end was written */
+    gen_status sts[LIM_N]; /* each choice's last status */
     gen_events ev;      /* one wait's events; reused */
     api_sink sink;      /* streaming */
     bool started;       /* the opening frame was written */
@@ -256,12 +281,12 @@ static bool run_gone(gen_run *g) {
 }
 
 static void run_free(gen_run *g) {
-    if (g->note != NULL && g->job != NULL && !g->ended && g->note->outcome == NULL)
+    if (g->note != NULL && g->n_jobs > 0 && !g->ended && g->note->outcome == NULL)
         g->note->outcome = "client_gone";
-    if (g->job != NULL) {
+    for (int i = 0; i < g->n_jobs; i++) {
         if (!g->ended)
-            engine_job_cancel(g->job);
-        engine_job_release(g->job);
+            engine_job_cancel(g->jobs[i]);
+        engine_job_release(g->jobs[i]);
     }
     if (g->model != NULL)
         registry_release_keep(g->reg, g->model, g->call.keep_ns);
@@ -271,6 +296,27 @@ static void run_free(gen_run *g) {
     api_sink_free(&g->sink);
     json_decref(g->root);
     free(g);
+}
+
+/* Submits one job per choice: choice i's seed is the request's + i. On error the jobs already
+ * queued are dropped. */
+static shimmy_err submit_jobs(gen_run *g, char *msg, size_t msglen, char *param, size_t plen) {
+    int n = g->call.n_choices > 1 ? g->call.n_choices : 1;
+    gen_request req = g->call.gen;
+    if (n > LIM_N || (n > 1 && (g->p->finish == NULL || g->p->whole_n == NULL))) {
+        snprintf(param, plen, "n");
+        return n > LIM_N ? err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be between 1 and %d",
+                                   LIM_N)
+                         : err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be 1 on this endpoint");
+    }
+    for (g->n_jobs = 0; g->n_jobs < n; g->n_jobs++) {
+        req.params.seed = g->call.gen.params.seed + (uint32_t)g->n_jobs;
+        shimmy_err e = engine_submit(g->model, &req, &g->jobs[g->n_jobs], msg, msglen, param,
+                                     plen);
+        if (e != SHIMMY_OK)
+            return e; /* run_free cancels the others */
+    }
+    return SHIMMY_OK;
 }
 
 /* Acquires the model, checks the template and submits. */
@@ -286,7 +332,7 @@ static shimmy_err submit(gen_run *g, api_error *err) {
     if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
         return e;
     char param[sizeof err->param] = "";
-    e = engine_submit(g->model, &g->call.gen, &g->job, msg, sizeof msg, param, sizeof param);
+    e = submit_jobs(g, msg, sizeof msg, param, sizeof param);
     if (e == SHIMMY_OK)
         return SHIMMY_OK;
     api_fail(err, e, NULL, "%s", msg);
@@ -333,12 +379,42 @@ static void note_status(gen_run *g, const gen_status *st) {
     }
 }
 
-/* engine_job_wait, noted. */
-static shimmy_err job_wait(gen_run *g, int timeout_ms, gen_status *st) {
-    shimmy_err e = engine_job_wait(g->job, timeout_ms, &g->ev, st);
-    if (e == SHIMMY_OK)
-        note_status(g, st);
+/* The choices' statuses as one: the prompt once, every choice's output; done when all are;
+ * the first unusual finish (error, cancel, length) when there is one. */
+static void sum_status(const gen_run *g, gen_status *sum) {
+    *sum = g->sts[0];
+    for (int i = 1; i < g->n_jobs; i++) {
+        const gen_status *st = &g->sts[i];
+        sum->completion_tokens += st->completion_tokens;
+        sum->done = sum->done && st->done;
+        sum->gen_ns = st->gen_ns > sum->gen_ns ? st->gen_ns : sum->gen_ns;
+        if (sum->finish == FINISH_STOP || sum->finish == FINISH_TOOL_CALLS)
+            *sum = (gen_status){.done = sum->done, .finish = st->finish, .error = st->error,
+                                .prompt_tokens = sum->prompt_tokens,
+                                .cached_tokens = sum->cached_tokens,
+                                .completion_tokens = sum->completion_tokens,
+                                .queued_ns = sum->queued_ns, .prompt_ns = sum->prompt_ns,
+                                .gen_ns = sum->gen_ns};
+        if (st->finish == FINISH_ERROR)
+            snprintf(sum->errmsg, sizeof sum->errmsg, "%s", st->errmsg);
+    }
+}
+
+/* engine_job_wait on choice i (its events into g->ev, the writers' c->choice = i), noted. */
+static shimmy_err job_wait_i(gen_run *g, int i, int timeout_ms, gen_status *st) {
+    shimmy_err e = engine_job_wait(g->jobs[i], timeout_ms, &g->ev, st);
+    g->call.choice = i;
+    if (e != SHIMMY_OK)
+        return e;
+    g->sts[i] = *st;
+    gen_status sum;
+    sum_status(g, &sum);
+    note_status(g, &sum);
     return e;
+}
+
+static shimmy_err job_wait(gen_run *g, int timeout_ms, gen_status *st) {
+    return job_wait_i(g, 0, timeout_ms, st);
 }
 
 /* The drain timed out (SIGTERM, --drain-timeout): the request ends with an error now. */
@@ -346,10 +422,10 @@ static bool server_stopping(const gen_run *g) {
     return g->app != NULL && atomic_load(&g->app->stopping);
 }
 
-/* Waits until the job is done (or the client is gone) with everything in *a. */
-static shimmy_err wait_all(gen_run *g, api_answer *a, gen_status *st) {
+/* Waits until choice i is done (or the client is gone) with everything in *a. */
+static shimmy_err wait_all(gen_run *g, int i, api_answer *a, gen_status *st) {
     for (;;) {
-        shimmy_err e = job_wait(g, LIM_DISCONNECT_POLL_MS, st);
+        shimmy_err e = job_wait_i(g, i, LIM_DISCONNECT_POLL_MS, st);
         if (e == SHIMMY_OK)
             e = api_answer_add(a, &g->ev);
         if (e != SHIMMY_OK || st->done)
@@ -361,13 +437,45 @@ static shimmy_err wait_all(gen_run *g, api_answer *a, gen_status *st) {
     }
 }
 
+/* The whole answer of n > 1 choices, through the row's whole_n. */
+static shimmy_err reply_whole_n(gen_run *g, http_response *res, api_error *err) {
+    api_answer a[LIM_N];
+    gen_status sum;
+    api_sink s;
+    shimmy_err e = SHIMMY_OK;
+    for (int i = 0; i < g->n_jobs; i++)
+        api_answer_init(&a[i]);
+    for (int i = 0; i < g->n_jobs && e == SHIMMY_OK; i++)
+        e = wait_all(g, i, &a[i], &g->sts[i]);
+    sum_status(g, &sum);
+    if (e == ERR_TOO_LARGE)
+        e = api_fail(err, ERR_INTERNAL, NULL, "the response is larger than the limit of %u MiB",
+                     LIM_RESPONSE_BYTES >> 20);
+    else if (e != SHIMMY_OK)
+        api_fail(err, e, NULL, "%s", "");
+    else
+        e = job_error(&sum, err);
+    if (e == SHIMMY_OK) {
+        g->ended = true;
+        api_sink_init(&s, &res->body, API_FRAME_NONE);
+        if ((e = g->p->whole_n(&g->call, a, g->sts, g->n_jobs, &sum, &s)) != SHIMMY_OK)
+            api_fail(err, e, NULL, "%s", "");
+        api_sink_free(&s);
+    }
+    for (int i = 0; i < g->n_jobs; i++)
+        api_answer_free(&a[i]);
+    return e;
+}
+
 static shimmy_err reply_whole(gen_run *g, http_response *res, api_error *err) {
     api_answer a;
     gen_status st;
     api_sink s;
+    if (g->n_jobs > 1)
+        return reply_whole_n(g, res, err);
     memset(&st, 0, sizeof st);
     api_answer_init(&a);
-    shimmy_err e = wait_all(g, &a, &st);
+    shimmy_err e = wait_all(g, 0, &a, &st);
     if (e == ERR_TOO_LARGE)
         e = api_fail(err, ERR_INTERNAL, NULL, "the response is larger than the limit of %u MiB",
                      LIM_RESPONSE_BYTES >> 20);
@@ -403,6 +511,8 @@ static int stream_done(gen_run *g, const gen_status *st) {
     return g->p->end(&g->call, st, &g->sink) == SHIMMY_OK ? 1 : -1;
 }
 
+static int choice_done(gen_run *g, int i, const gen_status *st);
+
 /* The opening frame, once the prompt's size is known (a wait that does not block). */
 static int stream_open(gen_run *g, gen_status *st) {
     g->started = true;
@@ -414,6 +524,8 @@ static int stream_open(gen_run *g, gen_status *st) {
         return -1;
     if (g->ev.n > 0 && g->p->events(&g->call, &g->ev, &g->sink) != SHIMMY_OK)
         return -1;
+    if (st->done && g->n_jobs > 1)
+        return choice_done(g, 0, st);
     return st->done ? stream_done(g, st) : 0;
 }
 
@@ -426,8 +538,82 @@ static bool stream_idle(gen_run *g) {
     return g->p->idle(&g->call, &g->sink) == SHIMMY_OK;
 }
 
+/* Choice i ended (n > 1): its finish frame, or the stream's error frame. Returns 0, or what
+ * stream_next returns to end the stream. */
+static int choice_done(gen_run *g, int i, const gen_status *st) {
+    api_error err;
+    api_error_clear(&err);
+    if (job_error(st, &err) != SHIMMY_OK)
+        return stream_fail(g, &err);
+    g->done[i] = true;
+    g->call.choice = i;
+    return g->p->finish(&g->call, st, &g->sink) == SHIMMY_OK ? 0 : -1;
+}
+
+/* One round over the choices still running (n > 1): each one's news, written with its index;
+ * a choice that ended gets its finish frame; the last one the end. Blocks on the first running
+ * choice when no choice had news. Returns 1 at the end, -1 on a write error, else 0. */
+static int stream_round(gen_run *g, bool *wrote) {
+    gen_status st;
+    api_error err;
+    int first = -1, left = 0;
+    for (int pass = 0; pass < 2 && !*wrote; pass++) {
+        for (int i = 0; i < g->n_jobs; i++) {
+            if (g->done[i] || (pass == 1 && i != first))
+                continue;
+            first = first < 0 ? i : first;
+            int timeout = pass == 1 ? LIM_DISCONNECT_POLL_MS : 0;
+            if (job_wait_i(g, i, timeout, &st) != SHIMMY_OK) {
+                api_fail(&err, ERR_INTERNAL, NULL, "the engine could not deliver the text");
+                return stream_fail(g, &err);
+            }
+            if (g->ev.n > 0 && g->p->events(&g->call, &g->ev, &g->sink) != SHIMMY_OK)
+                return -1;
+            *wrote = *wrote || g->ev.n > 0 || st.done;
+            int r = st.done ? choice_done(g, i, &st) : 0;
+            if (r != 0)
+                return r;
+        }
+    }
+    for (int i = 0; i < g->n_jobs; i++)
+        left += !g->done[i];
+    if (left > 0)
+        return 0;
+    gen_status sum;
+    sum_status(g, &sum);
+    g->call.choice = -1;
+    return stream_done(g, &sum);
+}
+
+/* stream_next for n > 1 choices. */
+static int stream_next_n(gen_run *g, buf *out) {
+    size_t start = out->len;
+    api_error err;
+    for (;;) {
+        bool wrote = false;
+        if (run_gone(g))
+            return -1;
+        if (server_stopping(g)) {
+            api_fail(&err, ERR_SHUTTING_DOWN, NULL, "the server is shutting down: the drain "
+                     "timeout passed before the answer was complete");
+            return stream_fail(g, &err);
+        }
+        int r = stream_round(g, &wrote);
+        if (r != 0 || out->len > start) {
+            g->wrote_ns = clock_mono_ns();
+            return r;
+        }
+        if (stream_idle(g))
+            return 0;
+    }
+}
+
 static int stream_next(void *ctx, buf *out) {
     gen_run *g = ctx;
+    if (g->n_jobs > 1 && g->started && !g->ended) {
+        g->sink.out = out;
+        return stream_next_n(g, out);
+    }
     size_t start = out->len;
     gen_status st;
     api_error err;

@@ -59,12 +59,23 @@ typedef struct api_tool_call {
     buf args;   /* arguments JSON text, as the pieces arrived */
 } api_tool_call;
 
-/* What a job produced, accumulated over its waits: answer text, reasoning, tool calls. */
+/* One log-probability record (a GEN_EV_LOGPROB or, top set, GEN_EV_LOGPROB_TOP event). */
+typedef struct api_logprob {
+    bool top;           /* an alternative of the last sampled token */
+    float logprob;
+    size_t off, len;    /* the token's text: api_answer.lp_text.data + off, len bytes */
+} api_logprob;
+
+/* What a job produced, accumulated over its waits: answer text, reasoning, tool calls, and the
+ * log probabilities when asked for. */
 typedef struct api_answer {
     buf content;
     buf reasoning;
     api_tool_call *calls; /* owned, n_calls of them */
     size_t n_calls;
+    api_logprob *lps;     /* owned, n_lps of them, in order */
+    size_t n_lps, cap_lps;
+    buf lp_text;
 } api_answer;
 
 void api_answer_init(api_answer *a);
@@ -94,6 +105,11 @@ typedef struct api_call {
     int64_t load_ns;          /* time to acquire the model */
     int prompt_tokens;        /* stream: tokens of the rendered prompt, filled by gen.c once the
                                * job is queued and before the row's start writer runs */
+    int n_choices;            /* answers to generate for the prompt (OpenAI's n), each its own job
+                               * (seeds seed..seed+n-1 when a seed is given); 0 = 1. A row
+                               * that sets it above 1 has finish and whole_n */
+    int choice;               /* set by gen.c: the choice (0-based) whose events the row's
+                               * events, finish or end writer is given */
 } api_call;
 
 /* A fresh id: prefix then 2*nbytes hex digits (nbytes <= 16), written into out[0..n). Unique,
@@ -130,6 +146,13 @@ typedef struct api_proto {
     shimmy_err (*idle)(api_call *c, api_sink *s);
     /* The answer of api_count_serve: the rendered prompt holds n_tokens [no count route]. */
     shimmy_err (*counted)(api_call *c, int n_tokens, api_sink *s);
+    /* n_choices > 1, streaming: the end of choice c->choice (its status st); end then follows
+     * once, after the last choice, with the choices' summed status and c->choice -1. */
+    shimmy_err (*finish)(api_call *c, const gen_status *st, api_sink *s);
+    /* n_choices > 1: the whole answer of n choices a[i] with st[i], and their sum (prompt
+     * tokens counted once, completion tokens of every choice). */
+    shimmy_err (*whole_n)(api_call *c, const api_answer *a, const gen_status *st, int n,
+                          const gen_status *sum, api_sink *s);
 } api_proto;
 
 /* Serves a generation request with protocol p: the whole path from body to response. */

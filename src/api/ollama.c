@@ -396,12 +396,12 @@ static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_err
 const api_proto oll_generate_proto = {
     API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_generate, oll_call_free,
     oll_start,        oll_events,               oll_end,       oll_whole,      oll_loaded,
-    oll_write_error, NULL, NULL, NULL, NULL};
+    oll_write_error, NULL, NULL, NULL, NULL, NULL, NULL};
 
 const api_proto oll_chat_proto = {
     API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_chat, oll_call_free,
     oll_start,        oll_events,               oll_end,       oll_whole,  oll_loaded,
-    oll_write_error, NULL, NULL, NULL, NULL};
+    oll_write_error, NULL, NULL, NULL, NULL, NULL, NULL};
 
 /* ---- embeddings ---- */
 

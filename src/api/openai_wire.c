@@ -164,16 +164,27 @@ static shimmy_err parse_stop(const json_t *root, api_call *c, api_error *err) {
     return SHIMMY_OK;
 }
 
-/* n: only one choice per request. */
-static shimmy_err parse_n(const json_t *root, api_error *err) {
+/* n: choices for the prompt, 1..LIM_N. */
+static shimmy_err parse_n(const json_t *root, api_call *c, api_error *err) {
     json_t *v = opt(root, "n");
     double d;
+    c->n_choices = 1;
     if (v == NULL)
         return SHIMMY_OK;
-    if (!num_value(v, NUM_INT, &d) || d < 1)
-        return api_fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer >= 1");
-    if (d > 1)
-        return api_fail(err, ERR_BAD_PARAM, "n", "n > 1 is not supported");
+    if (!num_value(v, NUM_INT, &d) || d < 1 || d > LIM_N)
+        return api_fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and %d",
+                        LIM_N);
+    c->n_choices = (int)d;
+    return SHIMMY_OK;
+}
+
+/* An integer count of alternatives per token, 0..LIM_TOP_LOGPROBS, under key. */
+static shimmy_err parse_top(const json_t *v, const char *key, int *out, api_error *err) {
+    double d;
+    if (!num_value(v, NUM_INT, &d) || d < 0 || d > LIM_TOP_LOGPROBS)
+        return api_fail(err, ERR_BAD_PARAM, key, "'%s' must be an integer between 0 and %d", key,
+                        LIM_TOP_LOGPROBS);
+    *out = (int)d;
     return SHIMMY_OK;
 }
 
@@ -189,7 +200,7 @@ static shimmy_err parse_common(const json_t *root, api_call *c, api_error *err) 
     if ((e = parse_stream(root, c, err)) != SHIMMY_OK ||
         (e = parse_numbers(root, &c->gen.params, err)) != SHIMMY_OK ||
         (e = parse_seed(root, &c->gen.params, err)) != SHIMMY_OK ||
-        (e = parse_stop(root, c, err)) != SHIMMY_OK || (e = parse_n(root, err)) != SHIMMY_OK)
+        (e = parse_stop(root, c, err)) != SHIMMY_OK || (e = parse_n(root, c, err)) != SHIMMY_OK)
         return e;
     return SHIMMY_OK;
 }
@@ -224,8 +235,6 @@ static shimmy_err reject_completion_unsupported(const json_t *root, api_error *e
         return e;
     if (echo)
         return api_fail(err, ERR_BAD_PARAM, "echo", "echo is not supported");
-    if ((v = opt(root, "logprobs")) != NULL && !(num_value(v, NUM_INT, &d) && d == 0))
-        return api_fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
     if ((v = opt(root, "best_of")) != NULL && !(num_value(v, NUM_INT, &d) && d == 1))
         return api_fail(err, ERR_BAD_PARAM, "best_of", "best_of > 1 is not supported");
     if ((v = opt(root, "suffix")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
@@ -296,15 +305,6 @@ static void usage(jsonw *w, const gen_status *st) {
 /* Chat features shimmy does not have: a clear 400 rather than a silent wrong answer. */
 static shimmy_err reject_chat_unsupported(const json_t *root, api_error *err) {
     json_t *v;
-    bool logprobs = false;
-    shimmy_err e = parse_bool(root, "logprobs", "logprobs", &logprobs, err);
-    if (e != SHIMMY_OK)
-        return e;
-    if (logprobs)
-        return api_fail(err, ERR_BAD_PARAM, "logprobs", "logprobs are not supported");
-    if ((v = opt(root, "top_logprobs")) != NULL &&
-        !(json_is_integer(v) && json_integer_value(v) == 0))
-        return api_fail(err, ERR_BAD_PARAM, "top_logprobs", "top_logprobs is not supported");
     if ((v = opt(root, "functions")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
         return api_fail(err, ERR_BAD_PARAM, "functions",
                         "'functions' is not supported: use 'tools'");
@@ -625,10 +625,26 @@ static bool tools_used(const json_t *root) {
            !(choice != NULL && strcmp(choice, "none") == 0);
 }
 
+/* logprobs: true with top_logprobs 0..LIM_TOP_LOGPROBS (which needs logprobs, as OpenAI). */
+static shimmy_err parse_chat_logprobs(const json_t *root, api_call *c, api_error *err) {
+    gen_params *p = &c->gen.params;
+    shimmy_err e = parse_bool(root, "logprobs", "logprobs", &p->logprobs, err);
+    json_t *v = opt(root, "top_logprobs");
+    if (e != SHIMMY_OK || v == NULL)
+        return e;
+    if ((e = parse_top(v, "top_logprobs", &p->top_logprobs, err)) != SHIMMY_OK)
+        return e;
+    if (!p->logprobs && p->top_logprobs > 0)
+        return api_fail(err, ERR_BAD_PARAM, "top_logprobs",
+                        "'top_logprobs' needs 'logprobs' to be true");
+    return SHIMMY_OK;
+}
+
 static shimmy_err parse_chat_body(const json_t *root, api_call *c, api_error *err) {
     json_t *chat = json_object();
     shimmy_err e = chat != NULL ? SHIMMY_OK : api_fail(err, ERR_NOMEM, NULL, "out of memory");
     if (e == SHIMMY_OK && (e = reject_chat_unsupported(root, err)) == SHIMMY_OK &&
+        (e = parse_chat_logprobs(root, c, err)) == SHIMMY_OK &&
         (e = parse_response_format(root, c, err)) == SHIMMY_OK &&
         (e = parse_messages(root, chat, err)) == SHIMMY_OK &&
         (e = pass_fields(root, chat, err)) == SHIMMY_OK)
@@ -639,8 +655,19 @@ static shimmy_err parse_chat_body(const json_t *root, api_call *c, api_error *er
     return e;
 }
 
+/* logprobs: N (0..LIM_TOP_LOGPROBS): each token's log probability and N alternatives. */
+static shimmy_err parse_completion_logprobs(const json_t *root, api_call *c, api_error *err) {
+    json_t *v = opt(root, "logprobs");
+    if (v == NULL)
+        return SHIMMY_OK;
+    c->gen.params.logprobs = true;
+    return parse_top(v, "logprobs", &c->gen.params.top_logprobs, err);
+}
+
 static shimmy_err parse_completion_body(const json_t *root, api_call *c, api_error *err) {
     shimmy_err e = reject_completion_unsupported(root, err);
+    if (e == SHIMMY_OK)
+        e = parse_completion_logprobs(root, c, err);
     return e != SHIMMY_OK ? e : parse_prompt(root, c, err);
 }
 
@@ -763,51 +790,219 @@ static void message_obj(jsonw *w, const api_answer *a) {
     jsonw_raw(w, "}");
 }
 
-static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
+/* ---- log probabilities ---- */
+
+static void lp_num(jsonw *w, float v) {
+    char num[32];
+    snprintf(num, sizeof num, "%.7g", isfinite(v) ? (double)v : -1e30);
+    jsonw_raw(w, num);
+}
+
+static const char *lp_text(const api_answer *a, const api_logprob *l) {
+    return a->lp_text.data + l->off;
+}
+
+/* {"token":..,"logprob":..,"bytes":[..] — left open for top_logprobs. */
+static void lp_token(jsonw *w, const api_answer *a, const api_logprob *l) {
+    jsonw_raw(w, "{\"token\":");
+    jsonw_str(w, lp_text(a, l), l->len);
+    jsonw_raw(w, ",\"logprob\":");
+    lp_num(w, l->logprob);
+    jsonw_raw(w, ",\"bytes\":[");
+    for (size_t i = 0; i < l->len; i++) {
+        jsonw_raw(w, i > 0 ? "," : "");
+        jsonw_int(w, (unsigned char)lp_text(a, l)[i]);
+    }
+    jsonw_raw(w, "]");
+}
+
+/* Chat: {"content":[{token, logprob, bytes, top_logprobs:[{token, logprob, bytes}]}],
+ * "refusal":null}, or null when none were asked for. */
+static void chat_logprobs(jsonw *w, const api_answer *a, bool asked) {
+    if (!asked) {
+        jsonw_raw(w, "null");
+        return;
+    }
+    jsonw_raw(w, "{\"content\":[");
+    for (size_t i = 0; i < a->n_lps; i++) {
+        const api_logprob *l = &a->lps[i];
+        if (!l->top) {
+            jsonw_raw(w, i > 0 ? "]}," : "");
+            lp_token(w, a, l);
+            jsonw_raw(w, ",\"top_logprobs\":[");
+        } else {
+            jsonw_raw(w, i > 0 && a->lps[i - 1].top ? "," : "");
+            lp_token(w, a, l);
+            jsonw_raw(w, "}");
+        }
+    }
+    jsonw_raw(w, a->n_lps > 0 ? "]}],\"refusal\":null}" : "],\"refusal\":null}");
+}
+
+/* One array of the completions shape: the tokens' texts, logprobs or offsets (*off: bytes of
+ * the choice's text before the first one, advanced past them). */
+typedef enum { CL_TOKENS, CL_LOGPROBS, CL_OFFSETS } cl_field;
+
+static void completion_array(jsonw *w, const api_answer *a, cl_field f, size_t *off) {
+    bool first = true;
+    jsonw_raw(w, "[");
+    for (size_t i = 0; i < a->n_lps; i++) {
+        const api_logprob *l = &a->lps[i];
+        if (l->top)
+            continue;
+        jsonw_raw(w, first ? "" : ",");
+        first = false;
+        if (f == CL_TOKENS)
+            jsonw_str(w, lp_text(a, l), l->len);
+        else if (f == CL_LOGPROBS)
+            lp_num(w, l->logprob);
+        else {
+            jsonw_int(w, (int64_t)*off);
+            *off += l->len;
+        }
+    }
+    jsonw_raw(w, "]");
+}
+
+/* top_logprobs: one {token: logprob} object per token. */
+static void completion_tops(jsonw *w, const api_answer *a) {
+    jsonw_raw(w, "[");
+    for (size_t i = 0; i < a->n_lps; i++) {
+        const api_logprob *l = &a->lps[i];
+        if (!l->top) {
+            jsonw_raw(w, i > 0 ? "}," : "");
+            jsonw_raw(w, "{");
+            continue;
+        }
+        jsonw_raw(w, i > 0 && a->lps[i - 1].top ? "," : "");
+        jsonw_str(w, lp_text(a, l), l->len);
+        jsonw_raw(w, ":");
+        lp_num(w, l->logprob);
+    }
+    jsonw_raw(w, a->n_lps > 0 ? "}]" : "]");
+}
+
+/* Completions: {tokens, token_logprobs, top_logprobs, text_offset}, or null. */
+static void completion_logprobs(jsonw *w, const api_answer *a, bool asked, size_t *off) {
+    if (!asked) {
+        jsonw_raw(w, "null");
+        return;
+    }
+    jsonw_raw(w, "{\"tokens\":");
+    completion_array(w, a, CL_TOKENS, off);
+    jsonw_raw(w, ",\"token_logprobs\":");
+    completion_array(w, a, CL_LOGPROBS, off);
+    jsonw_raw(w, ",\"top_logprobs\":");
+    completion_tops(w, a);
+    jsonw_raw(w, ",\"text_offset\":");
+    completion_array(w, a, CL_OFFSETS, off);
+    jsonw_raw(w, "}");
+}
+
+/* ---- whole answers ---- */
+
+/* choices[i] of a whole answer. */
+static void choice_obj(jsonw *w, api_call *c, int i, const api_answer *a, const gen_status *st) {
+    const oai_meta *m = &W(c)->meta;
+    bool asked = c->gen.params.logprobs;
+    size_t off = 0;
+    if (m->chat) {
+        jsonw_raw(w, "{\"index\":");
+        jsonw_int(w, i);
+        jsonw_raw(w, ",\"message\":");
+        message_obj(w, a);
+        jsonw_raw(w, ",\"logprobs\":");
+        chat_logprobs(w, a, asked);
+    } else {
+        jsonw_raw(w, "{\"text\":");
+        jsonw_str(w, buf_str(&a->content), a->content.len);
+        jsonw_raw(w, ",\"index\":");
+        jsonw_int(w, i);
+        jsonw_raw(w, ",\"logprobs\":");
+        completion_logprobs(w, a, asked, &off);
+    }
+    jsonw_raw(w, ",\"finish_reason\":");
+    jsonw_cstr(w, finish_str(st, a->n_calls));
+    jsonw_raw(w, "}");
+}
+
+static shimmy_err whole_n(api_call *c, const api_answer *a, const gen_status *st, int n,
+                          const gen_status *sum, api_sink *s) {
     const oai_meta *m = &W(c)->meta;
     jsonw w;
     api_frame_begin(s, &w);
     head(&w, m, m->chat ? "chat.completion" : "text_completion");
-    if (m->chat) {
-        jsonw_raw(&w, "\"choices\":[{\"index\":0,\"message\":");
-        message_obj(&w, a);
-        jsonw_raw(&w, ",\"logprobs\":null,\"finish_reason\":");
-    } else {
-        jsonw_raw(&w, "\"choices\":[{\"text\":");
-        jsonw_str(&w, buf_str(&a->content), a->content.len);
-        jsonw_raw(&w, ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+    jsonw_raw(&w, "\"choices\":[");
+    for (int i = 0; i < n; i++) {
+        jsonw_raw(&w, i > 0 ? "," : "");
+        choice_obj(&w, c, i, &a[i], &st[i]);
     }
-    jsonw_cstr(&w, finish_str(st, a->n_calls));
-    jsonw_raw(&w, "}],\"usage\":");
-    usage(&w, st);
+    jsonw_raw(&w, "],\"usage\":");
+    usage(&w, sum);
     jsonw_raw(&w, "}");
     return api_frame_end(s, &w);
 }
 
-/* A chunk: the caller writes the delta's members (chat) or the text string (completions)
- * between chunk_open and chunk_close. */
-static void chunk_open(jsonw *w, const oai_meta *m) {
-    head(w, m, m->chat ? "chat.completion.chunk" : "text_completion");
-    jsonw_raw(w, m->chat ? "\"choices\":[{\"index\":0,\"delta\":{" : "\"choices\":[{\"text\":");
+static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
+    return whole_n(c, a, st, 1, st, s);
 }
 
-static shimmy_err chunk_close(api_sink *s, jsonw *w, const oai_meta *m, const char *finish) {
-    jsonw_raw(w, m->chat ? "},\"logprobs\":null,\"finish_reason\":"
-                         : ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+/* ---- streams ---- */
+
+/* A chunk: the caller writes the delta's members (chat) or the text string (completions)
+ * between chunk_open and chunk_close. */
+static void chunk_open(jsonw *w, const api_call *c) {
+    const oai_meta *m = &W(c)->meta;
+    head(w, m, m->chat ? "chat.completion.chunk" : "text_completion");
+    if (m->chat) {
+        jsonw_raw(w, "\"choices\":[{\"index\":");
+        jsonw_int(w, c->choice);
+        jsonw_raw(w, ",\"delta\":{");
+    } else {
+        jsonw_raw(w, "\"choices\":[{\"text\":");
+    }
+}
+
+/* Closes the chunk with the log probabilities of lp (NULL: none in this chunk). */
+static shimmy_err chunk_close_lp(api_sink *s, jsonw *w, api_call *c, const char *finish,
+                                 const api_answer *lp) {
+    const oai_meta *m = &W(c)->meta;
+    oai_wire *ow = W(c);
+    if (m->chat) {
+        jsonw_raw(w, "},\"logprobs\":");
+        chat_logprobs(w, lp, lp != NULL);
+    } else {
+        jsonw_raw(w, ",\"index\":");
+        jsonw_int(w, c->choice);
+        jsonw_raw(w, ",\"logprobs\":");
+        completion_logprobs(w, lp, lp != NULL, &ow->text_off[c->choice < 0 ? 0 : c->choice]);
+    }
+    jsonw_raw(w, ",\"finish_reason\":");
     jsonw_cstr(w, finish);
     jsonw_raw(w, m->include_usage ? "}],\"usage\":null}" : "}]}");
     return api_frame_end(s, w);
 }
 
+static shimmy_err chunk_close(api_sink *s, jsonw *w, api_call *c, const char *finish) {
+    return chunk_close_lp(s, w, c, finish, NULL);
+}
+
+/* The role chunk of every choice. */
 static shimmy_err start(api_call *c, api_sink *s) {
     const oai_meta *m = &W(c)->meta;
     jsonw w;
+    shimmy_err e = SHIMMY_OK;
     if (!m->chat)
         return SHIMMY_OK;
-    api_frame_begin(s, &w);
-    chunk_open(&w, m);
-    jsonw_raw(&w, "\"role\":\"assistant\",\"content\":\"\"");
-    return chunk_close(s, &w, m, NULL);
+    int n = c->n_choices > 1 ? c->n_choices : 1;
+    for (c->choice = 0; c->choice < n && e == SHIMMY_OK; c->choice++) {
+        api_frame_begin(s, &w);
+        chunk_open(&w, c);
+        jsonw_raw(&w, "\"role\":\"assistant\",\"content\":\"\"");
+        e = chunk_close(s, &w, c, NULL);
+    }
+    c->choice = 0;
+    return e;
 }
 
 /* delta.tool_calls[0]: index; id, type and name on a call's first event; an arguments piece. */
@@ -829,31 +1024,54 @@ static void tool_delta(jsonw *w, oai_wire *ow, const gen_event *e) {
     jsonw_raw(w, "}}]");
 }
 
-static shimmy_err event(api_call *c, const gen_event *e, api_sink *s) {
+/* One text event as a chunk (e NULL: an empty delta, to carry log probabilities alone). */
+static shimmy_err event(api_call *c, const gen_event *e, api_sink *s, const api_answer *lp) {
     const oai_meta *m = &W(c)->meta;
     jsonw w;
-    if (!m->chat && e->kind != GEN_EV_CONTENT)
-        return SHIMMY_OK; /* a raw prompt has no reasoning or calls */
     api_frame_begin(s, &w);
-    chunk_open(&w, m);
+    chunk_open(&w, c);
     if (!m->chat)
-        jsonw_str(&w, e->text, e->len);
-    else if (e->kind == GEN_EV_TOOL)
+        jsonw_str(&w, e ? e->text : "", e ? e->len : 0);
+    else if (e != NULL && e->kind == GEN_EV_TOOL)
         tool_delta(&w, W(c), e);
-    else {
+    else if (e != NULL) {
         jsonw_raw(&w, e->kind == GEN_EV_REASONING ? "\"reasoning_content\":" : "\"content\":");
         jsonw_str(&w, e->text, e->len);
     }
-    return chunk_close(s, &w, m, NULL);
+    return chunk_close_lp(s, &w, c, NULL, lp);
 }
 
+static bool is_lp(const gen_event *e) {
+    return e->kind == GEN_EV_LOGPROB || e->kind == GEN_EV_LOGPROB_TOP;
+}
+
+/* Whether event i is a text event this protocol writes (a raw prompt has no reasoning or
+ * calls). */
+static bool written(const api_call *c, const gen_event *e) {
+    return !is_lp(e) && (W(c)->meta.chat || e->kind == GEN_EV_CONTENT);
+}
+
+/* The chunks of one wait: one per text event; the wait's log probabilities ride on its last
+ * text chunk (or on an empty delta when the wait had none: text held back, reasoning). */
 static shimmy_err events(api_call *c, const gen_events *ev, api_sink *s) {
+    api_answer lp;
+    size_t last = ev->n;
+    shimmy_err e = SHIMMY_OK;
+    api_answer_init(&lp);
     for (size_t i = 0; i < ev->n; i++) {
-        shimmy_err e = event(c, &ev->ev[i], s);
-        if (e != SHIMMY_OK)
-            return e;
+        if (is_lp(&ev->ev[i]))
+            e = e == SHIMMY_OK ? api_answer_add_event(&lp, &ev->ev[i]) : e;
+        else if (written(c, &ev->ev[i]))
+            last = i;
     }
-    return SHIMMY_OK;
+    const api_answer *with = c->gen.params.logprobs ? &lp : NULL;
+    for (size_t i = 0; i < ev->n && e == SHIMMY_OK; i++)
+        if (written(c, &ev->ev[i]))
+            e = event(c, &ev->ev[i], s, i == last ? with : NULL);
+    if (e == SHIMMY_OK && last == ev->n && lp.n_lps > 0)
+        e = event(c, NULL, s, with);
+    api_answer_free(&lp);
+    return e;
 }
 
 static shimmy_err usage_chunk(const oai_meta *m, const gen_status *st, api_sink *s) {
@@ -866,15 +1084,21 @@ static shimmy_err usage_chunk(const oai_meta *m, const gen_status *st, api_sink 
     return api_frame_end(s, &w);
 }
 
-/* The finish chunk, the usage chunk when asked for, and [DONE]. */
-static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
-    const oai_meta *m = &W(c)->meta;
+/* The finish chunk of choice c->choice. */
+static shimmy_err finish(api_call *c, const gen_status *st, api_sink *s) {
     jsonw w;
     api_frame_begin(s, &w);
-    chunk_open(&w, m);
-    if (!m->chat)
+    chunk_open(&w, c);
+    if (!W(c)->meta.chat)
         jsonw_raw(&w, "\"\"");
-    shimmy_err e = chunk_close(s, &w, m, finish_str(st, W(c)->n_calls));
+    return chunk_close(s, &w, c, finish_str(st, W(c)->n_calls));
+}
+
+/* The finish chunk (one choice; with n the choices' were written already), the usage chunk
+ * when asked for, and [DONE]. */
+static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
+    const oai_meta *m = &W(c)->meta;
+    shimmy_err e = c->n_choices > 1 ? SHIMMY_OK : finish(c, st, s);
     if (e == SHIMMY_OK && m->include_usage)
         e = usage_chunk(m, st, s);
     return e == SHIMMY_OK ? api_frame_text(s, "[DONE]") : e;
@@ -902,9 +1126,9 @@ static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *
 const api_proto oai_chat_proto = {
     API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_chat_row, oai_call_free,
     start,         events,                end,           whole,          NULL,
-    write_error, NULL, NULL, NULL, NULL};
+    write_error, NULL, NULL, NULL, NULL, finish, whole_n};
 
 const api_proto oai_completion_proto = {
     API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_completion_row, oai_call_free,
     start,         events,                end,           whole,                NULL,
-    write_error, NULL, NULL, NULL, NULL};
+    write_error, NULL, NULL, NULL, NULL, finish, whole_n};

@@ -34,6 +34,8 @@ typedef struct oai_wire {
     char *schema;                       /* owned: response_format's JSON schema, or NULL */
     const char *stop[LIM_STOP_STRINGS]; /* borrowed from the body */
     size_t n_calls;                     /* stream: tool calls begun so far */
+    size_t text_off[LIM_N];             /* stream, completions with logprobs: bytes of each
+                                         * choice's text so far (text_offset) */
 } oai_wire;
 
 /* Fills m with a fresh random id and the current time. Copies model. */

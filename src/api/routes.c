@@ -163,6 +163,10 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
         jsonw_raw(w, ",\"last_crash\":");
         jsonw_cstr(w, info->last_crash);
     }
+    jsonw_raw(w, ",\"prompt_tokens_evaluated\":");
+    jsonw_int(w, info->prompt_tokens_evaluated);
+    jsonw_raw(w, ",\"kv_copies\":");
+    jsonw_int(w, info->kv_copies);
     jsonw_raw(w, ",\"prompt_cache\":{\"budget_bytes\":");
     jsonw_int(w, (int64_t)info->cache.budget);
     jsonw_raw(w, ",\"bytes\":");

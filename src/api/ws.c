@@ -259,10 +259,10 @@ static void free_chat(api_call *c) { oai_chat_proto.free(c); }
 /* NDJSON framing: one line per message, split again before sending (JSON has no raw newline). */
 static const api_proto ws_generate_proto = {
     API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, WS_NOT_FOUND, parse_generate, free_generate,
-    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL};
+    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL, NULL, NULL};
 static const api_proto ws_chat_proto = {
     API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, WS_NOT_FOUND, parse_chat, free_chat,
-    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL};
+    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL, NULL, NULL};
 
 /* ---- a session ---- */
 

@@ -35,6 +35,11 @@
 #define LIM_PROMPT_BYTES (8u * 1024u * 1024u)
 /* Largest max_tokens accepted; the context limit usually ends generation first. */
 #define LIM_MAX_TOKENS 1048576
+/* Choices per request (OpenAI's n): each is a job of its own that takes a slot or queues, so
+ * one request cannot fill a model's queue (LIM_QUEUE_DEPTH) alone. */
+#define LIM_N 16
+/* Alternatives per generated token (top_logprobs), OpenAI's limit. */
+#define LIM_TOP_LOGPROBS 20
 /* Slots per model: each costs one KV sequence. */
 #define LIM_PARALLEL 64
 /* Requests waiting for a slot per model; past this the server answers 503. */

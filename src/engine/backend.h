@@ -63,6 +63,11 @@ int be_batch_size(const be_model *b);
 shimmy_err be_decode(be_model *b, char *err, size_t errlen);
 /* Drops sequence seq's cache from position from (inclusive) to the end. */
 void be_seq_truncate(be_model *b, int seq, int from);
+/* Makes sequence dst hold the first n positions of sequence src (a copy of src's KV cells:
+ * across the context's per-sequence streams llama.cpp copies the whole stream at the next
+ * decode, then dst is cut to n). Returns false when the memory cannot do it (dst is then
+ * empty). Engine thread. */
+bool be_seq_copy(be_model *b, int src, int dst, int n);
 /* Copies sequence seq's KV state to host memory. Returns owned *data of *size bytes. Errors:
  * ERR_NOMEM, ERR_INTERNAL (llama.cpp could not copy it). Engine thread. */
 shimmy_err be_seq_save(be_model *b, int seq, void **data, size_t *size);
@@ -100,6 +105,15 @@ bool be_grammar_ok(const be_model *b, const lchat_render *g);
 void be_sampler_free(be_sampler *s);
 /* Feeds an already-known token (prompt) into the repetition penalties. */
 void be_sampler_accept(be_sampler *s, be_token t);
+/* A token and its log probability. */
+typedef struct be_logprob {
+    be_token token;
+    float logprob;
+} be_logprob;
+/* The log-softmax of output index idx's logits (the model's distribution at temperature 1):
+ * out[0] is token t's, out[1..1+n_top) the n_top most likely tokens, most likely first
+ * (n_top <= LIM_TOP_LOGPROBS). Allocates nothing. Engine thread. */
+void be_logprobs(be_model *b, int idx, be_token t, int n_top, be_logprob *out);
 /* be_sample's answer when the output grammar allows no next token (no answer can satisfy it). */
 #define BE_TOKEN_NONE (-1)
 /* Samples (and accepts) the next token from output index idx of the last decode, or

@@ -81,6 +81,9 @@ static void put_events(buf *b, const gen_status *st, const gen_events *ev) {
         ipc_put_str(b, e->tool_id);
         ipc_put_str(b, e->tool_name);
         ipc_put_bytes(b, e->text, e->len);
+        uint32_t bits;
+        memcpy(&bits, &e->logprob, sizeof bits);
+        ipc_put_u32(b, bits); /* the same binary at both ends: the float's bits */
     }
 }
 

@@ -157,6 +157,9 @@ typedef struct engine_model_info {
     int queued;              /* requests waiting now */
     int kv_cells;            /* KV cache cells, all slots (n_parallel x n_ctx_slot) */
     int kv_cells_used;       /* of those, holding tokens now (as of the last engine step) */
+    int64_t prompt_tokens_evaluated; /* prompt tokens computed since load (not reused from a
+                                      * slot's cache or copied from another slot's) */
+    int64_t kv_copies;       /* prompts begun from a copy of another slot's KV cache */
     int64_t loaded_at;       /* unix seconds */
     int layers_total;        /* offloadable layers: repeating layers + the output layer */
     int layers_offloaded;    /* of those, on devices other than the CPU */
@@ -197,6 +200,10 @@ typedef struct gen_params {
     const char *json_schema; /* JSON schema (JSON text) the output must match, converted to a
                               * grammar by llama.cpp's own converter; NULL = none; borrowed
                               * during submit. Not together with grammar. */
+    bool logprobs;           /* hand out each generated token's log probability (gen_events.h):
+                              * of the model's own distribution at that step (its logits' softmax
+                              * at temperature 1, before penalties, grammar and truncation) */
+    int top_logprobs;        /* and that many most likely alternatives, 0..LIM_TOP_LOGPROBS */
 } gen_params;
 
 void gen_params_default(gen_params *p);

@@ -17,8 +17,18 @@ extern "C" {
 /* What a job produced since the last wait, in order: answer text, reasoning text, and tool calls
  * (a call's first event carries its id and name; later ones pieces of its arguments, JSON text
  * that concatenates to the whole arguments object). A raw (non-chat) job and a chat whose model
- * neither thinks nor calls tools produce content only. */
-typedef enum { GEN_EV_CONTENT, GEN_EV_REASONING, GEN_EV_TOOL } gen_event_kind;
+ * neither thinks nor calls tools produce content only.
+ * A job that asked for log probabilities (gen_params.logprobs) also gets, after the text events
+ * of a wait, one GEN_EV_LOGPROB per token generated since the last wait (text: the token's piece,
+ * special tokens as their text; logprob) each followed by its GEN_EV_LOGPROB_TOP alternatives,
+ * most likely first (gen_params.top_logprobs of them). The end-of-generation token has none. */
+typedef enum {
+    GEN_EV_CONTENT,
+    GEN_EV_REASONING,
+    GEN_EV_TOOL,
+    GEN_EV_LOGPROB,
+    GEN_EV_LOGPROB_TOP
+} gen_event_kind;
 
 typedef struct gen_event {
     gen_event_kind kind;
@@ -27,6 +37,7 @@ typedef struct gen_event {
     const char *tool_name;   /* likewise */
     const char *text;        /* the text, or the piece of arguments; valid until the next wait */
     size_t len;
+    float logprob;           /* GEN_EV_LOGPROB[_TOP]: natural log of the token's probability, <= 0 */
     /* private: offsets into gen_events.strings while the events are being added */
     size_t off_id, off_name, off_text;
 } gen_event;

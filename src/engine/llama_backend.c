@@ -519,6 +519,16 @@ void be_seq_truncate(be_model *b, int seq, int from) {
     llama_memory_seq_rm(llama_get_memory(b->ctx), seq, from, -1);
 }
 
+bool be_seq_copy(be_model *b, int src, int dst, int n) {
+    llama_memory_t mem = llama_get_memory(b->ctx);
+    llama_memory_seq_rm(mem, dst, -1, -1);
+    llama_memory_seq_cp(mem, src, dst, -1, -1);
+    if (llama_memory_seq_rm(mem, dst, n, -1))
+        return true;
+    llama_memory_seq_rm(mem, dst, -1, -1);
+    return false;
+}
+
 shimmy_err be_seq_save(be_model *b, int seq, void **data, size_t *size) {
     size_t n = llama_state_seq_get_size(b->ctx, seq);
     *data = NULL;
@@ -806,6 +816,35 @@ static be_token sample_grammar(be_model *b, be_sampler *s, int idx) {
         return BE_TOKEN_NONE;
     llama_sampler_accept(s->chain, t);
     return t;
+}
+
+/* Puts (t, l) into top[0..*n) (most likely first, at most cap) when it belongs there. */
+static void top_insert(be_logprob *top, int *n, int cap, be_token t, float l) {
+    if (*n == cap && l <= top[cap - 1].logprob)
+        return;
+    int i = *n < cap ? (*n)++ : cap - 1;
+    while (i > 0 && top[i - 1].logprob < l) {
+        top[i] = top[i - 1];
+        i--;
+    }
+    top[i] = (be_logprob){t, l};
+}
+
+void be_logprobs(be_model *b, int idx, be_token t, int n_top, be_logprob *out) {
+    const float *logits = llama_get_logits_ith(b->ctx, idx);
+    int n_vocab = llama_vocab_n_tokens(b->vocab), n = 0;
+    float max = -INFINITY;
+    for (int v = 0; v < n_vocab; v++)
+        max = logits[v] > max ? logits[v] : max;
+    double sum = 0;
+    for (int v = 0; v < n_vocab; v++)
+        sum += exp((double)(logits[v] - max));
+    float lse = max + (float)log(sum);
+    out[0] = (be_logprob){t, logits[t] - lse};
+    for (int v = 0; v < n_vocab && n_top > 0; v++)
+        top_insert(out + 1, &n, n_top, v, logits[v] - lse);
+    for (int i = 0; i <= n; i++)
+        out[i].logprob = out[i].logprob > 0 ? 0 : out[i].logprob; /* rounding of the largest */
 }
 
 be_token be_sample(be_model *b, be_sampler *s, int idx) {

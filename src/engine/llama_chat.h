@@ -115,6 +115,12 @@ void lchat_parser_free(lchat_parser *p);
  * ERR_TOO_LARGE (then ev is unchanged). */
 shimmy_err gen_events_add(gen_events *ev, gen_event_kind kind, int tool_index, const char *id,
                           const char *name, const char *text, size_t len);
+/* Appends a GEN_EV_LOGPROB or GEN_EV_LOGPROB_TOP event (never merged with its neighbours):
+ * the token's text[0..len) and its log probability. Errors as gen_events_add. */
+shimmy_err gen_events_add_lp(gen_events *ev, gen_event_kind kind, const char *text, size_t len,
+                             float logprob);
+/* Appends copies of src's events (not sealed) to dst. Errors as gen_events_add. */
+shimmy_err gen_events_append(gen_events *dst, const gen_events *src);
 /* Empties ev for the next wait. */
 void gen_events_clear(gen_events *ev);
 /* Points the events' strings into ev->strings; call when the list is complete. */

@@ -926,7 +926,12 @@ static shimmy_err take_events(rjob *j, gen_events *ev) {
             const char *id = ipc_get_str(&r), *name = ipc_get_str(&r);
             size_t len;
             const char *text = ipc_get_bytes(&r, &len);
-            if (!r.bad)
+            uint32_t bits = ipc_get_u32(&r);
+            float lp;
+            memcpy(&lp, &bits, sizeof lp);
+            if (!r.bad && (kind == GEN_EV_LOGPROB || kind == GEN_EV_LOGPROB_TOP))
+                rc = gen_events_add_lp(ev, kind, text ? text : "", len, lp);
+            else if (!r.bad)
                 rc = gen_events_add(ev, kind, index, id, name, text ? text : "", len);
         }
     }

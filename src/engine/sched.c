@@ -38,11 +38,13 @@ struct sched_job {
     lchat_render r;          /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
     uint32_t seed;
     buf out;                 /* text not yet taken by sched_job_wait, under mu */
+    gen_events lp;           /* log-probability events not yet taken, under mu (logprobs) */
     gen_status st;           /* under mu */
     int64_t t_submit;        /* ns, monotonic */
     struct sched_job *next;    /* queue link, under the model's mu */
     /* the waiter's (sched_job_wait): */
     buf answer;              /* all text so far, for the parser */
+    gen_events lp_w;         /* the log-probability events of this wait */
     bool parsed_final;       /* the final parse was done */
     int n_tool_calls;
 };
@@ -60,6 +62,8 @@ typedef struct slot {
     textout tout;
     buf emit;                /* scratch: text produced this step */
     buf piece;               /* scratch: one token's text */
+    gen_events lp;           /* log-probability events of this step, published with emit */
+    be_logprob lpv[LIM_TOP_LOGPROBS + 1]; /* scratch: the sampled token's, then the top ones */
     be_token last;           /* sampled, not yet in the cache */
     int out_idx;             /* output index in this step's batch, -1 = none */
     int n_gen;
@@ -85,6 +89,8 @@ struct sched_model {
     pcache pc;               /* host-RAM prompt cache; engine thread */
     engine_cache_stats pc_stats; /* under mu */
     atomic_int kv_used;      /* KV cells holding tokens, all slots; set after each step */
+    atomic_llong prompt_evals; /* prompt tokens evaluated (not reused or copied), ever */
+    atomic_llong kv_copies;  /* prompts copied from another slot's KV cache, ever */
 };
 
 /* One sched_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
@@ -165,6 +171,8 @@ static void job_free(sched_job *j) {
     free(j->tokens);
     buf_free(&j->out);
     buf_free(&j->answer);
+    gen_events_free(&j->lp);
+    gen_events_free(&j->lp_w);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -182,8 +190,11 @@ static void job_unref(sched_job *j) {
 static void job_publish(sched_job *j, const buf *text, const slot *s, finish_reason finish,
                         shimmy_err e, const char *msg) {
     pthread_mutex_lock(&j->mu);
-    if (text != NULL && text->len > 0 && buf_append(&j->out, text->data, text->len) != SHIMMY_OK &&
-        finish == FINISH_NONE) {
+    shimmy_err lp = SHIMMY_OK;
+    if (s != NULL && s->lp.n > 0)
+        lp = gen_events_append(&j->lp, &s->lp);
+    if (((text != NULL && text->len > 0 && buf_append(&j->out, text->data, text->len) != SHIMMY_OK)
+         || lp != SHIMMY_OK) && finish == FINISH_NONE) {
         finish = FINISH_ERROR;
         e = ERR_TOO_LARGE;
         msg = "the response is over the size limit";
@@ -221,13 +232,17 @@ static shimmy_err take_news(sched_job *j, int timeout_ms, buf *news, gen_status 
         dl.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&j->mu);
-    while (j->out.len == 0 && !j->st.done)
+    while (j->out.len == 0 && j->lp.n == 0 && !j->st.done)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
             break;
     if (j->out.len > 0) {
         rc = buf_append(news, j->out.data, j->out.len);
         buf_reset(&j->out);
     }
+    gen_events t = j->lp; /* the records go to the waiter's list, which comes back empty */
+    j->lp = j->lp_w;
+    j->lp_w = t;
+    gen_events_clear(&j->lp);
     *st = j->st;
     pthread_mutex_unlock(&j->mu);
     return rc;
@@ -250,6 +265,9 @@ static shimmy_err sched_job_wait(gen_job *ej, int timeout_ms, gen_events *ev, ge
         rc = lchat_parser_feed(j->r.parser, buf_str(&j->answer), j->answer.len, !st->done, ev);
         j->n_tool_calls = lchat_parser_n_tool_calls(j->r.parser);
     }
+    if (rc == SHIMMY_OK && j->lp_w.n > 0)
+        rc = gen_events_append(ev, &j->lp_w);
+    gen_events_clear(&j->lp_w);
     if (final)
         j->parsed_final = true;
     if (st->done && st->finish == FINISH_STOP && j->n_tool_calls > 0)
@@ -463,6 +481,8 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
     pthread_cond_init(&j->cv, NULL);
     buf_init(&j->out, LIM_RESPONSE_BYTES);
     buf_init(&j->answer, LIM_RESPONSE_BYTES);
+    gen_events_init(&j->lp);
+    gen_events_init(&j->lp_w);
     j->refs = 2;
     j->t_submit = clock_mono_ns();
     shimmy_err rc = job_prepare(m, req, j, err, errlen, param, paramlen);
@@ -586,6 +606,8 @@ static void sched_model_get_info(engine_model *em, engine_model_info *info) {
     info->kv_cells_used = atomic_load(&m->kv_used);
     info->cache = m->pc_stats;
     pthread_mutex_unlock(&m->mu);
+    info->prompt_tokens_evaluated = atomic_load(&m->prompt_evals);
+    info->kv_copies = atomic_load(&m->kv_copies);
 }
 
 /* ---- the engine thread ---- */
@@ -685,6 +707,7 @@ static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, 
         textout_flush(&s->tout, &s->emit);
     job_publish(s->job, &s->emit, s, f, e, msg);
     buf_reset(&s->emit);
+    gen_events_clear(&s->lp);
     job_unref(s->job);
     s->job = NULL;
     be_sampler_free(s->smpl);
@@ -697,10 +720,48 @@ static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, 
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The other slot whose KV cache shares the longest prefix with j's prompt, when it shares more
+ * than `than` tokens (busy or idle: its cache holds evaluated tokens only); NULL when none. */
+static slot *find_donor(sched_model *m, const slot *s, const sched_job *j, int than, int *lcp) {
+    slot *best = NULL;
+    *lcp = than;
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *d = &m->slots[i];
+        int n = d == s ? 0 : common_prefix(d->cache, d->n_cache, j->tokens, j->n_tokens);
+        if (n > *lcp) {
+            best = d;
+            *lcp = n;
+        }
+    }
+    return best;
+}
+
+/* When another slot holds more of j's prompt than s does, copies that prefix into s (the prompt
+ * is evaluated once for a request's n choices, or for prompts that share a long beginning).
+ * Returns the tokens s now holds in common with the prompt. */
+static int share_prefix(sched_model *m, slot *s, const sched_job *j, int keep) {
+    int lcp;
+    slot *d = find_donor(m, s, j, keep, &lcp);
+    if (d == NULL)
+        return keep;
+    if (keep < s->n_cache)
+        cache_save(m, s);
+    lcp = lcp >= j->n_tokens ? j->n_tokens - 1 : lcp;
+    if (!be_seq_copy(m->be, d->id, s->id, lcp)) {
+        s->n_cache = 0;
+        return 0;
+    }
+    memcpy(s->cache, d->cache, (size_t)lcp * sizeof *s->cache);
+    s->n_cache = lcp;
+    atomic_fetch_add(&m->kv_copies, 1);
+    return lcp;
+}
+
 /* Binds job j to slot s: keeps the shared prefix of the cache, drops the rest. */
 static void slot_start(sched_model *m, slot *s, sched_job *j) {
     cache_restore(m, s, j);
     int keep = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
+    keep = share_prefix(m, s, j, keep);
     if (keep < s->n_cache)
         cache_save(m, s); /* what the new prompt does not share is about to go */
     if (keep >= j->n_tokens)
@@ -714,6 +775,7 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     s->t_start = clock_mono_ns();
     s->t_first = 0;
     buf_reset(&s->emit);
+    gen_events_clear(&s->lp);
     s->smpl = be_sampler_new(m->be, &j->params, &j->r, j->seed);
     pthread_mutex_lock(&j->mu);
     j->st.cached_tokens = keep;
@@ -730,46 +792,66 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     s->state = SLOT_PROMPT;
 }
 
-/* Moves queued jobs onto idle slots. Returns false when the engine is stopping. Blocks while
- * there is nothing to do. */
+/* True when job j should stay queued: a slot is still evaluating a prompt that shares at least
+ * half of j's with it, more than any cache holds now, so j can copy it once it is evaluated
+ * instead of evaluating it again (a request's n choices, clients sending one long system prompt
+ * at once). Taken jobs are started before the next one is looked at, so a job started in this
+ * same call counts as evaluating. Engine thread, under the model's mu. */
+static bool wait_for_prompt(sched_model *m, const sched_job *j) {
+    int cached = 0, pending = 0;
+    for (int i = 0; i < m->n_slots; i++) {
+        const slot *s = &m->slots[i];
+        int c = common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens);
+        cached = c > cached ? c : cached;
+        if (s->state == SLOT_PROMPT) {
+            int p = common_prefix(s->job->tokens, s->job->n_tokens, j->tokens, j->n_tokens);
+            pending = p > pending ? p : pending;
+        }
+    }
+    return pending > cached && pending * 2 >= j->n_tokens && !atomic_load(&j->cancel);
+}
+
+/* Pops the queue's head when it may start now (under the model's mu): *counted when it takes a
+ * slot (not cancelled). NULL when no job may start. */
+static sched_job *next_job(sched_model *m, bool *counted) {
+    sched_job *j = m->q_head;
+    if (j == NULL || m->n_active >= m->n_slots || wait_for_prompt(m, j))
+        return NULL;
+    m->q_head = j->next;
+    if (m->q_head == NULL)
+        m->q_tail = NULL;
+    m->n_queued--;
+    j->next = NULL;
+    *counted = !atomic_load(&j->cancel);
+    if (*counted)
+        m->n_active++;
+    return j;
+}
+
+/* Moves queued jobs onto idle slots, one at a time (a job started here is evaluating its prompt
+ * when the next is looked at). Returns false when the engine is stopping. Blocks while there is
+ * nothing to do. */
 static bool take_jobs(sched_model *m) {
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && m->n_active == 0 && m->q_head == NULL && m->e_head == NULL)
         pthread_cond_wait(&m->cv, &m->mu);
-    if (m->stopping) {
-        pthread_mutex_unlock(&m->mu);
-        return false;
-    }
-    sched_job *taken = NULL, **tail = &taken;
-    while (m->q_head != NULL && m->n_active < m->n_slots) {
-        sched_job *j = m->q_head;
-        m->q_head = j->next;
-        if (m->q_head == NULL)
-            m->q_tail = NULL;
-        m->n_queued--;
-        j->next = NULL;
-        if (atomic_load(&j->cancel)) {
-            *tail = j; /* finished below, outside the lock */
-            tail = &j->next;
-            continue;
-        }
-        m->n_active++;
-        *tail = j;
-        tail = &j->next;
-    }
+    bool stopping = m->stopping;
     pthread_mutex_unlock(&m->mu);
-    while (taken != NULL) {
-        sched_job *j = taken;
-        taken = j->next;
-        j->next = NULL;
-        if (atomic_load(&j->cancel)) {
+    while (!stopping) {
+        bool counted = false;
+        pthread_mutex_lock(&m->mu);
+        sched_job *j = next_job(m, &counted);
+        pthread_mutex_unlock(&m->mu);
+        if (j == NULL)
+            break;
+        if (!counted) {
             job_publish(j, NULL, NULL, FINISH_CANCELLED, ERR_CANCELLED, NULL);
             job_unref(j);
             continue;
         }
         slot_start(m, pick_slot(m, j), j);
     }
-    return true;
+    return !stopping;
 }
 
 /* Fills this step's batch: one token per generating slot, then prompt chunks. */
@@ -802,6 +884,7 @@ static void build_batch(sched_model *m) {
             s->cache[s->n_cache++] = j->tokens[p];
         }
         budget -= take;
+        atomic_fetch_add(&m->prompt_evals, take);
     }
 }
 
@@ -811,6 +894,21 @@ static bool is_preserved(const sched_job *j, be_token t) {
         if (j->r.preserved_tokens[i] == t)
             return true;
     return false;
+}
+
+/* The log probabilities of token t (just sampled at s->out_idx) and of the most likely
+ * alternatives, as events into s->lp (published with the step's text). A record that does not
+ * fit is dropped with the text's own limit. */
+static void slot_logprobs(sched_model *m, slot *s, be_token t) {
+    int n_top = s->job->params.top_logprobs;
+    n_top = n_top < 0 ? 0 : n_top > LIM_TOP_LOGPROBS ? LIM_TOP_LOGPROBS : n_top;
+    be_logprobs(m->be, s->out_idx, t, n_top, s->lpv);
+    for (int i = 0; i <= n_top; i++) {
+        buf_reset(&s->piece);
+        be_piece(m->be, s->lpv[i].token, true, &s->piece);
+        gen_events_add_lp(&s->lp, i == 0 ? GEN_EV_LOGPROB : GEN_EV_LOGPROB_TOP, s->piece.data,
+                          s->piece.len, s->lpv[i].logprob);
+    }
 }
 
 /* Handles the token sampled for slot s. */
@@ -833,7 +931,10 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
     }
     buf_reset(&s->piece);
     be_piece(m->be, t, is_preserved(j, t), &s->piece);
-    if (textout_feed(&s->tout, s->piece.data, s->piece.len, &s->emit)) {
+    bool stopped = textout_feed(&s->tout, s->piece.data, s->piece.len, &s->emit);
+    if (j->params.logprobs && !stopped)
+        slot_logprobs(m, s, t);
+    if (stopped) {
         if (s->tout.matched != NULL) {
             pthread_mutex_lock(&j->mu);
             snprintf(j->st.stop_word, sizeof j->st.stop_word, "%s", s->tout.matched);
@@ -850,6 +951,7 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
     s->last = t;
     job_publish(j, &s->emit, s, FINISH_NONE, SHIMMY_OK, NULL);
     buf_reset(&s->emit);
+    gen_events_clear(&s->lp);
 }
 
 static void fail_batch(sched_model *m, const char *msg) {
@@ -1109,6 +1211,7 @@ static void free_slots(sched_model *m) {
         textout_free(&s->tout);
         buf_free(&s->emit);
         buf_free(&s->piece);
+        gen_events_free(&s->lp);
         be_sampler_free(s->smpl);
     }
     free(m->slots);
@@ -1144,6 +1247,7 @@ shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *e
         textout_init(&s->tout);
         buf_init(&s->emit, LIM_RESPONSE_BYTES);
         buf_init(&s->piece, 4096);
+        gen_events_init(&s->lp);
         if (s->cache == NULL) {
             rc = ERR_NOMEM;
             goto out;

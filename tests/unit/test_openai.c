@@ -365,11 +365,12 @@ static const bad_case bad_cases[] = {
     {true, CHAT(",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\","
                 "\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]"),
      ERR_BAD_PARAM, "stop", "at most 16 strings"},
-    {true, CHAT(",\"n\":2"), ERR_BAD_PARAM, "n", "n > 1 is not supported"},
-    {true, CHAT(",\"n\":0"), ERR_BAD_PARAM, "n", "'n' must be an integer >= 1"},
-    {true, CHAT(",\"logprobs\":true"), ERR_BAD_PARAM, "logprobs", "logprobs are not supported"},
+    {true, CHAT(",\"n\":17"), ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and 16"},
+    {true, CHAT(",\"n\":0"), ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and 16"},
+    {true, CHAT(",\"logprobs\":true,\"top_logprobs\":21"), ERR_BAD_PARAM, "top_logprobs",
+     "'top_logprobs' must be an integer between 0 and 20"},
     {true, CHAT(",\"logprobs\":\"x\""), ERR_BAD_PARAM, "logprobs", "must be a boolean"},
-    {true, CHAT(",\"top_logprobs\":2"), ERR_BAD_PARAM, "top_logprobs", "not supported"},
+    {true, CHAT(",\"top_logprobs\":2"), ERR_BAD_PARAM, "top_logprobs", "needs 'logprobs' to be true"},
     {true, CHAT(",\"response_format\":{\"type\":\"xml\"}"), ERR_BAD_PARAM,
      "response_format.type", "'xml' is not supported"},
     {true, CHAT(",\"response_format\":{\"type\":\"json_schema\"}"), ERR_BAD_PARAM,
@@ -416,11 +417,11 @@ static const bad_case bad_cases[] = {
     {false, "{\"model\":\"m\",\"prompt\":[]}", ERR_BAD_PARAM, "prompt", "must be a string"},
     {false, "{\"model\":\"m\",\"prompt\":5}", ERR_BAD_PARAM, "prompt", "must be a string"},
     {false, CMPL(",\"echo\":true"), ERR_BAD_PARAM, "echo", "echo is not supported"},
-    {false, CMPL(",\"logprobs\":2"), ERR_BAD_PARAM, "logprobs", "not supported"},
+    {false, CMPL(",\"logprobs\":-1"), ERR_BAD_PARAM, "logprobs", "between 0 and 20"},
     {false, CMPL(",\"best_of\":2"), ERR_BAD_PARAM, "best_of", "not supported"},
     {false, CMPL(",\"suffix\":\"x\""), ERR_BAD_PARAM, "suffix", "not supported"},
     {false, CMPL(",\"temperature\":3"), ERR_BAD_PARAM, "temperature", "between 0 and 2"},
-    {false, CMPL(",\"n\":3"), ERR_BAD_PARAM, "n", "n > 1 is not supported"},
+    {false, CMPL(",\"n\":17"), ERR_BAD_PARAM, "n", "between 1 and 16"},
 };
 
 static void test_bad_requests(void **state) {
@@ -853,6 +854,124 @@ static void test_sse_completion(void **state) {
     buf_free(&b);
 }
 
+static gen_event lpev(gen_event_kind k, const char *text, float lp) {
+    gen_event e = ev(k, 0, NULL, NULL, text);
+    e.logprob = lp;
+    return e;
+}
+
+/* Whole answers with log probabilities: chat's content list, completions' four arrays. */
+static void test_response_logprobs(void **state) {
+    (void)state;
+    buf b;
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_status st = test_status();
+    api_answer a;
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi!"),
+                     lpev(GEN_EV_LOGPROB, "Hi", -0.5f), lpev(GEN_EV_LOGPROB_TOP, "Hi", -0.5f),
+                     lpev(GEN_EV_LOGPROB_TOP, "Ho", -1.25f), lpev(GEN_EV_LOGPROB, "!", -2),
+                     lpev(GEN_EV_LOGPROB_TOP, "!", -2), lpev(GEN_EV_LOGPROB_TOP, ".", -3)};
+    c.gen.params.logprobs = true;
+    c.gen.params.top_logprobs = 2;
+    buf_init(&b, 8192);
+    assert_int_equal(answer_of(&a, v, 7), SHIMMY_OK);
+    WRITES(API_FRAME_NONE, &b, oai_chat_proto.whole(&c, &a, &st, SINK),
+           "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+           "\"assistant\",\"content\":\"Hi!\"},\"logprobs\":{\"content\":["
+           "{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105],\"top_logprobs\":["
+           "{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105]},"
+           "{\"token\":\"Ho\",\"logprob\":-1.25,\"bytes\":[72,111]}]},"
+           "{\"token\":\"!\",\"logprob\":-2,\"bytes\":[33],\"top_logprobs\":["
+           "{\"token\":\"!\",\"logprob\":-2,\"bytes\":[33]},"
+           "{\"token\":\".\",\"logprob\":-3,\"bytes\":[46]}]}],\"refusal\":null},"
+           "\"finish_reason\":\"stop\"}],\"usage\":" USAGE "}");
+    c = test_call(&w, false, false);
+    c.gen.params.logprobs = true;
+    c.gen.params.top_logprobs = 2;
+    WRITES(API_FRAME_NONE, &b, oai_completion_proto.whole(&c, &a, &st, SINK),
+           "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"text\":\"Hi!\",\"index\":0,"
+           "\"logprobs\":{\"tokens\":[\"Hi\",\"!\"],\"token_logprobs\":[-0.5,-2],"
+           "\"top_logprobs\":[{\"Hi\":-0.5,\"Ho\":-1.25},{\"!\":-2,\".\":-3}],"
+           "\"text_offset\":[0,2]},\"finish_reason\":\"stop\"}],\"usage\":" USAGE "}");
+    api_answer_free(&a);
+    buf_free(&b);
+}
+
+/* n choices: whole answers list them with their index and the summed usage; streamed chunks
+ * carry the choice's index, finish per choice, then usage once. */
+static void test_n_choices(void **state) {
+    (void)state;
+    buf b;
+    oai_wire w;
+    api_call c = test_call(&w, false, true);
+    gen_status st[2] = {test_status(), test_status()}, sum = test_status();
+    api_answer a[2];
+    gen_event v0[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "a")};
+    gen_event v1[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "b")};
+    st[1].finish = FINISH_LENGTH;
+    sum.completion_tokens = 6;
+    c.n_choices = 2;
+    buf_init(&b, 8192);
+    assert_int_equal(answer_of(&a[0], v0, 1), SHIMMY_OK);
+    assert_int_equal(answer_of(&a[1], v1, 1), SHIMMY_OK);
+    WRITES(API_FRAME_NONE, &b, oai_completion_proto.whole_n(&c, a, st, 2, &sum, SINK),
+           "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123,"
+           "\"model\":\"org/m:q4\"," FP ",\"choices\":[{\"text\":\"a\",\"index\":0,"
+           "\"logprobs\":null,\"finish_reason\":\"stop\"},{\"text\":\"b\",\"index\":1,"
+           "\"logprobs\":null,\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":10,"
+           "\"completion_tokens\":6,\"total_tokens\":16,\"prompt_tokens_details\":"
+           "{\"cached_tokens\":4}}}");
+    gen_events e1 = evs(v1, 1);
+    c.choice = 1;
+    WRITES(API_FRAME_SSE, &b, oai_completion_proto.events(&c, &e1, SINK),
+           "data: " HEAD_TEXT "\"choices\":[{\"text\":\"b\",\"index\":1,\"logprobs\":null,"
+           "\"finish_reason\":null}],\"usage\":null}\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_completion_proto.finish(&c, &st[1], SINK),
+           "data: " HEAD_TEXT "\"choices\":[{\"text\":\"\",\"index\":1,\"logprobs\":null,"
+           "\"finish_reason\":\"length\"}],\"usage\":null}\n\n");
+    c.choice = -1;
+    buf_reset(&b);
+    {
+        api_sink s_;
+        api_sink_init(&s_, &b, API_FRAME_SSE);
+        assert_int_equal(oai_completion_proto.end(&c, &sum, &s_), SHIMMY_OK);
+        api_sink_free(&s_);
+    }
+    assert_null(strstr(buf_str(&b), "finish_reason"));
+    assert_non_null(strstr(buf_str(&b), "\"completion_tokens\":6"));
+    assert_non_null(strstr(buf_str(&b), "data: [DONE]"));
+    api_answer_free(&a[0]);
+    api_answer_free(&a[1]);
+    buf_free(&b);
+}
+
+/* A streamed chat delta carries the wait's log probabilities; a wait with log probabilities
+ * and no text gets an empty delta. */
+static void test_sse_logprobs(void **state) {
+    (void)state;
+    buf b;
+    oai_wire w;
+    api_call c = test_call(&w, true, false);
+    gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi"), lpev(GEN_EV_LOGPROB, "Hi", -0.5f)};
+    gen_events e = evs(v, 2), only = evs(v + 1, 1);
+    c.gen.params.logprobs = true;
+    c.choice = 2;
+    buf_init(&b, 8192);
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &e, SINK),
+           "data: " HEAD_CHUNK "\"choices\":[{\"index\":2,\"delta\":{\"content\":\"Hi\"},"
+           "\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105],"
+           "\"top_logprobs\":[]}],\"refusal\":null},\"finish_reason\":null}]}\n\n");
+    WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &only, SINK),
+           "data: " HEAD_CHUNK "\"choices\":[{\"index\":2,\"delta\":{},"
+           "\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.5,\"bytes\":[72,105],"
+           "\"top_logprobs\":[]}],\"refusal\":null},\"finish_reason\":null}]}\n\n");
+    assert_sse_json(buf_str(&b));
+    buf_free(&b);
+}
+
 static void test_escaping_and_utf8(void **state) {
     (void)state;
     buf b;
@@ -942,6 +1061,9 @@ int main(void) {
         cmocka_unit_test(test_sse_chat_usage),
         cmocka_unit_test(test_sse_completion),
         cmocka_unit_test(test_escaping_and_utf8),
+        cmocka_unit_test(test_response_logprobs),
+        cmocka_unit_test(test_n_choices),
+        cmocka_unit_test(test_sse_logprobs),
         cmocka_unit_test(test_writer_rolls_back_on_overflow),
         cmocka_unit_test(test_meta_init),
     };
