@@ -640,8 +640,9 @@ static slot *pick_slot(sched_model *m, const sched_job *j) {
         if (lru == NULL || s->last_used < lru->last_used)
             lru = s;
     }
-    /* A saved state that shares more than any slot goes into the least recently used slot. */
-    if (cached > best_lcp)
+    /* A saved state that shares more than any slot, and enough to be worth it (the same tenth
+     * as for slots), goes into the least recently used slot. */
+    if (cached > best_lcp && cached * 10 >= j->n_tokens)
         return lru;
     return best_lcp * 10 >= j->n_tokens ? best : lru;
 }
@@ -683,7 +684,8 @@ static void cache_save(sched_model *m, slot *s) {
 static void cache_restore(sched_model *m, slot *s, const sched_job *j) {
     int lcp = 0;
     pc_entry *e = pcache_best(&m->pc, j->tokens, j->n_tokens, &lcp);
-    if (e == NULL || lcp <= common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens))
+    if (e == NULL || lcp * 10 < j->n_tokens ||
+        lcp <= common_prefix(s->cache, s->n_cache, j->tokens, j->n_tokens))
         return;
     cache_save(m, s);
     e = pcache_best(&m->pc, j->tokens, j->n_tokens, &lcp); /* the save may have dropped it */
