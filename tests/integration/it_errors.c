@@ -1,6 +1,6 @@
 /* it_errors: every error the API promises, each with an OpenAI error body
  * {"error":{"message","type","param","code"}}: 400 (malformed JSON, wrong types, out of range,
- * n > 1, context too long), 404 (unknown model, unknown route), 405, 413. 503 lives in
+ * n out of range, context too long), 404 (unknown model, unknown route), 405, 413. 503 lives in
  * it_concurrency. */
 #include "harness.h"
 
@@ -68,8 +68,8 @@ static void test_bad_requests(void **state) {
         {"/v1/completions", "{" P ",\"seed\":\"abc\"}", 400, "seed"},
         {"/v1/completions", "{" P ",\"stream\":\"yes\"}", 400, "stream"},
         {"/v1/completions", "{" P ",\"stop\":42}", 400, "stop"},
-        {"/v1/completions", "{" P ",\"n\":2}", 400, "n"},
-        {"/v1/chat/completions", "{" C ",\"n\":2}", 400, "n"},
+        {"/v1/completions", "{" P ",\"n\":17}", 400, "n"},
+        {"/v1/chat/completions", "{" C ",\"n\":0}", 400, "n"},
         {"/v1/completions", "{" M ",\"max_tokens\":4}", 400, "prompt"},
         {"/v1/completions", "{" M ",\"prompt\":42}", 400, "prompt"},
         {"/v1/completions", "{\"prompt\":\"x\"}", 400, "model"},
