@@ -226,6 +226,12 @@ static void handle_health(const http_request *req, http_response *res) {
         jsonw_cstr(&w, d.name);
         jsonw_raw(&w, ",\"loaded\":");
         jsonw_bool(&w, d.loaded);
+        if (d.loading) {
+            char pct[32];
+            snprintf(pct, sizeof pct, ",\"load_progress\":%.3f", (double)d.load_progress);
+            jsonw_raw(&w, ",\"loading\":true");
+            jsonw_raw(&w, pct);
+        }
         if (d.loaded)
             health_model_info(&w, &info);
         jsonw_raw(&w, "}");

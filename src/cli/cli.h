@@ -69,6 +69,9 @@ int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
  * servers and checks that eng's backend has a device (printing what was found instead and why,
  * and returning 1, when not); logs what auto chose. Returns 0 when ready. */
 int cli_engine_start(const char *cmd, const struct engine_options *eng);
+/* engine_options.progress for the commands that load models: a bar on a terminal, log lines
+ * otherwise (common.c). */
+void cli_progress(void *ctx, float fraction);
 /* Refuses a quantized V cache with --flash-attn off (globally or for a model), as llama-server
  * does. Returns 0, or 2 after reporting the usage error. */
 int cli_check_kv_options(const char *cmd, const struct engine_options *eng);

@@ -1,9 +1,13 @@
-/* cli/common: helpers shared by the subcommands (usage errors, strict number parsing). */
+/* cli/common: helpers shared by the subcommands (usage errors, strict number parsing, the model
+ * load progress on the terminal). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include "core/log.h"
 
 #include "cli/cli.h"
 
@@ -39,4 +43,29 @@ int cli_parse_float(const char *s, double lo, double hi, double *out) {
         return -1;
     *out = v;
     return 0;
+}
+
+/* A bar on a terminal (redrawn in place, ended at 100%); on anything else a log line at each
+ * quarter, so that logs stay readable. Called from the loading thread: one load at a time shows
+ * its bar (others' updates interleave, which a terminal user tolerates better than silence). */
+void cli_progress(void *ctx, float fraction) {
+    static int last = -1;
+    (void)ctx;
+    int pct = fraction < 0 ? 0 : fraction > 1 ? 100 : (int)(fraction * 100.0f);
+    if (pct == last)
+        return;
+    last = pct;
+    if (isatty(STDERR_FILENO)) {
+        char bar[41];
+        int fill = pct * 40 / 100;
+        for (int i = 0; i < 40; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[40] = '\0';
+        fprintf(stderr, "\rloading model [%s] %3d%%%s", bar, pct, pct == 100 ? "\n" : "");
+        fflush(stderr);
+    } else if (pct % 25 == 0) {
+        log_info("loading model: %d%%", pct);
+    }
+    if (pct == 100)
+        last = -1; /* the next load starts afresh */
 }

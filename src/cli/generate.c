@@ -172,6 +172,7 @@ int cli_generate(int argc, char **argv) {
     gen_params_default(&o.params);
     o.params.max_tokens = 128;
     engine_options_default(&o.eng);
+    o.eng.progress = cli_progress;
     o.eng.n_parallel = 1;
     int rc = cli_gpu_defaults("generate", &o.eng);
     if (rc == 0)

@@ -95,6 +95,7 @@ int cli_probe(int argc, char **argv) {
     const char *name = NULL;
     memset(&s, 0, sizeof s);
     engine_options_default(&eng);
+    eng.progress = cli_progress;
     eng.n_parallel = 1;
     int rc = parse(argc, argv, &s, &eng, &name);
     if (rc >= 0)

@@ -739,6 +739,7 @@ int cli_run(int argc, char **argv) {
     o.server = "127.0.0.1:11435";
     o.params = json_object();
     engine_options_default(&o.eng);
+    o.eng.progress = cli_progress;
     o.eng.n_parallel = 1;
     int rc = cli_gpu_defaults("run", &o.eng);
     if (rc == 0)

@@ -646,6 +646,7 @@ int cli_serve(int argc, char **argv) {
     o.keep_ns = -1;
     o.drain_ns = (int64_t)LIM_DRAIN_TIMEOUT_S * 1000000000;
     engine_options_default(&o.eng);
+    o.eng.progress = cli_progress;
     o.eng.isolate = true; /* each model's engine in a process of its own (ADR 0005) */
     int rc = cli_gpu_defaults("serve", &o.eng);
     if (rc == 0)

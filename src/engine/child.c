@@ -463,6 +463,17 @@ static void close_others(int keep) {
     closedir(d);
 }
 
+/* Sends the load's progress to the server, each whole percent once. */
+static void send_progress(void *ctx, float fraction) {
+    static int last = -1;
+    (void)ctx;
+    int pct = (int)(fraction * 100.0f);
+    if (pct == last)
+        return;
+    last = pct;
+    ipc_send(C.fd, &C.wmu, IPC_PROGRESS, 0, &fraction, sizeof fraction);
+}
+
 static shimmy_err load(const buf *payload, char *err, size_t errlen) {
     ipc_rd r;
     engine_options o;
@@ -473,6 +484,7 @@ static shimmy_err load(const buf *payload, char *err, size_t errlen) {
     shimmy_err rc = engine_global_init(NULL, err, errlen);
     if (rc == SHIMMY_OK && o.rpc_servers != NULL)
         rc = gpu_add_rpc(o.rpc_servers, true, err, errlen); /* a dead server: use what is left */
+    o.progress = send_progress;
     if (rc == SHIMMY_OK)
         rc = sched_model_load(&o, &C.m, err, errlen);
     return rc;

@@ -105,6 +105,10 @@ typedef struct engine_options {
     engine_flash_attn flash_attn;  /* --flash-attn */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
+    /* Called while the weights load with the fraction done (0..1), from the loading thread (or,
+     * isolated, the thread that waits for the engine process); NULL = none. */
+    void (*progress)(void *ctx, float fraction);
+    void *progress_ctx;
     bool isolate;                  /* run the model's engine in a child process of its own (ADR
                                     * 0005; serve's default); false = in this process */
     int64_t cache_ram_mib;         /* host-RAM prompt cache of each loaded model (--cache-ram),
@@ -114,8 +118,11 @@ typedef struct engine_options {
 } engine_options;
 
 void engine_options_default(engine_options *o);
-/* Applies the overrides in o that name `name` (the last one given wins per field), GPU choices
- * and templates (a per-model template becomes template_text). */
+/* Whether a per-model override's model (a served name, or an fnmatch glob from a --config
+ * section) applies to the model served as name. */
+bool engine_name_matches(const char *pattern, const char *name);
+/* Applies the overrides in o that name `name` or a glob matching it (the last one given wins
+ * per field), GPU choices and templates (a per-model template becomes template_text). */
 void engine_options_for_model(engine_options *o, const char *name);
 
 /* Loads the model and starts its engine thread. On error returns the code and a message in err

@@ -27,7 +27,8 @@ typedef enum {
     IPC_CANCEL,   /* server -> engine: engine_job_cancel */
     IPC_RELEASE,  /* server -> engine: the server dropped the job */
     IPC_CALL,     /* server -> engine, id = call: a synchronous call (ipc_call_op) */
-    IPC_REPLY     /* engine -> server: its result */
+    IPC_REPLY,    /* engine -> server: its result */
+    IPC_PROGRESS  /* engine -> server, before IPC_LOADED: the load's progress (a float) */
 } ipc_type;
 
 typedef enum {

@@ -274,6 +274,13 @@ static shimmy_err apply_lora(be_model *b, const engine_options *o, char *err, si
     return SHIMMY_OK;
 }
 
+/* llama.cpp's load progress, handed on to the options' callback; loading goes on. */
+static bool on_progress(float fraction, void *user) {
+    const engine_options *o = user;
+    o->progress(o->progress_ctx, fraction);
+    return true;
+}
+
 shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
     shimmy_err rc = SHIMMY_OK;
     be_model *b = calloc(1, sizeof *b);
@@ -283,6 +290,8 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     b->n_parallel = o->n_parallel > 0 ? o->n_parallel : 4;
 
     struct llama_model_params mp = llama_model_default_params();
+    mp.progress_callback = o->progress != NULL ? on_progress : NULL;
+    mp.progress_callback_user_data = (void *)o;
     static _Thread_local be_devices devs;
     rc = plan_devices(o, b->n_parallel, &devs, &mp, err, errlen);
     if (rc != SHIMMY_OK)

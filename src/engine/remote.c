@@ -90,6 +90,8 @@ struct rmodel {
     char lastlog[LOG_LINES][256];
     int n_log;                 /* lines written into lastlog so far (ring) */
     engine_model_info info;    /* from the child at load; kept for /health */
+    void (*progress)(void *ctx, float fraction); /* engine_options.progress, for each load */
+    void *progress_ctx;
 };
 
 /* ---- the child's stderr ---- */
@@ -264,6 +266,14 @@ static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
     shimmy_err rc = ipc_send(fd, NULL, IPC_LOAD, 0, m->load_msg.data, m->load_msg.len);
     if (rc == SHIMMY_OK)
         rc = ipc_recv(fd, &h, &in);
+    while (rc == SHIMMY_OK && h.type == IPC_PROGRESS) {
+        float f;
+        if (m->progress != NULL && in.len == sizeof f) {
+            memcpy(&f, in.data, sizeof f);
+            m->progress(m->progress_ctx, f);
+        }
+        rc = ipc_recv(fd, &h, &in);
+    }
     if (rc == SHIMMY_OK && h.type == IPC_LOADED) {
         ipc_rd r;
         ipc_rd_init(&r, &in);
@@ -1041,6 +1051,8 @@ shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *
     pthread_cond_init(&m->reader_cv, NULL);
     buf_init(&m->load_msg, IPC_MAX_PAYLOAD);
     put_options(&m->load_msg, o);
+    m->progress = o->progress;
+    m->progress_ctx = o->progress_ctx;
     shimmy_err rc = ensure_alive(m, err, errlen);
     if (rc != SHIMMY_OK) {
         m->state = R_STOPPING;

@@ -67,6 +67,7 @@ typedef struct model_desc {
     int uses;              /* requests holding it now */
     int64_t expires_at;    /* unix seconds when keep_alive unloads it, 0 = never */
     bool loading;          /* a load is under way now */
+    float load_progress;   /* of that load, 0..1 (llama.cpp's count of tensors read) */
     uint64_t loads;        /* successful loads so far */
     int64_t load_ns;       /* how long the last successful load took, ns; 0 = none yet */
 } model_desc;

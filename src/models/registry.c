@@ -37,6 +37,7 @@ typedef struct entry {
     int64_t keep_ns;          /* keep-alive after the last release; < 0 = forever */
     int64_t expires_ns;       /* monotonic deadline when idle and loaded; 0 = none */
     bool seen;                /* found by the current rescan */
+    float load_progress;      /* of the load under way, 0..1 */
     int load_crashes;         /* loads in a row whose engine process died (ADR 0005) */
     char failed[640];         /* set after LIM_LOAD_CRASHES of them: why no load is tried until
                                * a rescan; "" = not failed */
@@ -247,6 +248,7 @@ static void copy_desc(const entry *e, model_desc *out) {
     out->uses = e->uses;
     out->expires_at = expires_wall(e);
     out->loading = e->state == ENTRY_LOADING;
+    out->load_progress = e->load_progress;
     out->loads = e->loads_ok;
     out->load_ns = e->load_ns;
 }
@@ -681,6 +683,24 @@ int registry_loaded_count(registry *r) {
 
 /* ---- loading and unloading (caller holds mu) ---- */
 
+/* A load's progress: kept on the entry for /health, then handed to the caller's callback (the
+ * terminal's bar). Runs in the loading thread, mu not held. */
+typedef struct load_watch {
+    registry *r;
+    entry *e;
+    void (*user)(void *ctx, float fraction);
+    void *user_ctx;
+} load_watch;
+
+static void on_load_progress(void *ctx, float fraction) {
+    load_watch *w = ctx;
+    pthread_mutex_lock(&w->r->mu);
+    w->e->load_progress = fraction;
+    pthread_mutex_unlock(&w->r->mu);
+    if (w->user != NULL)
+        w->user(w->user_ctx, fraction);
+}
+
 static void wait_entry(registry *r, entry *e) {
     e->waiters++;
     pthread_cond_wait(&e->cv, &r->mu);
@@ -766,6 +786,10 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
         o.lora_path = e->desc.adapter;
         o.lora_scale = e->desc.adapter_scale;
     }
+    load_watch watch = {r, e, o.progress, o.progress_ctx};
+    o.progress = on_load_progress;
+    o.progress_ctx = &watch;
+    e->load_progress = 0;
     e->waiters++;
     pthread_mutex_unlock(&r->mu);
     engine_model *m = NULL;
