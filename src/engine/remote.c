@@ -5,9 +5,9 @@
  *
  * Per model: a reader thread takes the child's frames and hands them to the waiting calls and
  * jobs; a log thread copies its stderr. When the child dies (llama.cpp aborted, a signal, an
- * exit), the reader fails every call, ends every job that has already shown its client
- * something with ERR_ENGINE_CRASHED and the cause, and resubmits once, to a fresh child, the
- * jobs that had shown nothing yet. A model whose child dies three times in a row before any job
+ * exit), the reader fails every call, ends every job the child had started (put on a slot)
+ * with ERR_ENGINE_CRASHED and the cause, and resubmits once, to a fresh child, the jobs that
+ * were still queued there. A model whose child dies three times in a row before any job
  * finished is failed: every call answers why, until the registry unloads it (rescan).
  *
  * Locking: mu guards the state, the job and call tables and each job's fields; wmu serialises
@@ -54,6 +54,8 @@ typedef struct rjob {
     shimmy_err submit_rc;
     char err[512], param[96];
     bool delivered;            /* the waiter got events: a crash now fails it */
+    bool started;              /* the child put it on a slot (or it produced something): a crash
+                                * now fails it; only a job still queued is resubmitted */
     bool retried;              /* resubmitted once already */
     bool in_table;
     buf request;               /* the SUBMIT payload, kept for the retry */
@@ -444,6 +446,8 @@ static void on_events(rmodel *m, uint64_t id, const buf *in) {
     if (j == NULL || st == NULL || n != sizeof j->st)
         return;
     memcpy(&j->st, st, n);
+    if (j->st.queued_ns > 0 || j->st.completion_tokens > 0 || j->st.prompt_ns > 0)
+        j->started = true;
     if (r.left > 0 && buf_append(&j->pending, r.p, r.left) != SHIMMY_OK) {
         job_fail(m, j, ERR_TOO_LARGE, "the answer is over the size limit");
         return;
@@ -480,7 +484,7 @@ static rjob *fail_all(rmodel *m, const char *msg, bool can_retry) {
     }
     while (m->jobs != NULL) {
         rjob *j = m->jobs;
-        if (can_retry && !j->delivered && !j->retried && j->replied &&
+        if (can_retry && !j->started && !j->delivered && !j->retried && j->replied &&
             j->submit_rc == SHIMMY_OK) {
             m->jobs = j->next;
             j->retried = true;
@@ -493,7 +497,7 @@ static rjob *fail_all(rmodel *m, const char *msg, bool can_retry) {
     return retry;
 }
 
-/* Resubmits the jobs that had shown nothing, once, to a fresh child. */
+/* Resubmits the jobs that were still queued in the child, once, to a fresh child. */
 static void retry_jobs(rmodel *m, rjob *list) {
     char err[512] = "";
     shimmy_err rc = list == NULL ? SHIMMY_OK : ensure_alive(m, err, sizeof err);
