@@ -2,6 +2,7 @@
  * the chat JSON for the engine: system, messages and their blocks, tools, tool_choice,
  * thinking), then the writers (whole message, stream events, errors), then the rows. */
 #include "api/anthropic_wire.h"
+#include "api/presets.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -756,8 +757,7 @@ static shimmy_err counted(api_call *c, int n_tokens, api_sink *s) {
 
 static shimmy_err parse_messages_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    (void)app;
-    gen_params_default(&d);
+    api_gen_defaults(app, root, NULL, &d);
     return ant_parse_messages(root, &d, c, err);
 }
 

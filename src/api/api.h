@@ -22,6 +22,8 @@ typedef struct shimmy_app {
     bool no_metrics;    /* --no-metrics: GET /metrics is 404 */
     struct api_presets *_Atomic presets; /* --config: per-model defaults; NULL = none;
                                           * swapped on SIGHUP (api/presets.h) */
+    struct resp_store *responses; /* owned by serve: the Responses API's store of finished
+                                   * responses (api/resp_store.h); NULL = nothing stored */
 } shimmy_app;
 
 /* The route table (static storage). */

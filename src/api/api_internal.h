@@ -25,6 +25,11 @@ void api_handle_detokenize(const http_request *req, http_response *res);
 /* rerank.c: POST /v1/rerank and /rerank (llama-server's Jina/Cohere shape) */
 void api_handle_rerank(const http_request *req, http_response *res);
 
+/* responses_wire.c: GET and DELETE /v1/responses/{id} (and /responses/{id}) on the server's
+ * response store (shimmy_app.responses) */
+void resp_handle_get(const http_request *req, http_response *res);
+void resp_handle_delete(const http_request *req, http_response *res);
+
 /* routes.c: makes sure res->body can hold a response (the server may hand it over unset). */
 void api_body_ready(http_response *res);
 

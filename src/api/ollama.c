@@ -15,6 +15,7 @@
 #include "api/json_in.h"
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
+#include "api/presets.h"
 #include "api/openai_wire.h"
 #include "core/clock.h"
 #include "core/fmt.h"
@@ -362,8 +363,12 @@ static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_erro
     model_desc d;
     disc_ollama_layers l;
     oll_model_ctx m = {0};
+    gen_params base, defaults;
     const char *name = body_model(root);
     memset(&l, 0, sizeof l);
+    oll_default_params(&base);
+    api_gen_defaults(app, root, &base, &defaults);
+    m.defaults = &defaults;
     bool found = name != NULL && registry_find(app->models, name, &d);
     if (found && d.manifest[0])
         disc_ollama_read_layers(d.manifest, &l);

@@ -267,7 +267,7 @@ static shimmy_err model_defaults(api_call *r, const char *defaults, api_error *e
     return parse_options(r, d, err);
 }
 
-static void ollama_defaults(gen_params *p) {
+void oll_default_params(gen_params *p) {
     gen_params_default(p);
     p->temperature = 0.8f;
     p->top_k = 40;
@@ -328,13 +328,26 @@ static shimmy_err reject_images(const json_t *obj, const char *where, api_error 
     return err->code;
 }
 
-/* What both endpoints share: model, stream, keep_alive, format, defaults then options. */
-static shimmy_err parse_common(api_call *r, const char *defaults, api_error *err) {
+/* The defaults: Ollama's, or m's (presets over Ollama's); their stop strings copied into the
+ * wire's list, which the model's and the request's stop replace. */
+static void start_params(api_call *r, const gen_params *defaults) {
+    if (defaults != NULL)
+        r->gen.params = *defaults;
+    else
+        oll_default_params(&r->gen.params);
+    for (int i = 0; i < r->gen.params.n_stop && i < LIM_STOP_STRINGS; i++)
+        W(r)->stop[i] = r->gen.params.stop[i];
+    r->gen.params.stop = W(r)->stop;
+}
+
+/* What both endpoints share: model, stream, keep_alive, format, defaults (Ollama's, the
+ * presets', then the Modelfile's params layer) then options. */
+static shimmy_err parse_common(api_call *r, const oll_model_ctx *m, api_error *err) {
     shimmy_err e;
+    const char *defaults = m->params_json;
     r->stream = true;
     r->schema_param = "format";
-    ollama_defaults(&r->gen.params);
-    r->gen.params.stop = W(r)->stop;
+    start_params(r, m->defaults);
     if ((e = parse_model(W(r)->root, &r->model, err)) != SHIMMY_OK ||
         (e = parse_bool(W(r)->root, "stream", &r->stream, err)) != SHIMMY_OK ||
         (e = parse_keep(W(r)->root, &r->keep_ns, err)) != SHIMMY_OK ||
@@ -532,7 +545,7 @@ static shimmy_err parse(json_t *root, const oll_model_ctx *m, api_call *r, api_e
     w->root = root;
     w->chat = chat;
     api_answer_init(&w->calls);
-    shimmy_err e = parse_common(r, m->params_json, err);
+    shimmy_err e = parse_common(r, m, err);
     if (e == SHIMMY_OK)
         e = fn(r, m, err);
     if (e != SHIMMY_OK)

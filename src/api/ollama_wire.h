@@ -40,7 +40,13 @@ typedef struct oll_model_ctx {
     const char *system;      /* the model's default system prompt, or NULL */
     bool has_template;       /* a chat template (the model's or an override): else
                               * /api/generate sends the prompt as is */
+    const gen_params *defaults; /* Ollama's defaults with the model's presets over them
+                              * (api_gen_defaults over oll_default_params); NULL = Ollama's */
 } oll_model_ctx;
+
+/* Ollama's own sampling defaults (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
+ * repeat_last_n 64). */
+void oll_default_params(gen_params *p);
 
 /* Parses the body root (borrowed; must outlive c; the params layer is added to it). Ollama's
  * defaults come first (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,

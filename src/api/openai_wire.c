@@ -1,6 +1,7 @@
 /* openai_wire: see openai_wire.h. Parsing first (body → api_call: the shared parameters, then the
  * chat JSON for the engine), then the writers, then the two rows. */
 #include "api/openai_wire.h"
+#include "api/presets.h"
 #include "api/json_in.h"
 
 #include <float.h>
@@ -141,10 +142,10 @@ static shimmy_err add_stop(api_call *c, const json_t *s, const char *param, api_
 static shimmy_err parse_stop(const json_t *root, api_call *c, api_error *err) {
     json_t *v = opt(root, "stop");
     char param[32];
+    if (v == NULL)
+        return SHIMMY_OK; /* the defaults' (a preset's, api/presets.h) stay */
     c->gen.params.stop = W(c)->stop;
     c->gen.params.n_stop = 0;
-    if (v == NULL)
-        return SHIMMY_OK;
     if (json_is_string(v))
         return add_stop(c, v, "stop", err);
     if (!json_is_array(v))
@@ -1108,16 +1109,14 @@ static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
 
 static shimmy_err parse_chat_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    (void)app;
-    gen_params_default(&d);
+    api_gen_defaults(app, root, NULL, &d);
     return oai_parse_chat(root, &d, c, err);
 }
 
 static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *c,
                                        api_error *err) {
     gen_params d;
-    (void)app;
-    gen_params_default(&d);
+    api_gen_defaults(app, root, NULL, &d);
     return oai_parse_completion(root, &d, c, err);
 }
 

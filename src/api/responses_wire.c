@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_internal.h"
 #include "api/json_in.h"
 #include "api/jsonw.h"
 #include "api/openai_wire.h"
@@ -59,10 +60,8 @@ static shimmy_err parse_params(const json_t *root, api_call *c, api_error *err) 
         return bad(err, "stream", "must be a boolean");
     if ((v = opt(root, "store")) != NULL && !json_is_boolean(v))
         return bad(err, "store", "must be a boolean");
-    if (opt(root, "previous_response_id") != NULL)
-        return bad(err, "previous_response_id",
-                   "is not supported: shimmy keeps no responses "
-                   "(send the whole conversation in 'input')");
+    if ((v = opt(root, "previous_response_id")) != NULL && !json_is_string(v))
+        return bad(err, "previous_response_id", "must be a string");
     c->stream = json_is_true(stream);
     p->max_tokens = (int)mt;
     p->temperature = (float)t;
@@ -215,10 +214,11 @@ static shimmy_err item_reasoning(const json_t *item, const char *param, json_t *
     return SHIMMY_OK;
 }
 
-static shimmy_err input_item(const json_t *item, size_t i, json_t *msgs, api_error *err) {
-    char param[48];
+static shimmy_err input_item(const json_t *item, const char *base, size_t i, json_t *msgs,
+                             api_error *err) {
+    char param[64];
     const char *type = type_of(item);
-    snprintf(param, sizeof param, "input[%zu]", i);
+    snprintf(param, sizeof param, "%s[%zu]", base, i);
     if (!json_is_object(item))
         return bad(err, param, "must be an object");
     if (type == NULL || streq(type, "message"))
@@ -229,14 +229,70 @@ static shimmy_err input_item(const json_t *item, size_t i, json_t *msgs, api_err
         return item_output(item, param, msgs, err);
     if (streq(type, "reasoning"))
         return item_reasoning(item, param, msgs, err);
+    if (streq(type, "item_reference"))
+        return bad(err, param,
+                   "is not supported: continue a stored response with 'previous_response_id', "
+                   "or send the items themselves");
     return api_fail(err, ERR_BAD_PARAM, param,
                     "input item type '%.64s' is not supported "
                     "(message, function_call, function_call_output, reasoning)",
                     type);
 }
 
-static shimmy_err parse_input(const json_t *root, json_t *chat, api_error *err) {
+/* The stored conversation of previous_response_id (if any) into rw->conv. */
+static shimmy_err conv_previous(const json_t *root, resp_wire *rw, api_error *err) {
+    const char *id = json_string_value(opt(root, "previous_response_id"));
+    char *items = NULL;
+    if (id == NULL)
+        return SHIMMY_OK;
+    if (rw->store == NULL || strlen(id) >= sizeof rw->prev ||
+        !resp_store_get(rw->store, id, NULL, &items))
+        return api_fail(err, ERR_NOT_FOUND, "previous_response_id",
+                        "Previous response with id '%.64s' not found.", id);
+    rw->conv = json_loads(items, 0, NULL);
+    free(items);
+    if (!json_is_array(rw->conv))
+        return nomem(err);
+    snprintf(rw->prev, sizeof rw->prev, "%s", id);
+    return SHIMMY_OK;
+}
+
+/* This request's input appended to rw->conv (a string is one user message). */
+static shimmy_err conv_input(const json_t *input, resp_wire *rw, api_error *err) {
+    if (rw->conv == NULL && (rw->conv = json_array()) == NULL)
+        return nomem(err);
+    if (json_is_string(input))
+        return json_array_append_new(rw->conv, json_pack("{s:s,s:s,s:O}", "type", "message",
+                                                         "role", "user", "content", input)) == 0
+                   ? SHIMMY_OK
+                   : nomem(err);
+    if (!json_is_array(input) || json_array_size(input) == 0)
+        return bad(err, "input", "must be a string or a non-empty array of items");
+    if (json_array_size(rw->conv) + json_array_size(input) > LIM_MESSAGES)
+        return bad(err, "input",
+                   "holds more items (with the previous response's) than the limit (" STR(
+                       LIM_MESSAGES) ")");
+    return json_array_extend(rw->conv, (json_t *)input) == 0 ? SHIMMY_OK : nomem(err);
+}
+
+/* The conversation's items as chat messages: the stored ones named after
+ * previous_response_id, this input's after input[i]. */
+static shimmy_err conv_messages(const resp_wire *rw, size_t n_input, json_t *msgs,
+                                api_error *err) {
+    size_t n = json_array_size(rw->conv), n_prev = n - n_input;
+    for (size_t i = 0; i < n; i++) {
+        shimmy_err e = input_item(json_array_get(rw->conv, i),
+                                  i < n_prev ? "previous_response_id" : "input",
+                                  i < n_prev ? i : i - n_prev, msgs, err);
+        if (e != SHIMMY_OK)
+            return e;
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_err parse_input(const json_t *root, resp_wire *rw, json_t *chat, api_error *err) {
     json_t *input = opt(root, "input"), *ins = opt(root, "instructions"), *msgs = json_array();
+    shimmy_err e;
     json_object_set_new(chat, "messages", msgs);
     if (ins != NULL && !json_is_string(ins))
         return bad(err, "instructions", "must be a string");
@@ -244,20 +300,10 @@ static shimmy_err parse_input(const json_t *root, json_t *chat, api_error *err) 
         json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "system", "content", ins));
     if (input == NULL)
         return bad(err, "input", "is required");
-    if (json_is_string(input)) {
-        json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "user", "content", input));
-        return SHIMMY_OK;
-    }
-    if (!json_is_array(input) || json_array_size(input) == 0)
-        return bad(err, "input", "must be a string or a non-empty array of items");
-    if (json_array_size(input) > LIM_MESSAGES)
-        return bad(err, "input", "holds more items than the limit (" STR(LIM_MESSAGES) ")");
-    for (size_t i = 0; i < json_array_size(input); i++) {
-        shimmy_err e = input_item(json_array_get(input, i), i, msgs, err);
-        if (e != SHIMMY_OK)
-            return e;
-    }
-    return SHIMMY_OK;
+    if ((e = conv_previous(root, rw, err)) != SHIMMY_OK ||
+        (e = conv_input(input, rw, err)) != SHIMMY_OK)
+        return e;
+    return conv_messages(rw, json_is_string(input) ? 1 : json_array_size(input), msgs, err);
 }
 
 /* ---- parsing: tools ---- */
@@ -350,7 +396,7 @@ static bool tools_used(const json_t *chat) {
 static shimmy_err parse_chat(const json_t *root, api_call *c, api_error *err) {
     json_t *chat = json_object();
     shimmy_err e = chat != NULL ? SHIMMY_OK : nomem(err);
-    if (e == SHIMMY_OK && (e = parse_input(root, chat, err)) == SHIMMY_OK &&
+    if (e == SHIMMY_OK && (e = parse_input(root, W(c), chat, err)) == SHIMMY_OK &&
         (e = parse_tools(root, chat, err)) == SHIMMY_OK &&
         (e = parse_choice(root, chat, err)) == SHIMMY_OK &&
         (e = parse_reasoning(root, chat, err)) == SHIMMY_OK)
@@ -362,6 +408,11 @@ static shimmy_err parse_chat(const json_t *root, api_call *c, api_error *err) {
 }
 
 shimmy_err resp_parse(json_t *root, const gen_params *defaults, api_call *c, api_error *err) {
+    return resp_parse_store(root, defaults, NULL, c, err);
+}
+
+shimmy_err resp_parse_store(json_t *root, const gen_params *defaults, resp_store *store,
+                            api_call *c, api_error *err) {
     shimmy_err e;
     memset(c, 0, sizeof *c);
     api_error_clear(err);
@@ -369,12 +420,15 @@ shimmy_err resp_parse(json_t *root, const gen_params *defaults, api_call *c, api
     c->gen.params = *defaults;
     if ((c->wire = calloc(1, sizeof(resp_wire))) == NULL)
         return nomem(err);
+    W(c)->store = store;
     if ((e = parse_params(root, c, err)) != SHIMMY_OK ||
         (e = parse_format(root, c, err)) != SHIMMY_OK ||
         (e = parse_chat(root, c, err)) != SHIMMY_OK) {
         resp_call_free(c);
         return e;
     }
+    if (json_is_false(opt(root, "store")))
+        W(c)->store = NULL;
     api_random_id(W(c)->id, sizeof W(c)->id, "resp_", 16);
     snprintf(W(c)->model, sizeof W(c)->model, "%s", c->model);
     W(c)->created = clock_wall_s();
@@ -391,6 +445,7 @@ void resp_call_free(api_call *c) {
         free(w->items);
         free(w->chat_json);
         free(w->schema);
+        json_decref(w->conv);
         free(w);
     }
     c->wire = NULL;
@@ -535,6 +590,51 @@ static void response_json(jsonw *w, const resp_wire *rw, const gen_status *st, c
     jsonw_raw(w, "}");
 }
 
+/* ---- the store ---- */
+
+/* The conversation as stored: its input items, then the output items in their input shape. */
+static shimmy_err conv_json(jsonw *w, const resp_wire *rw) {
+    char *in = json_dumps(rw->conv, JSON_COMPACT);
+    size_t n = in != NULL ? strlen(in) : 0;
+    if (n < 2) {
+        free(in);
+        return ERR_NOMEM;
+    }
+    in[n - 1] = '\0'; /* "[item,...": the array without its ']' */
+    jsonw_raw(w, in);
+    free(in);
+    for (size_t i = 0; i < rw->n_items; i++) {
+        jsonw_raw(w, n > 2 || i > 0 ? "," : "");
+        item_json(w, &rw->items[i], true);
+    }
+    jsonw_raw(w, "]");
+    return SHIMMY_OK;
+}
+
+/* Keeps the finished response in the store (store: true and a server store). A response that
+ * cannot be kept is answered anyway: a later GET or previous_response_id is a 404. */
+static void keep(const resp_wire *rw, const gen_status *st) {
+    buf r, items;
+    jsonw w;
+    if (rw->store == NULL || rw->conv == NULL)
+        return;
+    buf_init(&r, LIM_RESP_STORE_BYTES);
+    buf_init(&items, LIM_RESP_STORE_BYTES);
+    jsonw_begin(&w, &r);
+    response_json(&w, rw, st, NULL);
+    shimmy_err e = jsonw_end(&w);
+    if (e == SHIMMY_OK) {
+        jsonw_begin(&w, &items);
+        e = conv_json(&w, rw);
+        if (jsonw_end(&w) != SHIMMY_OK)
+            e = ERR_TOO_LARGE;
+    }
+    if (e == SHIMMY_OK)
+        resp_store_put(rw->store, rw->id, buf_str(&r), r.len, buf_str(&items), items.len);
+    buf_free(&r);
+    buf_free(&items);
+}
+
 static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
     jsonw w;
     shimmy_err e = items_from_answer(W(c), a);
@@ -542,7 +642,10 @@ static shimmy_err whole(api_call *c, const api_answer *a, const gen_status *st, 
         return e;
     api_frame_begin(s, &w);
     response_json(&w, W(c), st, NULL);
-    return api_frame_end(s, &w);
+    e = api_frame_end(s, &w);
+    if (e == SHIMMY_OK)
+        keep(W(c), st);
+    return e;
 }
 
 /* Errors before the stream are OpenAI's {"error": {...}}. */
@@ -692,9 +795,12 @@ static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
     shimmy_err e = item_close(W(c), s);
     if (e != SHIMMY_OK)
         return e;
-    return ev_response(W(c), s,
-                       st->finish == FINISH_LENGTH ? "response.incomplete" : "response.completed",
-                       st, NULL);
+    e = ev_response(W(c), s,
+                    st->finish == FINISH_LENGTH ? "response.incomplete" : "response.completed", st,
+                    NULL);
+    if (e == SHIMMY_OK)
+        keep(W(c), st);
+    return e;
 }
 
 static shimmy_err stream_error(api_call *c, const api_error *e, api_sink *s) {
@@ -705,9 +811,8 @@ static shimmy_err stream_error(api_call *c, const api_error *e, api_sink *s) {
 
 static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    (void)app;
     gen_params_default(&d);
-    return resp_parse(root, &d, c, err);
+    return resp_parse_store(root, &d, app != NULL ? app->responses : NULL, c, err);
 }
 
 const api_proto resp_proto = {
@@ -723,3 +828,50 @@ const api_proto resp_proto = {
     .error = write_error,
     .stream_error = stream_error,
 };
+
+/* ---- GET and DELETE /v1/responses/{id} ---- */
+
+/* The id: the rest of the path after "/responses/". */
+static const char *path_id(const http_request *req) {
+    const char *id = strstr(req->path, "/responses/");
+    return id != NULL ? id + strlen("/responses/") : "";
+}
+
+static void reply_not_found(http_response *res, const char *id) {
+    api_error ae;
+    api_fail(&ae, ERR_NOT_FOUND, "response_id", "Response with id '%.64s' not found.", id);
+    api_reply_error(res, &resp_proto, &ae);
+}
+
+void resp_handle_get(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    const char *id = path_id(req);
+    char *text = NULL;
+    if (app->responses == NULL || !resp_store_get(app->responses, id, &text, NULL)) {
+        reply_not_found(res, id);
+        return;
+    }
+    api_body_ready(res);
+    if (buf_puts(&res->body, text) != SHIMMY_OK) {
+        api_error ae;
+        api_fail(&ae, ERR_NOMEM, NULL, "out of memory");
+        api_reply_error(res, &resp_proto, &ae);
+    }
+    free(text);
+}
+
+void resp_handle_delete(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    const char *id = path_id(req);
+    jsonw w;
+    if (app->responses == NULL || !resp_store_delete(app->responses, id)) {
+        reply_not_found(res, id);
+        return;
+    }
+    api_body_ready(res);
+    jsonw_begin(&w, &res->body);
+    jsonw_raw(&w, "{\"id\":");
+    jsonw_cstr(&w, id);
+    jsonw_raw(&w, ",\"object\":\"response.deleted\",\"deleted\":true}");
+    jsonw_end(&w);
+}

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api/gen.h"
+#include "api/resp_store.h"
 
 typedef enum { RESP_REASONING, RESP_MESSAGE, RESP_CALL } resp_kind;
 
@@ -40,6 +41,10 @@ typedef struct resp_wire {
     resp_item *items; /* owned: the output items so far, in order */
     size_t n_items;
     bool open; /* stream: the last item has not had its done events */
+    json_t *conv;       /* owned: the conversation's input items (the previous response's
+                         * stored items, then this input's), stored with the output items */
+    resp_store *store;  /* borrowed: where the answer is kept (store: true), or NULL */
+    char prev[48];      /* previous_response_id, "" when none */
 } resp_wire;
 
 /* Parses the body root (borrowed; must outlive c) of POST /v1/responses into c: c->gen.params
@@ -47,6 +52,11 @@ typedef struct resp_wire {
  * success free c with resp_call_free. Errors: ERR_BAD_PARAM (param names the field),
  * ERR_NOMEM. */
 shimmy_err resp_parse(json_t *root, const gen_params *defaults, api_call *c, api_error *err);
+/* resp_parse with a store (borrowed, may be NULL; it must outlive c): previous_response_id is
+ * looked up there (unknown: ERR_NOT_FOUND naming "previous_response_id"), and the finished
+ * answer is kept there unless the body says store: false. */
+shimmy_err resp_parse_store(json_t *root, const gen_params *defaults, resp_store *store,
+                            api_call *c, api_error *err);
 /* Frees c->wire. c may be zeroed. */
 void resp_call_free(api_call *c);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/resp_store.h"
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/limits.h"
@@ -671,6 +672,7 @@ int cli_serve(int argc, char **argv) {
     static shimmy_app app; /* connection threads may outlive this function's frame at exit */
     app.started_ns = clock_mono_ns();
     app.no_metrics = o.no_metrics;
+    app.responses = resp_store_new(resp_store_count_from_env(), LIM_RESP_STORE_BYTES);
     app.models = open_models(&o);
     if (app.models == NULL)
         return 1;
@@ -708,5 +710,7 @@ int cli_serve(int argc, char **argv) {
     http_server_stop(srv);
     registry_free(app.models);
     trust_free(&o.trust);
+    resp_store_free(app.responses);
+    app.responses = NULL;
     return 0;
 }

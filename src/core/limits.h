@@ -60,6 +60,13 @@
 #define LIM_RETRY_AFTER_S 1
 /* Most text buffered for one response, in bytes (a runaway client cannot exhaust memory). */
 #define LIM_RESPONSE_BYTES (64u * 1024u * 1024u)
+/* Responses kept by the OpenAI Responses API's store (store: true) for GET and
+ * previous_response_id, least recently used dropped first: an agent session continues its last
+ * response, so a thousand covers many concurrent sessions (SHIMMY_RESPONSES_MAX lowers it). */
+#define LIM_RESP_STORE_COUNT 1024
+/* Bytes of JSON text that store holds (responses and their conversations): a long agent
+ * conversation is a few MiB, and the store must not grow a server's memory without bound. */
+#define LIM_RESP_STORE_BYTES (256u * 1024u * 1024u)
 /* Tokens per llama_decode step (prompt chunks plus one token per generating slot). */
 #define LIM_BATCH_TOKENS 512
 /* Default and cap of the per-slot context when the model's trained context is larger. */

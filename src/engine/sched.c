@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fnmatch.h>
 #include <string.h>
 #include <time.h>
 
@@ -126,10 +127,14 @@ void engine_options_default(engine_options *o) {
     o->cache_ram_mib = -1;
 }
 
+bool engine_name_matches(const char *pattern, const char *name) {
+    return strcmp(pattern, name) == 0 || fnmatch(pattern, name, 0) == 0;
+}
+
 void engine_options_for_model(engine_options *o, const char *name) {
     for (int i = 0; i < o->n_overrides; i++) {
         const model_gpu_override *v = &o->overrides[i];
-        if (strcmp(v->model, name) != 0)
+        if (!engine_name_matches(v->model, name))
             continue;
         if (v->set_backend)
             o->gpu_backend = v->backend;
@@ -142,7 +147,7 @@ void engine_options_for_model(engine_options *o, const char *name) {
         o->flash_attn = v->set_flash_attn ? v->flash_attn : o->flash_attn;
     }
     for (int i = 0; i < o->n_templates; i++)
-        if (strcmp(o->templates[i].model, name) == 0)
+        if (engine_name_matches(o->templates[i].model, name))
             o->template_text = o->templates[i].text;
 }
 

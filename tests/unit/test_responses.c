@@ -44,6 +44,26 @@ static void call_free(api_call *c) {
     last_root = NULL;
 }
 
+static void assert_bad(const char *body, const char *param);
+
+/* parse with a store (borrowed). */
+static shimmy_err parse_in(const char *body, resp_store *store, api_call *c, api_error *err) {
+    gen_params d;
+    json_t *root = NULL;
+    gen_params_default(&d);
+    api_error_clear(err);
+    shimmy_err e = api_json_load_object(body, strlen(body), &root, err->message,
+                                        sizeof err->message);
+    if (e != SHIMMY_OK)
+        return e;
+    e = resp_parse_store(root, &d, store, c, err);
+    if (e != SHIMMY_OK)
+        json_decref(root);
+    else
+        last_root = root;
+    return e;
+}
+
 static void assert_bad(const char *body, const char *param) {
     api_call c;
     api_error err;
@@ -151,8 +171,6 @@ static void test_bad_requests(void **state) {
                "tool_choice");
     assert_bad("{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}",
                "text.format");
-    assert_bad("{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"resp_1\"}",
-               "previous_response_id");
 }
 
 /* ---- writers ---- */
@@ -358,6 +376,129 @@ static void test_errors(void **state) {
     buf_free(&b);
 }
 
+/* ---- the store: keep, continue, store: false, unknown ids ---- */
+
+/* Answers c as a whole (reasoning, text, one call) so that the row keeps it. */
+static void answer(api_call *c) {
+    buf b;
+    api_sink s;
+    api_answer a;
+    gen_status st;
+    gen_event v[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
+                     ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi"),
+                     ev(GEN_EV_TOOL, 0, "call_7", "get", "{\"a\":1}")};
+    gen_events e = {.ev = v, .n = 3};
+    memset(&st, 0, sizeof st);
+    st.done = true;
+    buf_init(&b, 1 << 16);
+    api_answer_init(&a);
+    assert_int_equal(api_answer_add(&a, &e), SHIMMY_OK);
+    api_sink_init(&s, &b, API_FRAME_NONE);
+    assert_int_equal(resp_proto.whole(c, &a, &st, &s), SHIMMY_OK);
+    api_sink_free(&s);
+    api_answer_free(&a);
+    buf_free(&b);
+}
+
+static void test_store_continue(void **state) {
+    (void)state;
+    resp_store *store = resp_store_new(8, 1 << 20);
+    api_call c;
+    api_error err;
+    char id[48], *text = NULL;
+    assert_int_equal(parse_in("{\"model\":\"m\",\"input\":\"hi\",\"instructions\":\"sys\"}",
+                              store, &c, &err),
+                     SHIMMY_OK);
+    answer(&c);
+    snprintf(id, sizeof id, "%s", ((resp_wire *)c.wire)->id);
+    call_free(&c);
+    assert_true(resp_store_get(store, id, &text, NULL));
+    assert_non_null(strstr(text, "\"output_text\":\"Hi\""));
+    free(text);
+
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"model\":\"m\",\"previous_response_id\":\"%s\",\"input\":[{\"type\":"
+             "\"function_call_output\",\"call_id\":\"call_7\",\"output\":\"42\"}]}",
+             id);
+    assert_int_equal(parse_in(body, store, &c, &err), SHIMMY_OK);
+    json_t *chat = json_loads(c.gen.chat_json, 0, NULL), *m = json_object_get(chat, "messages");
+    /* instructions are not carried over (as OpenAI); user, assistant (reasoning, text, call),
+     * tool */
+    assert_int_equal(json_array_size(m), 3);
+    json_t *a = json_array_get(m, 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "role")), "user");
+    assert_string_equal(json_string_value(json_object_get(a, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(a, "reasoning_content")), "hm");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(
+                            json_object_get(a, "content"), 0), "text")),
+                        "Hi");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0),
+                                            "function"),
+                            "name")),
+                        "get");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m, 2), "role")), "tool");
+    json_decref(chat);
+    answer(&c); /* the second turn keeps the whole conversation: three turns next time */
+    snprintf(id, sizeof id, "%s", ((resp_wire *)c.wire)->id);
+    call_free(&c);
+    char *items = NULL;
+    assert_true(resp_store_get(store, id, NULL, &items));
+    json_t *conv = json_loads(items, 0, NULL);
+    assert_int_equal(json_array_size(conv), 1 + 3 + 1 + 3); /* in, out x3, in, out x3 */
+    json_decref(conv);
+    free(items);
+    assert_int_equal(resp_store_count(store), 2);
+
+    /* store: false keeps nothing; an unknown id is a 404 naming previous_response_id */
+    assert_int_equal(parse_in("{\"model\":\"m\",\"input\":\"x\",\"store\":false}", store, &c, &err),
+                     SHIMMY_OK);
+    answer(&c);
+    call_free(&c);
+    assert_int_equal(resp_store_count(store), 2);
+    assert_int_equal(parse_in("{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":"
+                              "\"resp_nope\"}",
+                              store, &c, &err),
+                     ERR_NOT_FOUND);
+    assert_string_equal(err.param, "previous_response_id");
+    assert_int_equal(parse_in("{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":"
+                              "\"resp_1\"}",
+                              NULL, &c, &err),
+                     ERR_NOT_FOUND);
+    assert_bad("{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":7}",
+               "previous_response_id");
+    resp_store_free(store);
+}
+
+static void test_store_lru(void **state) {
+    (void)state;
+    resp_store *s = resp_store_new(2, 100);
+    char *r = NULL;
+    assert_int_equal(resp_store_put(s, "a", "ra", 2, "[]", 2), SHIMMY_OK);
+    assert_int_equal(resp_store_put(s, "b", "rb", 2, "[]", 2), SHIMMY_OK);
+    assert_true(resp_store_get(s, "a", NULL, NULL)); /* a is now the most recent */
+    assert_int_equal(resp_store_put(s, "c", "rc", 2, "[]", 2), SHIMMY_OK);
+    assert_false(resp_store_get(s, "b", NULL, NULL)); /* b dropped: least recently used */
+    assert_true(resp_store_get(s, "a", &r, NULL));
+    assert_string_equal(r, "ra");
+    free(r);
+    assert_int_equal(resp_store_put(s, "a", "new", 3, "[]", 2), SHIMMY_OK); /* replaced */
+    assert_int_equal(resp_store_count(s), 2);
+    assert_int_equal(resp_store_bytes(s), (1 + 3 + 2 + 3) + (1 + 2 + 2 + 3));
+    /* bytes: one big entry pushes the others out; one over the limit is refused */
+    char big[90];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(resp_store_put(s, "d", big, 80, "[]", 2), SHIMMY_OK);
+    assert_int_equal(resp_store_count(s), 1);
+    assert_int_equal(resp_store_put(s, "e", big, 90, "[]", 2), ERR_TOO_LARGE);
+    assert_true(resp_store_delete(s, "d"));
+    assert_false(resp_store_delete(s, "d"));
+    assert_int_equal(resp_store_count(s), 0);
+    assert_int_equal(resp_store_bytes(s), 0);
+    resp_store_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_input_and_params),
@@ -367,6 +508,8 @@ int main(void) {
         cmocka_unit_test(test_whole),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_store_continue),
+        cmocka_unit_test(test_store_lru),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
