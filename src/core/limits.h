@@ -17,6 +17,10 @@
 /* Largest chat template file (--chat-template-file): the biggest template in llama.cpp's set is
  * under 64 KiB. */
 #define LIM_TEMPLATE_BYTES (1u << 20)
+/* a --config file (presets): far more than any hand-written one, small enough to read at once */
+#define LIM_CONFIG_BYTES (1u << 20)
+/* preset sections in a --config file (each is matched against a request's model name) */
+#define LIM_PRESETS 256
 /* Host-RAM prompt cache per loaded model, MiB (--cache-ram): holds the KV state of conversations
  * evicted from their slot so that their next turn does not recompute them. llama-server defaults
  * to 8192; half of that keeps two loaded models (the default --max-loaded) within 8 GiB on a
