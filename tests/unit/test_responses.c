@@ -487,11 +487,11 @@ static void test_store_lru(void **state) {
     assert_int_equal(resp_store_count(s), 2);
     assert_int_equal(resp_store_bytes(s), (1 + 3 + 2 + 3) + (1 + 2 + 2 + 3));
     /* bytes: one big entry pushes the others out; one over the limit is refused */
-    char big[90];
+    char big[95];
     memset(big, 'x', sizeof big);
-    assert_int_equal(resp_store_put(s, "d", big, 80, "[]", 2), SHIMMY_OK);
+    assert_int_equal(resp_store_put(s, "d", big, 90, "[]", 2), SHIMMY_OK); /* 96 bytes */
     assert_int_equal(resp_store_count(s), 1);
-    assert_int_equal(resp_store_put(s, "e", big, 90, "[]", 2), ERR_TOO_LARGE);
+    assert_int_equal(resp_store_put(s, "e", big, 95, "[]", 2), ERR_TOO_LARGE); /* 101 */
     assert_true(resp_store_delete(s, "d"));
     assert_false(resp_store_delete(s, "d"));
     assert_int_equal(resp_store_count(s), 0);
