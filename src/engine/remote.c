@@ -92,7 +92,8 @@ struct rmodel {
     char lastlog[LOG_LINES][256];
     int n_log;                 /* lines written into lastlog so far (ring) */
     engine_model_info info;    /* from the child at load; kept for /health */
-    void (*progress)(void *ctx, float fraction); /* engine_options.progress, for each load */
+    void (*progress)(void *ctx, float fraction); /* engine_options.progress, for the first load
+                                                  * only: its context lives as long as that call */
     void *progress_ctx;
 };
 
@@ -1058,6 +1059,7 @@ shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *
     m->progress = o->progress;
     m->progress_ctx = o->progress_ctx;
     shimmy_err rc = ensure_alive(m, err, errlen);
+    m->progress = NULL; /* later spawns (after a crash) show no progress */
     if (rc != SHIMMY_OK) {
         m->state = R_STOPPING;
         remote_model_free((engine_model *)m);
