@@ -2,6 +2,7 @@
  * the chat JSON: instructions, input items, tools, tool_choice, reasoning, text.format), then
  * the output items and the response object, then the stream's events, then the row. */
 #include "api/responses_wire.h"
+#include "api/presets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -811,7 +812,7 @@ static shimmy_err stream_error(api_call *c, const api_error *e, api_sink *s) {
 
 static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    gen_params_default(&d);
+    api_gen_defaults(app, root, NULL, &d);
     return resp_parse_store(root, &d, app != NULL ? app->responses : NULL, c, err);
 }
 
