@@ -143,6 +143,25 @@ it('text.format json_schema constrains the answer', async () => {
   assert.ok(Number.isInteger(v.n) && v.n >= 3 && v.n <= 7, r.output_text);
 });
 
+it('store: retrieve, previous_response_id continues, delete', async () => {
+  const first = await client().responses.create({ model: MODEL, input: 'Tell me about Lily.',
+    temperature: 0, max_output_tokens: 8 });
+  const got = await client().responses.retrieve(first.id);
+  assert.equal(got.id, first.id);
+  assert.equal(got.output_text, first.output_text);
+  const second = await client().responses.create({ model: MODEL, input: 'And then?',
+    previous_response_id: first.id, temperature: 0, max_output_tokens: 8 });
+  // the second prompt holds the first turn (its question and answer) before the new input
+  assert.ok(second.usage.input_tokens + (second.usage.input_tokens_details?.cached_tokens ?? 0) >
+    first.usage.input_tokens + first.usage.output_tokens, JSON.stringify([first.usage, second.usage]));
+  const del = await client().responses.delete(first.id);
+  assert.equal(del.id, first.id);
+  assert.equal(del.deleted, true);
+  await assert.rejects(client().responses.retrieve(first.id), (e) => e.status === 404);
+  await assert.rejects(client().responses.create({ model: MODEL, input: 'x',
+    previous_response_id: first.id, max_output_tokens: 4 }), (e) => e.status === 404);
+});
+
 it('errors come back as the SDK\'s error classes', async () => {
   await assert.rejects(client().responses.create({ model: 'no-such-model', input: 'hi' }),
     (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
