@@ -2,13 +2,14 @@
 // shimmy started with --api-key (docs/SECURITY.md): with the key they work (models, a completion,
 // a stream); without it or with a wrong one every call fails with the 401 that the SDK surfaces:
 // OpenAI's AuthenticationError (status 401, code invalid_api_key), Ollama's ResponseError
-// (status_code 401, shimmy's message). The Anthropic client with a key (x-api-key) is tested with
-// the Anthropic API.
+// (status_code 401, shimmy's message), and the Anthropic client (@anthropic-ai/sdk, x-api-key):
+// AuthenticationError with Anthropic's error type.
 import assert from 'node:assert/strict';
 import { MODEL, importSdk, startShimmy } from './server.mjs';
 
 const { default: OpenAI } = await importSdk('openai');
 const { Ollama } = await importSdk('ollama');
+const { default: Anthropic } = await importSdk('@anthropic-ai/sdk');
 
 const KEY = 'sk-shimmy-test-7f3a';
 const shimmy = startShimmy({ prefix: 'shimmy-keys-', args: ['--api-key', KEY] });
@@ -109,4 +110,18 @@ it('Ollama client with a wrong key or none: ResponseError 401 on every call', as
   // Ollama's own /api/version needs the key too; /health stays open for load balancers.
   await rejectsOllama401(() => none.version(), /missing API key/);
   assert.equal((await fetch(`${shimmy.url}/health`)).status, 200);
+});
+
+it('Anthropic client: works with the key in x-api-key, AuthenticationError without it', async () => {
+  const anthropic = (apiKey) => new Anthropic({ baseURL: shimmy.url, apiKey, maxRetries: 0,
+    timeout: 60000 });
+  const ask = { model: MODEL, max_tokens: 4, messages: [{ role: 'user', content: 'Hi' }] };
+  const m = await anthropic(KEY).messages.create(ask);
+  assert.equal(m.type, 'message');
+  await assert.rejects(anthropic('sk-wrong').messages.create(ask), (e) => {
+    assert.ok(e instanceof Anthropic.AuthenticationError, `not an AuthenticationError: ${e}`);
+    assert.equal(e.status, 401);
+    assert.equal(e.error?.error?.type, 'authentication_error');
+    return true;
+  });
 });
