@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "api/jsonw.h"
 #include "core/clock.h"
@@ -244,33 +243,11 @@ static shimmy_err reject_completion_unsupported(const json_t *root, api_error *e
 }
 
 
-static void random_hex(char *out, size_t nbytes) {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[16];
-    if (nbytes > sizeof raw)
-        nbytes = sizeof raw;
-    if (getrandom(raw, nbytes, GRND_NONBLOCK) != (ssize_t)nbytes) {
-        /* no entropy yet (early boot): ids need only be unique, not secret */
-        uint64_t x = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)out;
-        for (size_t i = 0; i < nbytes; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            raw[i] = (unsigned char)x;
-        }
-    }
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
-}
-
 void oai_meta_init(oai_meta *m, bool chat, const char *model, bool include_usage) {
-    char hex[33];
-    random_hex(hex, 12);
     m->chat = chat;
     m->include_usage = include_usage;
     m->created = clock_wall_s();
-    snprintf(m->id, sizeof m->id, "%s%s", chat ? "chatcmpl-" : "cmpl-", hex);
+    api_random_id(m->id, sizeof m->id, chat ? "chatcmpl-" : "cmpl-", 12);
     snprintf(m->model, sizeof m->model, "%s", model);
 }
 
@@ -750,11 +727,9 @@ static const char *finish_str(const gen_status *st, size_t n_calls) {
 
 /* A tool call's id: the engine's, else a fresh "call_<hex>" (written into id[0..n)). */
 static const char *call_id(const char *given, char *id, size_t n) {
-    char hex[33];
     if (given != NULL && given[0] != '\0')
         return given;
-    random_hex(hex, 12);
-    snprintf(id, n, "call_%s", hex);
+    api_random_id(id, n, "call_", 12);
     return id;
 }
 
