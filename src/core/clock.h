@@ -13,4 +13,17 @@ static inline int64_t clock_mono_ns(void) {
 
 static inline int64_t clock_wall_s(void) { return (int64_t)time(NULL); }
 
+/* The wall-clock time ms milliseconds from now, for pthread_cond_timedwait. */
+static inline struct timespec clock_deadline_ms(int ms) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    return dl;
+}
+
 #endif

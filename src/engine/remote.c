@@ -606,9 +606,7 @@ static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char
     m->calls = c;
     pthread_mutex_unlock(&m->mu);
     bool sent = send_frame(m, IPC_CALL, c->id, args->data, args->len) == SHIMMY_OK;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000 + 1;
+    struct timespec dl = clock_deadline_ms(timeout_ms);
     pthread_mutex_lock(&m->mu);
     if (!sent && !c->done) { /* no child to answer: it died before the call went out */
         c->done = true;
@@ -957,14 +955,7 @@ static shimmy_err take_events(rjob *j, gen_events *ev) {
 static shimmy_err remote_job_wait(gen_job *ej, int timeout_ms, gen_events *ev, gen_status *st) {
     rjob *j = (rjob *)ej;
     rmodel *m = j->m;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = clock_deadline_ms(timeout_ms);
     gen_events_clear(ev);
     pthread_mutex_lock(&m->mu);
     while (j->pending.len == 0 && !j->st.done)

@@ -228,14 +228,7 @@ static void job_publish(sched_job *j, const buf *text, const slot *s, finish_rea
 /* Takes the new text and the status under the lock. */
 static shimmy_err take_news(sched_job *j, int timeout_ms, buf *news, gen_status *st) {
     shimmy_err rc = SHIMMY_OK;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = clock_deadline_ms(timeout_ms);
     pthread_mutex_lock(&j->mu);
     while (j->out.len == 0 && j->lp.n == 0 && !j->st.done)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
