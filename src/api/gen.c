@@ -2,6 +2,7 @@
  * parse, acquire, check, submit, and the whole answer or the stream. */
 #include "api/gen.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,40 @@ static shimmy_err add_logprob(api_answer *a, const gen_event *e) {
     shimmy_err r = buf_append(&a->lp_text, e->text, e->len);
     a->n_lps += r == SHIMMY_OK;
     return r;
+}
+
+/* {"token":..,"logprob":..,"bytes":[..] -- left open for top_logprobs. */
+static void lp_token(jsonw *w, const api_answer *a, const api_logprob *l) {
+    const char *text = a->lp_text.data + l->off;
+    char num[32];
+    snprintf(num, sizeof num, "%.7g", isfinite(l->logprob) ? (double)l->logprob : -1e30);
+    jsonw_raw(w, "{\"token\":");
+    jsonw_str(w, text, l->len);
+    jsonw_raw(w, ",\"logprob\":");
+    jsonw_raw(w, num);
+    jsonw_raw(w, ",\"bytes\":[");
+    for (size_t i = 0; i < l->len; i++) {
+        jsonw_raw(w, i > 0 ? "," : "");
+        jsonw_int(w, (unsigned char)text[i]);
+    }
+    jsonw_raw(w, "]");
+}
+
+void api_write_logprobs(jsonw *w, const api_answer *a) {
+    jsonw_raw(w, "[");
+    for (size_t i = 0; i < a->n_lps; i++) {
+        const api_logprob *l = &a->lps[i];
+        if (!l->top) {
+            jsonw_raw(w, i > 0 ? "]}," : "");
+            lp_token(w, a, l);
+            jsonw_raw(w, ",\"top_logprobs\":[");
+        } else {
+            jsonw_raw(w, i > 0 && a->lps[i - 1].top ? "," : "");
+            lp_token(w, a, l);
+            jsonw_raw(w, "}");
+        }
+    }
+    jsonw_raw(w, a->n_lps > 0 ? "]}]" : "]");
 }
 
 shimmy_err api_answer_add_event(api_answer *a, const gen_event *e) {

@@ -83,6 +83,9 @@ void api_answer_free(api_answer *a);
 /* Appends the events of one wait (borrows ev). Errors: ERR_TOO_LARGE (past
  * LIM_RESPONSE_BYTES), ERR_NOMEM. */
 shimmy_err api_answer_add(api_answer *a, const gen_events *ev);
+/* The answer's log probabilities as OpenAI's and Ollama's array: [{token, logprob, bytes,
+ * top_logprobs:[{token, logprob, bytes}]}] (a record's alternatives follow it). */
+void api_write_logprobs(jsonw *w, const api_answer *a);
 /* Appends one event. */
 shimmy_err api_answer_add_event(api_answer *a, const gen_event *e);
 

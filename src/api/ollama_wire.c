@@ -316,6 +316,23 @@ static shimmy_err parse_think(const json_t *root, api_call *r, api_error *err) {
     return fail(err, ERR_BAD_PARAM, "think must be true, false, \"low\", \"medium\" or \"high\"");
 }
 
+/* logprobs (bool) and top_logprobs (0..LIM_TOP_LOGPROBS, which needs logprobs), as Ollama. */
+static shimmy_err parse_logprobs(const json_t *root, api_call *r, api_error *err) {
+    gen_params *p = &r->gen.params;
+    shimmy_err e = parse_bool(root, "logprobs", &p->logprobs, err);
+    json_t *v = opt(root, "top_logprobs");
+    if (e != SHIMMY_OK || v == NULL)
+        return e;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > LIM_TOP_LOGPROBS)
+        return fail(err, ERR_BAD_PARAM, "top_logprobs must be an integer from 0 to %d",
+                    LIM_TOP_LOGPROBS);
+    p->top_logprobs = (int)json_integer_value(v);
+    if (p->top_logprobs > 0 && !p->logprobs)
+        return fail(err, ERR_BAD_PARAM, "top_logprobs needs logprobs to be true");
+    return SHIMMY_OK;
+}
+
 /* where: "generate" (the body) or "messages[i]"; the param is the images field's path. */
 static shimmy_err reject_images(const json_t *obj, const char *where, api_error *err) {
     json_t *im = opt(obj, "images");
@@ -353,6 +370,7 @@ static shimmy_err parse_common(api_call *r, const oll_model_ctx *m, api_error *e
         (e = parse_keep(W(r)->root, &r->keep_ns, err)) != SHIMMY_OK ||
         (e = parse_format(W(r)->root, r, err)) != SHIMMY_OK ||
         (e = parse_think(W(r)->root, r, err)) != SHIMMY_OK ||
+        (e = parse_logprobs(W(r)->root, r, err)) != SHIMMY_OK ||
         (e = model_defaults(r, defaults, err)) != SHIMMY_OK ||
         (e = parse_options(r, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
         return e;
@@ -545,6 +563,7 @@ static shimmy_err parse(json_t *root, const oll_model_ctx *m, api_call *r, api_e
     w->root = root;
     w->chat = chat;
     api_answer_init(&w->calls);
+    api_answer_init(&w->lps);
     shimmy_err e = parse_common(r, m, err);
     if (e == SHIMMY_OK)
         e = fn(r, m, err);
@@ -568,6 +587,7 @@ void oll_call_free(api_call *c) {
         free(w->chat_json);
         free(w->schema);
         api_answer_free(&w->calls);
+        api_answer_free(&w->lps);
         free(w);
     }
     c->wire = NULL;
@@ -780,12 +800,13 @@ static void tool_calls(jsonw *w, const api_tool_call *calls, size_t n) {
     jsonw_raw(w, "]");
 }
 
-/* What one object says: text, thinking (omitted when empty), tool calls. */
+/* What one object says: text, thinking (omitted when empty), tool calls, log probabilities. */
 typedef struct oll_part {
     const char *text, *thinking;
     size_t n_text, n_thinking;
     const api_tool_call *calls;
     size_t n_calls;
+    const api_answer *lps;   /* its log probabilities, or NULL */
 } oll_part;
 
 /* "message":{...} (chat) or "response" and "thinking" (generate). */
@@ -800,6 +821,10 @@ static void part_fields(jsonw *w, bool chat, const oll_part *p) {
         tool_calls(w, p->calls, p->n_calls);
     if (chat)
         jsonw_raw(w, "}");
+    if (p->lps != NULL && p->lps->n_lps > 0) {
+        jsonw_raw(w, ",\"logprobs\":");
+        api_write_logprobs(w, p->lps);
+    }
 }
 
 static shimmy_err chunk(const api_call *c, const oll_part *p, api_sink *s) {
@@ -823,13 +848,15 @@ static shimmy_err send_calls(api_call *c, size_t upto, api_sink *s) {
     size_t end = upto < w->calls.n_calls ? upto : w->calls.n_calls;
     if (end <= w->sent)
         return SHIMMY_OK;
-    oll_part p = {"", NULL, 0, 0, w->calls.calls + w->sent, end - w->sent};
+    oll_part p = {"", NULL, 0, 0, w->calls.calls + w->sent, end - w->sent, NULL};
     w->sent = end;
     return chunk(c, &p, s);
 }
 
 static shimmy_err event(api_call *c, const gen_event *e, api_sink *s) {
-    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    oll_part p = {"", NULL, 0, 0, NULL, 0, NULL};
+    if (e->kind == GEN_EV_LOGPROB || e->kind == GEN_EV_LOGPROB_TOP)
+        return api_answer_add_event(&W(c)->lps, e); /* sent after the wait's text */
     if (e->kind == GEN_EV_TOOL) {
         shimmy_err r = api_answer_add_event(&W(c)->calls, e);
         /* a call is whole when the next one begins */
@@ -846,12 +873,19 @@ static shimmy_err event(api_call *c, const gen_event *e, api_sink *s) {
 }
 
 shimmy_err oll_events(api_call *c, const gen_events *ev, api_sink *s) {
+    api_answer *lps = &W(c)->lps;
     for (size_t i = 0; i < ev->n; i++) {
         shimmy_err e = event(c, &ev->ev[i], s);
         if (e != SHIMMY_OK)
             return e;
     }
-    return SHIMMY_OK;
+    if (lps->n_lps == 0)
+        return SHIMMY_OK;
+    oll_part p = {"", NULL, 0, 0, NULL, 0, lps};
+    shimmy_err e = chunk(c, &p, s);
+    api_answer_free(lps);
+    api_answer_init(lps);
+    return e;
 }
 
 static void field(jsonw *w, const char *name, int64_t v) {
@@ -887,18 +921,18 @@ static const char *done_reason(const gen_status *st) {
 }
 
 shimmy_err oll_end(api_call *c, const gen_status *st, api_sink *s) {
-    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    oll_part p = {"", NULL, 0, 0, NULL, 0, NULL};
     shimmy_err e = send_calls(c, SIZE_MAX, s);
     return e == SHIMMY_OK ? final(c, &p, done_reason(st), st, s) : e;
 }
 
 shimmy_err oll_whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
     oll_part p = {buf_str(&a->content), buf_str(&a->reasoning), a->content.len,
-                  a->reasoning.len, a->calls, a->n_calls};
+                  a->reasoning.len, a->calls, a->n_calls, a};
     return final(c, &p, done_reason(st), st, s);
 }
 
 shimmy_err oll_loaded(api_call *c, bool unloaded, api_sink *s) {
-    oll_part p = {"", NULL, 0, 0, NULL, 0};
+    oll_part p = {"", NULL, 0, 0, NULL, 0, NULL};
     return final(c, &p, unloaded ? "unload" : "load", NULL, s);
 }

@@ -31,6 +31,7 @@ typedef struct oll_wire {
     char *schema;                       /* owned: format's JSON schema, or NULL */
     const char *stop[LIM_STOP_STRINGS]; /* borrowed from the body */
     api_answer calls;                   /* stream: the tool calls so far */
+    api_answer lps;                     /* stream: one wait's log probabilities */
     size_t sent;                        /* stream: calls already sent */
 } oll_wire;
 

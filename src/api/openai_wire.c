@@ -779,40 +779,16 @@ static const char *lp_text(const api_answer *a, const api_logprob *l) {
 }
 
 /* {"token":..,"logprob":..,"bytes":[..] — left open for top_logprobs. */
-static void lp_token(jsonw *w, const api_answer *a, const api_logprob *l) {
-    jsonw_raw(w, "{\"token\":");
-    jsonw_str(w, lp_text(a, l), l->len);
-    jsonw_raw(w, ",\"logprob\":");
-    lp_num(w, l->logprob);
-    jsonw_raw(w, ",\"bytes\":[");
-    for (size_t i = 0; i < l->len; i++) {
-        jsonw_raw(w, i > 0 ? "," : "");
-        jsonw_int(w, (unsigned char)lp_text(a, l)[i]);
-    }
-    jsonw_raw(w, "]");
-}
-
-/* Chat: {"content":[{token, logprob, bytes, top_logprobs:[{token, logprob, bytes}]}],
- * "refusal":null}, or null when none were asked for. */
+/* Chat: {"content":[{token, logprob, bytes, top_logprobs:[...]}],"refusal":null}, or null when
+ * none were asked for. */
 static void chat_logprobs(jsonw *w, const api_answer *a, bool asked) {
     if (!asked) {
         jsonw_raw(w, "null");
         return;
     }
-    jsonw_raw(w, "{\"content\":[");
-    for (size_t i = 0; i < a->n_lps; i++) {
-        const api_logprob *l = &a->lps[i];
-        if (!l->top) {
-            jsonw_raw(w, i > 0 ? "]}," : "");
-            lp_token(w, a, l);
-            jsonw_raw(w, ",\"top_logprobs\":[");
-        } else {
-            jsonw_raw(w, i > 0 && a->lps[i - 1].top ? "," : "");
-            lp_token(w, a, l);
-            jsonw_raw(w, "}");
-        }
-    }
-    jsonw_raw(w, a->n_lps > 0 ? "]}],\"refusal\":null}" : "],\"refusal\":null}");
+    jsonw_raw(w, "{\"content\":");
+    api_write_logprobs(w, a);
+    jsonw_raw(w, ",\"refusal\":null}");
 }
 
 /* One array of the completions shape: the tokens' texts, logprobs or offsets (*off: bytes of

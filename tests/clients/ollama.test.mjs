@@ -85,6 +85,23 @@ it('generates, plain and streamed, with the same greedy text (generate)', async 
   assert.equal(last.eval_count, 16);
 });
 
+it('log probabilities in Ollama\'s shape (logprobs, top_logprobs)', async () => {
+  // the pinned client passes unknown request fields through; the answer is raw JSON
+  const r = await fetch(`${shimmy.url}/api/generate`, { method: 'POST', body: JSON.stringify({
+    model: MODEL, prompt: 'Once upon a time', stream: false, logprobs: true, top_logprobs: 2,
+    options: { temperature: 0, num_predict: 4 } }) }).then((x) => x.json());
+  assert.equal(r.logprobs.length, 4);
+  assert.equal(r.logprobs.map((t) => t.token).join(''), r.response);
+  for (const t of r.logprobs) {
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 2);
+    assert.equal(t.top_logprobs[0].token, t.token);
+  }
+  const bad = await fetch(`${shimmy.url}/api/generate`, { method: 'POST', body: JSON.stringify({
+    model: MODEL, prompt: 'x', top_logprobs: 2 }) });
+  assert.equal(bad.status, 400);
+});
+
 it('chats, plain and streamed (chat)', async () => {
   const messages = [{ role: 'user', content: 'Tell me a story.' }];
   const plain = await client().chat({ model: MODEL, messages, options: greedy });

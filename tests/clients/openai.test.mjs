@@ -49,6 +49,30 @@ it('embeddings.create with the default options (base64 on the wire)', async () =
     (e) => e.status === 400 && e.param === 'dimensions');
 });
 
+it('n choices and log probabilities through the SDK', async () => {
+  const r = await client().chat.completions.create({ model: MODEL, temperature: 0, max_tokens: 6,
+    n: 3, logprobs: true, top_logprobs: 2,
+    messages: [{ role: 'user', content: 'Tell me a story.' }] });
+  assert.equal(r.choices.length, 3);
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+  const texts = new Set(r.choices.map((c) => c.message.content));
+  assert.equal(texts.size, 1, 'greedy choices differ');
+  assert.equal(r.usage.completion_tokens, 18);
+  for (const c of r.choices) {
+    assert.equal(c.logprobs.content.length, 6);
+    for (const t of c.logprobs.content) {
+      assert.ok(t.logprob <= 0);
+      assert.equal(t.top_logprobs.length, 2);
+      assert.equal(t.token, t.top_logprobs[0].token); // greedy: the sampled token is the top one
+      assert.ok(t.logprob >= t.top_logprobs[1].logprob);
+    }
+  }
+  const c = await client().completions.create({ model: MODEL, prompt: 'Once upon a time',
+    temperature: 0, max_tokens: 4, logprobs: 1 });
+  assert.equal(c.choices[0].logprobs.tokens.length, 4);
+  assert.equal(c.choices[0].logprobs.tokens.join(''), c.choices[0].text);
+});
+
 it('lists the model', async () => {
   const ids = [];
   for await (const m of client().models.list()) ids.push(m.id);
