@@ -958,12 +958,12 @@ static shimmy_err start(api_call *c, api_sink *s) {
 }
 
 /* delta.tool_calls[0]: index; id, type and name on a call's first event; an arguments piece. */
-static void tool_delta(jsonw *w, oai_wire *ow, const gen_event *e) {
+static void tool_delta(jsonw *w, oai_wire *ow, int choice, const gen_event *e) {
     char id[48];
     jsonw_raw(w, "\"tool_calls\":[{\"index\":");
     jsonw_int(w, e->tool_index);
     if (e->tool_name != NULL) {
-        ow->n_calls++;
+        ow->n_calls[choice < 0 ? 0 : choice]++;
         jsonw_raw(w, ",\"id\":");
         jsonw_cstr(w, call_id(e->tool_id, id, sizeof id));
         jsonw_raw(w, ",\"type\":\"function\",\"function\":{\"name\":");
@@ -985,7 +985,7 @@ static shimmy_err event(api_call *c, const gen_event *e, api_sink *s, const api_
     if (!m->chat)
         jsonw_str(&w, e ? e->text : "", e ? e->len : 0);
     else if (e != NULL && e->kind == GEN_EV_TOOL)
-        tool_delta(&w, W(c), e);
+        tool_delta(&w, W(c), c->choice, e);
     else if (e != NULL) {
         jsonw_raw(&w, e->kind == GEN_EV_REASONING ? "\"reasoning_content\":" : "\"content\":");
         jsonw_str(&w, e->text, e->len);
@@ -1043,7 +1043,7 @@ static shimmy_err finish(api_call *c, const gen_status *st, api_sink *s) {
     chunk_open(&w, c);
     if (!W(c)->meta.chat)
         jsonw_raw(&w, "\"\"");
-    return chunk_close(s, &w, c, finish_str(st, W(c)->n_calls));
+    return chunk_close(s, &w, c, finish_str(st, W(c)->n_calls[c->choice < 0 ? 0 : c->choice]));
 }
 
 /* The finish chunk (one choice; with n the choices' were written already), the usage chunk

@@ -33,7 +33,7 @@ typedef struct oai_wire {
     char *chat_json;                    /* owned: the engine's chat input, or NULL */
     char *schema;                       /* owned: response_format's JSON schema, or NULL */
     const char *stop[LIM_STOP_STRINGS]; /* borrowed from the body */
-    size_t n_calls;                     /* stream: tool calls begun so far */
+    size_t n_calls[LIM_N];              /* stream: tool calls begun so far, per choice */
     size_t text_off[LIM_N];             /* stream, completions with logprobs: bytes of each
                                          * choice's text so far (text_offset) */
 } oai_wire;
