@@ -22,6 +22,7 @@ static const command commands[] = {
     {"gpu-info", cli_gpu_info, "list backend modules, devices and what auto would use"},
     {"init", cli_init, "write deployment files: systemd, docker, compose, kubernetes"},
     {"rpc-server", cli_rpc_server, "lend this machine's devices to 'serve --rpc' (llama.cpp RPC)"},
+    {"config", cli_config, "check a serve --config file (per-model presets): config check FILE"},
 };
 
 static void usage(FILE *f) {

@@ -3,6 +3,9 @@
 #ifndef SHIMMY_CLI_H
 #define SHIMMY_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 int cli_serve(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_run(int argc, char **argv);
@@ -12,9 +15,34 @@ int cli_probe(int argc, char **argv);
 int cli_gpu_info(int argc, char **argv);
 int cli_init(int argc, char **argv);
 int cli_rpc_server(int argc, char **argv);
+int cli_config(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* While where is set (borrowed; NULL = none), cli_usage_error prints "shimmy CMD: WHERE: MSG"
+ * without the --help hint: the config file reports its line numbers through it. Not
+ * thread-safe (start-up and `config check` only). */
+void cli_usage_where(const char *where);
+
+/* ---- the --config file (cli/config.c) ---- */
+struct ini_file;
+/* Hands one serve flag from the file to its parser: flag is the long name without dashes,
+ * value its argument (a model section's per-model flag as "SECTION=VALUE"). Returns 0, or
+ * nonzero after reporting a usage error. */
+typedef int (*cli_config_flag_fn)(void *ud, const char *flag, const char *value);
+/* Reads and parses the file at path into *out (free with ini_free, also on error); syntax
+ * errors printed as "PATH:LINE: message". Returns the number of errors (1 when unreadable). */
+int cli_config_read(const char *path, struct ini_file *out);
+/* Checks every item of f (sampling keys here, flags through fn, per-model rules) and hands the
+ * flags to fn in file order, errors printed as "PATH:LINE: message". Returns the error count. */
+int cli_config_walk(const char *path, const struct ini_file *f, cli_config_flag_fn fn, void *ud);
+/* $XDG_CONFIG_HOME/shimmy/config.ini or ~/.config/shimmy/config.ini when it exists (written
+ * into path), else NULL. */
+const char *cli_config_default_path(char *path, size_t len);
+/* serve's side (cli/serve.c): whether name is one of serve's long flags; and a
+ * cli_config_flag_fn that parses into a scratch set of options (for `config check`). */
+bool cli_serve_has_flag(const char *name);
+int cli_serve_check_flag(void *ud, const char *flag, const char *value);
 
 /* Parses a whole decimal integer within [lo, hi]. Returns 0 on success, -1 otherwise. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);

@@ -11,12 +11,24 @@
 
 #include "cli/cli.h"
 
+static const char *usage_where;
+
+void cli_usage_where(const char *where) {
+    usage_where = where;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "shimmy %s: ", cmd);
+    if (usage_where != NULL)
+        fprintf(stderr, "%s: ", usage_where);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
+    if (usage_where != NULL) {
+        fputc('\n', stderr);
+        return 2;
+    }
     fprintf(stderr, "\nTry 'shimmy %s --help'.\n", cmd);
     return 2;
 }

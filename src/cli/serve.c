@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/presets.h"
 #include "api/resp_store.h"
 #include "cli/cli.h"
 #include "core/clock.h"
+#include "core/ini.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -25,6 +27,9 @@ static const char serve_help[] =
     "\n"
     "Serves GGUF models over an OpenAI-compatible HTTP API.\n"
     "\n"
+    "  --config FILE          settings and per-model presets (INI; default\n"
+    "                         ~/.config/shimmy/config.ini when it exists; docs/DEPLOY.md);\n"
+    "                         flags given here override it\n"
     "  --bind HOST:PORT|auto  address to listen on (default 127.0.0.1:11435); 'auto' takes the\n"
     "                         first free port in 11435-11535\n"
     "  --model PATH           serve this GGUF file (repeatable); named by its file stem\n"
@@ -135,6 +140,7 @@ typedef struct serve_opts {
     serve_trust trust;
     bool no_metrics;
     int64_t drain_ns;  /* --drain-timeout */
+    const char *config; /* --config or the default file; NULL = none */
 } serve_opts;
 
 /* --chat-template-file: the texts live for the process (engine_options borrows them). */
@@ -358,6 +364,8 @@ static void trust_reload(serve_trust *st, http_server *srv) {
         log_info("SIGHUP: %zu API key(s) from %s", st->n_keys - st->n_flag_keys, st->key_file);
 }
 
+static void presets_reload(const char *path, shimmy_app *app);
+
 /* SIGHUP: rescan the model stores (new files served, vanished ones dropped) and re-read the keys
  * file; connections and running requests are untouched. */
 static void serve_reload(serve_opts *o, shimmy_app *app, http_server *srv) {
@@ -365,6 +373,7 @@ static void serve_reload(serve_opts *o, shimmy_app *app, http_server *srv) {
     registry_changes ch;
     memset(&ch, 0, sizeof ch);
     trust_reload(&o->trust, srv);
+    presets_reload(o->config, app);
     if (registry_rescan(app->models, &ch, err, sizeof err) != SHIMMY_OK) {
         log_warn("SIGHUP: rescan failed: %s", err);
         return;
@@ -487,99 +496,208 @@ static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
     }
 }
 
-static int parse_args(int argc, char **argv, serve_opts *o) {
-    static const struct option longopts[] = {
-        {"bind", required_argument, NULL, 'b'},     {"model", required_argument, NULL, 'm'},
-        {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
-        {"ctx", required_argument, NULL, 'c'},      {"threads", required_argument, NULL, 't'},
-        {"template", required_argument, NULL, 'T'}, {"queue", required_argument, NULL, 'q'},
-        {"chat-template-file", required_argument, NULL, 'J'},
-        {"cache-ram", required_argument, NULL, 'R'},
-        {"in-process", no_argument, NULL, 'I'},
-        CLI_GPU_LONGOPTS,
-        {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
-        {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'}, {"max-memory", required_argument, NULL, 'B'},
-        SERVE_TRUST_LONGOPTS,
-        SERVE_OPS_LONGOPTS,
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    opterr = 0;
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int r = cli_parse_engine_flag("serve", opt, optarg, &o->eng);
-        if (r == 2)
+static const struct option serve_longopts[] = {
+    {"bind", required_argument, NULL, 'b'},       {"model", required_argument, NULL, 'm'},
+    {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
+    {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
+    {"template", required_argument, NULL, 'T'},   {"queue", required_argument, NULL, 'q'},
+    {"chat-template-file", required_argument, NULL, 'J'},
+    {"cache-ram", required_argument, NULL, 'R'},
+    {"in-process", no_argument, NULL, 'I'},
+    CLI_GPU_LONGOPTS,
+    {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
+    {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'},
+    {"max-memory", required_argument, NULL, 'B'}, {"config", required_argument, NULL, 'C'},
+    SERVE_TRUST_LONGOPTS,
+    SERVE_OPS_LONGOPTS,
+    {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+
+/* The serve flags that are not engine, trust or service flags. Returns 0, 2 on a usage error
+ * (already reported), -1 for --help. */
+static int parse_serve_flag(int opt, const char *arg, serve_opts *o) {
+    long v;
+    switch (opt) {
+    case 'b':
+        if (parse_bind(arg, o) != 0)
+            return cli_usage_error("serve", "--bind wants HOST:PORT or auto, not '%s'", arg);
+        return 0;
+    case 'm':
+        if (o->n_models >= LIM_MODELS)
+            return cli_usage_error("serve", "at most %d --model options", LIM_MODELS);
+        o->models[o->n_models++] = (char *)arg;
+        return 0;
+    case 'd':
+        o->model_dirs = arg;
+        return 0;
+    case 'I':
+        o->eng.isolate = false;
+        return 0;
+    case 'M':
+        if (cli_parse_int(arg, 1, LIM_MODELS, &v) != 0)
+            return cli_usage_error("serve", "--max-loaded must be an integer from 1 to %d",
+                                   LIM_MODELS);
+        o->max_loaded = (int)v;
+        return 0;
+    case 'X':
+        if (cli_parse_int(arg, 1, LIM_MAX_TOKENS, &v) != 0)
+            return cli_usage_error("serve", "--max-ctx must be an integer from 1 to %d",
+                                   LIM_MAX_TOKENS);
+        o->max_ctx = (int)v;
+        return 0;
+    case 'L':
+        if (o->n_loras >= LIM_MODELS)
+            return cli_usage_error("serve", "at most %d --lora options", LIM_MODELS);
+        if (cli_parse_lora("serve", (char *)arg, &o->loras[o->n_loras]) != 0)
             return 2;
-        if (r == 1)
-            continue;
-        r = parse_trust_flag(opt, optarg, &o->trust);
-        if (r == 0)
-            r = parse_ops_flag(opt, optarg, o);
-        if (r != 0) {
-            if (r == 2)
-                return 2;
-            continue;
-        }
-        switch (opt) {
-        case 'b':
-            if (parse_bind(optarg, o) != 0)
-                return cli_usage_error("serve", "--bind wants HOST:PORT or auto, not '%s'", optarg);
-            break;
-        case 'm':
-            if (o->n_models >= LIM_MODELS)
-                return cli_usage_error("serve", "at most %d --model options", LIM_MODELS);
-            o->models[o->n_models++] = optarg;
-            break;
-        case 'd':
-            o->model_dirs = optarg;
-            break;
-        case 'I':
-            o->eng.isolate = false;
-            break;
-        case 'M': {
-            long v;
-            if (cli_parse_int(optarg, 1, LIM_MODELS, &v) != 0)
-                return cli_usage_error("serve", "--max-loaded must be an integer from 1 to %d",
-                                       LIM_MODELS);
-            o->max_loaded = (int)v;
-            break;
-        }
-        case 'X': {
-            long v;
-            if (cli_parse_int(optarg, 1, LIM_MAX_TOKENS, &v) != 0)
-                return cli_usage_error("serve", "--max-ctx must be an integer from 1 to %d",
-                                       LIM_MAX_TOKENS);
-            o->max_ctx = (int)v;
-            break;
-        }
-        case 'L':
-            if (o->n_loras >= LIM_MODELS)
-                return cli_usage_error("serve", "at most %d --lora options", LIM_MODELS);
-            if (cli_parse_lora("serve", optarg, &o->loras[o->n_loras]) != 0)
-                return 2;
-            o->n_loras++;
-            break;
-        case 'B':
-            if (parse_size(optarg, &o->max_bytes) != 0)
-                return cli_usage_error("serve", "--max-memory wants a size like 8G or 512M, not "
-                                       "'%s'", optarg);
-            break;
-        case 'K':
-            if (parse_duration(optarg, &o->keep_ns) != 0)
-                return cli_usage_error("serve", "--keep-alive wants a duration like 30s, 5m, 1h, "
-                                       "0 or -1, not '%s'", optarg);
-            break;
-        case 'h':
-            fputs(serve_help, stdout);
-            return -1;
-        case ':':
+        o->n_loras++;
+        return 0;
+    case 'B':
+        if (parse_size(arg, &o->max_bytes) != 0)
+            return cli_usage_error("serve", "--max-memory wants a size like 8G or 512M, not "
+                                   "'%s'", arg);
+        return 0;
+    case 'K':
+        if (parse_duration(arg, &o->keep_ns) != 0)
+            return cli_usage_error("serve", "--keep-alive wants a duration like 30s, 5m, 1h, "
+                                   "0 or -1, not '%s'", arg);
+        return 0;
+    case 'C': /* read before the flags (serve_read_config) */
+        return 0;
+    case 'h':
+        fputs(serve_help, stdout);
+        return -1;
+    default:
+        return 2;
+    }
+}
+
+/* One flag, from the command line or the config file. Returns 0, 2 on a usage error (already
+ * reported), -1 for --help. */
+static int parse_flag(int opt, const char *arg, serve_opts *o) {
+    int r = cli_parse_engine_flag("serve", opt, arg, &o->eng);
+    if (r == 0)
+        r = parse_trust_flag(opt, arg, &o->trust);
+    if (r == 0)
+        r = parse_ops_flag(opt, arg, o);
+    if (r != 0)
+        return r == 2 ? 2 : 0;
+    return parse_serve_flag(opt, arg, o);
+}
+
+static int parse_args(int argc, char **argv, serve_opts *o) {
+    opterr = 0;
+    optind = 0; /* glibc: start afresh */
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", serve_longopts, NULL)) != -1) {
+        if (opt == ':')
             return cli_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
-        default:
+        if (opt == '?')
             return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
-        }
+        int r = parse_flag(opt, optarg, o);
+        if (r != 0)
+            return r;
     }
     if (optind < argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    return trust_finish(&o->trust);
+    return 0;
+}
+
+/* ---- the --config file (cli/config.c walks it; the flags are parsed here) ---- */
+
+static const struct option *find_flag(const char *name) {
+    for (const struct option *f = serve_longopts; f->name != NULL; f++)
+        if (strcmp(f->name, name) == 0 && strcmp(name, "help") != 0)
+            return f;
+    return NULL;
+}
+
+bool cli_serve_has_flag(const char *name) {
+    return find_flag(name) != NULL;
+}
+
+/* A cli_config_flag_fn into the serve_opts ud: the value is copied (it lives for the process,
+ * like argv); a flag without a value takes true/false. */
+static int file_flag(void *ud, const char *flag, const char *value) {
+    const struct option *f = find_flag(flag);
+    if (f == NULL)
+        return cli_usage_error("serve", "unknown key '%s'", flag);
+    if (f->has_arg == no_argument) {
+        bool yes = strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+                   strcmp(value, "1") == 0;
+        bool no = strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                  strcmp(value, "0") == 0;
+        if (!yes && !no)
+            return cli_usage_error("serve", "%s wants true or false, not '%s'", flag, value);
+        return yes ? parse_flag(f->val, NULL, ud) : 0;
+    }
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return cli_usage_error("serve", "out of memory");
+    return parse_flag(f->val, copy, ud);
+}
+
+int cli_serve_check_flag(void *ud, const char *flag, const char *value) {
+    static serve_opts scratch;
+    static bool ready;
+    (void)ud;
+    if (!ready) {
+        engine_options_default(&scratch.eng);
+        ready = true;
+    }
+    return file_flag(&scratch, flag, value);
+}
+
+/* --config FILE or --config=FILE on the command line, else the default file when it exists. */
+static const char *config_path(int argc, char **argv, char *path, size_t len) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return cli_config_default_path(path, len);
+}
+
+/* Reads the file's flags into o (before the command line's) and its presets into *presets
+ * (owned). Returns 0, or 2 after printing each error as FILE:LINE: message. */
+static int serve_read_config(serve_opts *o, api_presets **presets) {
+    ini_file f;
+    int errors = cli_config_read(o->config, &f);
+    if (errors == 0)
+        errors = cli_config_walk(o->config, &f, file_flag, o);
+    if (errors == 0 && (*presets = api_presets_from_ini(&f)) == NULL)
+        errors = cli_usage_error("serve", "out of memory");
+    ini_free(&f);
+    if (errors != 0) {
+        fprintf(stderr, "shimmy serve: %s: %d error(s); 'shimmy config check %s' lists them\n",
+                o->config, errors, o->config);
+        return 2;
+    }
+    log_info("config %s: %zu preset section(s)", o->config, api_presets_count(*presets));
+    return 0;
+}
+
+/* SIGHUP: the file's presets again (its engine and server settings need a restart). A file
+ * with a bad sampling value keeps the previous presets. */
+static void presets_reload(const char *path, shimmy_app *app) {
+    char err[256];
+    ini_file f;
+    if (path == NULL)
+        return;
+    int errors = cli_config_read(path, &f);
+    for (size_t i = 0; errors == 0 && i < f.n_items; i++)
+        if (api_preset_check(f.items[i].key, f.items[i].value, err, sizeof err) < 0) {
+            log_warn("SIGHUP: %s:%d: %s", path, f.items[i].line, err);
+            errors++;
+        }
+    api_presets *p = errors == 0 ? api_presets_from_ini(&f) : NULL;
+    ini_free(&f);
+    if (p == NULL) {
+        log_warn("SIGHUP: keeping the previous presets of %s", path);
+        return;
+    }
+    api_presets_install(app, p);
+    log_info("SIGHUP: config %s: %zu preset section(s)", path, api_presets_count(p));
 }
 
 static int pick_port(serve_opts *o) {
@@ -649,10 +767,18 @@ int cli_serve(int argc, char **argv) {
     engine_options_default(&o.eng);
     o.eng.progress = cli_progress;
     o.eng.isolate = true; /* each model's engine in a process of its own (ADR 0005) */
+    char cfg_buf[4096];
+    api_presets *presets = NULL;
+    o.config = config_path(argc, argv, cfg_buf, sizeof cfg_buf);
     int rc = cli_gpu_defaults("serve", &o.eng);
+    if (rc == 0 && o.config != NULL)
+        rc = serve_read_config(&o, &presets);
     if (rc == 0)
         rc = parse_args(argc, argv, &o);
+    if (rc == 0)
+        rc = trust_finish(&o.trust);
     if (rc != 0) {
+        api_presets_free(presets);
         trust_free(&o.trust);
         return rc < 0 ? 0 : rc;
     }
@@ -665,13 +791,14 @@ int cli_serve(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP); /* re-read --api-key-file */
+    sigaddset(&stop, SIGHUP); /* re-read --api-key-file and the --config file's presets */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     static shimmy_app app; /* connection threads may outlive this function's frame at exit */
     app.started_ns = clock_mono_ns();
     app.no_metrics = o.no_metrics;
+    api_presets_install(&app, presets);
     app.responses = resp_store_new(resp_store_count_from_env(), LIM_RESP_STORE_BYTES);
     app.models = open_models(&o);
     if (app.models == NULL)
@@ -712,5 +839,6 @@ int cli_serve(int argc, char **argv) {
     trust_free(&o.trust);
     resp_store_free(app.responses);
     app.responses = NULL;
+    api_presets_retire_all(&app);
     return 0;
 }
