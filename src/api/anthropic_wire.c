@@ -230,11 +230,11 @@ static void turn_emit(turn *t, json_t *msgs) {
     json_t *m = json_pack("{s:s}", "role", t->role);
     if (n == 1)
         json_object_set(m, "content", json_object_get(json_array_get(t->parts, 0), "text"));
-    else
-        json_object_set(m, "content",
-                        n > 0                       ? t->parts
-                        : json_array_size(t->calls) ? json_null()
-                                                    : json_string(""));
+    else if (n > 0)
+        json_object_set(m, "content", t->parts);
+    else /* thinking or calls only: no text (set_new: the fresh "" is the object's) */
+        json_object_set_new(m, "content",
+                            json_array_size(t->calls) ? json_null() : json_string(""));
     if (json_array_size(t->calls) > 0)
         json_object_set(m, "tool_calls", t->calls);
     if (t->reasoning.len > 0)

@@ -122,6 +122,26 @@ static void test_blocks_to_chat(void **state) {
     call_free(&c);
 }
 
+/* An assistant turn of thinking only: content "" with its reasoning (the "" was once leaked,
+ * found by fuzz_anthropic); of a tool_use only: content null. */
+static void test_turn_without_text(void **state) {
+    (void)state;
+    api_call c;
+    api_error err;
+    const char *body =
+        "{\"model\":\"m\",\"max_tokens\":5,\"messages\":["
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\"}]},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\","
+        "\"name\":\"f\",\"input\":{}}]}]}";
+    assert_int_equal(parse(body, false, &c, &err), SHIMMY_OK);
+    assert_string_equal(c.gen.chat_json,
+                        "{\"messages\":[{\"role\":\"assistant\",\"content\":\"\","
+                        "\"reasoning_content\":\"hm\"},{\"role\":\"assistant\",\"content\":"
+                        "null,\"tool_calls\":[{\"id\":\"t\",\"type\":\"function\","
+                        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}]}");
+    call_free(&c);
+}
+
 static void test_tools_choice_thinking(void **state) {
     (void)state;
     api_call c;
@@ -369,6 +389,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_and_params),
         cmocka_unit_test(test_blocks_to_chat),
+        cmocka_unit_test(test_turn_without_text),
         cmocka_unit_test(test_tools_choice_thinking),
         cmocka_unit_test(test_count_needs_no_max_tokens),
         cmocka_unit_test(test_bad_requests),
