@@ -29,7 +29,7 @@ fi
 
 "$root/scripts/deps.sh"
 [ -f "$build/CMakeCache.txt" ] ||
-    CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHIMMY_FUZZ=ON >/dev/null
+    CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHIMMY_FUZZ=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fuzz_all
 
 targets=("$@")

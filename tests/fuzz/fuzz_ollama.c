@@ -35,8 +35,12 @@ static void embed(oll_embed_kind kind, const char *body, size_t len) {
     volatile size_t sink = 0;
     if (oll_parse_embed(body, len, kind, &r, &err) != SHIMMY_OK)
         return;
-    for (size_t i = 0; i < r.n; i++)
-        sink += strlen(r.texts[i]);
+    for (size_t i = 0; i < r.n; i++) { /* read what the parse left borrowed */
+        const engine_embed_input *in = &r.inputs[i];
+        sink += in->text != NULL ? strlen(in->text) : 0;
+        for (size_t k = 0; k < in->n_tokens; k++)
+            sink += (size_t)in->tokens[k];
+    }
     (void)sink;
     oll_embed_request_free(&r);
 }
@@ -45,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *body = (const char *)data;
     oll_model_ctx m = {size > 0 && (data[0] & 1) ? params_layer : NULL,
                        size > 0 && (data[0] & 2) ? "You are a fuzzer." : NULL,
-                       size > 0 && (data[0] & 4)};
+                       size > 0 && (data[0] & 4), NULL};
     request(false, body, size, &m);
     request(true, body, size, &m);
     embed(OLL_EMBED, body, size);
