@@ -29,6 +29,10 @@
 /* Loads in a row whose engine process dies (a model file that aborts llama.cpp) before the
  * model is marked failed until a rescan: a crash loop costs a few seconds, not forever. */
 #define LIM_LOAD_CRASHES 3
+/* How old a model's status (slots busy, queue, cache) may be when /health, /metrics or the
+ * registry read it from its engine process while none of its jobs moved (a job's frame makes it
+ * stale at once): without it, each status page is a round trip to every engine process. */
+#define LIM_INFO_CACHE_MS 100
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */

@@ -167,7 +167,9 @@ typedef struct csubmit {
  * server's other frames (cancels, /health's info calls) are read meanwhile. */
 static void *submit_main(void *p);
 
-static void submit_run(uint64_t id, const buf *payload) {
+/* Submits; returns the registered job for its pump, or NULL when the submit failed (already
+ * answered). */
+static cjob *submit_run(uint64_t id, const buf *payload) {
     ipc_rd r;
     gen_request req;
     const char *stops[LIM_STOP_STRINGS + 16];
@@ -203,8 +205,7 @@ static void submit_run(uint64_t id, const buf *payload) {
     /* SUBMITTED goes before the first EVENTS: the pump starts after it is sent */
     ipc_send(C.fd, &C.wmu, IPC_SUBMITTED, id, out.data, out.len);
     buf_free(&out);
-    if (cj != NULL)
-        start_thread(pump, cj);
+    return cj;
 }
 
 static void on_cancel(uint64_t id, bool release) {
@@ -220,18 +221,21 @@ static void on_cancel(uint64_t id, bool release) {
     pthread_mutex_unlock(&C.mu);
 }
 
+/* The submit's thread goes on as the job's pump (one thread start per request). */
 static void *submit_main(void *p) {
     csubmit *cs = p;
-    submit_run(cs->id, &cs->in);
+    cjob *cj = submit_run(cs->id, &cs->in);
     buf_free(&cs->in);
     free(cs);
-    return NULL;
+    return cj != NULL ? pump(cj) : NULL;
 }
 
 static void on_submit(uint64_t id, const buf *payload) {
     csubmit *cs = calloc(1, sizeof *cs);
-    if (cs == NULL) {
-        submit_run(id, payload); /* no memory for a thread's state: do it here */
+    if (cs == NULL) { /* no memory for a thread's state: submit here, pump on a thread */
+        cjob *cj = submit_run(id, payload);
+        if (cj != NULL)
+            start_thread(pump, cj);
         return;
     }
     cs->id = id;

@@ -91,7 +91,8 @@ struct rmodel {
     char cause[384];           /* the last crash */
     char lastlog[LOG_LINES][256];
     int n_log;                 /* lines written into lastlog so far (ring) */
-    engine_model_info info;    /* from the child at load; kept for /health */
+    engine_model_info info;    /* the child's last answer to an info call (under mu) */
+    int64_t info_ns;           /* when it came (monotonic), 0 = never */
     void (*progress)(void *ctx, float fraction); /* engine_options.progress, for the first load
                                                   * only: its context lives as long as that call */
     void *progress_ctx;
@@ -426,6 +427,7 @@ static void on_submitted(rmodel *m, uint64_t id, const buf *in) {
     ipc_rd r;
     ipc_rd_init(&r, in);
     rjob *j = find_job(m, id);
+    m->info_ns = 0;
     if (j == NULL)
         return;
     j->submit_rc = (shimmy_err)ipc_get_u32(&r);
@@ -443,6 +445,7 @@ static void on_events(rmodel *m, uint64_t id, const buf *in) {
     size_t n;
     ipc_rd_init(&r, in);
     rjob *j = find_job(m, id);
+    m->info_ns = 0; /* a job moved: the cached status is stale */
     const void *st = ipc_get_bytes(&r, &n);
     if (j == NULL || st == NULL || n != sizeof j->st)
         return;
@@ -662,19 +665,31 @@ static void remote_get_info(engine_model *em, engine_model_info *info) {
     rcall c;
     ipc_rd r;
     size_t n;
+    int64_t now = clock_mono_ns();
     pthread_mutex_lock(&m->mu);
     bool alive = m->state == R_ALIVE;
+    bool fresh = now - m->info_ns < (int64_t)LIM_INFO_CACHE_MS * 1000000;
     *info = m->info;
-    info->active_slots = 0;
-    info->queued = 0;
+    if (!alive) {
+        info->active_slots = 0;
+        info->queued = 0;
+    }
     pthread_mutex_unlock(&m->mu);
-    if (alive) { /* a dead model is not loaded again for a status page */
+    /* A dead model is not loaded again for a status page, and a busy status page asks the
+     * child at most every LIM_INFO_CACHE_MS while no job moves (any frame of a job makes the
+     * cached status stale). */
+    if (alive && !fresh) {
         args_init(&args, IPC_CALL_INFO);
         /* a status page must not hang on a busy child: the last figures after a second */
         if (call_for(m, &args, &c, &r, NULL, 0, NULL, 0, 1000) == SHIMMY_OK) {
             const void *p = ipc_get_bytes(&r, &n);
-            if (p != NULL && n == sizeof *info)
+            if (p != NULL && n == sizeof *info) {
                 memcpy(info, p, n);
+                pthread_mutex_lock(&m->mu);
+                m->info = *info;
+                m->info_ns = clock_mono_ns();
+                pthread_mutex_unlock(&m->mu);
+            }
         }
         buf_free(&c.reply);
         buf_free(&args);
