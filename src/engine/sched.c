@@ -705,6 +705,11 @@ static void cache_restore(sched_model *m, slot *s, const sched_job *j) {
 static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
     if (f == FINISH_LENGTH || f == FINISH_ERROR || f == FINISH_CANCELLED)
         textout_flush(&s->tout, &s->emit);
+    /* The slot counts as free before the job says it is done: a client that reads the status
+     * right after its answer ended sees the slot free. (Only this thread starts jobs.) */
+    pthread_mutex_lock(&m->mu);
+    m->n_active--;
+    pthread_mutex_unlock(&m->mu);
     job_publish(s->job, &s->emit, s, f, e, msg);
     buf_reset(&s->emit);
     gen_events_clear(&s->lp);
@@ -715,9 +720,6 @@ static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, 
     s->state = SLOT_IDLE;
     s->out_idx = -1;
     s->last_used = m->step;
-    pthread_mutex_lock(&m->mu);
-    m->n_active--;
-    pthread_mutex_unlock(&m->mu);
 }
 
 /* The other slot whose KV cache shares the longest prefix with j's prompt, when it shares more
