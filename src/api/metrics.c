@@ -69,15 +69,6 @@ static size_t n_routes;
 static met_model models[METRICS_MODELS_MAX + 1]; /* + "other" */
 static size_t n_models;
 
-void metrics_reset(void) {
-    pthread_mutex_lock(&mu);
-    memset(reqs, 0, sizeof reqs);
-    memset(routes, 0, sizeof routes);
-    memset(models, 0, sizeof models);
-    n_reqs = n_routes = n_models = 0;
-    pthread_mutex_unlock(&mu);
-}
-
 /* The protocol a route belongs to. */
 static const char *route_api(const char *route) {
     if (route == NULL)

@@ -23,8 +23,6 @@ void metrics_record(const http_done *d);
 /* Appends the exposition text (counters, histograms, gauges from app's registry) to out.
  * Errors: those of buf (ERR_TOO_LARGE, ERR_NOMEM). */
 shimmy_err metrics_render(shimmy_app *app, buf *out);
-/* Forgets every counter (tests). */
-void metrics_reset(void);
 
 /* GET /metrics. */
 void api_handle_metrics(const http_request *req, http_response *res);
