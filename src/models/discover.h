@@ -61,6 +61,10 @@ typedef struct model_desc {
     char adapter[4096];    /* LoRA adapter applied to this model, "" = none */
     float adapter_scale;   /* its scale (1 = as trained) */
     char manifest[4096];   /* Ollama: the manifest file (template/system/params layers) */
+    char mmproj[4096];     /* multimodal projector (mmproj GGUF) paired with this model, "" =
+                            * none: --mmproj, else found beside it (see docs/MODELS.md) */
+    bool mmproj_vision;    /* that projector has an image encoder (clip.has_vision_encoder) */
+    bool mmproj_audio;     /* that projector has an audio encoder (clip.has_audio_encoder) */
     char realpath[4096];   /* canonical path of path, for deduplication */
     /* registry state, filled by registry_get/info; zero from discovery */
     bool loaded;           /* in memory now */
