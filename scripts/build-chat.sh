@@ -10,15 +10,23 @@
 # release: a later run with the same release and sources does nothing (stamp file). About one
 # minute and a half on 2 cores.
 #
-# Usage: scripts/build-chat.sh   (env: SHIMMY_DEPS_DIR, JOBS, CXX)
+# Usage: scripts/build-chat.sh   (env: SHIMMY_DEPS_DIR, JOBS, CXX; ARCH=arm64 cross-compiles into
+#        deps/chat/<release>-arm64 with aarch64-linux-gnu-g++)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps=${SHIMMY_DEPS_DIR:-$root/deps}
 src=$deps/llama.cpp
-release=v0.4.0
+# shellcheck source=pins.env
+. "$root/scripts/pins.env"
+release=$LLAMA_RELEASE
 out=$deps/chat/$release
 jobs=${JOBS:-$(nproc)}
 cxx=${CXX:-g++}
+# ARCH=arm64: cross-compiled for linux-arm64 (scripts/dist.sh) into deps/chat/<release>-arm64
+if [ "${ARCH:-}" = arm64 ]; then
+    out=$deps/chat/$release-arm64
+    cxx=${CXX_ARM64:-aarch64-linux-gnu-g++}
+fi
 
 die() { echo "build-chat.sh: error: $*" >&2; exit 1; }
 
@@ -38,7 +46,7 @@ want="$release $cxx $flags $files $(cd "$src" && git rev-parse HEAD 2>/dev/null 
 if [ -f "$out/.complete" ] && [ "$(cat "$out/.complete")" = "$want" ] && [ -f "$out/libllama-chat.a" ]; then
     exit 0
 fi
-command -v "$cxx" >/dev/null || die "$cxx not found (apt-get install g++)"
+command -v "$cxx" >/dev/null || die "$cxx not found (apt-get install g++, or g++-aarch64-linux-gnu for ARCH=arm64)"
 echo "build-chat.sh: building llama.cpp's chat module ($release) into $out (about a minute)" >&2
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp/obj"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # build-llama.sh: the from-source alternative to the prebuilt libraries that scripts/deps.sh
-# fetches. Builds the same pinned release (llama.cpp v0.4.0, from node-llama-cpp@3.21.1's git
-# bundle, unpacked by deps.sh into deps/llama.cpp) as shared libraries with loadable backends,
-# and installs them into deps/llama/lib where the shimmy build picks them up.
+# fetches. Builds the same pinned release (scripts/pins.env, from node-llama-cpp's git bundle,
+# unpacked by deps.sh into deps/llama.cpp) as shared libraries with loadable backends, and
+# installs them into deps/llama/lib where the shimmy build picks them up.
 #
 # Usage: scripts/build-llama.sh [extra cmake flags...]
 #   e.g. scripts/build-llama.sh -DGGML_VULKAN=ON     (adds libggml-vulkan.so)
@@ -47,7 +47,8 @@ find "$out/bin" "$out/src" "$out/ggml/src" -maxdepth 3 \( -name 'lib*.so' -o -na
     -exec cp -a {} "$lib/" \; 2>/dev/null
 mkdir -p "$deps/llama/include"
 cp "$src/include/llama.h" "$src/ggml/include/"*.h "$deps/llama/include/"
-echo "v0.4.0 from source" >"$deps/.complete-v1"
+. "$root/scripts/pins.env"
+echo "$LLAMA_RELEASE from source" >"$deps/.complete-v1"
 echo "build-llama.sh: installed into $lib:"
 ls "$lib"
 echo "build-llama.sh: now rebuild shimmy: rm -rf build && make"

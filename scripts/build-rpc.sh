@@ -18,7 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 deps=${SHIMMY_DEPS_DIR:-$root/deps}
 src=$deps/llama.cpp
 lib=$deps/llama/lib
-release=v0.4.0
+# shellcheck source=pins.env
+. "$root/scripts/pins.env"
+release=$LLAMA_RELEASE
 out=$deps/rpc/$release
 cxx=${CXX:-g++}
 build=${SHIMMY_BUILD_DIR:-$root/build}

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # deps.sh: install everything shimmy needs to build and test, pinned and checksummed.
 #
-#   apt packages (only those missing), then llama.cpp release v0.4.0 from npm:
-#     node-llama-cpp@3.21.1             -> llama/gitRelease.bundle (headers and full source)
-#     @node-llama-cpp/linux-x64@3.21.1  -> prebuilt shared libraries (loadable CPU backends)
-#   Each tarball is checked against the sha256 below before anything is unpacked.
+#   apt packages (only those missing), then the llama.cpp release pinned in scripts/pins.env
+#   (v0.4.0 from node-llama-cpp 3.21.1 today) from npm:
+#     node-llama-cpp@VERSION             -> llama/gitRelease.bundle (headers and full source)
+#     @node-llama-cpp/linux-x64@VERSION  -> prebuilt shared libraries (loadable CPU backends)
+#   Each tarball is checked against its sha256 in pins.env before anything is unpacked.
 #   Then llama.cpp's chat module is compiled from that source once (scripts/build-chat.sh,
 #   deps/chat/<release>/libllama-chat.a).
 #   Results are cached in deps/: a second run touches no network and takes well under 5 s.
 #
 #   --gpu vulkan|cuda (make deps GPU=vulkan) adds a GPU backend module from the same release:
-#     @node-llama-cpp/linux-x64-vulkan@3.21.1 -> libggml-vulkan.so (+ apt libvulkan1,
+#     @node-llama-cpp/linux-x64-vulkan@VERSION -> libggml-vulkan.so (+ apt libvulkan1,
 #                                                 mesa-vulkan-drivers)
-#     @node-llama-cpp/linux-x64-cuda@3.21.1   -> libggml-cuda.so (needs an NVIDIA driver and the
+#     @node-llama-cpp/linux-x64-cuda@VERSION   -> libggml-cuda.so  (needs an NVIDIA driver and the
 #                                                 CUDA 13 runtime libraries at run time)
 #   The package's libggml-base.so must be identical (sha256) to ours, else nothing is installed.
 #   The module goes into deps/llama/lib and, when it exists, build/lib (SHIMMY_BUILD_DIR).
@@ -25,18 +26,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 deps=${SHIMMY_DEPS_DIR:-$root/deps}
 stamp=$deps/.complete-v1
 
-LLAMA_RELEASE=v0.4.0
-PKG_SRC=node-llama-cpp@3.21.1
-PKG_SRC_SHA256=7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c11f
-PKG_LIB=@node-llama-cpp/linux-x64@3.21.1
-PKG_LIB_SHA256=4b5b65a8b2611d8af94349b02d815c0f424a30a0a19aef2be5db25ecfef6730f
-
-PKG_VULKAN=@node-llama-cpp/linux-x64-vulkan@3.21.1
-PKG_VULKAN_SHA256=4877be47f01586481615aec277c23c7f660592ce66eec2753ff1dcc967a9a0d2
-PKG_CUDA=@node-llama-cpp/linux-x64-cuda@3.21.1
-PKG_CUDA_SHA256=499b4012541cb3e01b3d35e18e7dd2dc546174979494b02dbcc0a6667ed6b7d9
-# libggml-base.so of @node-llama-cpp/linux-x64@3.21.1, which every module must be built against
-GGML_BASE_SHA256=1eba024559799447e34687e12b6794e79ad3768a1b3d2cbca9fadc829f0f85c7
+# The pinned release and its checksums: scripts/pins.env, the one place they are written.
+# shellcheck source=pins.env
+. "$root/scripts/pins.env"
+PKG_SRC=node-llama-cpp@$NLC_VERSION
+PKG_SRC_SHA256=$SHA256_SRC
+PKG_LIB=@node-llama-cpp/linux-x64@$NLC_VERSION
+PKG_LIB_SHA256=$SHA256_LINUX_X64
+PKG_VULKAN=@node-llama-cpp/linux-x64-vulkan@$NLC_VERSION
+PKG_VULKAN_SHA256=$SHA256_LINUX_X64_VULKAN
+PKG_CUDA=@node-llama-cpp/linux-x64-cuda@$NLC_VERSION
+PKG_CUDA_SHA256=$SHA256_LINUX_X64_CUDA
+PKG_ARM64=@node-llama-cpp/linux-arm64@$NLC_VERSION
+PKG_ARM64_SHA256=$SHA256_LINUX_ARM64
+GGML_BASE_SHA256=$SHA256_GGML_BASE_X64
 APT_VULKAN="libvulkan1 mesa-vulkan-drivers"
 
 APT_PKGS="build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev \
@@ -173,7 +176,8 @@ main_base() {
     --no-apt) ;;
     *) install_apt ;;
     esac
-    if [ -f "$stamp" ]; then
+    # The stamp names the release it was made for: another pin in pins.env fetches again.
+    if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$LLAMA_RELEASE" ]; then
         "$root/scripts/build-chat.sh"   # nothing to do once built for this release
         return 0
     fi

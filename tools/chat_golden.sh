@@ -25,6 +25,7 @@
 #        SHIMMY_TEST_MODELS (default ../shared/models), SHIMMY_DEPS_DIR (default deps).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/pins.env"
 deps=${SHIMMY_DEPS_DIR:-$root/deps}
 server=${LLAMA_SERVER:-$deps/reference/build/bin/llama-server}
 templates=$deps/llama.cpp/models/templates
@@ -122,7 +123,7 @@ mapfile -t files < <(find "$templates" -maxdepth 1 -name '*.jinja' -printf '%f\n
     echo "# llama-server's POST /apply-template for every template of deps/llama.cpp/models/templates"
     echo "# (${#files[@]} files) and every scenario of template_requests.json, made by tools/chat_golden.sh"
     echo "# on $(date -u +%Y-%m-%d) with llama-server \"$version\""
-    echo "# (bench/build-reference.sh: llama.cpp release v0.4.0 from node-llama-cpp@3.21.1),"
+    echo "# (bench/build-reference.sh: llama.cpp release $LLAMA_RELEASE from node-llama-cpp@$NLC_VERSION),"
     echo "# --jinja -m stories260K.gguf -c 256 -np 1, TZ=UTC, the clock pinned by faketime to"
     echo "# $pin UTC (unix 1768478400; shimmy's side: SHIMMY_CHAT_NOW=1768478400)."
     echo "# One JSON object per line: template, scenario, then prompt (200) or status and error."

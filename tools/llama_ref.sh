@@ -4,7 +4,7 @@
 #
 # Builds llama.cpp's example program examples/simple/simple.cpp from the pinned source that
 # scripts/deps.sh unpacked into deps/llama.cpp, unmodified, with g++ against the pinned prebuilt
-# libraries in deps/llama/lib (llama.cpp release v0.4.0 from node-llama-cpp@3.21.1). simple.cpp
+# libraries in deps/llama/lib (the llama.cpp release pinned in scripts/pins.env). simple.cpp
 # calls ggml_backend_load_all(), which looks for the CPU backend modules (libggml-cpu-*.so) next
 # to the executable, so the program is placed in a folder together with links to those libraries.
 #
@@ -29,7 +29,9 @@ src=$root/deps/llama.cpp/examples/simple/simple.cpp
 inc=$root/deps/llama/include
 lib=$root/deps/llama/lib
 [ -f "$src" ] || die "$src missing: run scripts/deps.sh"
-[ -f "$lib/libllama.v0.4.0.so" ] || die "$lib/libllama.v0.4.0.so missing: run scripts/deps.sh"
+. "$root/scripts/pins.env"
+rel=$LLAMA_RELEASE
+[ -f "$lib/libllama.$rel.so" ] || die "$lib/libllama.$rel.so missing: run scripts/deps.sh"
 
 out=${LLAMA_REF_DIR:-$root/build/llama_ref}
 bin=$out/llama-simple
@@ -37,7 +39,7 @@ mkdir -p "$out"
 for so in "$lib"/*.so; do ln -sf "$so" "$out/$(basename "$so")"; done
 if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
     g++ -std=c++17 -O2 -w -I"$inc" "$src" -o "$bin.tmp" \
-        "$out/libllama.v0.4.0.so" "$out/libggml.v0.4.0.so" "$out/libggml-base.so" \
+        "$out/libllama.$rel.so" "$out/libggml.$rel.so" "$out/libggml-base.so" \
         -Wl,-rpath,'$ORIGIN' || die "compiling $src failed"
     mv "$bin.tmp" "$bin"
 fi

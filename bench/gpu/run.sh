@@ -20,6 +20,7 @@
 #      (../shared/models), SKIP_CPU=1 (skip the CPU runs of the big model: slow on small hosts)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/pins.env"
 cd "$root"
 say() { echo "gpu-bench: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -150,7 +151,7 @@ card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohe
 {
     echo "# shimmy on $card, $(date -u +%Y-%m-%d)"
     echo
-    echo "llama.cpp v0.4.0 (pinned) built here with CUDA sm_$arch: $(cat "$llama/.complete-sm$arch")."
+    echo "llama.cpp $LLAMA_RELEASE (pinned) built here with CUDA sm_$arch: $(cat "$llama/.complete-sm$arch")."
     echo "Greedy, one request at a time, $requests requests x $tokens tokens, after one warm-up."
     echo
     echo '```'

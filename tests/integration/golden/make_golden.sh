@@ -6,6 +6,7 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 models=${SHIMMY_TEST_MODELS:-$root/../shared/models}
 model=$models/stories260K.gguf
 out=$root/tests/integration/golden/stories260K.jsonl
+. "$root/scripts/pins.env"
 
 cases=(
     "64|Once upon a time"
@@ -18,8 +19,8 @@ cases=(
     echo "# Obtained with: tests/integration/golden/make_golden.sh, which runs for each case"
     echo "#   tools/llama_ref.sh \$SHIMMY_TEST_MODELS/stories260K.gguf MAX_TOKENS PROMPT"
     echo "# i.e. llama.cpp's unmodified examples/simple/simple.cpp (greedy sampler, prompt tokenized"
-    echo "# with BOS) built with g++ against llama.cpp release $(echo v0.4.0) (prebuilt libraries from"
-    echo "# @node-llama-cpp/linux-x64@3.21.1, source from node-llama-cpp@3.21.1), CPU backend,"
+    echo "# with BOS) built with g++ against llama.cpp release $LLAMA_RELEASE (prebuilt libraries from"
+    echo "# @node-llama-cpp/linux-x64@$NLC_VERSION, source from node-llama-cpp@$NLC_VERSION), CPU backend,"
     echo "# on $(date -u +%Y-%m-%d). \"text\" is exactly the bytes simple.cpp printed after the prompt echo."
     echo "# One JSON object per line: prompt, max_tokens, text."
     for c in "${cases[@]}"; do
