@@ -7,19 +7,35 @@
 #   make fixtures   generated test models (the reranker) into $(BUILD)/fixtures (tools/fixtures.sh)
 #   make fuzz   libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS each (30)
 #   make test-asan   unit + integration tests built with ASan+UBSan in build-asan/
+#   make check   format, layering, limits, contract comments, cppcheck (scripts/check.sh)
+#   make format  rewrite src/ and tests/ with clang-format (.clang-format)
+#   make hooks   install a git pre-commit hook running the fast part of make check
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure run test size clean distclean fixtures
+# The pinned release (LLAMA_RELEASE, NLC_VERSION, checksums): plain KEY=VALUE lines make reads too.
+include scripts/pins.env
+
+.PHONY: all deps configure run test size clean distclean fixtures check format hooks
 
 all: $(BUILD)/shimmy
 
 deps:
 	@scripts/deps.sh $(DEPS_FLAGS) $(if $(GPU),--gpu $(GPU))
 	@$(if $(RPC),SHIMMY_BUILD_DIR=$(abspath $(BUILD)) scripts/build-rpc.sh,true)
+	@mkdir -p $(BUILD) && touch $(BUILD)/.deps-ok
 
-configure: deps
+# scripts/deps.sh (apt queries, the npm cache, the chat module) runs again only when one of its
+# inputs changed or deps/ lacks what it made: a no-op `make` then asks dpkg nothing.
+DEPS_MADE := $(wildcard deps/.complete-v1 deps/llama/include/llama.h \
+	deps/chat/$(LLAMA_RELEASE)/libllama-chat.a)
+$(BUILD)/.deps-ok: scripts/deps.sh scripts/pins.env scripts/build-chat.sh \
+		$(if $(word 3,$(DEPS_MADE)),,FORCE)
+	@scripts/deps.sh $(DEPS_FLAGS)
+	@mkdir -p $(BUILD) && touch $@
+
+configure: $(BUILD)/.deps-ok
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 
 $(BUILD)/shimmy: configure FORCE
@@ -59,3 +75,15 @@ fuzz:
 
 test-asan:
 	@scripts/test-asan.sh
+
+# Hygiene (scripts/check.sh): `make check` runs every part; .ci/run leaves out the format part
+# until the tree has had its one formatting commit (CHECK_PARTS, see docs/RELEASE.md).
+CHECK_PARTS ?=
+check:
+	@scripts/check.sh $(CHECK_PARTS)
+
+format:
+	@git ls-files 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' | xargs clang-format -i
+
+hooks:
+	@scripts/hooks.sh
