@@ -1,4 +1,4 @@
-/* gpu/offload: offload.h. */
+/* gpu/offload: see offload.h. */
 #include "gpu/offload.h"
 
 #include <stdio.h>
