@@ -421,14 +421,21 @@ static void sum_status(const gen_run *g, gen_status *sum) {
     for (int i = 1; i < g->n_jobs; i++) {
         const gen_status *st = &g->sts[i];
         sum->completion_tokens += st->completion_tokens;
+        sum->draft_tokens += st->draft_tokens;
+        sum->draft_accepted += st->draft_accepted;
         sum->done = sum->done && st->done;
         sum->gen_ns = st->gen_ns > sum->gen_ns ? st->gen_ns : sum->gen_ns;
         if (sum->finish == FINISH_STOP || sum->finish == FINISH_TOOL_CALLS)
-            *sum = (gen_status){.done = sum->done, .finish = st->finish, .error = st->error,
+            *sum = (gen_status){.done = sum->done,
+                                .finish = st->finish,
+                                .error = st->error,
                                 .prompt_tokens = sum->prompt_tokens,
                                 .cached_tokens = sum->cached_tokens,
                                 .completion_tokens = sum->completion_tokens,
-                                .queued_ns = sum->queued_ns, .prompt_ns = sum->prompt_ns,
+                                .draft_tokens = sum->draft_tokens,
+                                .draft_accepted = sum->draft_accepted,
+                                .queued_ns = sum->queued_ns,
+                                .prompt_ns = sum->prompt_ns,
                                 .gen_ns = sum->gen_ns};
         if (st->finish == FINISH_ERROR)
             snprintf(sum->errmsg, sizeof sum->errmsg, "%s", st->errmsg);

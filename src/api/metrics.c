@@ -315,6 +315,15 @@ static double g_kv(const met_snap *s) { return s->info.kv_cells; }
 static double g_kv_used(const met_snap *s) { return s->info.kv_cells_used; }
 static double g_pc_bytes(const met_snap *s) { return (double)s->info.cache.bytes; }
 static double g_crashes(const met_snap *s) { return s->info.crashes; }
+static bool spec_on(const met_snap *s) {
+    return strcmp(s->info.spec_type, "none") != 0;
+}
+static double g_drafted(const met_snap *s) {
+    return spec_on(s) ? (double)s->info.spec_drafted : -1;
+}
+static double g_accepted(const met_snap *s) {
+    return spec_on(s) ? (double)s->info.spec_accepted : -1;
+}
 static double g_engine_rss(const met_snap *s) {
     return s->info.pid > 0 ? rss_bytes(s->info.pid) : -1;
 }
@@ -380,6 +389,11 @@ static void put_gauges(buf *b, shimmy_app *app, const met_snap *s, size_t n) {
                "Deaths of the model's engine process.", g_crashes);
     put_loaded(b, s, n, "shimmy_engine_resident_memory_bytes", "gauge",
                "Resident memory of the model's engine process.", g_engine_rss);
+    put_loaded(b, s, n, "shimmy_spec_draft_tokens_total", "counter",
+               "Speculative decoding: tokens drafted since the model loaded.", g_drafted);
+    put_loaded(b, s, n, "shimmy_spec_accepted_tokens_total", "counter",
+               "Speculative decoding: drafted tokens kept (the model sampled the same).",
+               g_accepted);
     put_layers(b, s, n);
     family(b, "shimmy_ready", "gauge", "1 when GET /health?ready=1 answers 200.");
     buf_printf(b, "shimmy_ready %d\n", atomic_load(&app->ready) ? 1 : 0);

@@ -180,6 +180,25 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
     jsonw_raw(w, ",\"max_stall_ms\":");
     jsonw_int(w, info->cache.max_stall_ns / 1000000);
     jsonw_raw(w, "}");
+    if (info->spec_type[0] != '\0' && strcmp(info->spec_type, "none") != 0) {
+        jsonw_raw(w, ",\"speculative\":{\"type\":"); /* docs/SPECULATIVE.md */
+        jsonw_cstr(w, info->spec_type);
+        if (info->draft_desc[0] != '\0') {
+            jsonw_raw(w, ",\"draft_model\":");
+            jsonw_cstr(w, info->draft_desc);
+        }
+        jsonw_raw(w, ",\"draft_tokens\":");
+        jsonw_int(w, info->spec_drafted);
+        jsonw_raw(w, ",\"accepted_tokens\":");
+        jsonw_int(w, info->spec_accepted);
+        jsonw_raw(w, ",\"verify_steps\":");
+        jsonw_int(w, info->spec_steps);
+        char rate[64];
+        snprintf(rate, sizeof rate, ",\"acceptance\":%.4f}",
+                 info->spec_drafted > 0 ? (double)info->spec_accepted / (double)info->spec_drafted
+                                        : 0.0);
+        jsonw_raw(w, rate);
+    }
     health_model_devices(w, info);
 }
 

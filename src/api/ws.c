@@ -9,7 +9,8 @@
  *   {"type":"token","content","reasoning","tool_calls"}  one per batch of tokens (fields present
  *                                                when non-empty)
  *   {"type":"done","finish_reason","usage":{prompt_tokens,completion_tokens,cached_tokens},
- *    "timings":{queued_ms,prompt_ms,generation_ms,tokens_per_second}}
+ *    "timings":{queued_ms,prompt_ms,generation_ms,tokens_per_second[,draft_n,
+ *    draft_n_accepted]}}
  *   {"type":"error","error":{"message","type","code"(HTTP status),"param"}}
  * {"type":"cancel"} stops the request in progress (its slot is freed; the answer ends with
  * {"type":"done","finish_reason":"cancelled"}); other messages sent meanwhile wait their turn
@@ -201,6 +202,12 @@ static shimmy_err w_end(api_call *c, const gen_status *st, api_sink *s) {
     w_ms(&w, ",\"generation_ms\":", st->gen_ns);
     jsonw_raw(&w, ",\"tokens_per_second\":");
     jsonw_raw(&w, tps);
+    if (st->draft_tokens > 0) { /* speculative decoding, as llama-server's timings name them */
+        jsonw_raw(&w, ",\"draft_n\":");
+        jsonw_int(&w, st->draft_tokens);
+        jsonw_raw(&w, ",\"draft_n_accepted\":");
+        jsonw_int(&w, st->draft_accepted);
+    }
     jsonw_raw(&w, "}}");
     return api_frame_end(s, &w);
 }

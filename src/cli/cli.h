@@ -65,6 +65,13 @@ enum {
     CLI_OPT_CACHE_TYPE_K,
     CLI_OPT_CACHE_TYPE_V,
     CLI_OPT_FLASH_ATTN,
+    CLI_OPT_MODEL_DRAFT, /* speculative decoding (docs/SPECULATIVE.md) */
+    CLI_OPT_SPEC_TYPE,
+    CLI_OPT_DRAFT_MAX,
+    CLI_OPT_DRAFT_MIN,
+    CLI_OPT_DRAFT_P_MIN,
+    CLI_OPT_NGRAM_N,
+    CLI_OPT_NGRAM_M,
 };
 #define CLI_GPU_LONGOPTS                                                                           \
     {"gpu-backend", required_argument, NULL, CLI_OPT_GPU_BACKEND},                                 \
@@ -74,7 +81,18 @@ enum {
         {"rpc", required_argument, NULL, CLI_OPT_RPC},                                             \
         {"cache-type-k", required_argument, NULL, CLI_OPT_CACHE_TYPE_K},                           \
         {"cache-type-v", required_argument, NULL, CLI_OPT_CACHE_TYPE_V},                           \
-        {"flash-attn", required_argument, NULL, CLI_OPT_FLASH_ATTN}
+        {"flash-attn", required_argument, NULL, CLI_OPT_FLASH_ATTN},                               \
+        {"model-draft", required_argument, NULL, CLI_OPT_MODEL_DRAFT},                             \
+        {"spec-draft-model", required_argument, NULL, CLI_OPT_MODEL_DRAFT},                        \
+        {"spec-type", required_argument, NULL, CLI_OPT_SPEC_TYPE},                                 \
+        {"draft-max", required_argument, NULL, CLI_OPT_DRAFT_MAX},                                 \
+        {"spec-draft-n-max", required_argument, NULL, CLI_OPT_DRAFT_MAX},                          \
+        {"draft-min", required_argument, NULL, CLI_OPT_DRAFT_MIN},                                 \
+        {"spec-draft-n-min", required_argument, NULL, CLI_OPT_DRAFT_MIN},                          \
+        {"draft-p-min", required_argument, NULL, CLI_OPT_DRAFT_P_MIN},                             \
+        {"spec-draft-p-min", required_argument, NULL, CLI_OPT_DRAFT_P_MIN},                        \
+        {"spec-ngram-simple-size-n", required_argument, NULL, CLI_OPT_NGRAM_N},                    \
+        {"spec-ngram-simple-size-m", required_argument, NULL, CLI_OPT_NGRAM_M}
 #define CLI_GPU_HELP                                                                               \
     "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, metal,\n" \
     "                         opencl or rpc: a named backend without a device is an error\n"        \
@@ -87,7 +105,15 @@ enum {
     "                         q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (a quantized V cache needs\n" \
     "                         flash attention)\n"                                                \
     "  --flash-attn on|off|auto  flash attention (default auto: where the devices support it)\n" \
-    "                         these three also per model: --cache-type-k NAME=T, ...\n"
+    "                         these three also per model: --cache-type-k NAME=T, ...\n"        \
+    "  --model-draft [NAME=]PATH  speculative decoding with this draft model (same vocabulary;\n" \
+    "                         for every model or for NAME; docs/SPECULATIVE.md)\n"           \
+    "  --spec-type T          none (default), draft-simple (with --model-draft) or ngram-simple\n" \
+    "                         (drafts from the slot's own text, no second model)\n"           \
+    "  --draft-max N, --draft-min N  draft model tokens per step (default 3; 0 min)\n"        \
+    "  --draft-p-min P        stop drafting below this draft probability (default 0)\n"       \
+    "  --spec-ngram-simple-size-n N, --spec-ngram-simple-size-m M  ngram-simple: n-gram to\n" \
+    "                         match (default 12), tokens to propose (default 48)\n"
 /* Same return convention as cli_parse_engine_flag. */
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);
 /* Applies SHIMMY_GPU_BACKEND to eng (before the flags are parsed). Returns 0, or 2 after
@@ -103,6 +129,10 @@ void cli_progress(void *ctx, float fraction);
 /* Refuses a quantized V cache with --flash-attn off (globally or for a model), as llama-server
  * does. Returns 0, or 2 after reporting the usage error. */
 int cli_check_kv_options(const char *cmd, const struct engine_options *eng);
+/* The speculative decoding flags together (cli/gpu_info.c): --model-draft alone turns
+ * draft-simple on; draft-simple without a draft model, ngram-simple with one, or --draft-min
+ * above --draft-max are refused. Returns 0, or 2 after reporting the usage error. */
+int cli_check_spec_options(const char *cmd, const struct engine_options *eng);
 
 struct disc_lora;
 /* Parses --lora MODEL=PATH[:SCALE] (cli/discover.c) into *out, which borrows arg. Returns 0, or

@@ -12,9 +12,9 @@
 #include "core/ini.h"
 
 /* serve flags that take MODEL=VALUE, so that a model section may set them. */
-static const char *const per_model[] = {"gpu-backend", "gpu-layers", "cache-type-k",
-                                        "cache-type-v", "flash-attn", "chat-template-file",
-                                        "lora", NULL};
+static const char *const per_model[] = {"gpu-backend",  "gpu-layers",  "cache-type-k",
+                                        "cache-type-v", "flash-attn",  "chat-template-file",
+                                        "lora",         "model-draft", NULL};
 
 static bool is_per_model(const char *key) {
     for (size_t i = 0; per_model[i] != NULL; i++)

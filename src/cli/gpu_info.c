@@ -2,10 +2,12 @@
  * `auto` would choose), and the GPU flags shared by the commands that load models: --gpu-backend
  * (or SHIMMY_GPU_BACKEND), --gpu-layers, --main-gpu, --tensor-split, --rpc, with the start-up
  * check that refuses a named backend that has no device. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/limits.h"
@@ -143,8 +145,92 @@ static int parse_override(const char *cmd, int opt, const char *arg, engine_opti
     return 1;
 }
 
+/* --model-draft [NAME=]PATH: NAME is what precedes the first '=' unless the whole argument is a
+ * file. */
+static int parse_draft(const char *cmd, const char *arg, engine_options *eng) {
+    const char *eq = strchr(arg, '=');
+    const char *path = eq != NULL && access(arg, F_OK) != 0 ? eq + 1 : arg;
+    if (path[0] == '\0' || path == arg + 1)
+        return cli_usage_error(cmd, "--model-draft wants [NAME=]PATH, not '%s'", arg);
+    if (access(path, R_OK) != 0)
+        return cli_usage_error(cmd, "--model-draft: cannot read %s: %s", path, strerror(errno));
+    if (path == arg) {
+        eng->draft_path = path;
+        return 1;
+    }
+    if (eng->n_overrides >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d per-model GPU options", LIM_MODELS);
+    char *model = strndup(arg, (size_t)(eq - arg)); /* lives as long as the process */
+    if (model == NULL)
+        return cli_usage_error(cmd, "out of memory");
+    overrides[eng->n_overrides++] = (model_gpu_override){.model = model, .draft_path = path};
+    eng->overrides = overrides;
+    return 1;
+}
+
+/* The speculative decoding flags (llama-server's names and ranges). */
+static int parse_spec(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    long v;
+    double d;
+    switch (opt) {
+    case CLI_OPT_MODEL_DRAFT:
+        return parse_draft(cmd, arg, eng);
+    case CLI_OPT_SPEC_TYPE:
+        if (engine_spec_type_parse(arg, &eng->spec_type) != 0)
+            return cli_usage_error(cmd,
+                                   "--spec-type wants none, draft-simple or ngram-simple, "
+                                   "not '%s'",
+                                   arg);
+        return 1;
+    case CLI_OPT_DRAFT_MAX:
+    case CLI_OPT_DRAFT_MIN:
+        if (cli_parse_int(arg, 0, LIM_DRAFT_TOKENS, &v) != 0)
+            return cli_usage_error(cmd, "%s must be an integer from 0 to %d",
+                                   opt == CLI_OPT_DRAFT_MAX ? "--draft-max" : "--draft-min",
+                                   LIM_DRAFT_TOKENS);
+        *(opt == CLI_OPT_DRAFT_MAX ? &eng->draft_max : &eng->draft_min) = (int)v;
+        return 1;
+    case CLI_OPT_DRAFT_P_MIN:
+        if (cli_parse_float(arg, 0, 1, &d) != 0)
+            return cli_usage_error(cmd, "--draft-p-min must be a number from 0 to 1");
+        eng->draft_p_min = (float)d;
+        return 1;
+    case CLI_OPT_NGRAM_N:
+    case CLI_OPT_NGRAM_M:
+        if (cli_parse_int(arg, 1, LIM_DRAFT_TOKENS, &v) != 0)
+            return cli_usage_error(cmd, "%s must be an integer from 1 to %d",
+                                   opt == CLI_OPT_NGRAM_N ? "--spec-ngram-simple-size-n"
+                                                          : "--spec-ngram-simple-size-m",
+                                   LIM_DRAFT_TOKENS);
+        *(opt == CLI_OPT_NGRAM_N ? &eng->ngram_n : &eng->ngram_m) = (int)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The speculation flags together: a draft model means draft-simple unless --spec-type says
+ * otherwise, and draft-simple needs one (for every model, or for each model that has one). */
+int cli_check_spec_options(const char *cmd, const engine_options *eng) {
+    bool per_model = false;
+    for (int i = 0; i < eng->n_overrides; i++)
+        per_model = per_model || eng->overrides[i].draft_path != NULL;
+    if (eng->spec_type == SPEC_NGRAM && (eng->draft_path != NULL || per_model))
+        return cli_usage_error(cmd, "--spec-type ngram-simple does not use a draft model: drop "
+                                    "--model-draft, or use --spec-type draft-simple");
+    if (eng->spec_type == SPEC_DRAFT && eng->draft_path == NULL && !per_model)
+        return cli_usage_error(cmd, "--spec-type draft-simple needs a draft model "
+                                    "(--model-draft PATH)");
+    if (eng->draft_min > (eng->draft_max > 0 ? eng->draft_max : LIM_DRAFT_MAX_DEFAULT))
+        return cli_usage_error(cmd, "--draft-min %d is above --draft-max %d", eng->draft_min,
+                               eng->draft_max > 0 ? eng->draft_max : LIM_DRAFT_MAX_DEFAULT);
+    return 0;
+}
+
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
     long v;
+    if (opt >= CLI_OPT_MODEL_DRAFT && opt <= CLI_OPT_NGRAM_M)
+        return parse_spec(cmd, opt, arg, eng);
     if (opt >= CLI_OPT_GPU_BACKEND && opt <= CLI_OPT_FLASH_ATTN && opt != CLI_OPT_MAIN_GPU &&
         opt != CLI_OPT_TENSOR_SPLIT && opt != CLI_OPT_RPC && strchr(arg, '=') != NULL)
         return parse_override(cmd, opt, arg, eng);
@@ -187,7 +273,7 @@ int cli_gpu_defaults(const char *cmd, engine_options *eng) {
 
 int cli_engine_start(const char *cmd, const engine_options *eng) {
     char err[8192];
-    if (cli_check_kv_options(cmd, eng) != 0)
+    if (cli_check_kv_options(cmd, eng) != 0 || cli_check_spec_options(cmd, eng) != 0)
         return 2;
     if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);

@@ -77,6 +77,15 @@
 #define LIM_RESP_STORE_BYTES (256u * 1024u * 1024u)
 /* Tokens per llama_decode step (prompt chunks plus one token per generating slot). */
 #define LIM_BATCH_TOKENS 512
+/* Speculative decoding: tokens one slot's draft may propose per step (a per-slot buffer made at
+ * load; llama-server's largest n-gram draft default, 48, fits). */
+#define LIM_DRAFT_TOKENS 64
+/* Draft-model tokens per step unless --draft-max: llama-server's default (--spec-draft-n-max). */
+#define LIM_DRAFT_MAX_DEFAULT 3
+/* ngram-simple's lookup n-gram and proposed m-gram, unless set: llama-server's defaults
+ * (--spec-ngram-simple-size-n/-m). */
+#define LIM_NGRAM_N_DEFAULT 12
+#define LIM_NGRAM_M_DEFAULT 48
 /* Default and cap of the per-slot context when the model's trained context is larger. */
 #define LIM_DEFAULT_CTX 4096
 /* Models that can be named on the command line. */

@@ -75,6 +75,24 @@ shimmy_err be_seq_save(be_model *b, int seq, void **data, size_t *size);
  * empty. Engine thread. */
 shimmy_err be_seq_restore(be_model *b, int seq, const void *data, size_t size);
 
+/* ---- the draft model of speculative decoding (engine_options.draft_path), loaded with the
+ * model: its own context with one sequence per slot, on the model's devices. Engine thread. ---- */
+
+/* Whether a draft model is loaded. Any thread. */
+bool be_has_draft(const be_model *b);
+/* The draft context's batch, as be_batch_*: tokens of several sequences at their positions. */
+void be_draft_batch_clear(be_model *b);
+int be_draft_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits);
+int be_draft_batch_cap(const be_model *b);
+/* Errors: ERR_INTERNAL with llama.cpp's return code. */
+shimmy_err be_draft_decode(be_model *b, char *err, size_t errlen);
+/* The draft model's most likely token at output index idx of its last decode, and its
+ * probability among the 10 most likely (llama-server's draft sampler: top-k 10, best first).
+ * BE_TOKEN_NONE when the token is outside the model's vocabulary. Allocates nothing. */
+be_token be_draft_top(be_model *b, int idx, float *p);
+/* Drops the draft sequence seq from position from (inclusive) to the end. */
+void be_draft_truncate(be_model *b, int seq, int from);
+
 /* Pooled, L2-normalised embedding of tokens[0..n) into out (be_n_embd floats), through a second
  * context made for embeddings on first use. Engine thread. Errors: ERR_CONTEXT_LENGTH,
  * ERR_INTERNAL, each with a message. */

@@ -448,6 +448,14 @@ static void read_options(ipc_rd *r, engine_options *o) {
     o->cache_type_v = (engine_kv_type)ipc_get_u32(r);
     o->flash_attn = (engine_flash_attn)ipc_get_u32(r);
     o->cache_ram_mib = (int64_t)ipc_get_u64(r);
+    o->spec_type = (engine_spec_type)ipc_get_u32(r);
+    o->draft_path = ipc_get_str(r);
+    o->draft_max = (int)ipc_get_u32(r);
+    o->draft_min = (int)ipc_get_u32(r);
+    uint32_t p_min = ipc_get_u32(r);
+    memcpy(&o->draft_p_min, &p_min, sizeof p_min);
+    o->ngram_n = (int)ipc_get_u32(r);
+    o->ngram_m = (int)ipc_get_u32(r);
 }
 
 /* Closes every descriptor but 0-2 and keep: nothing of the server (its listening socket, its

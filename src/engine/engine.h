@@ -56,6 +56,27 @@ const char *engine_kv_type_list(void);
 int engine_flash_attn_parse(const char *s, engine_flash_attn *out);
 const char *engine_flash_attn_name(engine_flash_attn f);
 
+/* Speculative decoding (--spec-type; docs/SPECULATIVE.md): a draft proposes the next tokens,
+ * the model evaluates them in the same step, and the output keeps every drafted token that the
+ * model's own sampler would have picked (so the output is exactly what it is without it). */
+typedef enum engine_spec_type {
+    SPEC_NONE = 0,
+    SPEC_DRAFT, /* "draft-simple": a small model with the same vocabulary (--model-draft) */
+    SPEC_NGRAM, /* "ngram-simple": the continuation of the last n-gram's previous occurrence in
+                 * the slot's own prompt and output (no second model) */
+    SPEC__COUNT
+} engine_spec_type;
+
+/* Parses llama-server's --spec-type names ("none", "draft-simple", "ngram-simple"; also
+ * "draft", "ngram"). Returns 0, or -1. */
+int engine_spec_type_parse(const char *s, engine_spec_type *out);
+/* "none", "draft-simple", "ngram-simple". Static. */
+const char *engine_spec_type_name(engine_spec_type t);
+struct engine_options;
+/* The speculation o asks for: its spec_type, or draft-simple when it names a draft model and no
+ * type (--model-draft alone). */
+engine_spec_type engine_options_spec(const struct engine_options *o);
+
 /* A per-model device choice (--gpu-backend NAME=B, --gpu-layers NAME=N): applied over the
  * defaults when the model named `model` is loaded. */
 typedef struct model_gpu_override {
@@ -68,6 +89,7 @@ typedef struct model_gpu_override {
     bool set_cache_k, set_cache_v, set_flash_attn; /* --cache-type-k NAME=T, ... */
     engine_kv_type cache_k, cache_v;
     engine_flash_attn flash_attn;
+    const char *draft_path; /* --model-draft NAME=PATH; NULL = not set; borrowed */
 } model_gpu_override;
 
 /* A per-model chat template (--chat-template-file NAME=FILE): Jinja text. */
@@ -103,6 +125,15 @@ typedef struct engine_options {
     engine_kv_type cache_type_k;   /* KV cache element types (--cache-type-k/v) */
     engine_kv_type cache_type_v;
     engine_flash_attn flash_attn;  /* --flash-attn */
+    /* Speculative decoding (docs/SPECULATIVE.md); all zero = off. */
+    engine_spec_type spec_type;          /* SPEC_DRAFT whenever draft_path is set */
+    const char *draft_path;              /* --model-draft: GGUF of the draft model; borrowed */
+    int draft_max;                       /* tokens a draft model proposes per step; 0 = default */
+    int draft_min;                       /* a shorter draft model proposal is not tried; 0 = any */
+    float draft_p_min;                   /* the draft model stops below this probability of its
+                                          * best token (among its 10 best); 0 = never */
+    int ngram_n;                         /* ngram-simple: tokens matched; 0 = default */
+    int ngram_m;                         /* ngram-simple: tokens proposed at most; 0 = default */
     const model_gpu_override *overrides; /* per-model device choices; borrowed for the process */
     int n_overrides;
     /* Called while the weights load with the fraction done (0..1), from the loading thread (or,
@@ -182,6 +213,11 @@ typedef struct engine_model_info {
     char cache_type_k[8];    /* KV cache element types in use: "f16", "q8_0", ... */
     char cache_type_v[8];
     char flash_attn[8];      /* "on" or "off" as llama.cpp resolved it; "auto" when unknown */
+    char spec_type[16];      /* speculative decoding in use: "none", "draft-simple", ... */
+    char draft_desc[128];    /* the draft model's description; "" = none */
+    int64_t spec_drafted;    /* tokens proposed by drafts since load */
+    int64_t spec_accepted;   /* of those, tokens the model's sampler picked (kept) */
+    int64_t spec_steps;      /* slot steps that verified a draft */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);
@@ -261,6 +297,8 @@ typedef struct gen_status {
     char errmsg[512];
     char stop_word[257];   /* the stop string that ended the answer (a request's or the chat
                             * format's); "" when it ended otherwise */
+    int draft_tokens;      /* speculative decoding: tokens drafted for this request */
+    int draft_accepted;    /* of those, tokens kept */
 } gen_status;
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.

@@ -44,6 +44,13 @@ struct be_model {
     struct ggml_threadpool *tp; /* CPU worker threads kept for the context's life; NULL = none */
     void (*tp_free)(struct ggml_threadpool *);
     char kv_k[8], kv_v[8], fa[8]; /* KV cache types and flash attention in use (engine.h) */
+    /* the draft model (speculative decoding); NULL = none */
+    struct llama_model *dmodel;
+    struct llama_context *dctx;
+    struct llama_batch dbatch;
+    int dn_batch;    /* capacity of dbatch, tokens */
+    int n_vocab;     /* the model's vocabulary size: a draft token past it is never proposed */
+    char ddesc[128]; /* the draft model's description */
 };
 
 static void attach_threadpool(be_model *b, int n_threads);
@@ -281,6 +288,160 @@ static bool on_progress(float fraction, void *user) {
     return true;
 }
 
+/* ---- the draft model (speculative decoding) ---- */
+
+/* Why the draft's vocabulary cannot stand for the model's (llama-server's rule,
+ * common_speculative_are_compatible: same type, same BOS/EOS use and ids, sizes within 128,
+ * the same text for every token from id 5); "" when it can. */
+static void draft_vocab_check(const struct llama_vocab *t, const struct llama_vocab *d, char *why,
+                              size_t len) {
+    why[0] = '\0';
+    int nt = llama_vocab_n_tokens(t), nd = llama_vocab_n_tokens(d);
+    if (llama_vocab_type(t) != llama_vocab_type(d)) {
+        snprintf(why, len, "its tokenizer type differs (%d, the model's %d)",
+                 (int)llama_vocab_type(d), (int)llama_vocab_type(t));
+    } else if (llama_vocab_get_add_bos(t) != llama_vocab_get_add_bos(d) ||
+               (llama_vocab_get_add_bos(t) && llama_vocab_bos(t) != llama_vocab_bos(d))) {
+        snprintf(why, len, "its BOS token differs (%d, the model's %d)", llama_vocab_bos(d),
+                 llama_vocab_bos(t));
+    } else if (llama_vocab_get_add_eos(t) != llama_vocab_get_add_eos(d) ||
+               (llama_vocab_get_add_eos(t) && llama_vocab_eos(t) != llama_vocab_eos(d))) {
+        snprintf(why, len, "its EOS token differs (%d, the model's %d)", llama_vocab_eos(d),
+                 llama_vocab_eos(t));
+    } else if (nt - nd > 128 || nd - nt > 128) {
+        snprintf(why, len, "its vocabulary has %d tokens, the model's %d (at most 128 apart)", nd,
+                 nt);
+    } else {
+        for (int i = 5; i < nt && i < nd; i++)
+            if (strcmp(llama_vocab_get_text(t, i), llama_vocab_get_text(d, i)) != 0) {
+                snprintf(why, len, "token %d is '%.40s' there but '%.40s' in the model", i,
+                         llama_vocab_get_text(d, i), llama_vocab_get_text(t, i));
+                break;
+            }
+    }
+}
+
+/* Loads o->draft_path on the model's devices (all its layers offloaded when the model has any
+ * offloaded, else on the CPU) with a context of the same sequences and length as the model's,
+ * and checks its vocabulary. */
+static shimmy_err load_draft(be_model *b, const engine_options *o,
+                             const struct llama_model_params *tmp,
+                             const struct llama_context_params *tcp, char *err, size_t errlen) {
+    b->n_vocab = llama_vocab_n_tokens(b->vocab);
+    if (engine_options_spec(o) != SPEC_NONE &&
+        (llama_model_is_recurrent(b->model) || llama_model_is_hybrid(b->model)))
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "model '%s' keeps a recurrent state, which "
+                       "cannot drop rejected draft tokens: serve it without speculative decoding "
+                       "(--spec-type none)",
+                       b->name);
+    if (engine_options_spec(o) != SPEC_DRAFT)
+        return SHIMMY_OK;
+    if (o->draft_path == NULL || o->draft_path[0] == '\0')
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "model '%s': --spec-type draft-simple needs "
+                       "a draft model (--model-draft PATH)",
+                       b->name);
+    struct llama_model_params mp = *tmp;
+    mp.progress_callback = NULL;
+    mp.n_gpu_layers = tmp->n_gpu_layers > 0 ? 999 : 0;
+    last_error[0] = '\0';
+    b->dmodel = llama_model_load_from_file(o->draft_path, mp);
+    if (b->dmodel == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot load the draft model %s for '%s': %s",
+                       o->draft_path, b->name,
+                       last_error[0] ? last_error
+                                     : "llama.cpp refused the "
+                                       "file");
+    char why[256];
+    draft_vocab_check(b->vocab, llama_model_get_vocab(b->dmodel), why, sizeof why);
+    if (why[0] != '\0')
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "the draft model %s cannot draft for '%s': "
+                       "its vocabulary is not the model's: %s",
+                       o->draft_path, b->name, why);
+    struct llama_context_params cp = *tcp;
+    cp.n_ctx = (uint32_t)b->n_ctx_slot * (uint32_t)b->n_parallel;
+    cp.type_k = cp.type_v = GGML_TYPE_F16; /* llama-server's draft default (-ctkd/-ctvd) */
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
+    b->dctx = llama_init_from_model(b->dmodel, cp);
+    if (b->dctx == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "cannot create a context for the draft model "
+                       "%s of '%s': %s",
+                       o->draft_path, b->name, last_error[0] ? last_error : "out of memory?");
+    if (b->tp != NULL)
+        llama_attach_threadpool(b->dctx, b->tp, NULL); /* used in turn with ctx, never at once */
+    b->dn_batch = (int)llama_n_batch(b->dctx);
+    b->dbatch = llama_batch_init(b->dn_batch, 0, 1);
+    llama_model_desc(b->dmodel, b->ddesc, sizeof b->ddesc);
+    log_info("%s: draft model %s (%s) for speculative decoding", b->name, o->draft_path, b->ddesc);
+    return SHIMMY_OK;
+}
+
+bool be_has_draft(const be_model *b) {
+    return b->dctx != NULL;
+}
+
+void be_draft_batch_clear(be_model *b) {
+    b->dbatch.n_tokens = 0;
+}
+
+int be_draft_batch_cap(const be_model *b) {
+    return b->dn_batch;
+}
+
+int be_draft_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
+    struct llama_batch *bt = &b->dbatch;
+    int i = bt->n_tokens++;
+    bt->token[i] = t;
+    bt->pos[i] = pos;
+    bt->n_seq_id[i] = 1;
+    bt->seq_id[i][0] = seq;
+    bt->logits[i] = want_logits;
+    return want_logits ? i : -1;
+}
+
+shimmy_err be_draft_decode(be_model *b, char *err, size_t errlen) {
+    int32_t rc = llama_decode(b->dctx, b->dbatch);
+    if (rc != 0)
+        return err_set(err, errlen, ERR_INTERNAL,
+                       "the draft model's llama_decode failed (code "
+                       "%d) on a batch of %d tokens",
+                       rc, b->dbatch.n_tokens);
+    return SHIMMY_OK;
+}
+
+be_token be_draft_top(be_model *b, int idx, float *p) {
+    enum { TOP = 10 };
+    const float *logits = llama_get_logits_ith(b->dctx, idx);
+    int n = llama_vocab_n_tokens(llama_model_get_vocab(b->dmodel)), k = 0;
+    float top[TOP];
+    be_token best = 0;
+    for (int v = 0; v < n; v++) { /* the 10 largest logits, largest first */
+        float l = logits[v];
+        if (k == TOP && l <= top[TOP - 1])
+            continue;
+        int i = k < TOP ? k++ : TOP - 1;
+        while (i > 0 && top[i - 1] < l) {
+            top[i] = top[i - 1];
+            i--;
+        }
+        top[i] = l;
+        if (i == 0)
+            best = v;
+    }
+    double sum = 0;
+    for (int i = 0; i < k; i++)
+        sum += exp((double)(top[i] - top[0]));
+    *p = (float)(1.0 / sum);
+    return best < b->n_vocab ? best : BE_TOKEN_NONE;
+}
+
+void be_draft_truncate(be_model *b, int seq, int from) {
+    llama_memory_seq_rm(llama_get_memory(b->dctx), seq, from, -1);
+}
+
 shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
     shimmy_err rc = SHIMMY_OK;
     be_model *b = calloc(1, sizeof *b);
@@ -341,6 +502,8 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
         goto out;
     if ((rc = choose_template(b, o, err, errlen)) != SHIMMY_OK)
         goto out;
+    if ((rc = load_draft(b, o, &mp, &cp, err, errlen)) != SHIMMY_OK)
+        goto out;
     b->loaded_at = clock_wall_s();
     *out = b;
     return SHIMMY_OK;
@@ -377,6 +540,12 @@ static void attach_threadpool(be_model *b, int n_threads) {
 void be_free(be_model *b) {
     if (b == NULL)
         return;
+    if (b->dbatch.token != NULL)
+        llama_batch_free(b->dbatch);
+    if (b->dctx != NULL)
+        llama_free(b->dctx);
+    if (b->dmodel != NULL)
+        llama_model_free(b->dmodel);
     if (b->batch.token != NULL)
         llama_batch_free(b->batch);
     if (b->ectx != NULL)
@@ -413,6 +582,7 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     snprintf(info->cache_type_k, sizeof info->cache_type_k, "%s", b->kv_k);
     snprintf(info->cache_type_v, sizeof info->cache_type_v, "%s", b->kv_v);
     snprintf(info->flash_attn, sizeof info->flash_attn, "%s", b->fa);
+    snprintf(info->draft_desc, sizeof info->draft_desc, "%s", b->ddesc);
 }
 
 /* ---- text ---- */

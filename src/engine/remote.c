@@ -193,6 +193,15 @@ static void put_options(buf *b, const engine_options *o) {
     ipc_put_u32(b, (uint32_t)o->cache_type_v);
     ipc_put_u32(b, (uint32_t)o->flash_attn);
     ipc_put_u64(b, (uint64_t)o->cache_ram_mib);
+    ipc_put_u32(b, (uint32_t)o->spec_type);
+    ipc_put_str(b, o->draft_path);
+    ipc_put_u32(b, (uint32_t)o->draft_max);
+    ipc_put_u32(b, (uint32_t)o->draft_min);
+    uint32_t p_min;
+    memcpy(&p_min, &o->draft_p_min, sizeof p_min);
+    ipc_put_u32(b, p_min);
+    ipc_put_u32(b, (uint32_t)o->ngram_n);
+    ipc_put_u32(b, (uint32_t)o->ngram_m);
 }
 
 /* How the child ended, for the crash report (reaps it). */

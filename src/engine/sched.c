@@ -21,6 +21,7 @@
 #include "engine/llama_chat.h"
 #include "engine/ops.h"
 #include "engine/pcache.h"
+#include "engine/spec.h"
 #include "engine/textout.h"
 
 typedef struct sched_model sched_model;
@@ -70,6 +71,13 @@ typedef struct slot {
     int n_gen;
     int64_t t_start, t_first; /* ns */
     uint64_t last_used;      /* step counter when it last finished, for LRU choice */
+    /* speculative decoding (sched_model.spec): made at load, reused every step */
+    be_token *draft;                     /* this step's proposal, LIM_DRAFT_TOKENS capacity */
+    int n_draft;                         /* tokens of it in this step's batch (after last) */
+    int draft_cap;                       /* the most this step may propose */
+    int draft_idx[LIM_DRAFT_TOKENS + 1]; /* output indexes of last, then of each draft token */
+    int n_dcache;                        /* tokens of cache held by the draft model's sequence */
+    int n_drafted, n_accepted;           /* this job's drafted and kept tokens */
 } slot;
 
 struct sched_model {
@@ -92,6 +100,11 @@ struct sched_model {
     atomic_int kv_used;      /* KV cells holding tokens, all slots; set after each step */
     atomic_llong prompt_evals; /* prompt tokens evaluated (not reused or copied), ever */
     atomic_llong kv_copies;  /* prompts copied from another slot's KV cache, ever */
+    /* speculative decoding (engine_options; docs/SPECULATIVE.md) */
+    engine_spec_type spec;
+    int draft_max, draft_min, ngram_n, ngram_m;
+    float draft_p_min;
+    atomic_llong spec_drafted, spec_accepted, spec_steps; /* ever */
 };
 
 /* One sched_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
@@ -145,6 +158,10 @@ void engine_options_for_model(engine_options *o, const char *name) {
         o->cache_type_k = v->set_cache_k ? v->cache_k : o->cache_type_k;
         o->cache_type_v = v->set_cache_v ? v->cache_v : o->cache_type_v;
         o->flash_attn = v->set_flash_attn ? v->flash_attn : o->flash_attn;
+        if (v->draft_path != NULL) {
+            o->draft_path = v->draft_path;
+            o->spec_type = SPEC_DRAFT;
+        }
     }
     for (int i = 0; i < o->n_templates; i++)
         if (engine_name_matches(o->templates[i].model, name))
@@ -206,6 +223,8 @@ static void job_publish(sched_job *j, const buf *text, const slot *s, finish_rea
     }
     if (s != NULL) {
         j->st.completion_tokens = s->n_gen;
+        j->st.draft_tokens = s->n_drafted;
+        j->st.draft_accepted = s->n_accepted;
         int64_t now = clock_mono_ns();
         if (s->t_first > 0) {
             j->st.prompt_ns = s->t_first - s->t_start;
@@ -606,6 +625,10 @@ static void sched_model_get_info(engine_model *em, engine_model_info *info) {
     pthread_mutex_unlock(&m->mu);
     info->prompt_tokens_evaluated = atomic_load(&m->prompt_evals);
     info->kv_copies = atomic_load(&m->kv_copies);
+    snprintf(info->spec_type, sizeof info->spec_type, "%s", engine_spec_type_name(m->spec));
+    info->spec_drafted = atomic_load(&m->spec_drafted);
+    info->spec_accepted = atomic_load(&m->spec_accepted);
+    info->spec_steps = atomic_load(&m->spec_steps);
 }
 
 /* ---- the engine thread ---- */
@@ -691,6 +714,7 @@ static void cache_restore(sched_model *m, slot *s, const sched_job *j) {
         return;
     int64_t t0 = clock_mono_ns();
     pcache_take(&m->pc, e);
+    s->n_dcache = 0; /* the draft model's sequence holds the old tokens: it starts over */
     if (be_seq_restore(m->be, s->id, e->data, e->size) == SHIMMY_OK) {
         memcpy(s->cache, e->tokens, (size_t)e->n_tokens * sizeof *s->cache);
         s->n_cache = e->n_tokens;
@@ -700,6 +724,15 @@ static void cache_restore(sched_model *m, slot *s, const sched_job *j) {
     }
     pcache_entry_free(e);
     note_stall(m, t0, true);
+}
+
+/* The draft model's sequence of slot s keeps at most its first n tokens (those it shares with the
+ * slot's cache). */
+static void draft_keep(sched_model *m, slot *s, int n) {
+    if (s->n_dcache > n)
+        s->n_dcache = n;
+    if (be_has_draft(m->be))
+        be_draft_truncate(m->be, s->id, s->n_dcache);
 }
 
 static void slot_finish(sched_model *m, slot *s, finish_reason f, shimmy_err e, const char *msg) {
@@ -749,6 +782,7 @@ static int share_prefix(sched_model *m, slot *s, const sched_job *j, int keep) {
     if (keep < s->n_cache)
         cache_save(m, s);
     lcp = lcp >= j->n_tokens ? j->n_tokens - 1 : lcp;
+    s->n_dcache = 0; /* the draft model's sequence is not copied: it starts over */
     if (!be_seq_copy(m->be, d->id, s->id, lcp)) {
         s->n_cache = 0;
         return 0;
@@ -771,8 +805,11 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     be_seq_truncate(m->be, s->id, keep);
     s->n_cache = keep;
     s->n_prompt_done = keep;
+    draft_keep(m, s, keep);
     s->job = j;
     s->n_gen = 0;
+    s->n_draft = 0;
+    s->n_drafted = s->n_accepted = 0;
     s->out_idx = -1;
     s->t_start = clock_mono_ns();
     s->t_first = 0;
@@ -856,7 +893,155 @@ static bool take_jobs(sched_model *m) {
     return !stopping;
 }
 
-/* Fills this step's batch: one token per generating slot, then prompt chunks. */
+/* ---- speculative decoding: drafts are proposed before the step's batch is built, go into it
+ * after their slot's last token, and are verified after the decode (slot_verify) ---- */
+
+/* Sets each generating slot's draft_cap: what the context, the request's max_tokens (the step
+ * samples up to n_draft + 1 tokens) and a share of the batch allow. Drafts take at most what
+ * the generating slots leave, and at most half of that while prompts wait, so that a prompt is
+ * never starved by drafts. */
+static void draft_caps(sched_model *m) {
+    int n_gen = 0, n_prompt = 0;
+    for (int i = 0; i < m->n_slots; i++) {
+        n_gen += m->slots[i].state == SLOT_GEN;
+        n_prompt += m->slots[i].state == SLOT_PROMPT;
+    }
+    int spare = be_n_batch(m->be) - n_gen;
+    spare = n_prompt > 0 ? spare / 2 : spare;
+    int want = m->spec == SPEC_DRAFT ? m->draft_max : m->ngram_m;
+    int ctx = be_n_ctx_slot(m->be);
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        s->n_draft = s->draft_cap = 0;
+        if (s->state != SLOT_GEN)
+            continue;
+        int cap = want < LIM_DRAFT_TOKENS ? want : LIM_DRAFT_TOKENS;
+        int room = ctx - 1 - s->n_cache; /* last goes at n_cache, drafts after it */
+        cap = cap < room ? cap : room;
+        int left = s->job->params.max_tokens - s->n_gen - 1;
+        if (s->job->params.max_tokens >= 0 && left < cap)
+            cap = left;
+        cap = cap < spare ? cap : spare;
+        s->draft_cap = cap > 0 ? cap : 0;
+        spare -= s->draft_cap;
+    }
+}
+
+/* Brings the draft model's sequence of slot s up to its cache, in batches. false on a failed
+ * decode. */
+static bool draft_catch_up(sched_model *m, slot *s, char *err, size_t errlen) {
+    int cap = be_draft_batch_cap(m->be);
+    while (s->n_dcache < s->n_cache) {
+        be_draft_batch_clear(m->be);
+        int n = s->n_cache - s->n_dcache < cap ? s->n_cache - s->n_dcache : cap;
+        for (int k = 0; k < n; k++)
+            be_draft_batch_add(m->be, s->cache[s->n_dcache + k], s->n_dcache + k, s->id, false);
+        if (be_draft_decode(m->be, err, errlen) != SHIMMY_OK)
+            return false;
+        s->n_dcache += n;
+    }
+    return true;
+}
+
+/* One round of the draft model for every slot still drafting (*idx: its output index, -1 =
+ * done): takes each slot's best token, stops a slot at its cap, a token below draft_p_min or
+ * outside the model's vocabulary, and decodes the taken tokens for the next round. Returns
+ * the slots still drafting, -1 on a failed decode. */
+static int draft_round(sched_model *m, char *err, size_t errlen) {
+    int going = 0;
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        int idx = s->out_idx;
+        if (idx < 0)
+            continue;
+        s->out_idx = -1;
+        float p;
+        be_token t = be_draft_top(m->be, idx, &p);
+        if (t == BE_TOKEN_NONE || p < m->draft_p_min)
+            continue;
+        s->draft[s->n_draft++] = t;
+        if (s->n_draft < s->draft_cap)
+            going++;
+    }
+    if (going == 0)
+        return 0;
+    be_draft_batch_clear(m->be);
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        if (s->draft_cap > 0 && s->n_draft > 0 && s->n_draft < s->draft_cap &&
+            s->n_dcache == s->n_cache + s->n_draft) {
+            s->out_idx =
+                be_draft_batch_add(m->be, s->draft[s->n_draft - 1], s->n_dcache, s->id, true);
+            s->n_dcache++;
+        }
+    }
+    return be_draft_decode(m->be, err, errlen) == SHIMMY_OK ? going : -1;
+}
+
+/* Proposes each generating slot's draft with the draft model: catches its sequence up with the
+ * slot's cache, decodes every slot's last token in one batch, then one round per drafted token
+ * (all slots together). A proposal shorter than draft_min is dropped. A failed decode drops
+ * the drafts of this step and the draft sequences (they are rebuilt). */
+static void draft_model_propose(sched_model *m) {
+    char err[256];
+    bool ok = false;
+    for (int i = 0; i < m->n_slots; i++)
+        ok = ok || m->slots[i].draft_cap > 0;
+    if (!ok)
+        return;
+    for (int i = 0; i < m->n_slots && ok; i++) {
+        slot *s = &m->slots[i];
+        if (s->draft_cap > 0 && s->n_dcache > s->n_cache)
+            draft_keep(m, s, s->n_cache);
+        if (s->draft_cap > 0)
+            ok = draft_catch_up(m, s, err, sizeof err);
+    }
+    be_draft_batch_clear(m->be);
+    for (int i = 0; i < m->n_slots && ok; i++) {
+        slot *s = &m->slots[i];
+        s->out_idx = -1;
+        if (s->draft_cap > 0) {
+            s->out_idx = be_draft_batch_add(m->be, s->last, s->n_cache, s->id, true);
+            s->n_dcache = s->n_cache + 1;
+        }
+    }
+    ok = ok && be_draft_decode(m->be, err, sizeof err) == SHIMMY_OK;
+    int going = ok ? 1 : -1;
+    while (going > 0)
+        going = draft_round(m, err, sizeof err);
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        s->out_idx = -1;
+        if (going < 0) {
+            s->n_draft = 0;
+            draft_keep(m, s, 0);
+        } else if (s->n_draft < m->draft_min) {
+            s->n_draft = 0;
+        }
+    }
+    if (going < 0)
+        log_warn("%s: drafting failed, this step goes without: %s", m->name, err);
+}
+
+/* The drafts of this step, into each generating slot's draft[0..n_draft). */
+static void spec_propose(sched_model *m) {
+    if (m->spec == SPEC_NONE)
+        return;
+    draft_caps(m);
+    if (m->spec == SPEC_DRAFT) {
+        draft_model_propose(m);
+        return;
+    }
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        if (s->draft_cap > 0)
+            s->n_draft = spec_ngram_draft(s->cache, s->n_cache, s->last, m->ngram_n, m->ngram_m,
+                                          s->draft, s->draft_cap);
+    }
+}
+
+/* Fills this step's batch: one token per generating slot with its draft, then prompt chunks. The
+ * draft tokens are written after the cache's end but not counted in n_cache until kept. */
 static void build_batch(sched_model *m) {
     be_batch_clear(m->be);
     int budget = be_n_batch(m->be);
@@ -865,8 +1050,13 @@ static void build_batch(sched_model *m) {
         s->out_idx = -1;
         if (s->state == SLOT_GEN) {
             s->out_idx = be_batch_add(m->be, s->last, s->n_cache, s->id, true);
+            s->draft_idx[0] = s->out_idx;
             s->cache[s->n_cache++] = s->last;
-            budget--;
+            for (int k = 0; k < s->n_draft; k++) {
+                s->draft_idx[k + 1] = be_batch_add(m->be, s->draft[k], s->n_cache + k, s->id, true);
+                s->cache[s->n_cache + k] = s->draft[k];
+            }
+            budget -= 1 + s->n_draft;
         }
     }
     /* Prompts share what is left; start from a rotating slot so no prompt starves. */
@@ -956,6 +1146,36 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
     gen_events_clear(&s->lp);
 }
 
+/* Samples slot s's tokens at its last token and at each draft token in turn, as many steps
+ * without a draft would have (same sampler, same logits, each token through slot_token), and
+ * keeps the draft while the sample equals it (llama-server's sample-and-accept). The KV cells of
+ * the draft tokens not kept are dropped, in the model's and the draft model's sequence. */
+static void slot_verify(sched_model *m, slot *s) {
+    int nd = s->n_draft, kept = 0;
+    int base = s->n_cache; /* last is in, at base - 1 */
+    s->n_draft = 0;
+    s->n_drafted += nd; /* published with each token by slot_token */
+    for (int i = 0; i <= nd; i++) {
+        if (i > 0) { /* draft[i - 1] was sampled: its KV cell is kept */
+            s->n_cache++;
+            s->n_accepted++;
+            kept++;
+        }
+        s->out_idx = s->draft_idx[i];
+        be_token t = be_sample(m->be, s->smpl, s->out_idx);
+        slot_token(m, s, t);
+        if (s->state != SLOT_GEN || i == nd || t != s->draft[i])
+            break;
+    }
+    atomic_fetch_add(&m->spec_drafted, nd);
+    atomic_fetch_add(&m->spec_accepted, kept);
+    atomic_fetch_add(&m->spec_steps, 1);
+    if (base + nd > s->n_cache)
+        be_seq_truncate(m->be, s->id, s->n_cache);
+    if (be_has_draft(m->be))
+        draft_keep(m, s, s->n_cache);
+}
+
 static void fail_batch(sched_model *m, const char *msg) {
     for (int i = 0; i < m->n_slots; i++) {
         slot *s = &m->slots[i];
@@ -963,6 +1183,7 @@ static void fail_batch(sched_model *m, const char *msg) {
             continue;
         be_seq_truncate(m->be, s->id, 0);
         s->n_cache = 0;
+        draft_keep(m, s, 0);
         slot_finish(m, s, FINISH_ERROR, ERR_INTERNAL, msg);
     }
 }
@@ -1182,6 +1403,7 @@ static void *engine_main(void *arg) {
             if (s->state != SLOT_IDLE && atomic_load(&s->job->cancel))
                 slot_finish(m, s, FINISH_CANCELLED, ERR_CANCELLED, NULL);
         }
+        spec_propose(m);
         build_batch(m);
         if (be_batch_size(m->be) == 0)
             continue;
@@ -1192,7 +1414,9 @@ static void *engine_main(void *arg) {
         }
         for (int i = 0; i < m->n_slots; i++) {
             slot *s = &m->slots[i];
-            if (s->state != SLOT_IDLE && s->out_idx >= 0)
+            if (s->state == SLOT_GEN && s->n_draft > 0)
+                slot_verify(m, s);
+            else if (s->state != SLOT_IDLE && s->out_idx >= 0)
                 slot_token(m, s, be_sample(m->be, s->smpl, s->out_idx));
         }
         kv_used_update(m);
@@ -1210,6 +1434,7 @@ static void free_slots(sched_model *m) {
     for (int i = 0; i < m->n_slots && m->slots; i++) {
         slot *s = &m->slots[i];
         free(s->cache);
+        free(s->draft);
         textout_free(&s->tout);
         buf_free(&s->emit);
         buf_free(&s->piece);
@@ -1217,6 +1442,24 @@ static void free_slots(sched_model *m) {
         be_sampler_free(s->smpl);
     }
     free(m->slots);
+}
+
+/* The speculation settings of o, defaults filled in. */
+static void spec_setup(sched_model *m, const engine_options *o) {
+    m->spec = engine_options_spec(o);
+    m->spec = m->spec == SPEC_DRAFT && !be_has_draft(m->be) ? SPEC_NONE : m->spec;
+    m->draft_max = o->draft_max > 0 ? o->draft_max : LIM_DRAFT_MAX_DEFAULT;
+    m->draft_min = o->draft_min;
+    m->draft_p_min = o->draft_p_min;
+    m->ngram_n = o->ngram_n > 0 ? o->ngram_n : LIM_NGRAM_N_DEFAULT;
+    m->ngram_m = o->ngram_m > 0 ? o->ngram_m : LIM_NGRAM_M_DEFAULT;
+    if (m->spec == SPEC_DRAFT)
+        log_info("%s: speculative decoding draft-simple: up to %d draft tokens per step", m->name,
+                 m->draft_max);
+    else if (m->spec == SPEC_NGRAM)
+        log_info("%s: speculative decoding ngram-simple: %d-token n-grams, up to %d draft tokens "
+                 "per step",
+                 m->name, m->ngram_n, m->ngram_m);
 }
 
 shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen) {
@@ -1236,6 +1479,7 @@ shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *e
     if (rc != SHIMMY_OK)
         goto out;
     m->n_slots = o->n_parallel > 0 ? o->n_parallel : 4;
+    spec_setup(m, o);
     m->slots = calloc((size_t)m->n_slots, sizeof *m->slots);
     if (m->slots == NULL) {
         rc = ERR_NOMEM;
@@ -1250,7 +1494,8 @@ shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *e
         buf_init(&s->emit, LIM_RESPONSE_BYTES);
         buf_init(&s->piece, 4096);
         gen_events_init(&s->lp);
-        if (s->cache == NULL) {
+        s->draft = malloc(LIM_DRAFT_TOKENS * sizeof *s->draft);
+        if (s->cache == NULL || s->draft == NULL) {
             rc = ERR_NOMEM;
             goto out;
         }
