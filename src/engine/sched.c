@@ -1151,15 +1151,19 @@ static void slot_token(sched_model *m, slot *s, be_token t) {
  * keeps the draft while the sample equals it (llama-server's sample-and-accept). The KV cells of
  * the draft tokens not kept are dropped, in the model's and the draft model's sequence. */
 static void slot_verify(sched_model *m, slot *s) {
-    int nd = s->n_draft, kept = 0;
+    int nd = s->n_draft;
     int base = s->n_cache; /* last is in, at base - 1 */
     s->n_draft = 0;
-    s->n_drafted += nd; /* published with each token by slot_token */
+    /* counted before the tokens go out: a client that reads /health right after its answer
+     * sees its drafts counted */
+    s->n_drafted += nd;
+    atomic_fetch_add(&m->spec_drafted, nd);
+    atomic_fetch_add(&m->spec_steps, 1);
     for (int i = 0; i <= nd; i++) {
         if (i > 0) { /* draft[i - 1] was sampled: its KV cell is kept */
             s->n_cache++;
             s->n_accepted++;
-            kept++;
+            atomic_fetch_add(&m->spec_accepted, 1);
         }
         s->out_idx = s->draft_idx[i];
         be_token t = be_sample(m->be, s->smpl, s->out_idx);
@@ -1167,9 +1171,6 @@ static void slot_verify(sched_model *m, slot *s) {
         if (s->state != SLOT_GEN || i == nd || t != s->draft[i])
             break;
     }
-    atomic_fetch_add(&m->spec_drafted, nd);
-    atomic_fetch_add(&m->spec_accepted, kept);
-    atomic_fetch_add(&m->spec_steps, 1);
     if (base + nd > s->n_cache)
         be_seq_truncate(m->be, s->id, s->n_cache);
     if (be_has_draft(m->be))

@@ -3,7 +3,7 @@
  * own draft: nearly every draft token is kept; a random-weight draft with stories260K's
  * vocabulary from tools/gen_model: few are) and from n-grams of the slot's own text, in an
  * engine process and in-process; the counters of /health and /metrics move. Stop strings,
- * max_tokens, logprobs and n > 1 go through the same verification. A draft
+ * max_tokens, logprobs, n > 1 and a JSON schema's grammar go through the same verification. A draft
  * model with another vocabulary and contradictory flags are refused with their reasons. */
 #include "harness.h"
 
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_REQ 3
+#define N_REQ 4
 
 /* A text that repeats, for n-gram drafts to find (a "rewrite this" task in miniature). */
 #define REPEAT_PROMPT                                                                              \
@@ -20,11 +20,17 @@
     "with the ball in the park. Lily had a red ball."
 
 static const char *const prompts[N_REQ] = {"Once upon a time", REPEAT_PROMPT,
-                                           "Tom had a big dog. One day"};
-static const int max_tokens[N_REQ] = {120, 90, 100};
+                                           "Tom had a big dog. One day", "Tell me about Lily"};
+static const int max_tokens[N_REQ] = {120, 90, 100, 200};
+
+/* Request 3: a chat whose answer a JSON schema constrains (a grammar in the sampler). */
+#define SCHEMA                                                                                     \
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"       \
+    "\"integer\"}},\"required\":[\"name\",\"age\"]}"
 
 typedef struct job {
     int port;
+    const char *path;
     char *body;
     pthread_barrier_t *start;
     h_resp resp;
@@ -33,19 +39,25 @@ typedef struct job {
 static void *job_run(void *arg) {
     job *j = arg;
     pthread_barrier_wait(j->start);
-    h_request(j->port, "POST", "/v1/completions", j->body, strlen(j->body), 0, &j->resp);
+    h_request(j->port, "POST", j->path, j->body, strlen(j->body), 0, &j->resp);
     return NULL;
 }
 
-/* The request bodies: greedy, one with a stop string, one with logprobs and n = 2. */
+/* The request bodies: greedy, one with logprobs and n = 2, one with a stop string, one chat with
+ * a JSON schema. */
 static char *body_of(int i) {
-    json_t *req = h_completion_req(prompts[i], max_tokens[i]);
+    json_t *req = i == 3 ? h_chat_req(prompts[i], max_tokens[i])
+                         : h_completion_req(prompts[i], max_tokens[i]);
     if (i == 1) {
         json_object_set_new(req, "logprobs", json_integer(2));
         json_object_set_new(req, "n", json_integer(2));
     }
     if (i == 2)
         json_object_set_new(req, "stop", json_pack("[s]", "park"));
+    if (i == 3)
+        json_object_set_new(req, "response_format",
+                            json_pack("{s:s, s:{s:s, s:o}}", "type", "json_schema", "json_schema",
+                                      "name", "person", "schema", json_loads(SCHEMA, 0, NULL)));
     char *b = h_dump(req);
     json_decref(req);
     return b;
@@ -58,7 +70,10 @@ static void ask_all(int port, char **out) {
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, N_REQ);
     for (int i = 0; i < N_REQ; i++) {
-        jobs[i] = (job){.port = port, .body = body_of(i), .start = &start};
+        jobs[i] = (job){.port = port,
+                        .path = i == 3 ? "/v1/chat/completions" : "/v1/completions",
+                        .body = body_of(i),
+                        .start = &start};
         pthread_create(&th[i], NULL, job_run, &jobs[i]);
     }
     for (int i = 0; i < N_REQ; i++)
@@ -122,27 +137,36 @@ static void baseline(h_test *t, char **out) {
     assert_int_equal(d, -1); /* no "speculative" object when it is off */
 }
 
-/* Whether two choices arrays are the same: text, finish reason and tokens byte for byte, log
- * probabilities within 1e-3 (a token evaluated in one batch with drafted tokens gets logits that
- * differ in the last bits from the same token evaluated alone: the text cannot tell, the
- * numbers can). */
-static bool same_choices(const char *a_text, const char *b_text) {
+static bool same_field(const json_t *a, const json_t *b, const char *key) {
+    json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
+    return x == NULL ? y == NULL : json_equal(x, y);
+}
+
+/* Whether two choices arrays are the same (when not, what differs goes into why): text, finish
+ * reason and tokens byte for byte, log probabilities within 1e-2. A token's logits differ in the
+ * last bits with what shares its batch (drafted tokens after it, other requests' tokens, a KV copy
+ * for n = 2): its log probability moves by up to about 1.5e-3 between runs of the same server
+ * without speculation, while the text cannot tell. */
+static bool same_choices(const char *a_text, const char *b_text, char *why, size_t len) {
     json_t *a = h_json(a_text), *b = h_json(b_text);
     bool same = json_array_size(a) == json_array_size(b);
+    snprintf(why, len, "the number of choices");
     for (size_t i = 0; same && i < json_array_size(a); i++) {
         json_t *ca = json_array_get(a, i), *cb = json_array_get(b, i);
         json_t *la = json_object_get(ca, "logprobs"), *lb = json_object_get(cb, "logprobs");
-        same = strcmp(h_str(ca, "text"), h_str(cb, "text")) == 0 &&
+        same = same_field(ca, cb, "text") && same_field(ca, cb, "message") &&
                strcmp(h_str(ca, "finish_reason"), h_str(cb, "finish_reason")) == 0 &&
                (json_is_null(la)
                     ? json_is_null(lb)
                     : json_equal(json_object_get(la, "tokens"), json_object_get(lb, "tokens")));
+        snprintf(why, len, "choice %zu: its text, message, finish reason or tokens", i);
         json_t *va = json_object_get(la, "token_logprobs"),
                *vb = json_object_get(lb, "token_logprobs");
         for (size_t k = 0; same && k < json_array_size(va); k++) {
             double x = json_number_value(json_array_get(va, k));
             double y = json_number_value(json_array_get(vb, k));
-            same = x - y < 1e-3 && y - x < 1e-3;
+            same = x - y < 1e-2 && y - x < 1e-2;
+            snprintf(why, len, "choice %zu: token %zu's logprob %.7g against %.7g", i, k, x, y);
         }
     }
     json_decref(a);
@@ -151,11 +175,12 @@ static bool same_choices(const char *a_text, const char *b_text) {
 }
 
 static void assert_same(char *const *want, char *const *got, const char *what) {
+    char why[256];
     for (int i = 0; i < N_REQ; i++)
-        if (!same_choices(want[i], got[i]))
-            fail_msg("%s: request %d differs from the run without speculation:\nwithout: %s\n"
-                     "with:    %s",
-                     what, i, want[i], got[i]);
+        if (!same_choices(want[i], got[i], why, sizeof why)) {
+            fprintf(stderr, "without: %s\nwith:    %s\n", want[i], got[i]);
+            fail_msg("%s: request %d differs from the run without speculation: %s", what, i, why);
+        }
 }
 
 /* stories260K drafting for itself: the outputs match, nearly all drafts are kept; in an engine
@@ -183,7 +208,9 @@ static void test_draft_self(void **state) {
                 in_process ? "in-process" : "engine process", d, k);
         assert_same(want, got, "draft model (itself)");
         assert_true(d > 50);
-        assert_true(k * 10 >= d * 9); /* greedy draft = greedy model */
+        /* The greedy draft is the greedy model on the three plain requests; the JSON answer's
+         * drafts ignore its grammar (as llama-server's do) and are mostly rejected. */
+        assert_true(k * 2 > d);
         free_all(got);
     }
     free_all(want);
