@@ -78,8 +78,11 @@ static shimmy_err parse_sampling(const json_t *root, api_call *c, api_error *err
 static shimmy_err parse_stops(const json_t *root, api_call *c, api_error *err) {
     json_t *v = opt(root, "stop_sequences");
     char path[48];
+    int n = c->gen.params.n_stop < LIM_STOP_STRINGS ? c->gen.params.n_stop : LIM_STOP_STRINGS;
+    for (int i = 0; v == NULL && i < n; i++) /* silent: the defaults' (a preset's) stay */
+        W(c)->stop[i] = c->gen.params.stop[i];
     c->gen.params.stop = W(c)->stop;
-    c->gen.params.n_stop = 0;
+    c->gen.params.n_stop = v == NULL ? n : 0;
     if (v == NULL)
         return SHIMMY_OK;
     if (!json_is_array(v))
