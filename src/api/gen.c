@@ -10,6 +10,7 @@
 
 #include "api/api_internal.h"
 #include "api/json_in.h"
+#include "api/presets.h"
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -306,6 +307,7 @@ typedef struct gen_run {
     bool started;       /* the opening frame was written */
     bool ended;         /* the last frame was written */
     int64_t wrote_ns;   /* monotonic: when the stream last wrote a frame */
+    char *chat_sys;     /* owned: the chat JSON with the presets' system prompt added, or NULL */
     api_stop_fn stop;   /* NULL: the HTTP connection's hang-up stops the request */
     void *stop_ctx;
 } gen_run;
@@ -330,6 +332,7 @@ static void run_free(gen_run *g) {
     gen_events_free(&g->ev);
     api_sink_free(&g->sink);
     json_decref(g->root);
+    free(g->chat_sys);
     free(g);
 }
 
@@ -706,8 +709,14 @@ static shimmy_err parse(gen_run *g, const http_request *req, api_error *err) {
     int64_t t0 = g->call.t0_ns;
     e = g->p->parse(req->app, g->root, &g->call, err);
     g->call.t0_ns = t0; /* the parser fills the call from zero */
-    if (g->note != NULL && g->call.model != NULL)
-        snprintf(g->note->model, sizeof g->note->model, "%s", g->call.model);
+    char served[256];
+    if (g->note != NULL && g->call.model != NULL) /* an alias counts as its model */
+        snprintf(g->note->model, sizeof g->note->model, "%s",
+                 api_model_served_name(g->app, g->call.model, served, sizeof served));
+    if (e == SHIMMY_OK && g->call.gen.chat_json != NULL &&
+        (g->chat_sys = api_presets_add_system(g->app, g->call.model, g->call.gen.chat_json)) !=
+            NULL)
+        g->call.gen.chat_json = g->chat_sys; /* the presets' system prompt (api/presets.h) */
     return e;
 }
 

@@ -119,8 +119,21 @@ void oll_handle_tags(const http_request *req, http_response *res) {
     api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":[");
-    for (size_t i = 0; registry_get(app->models, i, &d); i++) {
-        jsonw_raw(&w, i ? ",{" : "{");
+    size_t n = 0;
+    for (; registry_get(app->models, n, &d); n++) {
+        jsonw_raw(&w, n ? ",{" : "{");
+        model_fields(&w, &d);
+        jsonw_raw(&w, "}");
+    }
+    /* An alias is listed as a model of its own with its model's digest and details, as a copy
+     * made by `ollama cp` is; one that a served name hides or whose model is gone is not. */
+    char name[256], model[256];
+    for (size_t i = 0; registry_alias_get(app->models, i, name, sizeof name, model, sizeof model);
+         i++) {
+        if (!registry_find(app->models, name, &d) || strcmp(d.name, model) != 0)
+            continue;
+        snprintf(d.name, sizeof d.name, "%s", name);
+        jsonw_raw(&w, n++ ? ",{" : "{");
         model_fields(&w, &d);
         jsonw_raw(&w, "}");
     }
@@ -355,6 +368,17 @@ void oll_handle_rescan(const http_request *req, http_response *res) {
 
 /* ---- /api/generate and /api/chat: rows of the generation path ---- */
 
+/* oll_model_ctx.presets: the presets of one served name. */
+typedef struct lay_ctx {
+    const api_presets *presets;
+    const char *model;
+} lay_ctx;
+
+static void lay(const void *ctx, gen_params *p) {
+    const lay_ctx *lc = ctx;
+    api_presets_apply(lc->presets, lc->model, p);
+}
+
 /* Parses a body with the model's Ollama layers (params, system prompt) and, for /api/generate,
  * whether it has a chat template. An unknown model parses without layers; the acquire answers
  * 404. */
@@ -363,17 +387,18 @@ static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_erro
     model_desc d;
     disc_ollama_layers l;
     oll_model_ctx m = {0};
-    gen_params base, defaults;
     const char *name = body_model(root);
     memset(&l, 0, sizeof l);
-    oll_default_params(&base);
-    api_gen_defaults(app, root, &base, &defaults);
-    m.defaults = &defaults;
     bool found = name != NULL && registry_find(app->models, name, &d);
+    const api_presets *presets = atomic_load(&app->presets);
+    const char *sys = found ? api_presets_system(presets, d.name) : NULL;
     if (found && d.manifest[0])
         disc_ollama_read_layers(d.manifest, &l);
+    lay_ctx lc = {presets, found ? d.name : name};
+    m.presets = lay;
+    m.presets_ctx = &lc;
     m.params_json = l.params_json;
-    m.system = l.system_text;
+    m.system = sys != NULL ? sys : l.system_text; /* the presets' beats the Modelfile's SYSTEM */
     if (found && !chat) {
         char *source = NULL;
         registry_tmpl_from from = REGISTRY_TMPL_CHATML;

@@ -345,8 +345,8 @@ static shimmy_err reject_images(const json_t *obj, const char *where, api_error 
     return err->code;
 }
 
-/* The defaults: Ollama's, or m's (presets over Ollama's); their stop strings copied into the
- * wire's list, which the model's and the request's stop replace. */
+/* The defaults: Ollama's, or m's; their stop strings copied into the wire's list, which the
+ * model's and the request's stop replace. */
 static void start_params(api_call *r, const gen_params *defaults) {
     if (defaults != NULL)
         r->gen.params = *defaults;
@@ -357,8 +357,19 @@ static void start_params(api_call *r, const gen_params *defaults) {
     r->gen.params.stop = W(r)->stop;
 }
 
+/* The presets over the params layer; their stop strings go into the wire's list like the
+ * others (the request's stop replaces them). */
+static void lay_presets(api_call *r, const oll_model_ctx *m) {
+    if (m->presets == NULL)
+        return;
+    m->presets(m->presets_ctx, &r->gen.params);
+    for (int i = 0; i < r->gen.params.n_stop && i < LIM_STOP_STRINGS; i++)
+        W(r)->stop[i] = r->gen.params.stop[i];
+    r->gen.params.stop = W(r)->stop;
+}
+
 /* What both endpoints share: model, stream, keep_alive, format, defaults (Ollama's, the
- * presets', then the Modelfile's params layer) then options. */
+ * Modelfile's params layer, then the presets) then options. */
 static shimmy_err parse_common(api_call *r, const oll_model_ctx *m, api_error *err) {
     shimmy_err e;
     const char *defaults = m->params_json;
@@ -371,8 +382,10 @@ static shimmy_err parse_common(api_call *r, const oll_model_ctx *m, api_error *e
         (e = parse_format(W(r)->root, r, err)) != SHIMMY_OK ||
         (e = parse_think(W(r)->root, r, err)) != SHIMMY_OK ||
         (e = parse_logprobs(W(r)->root, r, err)) != SHIMMY_OK ||
-        (e = model_defaults(r, defaults, err)) != SHIMMY_OK ||
-        (e = parse_options(r, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
+        (e = model_defaults(r, defaults, err)) != SHIMMY_OK)
+        return e;
+    lay_presets(r, m);
+    if ((e = parse_options(r, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
         return e;
     return SHIMMY_OK;
 }

@@ -41,8 +41,12 @@ typedef struct oll_model_ctx {
     const char *system;      /* the model's default system prompt, or NULL */
     bool has_template;       /* a chat template (the model's or an override): else
                               * /api/generate sends the prompt as is */
-    const gen_params *defaults; /* Ollama's defaults with the model's presets over them
-                              * (api_gen_defaults over oll_default_params); NULL = Ollama's */
+    const gen_params *defaults; /* the defaults to start from; NULL = Ollama's */
+    /* Lays the --config presets over p after the params layer (the operator's file beats the
+     * Modelfile, as a --chat-template-file beats the model's template) and before the request's
+     * options; NULL = none. Stop strings it sets must outlive the call. */
+    void (*presets)(const void *ctx, gen_params *p);
+    const void *presets_ctx;
 } oll_model_ctx;
 
 /* Ollama's own sampling defaults (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
@@ -51,7 +55,7 @@ void oll_default_params(gen_params *p);
 
 /* Parses the body root (borrowed; must outlive c; the params layer is added to it). Ollama's
  * defaults come first (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
- * repeat_last_n 64), then m's params, then the request's options. On error returns the code with
+ * repeat_last_n 64), then m's params layer, then m's presets, then the request's options. On error returns the code with
  * err filled and nothing to free; on success free c with oll_call_free. Errors: ERR_BAD_PARAM,
  * ERR_NOMEM. */
 shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c,

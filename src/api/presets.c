@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "core/limits.h"
+#include "models/registry.h"
 
 /* Fields a preset may set (bits of preset.set). */
 enum {
@@ -25,6 +26,7 @@ enum {
     P_MAX_TOKENS = 1 << 8,
     P_SEED = 1 << 9,
     P_STOP = 1 << 10,
+    P_SYSTEM = 1 << 11,
 };
 
 typedef struct preset {
@@ -33,6 +35,7 @@ typedef struct preset {
     gen_params v;                             /* the values of the set fields */
     char *stop_text[LIM_STOP_STRINGS];        /* owned */
     const char *stop[LIM_STOP_STRINGS];       /* v.stop points here */
+    char *system;                             /* owned: the system prompt's lines, or NULL */
 } preset;
 
 struct api_presets {
@@ -42,7 +45,7 @@ struct api_presets {
 };
 
 /* A sampling key: its bit, its kind and bounds. */
-typedef enum { K_FLOAT, K_INT, K_STOP } key_kind;
+typedef enum { K_FLOAT, K_INT, K_STOP, K_TEXT } key_kind;
 typedef struct key_def {
     const char *name;
     unsigned bit;
@@ -62,6 +65,7 @@ static const key_def keys[] = {
     {"max-tokens", P_MAX_TOKENS, K_INT, -1, LIM_MAX_TOKENS},
     {"seed", P_SEED, K_INT, 0, 4294967295.0},
     {"stop", P_STOP, K_STOP, 1, LIM_STOP_BYTES},
+    {"system", P_SYSTEM, K_TEXT, 0, LIM_CONFIG_BYTES},
 };
 
 static const key_def *key_find(const char *key) {
@@ -89,6 +93,8 @@ int api_preset_check(const char *key, const char *value, char *err, size_t errle
     double v;
     if (k == NULL)
         return 0;
+    if (k->kind == K_TEXT)
+        return 1; /* any text; the file's size bounds it */
     if (k->kind == K_STOP) {
         size_t n = strlen(value);
         if (n >= 1 && n <= LIM_STOP_BYTES)
@@ -119,6 +125,20 @@ static void set_number(preset *p, unsigned bit, double v) {
     }
 }
 
+/* Appends value to *text as a line of its own (a repeated system key makes a prompt of several
+ * lines). Returns -1 when out of memory, else 0. */
+static int text_append(char **text, const char *value) {
+    size_t old = *text != NULL ? strlen(*text) : 0, n = strlen(value);
+    char *t = realloc(*text, old + (old > 0) + n + 1);
+    if (t == NULL)
+        return -1;
+    if (old > 0)
+        t[old++] = '\n';
+    memcpy(t + old, value, n + 1);
+    *text = t;
+    return 0;
+}
+
 /* Sets key on p when it is a good sampling key. Returns -1 when out of memory, else 0. */
 static int preset_set(preset *p, const char *key, const char *value) {
     const key_def *k = key_find(key);
@@ -126,6 +146,8 @@ static int preset_set(preset *p, const char *key, const char *value) {
     if (k == NULL || api_preset_check(key, value, NULL, 0) != 1)
         return 0;
     p->set |= k->bit;
+    if (k->kind == K_TEXT)
+        return text_append(&p->system, value);
     if (k->kind != K_STOP) {
         if (parse_number(k, value, &v) == 0)
             set_number(p, k->bit, v);
@@ -144,6 +166,7 @@ static int preset_set(preset *p, const char *key, const char *value) {
 static void preset_free(preset *p) {
     for (int i = 0; i < p->v.n_stop; i++)
         free(p->stop_text[i]);
+    free(p->system);
     free(p->pattern);
 }
 
@@ -226,18 +249,37 @@ static void preset_over(const preset *p, gen_params *out) {
     }
 }
 
+/* Whether preset q applies to model (NULL: only "*" does). */
+static bool preset_matches(const preset *q, const char *model) {
+    return strcmp(q->pattern, "*") == 0 ||
+           (model != NULL && (strcmp(q->pattern, model) == 0 || fnmatch(q->pattern, model, 0) == 0));
+}
+
 void api_presets_apply(const api_presets *p, const char *model, gen_params *out) {
-    for (size_t i = 0; p != NULL && i < p->n; i++) {
-        const preset *q = &p->v[i];
-        bool any = strcmp(q->pattern, "*") == 0;
-        if (q->set != 0 && (any || (model != NULL && (strcmp(q->pattern, model) == 0 ||
-                                                      fnmatch(q->pattern, model, 0) == 0))))
-            preset_over(q, out);
-    }
+    for (size_t i = 0; p != NULL && i < p->n; i++)
+        if (p->v[i].set != 0 && preset_matches(&p->v[i], model))
+            preset_over(&p->v[i], out);
+}
+
+const char *api_presets_system(const api_presets *p, const char *model) {
+    const char *sys = NULL;
+    for (size_t i = 0; p != NULL && i < p->n; i++)
+        if ((p->v[i].set & P_SYSTEM) && preset_matches(&p->v[i], model))
+            sys = p->v[i].system;
+    return sys;
+}
+
+const char *api_model_served_name(shimmy_app *app, const char *name, char *out, size_t len) {
+    model_desc d;
+    if (name == NULL || app == NULL || app->models == NULL || !registry_find(app->models, name, &d))
+        return name;
+    snprintf(out, len, "%s", d.name);
+    return out;
 }
 
 void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *base,
                       gen_params *out) {
+    char served[256];
     if (base != NULL)
         *out = *base;
     else
@@ -245,5 +287,32 @@ void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *bas
     if (app == NULL)
         return;
     const char *model = json_string_value(json_object_get(root, "model"));
+    model = api_model_served_name(app, model, served, sizeof served);
     api_presets_apply(atomic_load(&app->presets), model, out);
+}
+
+/* Whether chat (the engine's chat JSON) opens with a system message. */
+static bool opens_with_system(const json_t *chat) {
+    json_t *first = json_array_get(json_object_get(chat, "messages"), 0);
+    const char *role = json_string_value(json_object_get(first, "role"));
+    return role != NULL && strcmp(role, "system") == 0;
+}
+
+char *api_presets_add_system(shimmy_app *app, const char *model, const char *chat_json) {
+    char served[256];
+    if (app == NULL || chat_json == NULL)
+        return NULL;
+    model = api_model_served_name(app, model, served, sizeof served);
+    const char *sys = api_presets_system(atomic_load(&app->presets), model);
+    if (sys == NULL)
+        return NULL;
+    json_t *chat = json_loads(chat_json, 0, NULL);
+    json_t *msgs = json_object_get(chat, "messages");
+    char *out = NULL;
+    if (json_is_array(msgs) && !opens_with_system(chat) &&
+        json_array_insert_new(msgs, 0, json_pack("{s:s,s:s}", "role", "system", "content",
+                                                 sys)) == 0)
+        out = json_dumps(chat, JSON_COMPACT);
+    json_decref(chat);
+    return out;
 }

@@ -64,12 +64,30 @@ static int64_t model_created(const model_desc *d) {
     return stat(d->path, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
 }
 
-static void model_object(jsonw *w, const model_desc *d) {
+/* The aliases of the model served as name (--alias, a --config section's alias key), as
+ * llama-server lists its --alias names: "aliases":[...] on the model's own entry. */
+static void model_aliases(jsonw *w, registry *reg, const char *name) {
+    char alias[256], model[256];
+    model_desc d;
+    int n = 0;
+    jsonw_raw(w, ",\"aliases\":[");
+    for (size_t i = 0; registry_alias_get(reg, i, alias, sizeof alias, model, sizeof model); i++)
+        if (strcmp(model, name) == 0 && registry_find(reg, alias, &d) &&
+            strcmp(d.name, name) == 0) {
+            jsonw_raw(w, n++ ? "," : "");
+            jsonw_cstr(w, alias);
+        }
+    jsonw_raw(w, "]");
+}
+
+static void model_object(jsonw *w, registry *reg, const model_desc *d) {
     jsonw_raw(w, "{\"id\":");
     jsonw_cstr(w, d->name);
     jsonw_raw(w, ",\"object\":\"model\",\"created\":");
     jsonw_int(w, model_created(d));
-    jsonw_raw(w, ",\"owned_by\":\"shimmy\"}");
+    jsonw_raw(w, ",\"owned_by\":\"shimmy\"");
+    model_aliases(w, reg, d->name);
+    jsonw_raw(w, "}");
 }
 
 static void handle_models(const http_request *req, http_response *res) {
@@ -82,7 +100,7 @@ static void handle_models(const http_request *req, http_response *res) {
     for (size_t i = 0; registry_get(app->models, i, &d); i++) {
         if (i > 0)
             jsonw_raw(&w, ",");
-        model_object(&w, &d);
+        model_object(&w, app->models, &d);
     }
     jsonw_raw(&w, "]}");
     reply_json_end(res, &w);
@@ -105,7 +123,7 @@ static void handle_model(const http_request *req, http_response *res) {
     }
     api_body_ready(res);
     jsonw_begin(&w, &res->body);
-    model_object(&w, &d);
+    model_object(&w, app->models, &d);
     reply_json_end(res, &w);
 }
 

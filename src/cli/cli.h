@@ -133,6 +133,12 @@ int cli_check_kv_options(const char *cmd, const struct engine_options *eng);
  * draft-simple on; draft-simple without a draft model, ngram-simple with one, or --draft-min
  * above --draft-max are refused. Returns 0, or 2 after reporting the usage error. */
 int cli_check_spec_options(const char *cmd, const struct engine_options *eng);
+struct model_gpu_override;
+/* A new per-model override for the model named by model[0..len) (copied, kept for the process),
+ * zeroed but for its name, in eng's list. Returns it, or NULL after reporting a usage error
+ * (too many, out of memory). */
+struct model_gpu_override *cli_override_add(const char *cmd, const char *model, size_t len,
+                                            struct engine_options *eng);
 
 struct disc_lora;
 /* Parses --lora MODEL=PATH[:SCALE] (cli/discover.c) into *out, which borrows arg. Returns 0, or

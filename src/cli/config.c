@@ -1,7 +1,8 @@
 /* cli/config: the --config file of `serve` (docs/DEPLOY.md, ADR 0007) and `shimmy config check`.
  * The file is INI (core/ini.h); its keys are serve's own long flag names: `[*]` (and the lines
  * before any header) may hold any serve flag, a model section (a served name or an fnmatch glob)
- * the per-model engine flags, and both the sampling defaults of api/presets.h. Values go through
+ * the per-model flags (engine settings, ctx, parallel, keep-alive, alias), and both the
+ * presets of api/presets.h (sampling defaults, system prompt). Values go through
  * serve's own flag parser, so the file and the command line share one set of rules. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,9 @@
 /* serve flags that take MODEL=VALUE, so that a model section may set them. */
 static const char *const per_model[] = {"gpu-backend",  "gpu-layers",  "cache-type-k",
                                         "cache-type-v", "flash-attn",  "chat-template-file",
-                                        "lora",         "model-draft", NULL};
+                                        "lora",         "model-draft", "ctx",
+                                        "parallel",     "keep-alive",  "alias",
+                                        NULL};
 
 static bool is_per_model(const char *key) {
     for (size_t i = 0; per_model[i] != NULL; i++)
@@ -55,8 +58,13 @@ static int walk_item(const char *path, const ini_file *f, const ini_item *it,
                 it->key, sec);
         return 1;
     }
-    if (!global && strcmp(it->key, "lora") == 0 && is_glob(sec)) {
-        fprintf(stderr, "%s: lora needs a model's name, not the glob [%s]\n", where, sec);
+    if (!global && (strcmp(it->key, "lora") == 0 || strcmp(it->key, "alias") == 0) &&
+        is_glob(sec)) {
+        fprintf(stderr, "%s: %s needs a model's name, not the glob [%s]\n", where, it->key, sec);
+        return 1;
+    }
+    if (global && strcmp(it->key, "alias") == 0) {
+        fprintf(stderr, "%s: alias belongs in the section of the model it names\n", where);
         return 1;
     }
     if (global)

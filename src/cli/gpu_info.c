@@ -57,7 +57,8 @@ static int parse_layers(const char *cmd, const char *arg, engine_options *eng) {
     return 1;
 }
 
-/* --gpu-backend NAME=B and --gpu-layers NAME=N: per-model choices, kept for the process. */
+/* --gpu-backend NAME=B, --gpu-layers NAME=N, --ctx NAME=N, ...: per-model choices, kept for
+ * the process. */
 static model_gpu_override overrides[LIM_MODELS];
 
 static const char *flag_name(int opt) {
@@ -106,24 +107,36 @@ int cli_check_kv_options(const char *cmd, const engine_options *eng) {
     return 0;
 }
 
+model_gpu_override *cli_override_add(const char *cmd, const char *model, size_t len,
+                                     engine_options *eng) {
+    if (eng->n_overrides >= LIM_MODELS) {
+        cli_usage_error(cmd, "at most %d per-model engine options", LIM_MODELS);
+        return NULL;
+    }
+    char *name = strndup(model, len); /* lives as long as the process, like argv */
+    if (name == NULL) {
+        cli_usage_error(cmd, "out of memory");
+        return NULL;
+    }
+    model_gpu_override *v = &overrides[eng->n_overrides++];
+    *v = (model_gpu_override){.model = name};
+    eng->overrides = overrides;
+    return v;
+}
+
 static int parse_override(const char *cmd, int opt, const char *arg, engine_options *eng) {
     const char *eq = strchr(arg, '=');
     if (eq == arg || eq[1] == '\0')
         return cli_usage_error(cmd, "%s wants MODEL=VALUE, not '%s'", flag_name(opt), arg);
-    if (eng->n_overrides >= LIM_MODELS)
-        return cli_usage_error(cmd, "at most %d per-model GPU options", LIM_MODELS);
     engine_options one = *eng; /* parse the value with the shared rules */
     int rc = opt == CLI_OPT_GPU_BACKEND ? cli_parse_gpu_flag(cmd, opt, eq + 1, &one)
              : opt == CLI_OPT_GPU_LAYERS ? parse_layers(cmd, eq + 1, &one)
                                          : parse_kv(cmd, opt, eq + 1, &one);
     if (rc != 1)
         return rc;
-    size_t len = (size_t)(eq - arg);
-    char *model = strndup(arg, len); /* lives as long as the process, like argv */
-    if (model == NULL)
-        return cli_usage_error(cmd, "out of memory");
-    model_gpu_override *v = &overrides[eng->n_overrides++];
-    *v = (model_gpu_override){.model = model};
+    model_gpu_override *v = cli_override_add(cmd, arg, (size_t)(eq - arg), eng);
+    if (v == NULL)
+        return 2;
     if (opt == CLI_OPT_GPU_BACKEND) {
         v->set_backend = true;
         v->backend = one.gpu_backend;
@@ -141,7 +154,6 @@ static int parse_override(const char *cmd, int opt, const char *arg, engine_opti
         v->set_flash_attn = true;
         v->flash_attn = one.flash_attn;
     }
-    eng->overrides = overrides;
     return 1;
 }
 

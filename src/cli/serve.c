@@ -35,8 +35,9 @@ static const char serve_help[] =
     "  --model PATH           serve this GGUF file (repeatable); named by its file stem\n"
     "  --model-dirs DIR;DIR   also serve the .gguf files in these folders (also SHIMMY_MODEL_PATHS);\n"
     "                         ./models is always searched\n"
-    "  --parallel N           requests generated at once per model (default 4)\n"
-    "  --ctx N                context tokens per request (default: trained context, at most 4096)\n"
+    "  --parallel [MODEL=]N   requests generated at once per model (default 4)\n"
+    "  --ctx [MODEL=]N        context tokens per request (default: trained context, at most 4096);\n"
+    "                         MODEL= (a name or glob) sets one model's, at its next load\n"
     "  --threads N            CPU threads (default: all cores)\n"
     "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name,\n"
     "                         rendered without Jinja)\n"
@@ -54,8 +55,10 @@ static const char serve_help[] =
     "                         unloaded past it (default 2)\n"
     "  --max-ctx N            largest context an Ollama request's options.num_ctx may reload a\n"
     "                         model with (default: no cap)\n"
-    "  --keep-alive DUR       unload a model this long after its last request (e.g. 5m, 30s;\n"
-    "                         default: keep); Ollama requests may set their own keep_alive\n"
+    "  --keep-alive [MODEL=]DUR  unload a model this long after its last request (e.g. 5m,\n"
+    "                         30s; default: keep), every model's or MODEL's (a name or glob);\n"
+    "                         requests may set their own keep_alive\n"
+    "  --alias MODEL=NAME[,NAME]  other names requests may use for MODEL (repeatable)\n"
     "  --lora MODEL=PATH[:S]  apply a LoRA adapter to MODEL with scale S (default 1; repeatable)\n"
     /* trust (docs/SECURITY.md) */
     "  --api-key KEY          require this key as 'Authorization: Bearer KEY' or 'x-api-key'\n"
@@ -124,6 +127,15 @@ typedef struct serve_trust {
     http_trust t;
 } serve_trust;
 
+/* --alias MODEL=NAME and --keep-alive MODEL=DUR (also a --config model section's keys). */
+typedef struct serve_alias {
+    char *model, *alias;  /* owned (kept for the process, like argv) */
+} serve_alias;
+typedef struct serve_keep {
+    char *model;          /* owned: a name or a glob */
+    int64_t keep_ns;
+} serve_keep;
+
 typedef struct serve_opts {
     char host[256];
     int port;          /* -1 = auto */
@@ -136,6 +148,10 @@ typedef struct serve_opts {
     int max_loaded;
     int max_ctx;       /* --max-ctx; 0 = no cap */
     int64_t keep_ns;   /* < 0 = keep */
+    serve_keep keeps[LIM_MODELS]; /* --keep-alive MODEL=DUR */
+    int n_keeps;
+    serve_alias aliases[LIM_MODELS];
+    int n_aliases;
     uint64_t max_bytes; /* --max-memory; 0 = none */
     serve_trust trust;
     bool no_metrics;
@@ -196,21 +212,34 @@ static int parse_template_file(const char *cmd, const char *arg, engine_options 
     return 1;
 }
 
+/* --parallel [MODEL=]N and --ctx [MODEL=]N: the MODEL= form (a served name or a glob; a
+ * --config model section) takes effect when that model is next loaded. */
+static int parse_slots_ctx(const char *cmd, int opt, const char *arg, engine_options *eng) {
+    const char *flag = opt == 'p' ? "--parallel" : "--ctx";
+    long lo = opt == 'p' ? 1 : LIM_MIN_CTX, hi = opt == 'p' ? LIM_PARALLEL : LIM_MAX_CTX, v;
+    const char *eq = strrchr(arg, '=');
+    if (cli_parse_int(eq != NULL ? eq + 1 : arg, lo, hi, &v) != 0 || eq == arg)
+        return cli_usage_error(cmd, "%s wants [MODEL=]N with N an integer from %ld to %ld, not "
+                               "'%s'", flag, lo, hi, arg);
+    if (eq == NULL) {
+        *(opt == 'p' ? &eng->n_parallel : &eng->n_ctx) = (int)v;
+        return 1;
+    }
+    model_gpu_override *o = cli_override_add(cmd, arg, (size_t)(eq - arg), eng);
+    if (o == NULL)
+        return 2;
+    *(opt == 'p' ? &o->n_parallel : &o->n_ctx) = (int)v;
+    return 1;
+}
+
 /* Shared with generate: parses the model and engine flags. Returns 1 if the option was one of
  * them, 0 if not, 2 on a usage error (already reported). */
 int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_options *eng) {
     long v;
     switch (opt) {
     case 'p':
-        if (cli_parse_int(arg, 1, LIM_PARALLEL, &v) != 0)
-            return cli_usage_error(cmd, "--parallel must be an integer from 1 to %d", LIM_PARALLEL);
-        eng->n_parallel = (int)v;
-        return 1;
     case 'c':
-        if (cli_parse_int(arg, 16, 1 << 20, &v) != 0)
-            return cli_usage_error(cmd, "--ctx must be an integer from 16 to 1048576");
-        eng->n_ctx = (int)v;
-        return 1;
+        return parse_slots_ctx(cmd, opt, arg, eng);
     case 't':
         if (cli_parse_int(arg, 1, 1024, &v) != 0)
             return cli_usage_error(cmd, "--threads must be an integer from 1 to 1024");
@@ -496,6 +525,75 @@ static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
     }
 }
 
+/* --keep-alive [MODEL=]DUR. Returns 0, or 2 after a usage error. */
+static int parse_keep_alive(const char *arg, serve_opts *o) {
+    const char *eq = strrchr(arg, '=');
+    int64_t ns;
+    if (parse_duration(eq != NULL ? eq + 1 : arg, &ns) != 0 || eq == arg)
+        return cli_usage_error("serve", "--keep-alive wants [MODEL=]DUR with a duration like "
+                               "30s, 5m, 1h, 0 or -1, not '%s'", arg);
+    if (eq == NULL) {
+        o->keep_ns = ns;
+        return 0;
+    }
+    if (o->n_keeps >= LIM_MODELS)
+        return cli_usage_error("serve", "at most %d --keep-alive MODEL=DUR options", LIM_MODELS);
+    char *model = strndup(arg, (size_t)(eq - arg));
+    if (model == NULL)
+        return cli_usage_error("serve", "out of memory");
+    o->keeps[o->n_keeps++] = (serve_keep){model, ns};
+    return 0;
+}
+
+/* One alias of --alias MODEL=NAME[,NAME]: a name may stand for one model only. */
+static int add_alias(serve_opts *o, const char *model, const char *name, size_t len) {
+    for (int i = 0; i < o->n_aliases; i++)
+        if (strlen(o->aliases[i].alias) == len && strncmp(o->aliases[i].alias, name, len) == 0) {
+            if (strcmp(o->aliases[i].model, model) == 0)
+                return 0;
+            return cli_usage_error("serve", "alias '%s' is already model '%s''s",
+                                   o->aliases[i].alias, o->aliases[i].model);
+        }
+    if (len == strlen(model) && strncmp(name, model, len) == 0)
+        return cli_usage_error("serve", "alias '%s' is the model's own name", model);
+    if (o->n_aliases >= LIM_MODELS)
+        return cli_usage_error("serve", "at most %d aliases", LIM_MODELS);
+    serve_alias *a = &o->aliases[o->n_aliases];
+    a->model = strdup(model);
+    a->alias = strndup(name, len);
+    if (a->model == NULL || a->alias == NULL)
+        return cli_usage_error("serve", "out of memory");
+    o->n_aliases++;
+    return 0;
+}
+
+/* --alias MODEL=NAME[,NAME...] (names trimmed of spaces, as llama-server's preset aliases).
+ * Returns 0, or 2 after a usage error. */
+static int parse_alias(const char *arg, serve_opts *o) {
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || strpbrk(arg, "*?[") != NULL)
+        return cli_usage_error("serve", "--alias wants MODEL=NAME[,NAME...] with a model's own "
+                               "name (not a glob), not '%s'", arg);
+    char model[256];
+    snprintf(model, sizeof model, "%.*s", (int)(eq - arg), arg);
+    int n = 0;
+    for (const char *p = eq + 1; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *z = p + len;
+        while (a < z && *a == ' ')
+            a++;
+        while (z > a && z[-1] == ' ')
+            z--;
+        if (z > a && add_alias(o, model, a, (size_t)(z - a)) != 0)
+            return 2;
+        n += z > a;
+        p += len + (p[len] == ',');
+    }
+    if (n == 0)
+        return cli_usage_error("serve", "--alias wants MODEL=NAME[,NAME...], not '%s'", arg);
+    return 0;
+}
+
 static const struct option serve_longopts[] = {
     {"bind", required_argument, NULL, 'b'},       {"model", required_argument, NULL, 'm'},
     {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
@@ -508,6 +606,7 @@ static const struct option serve_longopts[] = {
     {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
     {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'},
     {"max-memory", required_argument, NULL, 'B'}, {"config", required_argument, NULL, 'C'},
+    {"alias", required_argument, NULL, 'A'},
     SERVE_TRUST_LONGOPTS,
     SERVE_OPS_LONGOPTS,
     {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
@@ -557,10 +656,9 @@ static int parse_serve_flag(int opt, const char *arg, serve_opts *o) {
                                    "'%s'", arg);
         return 0;
     case 'K':
-        if (parse_duration(arg, &o->keep_ns) != 0)
-            return cli_usage_error("serve", "--keep-alive wants a duration like 30s, 5m, 1h, "
-                                   "0 or -1, not '%s'", arg);
-        return 0;
+        return parse_keep_alive(arg, o);
+    case 'A':
+        return parse_alias(arg, o);
     case 'C': /* read before the flags (serve_read_config) */
         return 0;
     case 'h':
@@ -723,6 +821,28 @@ static void report_models(registry *r) {
     }
 }
 
+/* The --alias names, with a warning for one that a served model's own name hides or whose
+ * model is not served (yet: a rescan may find it). Returns 0, or 1 after an error. */
+static int add_aliases(registry *r, const serve_opts *o) {
+    char err[512];
+    for (int i = 0; i < o->n_aliases; i++) {
+        const serve_alias *a = &o->aliases[i];
+        model_desc d;
+        if (registry_add_alias(r, a->alias, a->model, err, sizeof err) != SHIMMY_OK) {
+            fprintf(stderr, "shimmy serve: %s\n", err);
+            return 1;
+        }
+        if (registry_find(r, a->alias, &d) && strcmp(d.name, a->model) != 0)
+            log_warn("alias '%s' of '%s': a served model has that name and wins", a->alias,
+                     a->model);
+        else if (!registry_find(r, a->model, NULL))
+            log_warn("alias '%s': no model '%s' is served", a->alias, a->model);
+        else
+            log_info("alias '%s' for model '%s'", a->alias, a->model);
+    }
+    return 0;
+}
+
 static registry *open_models(serve_opts *o) {
     char err[512];
     registry *r = registry_new(&o->eng);
@@ -733,11 +853,21 @@ static registry *open_models(serve_opts *o) {
     registry_set_max_loaded(r, o->max_loaded);
     registry_set_max_ctx(r, o->max_ctx);
     registry_set_keep_alive(r, o->keep_ns);
+    for (int i = 0; i < o->n_keeps; i++)
+        if (registry_set_model_keep_alive(r, o->keeps[i].model, o->keeps[i].keep_ns) != SHIMMY_OK) {
+            fprintf(stderr, "shimmy serve: out of memory\n");
+            registry_free(r);
+            return NULL;
+        }
     registry_set_memory_budget(r, o->max_bytes);
     disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
                       .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras};
     if (registry_discover(r, &dc, NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
+        registry_free(r);
+        return NULL;
+    }
+    if (add_aliases(r, o) != 0) {
         registry_free(r);
         return NULL;
     }

@@ -88,6 +88,10 @@
 #define LIM_NGRAM_M_DEFAULT 48
 /* Default and cap of the per-slot context when the model's trained context is larger. */
 #define LIM_DEFAULT_CTX 4096
+/* Smallest --ctx: a chat template's own tokens plus a short answer need about that many. */
+#define LIM_MIN_CTX 16
+/* Largest --ctx, per slot: the longest trained context of today's models (1M tokens). */
+#define LIM_MAX_CTX (1 << 20)
 /* Models that can be named on the command line. */
 #define LIM_MODELS 256
 /* Models one registry knows (a scan of a huge store stops there, with a warning). */

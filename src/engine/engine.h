@@ -77,8 +77,9 @@ struct engine_options;
  * type (--model-draft alone). */
 engine_spec_type engine_options_spec(const struct engine_options *o);
 
-/* A per-model device choice (--gpu-backend NAME=B, --gpu-layers NAME=N): applied over the
- * defaults when the model named `model` is loaded. */
+/* A per-model engine choice (--gpu-backend NAME=B, --gpu-layers NAME=N, --ctx NAME=N,
+ * --parallel NAME=N, ...; a --config model section): applied over the defaults when the model
+ * named `model` is loaded. */
 typedef struct model_gpu_override {
     const char *model;             /* served name; borrowed */
     bool set_backend;
@@ -90,6 +91,8 @@ typedef struct model_gpu_override {
     engine_kv_type cache_k, cache_v;
     engine_flash_attn flash_attn;
     const char *draft_path; /* --model-draft NAME=PATH; NULL = not set; borrowed */
+    int n_ctx;                     /* --ctx NAME=N: context per slot; 0 = not set */
+    int n_parallel;                /* --parallel NAME=N: slots; 0 = not set */
 } model_gpu_override;
 
 /* A per-model chat template (--chat-template-file NAME=FILE): Jinja text. */

@@ -162,6 +162,8 @@ void engine_options_for_model(engine_options *o, const char *name) {
             o->draft_path = v->draft_path;
             o->spec_type = SPEC_DRAFT;
         }
+        o->n_ctx = v->n_ctx > 0 ? v->n_ctx : o->n_ctx;
+        o->n_parallel = v->n_parallel > 0 ? v->n_parallel : o->n_parallel;
     }
     for (int i = 0; i < o->n_templates; i++)
         if (engine_name_matches(o->templates[i].model, name))

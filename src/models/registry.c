@@ -50,6 +50,16 @@ typedef struct entry {
     int64_t load_ns;          /* duration of the last successful load, ns */
 } entry;
 
+/* An alias (registry_add_alias) and a per-model keep-alive (registry_set_model_keep_alive). */
+typedef struct alias {
+    char *alias;              /* owned */
+    char *model;              /* owned: the served name it stands for */
+} alias;
+typedef struct model_keep {
+    char *pattern;            /* owned: a served name or an fnmatch glob */
+    int64_t keep_ns;
+} model_keep;
+
 /* The remembered discovery configuration (deep copy of a disc_config). */
 typedef struct saved_config {
     bool set;
@@ -73,6 +83,10 @@ struct registry {
     int64_t default_keep_ns;
     uint64_t tick;
     saved_config cfg;
+    alias *aliases;           /* owned, in the order added */
+    size_t n_aliases;
+    model_keep *keeps;        /* owned, in the order set: the last match wins */
+    size_t n_keeps;
     disc_unserved *unserved;  /* owned, sorted by name: found, not servable (MLX) */
     size_t n_unserved;
     pthread_mutex_t scan_mu;  /* one rescan at a time */
@@ -145,6 +159,14 @@ void registry_free(registry *r) {
         entry_drop(r->v[i]);
     }
     free(r->v);
+    for (size_t i = 0; i < r->n_aliases; i++) {
+        free(r->aliases[i].alias);
+        free(r->aliases[i].model);
+    }
+    free(r->aliases);
+    for (size_t i = 0; i < r->n_keeps; i++)
+        free(r->keeps[i].pattern);
+    free(r->keeps);
     free(r->unserved);
     free(r->template_override);
     saved_config_free(&r->cfg);
@@ -178,6 +200,79 @@ void registry_set_keep_alive(registry *r, int64_t keep_ns) {
     pthread_mutex_unlock(&r->mu);
 }
 
+shimmy_err registry_set_model_keep_alive(registry *r, const char *pattern, int64_t keep_ns) {
+    char *p = strdup(pattern);
+    pthread_mutex_lock(&r->mu);
+    model_keep *v = r->n_keeps < LIM_MODELS && p != NULL
+                        ? realloc(r->keeps, (r->n_keeps + 1) * sizeof *v) : NULL;
+    if (v != NULL) {
+        r->keeps = v;
+        v[r->n_keeps++] = (model_keep){p, keep_ns};
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (v != NULL)
+        return SHIMMY_OK;
+    free(p);
+    return p == NULL ? ERR_NOMEM : ERR_BAD_PARAM;
+}
+
+/* The alias entry named name, or NULL (caller holds mu). */
+static const alias *find_alias(const registry *r, const char *name) {
+    for (size_t i = 0; i < r->n_aliases; i++)
+        if (strcmp(r->aliases[i].alias, name) == 0)
+            return &r->aliases[i];
+    return NULL;
+}
+
+shimmy_err registry_add_alias(registry *r, const char *name, const char *model, char *err,
+                              size_t errlen) {
+    if (strcmp(name, model) == 0)
+        return err_set(err, errlen, ERR_BAD_PARAM, "alias '%s' is the model's own name", name);
+    pthread_mutex_lock(&r->mu);
+    const alias *a = find_alias(r, name);
+    shimmy_err rc = SHIMMY_OK;
+    alias *v = NULL;
+    if (a != NULL && strcmp(a->model, model) != 0)
+        rc = err_set(err, errlen, ERR_BAD_PARAM, "alias '%s' is already model '%s''s", name,
+                     a->model);
+    else if (a == NULL && r->n_aliases >= LIM_MODELS)
+        rc = err_set(err, errlen, ERR_BAD_PARAM, "at most %d aliases", LIM_MODELS);
+    else if (a == NULL && (v = realloc(r->aliases, (r->n_aliases + 1) * sizeof *v)) == NULL)
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (v != NULL) {
+        r->aliases = v;
+        v[r->n_aliases] = (alias){strdup(name), strdup(model)};
+        if (v[r->n_aliases].alias == NULL || v[r->n_aliases].model == NULL) {
+            free(v[r->n_aliases].alias);
+            free(v[r->n_aliases].model);
+            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        } else {
+            r->n_aliases++;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+size_t registry_alias_count(registry *r) {
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n_aliases;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+bool registry_alias_get(registry *r, size_t i, char *name, size_t name_len, char *model,
+                        size_t model_len) {
+    pthread_mutex_lock(&r->mu);
+    bool ok = i < r->n_aliases;
+    if (ok) {
+        snprintf(name, name_len, "%s", r->aliases[i].alias);
+        snprintf(model, model_len, "%s", r->aliases[i].model);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
 /* ---- lookup (caller holds mu) ---- */
 
 /* Index of name, or of where it would go (with *found = false). */
@@ -206,7 +301,7 @@ static entry *find_exact(const registry *r, const char *name) {
 }
 
 /* name, else name without ":latest", else name + ":latest" (Ollama's default tag). */
-static entry *find_entry(const registry *r, const char *name) {
+static entry *find_served(const registry *r, const char *name) {
     entry *e = find_exact(r, name);
     if (e != NULL || strlen(name) > 240)
         return e;
@@ -221,6 +316,21 @@ static entry *find_entry(const registry *r, const char *name) {
         return find_exact(r, alt);
     }
     return NULL;
+}
+
+/* A served name (find_served), else an alias (itself or without ":latest") of one. */
+static entry *find_entry(const registry *r, const char *name) {
+    entry *e = find_served(r, name);
+    if (e != NULL)
+        return e;
+    const alias *a = find_alias(r, name);
+    size_t n = strlen(name);
+    if (a == NULL && n > 7 && n < 256 && strcmp(name + n - 7, ":latest") == 0) {
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)(n - 7), name);
+        a = find_alias(r, base);
+    }
+    return a != NULL ? find_served(r, a->model) : NULL;
 }
 
 static bool same_model(const entry *e, const model_desc *d) {
@@ -773,6 +883,25 @@ static void make_room(registry *r, int limit, const entry *except) {
     }
 }
 
+/* A per-model context (--ctx MODEL=N, a --config section's ctx) above the model's trained
+ * context or --max-ctx is cut to it, with a log line, rather than refused: one glob section may
+ * cover models trained for different lengths, and only the file says which (caller holds mu). */
+static void clamp_model_ctx(const registry *r, const entry *e, engine_options *o) {
+    int cap = (int)e->desc.meta.n_ctx_train;
+    const char *why = "its trained context";
+    if (o->n_ctx == r->defaults.n_ctx)
+        return; /* not a per-model setting */
+    if (r->max_ctx > 0 && (cap <= 0 || r->max_ctx < cap)) {
+        cap = r->max_ctx;
+        why = "--max-ctx";
+    }
+    if (cap > 0 && o->n_ctx > cap) {
+        log_warn("model '%s': its ctx %d is above %s (%d): loading it with %d", e->desc.name,
+                 o->n_ctx, why, cap, cap);
+        o->n_ctx = cap;
+    }
+}
+
 /* Loads e's model with mu released; the caller set e->state = ENTRY_LOADING. Returns with mu
  * held, e's state final for this attempt, and the waiters woken. */
 static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
@@ -780,6 +909,7 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
     o.path = e->desc.path;
     o.name = e->desc.name;
     engine_options_for_model(&o, e->desc.name);
+    clamp_model_ctx(r, e, &o);
     if (e->n_ctx > 0)
         o.n_ctx = e->n_ctx;
     if (e->desc.adapter[0] != '\0') {
@@ -932,9 +1062,18 @@ static entry *entry_of_model(const registry *r, const engine_model *m) {
     return NULL;
 }
 
+/* The keep-alive of e when no release gave one: its name's (the last matching
+ * registry_set_model_keep_alive), else the registry's (caller holds mu). */
+static int64_t default_keep(const registry *r, const entry *e) {
+    for (size_t i = r->n_keeps; i-- > 0;)
+        if (engine_name_matches(r->keeps[i].pattern, e->desc.name))
+            return r->keeps[i].keep_ns;
+    return r->default_keep_ns;
+}
+
 /* Applies e's keep-alive now that nobody holds it (caller holds mu). */
 static void settle(registry *r, entry *e) {
-    int64_t keep = e->keep_ns != INT64_MIN ? e->keep_ns : r->default_keep_ns;
+    int64_t keep = e->keep_ns != INT64_MIN ? e->keep_ns : default_keep(r, e);
     if (e->uses > 0 || e->state != ENTRY_LOADED)
         return;
     if (keep == 0) {

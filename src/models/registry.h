@@ -75,6 +75,25 @@ void registry_set_memory_budget(registry *r, uint64_t bytes);
 /* Keep-alive used when a release does not give one: ns, < 0 = forever (the default). */
 void registry_set_keep_alive(registry *r, int64_t keep_ns);
 
+/* Keep-alive for the models named pattern (a served name or an fnmatch glob; --keep-alive
+ * MODEL=DUR, a --config section's keep-alive): used instead of registry_set_keep_alive's when a
+ * release gives none; the last matching call wins. Copies pattern. Errors: ERR_NOMEM,
+ * ERR_BAD_PARAM past LIM_MODELS of them. */
+shimmy_err registry_set_model_keep_alive(registry *r, const char *pattern, int64_t keep_ns);
+
+/* Another name for the model served as model (--alias MODEL=NAME, a --config section's alias
+ * key): every lookup below (find, lookup, acquire, unload, template) resolves it, after the
+ * served names (a served model of the same name wins). Copies both. Errors: ERR_BAD_PARAM when
+ * alias equals model or is already another model's alias, or past LIM_MODELS aliases;
+ * ERR_NOMEM; each with a message in err. */
+shimmy_err registry_add_alias(registry *r, const char *alias, const char *model, char *err,
+                              size_t errlen);
+size_t registry_alias_count(registry *r);
+/* Copies alias i (in the order added) and the name it stands for. Returns false when i is out
+ * of range. */
+bool registry_alias_get(registry *r, size_t i, char *alias, size_t alias_len, char *model,
+                        size_t model_len);
+
 size_t registry_count(registry *r);
 /* Copies entry i (0-based, sorted by name) into *out. Returns false when i is out of range. */
 bool registry_get(registry *r, size_t i, model_desc *out);

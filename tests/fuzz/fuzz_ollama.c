@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *body = (const char *)data;
     oll_model_ctx m = {size > 0 && (data[0] & 1) ? params_layer : NULL,
                        size > 0 && (data[0] & 2) ? "You are a fuzzer." : NULL,
-                       size > 0 && (data[0] & 4), NULL};
+                       size > 0 && (data[0] & 4), NULL, NULL, NULL};
     request(false, body, size, &m);
     request(true, body, size, &m);
     embed(OLL_EMBED, body, size);

@@ -23,7 +23,7 @@ static json_t *root, *chat_in; /* the last body parsed and its chat JSON */
 
 /* Parses body with the model context m (NULL = no layers, a chat template). */
 static shimmy_err parse(bool chat, const char *body, const oll_model_ctx *m) {
-    static const oll_model_ctx none = {NULL, NULL, true, NULL};
+    static const oll_model_ctx none = {NULL, NULL, true, NULL, NULL, NULL};
     api_error_clear(&e);
     memset(&r, 0, sizeof r);
     json_decref(root);
@@ -66,7 +66,7 @@ static void assert_chat(const char *path, const char *want) {
 
 static void test_generate_defaults(void **state) {
     (void)state;
-    oll_model_ctx sys = {NULL, "be nice", true, NULL};
+    oll_model_ctx sys = {NULL, "be nice", true, NULL, NULL, NULL};
     assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"hi\"}", &sys), SHIMMY_OK);
     assert_string_equal(r.model, "m");
     assert_true(r.stream);
@@ -92,7 +92,7 @@ static void test_generate_defaults(void **state) {
     done();
 
     /* a model without a chat template: the prompt as is (Ollama's {{ .Prompt }}) */
-    oll_model_ctx bare = {NULL, "sys", false, NULL};
+    oll_model_ctx bare = {NULL, "sys", false, NULL, NULL, NULL};
     assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"p\"}", &bare), SHIMMY_OK);
     assert_string_equal(r.gen.prompt, "p");
     assert_null(r.gen.chat_json);
@@ -131,7 +131,7 @@ static void test_options(void **state) {
     done();
 
     /* The model's params layer first, the request's options over it. */
-    oll_model_ctx params = {"{\"stop\":[\"<|user|>\"],\"temperature\":0.2}", NULL, true, NULL};
+    oll_model_ctx params = {"{\"stop\":[\"<|user|>\"],\"temperature\":0.2}", NULL, true, NULL, NULL, NULL};
     assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"p\",\"options\":"
                                   "{\"temperature\":0.5}}", &params),
                      SHIMMY_OK);
@@ -220,7 +220,7 @@ static void test_format_and_rejections(void **state) {
 
 static void test_chat(void **state) {
     (void)state;
-    oll_model_ctx sys = {NULL, "sys", true, NULL};
+    oll_model_ctx sys = {NULL, "sys", true, NULL, NULL, NULL};
     assert_int_equal(parse(true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
                                  "\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":"
                                  "\"user\",\"content\":\"c\"}]}", &sys), SHIMMY_OK);

@@ -175,6 +175,39 @@ static void test_add_errors(void **state) {
     registry_free(r);
 }
 
+/* Aliases: found by every lookup (also with ":latest"), a served name of the same spelling
+ * wins, one name may stand for one model only, and they are listed in the order added. */
+static void test_aliases(void **state) {
+    (void)state;
+    registry *r = new_registry();
+    char err[512], p[4096], a[256], m[256];
+    model_desc d;
+    assert_int_equal(registry_add(r, stories, "tiny", "cli", err, sizeof err), SHIMMY_OK);
+    tmp_path("other.gguf", p, sizeof p);
+    copy_file(stories, p);
+    assert_int_equal(registry_add(r, p, NULL, "cli", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_add_alias(r, "small", "tiny", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_add_alias(r, "small", "tiny", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_add_alias(r, "other", "tiny", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_add_alias(r, "small", "other", err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "already model 'tiny''s"));
+    assert_int_equal(registry_add_alias(r, "tiny", "tiny", err, sizeof err), ERR_BAD_PARAM);
+    assert_int_equal(registry_alias_count(r), 2);
+    assert_true(registry_find(r, "small", &d));
+    assert_string_equal(d.name, "tiny");
+    assert_true(registry_find(r, "small:latest", &d));
+    assert_string_equal(d.name, "tiny");
+    assert_true(registry_find(r, "other", &d)); /* the served model, not the alias */
+    assert_string_equal(d.name, "other");
+    assert_int_equal(registry_lookup(r, "small", err, sizeof err), SHIMMY_OK);
+    assert_false(registry_find(r, "smaller", NULL));
+    assert_true(registry_alias_get(r, 0, a, sizeof a, m, sizeof m));
+    assert_string_equal(a, "small");
+    assert_string_equal(m, "tiny");
+    assert_false(registry_alias_get(r, 2, a, sizeof a, m, sizeof m));
+    registry_free(r);
+}
+
 static void test_acquire_unknown(void **state) {
     (void)state;
     registry *r = new_registry();
@@ -344,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_add_dir),
         cmocka_unit_test(test_add_errors),
+        cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_acquire_unknown),
         cmocka_unit_test(test_add_sources),
         cmocka_unit_test(test_acquire_concurrent_loads_once),
