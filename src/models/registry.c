@@ -200,20 +200,26 @@ void registry_set_keep_alive(registry *r, int64_t keep_ns) {
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Appends one per-model keep-alive (caller holds mu). */
+static shimmy_err keep_push(registry *r, const char *pattern, int64_t keep_ns) {
+    if (r->n_keeps >= LIM_MODELS)
+        return ERR_BAD_PARAM;
+    model_keep *v = realloc(r->keeps, (r->n_keeps + 1) * sizeof *v);
+    if (v == NULL)
+        return ERR_NOMEM;
+    r->keeps = v;
+    v[r->n_keeps].pattern = strdup(pattern);
+    if (v[r->n_keeps].pattern == NULL)
+        return ERR_NOMEM;
+    v[r->n_keeps++].keep_ns = keep_ns;
+    return SHIMMY_OK;
+}
+
 shimmy_err registry_set_model_keep_alive(registry *r, const char *pattern, int64_t keep_ns) {
-    char *p = strdup(pattern);
     pthread_mutex_lock(&r->mu);
-    model_keep *v = r->n_keeps < LIM_MODELS && p != NULL
-                        ? realloc(r->keeps, (r->n_keeps + 1) * sizeof *v) : NULL;
-    if (v != NULL) {
-        r->keeps = v;
-        v[r->n_keeps++] = (model_keep){p, keep_ns};
-    }
+    shimmy_err rc = keep_push(r, pattern, keep_ns);
     pthread_mutex_unlock(&r->mu);
-    if (v != NULL)
-        return SHIMMY_OK;
-    free(p);
-    return p == NULL ? ERR_NOMEM : ERR_BAD_PARAM;
+    return rc;
 }
 
 /* The alias entry named name, or NULL (caller holds mu). */
