@@ -179,6 +179,30 @@ static shimmy_err check_data_fits(const struct gguf_context *g, uint64_t file_si
     return SHIMMY_OK;
 }
 
+static bool kv_bool(const struct gguf_context *g, const char *key, bool *out) {
+    int64_t id = gguf_find_key(g, key);
+    if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_BOOL)
+        return false;
+    *out = gguf_get_val_bool(g, id);
+    return true;
+}
+
+/* The projector keys of llama.cpp's tools/mtmd/clip-impl.h (KEY_HAS_VISION_ENC, KEY_PROJ_TYPE,
+ * KEY_PROJ_DIM...): what clip.cpp itself reads to decide the modalities. */
+static void read_projector(const struct gguf_context *g, gguf_meta *m) {
+    if (!kv_bool(g, "clip.has_vision_encoder", &m->has_vision))
+        m->has_vision = gguf_find_key(g, "clip.vision.image_size") >= 0;
+    kv_bool(g, "clip.has_audio_encoder", &m->has_audio);
+    kv_str(g, "clip.projector_type", m->proj_type, sizeof m->proj_type);
+    if (m->proj_type[0] == '\0')
+        kv_str(g, "clip.vision.projector_type", m->proj_type, sizeof m->proj_type);
+    if (m->proj_type[0] == '\0')
+        kv_str(g, "clip.audio.projector_type", m->proj_type, sizeof m->proj_type);
+    m->proj_dim = kv_u32(g, "clip.vision.projection_dim");
+    if (m->proj_dim == 0)
+        m->proj_dim = kv_u32(g, "clip.audio.projection_dim");
+}
+
 static void fill_meta(const struct gguf_context *g, gguf_meta *m) {
     kv_str(g, "general.architecture", m->arch, sizeof m->arch);
     kv_str(g, "general.type", m->type, sizeof m->type);
@@ -199,8 +223,7 @@ static void fill_meta(const struct gguf_context *g, gguf_meta *m) {
         m->lora_alpha = gguf_get_val_f32(g, id);
     m->split_count = kv_u32(g, "split.count");
     m->split_no = kv_u32(g, "split.no");
-    m->has_vision = gguf_find_key(g, "clip.has_vision_encoder") >= 0 ||
-                    gguf_find_key(g, "clip.vision.image_size") >= 0;
+    read_projector(g, m);
     m->is_embedding = strcmp(m->arch, "bert") == 0 || strcmp(m->arch, "nomic-bert") == 0 ||
                       strcmp(m->arch, "jina-bert-v2") == 0 || strcmp(m->arch, "t5encoder") == 0;
     m->is_reranker = m->arch[0] != '\0' && kv_arch_u32(g, m->arch, "pooling_type") == 4;
@@ -230,7 +253,7 @@ bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen) {
     const char *reason = NULL;
     if (strcmp(m->type, "adapter") == 0)
         reason = "a LoRA adapter (general.type = adapter), not a model";
-    else if (strcmp(m->type, "mmproj") == 0 || strcmp(m->arch, "clip") == 0)
+    else if (gguf_meta_is_projector(m))
         reason = "a multimodal projector (mmproj), not a model";
     else if (m->n_tensors == 0)
         reason = "vocab-only (no tensors), not a model";
@@ -241,6 +264,10 @@ bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen) {
     if (why != NULL && whylen > 0)
         snprintf(why, whylen, "%s", reason);
     return false;
+}
+
+bool gguf_meta_is_projector(const gguf_meta *m) {
+    return strcmp(m->type, "mmproj") == 0 || strcmp(m->arch, "clip") == 0;
 }
 
 bool gguf_meta_read_str(const char *path, const char *key, char **out) {

@@ -24,7 +24,14 @@ typedef struct gguf_meta {
     float lora_alpha;          /* adapters: adapter.lora.alpha, 0 if absent */
     uint32_t split_count;      /* split.count of a split model's part, 0 = not split */
     uint32_t split_no;         /* split.no: this part's index, 0-based */
-    bool has_vision;           /* carries vision/projector tensors or clip.* keys */
+    bool has_vision;           /* projectors: an image encoder (clip.has_vision_encoder true;
+                                * files older than that key: clip.vision.image_size present) */
+    bool has_audio;            /* projectors: an audio encoder (clip.has_audio_encoder true) */
+    char proj_type[32];        /* projectors: clip.projector_type, else clip.vision.projector_type,
+                                * else clip.audio.projector_type ("gemma3", "qwen2.5vl"...) */
+    uint32_t proj_dim;         /* projectors: clip.vision.projection_dim, else
+                                * clip.audio.projection_dim; 0 if absent. llama.cpp's converter
+                                * writes the text model's embedding width there */
     bool is_embedding;         /* a non-causal embedding model (e.g. bert, nomic-bert) */
     bool is_reranker;          /* <arch>.pooling_type is rank (4): a reranker (bge-reranker,
                                 * Qwen3-Reranker), served by /v1/rerank only */
@@ -39,6 +46,10 @@ shimmy_err gguf_meta_read(const char *path, gguf_meta *out, char *err, size_t er
  * projector (mmproj/clip), a vocab-only file (no tensors) or one without an architecture, with
  * the reason in why (may be NULL). */
 bool gguf_meta_is_model(const gguf_meta *m, char *why, size_t whylen);
+
+/* True when the metadata describes a multimodal projector (general.type = mmproj, or
+ * general.architecture = clip in files written before general.type). */
+bool gguf_meta_is_projector(const gguf_meta *m);
 
 /* Reads the string value of key from path's metadata into out (owned by the caller, malloc'd,
  * NUL-terminated). Returns false (and *out = NULL) when absent, not a string or unreadable.

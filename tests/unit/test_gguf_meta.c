@@ -182,6 +182,57 @@ static void test_adapter_not_model(void **state) {
     assert_non_null(strstr(why, "adapter"));
 }
 
+/* A projector's keys as llama.cpp's converter writes them (tools/mtmd/clip-impl.h): what clip.cpp
+ * decides the modalities from is the value of clip.has_*_encoder, not its presence. */
+static void write_projector(const char *path, bool legacy) {
+    struct gguf_context *g = gguf_init_empty();
+    struct ggml_init_params ip = {.mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false};
+    struct ggml_context *ctx = ggml_init(ip);
+    gguf_set_val_str(g, "general.architecture", "clip");
+    if (legacy) { /* before general.type and clip.has_vision_encoder */
+        gguf_set_val_u32(g, "clip.vision.image_size", 336);
+        gguf_set_val_str(g, "clip.projector_type", "mlp");
+        gguf_set_val_u32(g, "clip.vision.projection_dim", 768);
+    } else {
+        gguf_set_val_str(g, "general.type", "mmproj");
+        gguf_set_val_bool(g, "clip.has_vision_encoder", false);
+        gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+        gguf_set_val_u32(g, "clip.vision.image_size", 336); /* present, yet no image encoder */
+        gguf_set_val_str(g, "clip.audio.projector_type", "ultravox");
+        gguf_set_val_u32(g, "clip.audio.projection_dim", 2048);
+    }
+    struct ggml_tensor *t = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 16);
+    memset(t->data, 0, ggml_nbytes(t));
+    ggml_set_name(t, "mm.0.weight");
+    gguf_add_tensor(g, t);
+    assert_true(gguf_write_to_file(g, path, false));
+    gguf_free(g);
+    ggml_free(ctx);
+}
+
+static void test_projector_modalities(void **state) {
+    (void)state;
+    char path[4096];
+    gguf_meta m;
+    tmp_path("audio-mmproj.gguf", path, sizeof path);
+    write_projector(path, false);
+    read_ok(path, &m);
+    assert_true(gguf_meta_is_projector(&m));
+    assert_false(gguf_meta_is_model(&m, NULL, 0));
+    assert_false(m.has_vision);
+    assert_true(m.has_audio);
+    assert_string_equal(m.proj_type, "ultravox");
+    assert_int_equal(m.proj_dim, 2048);
+    tmp_path("legacy-mmproj.gguf", path, sizeof path);
+    write_projector(path, true);
+    read_ok(path, &m);
+    assert_true(gguf_meta_is_projector(&m));
+    assert_true(m.has_vision);
+    assert_false(m.has_audio);
+    assert_string_equal(m.proj_type, "mlp");
+    assert_int_equal(m.proj_dim, 768);
+}
+
 static void test_projector_and_vocab_only(void **state) {
     (void)state;
     char path[4096], why[128];
@@ -264,6 +315,7 @@ int main(void) {
         cmocka_unit_test(test_v1_refused),        cmocka_unit_test(test_not_gguf),
         cmocka_unit_test(test_truncated),         cmocka_unit_test(test_missing_and_dir),
         cmocka_unit_test(test_adapter_not_model), cmocka_unit_test(test_projector_and_vocab_only),
+        cmocka_unit_test(test_projector_modalities),
         cmocka_unit_test(test_quant_names),       cmocka_unit_test(test_integer_key_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
