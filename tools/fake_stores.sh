@@ -5,6 +5,9 @@
 # the files discovery must refuse (adapters without a base, projectors, vocab-only, truncated,
 # GGUF v1, a manifest without a model layer, later parts of a split model), and MLX model folders
 # (config.json + *.safetensors: listed, never served; the weights are a few fake bytes).
+# Projectors (mmproj) are paired with the models beside them: they carry the metadata discovery
+# reads (tools/gguf_gen --type mmproj) and no real encoder, so a model paired with one loads
+# text-only at best; tests load none of those models.
 #
 #   tools/fake_stores.sh HOME_DIR [MODELS_DIR] [TOOLS_DIR]
 set -euo pipefail
@@ -35,13 +38,18 @@ hf_repo TheBloke Stories-260K-GGUF 0000old0 stories-old.gguf "$tiny"     # not r
 touch -d '2020-01-01' "$hub/models--TheBloke--Stories-260K-GGUF/snapshots/0000old0"
 hf_repo TheBloke Stories-260K-GGUF 1111aaaa README.md "$models/README.md"
 hf_repo Org Tiny-Vision-GGUF 2222bbbb tiny-q8.gguf "$tiny"
-"$tools/gguf_gen" "$home/mmproj.tmp" --type mmproj --arch clip >/dev/null
-hf_repo Org Tiny-Vision-GGUF 2222bbbb mmproj-tiny-f16.gguf "$home/mmproj.tmp"   # refused
-rm -f "$home/mmproj.tmp"
+# projectors: not models; the one of the model's width (8) pairs, the other never does
+"$tools/gguf_gen" "$home/mmproj.tmp" --type mmproj --arch clip --file-type 1 --proj-dim 8 >/dev/null
+hf_repo Org Tiny-Vision-GGUF 2222bbbb mmproj-tiny-f16.gguf "$home/mmproj.tmp"
+"$tools/gguf_gen" "$home/mmproj.tmp" --type mmproj --arch clip --file-type 7 --proj-dim 4096 >/dev/null
+hf_repo Org Tiny-Vision-GGUF 2222bbbb mmproj-big-q8_0.gguf "$home/mmproj.tmp"
 "$tools/gguf_split_gen" "$stories" "$home/split.tmp" 2 >/dev/null
 hf_repo Org Split-GGUF 3333cccc Q8_0/stories-split-00001-of-00002.gguf "$home/split.tmp-00001-of-00002.gguf"
 hf_repo Org Split-GGUF 3333cccc Q8_0/stories-split-00002-of-00002.gguf "$home/split.tmp-00002-of-00002.gguf"
-rm -f "$home"/split.tmp-*
+# a projector at the snapshot's top serves the model in its Q8_0/ subfolder
+"$tools/gguf_gen" "$home/mmproj.tmp" --type mmproj --arch clip --file-type 1 --proj-dim 64 >/dev/null
+hf_repo Org Split-GGUF 3333cccc mmproj-stories-f16.gguf "$home/mmproj.tmp"
+rm -f "$home"/split.tmp-* "$home/mmproj.tmp"
 mkdir -p "$hub/datasets--Org--Data/snapshots/x"                         # not a model repo
 mlx=$(mktemp -d)                                                          # MLX: listed, not served
 echo '{"model_type":"llama","quantization":{"group_size":64,"bits":4}}' > "$mlx/config.json"
@@ -84,13 +92,19 @@ manifest hf.co bartowski Other-GGUF Q8_0 "$(blob "$tmp/other.gguf" $M.model)"
 manifest registry.ollama.ai library stories lora "$(blob "$stories" $M.model)" \
     "$(blob "$tmp/lora.gguf" $M.adapter)"                                  # FROM stories + ADAPTER
 manifest registry.ollama.ai library broken latest "$(blob "$tmp/template" $M.template)"  # no model
+"$tools/gguf_gen" "$tmp/mmproj.gguf" --type mmproj --arch clip --file-type 1 --proj-dim 8 >/dev/null
+manifest registry.ollama.ai library vision tiny "$(blob "$tiny" $M.model)" \
+    "$(blob "$tmp/mmproj.gguf" $M.projector)"                              # model + projector layer
+manifest registry.ollama.ai library vision broken "$(blob "$tiny" $M.model)" \
+    "$(blob "$tmp/template" $M.projector)"                                 # not a projector: text
 rm -rf "$tmp"
 
 # ---- LM Studio: ~/.lmstudio/models and ~/.cache/lm-studio/models ----
 lms=$home/.lmstudio/models
 mkdir -p "$lms/lmstudio-community/Tiny-GGUF" "$lms/Pub/Broken-GGUF" "$lms/.hidden/X"
 cp "$tiny" "$lms/lmstudio-community/Tiny-GGUF/Tiny-Random-F16.gguf"
-"$tools/gguf_gen" "$lms/lmstudio-community/Tiny-GGUF/mmproj-Tiny-F16.gguf" --type mmproj --arch clip >/dev/null
+"$tools/gguf_gen" "$lms/lmstudio-community/Tiny-GGUF/mmproj-Tiny-F16.gguf" --type mmproj --arch clip \
+    --file-type 1 --proj-dim 8 --modality both >/dev/null                  # images and audio
 "$tools/gguf_gen" "$lms/Pub/Broken-GGUF/vocab-only.gguf" --no-tensors >/dev/null
 head -c 600000 "$stories" > "$lms/Pub/Broken-GGUF/truncated.gguf"
 cp "$v1" "$lms/Pub/Broken-GGUF/old-v1.gguf"

@@ -2,11 +2,15 @@
  *
  *   gguf_gen OUT.gguf [--copy-from MODEL.gguf] [--chat-template TEXT | --chat-template-file F]
  *            [--type adapter|model|mmproj] [--arch NAME] [--no-tensors] [--name NAME]
+ *            [--file-type N] [--proj-dim N] [--modality vision|audio|both]
  *
  * With --copy-from, every key-value pair and tensor (with its data) of MODEL is copied and the
- * options override or add keys (e.g. a chat template on stories260K makes a chat-capable test
+ * options (--arch, --type, --name, --file-type, the template) override or add keys (e.g. a chat template on stories260K makes a chat-capable test
  * model). Without it, a small synthetic file is written: a LoRA adapter (--type adapter), a
- * vocab-only file (--no-tensors), or a tiny "model" that carries metadata but is not loadable. */
+ * vocab-only file (--no-tensors), a multimodal projector's metadata (--type mmproj: the clip.*
+ * keys llama.cpp's converter writes, with --modality (vision), --proj-dim (the text model's
+ * width it states; default none) and --file-type (llama_ftype number: 0 F32, 1 F16, 7 Q8_0...)),
+ * or a tiny "model" that carries metadata but is not loadable. None of these loads. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,9 @@ typedef struct opts {
     const char *type;
     const char *arch;
     const char *name;
+    const char *file_type;
+    const char *proj_dim;
+    const char *modality;
     bool no_tensors;
 } opts;
 
@@ -30,7 +37,8 @@ static int usage(FILE *f, int rc) {
     fprintf(f, "usage: gguf_gen OUT.gguf [--copy-from MODEL.gguf] [--chat-template TEXT | "
                "--chat-template-file F]\n"
                "                [--type adapter|model|mmproj] [--arch NAME] [--no-tensors] "
-               "[--name NAME]\n");
+               "[--name NAME]\n"
+               "                [--file-type N] [--proj-dim N] [--modality vision|audio|both]\n");
     return rc;
 }
 
@@ -58,6 +66,12 @@ static int parse_args(int argc, char **argv, opts *o) {
             val = &o->arch;
         } else if (strcmp(a, "--name") == 0) {
             val = &o->name;
+        } else if (strcmp(a, "--file-type") == 0) {
+            val = &o->file_type;
+        } else if (strcmp(a, "--proj-dim") == 0) {
+            val = &o->proj_dim;
+        } else if (strcmp(a, "--modality") == 0) {
+            val = &o->modality;
         } else if (a[0] == '-') {
             fprintf(stderr, "gguf_gen: unknown option %s\n", a);
             return usage(stderr, 2);
@@ -123,6 +137,47 @@ static struct ggml_tensor *new_f32(struct ggml_context *ctx, const char *name, i
     return t;
 }
 
+/* A number option (0 when absent); exits on a bad one. */
+static uint32_t num_opt(const char *name, const char *v) {
+    if (v == NULL)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || n > 1u << 20) {
+        fprintf(stderr, "gguf_gen: %s wants a number, not '%s'\n", name, v);
+        exit(2);
+    }
+    return (uint32_t)n;
+}
+
+/* The projector keys of llama.cpp's tools/mtmd/clip-impl.h, as its converter writes them. */
+static void fill_projector(struct gguf_context *g, const opts *o) {
+    const char *mod = o->modality ? o->modality : "vision";
+    bool vision = strcmp(mod, "vision") == 0 || strcmp(mod, "both") == 0;
+    bool audio = strcmp(mod, "audio") == 0 || strcmp(mod, "both") == 0;
+    uint32_t dim = num_opt("--proj-dim", o->proj_dim);
+    if (!vision && !audio) {
+        fprintf(stderr, "gguf_gen: --modality wants vision, audio or both, not '%s'\n", mod);
+        exit(2);
+    }
+    gguf_set_val_bool(g, "clip.has_vision_encoder", vision);
+    gguf_set_val_bool(g, "clip.has_audio_encoder", audio);
+    if (vision && audio) {
+        gguf_set_val_str(g, "clip.vision.projector_type", "qwen2.5o");
+        gguf_set_val_str(g, "clip.audio.projector_type", "qwen2.5o");
+    } else {
+        gguf_set_val_str(g, "clip.projector_type", vision ? "gemma3" : "ultravox");
+    }
+    if (vision) {
+        gguf_set_val_u32(g, "clip.vision.image_size", 32);
+        gguf_set_val_u32(g, "clip.vision.patch_size", 8);
+        if (dim)
+            gguf_set_val_u32(g, "clip.vision.projection_dim", dim);
+    }
+    if (audio && dim)
+        gguf_set_val_u32(g, "clip.audio.projection_dim", dim);
+}
+
 /* Synthetic content: metadata for the requested kind and a few small F32 tensors. */
 static void fill_synthetic(struct gguf_context *g, struct ggml_context *ctx, const opts *o) {
     const char *arch = o->arch ? o->arch : "llama";
@@ -130,7 +185,7 @@ static void fill_synthetic(struct gguf_context *g, struct ggml_context *ctx, con
     char key[128];
     gguf_set_val_str(g, "general.architecture", arch);
     gguf_set_val_str(g, "general.type", type);
-    gguf_set_val_u32(g, "general.file_type", 0);
+    gguf_set_val_u32(g, "general.file_type", num_opt("--file-type", o->file_type));
     snprintf(key, sizeof key, "%s.context_length", arch);
     gguf_set_val_u32(g, key, 128);
     snprintf(key, sizeof key, "%s.block_count", arch);
@@ -141,12 +196,17 @@ static void fill_synthetic(struct gguf_context *g, struct ggml_context *ctx, con
         gguf_set_val_str(g, "adapter.type", "lora");
         gguf_set_val_f32(g, "adapter.lora.alpha", 16.0f);
     }
+    if (strcmp(type, "mmproj") == 0)
+        fill_projector(g, o);
     const char *tokens[] = {"<unk>", "<s>", "</s>", "a", "b"};
     gguf_set_val_str(g, "tokenizer.ggml.model", "llama");
     gguf_set_arr_str(g, "tokenizer.ggml.tokens", tokens, sizeof tokens / sizeof tokens[0]);
     if (o->no_tensors)
         return;
-    if (strcmp(type, "adapter") == 0) {
+    if (strcmp(type, "mmproj") == 0) {
+        gguf_add_tensor(g, new_f32(ctx, "v.patch_embd.weight", 8, 8));
+        gguf_add_tensor(g, new_f32(ctx, "mm.input_projection.weight", 8, 8));
+    } else if (strcmp(type, "adapter") == 0) {
         gguf_add_tensor(g, new_f32(ctx, "blk.0.attn_q.weight.lora_a", 8, 2));
         gguf_add_tensor(g, new_f32(ctx, "blk.0.attn_q.weight.lora_b", 2, 8));
     } else {
@@ -172,6 +232,8 @@ static int apply_overrides(struct gguf_context *g, const opts *o) {
         gguf_set_val_str(g, "general.type", o->type);
     if (o->name)
         gguf_set_val_str(g, "general.name", o->name);
+    if (o->file_type)
+        gguf_set_val_u32(g, "general.file_type", num_opt("--file-type", o->file_type));
     if (o->chat_template)
         gguf_set_val_str(g, "tokenizer.chat_template", o->chat_template);
     if (o->chat_template_file) {

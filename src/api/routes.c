@@ -80,13 +80,26 @@ static void model_aliases(jsonw *w, registry *reg, const char *name) {
     jsonw_raw(w, "]");
 }
 
+/* OpenAI's fields, then shimmy's (docs/API.md): aliases, input_modalities ("text", and
+ * "image"/"audio" when the paired projector takes them and the engine serves them) and
+ * projector (the paired projector's file name, or null). */
 static void model_object(jsonw *w, registry *reg, const model_desc *d) {
+    bool media = engine_supports_media();
+    const char *proj = strrchr(d->mmproj, '/');
     jsonw_raw(w, "{\"id\":");
     jsonw_cstr(w, d->name);
     jsonw_raw(w, ",\"object\":\"model\",\"created\":");
     jsonw_int(w, model_created(d));
     jsonw_raw(w, ",\"owned_by\":\"shimmy\"");
     model_aliases(w, reg, d->name);
+    jsonw_raw(w, ",\"input_modalities\":[\"text\"");
+    jsonw_raw(w, media && d->mmproj_vision ? ",\"image\"" : "");
+    jsonw_raw(w, media && d->mmproj_audio ? ",\"audio\"" : "");
+    jsonw_raw(w, "],\"projector\":");
+    if (d->mmproj[0] != '\0')
+        jsonw_cstr(w, proj != NULL ? proj + 1 : d->mmproj);
+    else
+        jsonw_raw(w, "null");
     jsonw_raw(w, "}");
 }
 

@@ -17,6 +17,7 @@ static const char *const per_model[] = {"gpu-backend",  "gpu-layers",  "cache-ty
                                         "cache-type-v", "flash-attn",  "chat-template-file",
                                         "lora",         "model-draft", "ctx",
                                         "parallel",     "keep-alive",  "alias",
+                                        "mmproj",
                                         NULL};
 
 static bool is_per_model(const char *key) {
@@ -58,7 +59,8 @@ static int walk_item(const char *path, const ini_file *f, const ini_item *it,
                 it->key, sec);
         return 1;
     }
-    if (!global && (strcmp(it->key, "lora") == 0 || strcmp(it->key, "alias") == 0) &&
+    if (!global && (strcmp(it->key, "lora") == 0 || strcmp(it->key, "alias") == 0 ||
+                    strcmp(it->key, "mmproj") == 0) &&
         is_glob(sec)) {
         fprintf(stderr, "%s: %s needs a model's name, not the glob [%s]\n", where, it->key, sec);
         return 1;

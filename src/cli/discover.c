@@ -1,11 +1,12 @@
 /* cli/discover: `shimmy discover` runs model discovery (models/discover.h) and reports what it
  * found per source and every file it skipped, with the reason. With --server it asks a running
  * shimmy to rescan (POST /v1/models/rescan) and prints what changed there. Also the source
- * options shared with list and probe (cli/sources.h) and --lora parsing. */
+ * options shared with list and probe (cli/sources.h) and --lora and --mmproj parsing. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "http/client.h"
@@ -33,9 +34,44 @@ int cli_parse_lora(const char *cmd, char *arg, disc_lora *out) {
     return 0;
 }
 
+const char *cli_mmproj_label(const model_desc *d) {
+    if (d->mmproj[0] == '\0')
+        return "-";
+    if (d->mmproj_vision)
+        return d->mmproj_audio ? "vision+audio" : "vision";
+    return d->mmproj_audio ? "audio" : "yes";
+}
+
+int cli_parse_mmproj(const char *cmd, char *arg, disc_mmproj *out) {
+    char *eq = strchr(arg, '=');
+    struct stat st;
+    out->model = NULL;
+    out->path = arg;
+    if (eq != NULL && stat(arg, &st) != 0) {
+        if (eq == arg || eq[1] == '\0')
+            return cli_usage_error(cmd, "--mmproj wants PATH or MODEL=PATH, not '%s'", arg);
+        *eq = '\0';
+        out->model = arg;
+        out->path = eq + 1;
+    }
+    if (out->path[0] == '\0')
+        return cli_usage_error(cmd, "--mmproj: the projector path is empty");
+    return 0;
+}
+
+static int sources_mmproj(const char *cmd, char *v, cli_sources *s) {
+    if (s->n_mmprojs >= LIM_MODELS)
+        return cli_usage_error(cmd, "at most %d --mmproj options", LIM_MODELS);
+    if (cli_parse_mmproj(cmd, v, &s->mmprojs[s->n_mmprojs]) != 0)
+        return 2;
+    s->n_mmprojs++;
+    return 1;
+}
+
 int cli_sources_arg(const char *cmd, int argc, char **argv, int *i, cli_sources *s) {
     const char *a = argv[*i];
-    if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0 && strcmp(a, "--lora") != 0)
+    if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0 &&
+        strcmp(a, "--lora") != 0 && strcmp(a, "--mmproj") != 0)
         return 0;
     if (*i + 1 >= argc)
         return cli_usage_error(cmd, "%s needs a value", a);
@@ -44,6 +80,8 @@ int cli_sources_arg(const char *cmd, int argc, char **argv, int *i, cli_sources 
         s->model_dirs = v;
         return 1;
     }
+    if (strcmp(a, "--mmproj") == 0)
+        return sources_mmproj(cmd, v, s);
     if ((strcmp(a, "--model") == 0 ? s->n_paths : s->n_loras) >= LIM_MODELS)
         return cli_usage_error(cmd, "at most %d %s options", LIM_MODELS, a);
     if (strcmp(a, "--model") == 0) {
@@ -63,6 +101,8 @@ void cli_sources_config(const cli_sources *s, disc_config *c) {
     c->model_dirs = s->model_dirs;
     c->loras = s->loras;
     c->n_loras = s->n_loras;
+    c->mmprojs = s->mmprojs;
+    c->n_mmprojs = s->n_mmprojs;
 }
 
 registry *cli_sources_registry(const char *cmd, const cli_sources *s,
@@ -90,12 +130,13 @@ registry *cli_sources_registry(const char *cmd, const cli_sources *s,
 static void discover_usage(FILE *f) {
     fprintf(f,
             "usage: shimmy discover [--model PATH]... [--model-dirs DIRS] [--lora M=PATH[:S]]\n"
-            "                       [--json] [--server HOST:PORT]\n\n"
+            "                       [--mmproj [M=]PATH] [--json] [--server HOST:PORT]\n\n"
             "Scans every place shimmy finds models (--model files, ./models, --model-dirs,\n"
             "SHIMMY_MODEL_PATHS, SHIMMY_BASE_GGUF, the Hugging Face cache, Ollama's store, LM\n"
             "Studio's folders) and reports the models per source and each file skipped, with the\n"
-            "reason, and the MLX model folders found that this build does not serve. With\n"
-            "--server, asks that running shimmy to rescan and prints what changed.\n\n"
+            "reason (a projector: the models it is paired with), and the MLX model folders found\n"
+            "that this build does not serve. With --server, asks that running shimmy to rescan\n"
+            "and prints what changed.\n\n"
             "  --json              print the report as JSON\n"
             "  --server HOST:PORT  rescan a running server (POST /v1/models/rescan)\n"
             "  --help              print this help\n");
@@ -107,9 +148,10 @@ static int print_json(registry *r, const registry_changes *ch) {
     model_desc d;
     disc_unserved u;
     for (size_t i = 0; registry_get(r, i, &d); i++)
-        json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s}", "name", d.name, "source",
-                                                d.source, "path", d.path, "adapter",
-                                                d.adapter));
+        json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b}", "name", d.name,
+                                                "source", d.source, "path", d.path, "adapter",
+                                                d.adapter, "mmproj", d.mmproj, "mmproj_vision",
+                                                d.mmproj_vision, "mmproj_audio", d.mmproj_audio));
     for (size_t i = 0; i < ch->n_notes; i++)
         json_array_append_new(skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path,
                                                  "reason", ch->notes[i].why));
@@ -143,8 +185,9 @@ static void print_text(registry *r, const registry_changes *ch) {
             printf("  %-9s %d\n", sources[k], n);
     }
     for (size_t i = 0; registry_get(r, i, &d); i++)
-        printf("  + %s (%s) %s%s%s\n", d.name, d.source, d.path,
-               d.adapter[0] ? " + adapter " : "", d.adapter);
+        printf("  + %s (%s) %s%s%s%s%s%s%s\n", d.name, d.source, d.path,
+               d.adapter[0] ? " + adapter " : "", d.adapter, d.mmproj[0] ? " + mmproj " : "",
+               d.mmproj, d.mmproj[0] ? " " : "", d.mmproj[0] ? cli_mmproj_label(&d) : "");
     disc_unserved u;
     size_t nu = registry_unserved_count(r);
     if (nu > 0)

@@ -1,6 +1,7 @@
 /* cli/list: `shimmy list` prints the models shimmy would serve, from the same sources as
  * `shimmy serve` (models/discover.h), reading only their metadata, never their weights: name,
- * source, size, architecture, quantization, parameters, trained context and LoRA adapter. The
+ * source, size, architecture, quantization, parameters, trained context, what its paired
+ * projector takes (MMPROJ: vision, audio) and LoRA adapter. The
  * model folders found in a format this build cannot serve (MLX) follow, each with why. */
 #include <jansson.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 static void list_usage(FILE *f) {
     fprintf(f,
             "usage: shimmy list [--model PATH]... [--model-dirs DIR;DIR] [--lora M=PATH[:S]]\n"
-            "                   [--json]\n\n"
+            "                   [--mmproj [M=]PATH] [--json]\n\n"
             "Lists the models shimmy would serve, from every source shimmy searches: the files\n"
             "given with --model, the .gguf files in ./models, in the --model-dirs folders and in\n"
             "SHIMMY_MODEL_PATHS (folders separated by ';' or ':'), SHIMMY_BASE_GGUF, the Hugging\n"
@@ -25,6 +26,7 @@ static void list_usage(FILE *f) {
             "  --model PATH         a GGUF model file (repeatable)\n"
             "  --model-dirs DIRS    folders to scan, separated by ';' or ':'\n"
             "  --lora M=PATH[:S]    apply a LoRA adapter to model M (scale S, default 1)\n"
+            "  --mmproj [M=]PATH    pair a multimodal projector with model M (or the only one)\n"
             "  --json               print a JSON array instead of a table\n"
             "  --help               print this help\n");
 }
@@ -79,8 +81,8 @@ static void print_unserved(registry *r, int w) {
         char size[32], quant[24];
         fmt_bytes(u.size_bytes, size, sizeof size);
         unserved_quant(&u, quant, sizeof quant);
-        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %s\n", w, u.name, u.source, size,
-               u.arch[0] ? u.arch : "MLX", quant, "-", "-", "-");
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %-12s  %s\n", w, u.name, u.source, size,
+               u.arch[0] ? u.arch : "MLX", quant, "-", "-", "-", "-");
     }
     for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
         printf("%s: %s\n", u.name, disc_unserved_status(&u));
@@ -97,8 +99,9 @@ static void print_table(registry *r) {
     for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
         if ((int)strlen(u.name) > w)
             w = (int)strlen(u.name);
-    printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %s\n", w, "NAME", "SOURCE", "SIZE", "ARCH",
-           "QUANT", "PARAMS", "CTX", "ADAPTER");
+    printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %-12s  %s\n", w, "NAME", "SOURCE", "SIZE",
+           "ARCH", "QUANT", "PARAMS", "CTX", "MMPROJ", "ADAPTER");
+    bool paired = false;
     for (size_t i = 0; i < n && registry_get(r, i, &d); i++) {
         char size[32], params[32];
         fmt_bytes(d.size_bytes, size, sizeof size);
@@ -106,10 +109,15 @@ static void print_table(registry *r) {
         const char *ad = d.adapter[0] ? base_of(d.adapter) : "-";
         /* an Ollama blob: its digest's first 12 digits, as ollama prints them */
         int adw = strncmp(ad, "sha256-", 7) == 0 ? 19 : (int)strlen(ad);
-        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %.*s\n", w, d.name, d.source, size,
-               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train, adw, ad);
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %-12s  %.*s\n", w, d.name, d.source, size,
+               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train,
+               cli_mmproj_label(&d), adw, ad);
+        paired |= d.mmproj[0] != '\0';
     }
     print_unserved(r, w);
+    if (paired && !engine_supports_media())
+        printf("MMPROJ: the paired projector's inputs; this build's engine does not take images "
+               "or audio yet, so they are served as text models\n");
 }
 
 static json_t *desc_json(const model_desc *d) {
@@ -123,6 +131,9 @@ static json_t *desc_json(const model_desc *d) {
     if (j != NULL) {
         json_object_set_new(j, "adapter", d->adapter[0] ? json_string(d->adapter) : json_null());
         json_object_set_new(j, "adapter_scale", json_real(d->adapter_scale));
+        json_object_set_new(j, "mmproj", d->mmproj[0] ? json_string(d->mmproj) : json_null());
+        json_object_set_new(j, "mmproj_vision", json_boolean(d->mmproj_vision));
+        json_object_set_new(j, "mmproj_audio", json_boolean(d->mmproj_audio));
         json_object_set_new(j, "parts", json_integer(d->n_parts));
         json_object_set_new(j, "digest", json_string(d->digest));
         json_object_set_new(j, "format", json_string("gguf"));

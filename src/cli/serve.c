@@ -60,6 +60,9 @@ static const char serve_help[] =
     "                         requests may set their own keep_alive\n"
     "  --alias MODEL=NAME[,NAME]  other names requests may use for MODEL (repeatable)\n"
     "  --lora MODEL=PATH[:S]  apply a LoRA adapter to MODEL with scale S (default 1; repeatable)\n"
+    "  --mmproj [MODEL=]PATH  pair a multimodal projector (mmproj GGUF) with MODEL (no MODEL: the\n"
+    "                         --model file, or the only model; repeatable); found beside models\n"
+    "                         without it (docs/MODELS.md)\n"
     /* trust (docs/SECURITY.md) */
     "  --api-key KEY          require this key as 'Authorization: Bearer KEY' or 'x-api-key'\n"
     "                         (repeatable; also SHIMMY_API_KEY); /health stays open\n"
@@ -145,6 +148,8 @@ typedef struct serve_opts {
     engine_options eng;
     disc_lora loras[LIM_MODELS];
     int n_loras;
+    disc_mmproj mmprojs[LIM_MODELS];
+    int n_mmprojs;
     int max_loaded;
     int max_ctx;       /* --max-ctx; 0 = no cap */
     int64_t keep_ns;   /* < 0 = keep */
@@ -604,6 +609,7 @@ static const struct option serve_longopts[] = {
     {"in-process", no_argument, NULL, 'I'},
     CLI_GPU_LONGOPTS,
     {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
+    {"mmproj", required_argument, NULL, 'j'},
     {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'},
     {"max-memory", required_argument, NULL, 'B'}, {"config", required_argument, NULL, 'C'},
     {"alias", required_argument, NULL, 'A'},
@@ -649,6 +655,13 @@ static int parse_serve_flag(int opt, const char *arg, serve_opts *o) {
         if (cli_parse_lora("serve", (char *)arg, &o->loras[o->n_loras]) != 0)
             return 2;
         o->n_loras++;
+        return 0;
+    case 'j':
+        if (o->n_mmprojs >= LIM_MODELS)
+            return cli_usage_error("serve", "at most %d --mmproj options", LIM_MODELS);
+        if (cli_parse_mmproj("serve", (char *)arg, &o->mmprojs[o->n_mmprojs]) != 0)
+            return 2;
+        o->n_mmprojs++;
         return 0;
     case 'B':
         if (parse_size(arg, &o->max_bytes) != 0)
@@ -861,7 +874,8 @@ static registry *open_models(serve_opts *o) {
         }
     registry_set_memory_budget(r, o->max_bytes);
     disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
-                      .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras};
+                      .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras,
+                      .mmprojs = o->mmprojs, .n_mmprojs = o->n_mmprojs};
     if (registry_discover(r, &dc, NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         registry_free(r);

@@ -1,5 +1,5 @@
 /* cli/sources: the model-source options shared by list, discover and probe (--model,
- * --model-dirs, --lora), and building the registry from them. */
+ * --model-dirs, --lora, --mmproj), and building the registry from them. */
 #ifndef SHIMMY_CLI_SOURCES_H
 #define SHIMMY_CLI_SOURCES_H
 
@@ -15,6 +15,8 @@ typedef struct cli_sources {
     const char *model_dirs;    /* --model-dirs */
     disc_lora loras[LIM_MODELS];
     int n_loras;
+    disc_mmproj mmprojs[LIM_MODELS];
+    int n_mmprojs;
 } cli_sources;
 
 /* Parses argv[*i] when it is one of the source options (consuming its value). Returns 1 when it

@@ -159,6 +159,12 @@ bool engine_name_matches(const char *pattern, const char *name);
  * per field), GPU choices and templates (a per-model template becomes template_text). */
 void engine_options_for_model(engine_options *o, const char *name);
 
+/* Whether this build's engine takes images and audio (a model's paired projector loaded with
+ * libmtmd, engine_options.mmproj). The one gate for the "vision"/"audio" capabilities the API
+ * reports (/api/show, /v1/models/{id}): until it is true, a pairing found by discovery is shown
+ * but no capability is claimed. Static; thread-safe. */
+bool engine_supports_media(void);
+
 /* Loads the model and starts its engine thread. On error returns the code and a message in err
  * (ERR_MODEL_LOAD with the file and llama.cpp's reason). Returns owned *out. */
 shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);

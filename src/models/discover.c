@@ -1,6 +1,6 @@
 /* models/discover: see discover.h. The result helpers first, then describing one file, then the
- * loose folders and MLX folders, the three stores, adapters, and disc_run that strings the
- * sources together. */
+ * loose folders and MLX folders, the three stores, adapters, projectors, and disc_run that
+ * strings the sources together. */
 #include "models/discover.h"
 
 #include <dirent.h>
@@ -26,8 +26,20 @@ struct disc_adapter {
     bool used;
 };
 
+/* A projector met by a scan, paired with models at the end of disc_run. */
+struct disc_projector {
+    char path[4096];
+    char dir[4096];       /* folder it sits in */
+    char root[4096];      /* the folder whose models may use it: an HF snapshot or LM Studio
+                           * repo (a projector at its top serves models in its subfolders), else
+                           * dir */
+    char stem[256];       /* lowercased file stem */
+    gguf_meta meta;
+};
+
 #define OLLAMA_MODEL_MT "application/vnd.ollama.image.model"
 #define OLLAMA_ADAPTER_MT "application/vnd.ollama.image.adapter"
+#define OLLAMA_PROJECTOR_MT "application/vnd.ollama.image.projector"
 
 /* ---- the result ---- */
 
@@ -42,6 +54,7 @@ void disc_result_free(disc_result *r) {
     free(r->models);
     free(r->unserved);
     free(r->adapters);
+    free(r->projectors);
     memset(r, 0, sizeof *r);
 }
 
@@ -153,6 +166,16 @@ static bool push_unserved(disc_result *r, disc_unserved *u) {
     return true;
 }
 
+/* The folder of path into dir ("." when it has none). */
+static void dir_of(const char *path, char *dir, size_t dirlen) {
+    snprintf(dir, dirlen, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, dirlen, ".");
+}
+
 static void push_adapter(disc_result *r, const char *path, const gguf_meta *m) {
     if (r->n_adapters == r->cap_adapters) {
         size_t cap = r->cap_adapters ? r->cap_adapters * 2 : 8;
@@ -165,15 +188,34 @@ static void push_adapter(disc_result *r, const char *path, const gguf_meta *m) {
     disc_adapter *a = &r->adapters[r->n_adapters++];
     memset(a, 0, sizeof *a);
     snprintf(a->path, sizeof a->path, "%s", path);
-    snprintf(a->dir, sizeof a->dir, "%s", path);
-    char *slash = strrchr(a->dir, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    else
-        snprintf(a->dir, sizeof a->dir, ".");
+    dir_of(path, a->dir, sizeof a->dir);
     names_from_path(path, a->stem, sizeof a->stem);
     snprintf(a->base_name, sizeof a->base_name, "%s", m->base_name);
     snprintf(a->arch, sizeof a->arch, "%s", m->arch);
+}
+
+/* Remembers a projector found at path (once per path); root as in disc_projector, NULL = its
+ * own folder. */
+static void push_projector(disc_result *r, const char *path, const char *root,
+                           const gguf_meta *m) {
+    for (size_t i = 0; i < r->n_projectors; i++)
+        if (strcmp(r->projectors[i].path, path) == 0)
+            return;
+    if (r->n_projectors == r->cap_projectors) {
+        size_t cap = r->cap_projectors ? r->cap_projectors * 2 : 8;
+        disc_projector *v = realloc(r->projectors, cap * sizeof *v);
+        if (v == NULL)
+            return;
+        r->projectors = v;
+        r->cap_projectors = cap;
+    }
+    disc_projector *p = &r->projectors[r->n_projectors++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    dir_of(path, p->dir, sizeof p->dir);
+    snprintf(p->root, sizeof p->root, "%s", root != NULL ? root : p->dir);
+    names_from_path(path, p->stem, sizeof p->stem);
+    p->meta = *m;
 }
 
 /* ---- one file ---- */
@@ -255,9 +297,18 @@ shimmy_err disc_describe(const char *path, const char *name, const char *source,
     return SHIMMY_OK;
 }
 
-/* A .gguf file met by a scan: a model is added, an adapter remembered, anything else noted. */
+/* err without the "PATH: " it starts with. */
+static const char *after_path(const char *err, const char *path) {
+    const char *why = strncmp(err, path, strlen(path)) == 0 ? err + strlen(path) : err;
+    while (*why == ':' || *why == ' ')
+        why++;
+    return why;
+}
+
+/* A .gguf file met by a scan: a model is added, an adapter or a projector remembered (root: see
+ * disc_projector), anything else noted. */
 static bool consider_file(disc_result *r, const char *path, const char *name,
-                          const char *source) {
+                          const char *source, const char *root) {
     int part, count;
     if (names_split_part(path, &part, &count) && part > 1)
         return false; /* a later part: the first part stands for the model */
@@ -273,11 +324,12 @@ static bool consider_file(disc_result *r, const char *path, const char *name,
         push_adapter(r, path, &d.meta);
         return false;
     }
-    const char *why = strncmp(err, path, strlen(path)) == 0 ? err + strlen(path) : err;
-    while (*why == ':' || *why == ' ')
-        why++;
+    if (rc == ERR_MODEL_LOAD && gguf_meta_is_projector(&d.meta)) {
+        push_projector(r, path, root, &d.meta);
+        return false; /* noted with its pairing by disc_run */
+    }
     log_warn("skipping %s", err);
-    note(r, path, why);
+    note(r, path, after_path(err, path));
     return false;
 }
 
@@ -369,7 +421,7 @@ typedef struct dir_ctx {
 
 static void dir_file(disc_result *r, const char *path, void *ctx) {
     dir_ctx *c = ctx;
-    if (consider_file(r, path, NULL, c->source))
+    if (consider_file(r, path, NULL, c->source, NULL))
         c->added++;
 }
 
@@ -550,6 +602,7 @@ static bool hf_snapshot(disc_result *r, const char *repo_dir, char *out, size_t 
 typedef struct named_ctx {
     const char *prefix; /* "org/name" */
     const char *source;
+    const char *root;   /* the snapshot or repo folder walked */
     int added;
     int gguf;           /* .gguf files met, models or not */
 } named_ctx;
@@ -567,7 +620,7 @@ static void named_file(disc_result *r, const char *path, void *ctx) {
         note(r, path, "name too long");
         return;
     }
-    if (consider_file(r, path, name, c->source))
+    if (consider_file(r, path, name, c->source, c->root))
         c->added++;
 }
 
@@ -581,7 +634,7 @@ int disc_scan_hf(disc_result *r, const char *hub_dir) {
             !hf_snapshot(r, repo_dir, snap, sizeof snap))
             continue;
         visited v = {.n = 0};
-        named_ctx c = {.prefix = repo, .source = "hf", .added = 0, .gguf = 0};
+        named_ctx c = {.prefix = repo, .source = "hf", .root = snap, .added = 0, .gguf = 0};
         walk(r, snap, 0, 3, &v, named_file, &c);
         added += c.added;
         if (c.gguf == 0)
@@ -610,7 +663,8 @@ int disc_scan_lmstudio(disc_result *r, const char *models_dir) {
             snprintf(prefix, sizeof prefix, "%s/%s", pubs[i]->d_name, repos[j]->d_name);
             names_lower(prefix);
             visited v = {.n = 0};
-            named_ctx c = {.prefix = prefix, .source = "lmstudio", .added = 0, .gguf = 0};
+            named_ctx c = {.prefix = prefix, .source = "lmstudio", .root = repo_dir, .added = 0,
+                           .gguf = 0};
             walk(r, repo_dir, 0, 1, &v, named_file, &c);
             added += c.added;
             if (c.gguf == 0)
@@ -668,7 +722,35 @@ static void ollama_name(const char *reg, const char *ns, const char *model, cons
         out[0] = '\0';
 }
 
-/* One manifest: its model layer becomes a model (with its adapter layer attached). */
+/* The manifest's projector layer (its first, as Ollama's /api/show reads it) paired with d; a
+ * layer that is not a readable projector is noted and left out. */
+static void ollama_projector(disc_result *r, const char *models_dir, const json_t *root,
+                             const char *manifest, model_desc *d) {
+    const char *pd = layer_digest(root, OLLAMA_PROJECTOR_MT);
+    char blob[4096], err[600], why[700];
+    gguf_meta m;
+    if (pd == NULL)
+        return;
+    err[0] = '\0';
+    if (!ollama_blob(models_dir, pd, blob, sizeof blob))
+        snprintf(err, sizeof err, "bad digest '%.100s'", pd);
+    else if (gguf_meta_read(blob, &m, err, sizeof err) == SHIMMY_OK &&
+             !gguf_meta_is_projector(&m)) /* a failed read says why in err */
+        snprintf(err, sizeof err, "%.400s: not a multimodal projector (general.type '%s')",
+                 blob, m.type);
+    if (err[0] == '\0') {
+        snprintf(d->mmproj, sizeof d->mmproj, "%s", blob);
+        d->mmproj_vision = m.has_vision;
+        d->mmproj_audio = m.has_audio;
+        return;
+    }
+    snprintf(why, sizeof why, "the projector layer is left out (%s): '%s' is served text-only",
+             err, d->name);
+    log_warn("%s: %s", manifest, why);
+    note(r, manifest, why);
+}
+
+/* One manifest: its model layer becomes a model (with its adapter and projector layers). */
 static bool ollama_manifest(disc_result *r, const char *models_dir, const char *manifest,
                             const char *name) {
     json_t *root = load_manifest(manifest);
@@ -701,6 +783,7 @@ static bool ollama_manifest(disc_result *r, const char *models_dir, const char *
             snprintf(d.digest, sizeof d.digest, "%s", digest + 7);
             snprintf(d.manifest, sizeof d.manifest, "%s", manifest);
             memcpy(d.adapter, adapter, sizeof adapter);
+            ollama_projector(r, models_dir, root, manifest, &d);
             added = push_model(r, &d);
         }
     }
@@ -794,7 +877,7 @@ bool disc_ollama_read_layers(const char *manifest, disc_ollama_layers *out) {
         if (dg != NULL && ollama_blob(dir, dg, blob, sizeof blob))
             *(char **)((char *)out + layers[i].off) = read_small(blob);
     }
-    out->has_projector = layer_digest(root, "application/vnd.ollama.image.projector") != NULL;
+    out->has_projector = layer_digest(root, OLLAMA_PROJECTOR_MT) != NULL;
     json_decref(root);
     return true;
 }
@@ -852,6 +935,250 @@ static void attach_adapters(disc_result *r) {
     r->n_adapters = 0;
 }
 
+/* ---- projectors beside their models ---- */
+
+/* Whether path lies under dir (at any depth). */
+static bool under_dir(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+/* The bits per weight a quantization name stands for: "Q4_K_M" 4, "F16" 16, "Q8_0" 8 (the first
+ * number in it, as llama.cpp's -hf picks an mmproj); 0 when it has none. */
+static int quant_bits(const char *quant) {
+    const char *p = quant + strcspn(quant, "0123456789");
+    int bits = 0;
+    for (; *p >= '0' && *p <= '9' && bits < 1000; p++)
+        bits = bits * 10 + (*p - '0');
+    return bits;
+}
+
+/* Whether word is one of the '-', '_', '.' or ' ' separated words of s (both lowercase). */
+static bool has_word(const char *s, const char *word, size_t len) {
+    while (*s != '\0') {
+        size_t n = strcspn(s, "-_. ");
+        if (n == len && strncmp(s, word, len) == 0)
+            return true;
+        s += n;
+        s += *s != '\0';
+    }
+    return false;
+}
+
+/* How many words of the model's file stem (its quantization's words left out) the projector's
+ * stem holds: "gemma-3-4b-it-q4_k_m" and "mmproj-gemma-3-4b-it-f16" share 4. */
+static int shared_words(const char *model_stem, const char *quant, const char *proj_stem) {
+    char q[32];
+    snprintf(q, sizeof q, "%s", quant);
+    names_lower(q);
+    int n = 0;
+    for (const char *w = model_stem; *w != '\0';) {
+        size_t len = strcspn(w, "-_. ");
+        if (len > 0 && !has_word(q, w, len) && has_word(proj_stem, w, len))
+            n++;
+        w += len;
+        w += *w != '\0';
+    }
+    return n;
+}
+
+/* How well p fits d, compared field by field (higher is better, but bits_gap lower). */
+typedef struct proj_fit {
+    int place;      /* 2 in the model's folder, 1 in a folder above it (in its snapshot/repo) */
+    int width;      /* 1 the stated width is the model's, 0 not stated */
+    int words;      /* shared_words */
+    int same_quant; /* 1 the same quantization as the model */
+    int bits_gap;   /* |bits per weight of p - of d| */
+} proj_fit;
+
+/* Whether p may serve d, and how well (*f). A projector written by llama.cpp's converter
+ * (general.type mmproj) states the text model's width: another width would fail the load. */
+static bool projector_fits(const model_desc *d, const disc_projector *p, proj_fit *f) {
+    char stem[256];
+    memset(f, 0, sizeof *f);
+    if (same_dir(d->path, p->dir))
+        f->place = 2;
+    else if (under_dir(d->path, p->dir) && (strcmp(p->dir, p->root) == 0 ||
+                                             under_dir(p->dir, p->root)))
+        f->place = 1;
+    else
+        return false;
+    if (p->meta.proj_dim != 0 && d->meta.n_embd != 0) {
+        if (p->meta.proj_dim == d->meta.n_embd)
+            f->width = 1;
+        else if (strcmp(p->meta.type, "mmproj") == 0)
+            return false;
+    }
+    if (names_from_path(d->path, stem, sizeof stem))
+        f->words = shared_words(stem, d->meta.quant, p->stem);
+    f->same_quant = d->meta.quant[0] != '\0' && strcasecmp(d->meta.quant, p->meta.quant) == 0;
+    f->bits_gap = abs(quant_bits(p->meta.quant) - quant_bits(d->meta.quant));
+    return true;
+}
+
+/* Whether a fits better than b. */
+static bool fit_better(const proj_fit *a, const proj_fit *b) {
+    if (a->place != b->place)
+        return a->place > b->place;
+    if (a->width != b->width)
+        return a->width > b->width;
+    if (a->words != b->words)
+        return a->words > b->words;
+    if (a->same_quant != b->same_quant)
+        return a->same_quant > b->same_quant;
+    return a->bits_gap < b->bits_gap;
+}
+
+static void set_projector(model_desc *d, const char *path, const gguf_meta *m) {
+    snprintf(d->mmproj, sizeof d->mmproj, "%s", path);
+    d->mmproj_vision = m->has_vision;
+    d->mmproj_audio = m->has_audio;
+}
+
+/* The best projector for d among those seen (ties: the first by path), NULL when none fits. */
+static const disc_projector *best_projector(const disc_result *r, const model_desc *d) {
+    const disc_projector *best = NULL;
+    proj_fit bf = {0}, f;
+    for (size_t i = 0; i < r->n_projectors; i++) {
+        const disc_projector *p = &r->projectors[i];
+        if (!projector_fits(d, p, &f))
+            continue;
+        if (best == NULL || fit_better(&f, &bf) ||
+            (!fit_better(&bf, &f) && strcmp(p->path, best->path) < 0)) {
+            best = p;
+            bf = f;
+        }
+    }
+    return best;
+}
+
+/* Beside a --model (or SHIMMY_BASE_GGUF) file, whose folder no scan walked: the projectors
+ * named *mmproj* (only those: that folder may hold many large files). */
+static void cli_projectors(disc_result *r, const char *model_path) {
+    char dir[4096];
+    int n;
+    dir_of(model_path, dir, sizeof dir);
+    struct dirent **list = list_dir(r, dir, &n);
+    for (int i = 0; i < n; i++) {
+        char path[4096], err[600];
+        gguf_meta m;
+        if (strcasestr(list[i]->d_name, "mmproj") == NULL || !names_is_gguf(list[i]->d_name) ||
+            !join(path, sizeof path, dir, list[i]->d_name) || is_dir(path))
+            continue;
+        if (gguf_meta_read(path, &m, err, sizeof err) != SHIMMY_OK)
+            note(r, path, after_path(err, path));
+        else if (gguf_meta_is_projector(&m))
+            push_projector(r, path, NULL, &m);
+    }
+    free_list(list, n);
+}
+
+/* Every model with no projector yet (Ollama's come from their manifest) gets its best one. */
+static void pair_projectors(disc_result *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        const model_desc *d = &r->models[i];
+        if (strcmp(d->source, "cli") == 0 || strcmp(d->source, "env") == 0)
+            cli_projectors(r, d->path);
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        model_desc *d = &r->models[i];
+        if (d->mmproj[0] != '\0' || d->manifest[0] != '\0')
+            continue;
+        const disc_projector *p = best_projector(r, d);
+        if (p != NULL) {
+            set_projector(d, p->path, &p->meta);
+            log_info("projector %s paired with model '%s'", p->path, d->name);
+        }
+    }
+}
+
+/* Why p serves no model: none beside it, another fits better, or its width is no one's. */
+static const char *unpaired_why(const disc_result *r, const disc_projector *p, char *buf,
+                                size_t len) {
+    proj_fit f;
+    for (size_t k = 0; k < r->n; k++)
+        if (projector_fits(&r->models[k], p, &f))
+            return "another projector fits each model beside it better";
+    if (p->meta.proj_dim == 0 || strcmp(p->meta.type, "mmproj") != 0)
+        return "none beside it";
+    snprintf(buf, len, "it is for a model %u wide and none beside it is", p->meta.proj_dim);
+    return buf;
+}
+
+/* Each projector seen, noted once with the models that use it. */
+static void note_projectors(disc_result *r) {
+    static const char what[] = "a multimodal projector (mmproj), not a model: paired with";
+    for (size_t i = 0; i < r->n_projectors; i++) {
+        const disc_projector *p = &r->projectors[i];
+        const char *first = NULL;
+        size_t users = 0;
+        char why[700], buf[128];
+        for (size_t k = 0; k < r->n; k++)
+            if (strcmp(r->models[k].mmproj, p->path) == 0 && users++ == 0)
+                first = r->models[k].name;
+        if (users == 0)
+            snprintf(why, sizeof why, "%s no model (%s; see --mmproj)", what,
+                     unpaired_why(r, p, buf, sizeof buf));
+        else if (users == 1)
+            snprintf(why, sizeof why, "%s '%s'", what, first);
+        else
+            snprintf(why, sizeof why, "%s '%s' and %zu more", what, first, users - 1);
+        note(r, p->path, why);
+    }
+    r->n_projectors = 0;
+}
+
+/* ---- explicit projectors ---- */
+
+/* The model a --mmproj without a name is for: the one --model file, else the only model. */
+static model_desc *default_model(disc_result *r, const disc_config *c, const char *path,
+                                 char *err, size_t errlen) {
+    char real[PATH_MAX];
+    if (c->n_paths == 1 && realpath(c->model_paths[0], real) != NULL)
+        for (size_t i = 0; i < r->n; i++)
+            if (strcmp(r->models[i].realpath, real) == 0)
+                return &r->models[i];
+    if (r->n == 1)
+        return &r->models[0];
+    err_set(err, errlen, ERR_BAD_PARAM, "--mmproj %s: name the model it is for (--mmproj "
+            "NAME=%s): %zu models are served", path, path, r->n);
+    return NULL;
+}
+
+static shimmy_err check_projector(const char *path, gguf_meta *m, char *err, size_t errlen) {
+    char why[700];
+    shimmy_err rc = gguf_meta_read(path, m, why, sizeof why);
+    if (rc != SHIMMY_OK)
+        return err_set(err, errlen, rc, "--mmproj %s", why);
+    if (!gguf_meta_is_projector(m))
+        return err_set(err, errlen, ERR_BAD_PARAM, "--mmproj %s: not a multimodal projector "
+                       "(general.type '%s', architecture '%s'; a projector has general.type "
+                       "mmproj)", path, m->type, m->arch);
+    return SHIMMY_OK;
+}
+
+static shimmy_err apply_mmprojs(disc_result *r, const disc_config *c, char *err, size_t errlen) {
+    for (int i = 0; i < c->n_mmprojs; i++) {
+        const disc_mmproj *x = &c->mmprojs[i];
+        model_desc *d = x->model != NULL ? find_name(r, x->model)
+                                         : default_model(r, c, x->path, err, errlen);
+        gguf_meta m;
+        if (d == NULL && x->model == NULL)
+            return ERR_BAD_PARAM;
+        if (d == NULL)
+            return err_set(err, errlen, ERR_BAD_PARAM, "--mmproj %s=%s: no model named '%s'",
+                           x->model, x->path, x->model);
+        shimmy_err rc = check_projector(x->path, &m, err, errlen);
+        if (rc != SHIMMY_OK)
+            return rc;
+        if (m.proj_dim != 0 && d->meta.n_embd != 0 && m.proj_dim != d->meta.n_embd)
+            log_warn("--mmproj %s: a projector for a model %u wide, but '%s' is %u wide: loading "
+                     "it may fail", x->path, m.proj_dim, d->name, d->meta.n_embd);
+        set_projector(d, x->path, &m);
+    }
+    return SHIMMY_OK;
+}
+
 /* ---- explicit adapters ---- */
 
 static shimmy_err check_adapter(const char *path, char *err, size_t errlen) {
@@ -894,7 +1221,7 @@ static shimmy_err env_base(disc_result *r, char *err, size_t errlen) {
             if (strcmp(r->models[i].realpath, real) == 0)
                 d = &r->models[i];
     if (d == NULL) {
-        consider_file(r, base, NULL, "env");
+        consider_file(r, base, NULL, "env", NULL);
         d = realpath(base, real) != NULL && r->n > 0 &&
                     strcmp(r->models[r->n - 1].realpath, real) == 0
                 ? &r->models[r->n - 1]
@@ -981,5 +1308,10 @@ shimmy_err disc_run(const disc_config *c, disc_result *out, char *err, size_t er
         scan_stores(out);
     }
     attach_adapters(out);
+    pair_projectors(out);
+    rc = apply_mmprojs(out, c, err, errlen);
+    note_projectors(out);
+    if (rc != SHIMMY_OK)
+        return rc;
     return apply_loras(out, c, err, errlen);
 }

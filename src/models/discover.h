@@ -27,12 +27,22 @@
  * ERR_UNSUPPORTED (models/registry.h).
  *
  * Files that are not models (LoRA adapters, projectors, vocab-only, non-GGUF, truncated, GGUF
- * v1) are never models: each broken one is reported once in the result's notes. A split model
+ * v1) are never models: each broken one is reported once in the result's notes; each projector is
+ * noted with the models it was paired with. A split model
  * (-00001-of-0000N.gguf) is one model loaded from its first part. An adapter (general.type =
  * adapter) beside a model that it names (general.base_model.0.name = the model's general.name)
  * or whose file stem begins with the model's stem is attached to that model. Name clashes get a
  * deterministic "@source" suffix (then "-2", "-3"...) and a note.
  *
+ * Projectors (multimodal mmproj files: general.type = mmproj, or architecture clip) are paired
+ * with models into model_desc.mmproj: --mmproj first; an Ollama model's projector layer
+ * (application/vnd.ollama.image.projector); else the best projector beside the model (its own
+ * folder; in an HF snapshot or an LM Studio repo also the snapshot's or repo's top folder; beside
+ * a --model file, files named *mmproj*). Best: in the model's own folder, then a width that
+ * matches (clip.*.projection_dim = the model's embedding length; a projector of general.type
+ * mmproj that states another width never pairs), then the most words of the model's file name,
+ * then the same quantization, then the nearest bits per weight, then the first by file name
+ * (docs/MODELS.md). *
  * Bounded: folders deeper than LIM_SCAN_DEPTH, hidden folders, symlink loops (folders already
  * visited) and more than LIM_SCAN_ENTRIES directory entries are not followed.
  *
@@ -95,6 +105,7 @@ typedef struct disc_unserved {
 } disc_unserved;
 
 typedef struct disc_adapter disc_adapter; /* private */
+typedef struct disc_projector disc_projector; /* private */
 
 typedef struct disc_result {
     model_desc *models;    /* owned array, in discovery order */
@@ -106,6 +117,8 @@ typedef struct disc_result {
     /* private */
     disc_adapter *adapters; /* adapters seen, attached by disc_run at the end */
     size_t n_adapters, cap_adapters;
+    disc_projector *projectors; /* projectors seen, paired by disc_run at the end */
+    size_t n_projectors, cap_projectors;
     size_t entries;         /* directory entries looked at, bounded by LIM_SCAN_ENTRIES */
 } disc_result;
 
@@ -116,19 +129,29 @@ typedef struct disc_lora {
     float scale;
 } disc_lora;
 
+/* An explicit projector: --mmproj [MODEL=]PATH (or a model section's mmproj key). */
+typedef struct disc_mmproj {
+    const char *model;     /* served name; NULL = the model given with --model, or the only
+                            * model; borrowed */
+    const char *path;      /* borrowed */
+} disc_mmproj;
+
 typedef struct disc_config {
     char *const *model_paths;  /* --model, borrowed */
     int n_paths;
     const char *model_dirs;    /* --model-dirs, ';' or ':' separated; may be NULL */
     const disc_lora *loras;    /* --lora; borrowed */
     int n_loras;
+    const disc_mmproj *mmprojs; /* --mmproj; borrowed */
+    int n_mmprojs;
     bool no_stores;            /* skip the HF / Ollama / LM Studio stores (and the env base) */
 } disc_config;
 
 /* Runs every source of c into *out (initialised here; free with disc_result_free, also on
  * error). Errors: those of a --model path that is not a usable model (ERR_IO, ERR_MODEL_LOAD),
- * ERR_BAD_PARAM for a --lora naming an unknown model or a bad adapter file, ERR_NOMEM; each with
- * the reason in err. Borrows c. */
+ * ERR_BAD_PARAM for a --lora naming an unknown model or a bad adapter file, for a --mmproj
+ * naming an unknown model, naming none when several are served, or a file that is not a
+ * projector (ERR_IO when it cannot be read), ERR_NOMEM; each with the reason in err. Borrows c. */
 shimmy_err disc_run(const disc_config *c, disc_result *out, char *err, size_t errlen);
 
 /* Scans one loose folder (and one level of subfolders) into out (which may already hold

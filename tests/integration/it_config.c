@@ -124,7 +124,9 @@ static void test_config_check(void **state) {
               "[" H_MODEL_NAME "]\n"
               "temperature = hot\n"
               "max-loaded = 2\n"
-              "gpu-layers = lots\n",
+              "gpu-layers = lots\n"
+              "[qwen*]\n"
+              "mmproj = mmproj-f16.gguf\n",
               bad, sizeof bad);
     write_cfg(t, "good.ini",
               "parallel = 2\n"
@@ -133,13 +135,15 @@ static void test_config_check(void **state) {
               "[qwen*]\n"
               "top_p = 0.9\n"
               "gpu-layers = all\n"
-              "stop = \"###\"\n",
+              "stop = \"###\"\n"
+              "[" H_MODEL_NAME "]\n"
+              "mmproj = mmproj-f16.gguf\n",
               good, sizeof good);
     char *out = NULL;
     const char *args_bad[] = {"config", "check", bad, NULL};
     assert_int_equal(h_run(t, args_bad, 10000, &out), 2);
     char want[4300];
-    const char *lines[] = {":3:", ":5:", ":6:", ":7:"};
+    const char *lines[] = {":3:", ":5:", ":6:", ":7:", ":9:"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         snprintf(want, sizeof want, "%s%s", bad, lines[i]);
         if (strstr(out, want) == NULL)
@@ -147,6 +151,7 @@ static void test_config_check(void **state) {
     }
     assert_non_null(strstr(out, "bogus-key"));
     assert_non_null(strstr(out, "hot"));
+    assert_non_null(strstr(out, "mmproj needs a model's name, not the glob [qwen*]"));
     free(out);
     const char *args_good[] = {"config", "check", good, NULL};
     int rc = h_run(t, args_good, 10000, &out);

@@ -2,8 +2,13 @@
  * `shimmy probe` on a temporary HOME holding fake Hugging Face, Ollama and LM Studio stores
  * (tools/fake_stores.sh); a server that rescans on POST /v1/models/rescan; several models loaded
  * with the least recently used one unloaded past --max-loaded or --max-memory; Ollama's
- * keep_alive; MLX model folders listed with why they are not served, and refused with 501. */
+ * keep_alive; MLX model folders listed with why they are not served, and refused with 501;
+ * projectors paired with models shown by `shimmy list`, /api/tags, /api/show and
+ * /v1/models/{id} (the capabilities only when engine_supports_media()), set by a --config
+ * model section, and a bad --mmproj refused at start-up. */
 #include "harness.h"
+
+#include "engine/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +54,16 @@ static void test_list_discover_probe(void **state) {
     want(out, "org/split-gguf/stories-split");
     want(out, "pub/stories-lora-gguf/stories260k");
     want(out, "stories260K-lora-F32.gguf");
-    assert_null(strstr(out, "mmproj"));
+    want(out, "MMPROJ");
+    want(out, "vision+audio"); /* the LM Studio model's projector */
+    assert_null(strstr(out, "mmproj")); /* projector files are not models */
     free(out);
 
     const char *disc[] = {"discover", NULL};
     assert_int_equal(h_run(t, disc, RUN_MS, &out), 0);
-    want(out, "11 models found");
+    want(out, "13 models found");
+    want(out, "mmproj-tiny-f16.gguf: a multimodal projector (mmproj), not a model: paired with "
+              "'org/tiny-vision-gguf/tiny-q8'");
     want(out, "truncated.gguf: truncated");
     want(out, "old-v1.gguf: GGUF v1");
     want(out, "orphan-lora.gguf: a LoRA adapter");
@@ -254,7 +263,7 @@ static void test_mlx_list_discover(void **state) {
 
     const char *text[] = {"discover", NULL};
     assert_int_equal(h_run(t, text, RUN_MS, &out), 0);
-    want(out, "11 models found");
+    want(out, "13 models found");
     want(out, "2 MLX models found, not served:");
     want(out, "mlx-community/tiny-4bit (hf)");
     want(out, MLX_STATUS);
@@ -331,6 +340,111 @@ static void test_mlx_not_served(void **state) {
     h_pass(t);
 }
 
+/* Whether the JSON array arr holds the string s. */
+static bool has_str(const json_t *arr, const char *s) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+        return true;
+    return false;
+}
+
+static json_t *show_model(int port, const char *name) {
+    json_t *req = json_pack("{s:s}", "model", name);
+    json_t *r = h_post_expect(port, "/api/show", req, 200);
+    json_decref(req);
+    return r;
+}
+
+static json_t *find_tag(const json_t *tags, const char *name) {
+    size_t i;
+    json_t *m;
+    json_array_foreach(h_arr(tags, "models"), i, m) if (strcmp(h_str(m, "name"), name) == 0)
+        return m;
+    fail_msg("no model '%s' in /api/tags", name);
+    return NULL;
+}
+
+static void test_projector_api(void **state) {
+    h_test *t = *state;
+    make_stores(t);
+    char proj[4200], gen[4200], cfg[4300];
+    snprintf(proj, sizeof proj, "%s/audio-mmproj.gguf", t->dir);
+    snprintf(gen, sizeof gen, "%s/gguf_gen", h_tools_dir());
+    const char *gargs[] = {proj, "--type", "mmproj", "--arch", "clip", "--modality", "audio",
+                           "--proj-dim", "64", NULL};
+    char *out;
+    assert_int_equal(h_run_exe(t, gen, gargs, RUN_MS, &out), 0);
+    free(out);
+    /* a bad --mmproj stops serve at start-up, saying why */
+    const char *bad[] = {"serve", "--bind", "127.0.0.1:0", "--model", h_model_path(H_MODEL_FILE),
+                         "--mmproj", "/nonexistent/mmproj.gguf", NULL};
+    assert_int_not_equal(h_run(t, bad, RUN_MS, &out), 0);
+    want(out, "--mmproj /nonexistent/mmproj.gguf: No such file or directory");
+    free(out);
+    /* a --config model section's mmproj key pairs it */
+    snprintf(cfg, sizeof cfg, "%s/shimmy.ini", t->dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "[stories:260k]\nmmproj = %s\n", proj);
+    assert_int_equal(fclose(f), 0);
+    const char *args[] = {"--config", cfg, NULL};
+    h_server *s = h_start(t, args);
+    bool media = engine_supports_media();
+
+    /* /api/tags: Ollama lists a projector's model with "clip" among its families */
+    json_t *j = get_json(s->port, "/api/tags");
+    assert_true(has_str(h_arr(h_obj(find_tag(j, "vision:tiny"), "details"), "families"), "clip"));
+    assert_true(has_str(h_arr(h_obj(find_tag(j, "stories:260k"), "details"), "families"),
+                        "clip"));
+    json_t *fam = h_arr(h_obj(find_tag(j, "stories:latest"), "details"), "families");
+    assert_int_equal(json_array_size(fam), 1);
+    assert_false(has_str(fam, "clip"));
+    json_decref(j);
+
+    /* /api/show: projector_info; the capabilities only when the engine takes media */
+    j = show_model(s->port, "vision:tiny");
+    json_t *pi = h_obj(j, "projector_info");
+    assert_string_equal(h_str(pi, "general.architecture"), "clip");
+    assert_true(json_is_true(json_object_get(pi, "clip.has_vision_encoder")));
+    assert_true(json_is_false(json_object_get(pi, "clip.has_audio_encoder")));
+    assert_int_equal(h_int(pi, "clip.vision.projection_dim"), 8);
+    assert_true(has_str(h_arr(j, "capabilities"), "completion"));
+    assert_int_equal(has_str(h_arr(j, "capabilities"), "vision"), media);
+    assert_false(has_str(h_arr(j, "capabilities"), "audio"));
+    want(h_str(j, "modelfile"), "\nFROM ");
+    json_decref(j);
+    j = show_model(s->port, "lmstudio-community/tiny-gguf/tiny-random-f16");
+    assert_int_equal(has_str(h_arr(j, "capabilities"), "vision"), media);
+    assert_int_equal(has_str(h_arr(j, "capabilities"), "audio"), media);
+    json_decref(j);
+    j = show_model(s->port, "stories:260k");
+    pi = h_obj(j, "projector_info");
+    assert_true(json_is_true(json_object_get(pi, "clip.has_audio_encoder")));
+    assert_false(has_str(h_arr(j, "capabilities"), "vision"));
+    assert_int_equal(has_str(h_arr(j, "capabilities"), "audio"), media);
+    json_decref(j);
+    j = show_model(s->port, "stories:latest");
+    assert_null(json_object_get(j, "projector_info"));
+    assert_false(has_str(h_arr(j, "capabilities"), "vision"));
+    json_decref(j);
+
+    /* /v1/models/{id}: shimmy's input_modalities and projector */
+    j = get_json(s->port, "/v1/models/vision:tiny");
+    want(h_str(j, "projector"), "sha256-");
+    assert_true(has_str(h_arr(j, "input_modalities"), "text"));
+    assert_int_equal(has_str(h_arr(j, "input_modalities"), "image"), media);
+    json_decref(j);
+    j = get_json(s->port, "/v1/models/stories:latest");
+    assert_true(json_is_null(json_object_get(j, "projector")));
+    assert_int_equal(json_array_size(h_arr(j, "input_modalities")), 1);
+    json_decref(j);
+    j = get_json(s->port, "/v1/models/stories:260k");
+    assert_string_equal(h_str(j, "projector"), "audio-mmproj.gguf");
+    json_decref(j);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_discover_probe, h_setup, h_teardown),
@@ -338,6 +452,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_memory_budget, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_mlx_list_discover, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_mlx_not_served, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_projector_api, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

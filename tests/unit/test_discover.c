@@ -1,8 +1,9 @@
 /* Unit tests for models/discover: fake Hugging Face, Ollama and LM Studio stores built in a
  * temporary HOME by tools/fake_stores.sh from the test models (real sha256 blob names, real
  * manifests), then every naming and exclusion rule; name clashes; split names; rescans through
- * the registry; MLX folders (found, never served); and the scan's speed on a store of thousands
- * of files. */
+ * the registry; MLX folders (found, never served); projectors paired with models in each store
+ * layout (HF snapshot, LM Studio repo, Ollama's projector layer, a plain folder holding several)
+ * and through --mmproj; and the scan's speed on a store of thousands of files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,12 +102,24 @@ static void test_stores(void **state) {
     assert_non_null(d = find(&r, "org/tiny-vision-gguf/tiny-q8"));
     assert_string_equal(d->meta.quant, "F16");
     assert_null(find(&r, "org/tiny-vision-gguf/mmproj-tiny-f16"));
-    assert_true(noted(&r, "mmproj-tiny-f16.gguf", "projector"));
+    /* its projector beside it; the other one states a width (4096) that is not the model's */
+    assert_non_null(strstr(d->mmproj, "/snapshots/2222bbbb/mmproj-tiny-f16.gguf"));
+    assert_true(d->mmproj_vision);
+    assert_false(d->mmproj_audio);
+    assert_true(noted(&r, "mmproj-tiny-f16.gguf", "projector (mmproj), not a model: paired with "
+                                                  "'org/tiny-vision-gguf/tiny-q8'"));
+    assert_true(noted(&r, "mmproj-big-q8_0.gguf", "paired with no model (it is for a model 4096 "
+                                                  "wide"));
+    assert_null(find(&r, "org/tiny-vision-gguf/mmproj-big-q8_0"));
+    /* no projector in the repo: none */
+    assert_string_equal(find(&r, "thebloke/stories-260k-gguf/stories260k")->mmproj, "");
     /* A split model is one model named without the suffix, sized over both parts. */
     assert_non_null(d = find(&r, "org/split-gguf/stories-split"));
     assert_int_equal(d->n_parts, 2);
     assert_true(d->size_bytes > 1185376);
     assert_non_null(strstr(d->path, "-00001-of-00002.gguf"));
+    /* the projector at the snapshot's top serves the model in its Q8_0/ subfolder */
+    assert_non_null(strstr(d->mmproj, "/snapshots/3333cccc/mmproj-stories-f16.gguf"));
 
     /* Ollama: model:tag, namespace kept off library, registry kept off ollama.com. */
     assert_non_null(d = find(&r, "stories:260k"));
@@ -124,10 +137,22 @@ static void test_stores(void **state) {
     assert_non_null(find(&r, "hf.co/bartowski/Other-GGUF:Q8_0"));
     assert_null(find(&r, "broken:latest"));
     assert_true(noted(&r, "library/broken/latest", "no model layer"));
+    /* the projector layer is the model's projector; one that is not a projector is left out */
+    assert_non_null(d = find(&r, "vision:tiny"));
+    assert_non_null(strstr(d->mmproj, "/.ollama/models/blobs/sha256-"));
+    assert_true(d->mmproj_vision);
+    assert_string_equal(find(&r, "someuser/tiny:q8")->mmproj, ""); /* the same blob, no layer */
+    assert_string_equal(find(&r, "stories:260k")->mmproj, "");
+    assert_non_null(d = find(&r, "vision:broken"));
+    assert_string_equal(d->mmproj, "");
+    assert_true(noted(&r, "library/vision/broken", "the projector layer is left out"));
 
     /* LM Studio: publisher/repo/file-stem; the adapter beside its base is attached. */
     assert_non_null(d = find(&r, "lmstudio-community/tiny-gguf/tiny-random-f16"));
     assert_string_equal(d->source, "lmstudio");
+    assert_non_null(strstr(d->mmproj, "Tiny-GGUF/mmproj-Tiny-F16.gguf"));
+    assert_true(d->mmproj_vision && d->mmproj_audio);
+    assert_string_equal(find(&r, "old/repo/stories")->mmproj, "");
     assert_non_null(d = find(&r, "pub/stories-lora-gguf/stories260k"));
     assert_non_null(strstr(d->adapter, "stories260K-lora-F32.gguf"));
     assert_null(find(&r, "pub/stories-lora-gguf/stories260k-lora-f32"));
@@ -137,7 +162,8 @@ static void test_stores(void **state) {
     assert_true(noted(&r, "old-v1.gguf", "v1"));
     assert_true(noted(&r, "notes.gguf", "not a GGUF"));
     assert_true(noted(&r, "orphan-lora.gguf", "adapter"));
-    assert_true(noted(&r, "mmproj-Tiny-F16.gguf", "projector"));
+    assert_true(noted(&r, "mmproj-Tiny-F16.gguf", "paired with "
+                                                  "'lmstudio-community/tiny-gguf/tiny-random-f16'"));
     assert_null(find(&r, "pub/broken-gguf/same-as-hf")); /* the HF file again */
     for (size_t i = 0; i < r.n; i++)
         assert_null(strstr(r.models[i].path, "hidden"));
@@ -146,7 +172,7 @@ static void test_stores(void **state) {
     for (size_t i = 0; i < r.n_notes; i++)
         truncated += strstr(r.notes[i].path, "truncated.gguf") != NULL;
     assert_int_equal(truncated, 1);
-    assert_int_equal(r.n, 11);
+    assert_int_equal(r.n, 13);
     disc_result_free(&r);
 
     /* Stores can be switched off (tests, --model only setups). */
@@ -241,8 +267,8 @@ static void test_registry_rescan(void **state) {
     registry_changes ch;
     char err[512], p[4300];
     assert_int_equal(registry_discover(reg, &c, &ch, err, sizeof err), SHIMMY_OK);
-    assert_int_equal(ch.n_added, 11);
-    assert_int_equal(ch.total, 11);
+    assert_int_equal(ch.n_added, 13);
+    assert_int_equal(ch.total, 13);
     assert_true(ch.n_notes >= 8);
     registry_changes_free(&ch);
     /* ":latest" may be left out or given. */
@@ -363,7 +389,7 @@ static void test_mlx_stores(void **state) {
     assert_string_equal(u->arch, "qwen2");
     assert_int_equal(u->bits, 0);
     assert_int_equal(u->size_bytes, 4096);
-    assert_int_equal(r.n, 11);
+    assert_int_equal(r.n, 13);
     disc_result_free(&r);
 
     engine_options o;
@@ -371,7 +397,7 @@ static void test_mlx_stores(void **state) {
     registry *reg = registry_new(&o);
     engine_model *m = NULL;
     assert_int_equal(registry_discover(reg, &c, NULL, err, sizeof err), SHIMMY_OK);
-    assert_int_equal(registry_count(reg), 11);
+    assert_int_equal(registry_count(reg), 13);
     assert_int_equal(registry_unserved_count(reg), 2);
     disc_unserved got;
     assert_true(registry_get_unserved(reg, 0, &got));
@@ -392,6 +418,128 @@ static void test_mlx_stores(void **state) {
     assert_string_equal(err_get(ERR_UNSUPPORTED)->openai_code, "model_not_supported");
     assert_string_equal(err_get(ERR_UNSUPPORTED)->openai_type, "invalid_request_error");
     registry_free(reg);
+}
+
+/* tools/gguf_gen ARGS (a projector's or a model's metadata) into a test folder. */
+static void gen(const char *args) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "cd %s && %s/gguf_gen %s >/dev/null", home,
+             env_or("SHIMMY_TOOLS_DIR", "build/tools"), args);
+    assert_int_equal(system(cmd), 0);
+}
+
+static const model_desc *get(const disc_result *r, const char *name) {
+    static const model_desc none;
+    const model_desc *d = find(r, name);
+    if (d == NULL)
+        fail_msg("no model named '%s'", name);
+    return d != NULL ? d : &none;
+}
+
+/* The file name of d's projector ("" = none). */
+static const char *proj_file(const model_desc *d) {
+    const char *slash = strrchr(d->mmproj, '/');
+    return slash != NULL ? slash + 1 : d->mmproj;
+}
+
+/* A plain model folder holding several projectors: the width decides first (a projector of
+ * another width never pairs), then the words of the file name, then the quantization (the same,
+ * else the nearest bits per weight). */
+static void test_projector_folder(void **state) {
+    (void)state;
+    char cmd[9000], dirs[4200], err[1024];
+    const char *models = env_or("SHIMMY_TEST_MODELS", "../shared/models");
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/vis %s/vis2 && cp %s/llama-2-tiny-random.gguf "
+             "%s/vis/tiny.gguf", home, home, models, home);
+    assert_int_equal(system(cmd), 0);
+    /* stories260K (64 wide) as Q8_0, F16 and Q4_K_M by their metadata */
+    snprintf(cmd, sizeof cmd, "--copy-from %s/stories260K.gguf", models);
+    char a[9200];
+    snprintf(a, sizeof a, "vis/stories-Q8_0.gguf %s --file-type 7", cmd);
+    gen(a);
+    snprintf(a, sizeof a, "vis/stories-F16.gguf %s --file-type 1", cmd);
+    gen(a);
+    snprintf(a, sizeof a, "vis/stories-Q4_K_M.gguf %s --file-type 15", cmd);
+    gen(a);
+    gen("vis/mmproj-model-f16.gguf --type mmproj --arch clip --file-type 1 --proj-dim 64");
+    gen("vis/mmproj-model-Q8_0.gguf --type mmproj --arch clip --file-type 7 --proj-dim 64");
+    gen("vis/mmproj-model-f32.gguf --type mmproj --arch clip --file-type 0 --proj-dim 64");
+    gen("vis/mmproj-other-Q8_0.gguf --type mmproj --arch clip --file-type 7 --proj-dim 2048");
+    /* names: the projector sharing more words of the model's name wins over the quantization */
+    snprintf(a, sizeof a, "vis2/gemma-a-Q8_0.gguf %s --file-type 7", cmd);
+    gen(a);
+    gen("vis2/mmproj-gemma-a-f16.gguf --type mmproj --arch clip --file-type 1 --proj-dim 64");
+    gen("vis2/mmproj-gemma-b-Q8_0.gguf --type mmproj --arch clip --file-type 7 --proj-dim 64");
+    gen("vis2/mmproj-audio-f16.gguf --type mmproj --arch clip --file-type 1 --modality audio");
+    snprintf(dirs, sizeof dirs, "%s/vis;%s/vis2", home, home);
+    disc_config c = {.model_dirs = dirs, .no_stores = true};
+    disc_result r;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(r.n, 5); /* projectors are never models */
+    assert_string_equal(proj_file(get(&r, "stories-q8_0")), "mmproj-model-Q8_0.gguf");
+    assert_string_equal(proj_file(get(&r, "stories-f16")), "mmproj-model-f16.gguf");
+    assert_string_equal(proj_file(get(&r, "stories-q4_k_m")), "mmproj-model-Q8_0.gguf"); /* 4: 8 */
+    assert_string_equal(proj_file(get(&r, "tiny")), ""); /* 8 wide: none is */
+    assert_string_equal(proj_file(get(&r, "gemma-a-q8_0")), "mmproj-gemma-a-f16.gguf");
+    assert_true(get(&r, "gemma-a-q8_0")->mmproj_vision);
+    assert_true(noted(&r, "mmproj-model-f32.gguf", "paired with no model (another projector "
+                                                   "fits each model beside it better"));
+    assert_true(noted(&r, "mmproj-model-Q8_0.gguf", "paired with 'stories-q4_k_m' and 1 more"));
+    assert_true(noted(&r, "mmproj-other-Q8_0.gguf", "it is for a model 2048 wide"));
+    disc_result_free(&r);
+
+    /* --mmproj NAME=PATH wins over the projector found beside the model */
+    char audio[4200];
+    snprintf(audio, sizeof audio, "%s/vis2/mmproj-audio-f16.gguf", home);
+    disc_mmproj x = {.model = "stories-f16", .path = audio};
+    c.mmprojs = &x;
+    c.n_mmprojs = 1;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
+    assert_string_equal(get(&r, "stories-f16")->mmproj, audio);
+    assert_false(get(&r, "stories-f16")->mmproj_vision);
+    assert_true(get(&r, "stories-f16")->mmproj_audio);
+    assert_true(noted(&r, "mmproj-audio-f16.gguf", "paired with 'stories-f16'"));
+    disc_result_free(&r);
+    /* errors: an unknown model, no name with several models, not a projector, no file */
+    x.model = "nope";
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "no model named 'nope'"));
+    disc_result_free(&r);
+    x.model = NULL;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "name the model it is for (--mmproj NAME="));
+    assert_non_null(strstr(err, "5 models are served"));
+    disc_result_free(&r);
+    char model[4200];
+    snprintf(model, sizeof model, "%s/vis/tiny.gguf", home);
+    x.model = "tiny";
+    x.path = model;
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_BAD_PARAM);
+    assert_non_null(strstr(err, "tiny.gguf: not a multimodal projector"));
+    disc_result_free(&r);
+    x.path = "/nonexistent/mmproj.gguf";
+    assert_int_equal(disc_run(&c, &r, err, sizeof err), ERR_IO);
+    assert_non_null(strstr(err, "--mmproj /nonexistent/mmproj.gguf: No such file"));
+    disc_result_free(&r);
+
+    /* --model FILE: the *mmproj* files beside it are looked at (the folder is not scanned);
+     * --mmproj PATH without a name is for that model */
+    char *paths[] = {model};
+    disc_config one = {.model_paths = paths, .n_paths = 1, .no_stores = true};
+    snprintf(cmd, sizeof cmd, "%s/vis/stories-F16.gguf", home);
+    paths[0] = cmd;
+    assert_int_equal(disc_run(&one, &r, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(proj_file(get(&r, "stories-f16")), "mmproj-model-f16.gguf");
+    disc_result_free(&r);
+    x.model = NULL;
+    x.path = audio;
+    one.mmprojs = &x;
+    one.n_mmprojs = 1;
+    assert_int_equal(disc_run(&one, &r, err, sizeof err), SHIMMY_OK);
+    assert_string_equal(get(&r, "stories-f16")->mmproj, audio);
+    disc_result_free(&r);
+    sh("rm -rf %s/vis %s/vis2", home);
 }
 
 /* A store of thousands of files (most not models) is scanned well under a second. */
@@ -425,6 +573,7 @@ int main(void) {
         cmocka_unit_test(test_env_roots),         cmocka_unit_test(test_clash_and_lora_flag),
         cmocka_unit_test(test_registry_rescan),   cmocka_unit_test(test_big_store_fast),
         cmocka_unit_test(test_mlx_detect),        cmocka_unit_test(test_mlx_stores),
+        cmocka_unit_test(test_projector_folder),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
