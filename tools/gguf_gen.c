@@ -5,12 +5,13 @@
  *            [--file-type N] [--proj-dim N] [--modality vision|audio|both]
  *
  * With --copy-from, every key-value pair and tensor (with its data) of MODEL is copied and the
- * options (--arch, --type, --name, --file-type, the template) override or add keys (e.g. a chat template on stories260K makes a chat-capable test
- * model). Without it, a small synthetic file is written: a LoRA adapter (--type adapter), a
- * vocab-only file (--no-tensors), a multimodal projector's metadata (--type mmproj: the clip.*
- * keys llama.cpp's converter writes, with --modality (vision), --proj-dim (the text model's
- * width it states; default none) and --file-type (llama_ftype number: 0 F32, 1 F16, 7 Q8_0...)),
- * or a tiny "model" that carries metadata but is not loadable. None of these loads. */
+ * options (--arch, --type, --name, --file-type, the template) override or add keys (e.g. a chat
+ * template on stories260K makes a chat-capable test model). Without it, a small synthetic file is
+ * written: a LoRA adapter (--type adapter), a vocab-only file (--no-tensors), a multimodal
+ * projector's metadata (--type mmproj: the clip.* keys llama.cpp's converter writes, with
+ * --modality (vision), --proj-dim (the text model's width it states; default none) and --file-type
+ * (llama_ftype number: 0 F32, 1 F16, 7 Q8_0...)), or a tiny "model" that carries metadata but is
+ * not loadable. None of these loads. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

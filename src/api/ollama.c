@@ -4,8 +4,9 @@
  * capabilities), the embeddings endpoints (Ollama's /api/embed and /api/embeddings, OpenAI's
  * /v1/embeddings: one engine path) and the model rescan (POST /v1/models/rescan). A model paired
  * with a projector shows it as Ollama does: "clip" among its families, /api/show's
- * projector_info, and "vision"/"audio" capabilities (only when engine_supports_media()). Parsing and
- * formatting are in ollama_wire. Errors are {"error": "..."} with the statuses of core/err.c. */
+ * projector_info, and "vision"/"audio" capabilities (only when engine_supports_media()). Parsing
+ * and formatting are in ollama_wire. Errors are {"error": "..."} with the statuses of core/err.c.
+ */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

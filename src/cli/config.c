@@ -17,8 +17,7 @@ static const char *const per_model[] = {"gpu-backend",  "gpu-layers",  "cache-ty
                                         "cache-type-v", "flash-attn",  "chat-template-file",
                                         "lora",         "model-draft", "ctx",
                                         "parallel",     "keep-alive",  "alias",
-                                        "mmproj",
-                                        NULL};
+                                        "mmproj",       NULL};
 
 static bool is_per_model(const char *key) {
     for (size_t i = 0; per_model[i] != NULL; i++)

@@ -70,8 +70,8 @@ static int sources_mmproj(const char *cmd, char *v, cli_sources *s) {
 
 int cli_sources_arg(const char *cmd, int argc, char **argv, int *i, cli_sources *s) {
     const char *a = argv[*i];
-    if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0 &&
-        strcmp(a, "--lora") != 0 && strcmp(a, "--mmproj") != 0)
+    if (strcmp(a, "--model") != 0 && strcmp(a, "--model-dirs") != 0 && strcmp(a, "--lora") != 0 &&
+        strcmp(a, "--mmproj") != 0)
         return 0;
     if (*i + 1 >= argc)
         return cli_usage_error(cmd, "%s needs a value", a);

@@ -7,7 +7,9 @@ static const engine_ops *model_ops(engine_model *m) { return ((engine_hdr *)m)->
 static const engine_ops *job_ops(gen_job *j) { return ((engine_hdr *)j)->ops; }
 
 /* False until the media path (libmtmd, engine_options.mmproj) is in the engine: flip it there. */
-bool engine_supports_media(void) { return false; }
+bool engine_supports_media(void) {
+    return false;
+}
 
 shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err,
                              size_t errlen) {

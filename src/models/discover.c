@@ -29,11 +29,11 @@ struct disc_adapter {
 /* A projector met by a scan, paired with models at the end of disc_run. */
 struct disc_projector {
     char path[4096];
-    char dir[4096];       /* folder it sits in */
-    char root[4096];      /* the folder whose models may use it: an HF snapshot or LM Studio
-                           * repo (a projector at its top serves models in its subfolders), else
-                           * dir */
-    char stem[256];       /* lowercased file stem */
+    char dir[4096];  /* folder it sits in */
+    char root[4096]; /* the folder whose models may use it: an HF snapshot or LM Studio
+                      * repo (a projector at its top serves models in its subfolders), else
+                      * dir */
+    char stem[256];  /* lowercased file stem */
     gguf_meta meta;
 };
 
@@ -196,8 +196,7 @@ static void push_adapter(disc_result *r, const char *path, const gguf_meta *m) {
 
 /* Remembers a projector found at path (once per path); root as in disc_projector, NULL = its
  * own folder. */
-static void push_projector(disc_result *r, const char *path, const char *root,
-                           const gguf_meta *m) {
+static void push_projector(disc_result *r, const char *path, const char *root, const gguf_meta *m) {
     for (size_t i = 0; i < r->n_projectors; i++)
         if (strcmp(r->projectors[i].path, path) == 0)
             return;
@@ -307,8 +306,8 @@ static const char *after_path(const char *err, const char *path) {
 
 /* A .gguf file met by a scan: a model is added, an adapter or a projector remembered (root: see
  * disc_projector), anything else noted. */
-static bool consider_file(disc_result *r, const char *path, const char *name,
-                          const char *source, const char *root) {
+static bool consider_file(disc_result *r, const char *path, const char *name, const char *source,
+                          const char *root) {
     int part, count;
     if (names_split_part(path, &part, &count) && part > 1)
         return false; /* a later part: the first part stands for the model */
@@ -602,7 +601,7 @@ static bool hf_snapshot(disc_result *r, const char *repo_dir, char *out, size_t 
 typedef struct named_ctx {
     const char *prefix; /* "org/name" */
     const char *source;
-    const char *root;   /* the snapshot or repo folder walked */
+    const char *root; /* the snapshot or repo folder walked */
     int added;
     int gguf;           /* .gguf files met, models or not */
 } named_ctx;
@@ -663,8 +662,8 @@ int disc_scan_lmstudio(disc_result *r, const char *models_dir) {
             snprintf(prefix, sizeof prefix, "%s/%s", pubs[i]->d_name, repos[j]->d_name);
             names_lower(prefix);
             visited v = {.n = 0};
-            named_ctx c = {.prefix = prefix, .source = "lmstudio", .root = repo_dir, .added = 0,
-                           .gguf = 0};
+            named_ctx c = {
+                .prefix = prefix, .source = "lmstudio", .root = repo_dir, .added = 0, .gguf = 0};
             walk(r, repo_dir, 0, 1, &v, named_file, &c);
             added += c.added;
             if (c.gguf == 0)
@@ -728,7 +727,7 @@ static void ollama_projector(disc_result *r, const char *models_dir, const json_
                              const char *manifest, model_desc *d) {
     const char *pd = layer_digest(root, OLLAMA_PROJECTOR_MT);
     char blob[4096], err[600], why[700];
-    gguf_meta m;
+    gguf_meta m = {0};
     if (pd == NULL)
         return;
     err[0] = '\0';
@@ -736,16 +735,16 @@ static void ollama_projector(disc_result *r, const char *models_dir, const json_
         snprintf(err, sizeof err, "bad digest '%.100s'", pd);
     else if (gguf_meta_read(blob, &m, err, sizeof err) == SHIMMY_OK &&
              !gguf_meta_is_projector(&m)) /* a failed read says why in err */
-        snprintf(err, sizeof err, "%.400s: not a multimodal projector (general.type '%s')",
-                 blob, m.type);
+        snprintf(err, sizeof err, "%.400s: not a multimodal projector (general.type '%s')", blob,
+                 m.type);
     if (err[0] == '\0') {
         snprintf(d->mmproj, sizeof d->mmproj, "%s", blob);
         d->mmproj_vision = m.has_vision;
         d->mmproj_audio = m.has_audio;
         return;
     }
-    snprintf(why, sizeof why, "the projector layer is left out (%s): '%s' is served text-only",
-             err, d->name);
+    snprintf(why, sizeof why, "the projector layer is left out (%s): '%s' is served text-only", err,
+             d->name);
     log_warn("%s: %s", manifest, why);
     note(r, manifest, why);
 }
@@ -998,8 +997,8 @@ static bool projector_fits(const model_desc *d, const disc_projector *p, proj_fi
     memset(f, 0, sizeof *f);
     if (same_dir(d->path, p->dir))
         f->place = 2;
-    else if (under_dir(d->path, p->dir) && (strcmp(p->dir, p->root) == 0 ||
-                                             under_dir(p->dir, p->root)))
+    else if (under_dir(d->path, p->dir) &&
+             (strcmp(p->dir, p->root) == 0 || under_dir(p->dir, p->root)))
         f->place = 1;
     else
         return false;
@@ -1131,8 +1130,8 @@ static void note_projectors(disc_result *r) {
 /* ---- explicit projectors ---- */
 
 /* The model a --mmproj without a name is for: the one --model file, else the only model. */
-static model_desc *default_model(disc_result *r, const disc_config *c, const char *path,
-                                 char *err, size_t errlen) {
+static model_desc *default_model(disc_result *r, const disc_config *c, const char *path, char *err,
+                                 size_t errlen) {
     char real[PATH_MAX];
     if (c->n_paths == 1 && realpath(c->model_paths[0], real) != NULL)
         for (size_t i = 0; i < r->n; i++)
@@ -1140,8 +1139,10 @@ static model_desc *default_model(disc_result *r, const disc_config *c, const cha
                 return &r->models[i];
     if (r->n == 1)
         return &r->models[0];
-    err_set(err, errlen, ERR_BAD_PARAM, "--mmproj %s: name the model it is for (--mmproj "
-            "NAME=%s): %zu models are served", path, path, r->n);
+    err_set(err, errlen, ERR_BAD_PARAM,
+            "--mmproj %s: name the model it is for (--mmproj "
+            "NAME=%s): %zu models are served",
+            path, path, r->n);
     return NULL;
 }
 
@@ -1151,17 +1152,19 @@ static shimmy_err check_projector(const char *path, gguf_meta *m, char *err, siz
     if (rc != SHIMMY_OK)
         return err_set(err, errlen, rc, "--mmproj %s", why);
     if (!gguf_meta_is_projector(m))
-        return err_set(err, errlen, ERR_BAD_PARAM, "--mmproj %s: not a multimodal projector "
+        return err_set(err, errlen, ERR_BAD_PARAM,
+                       "--mmproj %s: not a multimodal projector "
                        "(general.type '%s', architecture '%s'; a projector has general.type "
-                       "mmproj)", path, m->type, m->arch);
+                       "mmproj)",
+                       path, m->type, m->arch);
     return SHIMMY_OK;
 }
 
 static shimmy_err apply_mmprojs(disc_result *r, const disc_config *c, char *err, size_t errlen) {
     for (int i = 0; i < c->n_mmprojs; i++) {
         const disc_mmproj *x = &c->mmprojs[i];
-        model_desc *d = x->model != NULL ? find_name(r, x->model)
-                                         : default_model(r, c, x->path, err, errlen);
+        model_desc *d =
+            x->model != NULL ? find_name(r, x->model) : default_model(r, c, x->path, err, errlen);
         gguf_meta m;
         if (d == NULL && x->model == NULL)
             return ERR_BAD_PARAM;
@@ -1173,7 +1176,8 @@ static shimmy_err apply_mmprojs(disc_result *r, const disc_config *c, char *err,
             return rc;
         if (m.proj_dim != 0 && d->meta.n_embd != 0 && m.proj_dim != d->meta.n_embd)
             log_warn("--mmproj %s: a projector for a model %u wide, but '%s' is %u wide: loading "
-                     "it may fail", x->path, m.proj_dim, d->name, d->meta.n_embd);
+                     "it may fail",
+                     x->path, m.proj_dim, d->name, d->meta.n_embd);
         set_projector(d, x->path, &m);
     }
     return SHIMMY_OK;

@@ -131,9 +131,9 @@ typedef struct disc_lora {
 
 /* An explicit projector: --mmproj [MODEL=]PATH (or a model section's mmproj key). */
 typedef struct disc_mmproj {
-    const char *model;     /* served name; NULL = the model given with --model, or the only
-                            * model; borrowed */
-    const char *path;      /* borrowed */
+    const char *model; /* served name; NULL = the model given with --model, or the only
+                        * model; borrowed */
+    const char *path;  /* borrowed */
 } disc_mmproj;
 
 typedef struct disc_config {

@@ -55,7 +55,7 @@ static void test_list_discover_probe(void **state) {
     want(out, "pub/stories-lora-gguf/stories260k");
     want(out, "stories260K-lora-F32.gguf");
     want(out, "MMPROJ");
-    want(out, "vision+audio"); /* the LM Studio model's projector */
+    want(out, "vision+audio");          /* the LM Studio model's projector */
     assert_null(strstr(out, "mmproj")); /* projector files are not models */
     free(out);
 
@@ -344,8 +344,10 @@ static void test_mlx_not_served(void **state) {
 static bool has_str(const json_t *arr, const char *s) {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return true;
+    json_array_foreach(arr, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
     return false;
 }
 
@@ -359,8 +361,10 @@ static json_t *show_model(int port, const char *name) {
 static json_t *find_tag(const json_t *tags, const char *name) {
     size_t i;
     json_t *m;
-    json_array_foreach(h_arr(tags, "models"), i, m) if (strcmp(h_str(m, "name"), name) == 0)
-        return m;
+    json_array_foreach(h_arr(tags, "models"), i, m) {
+        if (strcmp(h_str(m, "name"), name) == 0)
+            return m;
+    }
     fail_msg("no model '%s' in /api/tags", name);
     return NULL;
 }
@@ -371,14 +375,20 @@ static void test_projector_api(void **state) {
     char proj[4200], gen[4200], cfg[4300];
     snprintf(proj, sizeof proj, "%s/audio-mmproj.gguf", t->dir);
     snprintf(gen, sizeof gen, "%s/gguf_gen", h_tools_dir());
-    const char *gargs[] = {proj, "--type", "mmproj", "--arch", "clip", "--modality", "audio",
-                           "--proj-dim", "64", NULL};
+    const char *gargs[] = {proj,         "--type", "mmproj",     "--arch", "clip",
+                           "--modality", "audio",  "--proj-dim", "64",     NULL};
     char *out;
     assert_int_equal(h_run_exe(t, gen, gargs, RUN_MS, &out), 0);
     free(out);
     /* a bad --mmproj stops serve at start-up, saying why */
-    const char *bad[] = {"serve", "--bind", "127.0.0.1:0", "--model", h_model_path(H_MODEL_FILE),
-                         "--mmproj", "/nonexistent/mmproj.gguf", NULL};
+    const char *bad[] = {"serve",
+                         "--bind",
+                         "127.0.0.1:0",
+                         "--model",
+                         h_model_path(H_MODEL_FILE),
+                         "--mmproj",
+                         "/nonexistent/mmproj.gguf",
+                         NULL};
     assert_int_not_equal(h_run(t, bad, RUN_MS, &out), 0);
     want(out, "--mmproj /nonexistent/mmproj.gguf: No such file or directory");
     free(out);
@@ -395,8 +405,7 @@ static void test_projector_api(void **state) {
     /* /api/tags: Ollama lists a projector's model with "clip" among its families */
     json_t *j = get_json(s->port, "/api/tags");
     assert_true(has_str(h_arr(h_obj(find_tag(j, "vision:tiny"), "details"), "families"), "clip"));
-    assert_true(has_str(h_arr(h_obj(find_tag(j, "stories:260k"), "details"), "families"),
-                        "clip"));
+    assert_true(has_str(h_arr(h_obj(find_tag(j, "stories:260k"), "details"), "families"), "clip"));
     json_t *fam = h_arr(h_obj(find_tag(j, "stories:latest"), "details"), "families");
     assert_int_equal(json_array_size(fam), 1);
     assert_false(has_str(fam, "clip"));

@@ -106,10 +106,12 @@ static void test_stores(void **state) {
     assert_non_null(strstr(d->mmproj, "/snapshots/2222bbbb/mmproj-tiny-f16.gguf"));
     assert_true(d->mmproj_vision);
     assert_false(d->mmproj_audio);
-    assert_true(noted(&r, "mmproj-tiny-f16.gguf", "projector (mmproj), not a model: paired with "
-                                                  "'org/tiny-vision-gguf/tiny-q8'"));
-    assert_true(noted(&r, "mmproj-big-q8_0.gguf", "paired with no model (it is for a model 4096 "
-                                                  "wide"));
+    assert_true(noted(&r, "mmproj-tiny-f16.gguf",
+                      "projector (mmproj), not a model: paired with "
+                      "'org/tiny-vision-gguf/tiny-q8'"));
+    assert_true(noted(&r, "mmproj-big-q8_0.gguf",
+                      "paired with no model (it is for a model 4096 "
+                      "wide"));
     assert_null(find(&r, "org/tiny-vision-gguf/mmproj-big-q8_0"));
     /* no projector in the repo: none */
     assert_string_equal(find(&r, "thebloke/stories-260k-gguf/stories260k")->mmproj, "");
@@ -162,8 +164,9 @@ static void test_stores(void **state) {
     assert_true(noted(&r, "old-v1.gguf", "v1"));
     assert_true(noted(&r, "notes.gguf", "not a GGUF"));
     assert_true(noted(&r, "orphan-lora.gguf", "adapter"));
-    assert_true(noted(&r, "mmproj-Tiny-F16.gguf", "paired with "
-                                                  "'lmstudio-community/tiny-gguf/tiny-random-f16'"));
+    assert_true(noted(&r, "mmproj-Tiny-F16.gguf",
+                      "paired with "
+                      "'lmstudio-community/tiny-gguf/tiny-random-f16'"));
     assert_null(find(&r, "pub/broken-gguf/same-as-hf")); /* the HF file again */
     for (size_t i = 0; i < r.n; i++)
         assert_null(strstr(r.models[i].path, "hidden"));
@@ -449,8 +452,10 @@ static void test_projector_folder(void **state) {
     (void)state;
     char cmd[9000], dirs[4200], err[1024];
     const char *models = env_or("SHIMMY_TEST_MODELS", "../shared/models");
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/vis %s/vis2 && cp %s/llama-2-tiny-random.gguf "
-             "%s/vis/tiny.gguf", home, home, models, home);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/vis %s/vis2 && cp %s/llama-2-tiny-random.gguf "
+             "%s/vis/tiny.gguf",
+             home, home, models, home);
     assert_int_equal(system(cmd), 0);
     /* stories260K (64 wide) as Q8_0, F16 and Q4_K_M by their metadata */
     snprintf(cmd, sizeof cmd, "--copy-from %s/stories260K.gguf", models);
@@ -482,8 +487,9 @@ static void test_projector_folder(void **state) {
     assert_string_equal(proj_file(get(&r, "tiny")), ""); /* 8 wide: none is */
     assert_string_equal(proj_file(get(&r, "gemma-a-q8_0")), "mmproj-gemma-a-f16.gguf");
     assert_true(get(&r, "gemma-a-q8_0")->mmproj_vision);
-    assert_true(noted(&r, "mmproj-model-f32.gguf", "paired with no model (another projector "
-                                                   "fits each model beside it better"));
+    assert_true(noted(&r, "mmproj-model-f32.gguf",
+                      "paired with no model (another projector "
+                      "fits each model beside it better"));
     assert_true(noted(&r, "mmproj-model-Q8_0.gguf", "paired with 'stories-q4_k_m' and 1 more"));
     assert_true(noted(&r, "mmproj-other-Q8_0.gguf", "it is for a model 2048 wide"));
     disc_result_free(&r);
@@ -569,10 +575,10 @@ static void test_big_store_fast(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names_split),       cmocka_unit_test(test_stores),
-        cmocka_unit_test(test_env_roots),         cmocka_unit_test(test_clash_and_lora_flag),
-        cmocka_unit_test(test_registry_rescan),   cmocka_unit_test(test_big_store_fast),
-        cmocka_unit_test(test_mlx_detect),        cmocka_unit_test(test_mlx_stores),
+        cmocka_unit_test(test_names_split),      cmocka_unit_test(test_stores),
+        cmocka_unit_test(test_env_roots),        cmocka_unit_test(test_clash_and_lora_flag),
+        cmocka_unit_test(test_registry_rescan),  cmocka_unit_test(test_big_store_fast),
+        cmocka_unit_test(test_mlx_detect),       cmocka_unit_test(test_mlx_stores),
         cmocka_unit_test(test_projector_folder),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -311,12 +311,17 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories260k),       cmocka_unit_test(test_llama2_tiny_f16),
-        cmocka_unit_test(test_v1_refused),        cmocka_unit_test(test_not_gguf),
-        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_missing_and_dir),
-        cmocka_unit_test(test_adapter_not_model), cmocka_unit_test(test_projector_and_vocab_only),
+        cmocka_unit_test(test_stories260k),
+        cmocka_unit_test(test_llama2_tiny_f16),
+        cmocka_unit_test(test_v1_refused),
+        cmocka_unit_test(test_not_gguf),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_missing_and_dir),
+        cmocka_unit_test(test_adapter_not_model),
+        cmocka_unit_test(test_projector_and_vocab_only),
         cmocka_unit_test(test_projector_modalities),
-        cmocka_unit_test(test_quant_names),       cmocka_unit_test(test_integer_key_types),
+        cmocka_unit_test(test_quant_names),
+        cmocka_unit_test(test_integer_key_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
