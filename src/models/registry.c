@@ -68,6 +68,8 @@ typedef struct saved_config {
     char *model_dirs;
     disc_lora *loras;
     int n_loras;
+    disc_mmproj *mmprojs;
+    int n_mmprojs;
     bool no_stores;
 } saved_config;
 
@@ -136,6 +138,11 @@ static void saved_config_free(saved_config *c) {
         free((char *)c->loras[i].path);
     }
     free(c->loras);
+    for (int i = 0; i < c->n_mmprojs; i++) {
+        free((char *)c->mmprojs[i].model);
+        free((char *)c->mmprojs[i].path);
+    }
+    free(c->mmprojs);
     memset(c, 0, sizeof *c);
 }
 
@@ -473,6 +480,22 @@ shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_pat
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* The --mmproj pairings (model NULL = the default model) into s. */
+static shimmy_err save_mmprojs(saved_config *s, const disc_config *c) {
+    s->mmprojs = calloc((size_t)c->n_mmprojs + 1, sizeof *s->mmprojs);
+    if (s->mmprojs == NULL)
+        return ERR_NOMEM;
+    for (int i = 0; i < c->n_mmprojs; i++) {
+        s->mmprojs[i].model = dup_or_null(c->mmprojs[i].model);
+        s->mmprojs[i].path = strdup(c->mmprojs[i].path);
+        s->n_mmprojs++;
+        if ((c->mmprojs[i].model != NULL && s->mmprojs[i].model == NULL) ||
+            s->mmprojs[i].path == NULL)
+            return ERR_NOMEM;
+    }
+    return SHIMMY_OK;
+}
+
 static shimmy_err save_config(saved_config *s, const disc_config *c) {
     saved_config_free(s);
     s->set = true;
@@ -493,7 +516,7 @@ static shimmy_err save_config(saved_config *s, const disc_config *c) {
         if (s->loras[i].model == NULL || s->loras[i].path == NULL)
             return ERR_NOMEM;
     }
-    return SHIMMY_OK;
+    return save_mmprojs(s, c);
 }
 
 static void saved_to_config(const saved_config *s, disc_config *c) {
@@ -503,6 +526,8 @@ static void saved_to_config(const saved_config *s, disc_config *c) {
     c->model_dirs = s->model_dirs;
     c->loras = s->loras;
     c->n_loras = s->n_loras;
+    c->mmprojs = s->mmprojs;
+    c->n_mmprojs = s->n_mmprojs;
     c->no_stores = s->no_stores;
 }
 

@@ -451,6 +451,15 @@ static void test_projector_api(void **state) {
     j = get_json(s->port, "/v1/models/stories:260k");
     assert_string_equal(h_str(j, "projector"), "audio-mmproj.gguf");
     json_decref(j);
+    /* a rescan keeps the pairings of --mmproj and the config file */
+    long status;
+    char *body;
+    assert_int_equal(http_post_json(s->port, "/v1/models/rescan", "{}", &status, &body), 0);
+    assert_int_equal(status, 200);
+    free(body);
+    j = get_json(s->port, "/v1/models/stories:260k");
+    assert_string_equal(h_str(j, "projector"), "audio-mmproj.gguf");
+    json_decref(j);
     h_pass(t);
 }
 
