@@ -160,9 +160,13 @@ static void scan_dir(void) {
 typedef int (*score_fn)(void);
 
 /* The module's own score (CPU variants: the instruction sets it needs are present), through a
- * private dlopen; -1 with the dynamic loader's message in m->error when it cannot be opened. */
+ * private dlopen; -1 with the dynamic loader's message in m->error when it cannot be opened.
+ * RTLD_LAZY: only ggml_backend_score is called, so the variant's other symbols need not be bound
+ * (binding them all was most of the CPU time of scoring 14 variants: every process pays it, each
+ * engine process included); the chosen one is then loaded by ggml with RTLD_NOW, so a variant
+ * with an unresolvable symbol still fails with the loader's message. */
 static int probe_score(gpu_module *m) {
-    void *h = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(m->path, RTLD_LAZY | RTLD_LOCAL);
     if (h == NULL) {
         const char *e = dlerror();
         snprintf(m->error, sizeof m->error, "%s", e ? e : "dlopen failed");
