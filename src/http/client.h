@@ -1,5 +1,7 @@
 /* http/client: the few outgoing HTTP requests shimmy makes itself (shimmy discover --server,
- * shimmy run talking to a running server), through libcurl. */
+ * shimmy run talking to a running server), through libcurl, which is loaded (dlopen) on the first
+ * request: a process that makes none never maps it. Errors of every call include ERR_IO "cannot
+ * load libcurl: ..." when libcurl.so.4 is missing. */
 #ifndef SHIMMY_HTTP_CLIENT_H
 #define SHIMMY_HTTP_CLIENT_H
 
