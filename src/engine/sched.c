@@ -42,6 +42,8 @@ struct sched_job {
     buf out;                 /* text not yet taken by sched_job_wait, under mu */
     gen_events lp;           /* log-probability events not yet taken, under mu (logprobs) */
     gen_status st;           /* under mu */
+    bool start_news;         /* it just got a slot and no wait has returned since (under mu):
+                              * an engine process reports the start at once (ADR 0005) */
     int64_t t_submit;        /* ns, monotonic */
     struct sched_job *next;    /* queue link, under the model's mu */
     /* the waiter's (sched_job_wait): */
@@ -251,9 +253,10 @@ static shimmy_err take_news(sched_job *j, int timeout_ms, buf *news, gen_status 
     shimmy_err rc = SHIMMY_OK;
     struct timespec dl = clock_deadline_ms(timeout_ms);
     pthread_mutex_lock(&j->mu);
-    while (j->out.len == 0 && j->lp.n == 0 && !j->st.done)
+    while (j->out.len == 0 && j->lp.n == 0 && !j->st.done && !j->start_news)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
             break;
+    j->start_news = false;
     if (j->out.len > 0) {
         rc = buf_append(news, j->out.data, j->out.len);
         buf_reset(&j->out);
@@ -821,6 +824,8 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     pthread_mutex_lock(&j->mu);
     j->st.cached_tokens = keep;
     j->st.queued_ns = s->t_start - j->t_submit;
+    j->start_news = true;
+    pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     if (s->smpl == NULL || textout_reset(&s->tout, j->params.stop, j->params.n_stop) != SHIMMY_OK) {
         s->state = SLOT_PROMPT;

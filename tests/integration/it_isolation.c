@@ -122,7 +122,9 @@ static void crash_with(h_test *t, int sig) {
     h_assert_error(&a[0].r, 503, NULL, msg, sizeof msg);
     assert_non_null(strstr(a[0].r.body, "engine_crashed"));
     assert_non_null(strstr(msg, "signal"));
-    assert_true(a[1].s.n_events > 1);
+    /* /health counts a slot busy from the moment the job takes it: the kill may come before its
+     * first token, so the error event may be the stream's only one */
+    assert_true(a[1].s.n_events >= 1);
     assert_non_null(strstr(a[1].s.events[a[1].s.n_events - 1], "engine_crashed")); /* last event */
     assert_false(a[1].s.done);
     assert_int_equal(a[2].r.status, 200); /* Ollama: the status went out with the first line */
