@@ -927,8 +927,14 @@ int cli_serve(int argc, char **argv) {
         return rc < 0 ? 0 : rc;
     }
 
-    if (cli_engine_start("serve", &o.eng) != 0)
+    /* The warm engine process starts first: its exec and backend modules then overlap this
+     * process's own (a model named on the command line is loaded in it below). */
+    if (o.eng.isolate)
+        engine_prestart();
+    if (cli_engine_start("serve", &o.eng) != 0) {
+        engine_prestart_stop();
         return 1;
+    }
     char err[512];
     /* Block the stop signals in every thread; the main thread waits for them below. */
     sigset_t stop;
@@ -945,13 +951,16 @@ int cli_serve(int argc, char **argv) {
     api_presets_install(&app, presets);
     app.responses = resp_store_new(resp_store_count_from_env(), LIM_RESP_STORE_BYTES);
     app.models = open_models(&o);
-    if (app.models == NULL)
+    if (app.models == NULL) {
+        engine_prestart_stop();
         return 1;
+    }
     int port = pick_port(&o);
     if (port < 0) {
         fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", DEFAULT_PORT, AUTO_PORT_LAST,
                 o.host);
         registry_free(app.models);
+        engine_prestart_stop();
         return 1;
     }
     http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app,
@@ -962,6 +971,7 @@ int cli_serve(int argc, char **argv) {
     if (http_server_start(&cfg, &srv, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         registry_free(app.models);
+        engine_prestart_stop();
         trust_free(&o.trust);
         return 1;
     }
@@ -980,6 +990,7 @@ int cli_serve(int argc, char **argv) {
     serve_drain(&app, srv, o.drain_ns, &stop, sig);
     http_server_stop(srv);
     registry_free(app.models);
+    engine_prestart_stop();
     trust_free(&o.trust);
     resp_store_free(app.responses);
     app.responses = NULL;

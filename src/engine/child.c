@@ -4,7 +4,9 @@
  * its events as they come; each synchronous call runs on a thread of its own (an embedding may
  * take a while). It holds no listening socket and ends when the server closes the channel (or
  * dies). When llama.cpp aborts,
- * this process ends and the server fails or retries what it was serving. */
+ * this process ends and the server fails or retries what it was serving. It loads the backend
+ * modules before it reads the first frame, so a process the server starts ahead of need (the
+ * warm one, engine_prestart) has them ready when a model is named. */
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -486,14 +488,19 @@ static void send_progress(void *ctx, float fraction) {
     ipc_send(C.fd, &C.wmu, IPC_PROGRESS, 0, &fraction, sizeof fraction);
 }
 
-static shimmy_err load(const buf *payload, char *err, size_t errlen) {
+/* Loads the model the server names; init_rc/init_err: how the backend modules loaded (before
+ * the first frame: a warm process has them ready when the server sends it a model). */
+static shimmy_err load(const buf *payload, shimmy_err init_rc, const char *init_err, char *err,
+                       size_t errlen) {
     ipc_rd r;
     engine_options o;
     ipc_rd_init(&r, payload);
     read_options(&r, &o);
     if (r.bad || o.path == NULL)
         return err_set(err, errlen, ERR_INTERNAL, "the engine process could not read its options");
-    shimmy_err rc = engine_global_init(NULL, err, errlen);
+    shimmy_err rc = init_rc;
+    if (rc != SHIMMY_OK)
+        err_set(err, errlen, rc, "%s", init_err);
     if (rc == SHIMMY_OK && o.rpc_servers != NULL)
         rc = gpu_add_rpc(o.rpc_servers, true, err, errlen); /* a dead server: use what is left */
     o.progress = send_progress;
@@ -515,11 +522,14 @@ int engine_child_main(int fd) {
     pthread_mutex_init(&C.mu, NULL);
     buf in;
     ipc_hdr h;
-    char err[1024] = "";
+    char err[1024] = "", init_err[1024] = "";
+    /* The backend modules before the model is named: this process may be the warm one
+     * (engine_prestart), started before any model is asked for. */
+    shimmy_err init_rc = engine_global_init(NULL, init_err, sizeof init_err);
     buf_init(&in, IPC_MAX_PAYLOAD);
     if (ipc_recv(fd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
         return 1;
-    shimmy_err rc = load(&in, err, sizeof err);
+    shimmy_err rc = load(&in, init_rc, init_err, err, sizeof err);
     buf out;
     buf_init(&out, 1 << 16);
     ipc_put_u32(&out, (uint32_t)rc);

@@ -24,6 +24,15 @@ typedef struct gen_job gen_job;
  * before loading a model. lib_dir may be NULL (then the folder of the executable + /lib). */
 shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
 
+/* Engine processes (engine_options.isolate, ADR 0005): keeps one engine process started ahead
+ * of need, so that a model load (the first, or the reload after a crash) finds one with its
+ * libraries and backend modules already loaded; each load takes it and starts the next once the
+ * load is done. Call early (serve does, before its own start-up work, which then runs at the
+ * same time). A failure to start one is logged; loads then start their own. */
+void engine_prestart(void);
+/* Ends the process engine_prestart keeps ready (waits up to 2 s, then kills it). */
+void engine_prestart_stop(void);
+
 /* Element type of the KV cache (--cache-type-k, --cache-type-v), the types llama-server
  * accepts; KV_TYPE_DEFAULT is llama.cpp's (f16). */
 typedef enum engine_kv_type {

@@ -220,8 +220,9 @@ static void reap(pid_t pid, char *out, size_t len) {
         snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-/* Starts the child with the channel on its fd 3 and its stderr on a pipe. */
-static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, size_t errlen) {
+/* Starts an engine process with the channel on its fd 3 and its stderr on a pipe: *pid, the
+ * server's end of the channel and the read end of the pipe (both close-on-exec). */
+static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, char *err, size_t errlen) {
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return err_set(err, errlen, ERR_INTERNAL, "socketpair: %s", strerror(errno));
@@ -235,7 +236,7 @@ static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, siz
     posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
     posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
     char *argv[] = {"shimmy", "__engine", "3", NULL};
-    int rc = posix_spawn(&m->pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    int rc = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     close(ep[1]);
@@ -248,6 +249,91 @@ static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, siz
     *chan = sv[0];
     *errpipe = ep[0];
     return SHIMMY_OK;
+}
+
+/* ---- the warm engine process (engine_prestart) ---- */
+
+/* One engine process started ahead of need: exec, dynamic linking and the backend modules are
+ * done by the time a model load takes it (it waits for IPC_LOAD), and each take starts the next.
+ * Its stderr is not read until a model takes it (it writes nothing before IPC_LOAD unless its
+ * start-up failed, which IPC_LOADED then reports). */
+static struct {
+    pthread_mutex_t mu;
+    bool on;   /* engine_prestart was called and engine_prestart_stop not yet */
+    pid_t pid; /* 0 = none ready */
+    int chan, errfd;
+} W = {PTHREAD_MUTEX_INITIALIZER, false, 0, -1, -1};
+
+static void warm_refill_locked(void) {
+    char err[256];
+    if (W.on && W.pid == 0 && start_process(&W.pid, &W.chan, &W.errfd, err, sizeof err) != SHIMMY_OK) {
+        W.pid = 0;
+        log_warn("engine processes: %s (each load starts its own)", err);
+    }
+}
+
+/* Takes the warm process when there is one that is still alive (one that died waiting, killed
+ * by someone, is reaped and not blamed on the model that would have taken it). */
+static bool warm_take(pid_t *pid, int *chan, int *errpipe) {
+    pthread_mutex_lock(&W.mu);
+    bool got = false;
+    if (W.pid > 0 && waitpid(W.pid, NULL, WNOHANG) == 0) {
+        *pid = W.pid;
+        *chan = W.chan;
+        *errpipe = W.errfd;
+        got = true;
+    } else if (W.pid > 0) { /* it is gone (and now reaped) */
+        close(W.chan);
+        close(W.errfd);
+    }
+    W.pid = 0;
+    pthread_mutex_unlock(&W.mu);
+    return got;
+}
+
+static void warm_refill(void) {
+    pthread_mutex_lock(&W.mu);
+    warm_refill_locked();
+    pthread_mutex_unlock(&W.mu);
+}
+
+void engine_prestart(void) {
+    pthread_mutex_lock(&W.mu);
+    W.on = true;
+    warm_refill_locked();
+    pthread_mutex_unlock(&W.mu);
+}
+
+void engine_prestart_stop(void) {
+    pthread_mutex_lock(&W.mu);
+    W.on = false;
+    pid_t pid = W.pid;
+    if (pid > 0) {
+        close(W.chan); /* it sees the end of its channel and exits */
+        close(W.errfd);
+    }
+    W.pid = 0;
+    pthread_mutex_unlock(&W.mu);
+    if (pid > 0) {
+        char how[128];
+        int64_t deadline = clock_mono_ns() + 2000000000LL;
+        while (waitpid(pid, NULL, WNOHANG) == 0) {
+            if (clock_mono_ns() > deadline) {
+                kill(pid, SIGKILL);
+                reap(pid, how, sizeof how);
+                break;
+            }
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* The model's engine process: the warm one when there is one, else a new one. */
+static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, size_t errlen) {
+    if (warm_take(&m->pid, chan, errpipe))
+        return SHIMMY_OK;
+    return start_process(&m->pid, chan, errpipe, err, errlen);
 }
 
 static void start_log_thread(rmodel *m, int fd) {
@@ -334,6 +420,7 @@ static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
         return rc;
     start_log_thread(m, efd);
     rc = handshake(m, fd, err, errlen);
+    warm_refill(); /* after the load, so that the next one's start-up does not slow this one */
     if (rc != SHIMMY_OK)
         return spawn_failed(m, fd, rc, err, errlen);
     set_channel(m, fd);
