@@ -29,9 +29,9 @@ deps:
 # scripts/deps.sh (apt queries, the npm cache, the chat module) runs again only when one of its
 # inputs changed or deps/ lacks what it made: a no-op `make` then asks dpkg nothing.
 DEPS_MADE := $(wildcard deps/.complete-v1 deps/llama/include/llama.h \
-	deps/chat/$(LLAMA_RELEASE)/libllama-chat.a)
-$(BUILD)/.deps-ok: scripts/deps.sh scripts/pins.env scripts/build-chat.sh \
-		$(if $(word 3,$(DEPS_MADE)),,FORCE)
+	deps/chat/$(LLAMA_RELEASE)/libllama-chat.a deps/mtmd/$(LLAMA_RELEASE)/libmtmd.a)
+$(BUILD)/.deps-ok: scripts/deps.sh scripts/pins.env scripts/build-chat.sh scripts/build-mtmd.sh \
+		$(if $(word 4,$(DEPS_MADE)),,FORCE)
 	@scripts/deps.sh $(DEPS_FLAGS)
 	@mkdir -p $(BUILD) && touch $@
 

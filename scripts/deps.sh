@@ -6,8 +6,9 @@
 #     node-llama-cpp@VERSION             -> llama/gitRelease.bundle (headers and full source)
 #     @node-llama-cpp/linux-x64@VERSION  -> prebuilt shared libraries (loadable CPU backends)
 #   Each tarball is checked against its sha256 in pins.env before anything is unpacked.
-#   Then llama.cpp's chat module is compiled from that source once (scripts/build-chat.sh,
-#   deps/chat/<release>/libllama-chat.a).
+#   Then llama.cpp's chat module and its multimodal library are compiled from that source once
+#   (scripts/build-chat.sh: deps/chat/<release>/libllama-chat.a; scripts/build-mtmd.sh:
+#   deps/mtmd/<release>/libmtmd.a).
 #   Results are cached in deps/: a second run touches no network and takes well under 5 s.
 #
 #   --gpu vulkan|cuda (make deps GPU=vulkan) adds a GPU backend module from the same release:
@@ -179,6 +180,7 @@ main_base() {
     # The stamp names the release it was made for: another pin in pins.env fetches again.
     if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$LLAMA_RELEASE" ]; then
         "$root/scripts/build-chat.sh"   # nothing to do once built for this release
+        "$root/scripts/build-mtmd.sh"
         return 0
     fi
     [ "$(uname -m)" = x86_64 ] || die "no prebuilt llama.cpp libraries for $(uname -m): run scripts/build-llama.sh instead"
@@ -191,6 +193,7 @@ main_base() {
     echo "$LLAMA_RELEASE prebuilt $PKG_LIB" >"$stamp"
     say "llama.cpp $LLAMA_RELEASE ready in $deps/llama"
     "$root/scripts/build-chat.sh"
+    "$root/scripts/build-mtmd.sh"
 }
 
 main "$@"
