@@ -2,6 +2,12 @@
 # fixtures.sh: writes the generated test models into BUILD/fixtures (make fixtures).
 #   reranker.gguf  a random-weight BERT reranker (pooling rank) with bge's real WordPiece
 #                  vocabulary (tools/gen_reranker.c; seeded: the same bytes every time)
+#   vision-model.gguf   a random-weight llama text model (2 layers, 64 wide, f32) with
+#                       llama.cpp's Llama SPM vocabulary and a ChatML template (tools/gen_model.c)
+#   vision-mmproj.gguf  its LLaVA-style projector (tools/gen_vision.c): 28x28 images, 4 tokens
+#                       each; both seeded
+#   pattern.png, pattern.jpg, checker.gif, stripes.bmp, huge.png, tone.wav
+#                       test images and a clip, copied from tests/data/vision (tools/gen_images.sh)
 # Usage: tools/fixtures.sh BUILD_DIR      (BUILD_DIR/tools/gen_reranker must be built)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,3 +17,10 @@ vocab=$root/deps/llama.cpp/models/ggml-vocab-bert-bge.gguf
 mkdir -p "$build/fixtures"
 "$build/tools/gen_reranker" "$build/fixtures/reranker.gguf" --vocab-from "$vocab"
 echo "fixtures.sh: $build/fixtures/reranker.gguf"
+chatml='{% for message in messages %}{{ '"'"'<|im_start|>'"'"' + message['"'"'role'"'"'] + '"'"'\n'"'"' + message['"'"'content'"'"'] + '"'"'<|im_end|>\n'"'"' }}{% endfor %}{% if add_generation_prompt %}{{ '"'"'<|im_start|>assistant\n'"'"' }}{% endif %}'
+"$build/tools/gen_model" "$build/fixtures/vision-model.gguf" \
+    --vocab-from "$root/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf" --layers 2 --embd 64 \
+    --ff 128 --heads 4 --kv-heads 4 --ctx 2048 --type f32 --seed 2 --chat-template "$chatml"
+"$build/tools/gen_vision" "$build/fixtures/vision-mmproj.gguf" --text-embd 64 --seed 2
+cp "$root"/tests/data/vision/* "$build/fixtures/"
+echo "fixtures.sh: $build/fixtures/vision-model.gguf, vision-mmproj.gguf and test images"

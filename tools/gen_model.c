@@ -6,7 +6,7 @@
  *
  * usage: gen_model OUT.gguf --vocab-from GGUF [--layers 16] [--embd 1024] [--ff 2816]
  *                  [--heads 16] [--kv-heads 16] [--ctx 4096] [--type f16|q8_0|f32] [--seed 1]
- *                  [--broken]
+ *                  [--broken] [--chat-template JINJA]
  * --broken allows a head count that the KV head count does not divide: a fixture for the engine
  * isolation tests (llama.cpp loads it, then aborts at its first decode). */
 #include <errno.h>
@@ -21,6 +21,7 @@
 typedef struct shape {
     long layers, embd, ff, heads, kv_heads, ctx, seed;
     enum ggml_type type;
+    const char *chat_template; /* tokenizer.chat_template, or NULL to keep the source's */
 } shape;
 
 static uint64_t rng_state;
@@ -98,6 +99,8 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
     gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
+    if (s->chat_template != NULL)
+        gguf_set_val_str(g, "tokenizer.chat_template", s->chat_template);
     /* llama_ftype: 0 = F32, 1 = F16, 7 = Q8_0 */
     gguf_set_val_u32(g, "general.file_type",
                      s->type == GGML_TYPE_F32 ? 0 : s->type == GGML_TYPE_F16 ? 1 : 7);
@@ -171,6 +174,9 @@ int main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--broken") == 0) {
             broken = 1;
+        } else if (strcmp(a, "--chat-template") == 0 && v != NULL) {
+            s.chat_template = v;
+            i++;
         } else if (strcmp(a, "--vocab-from") == 0 && v != NULL) {
             vocab = v;
             i++;
@@ -178,7 +184,7 @@ int main(int argc, char **argv) {
             out = a;
         } else {
             fprintf(stderr, "usage: gen_model OUT.gguf --vocab-from GGUF [--layers N] [--embd N] "
-                            "[--ff N] [--heads N] [--kv-heads N] [--ctx N] [--type f16|q8_0|f32]\n");
+                            "[--ff N] [--heads N] [--kv-heads N] [--ctx N] [--type f16|q8_0|f32] [--chat-template JINJA]\n");
             return 2;
         }
     }

@@ -1,0 +1,180 @@
+/* gen_vision: writes a tiny LLaVA-style vision projector (an mmproj GGUF that llama.cpp's libmtmd
+ * loads: projector type "mlp", a CLIP ViT encoder) with random seeded weights, for the
+ * image-input tests. Paired with a text model from gen_model whose --embd equals --text-embd.
+ *
+ * Shape (the smallest clip.cpp accepts for this projector type): images are resized to
+ * --image-size pixels square and cut into patch-size patches, so 28/14 gives 4 patches and each
+ * image becomes 4 embeddings (tokens) in the text model. The encoder has --layers blocks of
+ * width --embd; LLaVA uses the second-to-last block's output, so 2 blocks run 1.
+ *
+ * usage: gen_vision OUT.gguf [--text-embd 64] [--embd 32] [--ff 64] [--heads 2] [--layers 2]
+ *                    [--image-size 28] [--patch-size 14] [--seed 1] */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml.h"
+#include "gguf.h"
+
+typedef struct vshape {
+    long text_embd, embd, ff, heads, layers, image_size, patch_size, seed;
+} vshape;
+
+static uint64_t rng_state;
+
+static float rnd(void) { /* xorshift64*, uniform in [-1, 1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 2685821657736338717ULL;
+    return (float)((double)(r >> 11) / 4503599627370496.0 - 1.0);
+}
+
+static int parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v <= 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale * U(-1,1). */
+static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,
+                      const int64_t ne[4], float scale, float bias) {
+    int nd = 0;
+    while (nd < 4 && ne[nd] > 0)
+        nd++;
+    struct ggml_tensor *t = ggml_new_tensor(meta, GGML_TYPE_F32, nd, ne);
+    ggml_set_name(t, name);
+    size_t n = (size_t)ggml_nelements(t);
+    float *f = malloc(n * sizeof *f);
+    if (f == NULL) {
+        fprintf(stderr, "gen_vision: out of memory for %s\n", name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i] = bias + scale * rnd();
+    t->data = f; /* freed at exit */
+    gguf_add_tensor(g, t);
+    return 0;
+}
+
+static int write_projector(const char *out, const vshape *s) {
+    struct gguf_context *g = gguf_init_empty();
+    gguf_set_val_str(g, "general.architecture", "clip");
+    gguf_set_val_str(g, "general.name", "shimmy random-weight vision projector");
+    gguf_set_val_str(g, "general.type", "mmproj");
+    gguf_set_val_u32(g, "general.file_type", 0);
+    gguf_set_val_str(g, "clip.projector_type", "mlp");
+    gguf_set_val_bool(g, "clip.has_vision_encoder", true);
+    gguf_set_val_bool(g, "clip.use_gelu", true);
+    gguf_set_val_u32(g, "clip.vision.embedding_length", (uint32_t)s->embd);
+    gguf_set_val_u32(g, "clip.vision.feed_forward_length", (uint32_t)s->ff);
+    gguf_set_val_u32(g, "clip.vision.block_count", (uint32_t)s->layers);
+    gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)s->text_embd);
+    gguf_set_val_u32(g, "clip.vision.attention.head_count", (uint32_t)s->heads);
+    gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-5f);
+    gguf_set_val_u32(g, "clip.vision.image_size", (uint32_t)s->image_size);
+    gguf_set_val_u32(g, "clip.vision.patch_size", (uint32_t)s->patch_size);
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float std_[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
+    gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, std_, 3);
+
+    long side = s->image_size / s->patch_size;
+    int64_t e = s->embd, ff = s->ff, te = s->text_embd, ps = s->patch_size;
+    size_t n_tensors = 10 + 16 * (size_t)s->layers;
+    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
+                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_context *meta = ggml_init(mp);
+    float w = 0.1f;
+    int rc = 0;
+#define T(name, a, b, c, d, scale, bias)                                                           \
+    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
+    T("v.patch_embd.weight", ps, ps, 3, e, w, 0); /* conv kernel: KW, KH, C_in, C_out */
+    T("v.patch_embd.bias", e, 0, 0, 0, w, 0);
+    T("v.class_embd", e, 0, 0, 0, w, 0);
+    T("v.position_embd.weight", e, side * side + 1, 0, 0, w, 0);
+    T("v.pre_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
+    T("v.pre_ln.bias", e, 0, 0, 0, w, 0);
+    for (long l = 0; l < s->layers && rc == 0; l++) {
+        char name[64];
+#define L(suffix, a, b, scale, bias)                                                               \
+    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                          \
+    T(name, a, b, 0, 0, scale, bias)
+        L("ln1.weight", e, 0, 0.1f, 1.0f);
+        L("ln1.bias", e, 0, w, 0);
+        L("attn_q.weight", e, e, w, 0);
+        L("attn_q.bias", e, 0, w, 0);
+        L("attn_k.weight", e, e, w, 0);
+        L("attn_k.bias", e, 0, w, 0);
+        L("attn_v.weight", e, e, w, 0);
+        L("attn_v.bias", e, 0, w, 0);
+        L("attn_out.weight", e, e, w, 0);
+        L("attn_out.bias", e, 0, w, 0);
+        L("ln2.weight", e, 0, 0.1f, 1.0f);
+        L("ln2.bias", e, 0, w, 0);
+        L("ffn_up.weight", e, ff, w, 0);
+        L("ffn_up.bias", ff, 0, w, 0);
+        L("ffn_down.weight", ff, e, w, 0);
+        L("ffn_down.bias", e, 0, w, 0);
+#undef L
+    }
+    /* The LLaVA projector: mm.0 (embd -> text_embd), GELU, mm.2 (text_embd -> text_embd). The
+     * text model's embeddings are ~0.02 in size (gen_model): the image embeddings are kept of the
+     * same order so that they move the answer without drowning it. */
+    T("mm.0.weight", e, te, 0, 0, w, 0);
+    T("mm.0.bias", te, 0, 0, 0, w, 0);
+    T("mm.2.weight", te, te, 0, 0, w, 0);
+    T("mm.2.bias", te, 0, 0, 0, w, 0);
+#undef T
+    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
+        fprintf(stderr, "gen_vision: cannot write %s\n", out);
+        rc = 1;
+    }
+    gguf_free(g);
+    ggml_free(meta);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    vshape s = {.text_embd = 64, .embd = 32, .ff = 64, .heads = 2, .layers = 2,
+                .image_size = 28, .patch_size = 14, .seed = 1};
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *num = strcmp(a, "--text-embd") == 0    ? &s.text_embd
+                    : strcmp(a, "--embd") == 0       ? &s.embd
+                    : strcmp(a, "--ff") == 0         ? &s.ff
+                    : strcmp(a, "--heads") == 0      ? &s.heads
+                    : strcmp(a, "--layers") == 0     ? &s.layers
+                    : strcmp(a, "--image-size") == 0 ? &s.image_size
+                    : strcmp(a, "--patch-size") == 0 ? &s.patch_size
+                    : strcmp(a, "--seed") == 0       ? &s.seed
+                                                     : NULL;
+        if (num != NULL) {
+            if (v == NULL || parse_long(v, num) != 0) {
+                fprintf(stderr, "gen_vision: %s wants a positive integer\n", a);
+                return 2;
+            }
+            i++;
+        } else if (a[0] != '-' && out == NULL) {
+            out = a;
+        } else {
+            fprintf(stderr, "usage: gen_vision OUT.gguf [--text-embd N] [--embd N] [--ff N] "
+                            "[--heads N] [--layers N] [--image-size N] [--patch-size N] [--seed N]\n");
+            return 2;
+        }
+    }
+    if (out == NULL || s.embd % s.heads != 0 || s.image_size % s.patch_size != 0) {
+        fprintf(stderr, "gen_vision: OUT is required; embd %% heads and image-size %% patch-size "
+                        "must be 0\n");
+        return 2;
+    }
+    rng_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)s.seed * 0x2545F4914F6CDD1DULL);
+    return write_projector(out, &s);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# vision_golden.sh: regenerates tests/integration/golden/vision.jsonl, llama.cpp's own greedy
+# answers for an image and a prompt on the vision fixture, the reference that
+# tests/integration/it_vision.c holds shimmy to through every API (OpenAI image_url data: URI,
+# Ollama images, Anthropic image blocks, Responses input_image).
+#
+# How: for each test image, llama-mtmd-cli built from the pinned source (bench/build-reference.sh
+# builds deps/reference/build; `cmake --build deps/reference/build --target llama-mtmd-cli` adds
+# the CLI) runs
+#     llama-mtmd-cli -m vision-model.gguf --mmproj vision-mmproj.gguf --image IMG \
+#         -p "What is in the picture?" --temp 0 -n 16 -t 2 -c 512
+# on the fixtures of `make fixtures` (the model's own ChatML template; the CLI puts the image
+# marker before the prompt, as shimmy does for an image part followed by a text part). The CLI
+# prints a newline after the prompt and two after the answer: the answer is what lies between.
+# Each line is {"image":"IMG","prompt":"...","max_tokens":16,"text":"..."}.
+#
+# Committed golden: made with llama-mtmd-cli of llama.cpp release v0.4.0 (node-llama-cpp@3.21.1),
+# fixtures of tools/fixtures.sh (gen_model --seed 2, gen_vision --seed 2: a seed whose answers are whole UTF-8 and differ by image).
+#
+# Usage: tools/vision_golden.sh [FIXTURES_DIR]   (default build/fixtures)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps=${SHIMMY_DEPS_DIR:-$root/deps}
+fx=${1:-$root/build/fixtures}
+cli=${LLAMA_MTMD_CLI:-$deps/reference/build/bin/llama-mtmd-cli}
+out=$root/tests/integration/golden/vision.jsonl
+prompt="What is in the picture?"
+n=16
+die() { echo "vision_golden.sh: error: $*" >&2; exit 1; }
+[ -x "$cli" ] || die "$cli missing: run bench/build-reference.sh, then cmake --build $deps/reference/build --target llama-mtmd-cli"
+[ -f "$fx/vision-model.gguf" ] || die "$fx/vision-model.gguf missing: run make fixtures"
+command -v python3 >/dev/null || die "python3 is required"
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+: >"$out.tmp"
+for img in pattern.png pattern.jpg checker.gif stripes.bmp; do
+    "$cli" -m "$fx/vision-model.gguf" --mmproj "$fx/vision-mmproj.gguf" --image "$fx/$img" \
+        -p "$prompt" --temp 0 -n "$n" -t 2 -c 512 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $img"
+    python3 - "$tmp" "$img" "$prompt" "$n" >>"$out.tmp" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
+print(json.dumps({"image": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
+                  "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
+PY
+done
+mv "$out.tmp" "$out"
+echo "vision_golden.sh: wrote $out" >&2
