@@ -132,6 +132,7 @@ typedef struct turn {
     json_t *calls;   /* assistant: tool_calls */
     json_t *results; /* user: role "tool" messages */
     buf reasoning;   /* assistant: thinking blocks */
+    api_media *media; /* the request's images */
 } turn;
 
 /* tool_result content: a string or text blocks, joined; "Error: " first when is_error. */
@@ -194,6 +195,31 @@ static shimmy_err block_tool_use(turn *t, const json_t *b, const char *path, api
     return SHIMMY_OK;
 }
 
+/* An image block: {"type":"image","source":{"type":"base64","media_type","data"} or
+ * {"type":"url","url"}}: into the media, and a media marker part in its place. */
+static shimmy_err block_image(turn *t, const json_t *b, const char *path, api_error *err) {
+    json_t *src = json_object_get(b, "source");
+    const char *type = json_string_value(json_object_get(src, "type"));
+    json_t *data = json_object_get(src, "data"), *url = json_object_get(src, "url");
+    char param[96];
+    shimmy_err e;
+    if (type != NULL && strcmp(type, "base64") == 0 && json_is_string(data)) {
+        snprintf(param, sizeof param, "%s.source.data", path);
+        e = api_media_add_base64(t->media, json_string_value(data), json_string_length(data),
+                                 GEN_MEDIA_IMAGE, param, err);
+    } else if (type != NULL && strcmp(type, "url") == 0 && json_is_string(url)) {
+        snprintf(param, sizeof param, "%s.source.url", path);
+        e = api_media_add_url(t->media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
+    } else {
+        return bad(err, path, "source must be {\"type\": \"base64\", \"media_type\": string, "
+                   "\"data\": string} or {\"type\": \"url\", \"url\": string}");
+    }
+    if (e == SHIMMY_OK)
+        json_array_append_new(t->parts, json_pack("{s:s,s:s}", "type", "media_marker", "text",
+                                                  engine_media_marker()));
+    return e;
+}
+
 static shimmy_err block(turn *t, const json_t *b, const char *path, api_error *err) {
     const char *type = json_string_value(json_object_get(b, "type"));
     if (!json_is_object(b) || type == NULL)
@@ -217,8 +243,10 @@ static shimmy_err block(turn *t, const json_t *b, const char *path, api_error *e
         return block_tool_use(t, b, path, err);
     if (strcmp(type, "tool_result") == 0)
         return block_tool_result(t, b, path, err);
+    if (strcmp(type, "image") == 0)
+        return block_image(t, b, path, err);
     return bad(err, path,
-               "content block type '%.64s' is not supported (text, thinking, "
+               "content block type '%.64s' is not supported (text, image, thinking, "
                "tool_use, tool_result)",
                type);
 }
@@ -246,7 +274,8 @@ static void turn_emit(turn *t, json_t *msgs) {
     json_array_append_new(msgs, m);
 }
 
-static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_error *err) {
+static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_media *media,
+                                api_error *err) {
     char path[64];
     const char *role = json_string_value(json_object_get(msg, "role"));
     json_t *content = json_object_get(msg, "content"), *b;
@@ -261,7 +290,7 @@ static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_e
     }
     if (!json_is_array(content))
         return bad(err, path, "must be a string or an array of content blocks");
-    turn t = {role, json_array(), json_array(), json_array(), {0}};
+    turn t = {role, json_array(), json_array(), json_array(), {0}, media};
     buf_init(&t.reasoning, LIM_PROMPT_BYTES);
     shimmy_err e = SHIMMY_OK;
     json_array_foreach(content, j, b) {
@@ -278,7 +307,8 @@ static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_e
     return e;
 }
 
-static shimmy_err parse_messages(const json_t *root, json_t *chat, api_error *err) {
+static shimmy_err parse_messages(const json_t *root, json_t *chat, api_media *media,
+                                 api_error *err) {
     json_t *msgs = opt(root, "messages"), *out = json_array();
     size_t n = json_array_size(msgs);
     json_object_set_new(chat, "messages", out);
@@ -295,7 +325,8 @@ static shimmy_err parse_messages(const json_t *root, json_t *chat, api_error *er
         json_t *m = json_array_get(msgs, i);
         char path[32];
         snprintf(path, sizeof path, "messages.%zu", i);
-        e = json_is_object(m) ? parse_message(m, i, out, err) : bad(err, path, "must be an object");
+        e = json_is_object(m) ? parse_message(m, i, out, media, err)
+                              : bad(err, path, "must be an object");
     }
     return e;
 }
@@ -407,12 +438,14 @@ static bool tools_used(const json_t *chat) {
 static shimmy_err parse_chat(const json_t *root, api_call *c, api_error *err) {
     json_t *chat = json_object();
     shimmy_err e = chat != NULL ? SHIMMY_OK : nomem(err);
-    if (e == SHIMMY_OK && (e = parse_messages(root, chat, err)) == SHIMMY_OK &&
+    if (e == SHIMMY_OK && (e = parse_messages(root, chat, &W(c)->media, err)) == SHIMMY_OK &&
         (e = parse_tools(root, chat, err)) == SHIMMY_OK &&
         (e = parse_tool_choice(root, chat, err)) == SHIMMY_OK &&
         (e = parse_thinking(root, c, chat, err)) == SHIMMY_OK)
         e = api_json_text(chat, &W(c)->chat_json, err);
     c->gen.chat_json = W(c)->chat_json;
+    c->gen.media = W(c)->media.items;
+    c->gen.n_media = W(c)->media.n;
     c->need_tools = tools_used(chat);
     json_decref(chat);
     return e;
@@ -454,6 +487,7 @@ void ant_call_free(api_call *c) {
     ant_wire *w = c->wire;
     if (w != NULL) {
         free(w->chat_json);
+        api_media_free(&w->media);
         free(w);
     }
     c->wire = NULL;

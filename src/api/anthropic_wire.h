@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "api/gen.h"
+#include "api/media.h"
 #include "core/limits.h"
 
 /* The content block a stream has open. */
@@ -30,6 +31,7 @@ typedef struct ant_wire {
     int open_tool;                      /* stream: its tool index when open is ANT_BLOCK_TOOL */
     int n_blocks;                       /* stream: blocks begun so far (the next index) */
     bool any_tool;                      /* stream: a tool_use block was written */
+    api_media media;                    /* the messages' images */
 } ant_wire;
 
 /* Parses the body root (borrowed; must outlive c) of POST /v1/messages into c: c->gen.params

@@ -374,7 +374,7 @@ static shimmy_err submit(gen_run *g, api_error *err) {
     if (e == SHIMMY_OK)
         return SHIMMY_OK;
     api_fail(err, e, NULL, "%s", msg);
-    if (e == ERR_BAD_PARAM)
+    if (e == ERR_BAD_PARAM || (e == ERR_TOO_LARGE && param[0] != '\0')) /* a media item */
         submit_param(&g->call, param, err);
     else if (e == ERR_CONTEXT_LENGTH) /* the field that carried the prompt, as OpenAI names it */
         snprintf(err->param, sizeof err->param, "%s",

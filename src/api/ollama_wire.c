@@ -333,16 +333,43 @@ static shimmy_err parse_logprobs(const json_t *root, api_call *r, api_error *err
     return SHIMMY_OK;
 }
 
-/* where: "generate" (the body) or "messages[i]"; the param is the images field's path. */
-static shimmy_err reject_images(const json_t *obj, const char *where, api_error *err) {
+/* images: [base64, ...] of the body (where "generate") or of messages[i] (where that), into the
+ * wire's media; *text becomes content (borrowed) with one media marker per image before it, as
+ * Ollama puts a message's images before its text. Returns owned *text. */
+static shimmy_err take_images(api_call *r, const json_t *obj, const char *where,
+                              const char *content, char **text, api_error *err) {
     json_t *im = opt(obj, "images");
-    if (im == NULL || (json_is_array(im) && json_array_size(im) == 0))
-        return SHIMMY_OK;
-    fail(err, ERR_BAD_PARAM, "%s: images are not supported: the model has no vision support in "
-         "shimmy", where);
     bool top = strcmp(where, "generate") == 0;
-    snprintf(err->param, sizeof err->param, "%s%simages", top ? "" : where, top ? "" : ".");
-    return err->code;
+    char param[96];
+    *text = NULL;
+    snprintf(param, sizeof param, "%s%simages", top ? "" : where, top ? "" : ".");
+    if (im != NULL && !json_is_array(im))
+        return api_fail(err, ERR_BAD_PARAM, param, "%s must be an array of base64 strings", param);
+    size_t n = json_array_size(im), mlen = strlen(engine_media_marker());
+    buf b;
+    buf_init(&b, LIM_PROMPT_BYTES);
+    shimmy_err e = SHIMMY_OK;
+    for (size_t k = 0; k < n && e == SHIMMY_OK; k++) {
+        json_t *v = json_array_get(im, k);
+        snprintf(param, sizeof param, "%s%simages[%zu]", top ? "" : where, top ? "" : ".", k);
+        if (!json_is_string(v))
+            e = api_fail(err, ERR_BAD_PARAM, param, "%s must be a base64 string", param);
+        else
+            e = api_media_add_base64(&W(r)->media, json_string_value(v), json_string_length(v),
+                                     GEN_MEDIA_IMAGE, param, err);
+        if (e == SHIMMY_OK)
+            e = buf_append(&b, engine_media_marker(), mlen);
+    }
+    if (e == SHIMMY_OK && content != NULL)
+        e = buf_append(&b, content, strlen(content));
+    if (e == SHIMMY_OK && (*text = strdup(buf_str(&b))) == NULL)
+        e = fail(err, ERR_NOMEM, "out of memory");
+    if (e == ERR_TOO_LARGE && err->code == SHIMMY_OK)
+        e = fail(err, ERR_TOO_LARGE, "the prompt is over %u bytes", LIM_PROMPT_BYTES);
+    buf_free(&b);
+    r->gen.media = W(r)->media.items;
+    r->gen.n_media = W(r)->media.n;
+    return e;
 }
 
 /* The defaults: Ollama's, or m's; their stop strings copied into the wire's list, which the
@@ -419,9 +446,6 @@ static json_t *message(const char *role, const char *content) {
 
 static shimmy_err generate_checks(const json_t *root, api_error *err) {
     json_t *v;
-    shimmy_err e = reject_images(root, "generate", err);
-    if (e != SHIMMY_OK)
-        return e;
     if ((v = opt(root, "template")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
         return fail(err, ERR_BAD_PARAM, "template: custom Go templates are not supported; send "
                     "\"raw\": true with a prompt already formatted");
@@ -452,8 +476,10 @@ static shimmy_err generate_body(api_call *r, const oll_model_ctx *m, api_error *
     r->load_only = prompt == NULL || prompt[0] == '\0';
     if (r->load_only)
         return SHIMMY_OK;
+    if ((e = take_images(r, root, "generate", prompt, &W(r)->prompt, err)) != SHIMMY_OK)
+        return e;
     if (raw || !m->has_template) {
-        r->gen.prompt = prompt;
+        r->gen.prompt = W(r)->prompt;
         return SHIMMY_OK;
     }
     if (system == NULL || system[0] == '\0')
@@ -461,7 +487,7 @@ static shimmy_err generate_body(api_call *r, const oll_model_ctx *m, api_error *
     json_t *msgs = json_array();
     if (system != NULL && system[0] != '\0')
         json_array_append_new(msgs, message("system", system));
-    json_array_append_new(msgs, message("user", prompt));
+    json_array_append_new(msgs, message("user", W(r)->prompt));
     return chat_json(r, msgs, NULL, err);
 }
 
@@ -517,9 +543,7 @@ static shimmy_err chat_message(api_call *r, const json_t *m, size_t i, json_t *m
         return fail(err, ERR_BAD_PARAM, "%s must be an object", where);
     const char *role = json_string_value(json_object_get(m, "role"));
     json_t *content = opt(m, "content"), *tcs = opt(m, "tool_calls");
-    shimmy_err e = reject_images(m, where, err);
-    if (e != SHIMMY_OK)
-        return e;
+    shimmy_err e;
     if (role == NULL)
         return fail(err, ERR_BAD_PARAM, "%s.role must be a string", where);
     if (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
@@ -528,7 +552,12 @@ static shimmy_err chat_message(api_call *r, const json_t *m, size_t i, json_t *m
                     "'%.64s'", where, role);
     if (content != NULL && !json_is_string(content))
         return fail(err, ERR_BAD_PARAM, "%s.content must be a string", where);
-    json_t *out = message(role, content ? json_string_value(content) : "");
+    char *text;
+    if ((e = take_images(r, m, where, content ? json_string_value(content) : "", &text, err)) !=
+        SHIMMY_OK)
+        return e;
+    json_t *out = message(role, text);
+    free(text);
     json_array_append_new(msgs, out);
     if (strcmp(role, "system") == 0)
         W(r)->has_system = true;
@@ -601,6 +630,8 @@ void oll_call_free(api_call *c) {
         free(w->schema);
         api_answer_free(&w->calls);
         api_answer_free(&w->lps);
+        api_media_free(&w->media);
+        free(w->prompt);
         free(w);
     }
     c->wire = NULL;

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api/gen.h"
+#include "api/media.h"
 #include "core/limits.h"
 
 typedef enum { OLL_THINK_UNSET, OLL_THINK_OFF, OLL_THINK_ON } oll_think;
@@ -33,6 +34,8 @@ typedef struct oll_wire {
     api_answer calls;                   /* stream: the tool calls so far */
     api_answer lps;                     /* stream: one wait's log probabilities */
     size_t sent;                        /* stream: calls already sent */
+    api_media media;                    /* the images of the request */
+    char *prompt;                       /* owned: generate's prompt with its images' markers */
 } oll_wire;
 
 /* What the parser needs to know of the model (from its Ollama layers and its template). */

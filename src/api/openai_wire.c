@@ -353,29 +353,74 @@ static shimmy_err message_role(const json_t *msg, size_t i, const char **role, a
                     "developer, tool (got '%.64s')", param, name);
 }
 
-/* Content part j of message i: only text parts. */
-static shimmy_err check_part(const json_t *part, size_t i, size_t j, api_error *err) {
-    char param[80];
+/* An image_url part: {"image_url": {"url": "data:..." | "https://..."}} (or the URL string
+ * itself, as some clients send it). */
+static shimmy_err image_part(const json_t *part, const char *at, api_media *media,
+                             api_error *err) {
+    char param[96];
+    json_t *iu = json_object_get(part, "image_url");
+    json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu;
+    snprintf(param, sizeof param, "%s.image_url%s", at, json_is_object(iu) ? ".url" : "");
+    if (!json_is_string(url))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string (a data: URI or an "
+                        "http(s) URL)", param);
+    return api_media_add_url(media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
+}
+
+/* An input_audio part: {"input_audio": {"data": base64, "format": "wav" | "mp3"}}. */
+static shimmy_err audio_part(const json_t *part, const char *at, api_media *media,
+                             api_error *err) {
+    char param[96];
+    json_t *ia = json_object_get(part, "input_audio");
+    json_t *data = json_object_get(ia, "data"), *format = json_object_get(ia, "format");
+    snprintf(param, sizeof param, "%s.input_audio.format", at);
+    if (format != NULL && (!json_is_string(format) ||
+                           (strcmp(json_string_value(format), "wav") != 0 &&
+                            strcmp(json_string_value(format), "mp3") != 0)))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be 'wav' or 'mp3'", param);
+    snprintf(param, sizeof param, "%s.input_audio.data", at);
+    if (!json_is_string(data))
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string (base64)", param);
+    return api_media_add_base64(media, json_string_value(data), json_string_length(data),
+                                GEN_MEDIA_AUDIO, param, err);
+}
+
+/* Content part j of message i: text, or an image or audio clip, which goes into media and
+ * becomes the media marker in the chat (the chat module's "media_marker" part). Appends the part
+ * for the engine to parts. */
+static shimmy_err content_part(const json_t *part, size_t i, size_t j, json_t *parts,
+                               api_media *media, api_error *err) {
+    char at[64], param[96];
     json_t *type = json_object_get(part, "type");
-    snprintf(param, sizeof param, "messages[%zu].content[%zu]", i, j);
+    snprintf(at, sizeof at, "messages[%zu].content[%zu]", i, j);
     if (!json_is_object(part))
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be an object", param);
-    snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, j);
+        return api_fail(err, ERR_BAD_PARAM, at, "'%s' must be an object", at);
+    snprintf(param, sizeof param, "%s.type", at);
     if (!json_is_string(type))
         return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
-    if (strcmp(json_string_value(type), "text") != 0)
+    const char *t = json_string_value(type);
+    bool image = strcmp(t, "image_url") == 0, audio = strcmp(t, "input_audio") == 0;
+    if (image || audio) {
+        shimmy_err e = image ? image_part(part, at, media, err) : audio_part(part, at, media, err);
+        if (e == SHIMMY_OK)
+            json_array_append_new(parts, json_pack("{s:s,s:s}", "type", "media_marker", "text",
+                                                   engine_media_marker()));
+        return e;
+    }
+    if (strcmp(t, "text") != 0)
         return api_fail(err, ERR_BAD_PARAM, param, "content part type '%.64s' is not supported "
-                        "(only 'text')", json_string_value(type));
-    snprintf(param, sizeof param, "messages[%zu].content[%zu].text", i, j);
+                        "(text, image_url, input_audio)", t);
+    snprintf(param, sizeof param, "%s.text", at);
     if (!json_is_string(json_object_get(part, "text")))
         return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);
+    json_array_append(parts, (json_t *)part);
     return SHIMMY_OK;
 }
 
 /* content: a string or text parts (passed on as they are); absent or null only for an
  * assistant (then ""; null when it carries tool calls). */
 static shimmy_err message_content(const json_t *msg, size_t i, const char *role, json_t *out,
-                                  api_error *err) {
+                                  api_media *media, api_error *err) {
     char param[48];
     json_t *content = opt(msg, "content");
     snprintf(param, sizeof param, "messages[%zu].content", i);
@@ -389,12 +434,17 @@ static shimmy_err message_content(const json_t *msg, size_t i, const char *role,
     if (!json_is_string(content) && !json_is_array(content))
         return api_fail(err, ERR_BAD_PARAM, param,
                         "'%s' must be a string or an array of content parts", param);
+    if (json_is_string(content)) {
+        json_object_set(out, "content", content);
+        return SHIMMY_OK;
+    }
+    json_t *parts = json_array();
+    json_object_set_new(out, "content", parts);
     for (size_t j = 0; j < json_array_size(content); j++) {
-        shimmy_err e = check_part(json_array_get(content, j), i, j, err);
+        shimmy_err e = content_part(json_array_get(content, j), i, j, parts, media, err);
         if (e != SHIMMY_OK)
             return e;
     }
-    json_object_set(out, "content", content);
     return SHIMMY_OK;
 }
 
@@ -461,7 +511,8 @@ static shimmy_err message_strings(const json_t *msg, size_t i, json_t *out, api_
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_error *err) {
+static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_media *media,
+                                api_error *err) {
     char param[48];
     const char *role = NULL;
     shimmy_err e;
@@ -474,13 +525,14 @@ static shimmy_err parse_message(const json_t *msg, size_t i, json_t *msgs, api_e
     if (out == NULL)
         return api_fail(err, ERR_NOMEM, NULL, "out of memory");
     json_array_append_new(msgs, out);
-    if ((e = message_content(msg, i, role, out, err)) != SHIMMY_OK ||
+    if ((e = message_content(msg, i, role, out, media, err)) != SHIMMY_OK ||
         (e = message_calls(msg, i, role, out, err)) != SHIMMY_OK)
         return e;
     return message_strings(msg, i, out, err);
 }
 
-static shimmy_err parse_messages(const json_t *root, json_t *chat, api_error *err) {
+static shimmy_err parse_messages(const json_t *root, json_t *chat, api_media *media,
+                                 api_error *err) {
     json_t *msgs = opt(root, "messages");
     if (msgs == NULL)
         return api_fail(err, ERR_BAD_PARAM, "messages", "'messages' is required");
@@ -493,7 +545,7 @@ static shimmy_err parse_messages(const json_t *root, json_t *chat, api_error *er
     json_t *out = json_array();
     json_object_set_new(chat, "messages", out);
     for (size_t i = 0; i < n; i++) {
-        shimmy_err e = parse_message(json_array_get(msgs, i), i, out, err);
+        shimmy_err e = parse_message(json_array_get(msgs, i), i, out, media, err);
         if (e != SHIMMY_OK)
             return e;
     }
@@ -624,11 +676,13 @@ static shimmy_err parse_chat_body(const json_t *root, api_call *c, api_error *er
     if (e == SHIMMY_OK && (e = reject_chat_unsupported(root, err)) == SHIMMY_OK &&
         (e = parse_chat_logprobs(root, c, err)) == SHIMMY_OK &&
         (e = parse_response_format(root, c, err)) == SHIMMY_OK &&
-        (e = parse_messages(root, chat, err)) == SHIMMY_OK &&
+        (e = parse_messages(root, chat, &W(c)->media, err)) == SHIMMY_OK &&
         (e = pass_fields(root, chat, err)) == SHIMMY_OK)
         e = api_json_text(chat, &W(c)->chat_json, err);
     json_decref(chat);
     c->gen.chat_json = W(c)->chat_json;
+    c->gen.media = W(c)->media.items;
+    c->gen.n_media = W(c)->media.n;
     c->need_tools = tools_used(root);
     return e;
 }
@@ -682,6 +736,7 @@ void oai_call_free(api_call *c) {
     if (w != NULL) {
         free(w->chat_json);
         free(w->schema);
+        api_media_free(&w->media);
         free(w);
     }
     c->wire = NULL;

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api/gen.h"
+#include "api/media.h"
 #include "core/limits.h"
 
 /* What every response and chunk of one request shares. */
@@ -36,6 +37,7 @@ typedef struct oai_wire {
     size_t n_calls[LIM_N];              /* stream: tool calls begun so far, per choice */
     size_t text_off[LIM_N];             /* stream, completions with logprobs: bytes of each
                                          * choice's text so far (text_offset) */
+    api_media media;                    /* chat: the messages' images and audio */
 } oai_wire;
 
 /* Fills m with a fresh random id and the current time. Copies model. */

@@ -100,9 +100,26 @@ static json_t *last_assistant(json_t *msgs) {
     return streq(json_string_value(json_object_get(m, "role")), "assistant") ? m : NULL;
 }
 
-/* Message content: a string, or parts input_text/output_text (refusal as text). */
+/* An input_image part: {"image_url": "data:..." | "https://..."} into media; a media marker
+ * part for the engine into out. */
+static shimmy_err image_part(const json_t *part, const char *p, json_t *out, api_media *media,
+                             api_error *err) {
+    json_t *url = json_object_get(part, "image_url");
+    char param[112];
+    snprintf(param, sizeof param, "%s.image_url", p);
+    if (!json_is_string(url))
+        return bad(err, param, "must be a string (a data: URI or an http(s) URL; file_id is not "
+                   "supported)");
+    shimmy_err e = api_media_add_url(media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
+    if (e == SHIMMY_OK)
+        json_array_append_new(out, json_pack("{s:s,s:s}", "type", "media_marker", "text",
+                                             engine_media_marker()));
+    return e;
+}
+
+/* Message content: a string, or parts input_text/output_text (refusal as text), input_image. */
 static shimmy_err item_content(const json_t *content, const char *param, json_t **out,
-                               api_error *err) {
+                               api_media *media, api_error *err) {
     json_t *part;
     size_t j;
     char p[96];
@@ -117,11 +134,20 @@ static shimmy_err item_content(const json_t *content, const char *param, json_t 
         const char *type = type_of(part);
         json_t *text = json_object_get(part, streq(type, "refusal") ? "refusal" : "text");
         snprintf(p, sizeof p, "%s[%zu]", param, j);
+        if (streq(type, "input_image")) {
+            shimmy_err e = media != NULL ? image_part(part, p, *out, media, err)
+                                         : bad(err, p, "input_image is not supported here");
+            if (e != SHIMMY_OK) {
+                json_decref(*out);
+                return e;
+            }
+            continue;
+        }
         if (!streq(type, "input_text") && !streq(type, "output_text") && !streq(type, "refusal")) {
             json_decref(*out);
             return api_fail(err, ERR_BAD_PARAM, p,
                             "content part type '%.64s' is not supported "
-                            "(input_text, output_text)",
+                            "(input_text, input_image, output_text)",
                             type ? type : "");
         }
         if (!json_is_string(text)) {
@@ -134,7 +160,7 @@ static shimmy_err item_content(const json_t *content, const char *param, json_t 
 }
 
 static shimmy_err item_message(const json_t *item, const char *param, json_t *msgs,
-                               api_error *err) {
+                               api_media *media, api_error *err) {
     const char *role = json_string_value(json_object_get(item, "role"));
     json_t *content = NULL, *prev;
     char p[96];
@@ -143,7 +169,7 @@ static shimmy_err item_message(const json_t *item, const char *param, json_t *ms
         !streq(role, "assistant"))
         return bad(err, p, "must be \"user\", \"system\", \"developer\" or \"assistant\"");
     snprintf(p, sizeof p, "%s.content", param);
-    shimmy_err e = item_content(json_object_get(item, "content"), p, &content, err);
+    shimmy_err e = item_content(json_object_get(item, "content"), p, &content, media, err);
     if (e != SHIMMY_OK)
         return e;
     if (streq(role, "assistant") && (prev = last_assistant(msgs)) != NULL &&
@@ -183,7 +209,7 @@ static shimmy_err item_output(const json_t *item, const char *param, json_t *msg
     if (!json_is_string(id))
         return bad(err, param, "must carry a string 'call_id'");
     snprintf(p, sizeof p, "%s.output", param);
-    shimmy_err e = item_content(out, p, &content, err);
+    shimmy_err e = item_content(out, p, &content, NULL, err);
     if (e == SHIMMY_OK)
         json_array_append_new(msgs, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id", id,
                                               "content", content));
@@ -216,14 +242,14 @@ static shimmy_err item_reasoning(const json_t *item, const char *param, json_t *
 }
 
 static shimmy_err input_item(const json_t *item, const char *base, size_t i, json_t *msgs,
-                             api_error *err) {
+                             api_media *media, api_error *err) {
     char param[64];
     const char *type = type_of(item);
     snprintf(param, sizeof param, "%s[%zu]", base, i);
     if (!json_is_object(item))
         return bad(err, param, "must be an object");
     if (type == NULL || streq(type, "message"))
-        return item_message(item, param, msgs, err);
+        return item_message(item, param, msgs, media, err);
     if (streq(type, "function_call"))
         return item_call(item, param, msgs, err);
     if (streq(type, "function_call_output"))
@@ -278,13 +304,13 @@ static shimmy_err conv_input(const json_t *input, resp_wire *rw, api_error *err)
 
 /* The conversation's items as chat messages: the stored ones named after
  * previous_response_id, this input's after input[i]. */
-static shimmy_err conv_messages(const resp_wire *rw, size_t n_input, json_t *msgs,
+static shimmy_err conv_messages(resp_wire *rw, size_t n_input, json_t *msgs,
                                 api_error *err) {
     size_t n = json_array_size(rw->conv), n_prev = n - n_input;
     for (size_t i = 0; i < n; i++) {
         shimmy_err e = input_item(json_array_get(rw->conv, i),
                                   i < n_prev ? "previous_response_id" : "input",
-                                  i < n_prev ? i : i - n_prev, msgs, err);
+                                  i < n_prev ? i : i - n_prev, msgs, &rw->media, err);
         if (e != SHIMMY_OK)
             return e;
     }
@@ -403,6 +429,8 @@ static shimmy_err parse_chat(const json_t *root, api_call *c, api_error *err) {
         (e = parse_reasoning(root, chat, err)) == SHIMMY_OK)
         e = api_json_text(chat, &W(c)->chat_json, err);
     c->gen.chat_json = W(c)->chat_json;
+    c->gen.media = W(c)->media.items;
+    c->gen.n_media = W(c)->media.n;
     c->need_tools = tools_used(chat);
     json_decref(chat);
     return e;
@@ -446,6 +474,7 @@ void resp_call_free(api_call *c) {
         free(w->items);
         free(w->chat_json);
         free(w->schema);
+        api_media_free(&w->media);
         json_decref(w->conv);
         free(w);
     }

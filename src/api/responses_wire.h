@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "api/gen.h"
+#include "api/media.h"
 #include "api/resp_store.h"
 
 typedef enum { RESP_REASONING, RESP_MESSAGE, RESP_CALL } resp_kind;
@@ -45,6 +46,7 @@ typedef struct resp_wire {
                          * stored items, then this input's), stored with the output items */
     resp_store *store;  /* borrowed: where the answer is kept (store: true), or NULL */
     char prev[48];      /* previous_response_id, "" when none */
+    api_media media;    /* the conversation's images */
 } resp_wire;
 
 /* Parses the body root (borrowed; must outlive c) of POST /v1/responses into c: c->gen.params

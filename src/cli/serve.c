@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/media.h"
 #include "api/presets.h"
 #include "api/resp_store.h"
 #include "cli/cli.h"
@@ -63,6 +64,7 @@ static const char serve_help[] =
     "  --mmproj [MODEL=]PATH  pair a multimodal projector (mmproj GGUF) with MODEL (no MODEL: the\n"
     "                         --model file, or the only model; repeatable); found beside models\n"
     "                         without it (docs/MODELS.md)\n"
+    "  --allow-remote-media   fetch http(s) image URLs of requests (default: data: URIs only)\n"
     /* trust (docs/SECURITY.md) */
     "  --api-key KEY          require this key as 'Authorization: Bearer KEY' or 'x-api-key'\n"
     "                         (repeatable; also SHIMMY_API_KEY); /health stays open\n"
@@ -89,12 +91,14 @@ enum {
     SERVE_OPT_LOG_FORMAT,
     SERVE_OPT_LOG_LEVEL,
     SERVE_OPT_DRAIN_TIMEOUT,
+    SERVE_OPT_ALLOW_REMOTE_MEDIA,
 };
 #define SERVE_OPS_LONGOPTS                                                                         \
     {"no-metrics", no_argument, NULL, SERVE_OPT_NO_METRICS},                                       \
         {"log-format", required_argument, NULL, SERVE_OPT_LOG_FORMAT},                             \
         {"log-level", required_argument, NULL, SERVE_OPT_LOG_LEVEL},                               \
-        {"drain-timeout", required_argument, NULL, SERVE_OPT_DRAIN_TIMEOUT}
+        {"drain-timeout", required_argument, NULL, SERVE_OPT_DRAIN_TIMEOUT},                       \
+        {"allow-remote-media", no_argument, NULL, SERVE_OPT_ALLOW_REMOTE_MEDIA}
 
 /* Trust flags (docs/SECURITY.md): collected here, handed to http/ as an http_trust. */
 enum {
@@ -524,6 +528,9 @@ static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
         if (parse_duration(arg, &o->drain_ns) != 0 || o->drain_ns < 0)
             return cli_usage_error("serve", "--drain-timeout wants a duration like 30s, 2m or 0, "
                                    "not '%s'", arg);
+        return 1;
+    case SERVE_OPT_ALLOW_REMOTE_MEDIA:
+        api_media_allow_remote(true);
         return 1;
     default:
         return 0;

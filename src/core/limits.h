@@ -75,6 +75,21 @@
 /* Bytes of JSON text that store holds (responses and their conversations): a long agent
  * conversation is a few MiB, and the store must not grow a server's memory without bound. */
 #define LIM_RESP_STORE_BYTES (256u * 1024u * 1024u)
+/* Images and audio clips in one request: each is decoded and encoded by the projector before
+ * the prompt can start (a few hundred ms to seconds apiece on a CPU); llama-server sets none,
+ * Anthropic allows 100 per request, 16 keeps one request from holding a model for minutes. */
+#define LIM_MEDIA_PARTS 16
+/* Bytes of one image or audio file after base64 decoding (or fetched): a 12-megapixel phone
+ * JPEG is 2-5 MiB and a minute of 16-bit 16 kHz WAV 2 MiB; a request body (LIM_BODY_BYTES) holds
+ * one such file as base64 with room for the text. */
+#define LIM_MEDIA_BYTES (6u * 1024u * 1024u)
+/* Pixels of one decoded image: 4096 x 4096 is 48 MiB of RGB before the projector scales it down
+ * to its own size (a megapixel or two at most); a small PNG can claim far more (decompression
+ * bombs), so this is checked before the pixels are decoded. */
+#define LIM_MEDIA_PIXELS (4096u * 4096u)
+/* Seconds a remote image URL (--allow-remote-media) may take to download, in all. */
+#define LIM_MEDIA_FETCH_S 10
+
 /* Tokens per llama_decode step (prompt chunks plus one token per generating slot). */
 #define LIM_BATCH_TOKENS 512
 /* Speculative decoding: tokens one slot's draft may propose per step (a per-slot buffer made at

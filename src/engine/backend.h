@@ -113,6 +113,36 @@ int be_rerank_tokens(const be_model *b, const char *query, const char *doc, be_t
 shimmy_err be_rank(be_model *b, const be_token *tokens, int n, float *score, char *err,
                    size_t errlen);
 
+/* ---- media (llama.cpp's libmtmd; engine_options.mmproj) ---- */
+
+/* The media items of one tokenized prompt (libmtmd's chunks), owned by its job. */
+typedef struct be_media be_media;
+
+/* Whether the model's projector takes this kind of media (false when it has none). Any thread. */
+bool be_media_supported(const be_model *b, gen_media_kind kind);
+/* Tokenizes a prompt holding engine_media_marker() where media[i] goes: the text as be_tokenize
+ * does, and each media item, decoded and preprocessed by libmtmd, as its count of placeholder
+ * tokens (BE_TOKEN_MEDIA-based ids, equal for equal files, so that prefix reuse keeps an image
+ * whose bytes repeat). Returns owned *tokens (*n_tokens) and *out (NULL when n_media is 0). Any
+ * thread. Errors: ERR_BAD_PARAM (the model takes no such media, a file does not decode, markers
+ * and items do not match; param names the item's field), ERR_TOO_LARGE (over
+ * LIM_MEDIA_PIXELS), ERR_UNSUPPORTED (a projector shimmy cannot place: M-RoPE), ERR_NOMEM. */
+shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_media *media,
+                             int n_media, be_token **tokens, int *n_tokens, be_media **out,
+                             char *err, size_t errlen, char *param, size_t paramlen);
+/* The media item covering prompt position pos: returns its index and its first position and
+ * length in *start, *len; -1 when pos is text. */
+int be_media_at(const be_media *md, int pos, int *start, int *len);
+/* Encodes media item idx with the projector and decodes its embeddings into sequence seq from
+ * position pos (its own llama_decode calls, between the engine's batches). Engine thread.
+ * Errors: ERR_INTERNAL with libmtmd's code. */
+shimmy_err be_media_eval(be_model *b, const be_media *md, int idx, int seq, int pos, char *err,
+                         size_t errlen);
+void be_media_free(be_media *md);
+/* Placeholder ids of media positions are at or below this (real tokens are >= 0, and
+ * BE_TOKEN_NONE is -1). */
+#define BE_TOKEN_MEDIA (-2)
+
 /* Sampler chain for params (greedy when temperature is 0), with g's output grammar first when
  * g and g->grammar (borrowed during the call). Returns owned, NULL when out of memory or the
  * grammar does not parse. */

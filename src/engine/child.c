@@ -140,7 +140,8 @@ static void start_thread(void *(*fn)(void *), void *arg) {
 
 /* ---- requests ---- */
 
-static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops) {
+static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops,
+                               gen_media *media) {
     memset(req, 0, sizeof *req);
     req->prompt = ipc_get_str(r);
     req->chat_json = ipc_get_str(r);
@@ -157,6 +158,15 @@ static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops) 
     req->params.stop = stops;
     req->params.grammar = ipc_get_str(r);
     req->params.json_schema = ipc_get_str(r);
+    req->n_media = (int)ipc_get_u32(r);
+    if (req->n_media < 0 || req->n_media > LIM_MEDIA_PARTS)
+        return ERR_INTERNAL;
+    for (int i = 0; i < req->n_media; i++) {
+        media[i].kind = (gen_media_kind)ipc_get_u32(r);
+        media[i].param = ipc_get_str(r);
+        media[i].data = ipc_get_bytes(r, &media[i].len);
+    }
+    req->media = media;
     return r->bad ? ERR_INTERNAL : SHIMMY_OK;
 }
 
@@ -175,11 +185,12 @@ static cjob *submit_run(uint64_t id, const buf *payload) {
     ipc_rd r;
     gen_request req;
     const char *stops[LIM_STOP_STRINGS + 16];
+    gen_media media[LIM_MEDIA_PARTS];
     char err[512] = "", param[96] = "";
     gen_job *job = NULL;
     ipc_rd_init(&r, payload);
     cjob *cj = calloc(1, sizeof *cj);
-    shimmy_err rc = cj == NULL ? ERR_NOMEM : read_request(&r, &req, stops);
+    shimmy_err rc = cj == NULL ? ERR_NOMEM : read_request(&r, &req, stops, media);
     if (rc == SHIMMY_OK)
         rc = engine_submit(C.m, &req, &job, err, sizeof err, param, sizeof param);
     else if (rc == ERR_INTERNAL)
@@ -458,6 +469,7 @@ static void read_options(ipc_rd *r, engine_options *o) {
     memcpy(&o->draft_p_min, &p_min, sizeof p_min);
     o->ngram_n = (int)ipc_get_u32(r);
     o->ngram_m = (int)ipc_get_u32(r);
+    o->mmproj = ipc_get_str(r);
 }
 
 /* Closes every descriptor but 0-2 and keep: nothing of the server (its listening socket, its

@@ -6,9 +6,9 @@
 static const engine_ops *model_ops(engine_model *m) { return ((engine_hdr *)m)->ops; }
 static const engine_ops *job_ops(gen_job *j) { return ((engine_hdr *)j)->ops; }
 
-/* False until the media path (libmtmd, engine_options.mmproj) is in the engine: flip it there. */
+/* The media path: libmtmd loads engine_options.mmproj (llama_backend.c, ADR 0011). */
 bool engine_supports_media(void) {
-    return false;
+    return true;
 }
 
 shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err,

@@ -158,6 +158,9 @@ typedef struct engine_options {
                                     * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
     const model_template_override *templates; /* per-model templates; borrowed for the process */
     int n_templates;
+    const char *mmproj;            /* multimodal projector GGUF (image/audio encoder, loaded with
+                                    * llama.cpp's libmtmd); NULL = none (text only); borrowed
+                                    * during load */
 } engine_options;
 
 void engine_options_default(engine_options *o);
@@ -236,6 +239,8 @@ typedef struct engine_model_info {
     int64_t spec_drafted;    /* tokens proposed by drafts since load */
     int64_t spec_accepted;   /* of those, tokens the model's sampler picked (kept) */
     int64_t spec_steps;      /* slot steps that verified a draft */
+    bool vision;             /* a projector is loaded and takes images */
+    bool audio;              /* a projector is loaded and takes audio */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);
@@ -284,12 +289,33 @@ void gen_params_default(gen_params *p);
  *   "add_generation_prompt", "continue_final_message"
  * The API layer builds it from its own wire format; the engine checks it (ERR_BAD_PARAM naming
  * the field). */
+/* An image or audio clip of a request: the encoded file (PNG, JPEG, GIF, BMP; WAV, MP3) as the
+ * client sent it, decoded by the engine. Its place in the prompt is the media marker
+ * (engine_media_marker) in the chat content or the raw prompt: the i-th marker is media[i]. */
+typedef enum { GEN_MEDIA_IMAGE = 0, GEN_MEDIA_AUDIO = 1 } gen_media_kind;
+
+typedef struct gen_media {
+    gen_media_kind kind;
+    const unsigned char *data; /* borrowed during submit */
+    size_t len;                /* bytes, at most LIM_MEDIA_BYTES */
+    const char *param;         /* the request field it came from, for errors
+                                * ("messages[0].content[1]"); borrowed during submit */
+} gen_media;
+
 typedef struct gen_request {
     const char *prompt;    /* raw prompt (completions, Ollama raw); NULL for chat */
     const char *chat_json; /* chat input (above); rendered with the model's template; borrowed
                             * during submit */
     gen_params params;
+    const gen_media *media; /* images and audio, in marker order; borrowed during submit */
+    int n_media;            /* at most LIM_MEDIA_PARTS */
 } gen_request;
+
+/* The text that marks where a media item goes in a chat message's content (as a part
+ * {"type":"media_marker","text":MARKER}) or in a raw prompt. Random per server run (a client
+ * cannot write it by chance or on purpose); engine processes inherit it. Static. Set up by
+ * engine_global_init, which must run first (before threads). */
+const char *engine_media_marker(void);
 
 typedef enum {
     FINISH_NONE = 0,
@@ -320,9 +346,13 @@ typedef struct gen_status {
 } gen_status;
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.
+ * Media items are decoded and cut into the prompt at their markers (image and audio tokens count
+ * in prompt_tokens and take part in prefix reuse: the same image is the same tokens).
  * Returns owned *out (release with engine_job_release). Errors: ERR_CONTEXT_LENGTH (message gives
  * both numbers), ERR_OVERLOADED (queue full), ERR_BAD_PARAM (with the field at fault in param,
- * e.g. "tools", "messages", "response_format"; "" when none), ERR_UNSUPPORTED (the model's own
+ * e.g. "tools", "messages", "response_format"; "" when none; a media item the model cannot take
+ * ("model NAME does not support images"), that does not decode, or whose count differs from the
+ * markers'), ERR_TOO_LARGE (an image over LIM_MEDIA_PIXELS), ERR_UNSUPPORTED (the model's own
  * chat template does not parse; the message says how to override it), ERR_NOMEM. Borrows req.
  * Templates that print today's date read the process clock (local time). */
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,

@@ -21,6 +21,8 @@
 #include "gpu/offload.h"
 #include "gpu/place.h"
 #include "llama.h"
+#include "mtmd-helper.h"
+#include "mtmd.h"
 
 struct be_model {
     struct llama_model *model;
@@ -51,7 +53,11 @@ struct be_model {
     int dn_batch;    /* capacity of dbatch, tokens */
     int n_vocab;     /* the model's vocabulary size: a draft token past it is never proposed */
     char ddesc[128]; /* the draft model's description */
+    mtmd_context *mtmd;  /* the projector (engine_options.mmproj); NULL = text only */
 };
+
+static shimmy_err load_projector(be_model *b, const engine_options *o, int n_threads, char *err,
+                                 size_t errlen);
 
 static void attach_threadpool(be_model *b, int n_threads);
 
@@ -504,6 +510,8 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
         goto out;
     if ((rc = load_draft(b, o, &mp, &cp, err, errlen)) != SHIMMY_OK)
         goto out;
+    if ((rc = load_projector(b, o, cp.n_threads, err, errlen)) != SHIMMY_OK)
+        goto out;
     b->loaded_at = clock_wall_s();
     *out = b;
     return SHIMMY_OK;
@@ -546,6 +554,8 @@ void be_free(be_model *b) {
         llama_free(b->dctx);
     if (b->dmodel != NULL)
         llama_model_free(b->dmodel);
+    if (b->mtmd != NULL)
+        mtmd_free(b->mtmd);
     if (b->batch.token != NULL)
         llama_batch_free(b->batch);
     if (b->ectx != NULL)
@@ -583,6 +593,8 @@ void be_fill_info(const be_model *b, engine_model_info *info) {
     snprintf(info->cache_type_v, sizeof info->cache_type_v, "%s", b->kv_v);
     snprintf(info->flash_attn, sizeof info->flash_attn, "%s", b->fa);
     snprintf(info->draft_desc, sizeof info->draft_desc, "%s", b->ddesc);
+    info->vision = be_media_supported(b, GEN_MEDIA_IMAGE);
+    info->audio = be_media_supported(b, GEN_MEDIA_AUDIO);
 }
 
 /* ---- text ---- */
@@ -1030,4 +1042,230 @@ be_token be_sample(be_model *b, be_sampler *s, int idx) {
     if (s->grammar != NULL)
         return sample_grammar(b, s, idx);
     return llama_sampler_sample(s->chain, b->ctx, idx);
+}
+
+/* ---- media: llama.cpp's libmtmd ----
+ * The projector is loaded beside the text model. A prompt with media is tokenized by
+ * mtmd_tokenize (thread-safe: the HTTP threads do it, as llama-server's do), which cuts it into
+ * text chunks and image/audio chunks; the text chunks' tokens and a placeholder run per media
+ * chunk make the job's token array, so that the scheduler's prefix reuse, KV copies and the
+ * prompt cache work on media unchanged. The engine thread evaluates a media chunk when the
+ * prompt reaches it (be_media_eval). */
+
+struct be_media {
+    mtmd_input_chunks *chunks;
+    int n;          /* media chunks */
+    struct be_media_span {
+        int start, len;                 /* prompt positions */
+        const mtmd_input_chunk *chunk;  /* borrowed from chunks */
+    } *spans;
+};
+
+/* stb_image's header check (compiled into libmtmd's helper): the size an image claims, read
+ * before its pixels are decoded. */
+extern int stbi_info_from_memory(const unsigned char *buffer, int len, int *x, int *y, int *comp);
+
+static void on_mtmd_log(enum ggml_log_level level, const char *text, void *user) {
+    on_llama_log(level, text, user);
+}
+
+static shimmy_err load_projector(be_model *b, const engine_options *o, int n_threads, char *err,
+                                 size_t errlen) {
+    if (o->mmproj == NULL || o->mmproj[0] == '\0')
+        return SHIMMY_OK;
+    mtmd_log_set(on_mtmd_log, NULL);
+    mtmd_helper_log_set(on_mtmd_log, NULL);
+    struct mtmd_context_params mp = mtmd_context_params_default();
+    mp.use_gpu = b->layers_offloaded > 0;
+    mp.n_threads = n_threads;
+    mp.print_timings = false;
+    mp.media_marker = engine_media_marker();
+    mp.warmup = false;
+    last_error[0] = '\0';
+    b->mtmd = mtmd_init_from_file(o->mmproj, b->model, mp);
+    if (b->mtmd == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot load the projector of model '%s' "
+                       "from %s: %s", b->name, o->mmproj,
+                       last_error[0] ? last_error : "libmtmd refused the file");
+    log_info("%s: projector %s loaded (%s%s%s)", b->name, o->mmproj,
+             mtmd_support_vision(b->mtmd) ? "images" : "",
+             mtmd_support_vision(b->mtmd) && mtmd_support_audio(b->mtmd) ? ", " : "",
+             mtmd_support_audio(b->mtmd) ? "audio" : "");
+    return SHIMMY_OK;
+}
+
+bool be_media_supported(const be_model *b, gen_media_kind kind) {
+    if (b->mtmd == NULL)
+        return false;
+    return kind == GEN_MEDIA_AUDIO ? mtmd_support_audio(b->mtmd) : mtmd_support_vision(b->mtmd);
+}
+
+static const char *kind_plural(gen_media_kind k) { return k == GEN_MEDIA_AUDIO ? "audio" : "images"; }
+
+/* Decodes media item m into a bitmap. Returns owned *out. */
+static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitmap **out,
+                               char *err, size_t errlen, char *param, size_t paramlen) {
+    *out = NULL;
+    snprintf(param, paramlen, "%s", m->param ? m->param : "");
+    if (!be_media_supported(b, m->kind))
+        return err_set(err, errlen, ERR_BAD_PARAM, "model %s does not support %s%s", b->name,
+                       kind_plural(m->kind), b->mtmd == NULL ? " (it has no projector: "
+                       "give one with --mmproj)" : "");
+    if (m->len > LIM_MEDIA_BYTES || m->len > INT_MAX)
+        return err_set(err, errlen, ERR_TOO_LARGE, "%s is %zu bytes; at most %u are accepted",
+                       m->param, m->len, LIM_MEDIA_BYTES);
+    int x = 0, y = 0, comp = 0;
+    if (m->kind == GEN_MEDIA_IMAGE && stbi_info_from_memory(m->data, (int)m->len, &x, &y, &comp) &&
+        (uint64_t)x * (uint64_t)y > LIM_MEDIA_PIXELS)
+        return err_set(err, errlen, ERR_TOO_LARGE, "%s is an image of %d x %d pixels; at most %u "
+                       "pixels are accepted", m->param, x, y, LIM_MEDIA_PIXELS);
+    struct mtmd_helper_bitmap_wrapper w =
+        mtmd_helper_bitmap_init_from_buf(b->mtmd, m->data, m->len, false,
+                                         mtmd_helper_init_opt_default());
+    if (w.bitmap == NULL)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s could not be decoded as %s", m->param,
+                       m->kind == GEN_MEDIA_AUDIO ? "audio (WAV, MP3 or FLAC)"
+                                                  : "an image (PNG, JPEG, GIF or BMP)");
+    if (mtmd_bitmap_is_audio(w.bitmap) != (m->kind == GEN_MEDIA_AUDIO)) {
+        mtmd_bitmap_free(w.bitmap);
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s holds %s, not %s", m->param,
+                       m->kind == GEN_MEDIA_AUDIO ? "an image" : "audio",
+                       m->kind == GEN_MEDIA_AUDIO ? "audio" : "an image");
+    }
+    *out = w.bitmap;
+    param[0] = '\0';
+    return SHIMMY_OK;
+}
+
+/* The placeholder id of a media chunk: from its id (libmtmd's helper sets the SHA-256 of the
+ * file's bytes), FNV-1a folded to 30 bits, below BE_TOKEN_MEDIA. */
+static be_token media_token(const mtmd_input_chunk *c) {
+    const char *id = mtmd_input_chunk_get_id(c);
+    uint32_t h = 2166136261u;
+    for (const char *p = id ? id : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return BE_TOKEN_MEDIA - (be_token)(h & 0x3fffffff);
+}
+
+/* Lays the chunks out as tokens and spans. */
+static shimmy_err media_layout(const be_model *b, be_media *md, be_token **tokens, int *n_tokens,
+                               char *err, size_t errlen) {
+    size_t nc = mtmd_input_chunks_size(md->chunks), total = 0;
+    for (size_t i = 0; i < nc; i++) {
+        const mtmd_input_chunk *c = mtmd_input_chunks_get(md->chunks, i);
+        total += mtmd_input_chunk_get_n_tokens(c);
+        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+            md->n++;
+            if ((size_t)mtmd_input_chunk_get_n_pos(c) != mtmd_input_chunk_get_n_tokens(c))
+                return err_set(err, errlen, ERR_UNSUPPORTED, "the projector of model %s places "
+                               "image tokens by M-RoPE (Qwen2-VL and Qwen3-VL style), which "
+                               "shimmy does not support yet", b->name);
+        }
+    }
+    if (total > INT_MAX / 2)
+        return err_set(err, errlen, ERR_TOO_LARGE, "the prompt is too long");
+    *tokens = malloc((total + 1) * sizeof **tokens);
+    md->spans = calloc((size_t)md->n + 1, sizeof *md->spans);
+    if (*tokens == NULL || md->spans == NULL)
+        return ERR_NOMEM;
+    int n = 0, k = 0;
+    llama_token bos = llama_vocab_bos(b->vocab);
+    for (size_t i = 0; i < nc; i++) {
+        const mtmd_input_chunk *c = mtmd_input_chunks_get(md->chunks, i);
+        if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+            size_t nt = 0;
+            const llama_token *t = mtmd_input_chunk_get_tokens_text(c, &nt);
+            for (size_t q = 0; q < nt; q++) {
+                if (n == 1 && (*tokens)[0] == bos && t[q] == bos && bos != LLAMA_TOKEN_NULL)
+                    continue; /* the template already had BOS (be_tokenize) */
+                (*tokens)[n++] = t[q];
+            }
+            continue;
+        }
+        int len = (int)mtmd_input_chunk_get_n_tokens(c);
+        be_token v = media_token(c);
+        md->spans[k] = (struct be_media_span){.start = n, .len = len, .chunk = c};
+        k++;
+        for (int q = 0; q < len; q++)
+            (*tokens)[n++] = v;
+    }
+    *n_tokens = n;
+    return SHIMMY_OK;
+}
+
+shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_media *media,
+                             int n_media, be_token **tokens, int *n_tokens, be_media **out,
+                             char *err, size_t errlen, char *param, size_t paramlen) {
+    *tokens = NULL;
+    *out = NULL;
+    mtmd_bitmap *bm[LIM_MEDIA_PARTS] = {0};
+    shimmy_err rc = SHIMMY_OK;
+    if (n_media > LIM_MEDIA_PARTS)
+        return err_set(err, errlen, ERR_BAD_PARAM, "%d images or audio clips; at most %d per "
+                       "request", n_media, LIM_MEDIA_PARTS);
+    int got = 0;
+    for (; got < n_media && rc == SHIMMY_OK; got++)
+        rc = decode_media(b, &media[got], &bm[got], err, errlen, param, paramlen);
+    be_media *md = NULL;
+    if (rc == SHIMMY_OK && (md = calloc(1, sizeof *md)) == NULL)
+        rc = ERR_NOMEM;
+    if (rc == SHIMMY_OK && (md->chunks = mtmd_input_chunks_init()) == NULL)
+        rc = ERR_NOMEM;
+    if (rc == SHIMMY_OK) {
+        mtmd_input_text in = {.text = text, .text_len = strlen(text), .add_special = true,
+                              .parse_special = true};
+        int32_t r = mtmd_tokenize(b->mtmd, md->chunks, &in, (const mtmd_bitmap *const *)bm,
+                                  (size_t)n_media);
+        if (r == 1)
+            rc = err_set(err, errlen, ERR_BAD_PARAM, "the prompt has a different number of media "
+                         "markers than the %d images or audio clips given", n_media);
+        else if (r != 0)
+            rc = err_set(err, errlen, ERR_BAD_PARAM, "an image or audio clip could not be "
+                         "preprocessed for model %s (libmtmd error %d)", b->name, r);
+    }
+    if (rc == SHIMMY_OK)
+        rc = media_layout(b, md, tokens, n_tokens, err, errlen);
+    for (int i = 0; i < got; i++)
+        if (bm[i] != NULL)
+            mtmd_bitmap_free(bm[i]);
+    if (rc != SHIMMY_OK) {
+        be_media_free(md);
+        free(*tokens);
+        *tokens = NULL;
+        return rc;
+    }
+    *out = md;
+    return SHIMMY_OK;
+}
+
+int be_media_at(const be_media *md, int pos, int *start, int *len) {
+    for (int i = 0; md != NULL && i < md->n; i++) {
+        const struct be_media_span *sp = &md->spans[i];
+        if (pos >= sp->start && pos < sp->start + sp->len) {
+            *start = sp->start;
+            *len = sp->len;
+            return i;
+        }
+    }
+    return -1;
+}
+
+shimmy_err be_media_eval(be_model *b, const be_media *md, int idx, int seq, int pos, char *err,
+                         size_t errlen) {
+    llama_pos end = 0;
+    int32_t r = mtmd_helper_eval_chunk_single(b->mtmd, b->ctx, md->spans[idx].chunk, pos, seq,
+                                              b->n_batch, false, &end);
+    if (r != 0)
+        return err_set(err, errlen, ERR_INTERNAL, "encoding an image or audio clip failed "
+                       "(libmtmd error %d)", r);
+    return SHIMMY_OK;
+}
+
+void be_media_free(be_media *md) {
+    if (md == NULL)
+        return;
+    if (md->chunks != NULL)
+        mtmd_input_chunks_free(md->chunks);
+    free(md->spans);
+    free(md);
 }

@@ -202,6 +202,7 @@ static void put_options(buf *b, const engine_options *o) {
     ipc_put_u32(b, p_min);
     ipc_put_u32(b, (uint32_t)o->ngram_n);
     ipc_put_u32(b, (uint32_t)o->ngram_m);
+    ipc_put_str(b, o->mmproj);
 }
 
 /* How the child ended, for the crash report (reaps it). */
@@ -992,6 +993,12 @@ static void put_request(buf *b, const gen_request *req) {
         ipc_put_str(b, req->params.stop[i]);
     ipc_put_str(b, req->params.grammar);
     ipc_put_str(b, req->params.json_schema);
+    ipc_put_u32(b, (uint32_t)req->n_media);
+    for (int i = 0; i < req->n_media; i++) {
+        ipc_put_u32(b, (uint32_t)req->media[i].kind);
+        ipc_put_str(b, req->media[i].param);
+        ipc_put_bytes(b, req->media[i].data, req->media[i].len);
+    }
 }
 
 static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out,

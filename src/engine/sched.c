@@ -12,6 +12,7 @@
 #include <fnmatch.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/limits.h"
@@ -33,8 +34,9 @@ struct sched_job {
     pthread_cond_t cv;
     int refs;                /* submitter + engine, under mu */
     atomic_bool cancel;
-    be_token *tokens;        /* prompt, owned */
+    be_token *tokens;        /* prompt, owned; media positions hold placeholders (backend.h) */
     int n_tokens;
+    be_media *media;         /* the prompt's images and audio, owned; NULL = none */
     gen_params params;       /* stop strings point into stop_copy */
     char **stop_copy;        /* the request's stop strings, then the chat format's */
     lchat_render r;          /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
@@ -183,7 +185,37 @@ void gen_params_default(gen_params *p) {
     p->repeat_last_n = 64;
 }
 
+/* The media marker (engine.h): SHIMMY_MEDIA_MARKER when set (an engine process inherits its
+ * server's), else random, then exported for the engine processes started later. */
+static char media_marker[64];
+
+static void media_marker_init(void) {
+    const char *env = getenv("SHIMMY_MEDIA_MARKER");
+    if (env != NULL && env[0] != '\0' && strlen(env) < sizeof media_marker) {
+        snprintf(media_marker, sizeof media_marker, "%s", env);
+        return;
+    }
+    uint64_t r = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(&r, sizeof r, 1, f) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_nsec * 6364136223846793005ULL ^ (uint64_t)getpid();
+    }
+    if (f != NULL)
+        fclose(f);
+    snprintf(media_marker, sizeof media_marker, "<__media_%016llx__>", (unsigned long long)r);
+    setenv("SHIMMY_MEDIA_MARKER", media_marker, 1);
+}
+
+const char *engine_media_marker(void) {
+    if (media_marker[0] == '\0')
+        media_marker_init(); /* engine_global_init not called (unit tests): still one marker */
+    return media_marker;
+}
+
 shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen) {
+    engine_media_marker();
     return be_global_init(lib_dir, err, errlen);
 }
 
@@ -195,6 +227,7 @@ static void job_free(sched_job *j) {
     free(j->stop_copy);
     lchat_render_free(&j->r);
     free(j->tokens);
+    be_media_free(j->media);
     buf_free(&j->out);
     buf_free(&j->answer);
     gen_events_free(&j->lp);
@@ -441,6 +474,22 @@ static shimmy_err check_repetitions(const char *g, char *err, size_t errlen) {
     return SHIMMY_OK;
 }
 
+/* Tokenizes text with the request's media (be_tokenize_media). The prompt must go on after its
+ * last media item: the last prompt position is evaluated alone for its logits. */
+static shimmy_err tokenize_media(sched_model *m, const char *text, const gen_request *req,
+                                 sched_job *j, char *err, size_t errlen, char *param,
+                                 size_t paramlen) {
+    shimmy_err rc = be_tokenize_media(m->be, text, req->media, req->n_media, &j->tokens,
+                                      &j->n_tokens, &j->media, err, errlen, param, paramlen);
+    int start, len;
+    if (rc == SHIMMY_OK && j->n_tokens > 0 && be_media_at(j->media, j->n_tokens - 1, &start, &len) >= 0) {
+        snprintf(param, paramlen, "%s", req->chat_json != NULL ? "messages" : "prompt");
+        return err_set(err, errlen, ERR_BAD_PARAM, "the prompt ends with an image or audio "
+                       "clip: put text after it");
+    }
+    return rc;
+}
+
 static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job *j, char *err,
                               size_t errlen, char *param, size_t paramlen) {
     char *text = NULL;
@@ -451,7 +500,9 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
     shimmy_err rc = render(m, req, j, &text, err, errlen, param, paramlen);
     if (rc == SHIMMY_OK)
         rc = copy_stops(j, &req->params);
-    if (rc == SHIMMY_OK)
+    if (rc == SHIMMY_OK && req->n_media > 0)
+        rc = tokenize_media(m, text, req, j, err, errlen, param, paramlen);
+    else if (rc == SHIMMY_OK)
         rc = tokenize_prompt(m, text, j, err, errlen);
     free(text);
     if (rc != SHIMMY_OK)
@@ -787,6 +838,11 @@ static int share_prefix(sched_model *m, slot *s, const sched_job *j, int keep) {
     if (keep < s->n_cache)
         cache_save(m, s);
     lcp = lcp >= j->n_tokens ? j->n_tokens - 1 : lcp;
+    int m_start, m_len;
+    if (be_media_at(j->media, lcp, &m_start, &m_len) >= 0)
+        lcp = m_start; /* a media item is copied whole or not at all */
+    if (lcp <= keep)
+        return keep;
     s->n_dcache = 0; /* the draft model's sequence is not copied: it starts over */
     if (!be_seq_copy(m->be, d->id, s->id, lcp)) {
         s->n_cache = 0;
@@ -807,6 +863,9 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
         cache_save(m, s); /* what the new prompt does not share is about to go */
     if (keep >= j->n_tokens)
         keep = j->n_tokens - 1; /* the last prompt token must be evaluated for its logits */
+    int m_start, m_len;
+    if (be_media_at(j->media, keep, &m_start, &m_len) >= 0)
+        keep = m_start; /* a media item is evaluated whole or not at all */
     be_seq_truncate(m->be, s->id, keep);
     s->n_cache = keep;
     s->n_prompt_done = keep;
@@ -834,7 +893,8 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     }
     int from = j->n_tokens > j->params.repeat_last_n ? j->n_tokens - j->params.repeat_last_n : 0;
     for (int i = from; i < j->n_tokens; i++)
-        be_sampler_accept(s->smpl, j->tokens[i]);
+        if (j->tokens[i] >= 0) /* not a media placeholder */
+            be_sampler_accept(s->smpl, j->tokens[i]);
     s->state = SLOT_PROMPT;
 }
 
@@ -920,7 +980,9 @@ static void draft_caps(sched_model *m) {
     for (int i = 0; i < m->n_slots; i++) {
         slot *s = &m->slots[i];
         s->n_draft = s->draft_cap = 0;
-        if (s->state != SLOT_GEN)
+        /* A prompt with media holds placeholder ids, which neither the draft model nor n-gram
+         * lookup may see: such a request goes without drafts. */
+        if (s->state != SLOT_GEN || s->job->media != NULL)
             continue;
         int cap = want < LIM_DRAFT_TOKENS ? want : LIM_DRAFT_TOKENS;
         int room = ctx - 1 - s->n_cache; /* last goes at n_cache, drafts after it */
@@ -1047,6 +1109,40 @@ static void spec_propose(sched_model *m) {
     }
 }
 
+/* Prompt tokens from pos up to the next media item (or the end). */
+static int media_gap(const sched_job *j, int pos) {
+    int start, len;
+    for (int p = pos; p < j->n_tokens; p++)
+        if (j->media != NULL && be_media_at(j->media, p, &start, &len) >= 0)
+            return p - pos;
+    return j->n_tokens - pos;
+}
+
+/* Evaluates the media item each prompting slot has reached, before the step's batch (an image
+ * is its own llama_decode of embeddings). A failure ends that request only. */
+static void eval_media(sched_model *m) {
+    char err[256];
+    for (int i = 0; i < m->n_slots; i++) {
+        slot *s = &m->slots[i];
+        int start, len, idx;
+        if (s->state != SLOT_PROMPT || s->job->media == NULL ||
+            (idx = be_media_at(s->job->media, s->n_prompt_done, &start, &len)) < 0)
+            continue;
+        if (be_media_eval(m->be, s->job->media, idx, s->id, s->n_prompt_done, err,
+                          sizeof err) != SHIMMY_OK) {
+            log_error("%s: %s", m->name, err);
+            be_seq_truncate(m->be, s->id, s->n_prompt_done);
+            s->n_cache = s->n_prompt_done;
+            slot_finish(m, s, FINISH_ERROR, ERR_INTERNAL, err);
+            continue;
+        }
+        memcpy(s->cache + s->n_cache, s->job->tokens + start, (size_t)len * sizeof *s->cache);
+        s->n_cache += len;
+        s->n_prompt_done += len;
+        atomic_fetch_add(&m->prompt_evals, len);
+    }
+}
+
 /* Fills this step's batch: one token per generating slot with its draft, then prompt chunks. The
  * draft tokens are written after the cache's end but not counted in n_cache until kept. */
 static void build_batch(sched_model *m) {
@@ -1072,7 +1168,7 @@ static void build_batch(sched_model *m) {
         if (s->state != SLOT_PROMPT)
             continue;
         sched_job *j = s->job;
-        int left = j->n_tokens - s->n_prompt_done;
+        int left = media_gap(j, s->n_prompt_done);
         int take = left < budget ? left : budget;
         for (int t = 0; t < take; t++) {
             int p = s->n_prompt_done++;
@@ -1411,6 +1507,7 @@ static void *engine_main(void *arg) {
             if (s->state != SLOT_IDLE && atomic_load(&s->job->cancel))
                 slot_finish(m, s, FINISH_CANCELLED, ERR_CANCELLED, NULL);
         }
+        eval_media(m);
         spec_propose(m);
         build_batch(m);
         if (be_batch_size(m->be) == 0)

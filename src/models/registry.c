@@ -947,6 +947,8 @@ static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
         o.lora_path = e->desc.adapter;
         o.lora_scale = e->desc.adapter_scale;
     }
+    if (e->desc.mmproj[0] != '\0')
+        o.mmproj = e->desc.mmproj;
     load_watch watch = {r, e, o.progress, o.progress_ctx};
     o.progress = on_load_progress;
     o.progress_ctx = &watch;

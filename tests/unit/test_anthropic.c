@@ -204,9 +204,13 @@ static void test_bad_requests(void **state) {
                "\"content\":\"x\"}]}",
                "messages.0.role: must be \"user\" or \"assistant\"");
     assert_bad("{\"model\":\"m\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":"
+               "[{\"type\":\"document\",\"source\":{}}]}]}",
+               "messages.0.content.0: content block type 'document' is not supported (text, "
+               "image, thinking, tool_use, tool_result)");
+    assert_bad("{\"model\":\"m\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":"
                "[{\"type\":\"image\",\"source\":{}}]}]}",
-               "messages.0.content.0: content block type 'image' is not supported (text, "
-               "thinking, tool_use, tool_result)");
+               "messages.0.content.0: source must be {\"type\": \"base64\", \"media_type\": "
+               "string, \"data\": string} or {\"type\": \"url\", \"url\": string}");
     assert_bad("{\"model\":\"m\",\"max_tokens\":3,\"messages\":[{\"role\":\"assistant\","
                "\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"x\"}]}]}",
                "messages.0.content.0: tool_result blocks belong to user messages");

@@ -325,7 +325,10 @@ static const bad_case bad_cases[] = {
      "messages[0].content", "must be a string or an array of content parts"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
            "\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}",
-     ERR_BAD_PARAM, "messages[0].content[1].type", "'image_url' is not supported"},
+     ERR_BAD_PARAM, "messages[0].content[1].image_url.url", "must be a data: URI"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\"}]}]}",
+     ERR_BAD_PARAM, "messages[0].content[0].type", "'video' is not supported (text, image_url, "
+     "input_audio)"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[\"a\"]}]}",
      ERR_BAD_PARAM, "messages[0].content[0]", "must be an object"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"a\"}]}]}",

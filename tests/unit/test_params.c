@@ -42,7 +42,7 @@ static const bad_case cases[] = {
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":[5]}]}",
      "messages[0].content[0]"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
-     "messages[0].content[0].type"},
+     "messages[0].content[0].image_url"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\","
              "\"tool_calls\":5}]}",
      "messages[1].tool_calls"},

@@ -159,6 +159,12 @@ static void test_bad_requests(void **state) {
     assert_bad("{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", "max_output_tokens");
     assert_bad("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
                "\"input_image\",\"image_url\":\"u\"}]}]}",
+               "input[0].content[0].image_url");
+    assert_bad("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+               "\"input_image\",\"file_id\":\"f\"}]}]}",
+               "input[0].content[0].image_url");
+    assert_bad("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+               "\"input_file\"}]}]}",
                "input[0].content[0]");
     assert_bad("{\"model\":\"m\",\"input\":[{\"type\":\"item_reference\",\"id\":\"x\"}]}",
                "input[0]");

@@ -1,0 +1,475 @@
+/* it_vision: image input through the real binary (issue 12) on the generated vision fixture
+ * (tools/gen_model + tools/gen_vision: a random-weight llama with a LLaVA-style projector, 4
+ * tokens per image). Greedy answers for an image and a prompt equal llama.cpp's own
+ * llama-mtmd-cli on the same files (golden/vision.jsonl, tools/vision_golden.sh) through every
+ * API: OpenAI image_url data: URIs (PNG, JPEG, GIF, BMP), Ollama images on /api/chat and
+ * /api/generate, Anthropic image blocks, Responses input_image; usage counts the image's
+ * tokens. The same image again is served from the slot's cache (cached_tokens), another image
+ * is not. Four image requests run next to four text requests. Every error of the issue: no
+ * projector, audio to a vision-only model, undecodable data, too many pixels, too many parts,
+ * WebP, a remote URL without --allow-remote-media (and with it: the fetch happens). */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PROMPT "What is in the picture?"
+#define IMAGE_TOKENS 4 /* gen_vision: 28x28 images, 14x14 patches */
+
+/* A fixture file: BUILD/fixtures/NAME from make fixtures, else written now into the test's
+ * folder by the same generators with the same arguments (tools/fixtures.sh). */
+static const char *fixture(h_test *t, const char *name) {
+    static char path[2][4300];
+    static int k;
+    char *p = path[k++ % 2];
+    struct stat st;
+    snprintf(p, 4300, "%s/../fixtures/%s", h_tools_dir(), name);
+    if (stat(p, &st) == 0)
+        return p;
+    snprintf(p, 4300, "%s/%s", t->dir, name);
+    if (stat(p, &st) == 0)
+        return p;
+    char exe[4200], vocab[4200], *log;
+    int rc;
+    if (strcmp(name, "vision-model.gguf") == 0) {
+        static const char chatml[] =
+            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+            "message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+            "{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        snprintf(exe, sizeof exe, "%s/gen_model", h_tools_dir());
+        snprintf(vocab, sizeof vocab, "%s/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf",
+                 h_source_dir());
+        const char *args[] = {p, "--vocab-from", vocab, "--layers", "2", "--embd", "64", "--ff",
+                              "128", "--heads", "4", "--kv-heads", "4", "--ctx", "2048",
+                              "--type", "f32", "--seed", "2", "--chat-template", chatml, NULL};
+        rc = h_run_exe(t, exe, args, 60000, &log);
+    } else {
+        snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
+        const char *args[] = {p, "--text-embd", "64", "--seed", "2", NULL};
+        rc = h_run_exe(t, exe, args, 60000, &log);
+    }
+    if (rc != 0)
+        fail_msg("%s: exit %d: %s", exe, rc, log);
+    free(log);
+    return p;
+}
+
+static h_server *start_vision(h_test *t, const char *const *extra) {
+    const char *args[H_MAX_ARGS] = {"--model", fixture(t, "vision-model.gguf"), "--mmproj",
+                                    fixture(t, "vision-mmproj.gguf"), "--ctx", "256"};
+    int n = 6;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < H_MAX_ARGS - 1; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return h_start(t, args);
+}
+
+/* ---- files and base64 ---- */
+
+static unsigned char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc((size_t)len + 1);
+    *n = fread(d, 1, (size_t)len, f);
+    fclose(f);
+    return d;
+}
+
+static char *b64(const unsigned char *d, size_t n) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc(n / 3 * 4 + 8), *p = o;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) |
+                     (i + 2 < n ? d[i + 2] : 0);
+        *p++ = a[v >> 18 & 63];
+        *p++ = a[v >> 12 & 63];
+        *p++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *p = '\0';
+    return o;
+}
+
+/* Base64 of a test image (tests/data/vision/NAME). Owned. */
+static char *image_b64(const char *name) {
+    char path[4300];
+    size_t n;
+    snprintf(path, sizeof path, "%s/tests/data/vision/%s", h_source_dir(), name);
+    unsigned char *d = read_file(path, &n);
+    char *s = b64(d, n);
+    free(d);
+    return s;
+}
+
+static const char *mime(const char *name) {
+    const char *ext = strrchr(name, '.');
+    return strcmp(ext, ".png") == 0 ? "image/png" : strcmp(ext, ".jpg") == 0 ? "image/jpeg"
+         : strcmp(ext, ".gif") == 0 ? "image/gif" : strcmp(ext, ".bmp") == 0 ? "image/bmp"
+                                     : "application/octet-stream";
+}
+
+/* data:<mime>;base64,<data> of a test image. Owned. */
+static char *data_uri(const char *name) {
+    char *d = image_b64(name);
+    size_t n = strlen(d) + 64;
+    char *u = malloc(n);
+    snprintf(u, n, "data:%s;base64,%s", mime(name), d);
+    free(d);
+    return u;
+}
+
+/* ---- golden ---- */
+
+typedef struct vgold {
+    char image[64];
+    char text[1024];
+    int max_tokens;
+} vgold;
+
+static int golden(vgold *g, int max) {
+    char path[4200], line[4096];
+    snprintf(path, sizeof path, "%s/tests/integration/golden/vision.jsonl", h_source_dir());
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("golden file missing: %s", path);
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f) != NULL) {
+        json_t *j = h_json(line);
+        assert_string_equal(h_str(j, "prompt"), PROMPT);
+        snprintf(g[n].image, sizeof g[n].image, "%s", h_str(j, "image"));
+        snprintf(g[n].text, sizeof g[n].text, "%s", h_str(j, "text"));
+        g[n].max_tokens = (int)h_int(j, "max_tokens");
+        json_decref(j);
+        n++;
+    }
+    fclose(f);
+    assert_true(n >= 4);
+    return n;
+}
+
+/* ---- request bodies ---- */
+
+/* OpenAI chat: [image_url part, text part], greedy. Owned. */
+static json_t *oai_image_req(const char *image, int max_tokens) {
+    char *u = data_uri(image);
+    json_t *j = json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i,s:f}", "model",
+                          "vision-model", "messages", "role", "user", "content", "type",
+                          "image_url", "image_url", "url", u, "type", "text", "text", PROMPT,
+                          "max_tokens", max_tokens, "temperature", 0.0);
+    free(u);
+    return j;
+}
+
+static json_t *post_ok(int port, const char *path, json_t *req) {
+    json_t *r = h_post_expect(port, path, req, 200);
+    json_decref(req);
+    return r;
+}
+
+/* ---- tests ---- */
+
+/* Every golden image through OpenAI chat: the answer is llama-mtmd-cli's, and usage counts the
+ * image's tokens (the text-only prompt's count plus IMAGE_TOKENS). */
+static void test_golden_openai(void **state) {
+    h_test *t = *state;
+    h_server *s = start_vision(t, NULL);
+    vgold g[8];
+    int n = golden(g, 8);
+    json_t *txt = post_ok(s->port, "/v1/chat/completions",
+                          json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
+                                    "messages", "role", "user", "content", PROMPT, "max_tokens", 1,
+                                    "temperature", 0.0));
+    long long text_tokens = h_int(h_obj(txt, "usage"), "prompt_tokens");
+    json_decref(txt);
+    for (int i = 0; i < n; i++) {
+        json_t *r = post_ok(s->port, "/v1/chat/completions", oai_image_req(g[i].image, g[i].max_tokens));
+        const char *got = json_string_value(h_get(r, "choices.0.message.content"));
+        if (got == NULL || strcmp(got, g[i].text) != 0)
+            fail_msg("%s: got '%s', llama-mtmd-cli '%s'", g[i].image, got ? got : "(null)",
+                     g[i].text);
+        assert_int_equal(h_int(h_obj(r, "usage"), "prompt_tokens"), text_tokens + IMAGE_TOKENS);
+        assert_int_equal(h_int(h_obj(r, "usage"), "completion_tokens"), g[i].max_tokens);
+        json_decref(r);
+    }
+    h_pass(t);
+}
+
+/* The first golden image through Ollama (/api/chat images, /api/generate images), Anthropic
+ * (image block, base64 source) and Responses (input_image data: URI), whole and streamed where
+ * the text is easy to join. */
+static void test_golden_other_apis(void **state) {
+    h_test *t = *state;
+    h_server *s = start_vision(t, NULL);
+    vgold g[8];
+    golden(g, 8);
+    for (int i = 0; i < 3; i++) { /* PNG, JPEG, GIF */
+        char *b = image_b64(g[i].image), *u = data_uri(g[i].image);
+        json_t *r = post_ok(s->port, "/api/chat",
+                            json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b,s:{s:f,s:i}}", "model",
+                                      "vision-model", "messages", "role", "user", "content",
+                                      PROMPT, "images", b, "stream", 0, "options", "temperature",
+                                      0.0, "num_predict", g[i].max_tokens));
+        assert_string_equal(h_str(h_obj(r, "message"), "content"), g[i].text);
+        assert_int_equal(h_int(r, "eval_count"), g[i].max_tokens);
+        json_decref(r);
+        r = post_ok(s->port, "/api/generate",
+                    json_pack("{s:s,s:s,s:[s],s:b,s:{s:f,s:i}}", "model", "vision-model",
+                              "prompt", PROMPT, "images", b, "stream", 0, "options",
+                              "temperature", 0.0, "num_predict", g[i].max_tokens));
+        assert_string_equal(h_str(r, "response"), g[i].text);
+        json_decref(r);
+        r = post_ok(s->port, "/v1/messages",
+                    json_pack("{s:s,s:i,s:f,s:[{s:s,s:[{s:s,s:{s:s,s:s,s:s}},{s:s,s:s}]}]}",
+                              "model", "vision-model", "max_tokens", g[i].max_tokens,
+                              "temperature", 0.0, "messages", "role", "user", "content", "type",
+                              "image", "source", "type", "base64", "media_type", mime(g[i].image),
+                              "data", b, "type", "text", "text", PROMPT));
+        assert_string_equal(json_string_value(h_get(r, "content.0.text")), g[i].text);
+        json_decref(r);
+        r = post_ok(s->port, "/v1/responses",
+                    json_pack("{s:s,s:i,s:f,s:[{s:s,s:[{s:s,s:s},{s:s,s:s}]}]}", "model",
+                              "vision-model", "max_output_tokens", g[i].max_tokens,
+                              "temperature", 0.0, "input", "role", "user", "content", "type",
+                              "input_image", "image_url", u, "type", "input_text", "text",
+                              PROMPT));
+        assert_string_equal(h_str(r, "output_text"), g[i].text);
+        json_decref(r);
+        free(b);
+        free(u);
+    }
+    /* streamed OpenAI chat: the same text in deltas */
+    json_t *req = oai_image_req(g[0].image, g[0].max_tokens);
+    json_object_set_new(req, "stream", json_true());
+    char *body = h_dump(req);
+    h_sse sse;
+    h_stream(s->port, "/v1/chat/completions", body, 0, 0, &sse);
+    char *text = h_sse_text(&sse);
+    assert_string_equal(text, g[0].text);
+    free(text);
+    free(body);
+    json_decref(req);
+    h_sse_free(&sse);
+    h_pass(t);
+}
+
+static long long cached(const json_t *r) {
+    return h_int(h_obj(h_obj(r, "usage"), "prompt_tokens_details"), "cached_tokens");
+}
+
+/* One slot: the same image again reuses the whole prompt (image included) from the slot's KV
+ * cache and gives the same answer; another image is evaluated again from where it starts. */
+static void test_prefix_reuse(void **state) {
+    h_test *t = *state;
+    const char *extra[] = {"--parallel", "1", NULL};
+    h_server *s = start_vision(t, extra);
+    vgold g[8];
+    golden(g, 8);
+    json_t *a = post_ok(s->port, "/v1/chat/completions", oai_image_req(g[0].image, 4));
+    json_t *b = post_ok(s->port, "/v1/chat/completions", oai_image_req(g[0].image, 4));
+    long long pt = h_int(h_obj(b, "usage"), "prompt_tokens");
+    assert_int_equal(cached(a), 0);
+    if (cached(b) != pt - 1)
+        fail_msg("the same image again: cached_tokens %lld of %lld", cached(b), pt);
+    assert_string_equal(json_string_value(h_get(a, "choices.0.message.content")),
+                        json_string_value(h_get(b, "choices.0.message.content")));
+    json_t *c = post_ok(s->port, "/v1/chat/completions", oai_image_req(g[2].image, 4));
+    if (cached(c) >= pt - 1 - IMAGE_TOKENS)
+        fail_msg("another image: cached_tokens %lld of %lld (the image must be evaluated again)",
+                 cached(c), pt);
+    json_t *h = h_health(s->port);
+    json_decref(h);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    h_pass(t);
+}
+
+typedef struct job {
+    int port;
+    const vgold *g; /* image request when set, else text */
+    char got[1024];
+    long status;
+} job;
+
+static void *job_run(void *arg) {
+    job *j = arg;
+    json_t *req = j->g != NULL ? oai_image_req(j->g->image, j->g->max_tokens)
+                               : json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
+                                           "messages", "role", "user", "content",
+                                           "Tell me a story.", "max_tokens", 16, "temperature",
+                                           0.0);
+    char *body = h_dump(req), *resp = NULL;
+    json_decref(req);
+    http_post_json(j->port, "/v1/chat/completions", body, &j->status, &resp);
+    json_error_t e;
+    json_t *r = resp ? json_loads(resp, 0, &e) : NULL;
+    const char *c = json_string_value(json_object_get(
+        json_object_get(json_array_get(json_object_get(r, "choices"), 0), "message"), "content"));
+    snprintf(j->got, sizeof j->got, "%s", c ? c : "");
+    json_decref(r);
+    free(resp);
+    free(body);
+    return NULL;
+}
+
+/* Four image requests (each its own image) and four text requests at once on four slots: every
+ * image answer is its golden one, every text request succeeds. */
+static void test_concurrent(void **state) {
+    h_test *t = *state;
+    const char *extra[] = {"--parallel", "4", NULL};
+    h_server *s = start_vision(t, extra);
+    vgold g[8];
+    int n = golden(g, 8);
+    job jobs[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        jobs[i] = (job){.port = s->port, .g = i < 4 ? &g[i % n] : NULL};
+        pthread_create(&th[i], NULL, job_run, &jobs[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        if (jobs[i].status != 200)
+            fail_msg("request %d: status %ld", i, jobs[i].status);
+        if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
+            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'",
+                     jobs[i].g->image, jobs[i].got, jobs[i].g->text);
+    }
+    h_pass(t);
+}
+
+/* POSTs j (taken) to path and checks the error status and param; returns the message. */
+static void expect_error(int port, const char *path, json_t *j, long status, const char *param,
+                         const char *needle) {
+    char *body = h_dump(j), msg[512];
+    json_decref(j);
+    h_resp r;
+    h_request(port, "POST", path, body, strlen(body), 0, &r);
+    h_assert_error(&r, status, param, msg, sizeof msg);
+    if (needle != NULL && strstr(msg, needle) == NULL)
+        fail_msg("%s: error '%s' does not say '%s'", path, msg, needle);
+    h_resp_free(&r);
+    free(body);
+}
+
+static json_t *oai_url_req(const char *model, const char *type, const char *url) {
+    if (strcmp(type, "input_audio") == 0)
+        return json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s,s:s}},{s:s,s:s}]}],s:i}", "model", model,
+                         "messages", "role", "user", "content", "type", "input_audio",
+                         "input_audio", "data", url, "format", "wav", "type", "text", "text",
+                         PROMPT, "max_tokens", 2);
+    return json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i}", "model", model,
+                     "messages", "role", "user", "content", "type", "image_url", "image_url",
+                     "url", url, "type", "text", "text", PROMPT, "max_tokens", 2);
+}
+
+static void test_errors(void **state) {
+    h_test *t = *state;
+    h_server *s = start_vision(t, NULL);
+    int p = s->port;
+    const char *part = "messages[0].content[0].image_url.url";
+    char *png = data_uri("pattern.png");
+    /* audio to a model whose projector takes only images */
+    char *wav = image_b64("tone.wav");
+    expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "input_audio", wav), 400,
+                 "messages[0].content[0].input_audio.data", "does not support audio");
+    /* undecodable: a PNG signature then garbage */
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url",
+                             "data:image/png;base64,iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                 400, part, "could not be decoded");
+    expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "image_url", "data:image/png;base64,@@@@"),
+                 400, part, "base64");
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url", "data:image/png;base64,aGVsbG8gd29ybGQ="),
+                 400, part, "not a PNG");
+    /* WebP: libmtmd reads it only through ffmpeg */
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url",
+                             "data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAwA0JaQAA3AA/vuUAAA="),
+                 400, part, "WebP");
+    /* too many pixels: 413 */
+    char *huge = data_uri("huge.png");
+    expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "image_url", huge), 413,
+                 part, "pixels");
+    /* a remote URL without --allow-remote-media */
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url", "https://example.com/cat.png"), 400,
+                 part, "--allow-remote-media");
+    /* too many media parts */
+    json_t *many = json_array();
+    for (int i = 0; i < 17; i++)
+        json_array_append_new(many, json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url",
+                                              "url", png));
+    json_array_append_new(many, json_pack("{s:s,s:s}", "type", "text", "text", PROMPT));
+    expect_error(p, "/v1/chat/completions",
+                 json_pack("{s:s,s:[{s:s,s:o}],s:i}", "model", "vision-model", "messages",
+                           "role", "user", "content", many, "max_tokens", 2),
+                 400, "messages[0].content[16].image_url.url", "at most 16");
+    /* Ollama: not base64 */
+    json_t *j = json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b}", "model", "vision-model", "messages",
+                          "role", "user", "content", PROMPT, "images", "%%%", "stream", 0);
+    char *body = h_dump(j);
+    json_decref(j);
+    h_resp r;
+    h_request(p, "POST", "/api/chat", body, strlen(body), 0, &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "messages[0].images[0]"));
+    h_resp_free(&r);
+    free(body);
+    free(huge);
+    free(wav);
+
+    /* a model without a projector */
+    const char *args[] = {"--model", h_model_path(H_MODEL_FILE), NULL};
+    h_server *plain = h_start(t, args);
+    expect_error(plain->port, "/v1/chat/completions", oai_url_req(H_MODEL_NAME, "image_url", png),
+                 400, part, "model " H_MODEL_NAME " does not support images");
+    j = json_pack("{s:s,s:s,s:[s],s:b}", "model", H_MODEL_NAME, "prompt", PROMPT, "images",
+                  strchr(png, ',') + 1, "stream", 0);
+    body = h_dump(j);
+    json_decref(j);
+    h_request(plain->port, "POST", "/api/generate", body, strlen(body), 0, &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "does not support images"));
+    h_resp_free(&r);
+    free(body);
+    free(png);
+    h_pass(t);
+}
+
+/* --allow-remote-media: the URL is fetched (shimmy's own chat page: not an image, a 400 that
+ * says so) and an unreachable one says the fetch failed. */
+static void test_remote_media(void **state) {
+    h_test *t = *state;
+    const char *extra[] = {"--allow-remote-media", NULL};
+    h_server *s = start_vision(t, extra);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s->port);
+    const char *part = "messages[0].content[0].image_url.url";
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
+                 400, part, "not a PNG");
+    expect_error(s->port, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url", "http://127.0.0.1:9/x.png"), 400, part,
+                 "fetching the URL failed");
+    h_pass(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_golden_openai, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_golden_other_apis, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_reuse, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_media, h_setup, h_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
