@@ -42,7 +42,8 @@ static int parse_long(const char *s, long *out) {
     return 0;
 }
 
-/* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale * U(-1,1). */
+/* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale *
+ * U(-1,1). */
 static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,
                       const int64_t ne[4], float scale, float bias) {
     int nd = 0;
@@ -88,8 +89,8 @@ static int write_projector(const char *out, const vshape *s) {
     long side = s->image_size / s->patch_size;
     int64_t e = s->embd, ff = s->ff, te = s->text_embd, ps = s->patch_size;
     size_t n_tensors = 10 + 16 * (size_t)s->layers;
-    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
-                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_init_params mp = {
+        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
     struct ggml_context *meta = ggml_init(mp);
     float w = 0.1f;
     int rc = 0;
@@ -104,7 +105,7 @@ static int write_projector(const char *out, const vshape *s) {
     for (long l = 0; l < s->layers && rc == 0; l++) {
         char name[64];
 #define L(suffix, a, b, scale, bias)                                                               \
-    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                          \
+    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                           \
     T(name, a, b, 0, 0, scale, bias)
         L("ln1.weight", e, 0, 0.1f, 1.0f);
         L("ln1.bias", e, 0, w, 0);
@@ -142,8 +143,14 @@ static int write_projector(const char *out, const vshape *s) {
 }
 
 int main(int argc, char **argv) {
-    vshape s = {.text_embd = 64, .embd = 32, .ff = 64, .heads = 2, .layers = 2,
-                .image_size = 28, .patch_size = 14, .seed = 1};
+    vshape s = {.text_embd = 64,
+                .embd = 32,
+                .ff = 64,
+                .heads = 2,
+                .layers = 2,
+                .image_size = 28,
+                .patch_size = 14,
+                .seed = 1};
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -165,8 +172,9 @@ int main(int argc, char **argv) {
         } else if (a[0] != '-' && out == NULL) {
             out = a;
         } else {
-            fprintf(stderr, "usage: gen_vision OUT.gguf [--text-embd N] [--embd N] [--ff N] "
-                            "[--heads N] [--layers N] [--image-size N] [--patch-size N] [--seed N]\n");
+            fprintf(stderr,
+                    "usage: gen_vision OUT.gguf [--text-embd N] [--embd N] [--ff N] "
+                    "[--heads N] [--layers N] [--image-size N] [--patch-size N] [--seed N]\n");
             return 2;
         }
     }

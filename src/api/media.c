@@ -13,9 +13,13 @@
 
 static atomic_bool allow_remote;
 
-void api_media_allow_remote(bool on) { atomic_store(&allow_remote, on); }
+void api_media_allow_remote(bool on) {
+    atomic_store(&allow_remote, on);
+}
 
-void api_media_init(api_media *m) { memset(m, 0, sizeof *m); }
+void api_media_init(api_media *m) {
+    memset(m, 0, sizeof *m);
+}
 
 void api_media_free(api_media *m) {
     for (int i = 0; i < m->n; i++)
@@ -102,9 +106,11 @@ static shimmy_err add_bytes(api_media *m, unsigned char *data, size_t n, gen_med
         rc = api_fail(err, ERR_TOO_LARGE, param, "'%s' is %zu bytes; at most %u are accepted",
                       param, n, LIM_MEDIA_BYTES);
     else if (what == -1 && strcmp(fmt, "WebP") == 0)
-        rc = api_fail(err, ERR_BAD_PARAM, param, "'%s' is a WebP image, which this build cannot "
+        rc = api_fail(err, ERR_BAD_PARAM, param,
+                      "'%s' is a WebP image, which this build cannot "
                       "decode (llama.cpp's libmtmd reads WebP only through ffmpeg): send PNG, "
-                      "JPEG, GIF or BMP", param);
+                      "JPEG, GIF or BMP",
+                      param);
     else if (kind == GEN_MEDIA_IMAGE && what != 0)
         rc = api_fail(err, ERR_BAD_PARAM, param, "'%s' is not a PNG, JPEG, GIF or BMP image%s",
                       param, what == 1 ? " (it is audio)" : "");
@@ -124,8 +130,10 @@ static shimmy_err add_bytes(api_media *m, unsigned char *data, size_t n, gen_med
 
 static shimmy_err room(const api_media *m, const char *param, api_error *err) {
     if (m->n >= LIM_MEDIA_PARTS)
-        return api_fail(err, ERR_BAD_PARAM, param, "too many images and audio clips: at most %d "
-                        "per request", LIM_MEDIA_PARTS);
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "too many images and audio clips: at most %d "
+                        "per request",
+                        LIM_MEDIA_PARTS);
     return SHIMMY_OK;
 }
 
@@ -135,8 +143,10 @@ shimmy_err api_media_add_base64(api_media *m, const char *b64, size_t len, gen_m
     if (rc != SHIMMY_OK)
         return rc;
     if (len / 4 * 3 > (size_t)LIM_MEDIA_BYTES + 3)
-        return api_fail(err, ERR_TOO_LARGE, param, "'%s' is about %zu bytes; at most %u are "
-                        "accepted", param, len / 4 * 3, LIM_MEDIA_BYTES);
+        return api_fail(err, ERR_TOO_LARGE, param,
+                        "'%s' is about %zu bytes; at most %u are "
+                        "accepted",
+                        param, len / 4 * 3, LIM_MEDIA_BYTES);
     unsigned char *data = malloc(len / 4 * 3 + 3);
     size_t n = 0;
     if (data == NULL)
@@ -165,13 +175,19 @@ static bool on_fetch_data(void *p, const char *data, size_t n) {
 static shimmy_err fetch(api_media *m, const char *url, gen_media_kind kind, const char *param,
                         api_error *err) {
     if (!atomic_load(&allow_remote))
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' is a remote URL, which this server does "
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' is a remote URL, which this server does "
                         "not fetch: send the file inline as a data: URI (data:image/png;base64,"
-                        "...), or start the server with --allow-remote-media", param);
+                        "...), or start the server with --allow-remote-media",
+                        param);
     fetch_ctx f = {.too_big = false};
     buf_init(&f.body, LIM_MEDIA_BYTES + 1);
-    http_client_req r = {.method = "GET", .url = url, .connect_timeout_s = LIM_MEDIA_FETCH_S,
-                         .timeout_s = LIM_MEDIA_FETCH_S, .on_data = on_fetch_data, .ctx = &f};
+    http_client_req r = {.method = "GET",
+                         .url = url,
+                         .connect_timeout_s = LIM_MEDIA_FETCH_S,
+                         .timeout_s = LIM_MEDIA_FETCH_S,
+                         .on_data = on_fetch_data,
+                         .ctx = &f};
     long status = 0;
     char why[256] = "";
     shimmy_err rc = http_client_do(&r, &status, why, sizeof why);
@@ -181,8 +197,10 @@ static shimmy_err fetch(api_media *m, const char *url, gen_media_kind kind, cons
     else if (rc != SHIMMY_OK)
         rc = api_fail(err, ERR_BAD_PARAM, param, "'%s': fetching the URL failed: %s", param, why);
     else if (status != 200)
-        rc = api_fail(err, ERR_BAD_PARAM, param, "'%s': fetching the URL failed with HTTP status "
-                      "%ld", param, status);
+        rc = api_fail(err, ERR_BAD_PARAM, param,
+                      "'%s': fetching the URL failed with HTTP status "
+                      "%ld",
+                      param, status);
     if (rc != SHIMMY_OK) {
         buf_free(&f.body);
         return rc;
@@ -206,11 +224,15 @@ shimmy_err api_media_add_url(api_media *m, const char *url, gen_media_kind kind,
     if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)
         return fetch(m, url, kind, param, err);
     if (strncasecmp(url, "data:", 5) != 0)
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a data: URI "
-                        "(data:image/png;base64,...) or an http(s) URL", param);
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be a data: URI "
+                        "(data:image/png;base64,...) or an http(s) URL",
+                        param);
     const char *comma = strchr(url, ',');
     if (comma == NULL || comma - url < 12 || strncasecmp(comma - 7, ";base64", 7) != 0)
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a base64 data: URI "
-                        "(data:<type>;base64,<data>)", param);
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be a base64 data: URI "
+                        "(data:<type>;base64,<data>)",
+                        param);
     return api_media_add_base64(m, comma + 1, strlen(comma + 1), kind, param, err);
 }

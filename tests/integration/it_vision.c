@@ -42,9 +42,10 @@ static const char *fixture(h_test *t, const char *name) {
         snprintf(exe, sizeof exe, "%s/gen_model", h_tools_dir());
         snprintf(vocab, sizeof vocab, "%s/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf",
                  h_source_dir());
-        const char *args[] = {p, "--vocab-from", vocab, "--layers", "2", "--embd", "64", "--ff",
-                              "128", "--heads", "4", "--kv-heads", "4", "--ctx", "2048",
-                              "--type", "f32", "--seed", "2", "--chat-template", chatml, NULL};
+        const char *args[] = {
+            p,     "--vocab-from", vocab, "--layers",        "2",    "--embd", "64",   "--ff",
+            "128", "--heads",      "4",   "--kv-heads",      "4",    "--ctx",  "2048", "--type",
+            "f32", "--seed",       "2",   "--chat-template", chatml, NULL};
         rc = h_run_exe(t, exe, args, 60000, &log);
     } else {
         snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
@@ -58,8 +59,9 @@ static const char *fixture(h_test *t, const char *name) {
 }
 
 static h_server *start_vision(h_test *t, const char *const *extra) {
-    const char *args[H_MAX_ARGS] = {"--model", fixture(t, "vision-model.gguf"), "--mmproj",
-                                    fixture(t, "vision-mmproj.gguf"), "--ctx", "256"};
+    const char *args[H_MAX_ARGS] = {"--model",  fixture(t, "vision-model.gguf"),
+                                    "--mmproj", fixture(t, "vision-mmproj.gguf"),
+                                    "--ctx",    "256"};
     int n = 6;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < H_MAX_ARGS - 1; i++)
         args[n++] = extra[i];
@@ -110,9 +112,11 @@ static char *image_b64(const char *name) {
 
 static const char *mime(const char *name) {
     const char *ext = strrchr(name, '.');
-    return strcmp(ext, ".png") == 0 ? "image/png" : strcmp(ext, ".jpg") == 0 ? "image/jpeg"
-         : strcmp(ext, ".gif") == 0 ? "image/gif" : strcmp(ext, ".bmp") == 0 ? "image/bmp"
-                                     : "application/octet-stream";
+    return strcmp(ext, ".png") == 0   ? "image/png"
+           : strcmp(ext, ".jpg") == 0 ? "image/jpeg"
+           : strcmp(ext, ".gif") == 0 ? "image/gif"
+           : strcmp(ext, ".bmp") == 0 ? "image/bmp"
+                                      : "application/octet-stream";
 }
 
 /* data:<mime>;base64,<data> of a test image. Owned. */
@@ -159,10 +163,10 @@ static int golden(vgold *g, int max) {
 /* OpenAI chat: [image_url part, text part], greedy. Owned. */
 static json_t *oai_image_req(const char *image, int max_tokens) {
     char *u = data_uri(image);
-    json_t *j = json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i,s:f}", "model",
-                          "vision-model", "messages", "role", "user", "content", "type",
-                          "image_url", "image_url", "url", u, "type", "text", "text", PROMPT,
-                          "max_tokens", max_tokens, "temperature", 0.0);
+    json_t *j =
+        json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i,s:f}", "model", "vision-model",
+                  "messages", "role", "user", "content", "type", "image_url", "image_url", "url", u,
+                  "type", "text", "text", PROMPT, "max_tokens", max_tokens, "temperature", 0.0);
     free(u);
     return j;
 }
@@ -182,14 +186,15 @@ static void test_golden_openai(void **state) {
     h_server *s = start_vision(t, NULL);
     vgold g[8];
     int n = golden(g, 8);
-    json_t *txt = post_ok(s->port, "/v1/chat/completions",
-                          json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
-                                    "messages", "role", "user", "content", PROMPT, "max_tokens", 1,
-                                    "temperature", 0.0));
+    json_t *txt =
+        post_ok(s->port, "/v1/chat/completions",
+                json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model", "messages",
+                          "role", "user", "content", PROMPT, "max_tokens", 1, "temperature", 0.0));
     long long text_tokens = h_int(h_obj(txt, "usage"), "prompt_tokens");
     json_decref(txt);
     for (int i = 0; i < n; i++) {
-        json_t *r = post_ok(s->port, "/v1/chat/completions", oai_image_req(g[i].image, g[i].max_tokens));
+        json_t *r =
+            post_ok(s->port, "/v1/chat/completions", oai_image_req(g[i].image, g[i].max_tokens));
         const char *got = json_string_value(h_get(r, "choices.0.message.content"));
         if (got == NULL || strcmp(got, g[i].text) != 0)
             fail_msg("%s: got '%s', llama-mtmd-cli '%s'", g[i].image, got ? got : "(null)",
@@ -211,34 +216,33 @@ static void test_golden_other_apis(void **state) {
     golden(g, 8);
     for (int i = 0; i < 3; i++) { /* PNG, JPEG, GIF */
         char *b = image_b64(g[i].image), *u = data_uri(g[i].image);
-        json_t *r = post_ok(s->port, "/api/chat",
-                            json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b,s:{s:f,s:i}}", "model",
-                                      "vision-model", "messages", "role", "user", "content",
-                                      PROMPT, "images", b, "stream", 0, "options", "temperature",
-                                      0.0, "num_predict", g[i].max_tokens));
+        json_t *r =
+            post_ok(s->port, "/api/chat",
+                    json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b,s:{s:f,s:i}}", "model", "vision-model",
+                              "messages", "role", "user", "content", PROMPT, "images", b, "stream",
+                              0, "options", "temperature", 0.0, "num_predict", g[i].max_tokens));
         assert_string_equal(h_str(h_obj(r, "message"), "content"), g[i].text);
         assert_int_equal(h_int(r, "eval_count"), g[i].max_tokens);
         json_decref(r);
         r = post_ok(s->port, "/api/generate",
-                    json_pack("{s:s,s:s,s:[s],s:b,s:{s:f,s:i}}", "model", "vision-model",
-                              "prompt", PROMPT, "images", b, "stream", 0, "options",
-                              "temperature", 0.0, "num_predict", g[i].max_tokens));
+                    json_pack("{s:s,s:s,s:[s],s:b,s:{s:f,s:i}}", "model", "vision-model", "prompt",
+                              PROMPT, "images", b, "stream", 0, "options", "temperature", 0.0,
+                              "num_predict", g[i].max_tokens));
         assert_string_equal(h_str(r, "response"), g[i].text);
         json_decref(r);
         r = post_ok(s->port, "/v1/messages",
                     json_pack("{s:s,s:i,s:f,s:[{s:s,s:[{s:s,s:{s:s,s:s,s:s}},{s:s,s:s}]}]}",
-                              "model", "vision-model", "max_tokens", g[i].max_tokens,
-                              "temperature", 0.0, "messages", "role", "user", "content", "type",
-                              "image", "source", "type", "base64", "media_type", mime(g[i].image),
-                              "data", b, "type", "text", "text", PROMPT));
+                              "model", "vision-model", "max_tokens", g[i].max_tokens, "temperature",
+                              0.0, "messages", "role", "user", "content", "type", "image", "source",
+                              "type", "base64", "media_type", mime(g[i].image), "data", b, "type",
+                              "text", "text", PROMPT));
         assert_string_equal(json_string_value(h_get(r, "content.0.text")), g[i].text);
         json_decref(r);
         r = post_ok(s->port, "/v1/responses",
                     json_pack("{s:s,s:i,s:f,s:[{s:s,s:[{s:s,s:s},{s:s,s:s}]}]}", "model",
-                              "vision-model", "max_output_tokens", g[i].max_tokens,
-                              "temperature", 0.0, "input", "role", "user", "content", "type",
-                              "input_image", "image_url", u, "type", "input_text", "text",
-                              PROMPT));
+                              "vision-model", "max_output_tokens", g[i].max_tokens, "temperature",
+                              0.0, "input", "role", "user", "content", "type", "input_image",
+                              "image_url", u, "type", "input_text", "text", PROMPT));
         assert_string_equal(h_str(r, "output_text"), g[i].text);
         json_decref(r);
         free(b);
@@ -300,11 +304,11 @@ typedef struct job {
 
 static void *job_run(void *arg) {
     job *j = arg;
-    json_t *req = j->g != NULL ? oai_image_req(j->g->image, j->g->max_tokens)
-                               : json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
-                                           "messages", "role", "user", "content",
-                                           "Tell me a story.", "max_tokens", 16, "temperature",
-                                           0.0);
+    json_t *req = j->g != NULL
+                      ? oai_image_req(j->g->image, j->g->max_tokens)
+                      : json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
+                                  "messages", "role", "user", "content", "Tell me a story.",
+                                  "max_tokens", 16, "temperature", 0.0);
     char *body = h_dump(req), *resp = NULL;
     json_decref(req);
     http_post_json(j->port, "/v1/chat/completions", body, &j->status, &resp);
@@ -339,8 +343,8 @@ static void test_concurrent(void **state) {
         if (jobs[i].status != 200)
             fail_msg("request %d: status %ld", i, jobs[i].status);
         if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
-            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'",
-                     jobs[i].g->image, jobs[i].got, jobs[i].g->text);
+            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'", jobs[i].g->image,
+                     jobs[i].got, jobs[i].g->text);
     }
     h_pass(t);
 }
@@ -365,9 +369,9 @@ static json_t *oai_url_req(const char *model, const char *type, const char *url)
                          "messages", "role", "user", "content", "type", "input_audio",
                          "input_audio", "data", url, "format", "wav", "type", "text", "text",
                          PROMPT, "max_tokens", 2);
-    return json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i}", "model", model,
-                     "messages", "role", "user", "content", "type", "image_url", "image_url",
-                     "url", url, "type", "text", "text", PROMPT, "max_tokens", 2);
+    return json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i}", "model", model, "messages",
+                     "role", "user", "content", "type", "image_url", "image_url", "url", url,
+                     "type", "text", "text", PROMPT, "max_tokens", 2);
 }
 
 static void test_errors(void **state) {
@@ -385,33 +389,36 @@ static void test_errors(void **state) {
                  oai_url_req("vision-model", "image_url",
                              "data:image/png;base64,iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
                  400, part, "could not be decoded");
-    expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "image_url", "data:image/png;base64,@@@@"),
-                 400, part, "base64");
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url", "data:image/png;base64,@@@@"), 400, part,
+                 "base64");
     expect_error(p, "/v1/chat/completions",
                  oai_url_req("vision-model", "image_url", "data:image/png;base64,aGVsbG8gd29ybGQ="),
                  400, part, "not a PNG");
     /* WebP: libmtmd reads it only through ffmpeg */
-    expect_error(p, "/v1/chat/completions",
-                 oai_url_req("vision-model", "image_url",
-                             "data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAwA0JaQAA3AA/vuUAAA="),
-                 400, part, "WebP");
+    expect_error(
+        p, "/v1/chat/completions",
+        oai_url_req(
+            "vision-model", "image_url",
+            "data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAwA0JaQAA3AA/vuUAAA="),
+        400, part, "WebP");
     /* too many pixels: 413 */
     char *huge = data_uri("huge.png");
     expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "image_url", huge), 413,
                  part, "pixels");
     /* a remote URL without --allow-remote-media */
     expect_error(p, "/v1/chat/completions",
-                 oai_url_req("vision-model", "image_url", "https://example.com/cat.png"), 400,
-                 part, "--allow-remote-media");
+                 oai_url_req("vision-model", "image_url", "https://example.com/cat.png"), 400, part,
+                 "--allow-remote-media");
     /* too many media parts */
     json_t *many = json_array();
     for (int i = 0; i < 17; i++)
-        json_array_append_new(many, json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url",
-                                              "url", png));
+        json_array_append_new(
+            many, json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url", "url", png));
     json_array_append_new(many, json_pack("{s:s,s:s}", "type", "text", "text", PROMPT));
     expect_error(p, "/v1/chat/completions",
-                 json_pack("{s:s,s:[{s:s,s:o}],s:i}", "model", "vision-model", "messages",
-                           "role", "user", "content", many, "max_tokens", 2),
+                 json_pack("{s:s,s:[{s:s,s:o}],s:i}", "model", "vision-model", "messages", "role",
+                           "user", "content", many, "max_tokens", 2),
                  400, "messages[0].content[16].image_url.url", "at most 16");
     /* Ollama: not base64 */
     json_t *j = json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b}", "model", "vision-model", "messages",

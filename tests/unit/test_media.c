@@ -2,11 +2,13 @@
  * the formats taken and refused (WebP, audio as an image, an image as audio), the size and count
  * limits, remote URLs refused without --allow-remote-media; and the OpenAI wire turning image
  * parts into media and media_marker parts of the engine's chat JSON. */
+/* clang-format off: cmocka.h needs these first */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,9 @@
 #include "api/openai_wire.h"
 
 /* 1x1 PNG, and the start of GIF, JPEG, WAV files */
-#define PNG_B64 "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+#define PNG_B64                                                                                    \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"                                \
+    "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 static void test_base64(void **state) {
     (void)state;
@@ -52,29 +56,30 @@ static void test_add(void **state) {
     api_error e;
     api_media_init(&m);
     api_error_clear(&e);
-    assert_int_equal(api_media_add_url(&m, "data:image/png;base64," PNG_B64, GEN_MEDIA_IMAGE,
-                                       "p0", &e), SHIMMY_OK);
+    assert_int_equal(
+        api_media_add_url(&m, "data:image/png;base64," PNG_B64, GEN_MEDIA_IMAGE, "p0", &e),
+        SHIMMY_OK);
     assert_int_equal(m.n, 1);
     assert_int_equal(m.items[0].kind, GEN_MEDIA_IMAGE);
     assert_int_equal(m.items[0].len, 70);
     assert_memory_equal(m.items[0].data, "\x89PNG", 4);
     assert_string_equal(m.items[0].param, "p0");
-    assert_int_equal(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_IMAGE, "p1",
-                                          &e), SHIMMY_OK);
+    assert_int_equal(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_IMAGE, "p1", &e),
+                     SHIMMY_OK);
     expect(api_media_add_url(&m, "data:image/png," PNG_B64, GEN_MEDIA_IMAGE, "x", &e), &e,
            ERR_BAD_PARAM, "base64 data: URI");
-    expect(api_media_add_url(&m, "file:///etc/passwd", GEN_MEDIA_IMAGE, "x", &e), &e,
-           ERR_BAD_PARAM, "data: URI");
+    expect(api_media_add_url(&m, "file:///etc/passwd", GEN_MEDIA_IMAGE, "x", &e), &e, ERR_BAD_PARAM,
+           "data: URI");
     expect(api_media_add_url(&m, "https://example.com/a.png", GEN_MEDIA_IMAGE, "x", &e), &e,
            ERR_BAD_PARAM, "--allow-remote-media");
     expect(api_media_add_url(&m, "data:image/webp;base64,UklGRhYAAABXRUJQVlA4IAoAAAAQAAAAAAAA",
-                             GEN_MEDIA_IMAGE, "x", &e), &e, ERR_BAD_PARAM, "WebP");
-    expect(api_media_add_base64(&m, "UklGRiQAAABXQVZFZm10IA==", 24, GEN_MEDIA_IMAGE, "x", &e),
-           &e, ERR_BAD_PARAM, "(it is audio)");
+                             GEN_MEDIA_IMAGE, "x", &e),
+           &e, ERR_BAD_PARAM, "WebP");
+    expect(api_media_add_base64(&m, "UklGRiQAAABXQVZFZm10IA==", 24, GEN_MEDIA_IMAGE, "x", &e), &e,
+           ERR_BAD_PARAM, "(it is audio)");
     expect(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_AUDIO, "x", &e), &e,
            ERR_BAD_PARAM, "(it is an image)");
-    expect(api_media_add_base64(&m, "", 0, GEN_MEDIA_IMAGE, "x", &e), &e, ERR_BAD_PARAM,
-           "empty");
+    expect(api_media_add_base64(&m, "", 0, GEN_MEDIA_IMAGE, "x", &e), &e, ERR_BAD_PARAM, "empty");
     assert_string_equal(e.param, "x");
     assert_int_equal(m.n, 2); /* the refused ones were not added */
     /* too large: 9 MiB of base64 decodes past LIM_MEDIA_BYTES */
@@ -87,8 +92,9 @@ static void test_add(void **state) {
     free(b);
     /* too many */
     while (m.n < LIM_MEDIA_PARTS)
-        assert_int_equal(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_IMAGE, "p",
-                                              &e), SHIMMY_OK);
+        assert_int_equal(
+            api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_IMAGE, "p", &e),
+            SHIMMY_OK);
     expect(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_IMAGE, "p", &e), &e,
            ERR_BAD_PARAM, "at most 16");
     api_media_free(&m);
@@ -100,7 +106,8 @@ static void test_openai_parts(void **state) {
     json_t *root = json_loads(
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
         "\"text\":\"look\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;"
-        "base64," PNG_B64 "\"}},{\"type\":\"text\",\"text\":\"what?\"}]}]}", 0, &je);
+        "base64," PNG_B64 "\"}},{\"type\":\"text\",\"text\":\"what?\"}]}]}",
+        0, &je);
     assert_non_null(root);
     gen_params d;
     gen_params_default(&d);
@@ -111,8 +118,8 @@ static void test_openai_parts(void **state) {
     assert_int_equal(c.gen.media[0].len, 70);
     assert_string_equal(c.gen.media[0].param, "messages[0].content[1].image_url.url");
     json_t *chat = json_loads(c.gen.chat_json, 0, &je);
-    json_t *parts = json_object_get(json_array_get(json_object_get(chat, "messages"), 0),
-                                    "content");
+    json_t *parts =
+        json_object_get(json_array_get(json_object_get(chat, "messages"), 0), "content");
     assert_int_equal(json_array_size(parts), 3);
     json_t *mk = json_array_get(parts, 1);
     assert_string_equal(json_string_value(json_object_get(mk, "type")), "media_marker");
