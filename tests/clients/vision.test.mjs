@@ -21,7 +21,7 @@ const image = (name) => readFileSync(join(root, 'tests/data/vision', name));
 const MODEL = 'vision-model';
 
 const shimmy = startShimmy({ prefix: 'shimmy-vision-', args: ['--model',
-  join(fixtures, 'vision-model.gguf'), '--mmproj', join(fixtures, 'vision-mmproj.gguf')] });
+  join(fixtures, 'vision-model.gguf'), '--mmproj', `vision-model=${join(fixtures, 'vision-mmproj.gguf')}`] });
 const { it } = shimmy;
 const show = (label, v) => console.log(`${label}: ${JSON.stringify(v)}`);
 
