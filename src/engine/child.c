@@ -470,6 +470,9 @@ static void read_options(ipc_rd *r, engine_options *o) {
     o->ngram_n = (int)ipc_get_u32(r);
     o->ngram_m = (int)ipc_get_u32(r);
     o->mmproj = ipc_get_str(r);
+    const char *marker = ipc_get_str(r);
+    if (marker != NULL)
+        sched_media_marker_set(marker);
 }
 
 /* Closes every descriptor but 0-2 and keep: nothing of the server (its listening socket, its

@@ -313,7 +313,8 @@ typedef struct gen_request {
 
 /* The text that marks where a media item goes in a chat message's content (as a part
  * {"type":"media_marker","text":MARKER}) or in a raw prompt. Random per server run (a client
- * cannot write it by chance or on purpose); engine processes inherit it. Static. Set up by
+ * cannot write it by chance or on purpose); engine processes get it with their load options.
+ * Static. Set up by
  * engine_global_init, which must run first (before threads). */
 const char *engine_media_marker(void);
 

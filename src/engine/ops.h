@@ -44,6 +44,10 @@ extern const engine_ops sched_ops;
 shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err,
                             size_t errlen);
 
+/* The server's media marker, taken by an engine process with its load options (a warm engine
+ * process starts before the server has made its marker). Before the model loads. */
+void sched_media_marker_set(const char *marker);
+
 /* remote.c: a child process runs sched.c for the model. */
 extern const engine_ops remote_ops;
 shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *err,

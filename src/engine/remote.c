@@ -203,6 +203,7 @@ static void put_options(buf *b, const engine_options *o) {
     ipc_put_u32(b, (uint32_t)o->ngram_n);
     ipc_put_u32(b, (uint32_t)o->ngram_m);
     ipc_put_str(b, o->mmproj);
+    ipc_put_str(b, engine_media_marker()); /* the child's projector must split on ours */
 }
 
 /* How the child ended, for the crash report (reaps it). */

@@ -185,8 +185,8 @@ void gen_params_default(gen_params *p) {
     p->repeat_last_n = 64;
 }
 
-/* The media marker (engine.h): SHIMMY_MEDIA_MARKER when set (an engine process inherits its
- * server's), else random, then exported for the engine processes started later. */
+/* The media marker (engine.h): SHIMMY_MEDIA_MARKER when set, else random (then exported). An
+ * engine process gets its server's with the load options (sched_media_marker_set). */
 static char media_marker[64];
 
 static void media_marker_init(void) {
@@ -206,6 +206,11 @@ static void media_marker_init(void) {
         fclose(f);
     snprintf(media_marker, sizeof media_marker, "<__media_%016llx__>", (unsigned long long)r);
     setenv("SHIMMY_MEDIA_MARKER", media_marker, 1);
+}
+
+void sched_media_marker_set(const char *marker) {
+    if (marker[0] != '\0' && strlen(marker) < sizeof media_marker)
+        snprintf(media_marker, sizeof media_marker, "%s", marker);
 }
 
 const char *engine_media_marker(void) {
