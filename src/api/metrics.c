@@ -11,14 +11,13 @@
 
 #include "api/api_internal.h"
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 /* ---- histograms ---- */
 
-#define MET_BUCKETS_MAX 16
-
 typedef struct met_hist {
-    uint64_t le[MET_BUCKETS_MAX]; /* observations <= the bucket's bound (not cumulative here) */
+    uint64_t le[LIM_METRICS_BUCKETS]; /* observations <= the bucket's bound (not cumulative here) */
     uint64_t count;
     double sum;                   /* seconds */
 } met_hist;
@@ -62,11 +61,11 @@ typedef struct met_model {
 } met_model;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static met_req reqs[METRICS_REQ_ROWS];
+static met_req reqs[LIM_METRICS_REQ_ROWS];
 static size_t n_reqs;
-static met_route routes[METRICS_REQ_ROWS];
+static met_route routes[LIM_METRICS_REQ_ROWS];
 static size_t n_routes;
-static met_model models[METRICS_MODELS_MAX + 1]; /* + "other" */
+static met_model models[LIM_METRICS_MODELS + 1]; /* + "other" */
 static size_t n_models;
 
 /* The protocol a route belongs to. */
@@ -91,7 +90,7 @@ static met_req *req_row(const char *route, int status) {
     for (size_t i = 0; i < n_reqs; i++)
         if (reqs[i].status == status && strcmp(reqs[i].route, route) == 0)
             return &reqs[i];
-    if (n_reqs == METRICS_REQ_ROWS)
+    if (n_reqs == LIM_METRICS_REQ_ROWS)
         return NULL;
     met_req *r = &reqs[n_reqs++];
     snprintf(r->route, sizeof r->route, "%s", route);
@@ -104,19 +103,19 @@ static met_route *route_row(const char *route) {
     for (size_t i = 0; i < n_routes; i++)
         if (strcmp(routes[i].route, route) == 0)
             return &routes[i];
-    if (n_routes == METRICS_REQ_ROWS)
+    if (n_routes == LIM_METRICS_REQ_ROWS)
         return NULL;
     met_route *r = &routes[n_routes++];
     snprintf(r->route, sizeof r->route, "%s", route);
     return r;
 }
 
-/* Row of a model; past METRICS_MODELS_MAX names, the shared "other" row. mu held. */
+/* Row of a model; past LIM_METRICS_MODELS names, the shared "other" row. mu held. */
 static met_model *model_row(const char *name) {
     for (size_t i = 0; i < n_models; i++)
         if (strcmp(models[i].name, name) == 0)
             return &models[i];
-    if (n_models == METRICS_MODELS_MAX) {
+    if (n_models == LIM_METRICS_MODELS) {
         snprintf(models[n_models].name, sizeof models[0].name, "other");
         return &models[n_models];
     }
@@ -247,10 +246,10 @@ static void put_requests(buf *b) {
 
 /* A per-model counter family from the field at offset off of met_model. */
 static void put_model_counter(buf *b, const char *name, const char *help, size_t off) {
-    size_t n = n_models + (models[METRICS_MODELS_MAX].name[0] != '\0');
+    size_t n = n_models + (models[LIM_METRICS_MODELS].name[0] != '\0');
     family(b, name, "counter", help);
     for (size_t i = 0; i < n; i++) {
-        size_t k = i < n_models ? i : METRICS_MODELS_MAX;
+        size_t k = i < n_models ? i : LIM_METRICS_MODELS;
         uint64_t v;
         memcpy(&v, (const char *)&models[k] + off, sizeof v);
         sample1(b, name, "model", models[k].name, (double)v);
@@ -258,7 +257,7 @@ static void put_model_counter(buf *b, const char *name, const char *help, size_t
 }
 
 static void put_models(buf *b) {
-    size_t n = n_models + (models[METRICS_MODELS_MAX].name[0] != '\0');
+    size_t n = n_models + (models[LIM_METRICS_MODELS].name[0] != '\0');
     put_model_counter(b, "shimmy_generation_requests_total", "Generation requests finished.",
                       offsetof(met_model, requests));
     put_model_counter(b, "shimmy_prompt_tokens_total", "Prompt tokens of finished requests.",
@@ -271,14 +270,14 @@ static void put_models(buf *b) {
     family(b, "shimmy_time_to_first_token_seconds", "histogram",
            "Time from the request line to the first generated token.");
     for (size_t i = 0; i < n; i++) {
-        const met_model *m = &models[i < n_models ? i : METRICS_MODELS_MAX];
+        const met_model *m = &models[i < n_models ? i : LIM_METRICS_MODELS];
         hist_put(b, "shimmy_time_to_first_token_seconds", "model", m->name, &m->ttft, ttft_le,
                  NB(ttft_le));
     }
     family(b, "shimmy_time_per_output_token_seconds", "histogram",
            "Generation time per token after the first, one observation per request.");
     for (size_t i = 0; i < n; i++) {
-        const met_model *m = &models[i < n_models ? i : METRICS_MODELS_MAX];
+        const met_model *m = &models[i < n_models ? i : LIM_METRICS_MODELS];
         hist_put(b, "shimmy_time_per_output_token_seconds", "model", m->name, &m->tpot, tpot_le,
                  NB(tpot_le));
     }

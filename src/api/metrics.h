@@ -4,7 +4,7 @@
  * token and duration by model or route); gauges (models, slots, queue, KV cache, prompt cache,
  * engine processes, GPU layers, resident memory) are read from the registry at scrape time.
  * Label sets are bounded: routes come from the route table, models from the registry
- * (METRICS_MODELS_MAX), statuses are HTTP codes.
+ * (LIM_METRICS_MODELS), statuses are HTTP codes.
  *
  * Thread-safety: every function may be called from any thread. */
 #ifndef SHIMMY_API_METRICS_H
@@ -12,11 +12,7 @@
 
 #include "api/api.h"
 #include "core/buf.h"
-
-/* Distinct (route, api, status) and route rows kept; past them requests count under
- * route="other". Distinct model rows kept; past them under model="other". */
-#define METRICS_REQ_ROWS 256
-#define METRICS_MODELS_MAX 64
+#include "core/limits.h"
 
 /* Counts one finished request (borrows d). */
 void metrics_record(const http_done *d);

@@ -14,7 +14,7 @@
  *   {"type":"error","error":{"message","type","code"(HTTP status),"param"}}
  * {"type":"cancel"} stops the request in progress (its slot is freed; the answer ends with
  * {"type":"done","finish_reason":"cancelled"}); other messages sent meanwhile wait their turn
- * (at most WS_QUEUE_MAX). Requests on one socket run in turn. Pings are answered with pongs.
+ * (at most LIM_WS_QUEUE). Requests on one socket run in turn. Pings are answered with pongs.
  * Close codes: 1007 for a message that is not JSON (after an error message), 1003 for a binary
  * message, 1008 when too many requests wait, 1009 for a message over LIM_BODY_BYTES; when the
  * server stops, the socket is shut down (the client sees 1006). */
@@ -34,13 +34,6 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/stream.h"
-
-/* Requests that may wait behind the one in progress. */
-#define WS_QUEUE_MAX 16
-/* Longest wait on the socket when nothing runs, between checks that it is still open. */
-#define WS_IDLE_POLL_MS 1000
-/* A client that reads nothing for this long while we write is gone. */
-#define WS_SEND_TIMEOUT_S 30
 
 /* ---- the handshake (RFC 6455 4.2) ---- */
 
@@ -281,7 +274,7 @@ typedef struct ws_session {
     const char *extra;        /* bytes read with the request head, not yet given to wslay */
     size_t n_extra;
     wslay_event_context_ptr ev;
-    char *queue[WS_QUEUE_MAX]; /* requests waiting (owned texts) */
+    char *queue[LIM_WS_QUEUE]; /* requests waiting (owned texts) */
     int n_queued;
     bool running;             /* a request is in progress */
     bool cancel;              /* its client asked to stop it */
@@ -386,7 +379,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->cancel = s->running; /* nothing running: nothing to cancel */
         return;
     }
-    char *text = s->n_queued < WS_QUEUE_MAX ? strndup((const char *)m->msg, m->msg_length) : NULL;
+    char *text = s->n_queued < LIM_WS_QUEUE ? strndup((const char *)m->msg, m->msg_length) : NULL;
     if (text == NULL) {
         send_error(s, ERR_OVERLOADED, "too many requests waiting on this socket");
         send_close(s, WSLAY_CODE_POLICY_VIOLATION, "too many requests");
@@ -486,7 +479,7 @@ static void session_loop(ws_session *s) {
             free(text);
             continue;
         }
-        pump(s, s->close_code != 0 && !s->closing ? 0 : WS_IDLE_POLL_MS);
+        pump(s, s->close_code != 0 && !s->closing ? 0 : LIM_WS_IDLE_POLL_MS);
         if (s->closing && !wslay_event_want_write(s->ev))
             break;
     }
@@ -497,7 +490,7 @@ static void ws_run(void *ctx, int fd, const char *extra, size_t n_extra) {
     ws_session *s = ctx;
     struct wslay_event_callbacks cb = {on_recv, on_send, NULL, NULL, NULL, NULL, on_msg};
     if (fd >= 0 && wslay_event_context_server_init(&s->ev, &cb, s) == 0) {
-        struct timeval tv = {WS_SEND_TIMEOUT_S, 0};
+        struct timeval tv = {LIM_WS_SEND_TIMEOUT_S, 0};
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         s->fd = fd, s->extra = extra, s->n_extra = n_extra;
         wslay_event_config_set_max_recv_msg_length(s->ev, LIM_BODY_BYTES);

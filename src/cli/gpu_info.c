@@ -33,9 +33,9 @@ static int parse_split(const char *cmd, const char *arg, engine_options *eng) {
     for (int k = 0; *p != '\0'; k++) {
         char *end;
         double v = strtod(p, &end);
-        if (k >= GPU_MAX_DEVICES || end == p || v < 0 || v > 1e6 || (*end != ',' && *end != '\0'))
+        if (k >= LIM_GPU_DEVICES || end == p || v < 0 || v > 1e6 || (*end != ',' && *end != '\0'))
             return cli_usage_error(cmd, "--tensor-split wants up to %d non-negative numbers "
-                                   "separated by commas, e.g. 3,1; not '%s'", GPU_MAX_DEVICES, arg);
+                                   "separated by commas, e.g. 3,1; not '%s'", LIM_GPU_DEVICES, arg);
         eng->tensor_split[k] = (float)v;
         p = *end == ',' ? end + 1 : end;
     }
@@ -255,9 +255,9 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options
     case CLI_OPT_GPU_LAYERS:
         return parse_layers(cmd, arg, eng);
     case CLI_OPT_MAIN_GPU:
-        if (cli_parse_int(arg, 0, GPU_MAX_DEVICES - 1, &v) != 0)
+        if (cli_parse_int(arg, 0, LIM_GPU_DEVICES - 1, &v) != 0)
             return cli_usage_error(cmd, "--main-gpu wants a device number from 0 to %d",
-                                   GPU_MAX_DEVICES - 1);
+                                   LIM_GPU_DEVICES - 1);
         eng->single_gpu = true;
         eng->main_gpu = (int)v;
         return 1;
@@ -301,17 +301,17 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
-    size_t idx[GPU_MAX_DEVICES], n = 0;
+    size_t idx[LIM_GPU_DEVICES], n = 0;
     if (!(remote_rpc && eng->gpu_backend == GPU_RPC) &&
-        gpu_select(eng->gpu_backend, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
+        gpu_select(eng->gpu_backend, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
     for (int i = 0; i < eng->n_overrides; i++) {
-        size_t m_idx[GPU_MAX_DEVICES], m_n;
+        size_t m_idx[LIM_GPU_DEVICES], m_n;
         const model_gpu_override *v = &eng->overrides[i];
         if (v->set_backend && !(remote_rpc && v->backend == GPU_RPC) &&
-            gpu_select(v->backend, m_idx, GPU_MAX_DEVICES, &m_n, err, sizeof err) != SHIMMY_OK) {
+            gpu_select(v->backend, m_idx, LIM_GPU_DEVICES, &m_n, err, sizeof err) != SHIMMY_OK) {
             fprintf(stderr, "shimmy %s: model '%s': %s\n", cmd, v->model, err);
             return 1;
         }

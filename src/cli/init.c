@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "core/buf.h"
+#include "core/limits.h"
 
 #ifndef SHIMMY_VERSION
 #define SHIMMY_VERSION "0.0.0"
@@ -299,7 +300,7 @@ static int write_one(const init_opts *o, const char *models, const init_file *f)
     if (!o->force && access(path, F_OK) == 0)
         return cli_usage_error("init", "%s exists: keep it, or overwrite it with --force", path);
     buf b;
-    buf_init(&b, 1 << 20);
+    buf_init(&b, LIM_INIT_FILE_BYTES);
     shimmy_err e = fill(o, models, f->text, &b);
     FILE *fp = e == SHIMMY_OK ? fopen(path, "w") : NULL;
     bool ok = fp != NULL && fwrite(b.data, 1, b.len, fp) == b.len;
@@ -348,7 +349,7 @@ static int parse_args(int argc, char **argv, init_opts *o) {
 }
 
 int cli_init(int argc, char **argv) {
-    init_opts o = {.out = ".", .bin = "/usr/local/bin/shimmy", .port = "11435"};
+    init_opts o = {.out = ".", .bin = "/usr/local/bin/shimmy", .port = LIM_STR(LIM_DEFAULT_PORT)};
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;

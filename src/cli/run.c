@@ -23,11 +23,6 @@
 #include "http/client.h"
 #include "models/registry.h"
 
-/* Most bytes of piped input taken as the prompt. */
-#define RUN_STDIN_MAX (1u << 20)
-/* Seconds to wait for a running server's /health before loading the model here. */
-#define RUN_PROBE_S 2
-
 static const char run_help[] =
     "usage: shimmy run MODEL [PROMPT...] [options]\n"
     "\n"
@@ -351,7 +346,7 @@ static bool server_answers(const char *url, const char *key) {
     char health[400];
     snprintf(health, sizeof health, "%s/health", url);
     http_client_req req = {.method = "GET", .url = health, .bearer = key,
-                           .connect_timeout_s = RUN_PROBE_S, .timeout_s = RUN_PROBE_S};
+                           .connect_timeout_s = LIM_RUN_PROBE_S, .timeout_s = LIM_RUN_PROBE_S};
     long status = 0;
     return http_client_do(&req, &status, NULL, 0) == SHIMMY_OK && status == 200;
 }
@@ -599,12 +594,12 @@ static void trim_end(buf *b) {
 /* The prompt: piped input, then the PROMPT words joined by spaces. Returns owned text. */
 static char *one_shot_prompt(int argc, char **argv, int first) {
     buf text;
-    buf_init(&text, RUN_STDIN_MAX + 64 * 1024);
+    buf_init(&text, LIM_RUN_STDIN_BYTES + 64 * 1024);
     if (!isatty(STDIN_FILENO)) {
         char chunk[4096];
         size_t n;
         while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0 &&
-               text.len + n <= RUN_STDIN_MAX && buf_append(&text, chunk, n) == SHIMMY_OK)
+               text.len + n <= LIM_RUN_STDIN_BYTES && buf_append(&text, chunk, n) == SHIMMY_OK)
             ;
     }
     trim_end(&text);
@@ -736,7 +731,7 @@ static int run_chat(run_opts *o, int argc, char **argv, const char *name) {
 int cli_run(int argc, char **argv) {
     run_opts o;
     memset(&o, 0, sizeof o);
-    o.server = "127.0.0.1:11435";
+    o.server = LIM_DEFAULT_HOST ":" LIM_STR(LIM_DEFAULT_PORT);
     o.params = json_object();
     engine_options_default(&o.eng);
     o.eng.progress = cli_progress;

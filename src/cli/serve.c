@@ -19,10 +19,6 @@
 #include "engine/engine.h"
 #include "models/registry.h"
 
-#define DEFAULT_HOST "127.0.0.1"
-#define DEFAULT_PORT 11435
-#define AUTO_PORT_LAST 11535
-
 static const char serve_help[] =
     "usage: shimmy serve [options]\n"
     "\n"
@@ -110,7 +106,6 @@ enum {
     SERVE_OPT_TLS_CERT,
     SERVE_OPT_TLS_KEY,
 };
-#define SERVE_TRUST_MAX 64 /* values of one repeatable trust flag */
 #define SERVE_TRUST_LONGOPTS                                                                       \
     {"api-key", required_argument, NULL, SERVE_OPT_API_KEY},                                       \
         {"api-key-file", required_argument, NULL, SERVE_OPT_API_KEY_FILE},                         \
@@ -121,15 +116,15 @@ enum {
         {"tls-key", required_argument, NULL, SERVE_OPT_TLS_KEY}
 
 typedef struct serve_trust {
-    const char *keys[SERVE_TRUST_MAX + 1]; /* --api-key, SHIMMY_API_KEY; then the file's */
+    const char *keys[LIM_TRUST_VALUES + 1]; /* --api-key, SHIMMY_API_KEY; then the file's */
     size_t n_keys;
     size_t n_flag_keys;                    /* keys from flags and env (kept on SIGHUP) */
     guard_keys file_keys;                  /* owned */
     const char *key_file;
-    const char *origins[SERVE_TRUST_MAX];
+    const char *origins[LIM_TRUST_VALUES];
     size_t n_origins;
     char *origins_env;                     /* owned copy of SHIMMY_ORIGINS, split in place */
-    const char *hosts[SERVE_TRUST_MAX];
+    const char *hosts[LIM_TRUST_VALUES];
     size_t n_hosts;
     http_trust t;
 } serve_trust;
@@ -294,7 +289,7 @@ static int parse_bind(const char *arg, serve_opts *o) {
     memcpy(o->host, arg, hl);
     o->host[hl] = '\0';
     if (o->host[0] == '\0')
-        snprintf(o->host, sizeof o->host, "%s", DEFAULT_HOST);
+        snprintf(o->host, sizeof o->host, "%s", LIM_DEFAULT_HOST);
     o->port = (int)port;
     return 0;
 }
@@ -302,8 +297,8 @@ static int parse_bind(const char *arg, serve_opts *o) {
 /* ---- trust flags ---- */
 
 static int trust_add(const char *flag, const char **list, size_t *n, const char *v) {
-    if (*n >= SERVE_TRUST_MAX)
-        return cli_usage_error("serve", "at most %d %s options", SERVE_TRUST_MAX, flag);
+    if (*n >= LIM_TRUST_VALUES)
+        return cli_usage_error("serve", "at most %d %s options", LIM_TRUST_VALUES, flag);
     if (v[0] == '\0')
         return cli_usage_error("serve", "%s wants a value", flag);
     list[(*n)++] = v;
@@ -352,7 +347,7 @@ static int trust_read_key_file(serve_trust *st) {
     }
     guard_keys_free(&st->file_keys);
     st->file_keys = k;
-    for (size_t i = 0; i < k.n && st->n_keys < SERVE_TRUST_MAX; i++)
+    for (size_t i = 0; i < k.n && st->n_keys < LIM_TRUST_VALUES; i++)
         st->keys[st->n_keys++] = k.keys[i];
     return 0;
 }
@@ -821,7 +816,7 @@ static void presets_reload(const char *path, shimmy_app *app) {
 static int pick_port(serve_opts *o) {
     if (o->port >= 0)
         return o->port;
-    for (int p = DEFAULT_PORT; p <= AUTO_PORT_LAST; p++)
+    for (int p = LIM_DEFAULT_PORT; p <= LIM_AUTO_PORT_LAST; p++)
         if (http_port_free(o->host, p))
             return p;
     return -1;
@@ -910,9 +905,9 @@ static registry *open_models(serve_opts *o) {
 int cli_serve(int argc, char **argv) {
     serve_opts o;
     memset(&o, 0, sizeof o);
-    snprintf(o.host, sizeof o.host, "%s", DEFAULT_HOST);
-    o.port = DEFAULT_PORT;
-    o.max_loaded = 2;
+    snprintf(o.host, sizeof o.host, "%s", LIM_DEFAULT_HOST);
+    o.port = LIM_DEFAULT_PORT;
+    o.max_loaded = LIM_DEFAULT_MAX_LOADED;
     o.keep_ns = -1;
     o.drain_ns = (int64_t)LIM_DRAIN_TIMEOUT_S * 1000000000;
     engine_options_default(&o.eng);
@@ -964,7 +959,7 @@ int cli_serve(int argc, char **argv) {
     }
     int port = pick_port(&o);
     if (port < 0) {
-        fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", DEFAULT_PORT, AUTO_PORT_LAST,
+        fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", LIM_DEFAULT_PORT, LIM_AUTO_PORT_LAST,
                 o.host);
         registry_free(app.models);
         engine_prestart_stop();

@@ -127,4 +127,117 @@
  * error frame before the server stops anyway. */
 #define LIM_DRAIN_CANCEL_MS 2000
 
+/* ---- defaults ---- */
+
+/* LIM_STR(LIM_X): a numeric limit as a string literal (defaults given as text). */
+#define LIM_STR_(x) #x
+#define LIM_STR(x) LIM_STR_(x)
+
+/* Address serve binds by default: loopback, so that nothing is reachable from other machines
+ * until the operator says so (docs/SECURITY.md). */
+#define LIM_DEFAULT_HOST "127.0.0.1"
+/* Port serve listens on (and run and init assume): Ollama's 11434 plus one, so that both can
+ * run side by side. */
+#define LIM_DEFAULT_PORT 11435
+/* Last port `--bind auto` tries: a hundred ports cover every server one machine runs. */
+#define LIM_AUTO_PORT_LAST 11535
+/* Slots per model when neither --parallel nor a model's setting names one: llama-server's
+ * default; four conversations at once at the cost of four KV sequences. */
+#define LIM_DEFAULT_PARALLEL 4
+/* Models kept loaded at once (--max-loaded): a chat model and an embedding model, the common
+ * pair, fit on a 16 GiB machine. */
+#define LIM_DEFAULT_MAX_LOADED 2
+
+/* ---- HTTP and trust ---- */
+
+/* Bytes past a route's max_body that we read and drop before cutting the connection. Reading
+ * the rest of a modestly oversized body lets a client that sends it regardless (no "Expect:
+ * 100-continue") read its 413 cleanly; closing with unread bytes would reset the connection and
+ * can destroy the answer. Bounded, so that nobody uploads forever. */
+#define LIM_DISCARD_BYTES (1024u * 1024u)
+/* Longest Access-Control-Request-Headers value echoed back in a preflight answer: the headers
+ * browsers send fit many times over. */
+#define LIM_CORS_HEADERS_BYTES 1024
+/* Longest error message of a refusal: one sentence naming the flag to change. */
+#define LIM_REFUSAL_MSG_BYTES 400
+/* Longest Origin we echo back (scheme, a DNS name of at most 253 bytes, a port). */
+#define LIM_ORIGIN_BYTES 256
+/* Longest X-Request-Id kept from a client (longer or odd ones are replaced by our own): a UUID
+ * or a trace id fits; a log line stays one line. */
+#define LIM_REQUEST_ID_BYTES 64
+/* Longest host name we look at (DNS names are at most 253 bytes). */
+#define LIM_HOST_BYTES 256
+/* Longest line of a keys file (--api-key-file): a key of any provider's format fits. */
+#define LIM_KEY_LINE_BYTES 4096
+/* Values of one repeatable trust flag (--api-key, --cors-origin, --allowed-host): a hand-written
+ * list. The keys of --api-key-file count against it too (keys past it are ignored). */
+#define LIM_TRUST_VALUES 64
+
+/* ---- API ---- */
+
+/* Buckets of one Prometheus histogram: the widest (request duration) has 14. */
+#define LIM_METRICS_BUCKETS 16
+/* Distinct (route, api, status) and route rows kept; past them requests count under
+ * route="other": the route table and a handful of statuses stay far below. */
+#define LIM_METRICS_REQ_ROWS 256
+/* Distinct model rows kept; past them under model="other": bounds the series a store of many
+ * models can make. */
+#define LIM_METRICS_MODELS 64
+/* WebSocket requests that may wait behind the one in progress: a client pipelines a few; more
+ * is a client that does not read. */
+#define LIM_WS_QUEUE 16
+/* Longest WebSocket wait on the socket when nothing runs, between checks that it is still
+ * open: a second is unnoticeable for a closed socket and costs nothing. */
+#define LIM_WS_IDLE_POLL_MS 1000
+/* A WebSocket client that reads nothing for this long while we write is gone. */
+#define LIM_WS_SEND_TIMEOUT_S 30
+/* Ollama's text layers (template, system, params, license) and the Modelfile text of
+ * /api/show: small text; a bigger one is cut. */
+#define LIM_LAYER_BYTES (1u << 20)
+/* An MLX folder's config.json read for its model type and bits: real ones are a few KiB. */
+#define LIM_MLX_CONFIG_BYTES (1u << 20)
+
+/* ---- CLI ---- */
+
+/* Most bytes of piped input `shimmy run` takes as the prompt. */
+#define LIM_RUN_STDIN_BYTES (1u << 20)
+/* Seconds `shimmy run` waits for a running server's /health before loading the model itself:
+ * a local server answers in milliseconds. */
+#define LIM_RUN_PROBE_S 2
+/* A file `shimmy init` writes: the templates are a few KiB. */
+#define LIM_INIT_FILE_BYTES (1u << 20)
+
+/* ---- engine processes and logs ---- */
+
+/* Largest payload either side of an engine process pipe accepts: a request body
+ * (LIM_BODY_BYTES), or the events of one wait, with room to spare. */
+#define LIM_IPC_PAYLOAD_BYTES (64u << 20)
+/* Cancels an engine process keeps for jobs whose submit thread has not registered them yet
+ * (a race of a few microseconds; more than this at once means a broken client). */
+#define LIM_EARLY_CANCELS 64
+/* Last lines of an engine process's stderr kept to explain its death. */
+#define LIM_ENGINE_LOG_LINES 8
+/* Longest log line, bytes: a longer one is cut. */
+#define LIM_LOG_LINE_BYTES 4096
+
+/* ---- GPU ---- */
+
+/* Devices one model may use: llama.cpp's own limit (llama_max_devices()). */
+#define LIM_GPU_DEVICES 16
+/* Backend modules (libggml-*.so) looked at in the library folder: a release ships under ten. */
+#define LIM_GPU_MODULES 64
+/* Milliseconds to reach an RPC server before calling it unreachable: a LAN answers in well
+ * under one; ggml itself would abort the process on a refused connection. */
+#define LIM_RPC_CONNECT_MS 3000
+/* Most repeating layers a model may have here (the largest public models have under 200). */
+#define LIM_FIT_LAYERS 1024
+/* Safety margin kept free on every device: the larger of LIM_FIT_MARGIN_BYTES bytes (driver and
+ * runtime allocations that free memory does not show yet) and LIM_FIT_MARGIN_PCT % of its free
+ * memory (fragmentation, other processes). */
+#define LIM_FIT_MARGIN_BYTES (256ull << 20)
+#define LIM_FIT_MARGIN_PCT 5
+/* Slots of the hash set of tensors seen while reading back where a model's weights went: a
+ * power of two; a model with 1000 layers has about 15000 tensors. */
+#define LIM_PLACE_SEEN_SLOTS 65536
+
 #endif

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/limits.h"
+
 static log_level min_level = LOG_INFO;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *names[] = {"debug", "info", "warn", "error", "quiet"};
@@ -36,11 +38,9 @@ void log_init_from_env(void) {
             min_level = (log_level)i;
 }
 
-#define LOG_LINE 4096
-
 /* A bounded line being built; overflow truncates. */
 typedef struct line_buf {
-    char s[LOG_LINE];
+    char s[LIM_LOG_LINE_BYTES];
     size_t n;
 } line_buf;
 

@@ -38,13 +38,11 @@ typedef struct child {
 
 static child C;
 
-/* Cancels for jobs whose submit thread has not registered them yet (under C.mu). */
-#define EARLY_CANCELS 64
-static uint64_t early_cancel[EARLY_CANCELS];
+static uint64_t early_cancel[LIM_EARLY_CANCELS];
 static unsigned n_early;
 
 static bool take_early_cancel(uint64_t id) {
-    for (unsigned i = 0; i < EARLY_CANCELS; i++)
+    for (unsigned i = 0; i < LIM_EARLY_CANCELS; i++)
         if (early_cancel[i] == id && id != 0) {
             early_cancel[i] = 0;
             return true;
@@ -96,7 +94,7 @@ static void *pump(void *arg) {
     gen_status st, last;
     buf out;
     gen_events_init(&ev);
-    buf_init(&out, IPC_MAX_PAYLOAD);
+    buf_init(&out, LIM_IPC_PAYLOAD_BYTES);
     memset(&last, 0, sizeof last);
     for (;;) {
         shimmy_err rc = engine_job_wait(cj->job, LIM_DISCONNECT_POLL_MS, &ev, &st);
@@ -229,7 +227,7 @@ static void on_cancel(uint64_t id, bool release) {
         if (release)
             cj->released = true;
     } else {
-        early_cancel[n_early++ % EARLY_CANCELS] = id;
+        early_cancel[n_early++ % LIM_EARLY_CANCELS] = id;
     }
     pthread_mutex_unlock(&C.mu);
 }
@@ -252,7 +250,7 @@ static void on_submit(uint64_t id, const buf *payload) {
         return;
     }
     cs->id = id;
-    buf_init(&cs->in, IPC_MAX_PAYLOAD);
+    buf_init(&cs->in, LIM_IPC_PAYLOAD_BYTES);
     buf_append(&cs->in, payload->data ? payload->data : "", payload->len);
     start_thread(submit_main, cs);
 }
@@ -415,8 +413,8 @@ static void *on_call(void *arg) {
     ipc_rd r;
     char err[1024] = "", param[96] = "";
     buf res, out;
-    buf_init(&res, IPC_MAX_PAYLOAD);
-    buf_init(&out, IPC_MAX_PAYLOAD);
+    buf_init(&res, LIM_IPC_PAYLOAD_BYTES);
+    buf_init(&out, LIM_IPC_PAYLOAD_BYTES);
     ipc_rd_init(&r, &c->in);
     uint32_t op = ipc_get_u32(&r);
     shimmy_err rc = call_run(op, &r, &res, err, sizeof err, param, sizeof param);
@@ -541,7 +539,7 @@ int engine_child_main(int fd) {
     /* The backend modules before the model is named: this process may be the warm one
      * (engine_prestart), started before any model is asked for. */
     shimmy_err init_rc = engine_global_init(NULL, init_err, sizeof init_err);
-    buf_init(&in, IPC_MAX_PAYLOAD);
+    buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     if (ipc_recv(fd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
         return 1;
     shimmy_err rc = load(&in, init_rc, init_err, err, sizeof err);
@@ -563,7 +561,7 @@ int engine_child_main(int fd) {
             if (c == NULL)
                 break;
             c->id = h.id;
-            buf_init(&c->in, IPC_MAX_PAYLOAD);
+            buf_init(&c->in, LIM_IPC_PAYLOAD_BYTES);
             buf_append(&c->in, in.data ? in.data : "", in.len);
             start_thread(on_call, c);
         }

@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/limits.h"
 #include "engine/gen_events.h"
 #include "gpu/gpu.h"
 
@@ -113,7 +114,7 @@ typedef struct model_template_override {
 typedef struct engine_options {
     const char *path;              /* GGUF file; borrowed during load */
     const char *name;              /* name the model is served under; copied */
-    int n_parallel;                /* slots; 0 = 4 */
+    int n_parallel;                /* slots; 0 = LIM_DEFAULT_PARALLEL */
     int n_ctx;                     /* tokens of context per slot; 0 = trained, capped at 4096 */
     int n_threads;                 /* CPU threads; 0 = number of cores */
     const char *template_override; /* llama.cpp built-in template name (--template: "llama2",
@@ -130,7 +131,7 @@ typedef struct engine_options {
     int gpu_layers;                /* layers to offload when mode is GPU_LAYERS_COUNT */
     bool single_gpu;               /* whole model on chosen device main_gpu (no split) */
     int main_gpu;                  /* index among the chosen devices, when single_gpu */
-    float tensor_split[GPU_MAX_DEVICES]; /* share of layers per chosen device; all 0 = by free
+    float tensor_split[LIM_GPU_DEVICES]; /* share of layers per chosen device; all 0 = by free
                                             memory */
     const char *rpc_servers;       /* HOST:PORT,...: llama.cpp RPC servers added to the device
                                       registry at start-up (cli_engine_start); borrowed; NULL = none */
@@ -223,7 +224,7 @@ typedef struct engine_model_info {
     int layers_total;        /* offloadable layers: repeating layers + the output layer */
     int layers_offloaded;    /* of those, on devices other than the CPU */
     int n_devices;           /* entries of devices: GPUs in registry order, then the CPU */
-    engine_device_use devices[GPU_MAX_DEVICES + 1];
+    engine_device_use devices[LIM_GPU_DEVICES + 1];
     engine_cache_stats cache;
     /* the engine process (isolate): */
     int pid;                 /* 0 = in this process, or none alive now */

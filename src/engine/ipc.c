@@ -36,7 +36,7 @@ static shimmy_err read_all(int fd, char *p, size_t n) {
 
 shimmy_err ipc_send(int fd, pthread_mutex_t *mu, ipc_type type, uint64_t id, const void *payload,
                     size_t len) {
-    if (len > IPC_MAX_PAYLOAD)
+    if (len > LIM_IPC_PAYLOAD_BYTES)
         return ERR_TOO_LARGE;
     ipc_hdr h = {.len = (uint32_t)len, .type = (uint16_t)type, .id = id};
     if (mu != NULL)
@@ -54,7 +54,7 @@ shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload) {
     shimmy_err rc = read_all(fd, (char *)h, sizeof *h);
     if (rc != SHIMMY_OK)
         return rc;
-    if (h->len > IPC_MAX_PAYLOAD)
+    if (h->len > LIM_IPC_PAYLOAD_BYTES)
         return ERR_TOO_LARGE;
     char chunk[16384];
     size_t left = h->len;

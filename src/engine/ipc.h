@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/limits.h"
 
 typedef enum {
     IPC_LOAD = 1, /* server -> engine: the options of the model to load */
@@ -43,15 +44,12 @@ typedef struct ipc_hdr {
     uint64_t id;   /* job or call id; 0 for IPC_LOAD/IPC_LOADED */
 } ipc_hdr;
 
-/* Largest payload either side accepts: a request body, or the events of one wait. */
-#define IPC_MAX_PAYLOAD (64u << 20)
-
 /* Writes one frame (header, then payload[0..len)) whole, under mu (may be NULL). Errors: ERR_IO
  * (the other end is gone). Never raises SIGPIPE. */
 shimmy_err ipc_send(int fd, pthread_mutex_t *mu, ipc_type type, uint64_t id, const void *payload,
                     size_t len);
 /* Reads one frame into *h and payload (reset first). Errors: ERR_IO (end of stream or a read
- * error), ERR_TOO_LARGE (a payload past IPC_MAX_PAYLOAD: the stream is unusable). */
+ * error), ERR_TOO_LARGE (a payload past LIM_IPC_PAYLOAD_BYTES: the stream is unusable). */
 shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload);
 
 /* ---- payloads ---- */

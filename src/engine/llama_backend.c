@@ -40,7 +40,7 @@ struct be_model {
     int layers_total;    /* offloadable layers (n_layer + 1) */
     int layers_offloaded; /* read back from the loaded model (gpu/place.h) */
     int n_devs;
-    engine_device_use devs[GPU_MAX_DEVICES + 1];
+    engine_device_use devs[LIM_GPU_DEVICES + 1];
     struct llama_adapter_lora *lora; /* applied to ctx; NULL = none; freed with the model */
     struct llama_context *ectx; /* embeddings context, made on first use (engine thread) */
     struct ggml_threadpool *tp; /* CPU worker threads kept for the context's life; NULL = none */
@@ -123,8 +123,8 @@ static int default_threads(void) {
 
 typedef struct be_devices {
     gpu_offload plan;
-    ggml_backend_dev_t list[GPU_MAX_DEVICES + 1]; /* NULL-terminated */
-    float split[GPU_MAX_DEVICES];                 /* llama_max_devices() entries */
+    ggml_backend_dev_t list[LIM_GPU_DEVICES + 1]; /* NULL-terminated */
+    float split[LIM_GPU_DEVICES];                 /* llama_max_devices() entries */
 } be_devices;
 
 static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devices *d,
@@ -152,7 +152,7 @@ static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devic
 
 static void keep_placement(be_model *b, const gpu_place_dev *pd, int n) {
     b->n_devs = 0;
-    for (int i = 0; i < n && b->n_devs < GPU_MAX_DEVICES + 1; i++) {
+    for (int i = 0; i < n && b->n_devs < LIM_GPU_DEVICES + 1; i++) {
         engine_device_use *u = &b->devs[b->n_devs++];
         snprintf(u->name, sizeof u->name, "%s", pd[i].name);
         snprintf(u->backend, sizeof u->backend, "%s", pd[i].backend);
@@ -190,9 +190,9 @@ static bool probe_placement(be_model *b, const struct llama_context_params *real
         ok = llama_decode(ctx, llama_batch_get_one(&t, 1)) == 0;
         double scale = (double)n_ctx_real / (double)llama_n_ctx(ctx);
         llama_free(ctx);
-        gpu_place_dev pd[GPU_MAX_DEVICES + 1];
+        gpu_place_dev pd[LIM_GPU_DEVICES + 1];
         int seen = 0;
-        int n = gpu_place_result(pl, scale, pd, GPU_MAX_DEVICES + 1, &b->layers_offloaded, &seen);
+        int n = gpu_place_result(pl, scale, pd, LIM_GPU_DEVICES + 1, &b->layers_offloaded, &seen);
         ok = ok && seen == b->layers_total;
         if (ok)
             keep_placement(b, pd, n);
@@ -454,7 +454,7 @@ shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t er
     if (b == NULL)
         return ERR_NOMEM;
     snprintf(b->name, sizeof b->name, "%s", o->name ? o->name : o->path);
-    b->n_parallel = o->n_parallel > 0 ? o->n_parallel : 4;
+    b->n_parallel = o->n_parallel > 0 ? o->n_parallel : LIM_DEFAULT_PARALLEL;
 
     struct llama_model_params mp = llama_model_default_params();
     mp.progress_callback = o->progress != NULL ? on_progress : NULL;

@@ -37,7 +37,6 @@
 extern char **environ;
 
 enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
-#define LOG_LINES 8
 #define CRASHES_TO_FAIL LIM_LOAD_CRASHES
 
 typedef struct rmodel rmodel;
@@ -89,7 +88,7 @@ struct rmodel {
     int crashes, in_a_row;
     bool finished_one;         /* a job finished since the last spawn */
     char cause[384];           /* the last crash */
-    char lastlog[LOG_LINES][256];
+    char lastlog[LIM_ENGINE_LOG_LINES][256];
     int n_log;                 /* lines written into lastlog so far (ring) */
     engine_model_info info;    /* the child's last answer to an info call (under mu) */
     int64_t info_ns;           /* when it came (monotonic), 0 = never */
@@ -102,7 +101,7 @@ struct rmodel {
 
 static void keep_line(rmodel *m, const char *line, size_t n) {
     pthread_mutex_lock(&m->mu);
-    snprintf(m->lastlog[m->n_log % LOG_LINES], sizeof m->lastlog[0], "%.*s", (int)n, line);
+    snprintf(m->lastlog[m->n_log % LIM_ENGINE_LOG_LINES], sizeof m->lastlog[0], "%.*s", (int)n, line);
     m->n_log++;
     pthread_mutex_unlock(&m->mu);
 }
@@ -144,8 +143,8 @@ static void *log_main(void *p) {
 
 /* The child's last log line that is not empty (mu held). */
 static const char *last_words(const rmodel *m) {
-    for (int k = 1; k <= LOG_LINES && k <= m->n_log; k++) {
-        const char *l = m->lastlog[(m->n_log - k) % LOG_LINES];
+    for (int k = 1; k <= LIM_ENGINE_LOG_LINES && k <= m->n_log; k++) {
+        const char *l = m->lastlog[(m->n_log - k) % LIM_ENGINE_LOG_LINES];
         if (l[0] != '\0')
             return l;
     }
@@ -363,7 +362,7 @@ static void stop_log_thread(rmodel *m) {
 static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
     ipc_hdr h;
     buf in;
-    buf_init(&in, IPC_MAX_PAYLOAD);
+    buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     shimmy_err rc = ipc_send(fd, NULL, IPC_LOAD, 0, m->load_msg.data, m->load_msg.len);
     if (rc == SHIMMY_OK)
         rc = ipc_recv(fd, &h, &in);
@@ -657,7 +656,7 @@ static void *reader_main(void *p) {
     rmodel *m = p;
     ipc_hdr h;
     buf in;
-    buf_init(&in, IPC_MAX_PAYLOAD);
+    buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     pthread_mutex_lock(&m->wmu);
     int fd = m->fd; /* only this thread closes it (on_death) */
     pthread_mutex_unlock(&m->wmu);
@@ -696,7 +695,7 @@ static shimmy_err call(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *er
 static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char *err,
                            size_t errlen, char *param, size_t paramlen, int timeout_ms) {
     memset(c, 0, sizeof *c);
-    buf_init(&c->reply, IPC_MAX_PAYLOAD);
+    buf_init(&c->reply, LIM_IPC_PAYLOAD_BYTES);
     shimmy_err rc = ensure_alive(m, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
@@ -746,7 +745,7 @@ static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char
 }
 
 static void args_init(buf *b, ipc_call_op op) {
-    buf_init(b, IPC_MAX_PAYLOAD);
+    buf_init(b, LIM_IPC_PAYLOAD_BYTES);
     ipc_put_u32(b, op);
 }
 
@@ -1016,7 +1015,7 @@ static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_jo
     j->refs = 2;
     pthread_cond_init(&j->cv, NULL);
     buf_init(&j->pending, LIM_RESPONSE_BYTES + (1u << 20));
-    buf_init(&j->request, IPC_MAX_PAYLOAD);
+    buf_init(&j->request, LIM_IPC_PAYLOAD_BYTES);
     put_request(&j->request, req);
     pthread_mutex_lock(&m->mu);
     j->id = ++m->next_id;
@@ -1164,7 +1163,7 @@ shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *
     pthread_mutex_init(&m->wmu, NULL);
     pthread_mutex_init(&m->spawn_mu, NULL);
     pthread_cond_init(&m->reader_cv, NULL);
-    buf_init(&m->load_msg, IPC_MAX_PAYLOAD);
+    buf_init(&m->load_msg, LIM_IPC_PAYLOAD_BYTES);
     put_options(&m->load_msg, o);
     m->progress = o->progress;
     m->progress_ctx = o->progress_ctx;

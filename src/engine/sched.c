@@ -140,7 +140,7 @@ const char *finish_reason_str(finish_reason f) {
 
 void engine_options_default(engine_options *o) {
     memset(o, 0, sizeof *o);
-    o->n_parallel = 4;
+    o->n_parallel = LIM_DEFAULT_PARALLEL;
     o->cache_ram_mib = -1;
 }
 
@@ -1588,7 +1588,7 @@ shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *e
     shimmy_err rc = be_load(o, &m->be, err, errlen);
     if (rc != SHIMMY_OK)
         goto out;
-    m->n_slots = o->n_parallel > 0 ? o->n_parallel : 4;
+    m->n_slots = o->n_parallel > 0 ? o->n_parallel : LIM_DEFAULT_PARALLEL;
     spec_setup(m, o);
     m->slots = calloc((size_t)m->n_slots, sizeof *m->slots);
     if (m->slots == NULL) {

@@ -26,13 +26,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "ggml-backend.h"
-
-#define MAX_MODULES 64
-/* Milliseconds to reach an RPC server before calling it unreachable: a LAN answers in well
- * under one; ggml itself would abort the process on a refused connection. */
-#define RPC_CONNECT_MS 3000
 
 /* One row per --gpu-backend value: the ggml registry name and module file stem of its backend,
  * and how to get the module when it is absent. */
@@ -60,7 +56,7 @@ static struct {
     shimmy_err rc;
     char err[1024];
     char dir[PATH_MAX];
-    gpu_module mods[MAX_MODULES];
+    gpu_module mods[LIM_GPU_MODULES];
     size_t n_mods;
     char captured[512]; /* last error the ggml loader logged while a module was loading */
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -140,7 +136,7 @@ static void scan_dir(void) {
     if (d == NULL)
         return;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && G.n_mods < MAX_MODULES) {
+    while ((e = readdir(d)) != NULL && G.n_mods < LIM_GPU_MODULES) {
         gpu_module *m = &G.mods[G.n_mods];
         memset(m, 0, sizeof *m);
         if (!module_stem(e->d_name, m->backend, sizeof m->backend))
@@ -557,8 +553,8 @@ shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *e
 }
 
 void gpu_auto_summary(char *out, size_t len) {
-    size_t idx[GPU_MAX_DEVICES];
-    size_t n = select_auto(idx, GPU_MAX_DEVICES);
+    size_t idx[LIM_GPU_DEVICES];
+    size_t n = select_auto(idx, LIM_GPU_DEVICES);
     if (n > 0) {
         size_t off = (size_t)snprintf(out, len, "auto uses");
         for (size_t k = 0; k < n && off < len; k++) {
@@ -670,7 +666,7 @@ static int split_endpoint(const char *ep, char *host, size_t hlen, char *port, s
     return 0;
 }
 
-/* A plain TCP connection to ep within RPC_CONNECT_MS, closed at once. Returns 0, or -1 with the
+/* A plain TCP connection to ep within LIM_RPC_CONNECT_MS, closed at once. Returns 0, or -1 with the
  * reason in why. */
 static int rpc_reach(const char *ep, char *why, size_t len) {
     char host[256], port[16];
@@ -690,7 +686,7 @@ static int rpc_reach(const char *ep, char *why, size_t len) {
         if (e == EINPROGRESS) {
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             socklen_t sl = sizeof e;
-            int pr = poll(&p, 1, RPC_CONNECT_MS);
+            int pr = poll(&p, 1, LIM_RPC_CONNECT_MS);
             if (pr == 0)
                 e = ETIMEDOUT;
             else if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) != 0)
@@ -824,8 +820,8 @@ shimmy_err gpu_rpc_serve(const char *endpoint, const char *cache_dir, size_t n_t
                        "ggml_backend_rpc_start_server");
     if (device != NULL)
         load_deferred(strncmp(device, "Vulkan", 6) == 0 ? "vulkan" : strncmp(device, "CUDA", 4) == 0 ? "cuda" : "");
-    ggml_backend_dev_t devs[GPU_MAX_DEVICES];
-    size_t n = serve_devices(device, devs, GPU_MAX_DEVICES);
+    ggml_backend_dev_t devs[LIM_GPU_DEVICES];
+    size_t n = serve_devices(device, devs, LIM_GPU_DEVICES);
     if (n == 0) {
         char found[2048];
         describe_found(found, sizeof found);

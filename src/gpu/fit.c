@@ -49,7 +49,7 @@ static int block_of(const char *name) {
         return -1;
     char *end;
     long il = strtol(name + 4, &end, 10);
-    return end != name + 4 && *end == '.' && il >= 0 && il < FIT_MAX_LAYERS ? (int)il : -1;
+    return end != name + 4 && *end == '.' && il >= 0 && il < LIM_FIT_LAYERS ? (int)il : -1;
 }
 
 static bool is_output(const char *name) {
@@ -116,9 +116,9 @@ shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, ch
     int64_t ka = gguf_find_key(g, "general.architecture");
     const char *arch = ka >= 0 && gguf_get_kv_type(g, ka) == GGUF_TYPE_STRING ? gguf_get_val_str(g, ka) : "";
     uint64_t n_layer = kv_num(g, arch, "block_count", -1, 0);
-    if (n_layer > FIT_MAX_LAYERS) {
+    if (n_layer > LIM_FIT_LAYERS) {
         rc = err_set(err, errlen, ERR_MODEL_LOAD, "%s: %llu layers, more than %d", path,
-                     (unsigned long long)n_layer, FIT_MAX_LAYERS);
+                     (unsigned long long)n_layer, LIM_FIT_LAYERS);
         goto out;
     }
     out->n_layer = (int)n_layer;
@@ -142,16 +142,16 @@ void fit_assign(int n_layer, int n_gpu, const float *split, int n_dev, int *dev)
         n_gpu = n_all;
     /* llama.cpp: cumulative shares as float, normalized; layer il of the offloaded range goes to
      * the first device whose cumulative share exceeds (il - i_gpu_start) / act_gpu_layers. */
-    float cum[GPU_MAX_DEVICES];
+    float cum[LIM_GPU_DEVICES];
     float sum = 0.0f;
     bool all_zero = true;
-    for (int k = 0; k < n_dev && k < GPU_MAX_DEVICES; k++)
+    for (int k = 0; k < n_dev && k < LIM_GPU_DEVICES; k++)
         all_zero &= split == NULL || split[k] <= 0.0f;
-    for (int k = 0; k < n_dev && k < GPU_MAX_DEVICES; k++) {
+    for (int k = 0; k < n_dev && k < LIM_GPU_DEVICES; k++) {
         sum += all_zero ? 1.0f : (split[k] > 0.0f ? split[k] : 0.0f);
         cum[k] = sum;
     }
-    for (int k = 0; k < n_dev && k < GPU_MAX_DEVICES; k++)
+    for (int k = 0; k < n_dev && k < LIM_GPU_DEVICES; k++)
         cum[k] /= sum;
     int start = n_all - n_gpu;
     int act = n_dev > 0 ? n_gpu : 0;
@@ -175,10 +175,10 @@ static void add_layer(fit_use *u, const fit_model *m, int il) {
 }
 
 void fit_plan_for(const fit_model *m, int n_gpu, const float *split, int n_dev, fit_plan *p) {
-    static _Thread_local int dev[FIT_MAX_LAYERS + 1];
+    static _Thread_local int dev[LIM_FIT_LAYERS + 1];
     memset(p, 0, sizeof *p);
-    if (n_dev > GPU_MAX_DEVICES)
-        n_dev = GPU_MAX_DEVICES;
+    if (n_dev > LIM_GPU_DEVICES)
+        n_dev = LIM_GPU_DEVICES;
     p->n_dev = n_dev;
     fit_assign(m->n_layer, n_gpu, split, n_dev, dev);
     for (int il = 0; il <= m->n_layer; il++) {
@@ -196,8 +196,8 @@ void fit_plan_for(const fit_model *m, int n_gpu, const float *split, int n_dev, 
 }
 
 uint64_t fit_margin(uint64_t mem_free) {
-    uint64_t pct = mem_free / 100 * FIT_MARGIN_PCT;
-    return pct > FIT_MARGIN_MIN ? pct : FIT_MARGIN_MIN;
+    uint64_t pct = mem_free / 100 * LIM_FIT_MARGIN_PCT;
+    return pct > LIM_FIT_MARGIN_BYTES ? pct : LIM_FIT_MARGIN_BYTES;
 }
 
 static bool plan_fits(const fit_plan *p, const uint64_t *mem_free) {
@@ -212,9 +212,9 @@ static bool plan_fits(const fit_plan *p, const uint64_t *mem_free) {
 
 int fit_auto(const fit_model *m, const uint64_t *mem_free, const float *split, int n_dev,
              fit_plan *p) {
-    float by_free[GPU_MAX_DEVICES];
-    if (n_dev > GPU_MAX_DEVICES)
-        n_dev = GPU_MAX_DEVICES;
+    float by_free[LIM_GPU_DEVICES];
+    if (n_dev > LIM_GPU_DEVICES)
+        n_dev = LIM_GPU_DEVICES;
     if (split == NULL) {
         for (int k = 0; k < n_dev; k++)
             by_free[k] = (float)mem_free[k];

@@ -21,20 +21,13 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "gpu/gpu.h"
-
-/* Most repeating layers a model may have here (the largest public models have under 200). */
-#define FIT_MAX_LAYERS 1024
-/* Safety margin kept free on every device: the larger of FIT_MARGIN_MIN bytes (driver and
- * runtime allocations that free memory does not show yet) and FIT_MARGIN_PCT % of its free
- * memory (fragmentation, other processes). */
-#define FIT_MARGIN_MIN (256ull << 20)
-#define FIT_MARGIN_PCT 5
 
 typedef struct fit_model {
     int n_layer;                              /* repeating layers */
-    uint64_t weights[FIT_MAX_LAYERS + 1];     /* bytes per layer; [n_layer] = output layer */
-    uint64_t kv[FIT_MAX_LAYERS + 1];          /* KV cache bytes per layer for the whole context */
+    uint64_t weights[LIM_FIT_LAYERS + 1];     /* bytes per layer; [n_layer] = output layer */
+    uint64_t kv[LIM_FIT_LAYERS + 1];          /* KV cache bytes per layer for the whole context */
     uint64_t input_bytes;                     /* token embeddings etc., always on the CPU */
     uint64_t compute_bytes;                   /* compute buffer reserve per device used */
     int n_ctx_slot;                           /* tokens per slot the figures are for */
@@ -68,7 +61,7 @@ typedef struct fit_use {
 typedef struct fit_plan {
     int n_gpu;                       /* layers offloaded */
     int n_dev;
-    fit_use dev[GPU_MAX_DEVICES];    /* per device, in split order */
+    fit_use dev[LIM_GPU_DEVICES];    /* per device, in split order */
     fit_use cpu;                     /* what stays on the CPU (input layer included in weights) */
 } fit_plan;
 

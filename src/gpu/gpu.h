@@ -19,9 +19,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
-
-/* Devices one model may use: llama.cpp's own limit (llama_max_devices()). */
-#define GPU_MAX_DEVICES 16
+#include "core/limits.h"
 
 typedef enum gpu_backend {
     GPU_AUTO = 0, /* every GPU the registry reports, by llama.cpp's default rules */

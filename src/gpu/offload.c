@@ -47,7 +47,7 @@ shimmy_err gpu_offload_plan(const char *path, const gpu_offload_req *r, gpu_offl
                             char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
     size_t n = 0;
-    shimmy_err rc = gpu_select(r->backend, o->dev, GPU_MAX_DEVICES, &n, err, errlen);
+    shimmy_err rc = gpu_select(r->backend, o->dev, LIM_GPU_DEVICES, &n, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
     if (r->main_gpu >= 0) {
@@ -58,7 +58,7 @@ shimmy_err gpu_offload_plan(const char *path, const gpu_offload_req *r, gpu_offl
         n = 1;
     }
     o->n_dev = (int)n;
-    uint64_t mem_free[GPU_MAX_DEVICES] = {0};
+    uint64_t mem_free[LIM_GPU_DEVICES] = {0};
     choose_split(r, o, mem_free);
 
     static _Thread_local fit_model m; /* about 16 KiB: not on the stack */

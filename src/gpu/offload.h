@@ -20,15 +20,15 @@ typedef struct gpu_offload_req {
     int layers;                          /* when mode is GPU_LAYERS_COUNT */
     int main_gpu;                        /* -1 = split over every chosen device; k = only the
                                             k-th chosen device */
-    const float *tensor_split;           /* GPU_MAX_DEVICES shares, or NULL / all 0 = by free
+    const float *tensor_split;           /* LIM_GPU_DEVICES shares, or NULL / all 0 = by free
                                             memory */
     fit_ctx ctx;                         /* the context the model will get */
 } gpu_offload_req;
 
 typedef struct gpu_offload {
-    size_t dev[GPU_MAX_DEVICES];         /* registry indices, in split order */
+    size_t dev[LIM_GPU_DEVICES];         /* registry indices, in split order */
     int n_dev;
-    float split[GPU_MAX_DEVICES];        /* shares for llama.cpp's tensor_split */
+    float split[LIM_GPU_DEVICES];        /* shares for llama.cpp's tensor_split */
     int n_gpu_layers;                    /* for llama_model_params.n_gpu_layers */
     int layers_total;                    /* n_layer + 1, 0 when the GGUF could not be read */
     fit_plan plan;                       /* expected placement (valid when layers_total > 0) */

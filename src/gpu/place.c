@@ -6,15 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
-#define SEEN_SLOTS 65536 /* power of two; a model with 1000 layers has about 15000 tensors */
-#define MAX_SLOTS (GPU_MAX_DEVICES + 1)
+#define MAX_SLOTS (LIM_GPU_DEVICES + 1)
 
 struct gpu_place {
     int n_layer;
-    const void **seen;                 /* SEEN_SLOTS tensor addresses */
+    const void **seen;                 /* LIM_PLACE_SEEN_SLOTS tensor addresses */
     size_t n_seen;
     ggml_backend_dev_t slot_dev[MAX_SLOTS];
     int n_slots;
@@ -28,7 +28,7 @@ gpu_place *gpu_place_new(int n_layer) {
     if (p == NULL)
         return NULL;
     p->n_layer = n_layer < 0 ? 0 : n_layer;
-    p->seen = calloc(SEEN_SLOTS, sizeof *p->seen);
+    p->seen = calloc(LIM_PLACE_SEEN_SLOTS, sizeof *p->seen);
     p->w = calloc((size_t)(p->n_layer + 1) * MAX_SLOTS, sizeof *p->w);
     if (p->seen == NULL || p->w == NULL) {
         gpu_place_free(p);
@@ -47,10 +47,10 @@ void gpu_place_free(gpu_place *p) {
 
 /* True the first time t is offered. */
 static bool first_sight(gpu_place *p, const void *t) {
-    if (p->n_seen >= SEEN_SLOTS / 2)
+    if (p->n_seen >= LIM_PLACE_SEEN_SLOTS / 2)
         return false; /* full: stop counting rather than loop */
     size_t h = ((uintptr_t)t >> 4) * 0x9E3779B97F4A7C15ull;
-    for (size_t i = h & (SEEN_SLOTS - 1);; i = (i + 1) & (SEEN_SLOTS - 1)) {
+    for (size_t i = h & (LIM_PLACE_SEEN_SLOTS - 1);; i = (i + 1) & (LIM_PLACE_SEEN_SLOTS - 1)) {
         if (p->seen[i] == t)
             return false;
         if (p->seen[i] == NULL) {

@@ -9,10 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Longest host name we look at (DNS names are at most 253 bytes). */
-#define GUARD_HOST_MAX 256
-/* Longest line of a keys file. */
-#define GUARD_KEY_LINE_MAX 4096
+#include "core/limits.h"
 
 /* The host part of a Host header or of an origin's authority ("[::1]:8080" -> "::1",
  * "Box.LAN.:80" -> "box.lan"), lowercased, into out. False when it does not fit or is empty. */
@@ -65,7 +62,7 @@ static bool host_entry_match(const char *entry, const char *h) {
 }
 
 static bool is_own_hostname(const char *h) {
-    char name[GUARD_HOST_MAX];
+    char name[LIM_HOST_BYTES];
     if (gethostname(name, sizeof name) != 0)
         return false;
     name[sizeof name - 1] = '\0';
@@ -73,7 +70,7 @@ static bool is_own_hostname(const char *h) {
 }
 
 bool guard_host_ok(const http_trust *t, const char *host, const char *bound_host) {
-    char h[GUARD_HOST_MAX], b[GUARD_HOST_MAX];
+    char h[LIM_HOST_BYTES], b[LIM_HOST_BYTES];
     if (host == NULL || !host_part(host, strlen(host), h, sizeof h))
         return false;
     if (is_ip_literal(h) || strcmp(h, "localhost") == 0 || ends_with(h, ".localhost"))
@@ -98,7 +95,7 @@ static bool origin_is_loopback(const char *origin) {
         return false;
     if (strchr(rest, '/') != NULL)
         return false;
-    char h[GUARD_HOST_MAX];
+    char h[LIM_HOST_BYTES];
     if (!host_part(rest, strlen(rest), h, sizeof h))
         return false;
     return strcmp(h, "localhost") == 0 || strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0;
@@ -189,14 +186,14 @@ shimmy_err guard_keys_read(const char *path, guard_keys *out, char *err, size_t 
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
-    char line[GUARD_KEY_LINE_MAX + 2];
+    char line[LIM_KEY_LINE_BYTES + 2];
     int lineno = 0;
     while (e == SHIMMY_OK && fgets(line, sizeof line, f) != NULL) {
         lineno++;
         size_t n = strlen(line);
-        if (n > GUARD_KEY_LINE_MAX && line[n - 1] != '\n') {
+        if (n > LIM_KEY_LINE_BYTES && line[n - 1] != '\n') {
             e = err_set(err, errlen, ERR_USAGE, "%s:%d: line longer than %d bytes", path, lineno,
-                        GUARD_KEY_LINE_MAX);
+                        LIM_KEY_LINE_BYTES);
             break;
         }
         e = keys_line(out, line);

@@ -32,9 +32,9 @@
  * - Bodies: a request that will be refused (401, 403, 404, 405, Content-Length over the route's
  *   max_body: 413) is answered before its body when there is no body, the client
  *   waits for "100 Continue", or the body is far too large; otherwise the body is read and
- *   dropped first, so that the client can read its answer (see HTTP_DISCARD_BYTES). A body that
+ *   dropped first, so that the client can read its answer (see LIM_DISCARD_BYTES). A body that
  *   grows past max_body while arriving (chunked) is dropped the same way and answered 413; past
- *   max_body + HTTP_DISCARD_BYTES the 413 is written straight to the socket (plain HTTP: MHD
+ *   max_body + LIM_DISCARD_BYTES the 413 is written straight to the socket (plain HTTP: MHD
  *   cannot queue an answer in the middle of a body) and the connection is cut. A request that
  *   stalls past the idle timeout gets a 408 the same way.
  * - Streaming: the reader calls the handler's stream function for more bytes whenever the
@@ -69,25 +69,12 @@
 #include "core/limits.h"
 #include "core/log.h"
 
-/* Bytes past a route's max_body that we read and drop before cutting the connection. Reading
- * the rest of a modestly oversized body lets a client that sends it regardless (no "Expect:
- * 100-continue") read its 413 cleanly; closing with unread bytes would reset the connection and
- * can destroy the answer. Bounded, so that nobody uploads forever. */
-#define HTTP_DISCARD_BYTES (1024u * 1024u)
-/* Longest Access-Control-Request-Headers value echoed back in a preflight answer. */
-#define HTTP_CORS_HEADERS_MAX 1024
 /* STR(LIM_X): a limit as a string literal. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 /* Allowed request headers when the preflight does not name any. */
 #define HTTP_CORS_DEFAULT_HEADERS "Content-Type, Authorization"
 
-/* Longest error message of a refusal. */
-#define HTTP_MSG_MAX 400
-/* Longest Origin we echo back. */
-#define HTTP_ORIGIN_MAX 256
-/* Longest X-Request-Id kept from a client (longer or odd ones are replaced by our own). */
-#define HTTP_ID_MAX 64
 /* Slots of the connection table. */
 #define HTTP_CONN_SLOTS (LIM_CONNECTIONS + LIM_CONNECTIONS_SLACK)
 
@@ -141,13 +128,13 @@ typedef struct req_ctx {
     bool close;              /* answer with Connection: close */
     buf body;                /* max = route->max_body */
     shimmy_err late;         /* refused (401, 403, 404, 405, 413), answered once the body is read */
-    char late_msg[HTTP_MSG_MAX]; /* its message ("" = the table's) */
+    char late_msg[LIM_REFUSAL_MSG_BYTES]; /* its message ("" = the table's) */
     char path[256];          /* start of the path, for the error shape of raw answers */
-    char cors[HTTP_ORIGIN_MAX]; /* origin to echo in Access-Control-Allow-Origin, "" = none */
+    char cors[LIM_ORIGIN_BYTES]; /* origin to echo in Access-Control-Allow-Origin, "" = none */
     uint64_t discarded;      /* bytes of an oversized body read and dropped, for the cut-off */
     int status;              /* HTTP status queued; 0 = none yet */
     int64_t start_ns;        /* monotonic: request line read */
-    char id[HTTP_ID_MAX + 1]; /* X-Request-Id */
+    char id[LIM_REQUEST_ID_BYTES + 1]; /* X-Request-Id */
     char client[INET6_ADDRSTRLEN]; /* client address */
     http_note note;          /* filled by the handler */
 } req_ctx;
@@ -371,10 +358,10 @@ static void req_unref(req_ctx *rc) {
     free(rc);
 }
 
-/* A client's X-Request-Id is kept when it is 1 to HTTP_ID_MAX of [A-Za-z0-9._:-]. */
+/* A client's X-Request-Id is kept when it is 1 to LIM_REQUEST_ID_BYTES of [A-Za-z0-9._:-]. */
 static bool request_id_ok(const char *v) {
     size_t n = v != NULL ? strlen(v) : 0;
-    if (n == 0 || n > HTTP_ID_MAX)
+    if (n == 0 || n > LIM_REQUEST_ID_BYTES)
         return false;
     return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
 }
@@ -567,7 +554,7 @@ static void send_raw_error(const http_server *s, req_ctx *rc, shimmy_err e, cons
 static enum MHD_Result send_error_405(const http_server *s, struct MHD_Connection *mc, req_ctx *rc,
                                       const char *method, const char *path) {
     buf allow;
-    buf_init(&allow, HTTP_CORS_HEADERS_MAX);
+    buf_init(&allow, LIM_CORS_HEADERS_BYTES);
     enum MHD_Result ret = MHD_NO;
     if (route_allow(&s->cfg, path, &allow) != SHIMMY_OK)
         goto out;
@@ -580,7 +567,7 @@ out:
 
 /* True when v is a plausible header list (token characters, commas, spaces). */
 static bool cors_headers_ok(const char *v) {
-    if (strlen(v) > HTTP_CORS_HEADERS_MAX)
+    if (strlen(v) > LIM_CORS_HEADERS_BYTES)
         return false;
     for (const char *p = v; *p; p++)
         if (!(*p == ',' || *p == ' ' || *p == '-' || *p == '_' || *p == '.' ||
@@ -595,7 +582,7 @@ static bool cors_headers_ok(const char *v) {
 static enum MHD_Result send_preflight(const http_server *s, struct MHD_Connection *mc,
                                       req_ctx *rc, const char *path) {
     buf allow;
-    buf_init(&allow, HTTP_CORS_HEADERS_MAX);
+    buf_init(&allow, LIM_CORS_HEADERS_BYTES);
     enum MHD_Result ret = MHD_NO;
     struct MHD_Response *r = NULL;
     if (route_allow(&s->cfg, path, &allow) != SHIMMY_OK)
@@ -817,7 +804,7 @@ static bool expects_continue(struct MHD_Connection *mc) {
 
 /* Most body bytes read before the connection is cut (max_body 0 for requests without a route). */
 static uint64_t read_limit(const req_ctx *rc) {
-    return (uint64_t)(rc->route ? rc->route->max_body : 0) + HTTP_DISCARD_BYTES;
+    return (uint64_t)(rc->route ? rc->route->max_body : 0) + LIM_DISCARD_BYTES;
 }
 
 static enum MHD_Result answer_error(const http_server *s, struct MHD_Connection *mc, req_ctx *rc,
@@ -1022,7 +1009,7 @@ static enum MHD_Result request_begin(http_server *s, struct MHD_Connection *mc, 
     size_t pn = path != NULL ? strnlen(path, sizeof rc->path - 1) : 0;
     memcpy(rc->path, path != NULL ? path : "", pn);
     rc->path[pn] = '\0';
-    char msg[HTTP_MSG_MAX] = "";
+    char msg[LIM_REFUSAL_MSG_BYTES] = "";
     bool preflight = false;
     shimmy_err e = request_check(s, mc, rc, method, path, version, &preflight, msg, sizeof msg);
     if (preflight) {

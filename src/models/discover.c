@@ -472,7 +472,7 @@ static void mlx_config(const char *dir, disc_unserved *u) {
     char path[4096];
     struct stat st;
     if (!join(path, sizeof path, dir, "config.json") || stat(path, &st) != 0 ||
-        st.st_size > (1 << 20))
+        st.st_size > LIM_MLX_CONFIG_BYTES)
         return;
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -838,7 +838,7 @@ static char *read_small(const char *path) {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    size_t cap = 1 << 20; /* layers are small text; a bigger one is cut */
+    size_t cap = LIM_LAYER_BYTES;
     char *s = malloc(cap + 1);
     size_t n = s ? fread(s, 1, cap, f) : 0;
     fclose(f);

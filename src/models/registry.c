@@ -119,7 +119,7 @@ registry *registry_new(const engine_options *defaults) {
         }
         r->defaults.template_override = r->template_override;
     }
-    r->max_loaded = 2;
+    r->max_loaded = LIM_DEFAULT_MAX_LOADED;
     r->default_keep_ns = -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->scan_mu, NULL);

@@ -106,9 +106,9 @@ static void test_plan_counts(void **state) {
 
 static void test_margin(void **state) {
     (void)state;
-    assert_int_equal(fit_margin(1 * GiB), FIT_MARGIN_MIN);
-    assert_int_equal(fit_margin(0), FIT_MARGIN_MIN);
-    assert_int_equal(fit_margin(100 * GiB), 100 * GiB / 100 * FIT_MARGIN_PCT);
+    assert_int_equal(fit_margin(1 * GiB), LIM_FIT_MARGIN_BYTES);
+    assert_int_equal(fit_margin(0), LIM_FIT_MARGIN_BYTES);
+    assert_int_equal(fit_margin(100 * GiB), 100 * GiB / 100 * LIM_FIT_MARGIN_PCT);
 }
 
 static void test_auto_one_device(void **state) {
@@ -126,7 +126,7 @@ static void test_auto_one_device(void **state) {
     assert_int_equal(p.dev[0].layers, 12);
     assert_true(p.dev[0].need <= small - fit_margin(small));
     /* exactly at the edge: 1710 MiB available fits 12, one byte less fits 11 */
-    uint64_t edge = 1710 * MiB + FIT_MARGIN_MIN;
+    uint64_t edge = 1710 * MiB + LIM_FIT_MARGIN_BYTES;
     assert_int_equal(fit_auto(&M, &edge, NULL, 1, &p), 12);
     edge -= 1;
     assert_int_equal(fit_auto(&M, &edge, NULL, 1, &p), 11);
@@ -140,7 +140,7 @@ static void test_auto_one_device(void **state) {
 /* Property: the chosen count fits every device and one more layer does not. */
 static void check_maximal(const uint64_t *mem, const float *split, int n_dev, int n) {
     fit_plan p;
-    float by_free[GPU_MAX_DEVICES];
+    float by_free[LIM_GPU_DEVICES];
     for (int k = 0; k < n_dev; k++)
         by_free[k] = (float)mem[k];
     const float *s = split ? split : by_free;

@@ -95,11 +95,11 @@ static void test_devices(void **state) {
 
 static void test_select(void **state) {
     (void)state;
-    size_t idx[GPU_MAX_DEVICES], n = 99;
+    size_t idx[LIM_GPU_DEVICES], n = 99;
     char err[8192];
-    assert_int_equal(gpu_select(GPU_CPU, idx, GPU_MAX_DEVICES, &n, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(gpu_select(GPU_CPU, idx, LIM_GPU_DEVICES, &n, err, sizeof err), SHIMMY_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(gpu_select(GPU_AUTO, idx, GPU_MAX_DEVICES, &n, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(gpu_select(GPU_AUTO, idx, LIM_GPU_DEVICES, &n, err, sizeof err), SHIMMY_OK);
     assert_int_equal(n, 0); /* no GPU here: auto offloads nothing, and says so: */
     char line[2048];
     gpu_auto_summary(line, sizeof line);
@@ -107,7 +107,7 @@ static void test_select(void **state) {
     assert_non_null(strstr(line, "cuda module"));
 
     /* present but failed: the loader's message and what exists instead */
-    assert_int_equal(gpu_select(GPU_CUDA, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
+    assert_int_equal(gpu_select(GPU_CUDA, idx, LIM_GPU_DEVICES, &n, err, sizeof err),
                      ERR_MODEL_LOAD);
     assert_int_equal(n, 0);
     assert_non_null(strstr(err, "no CUDA device"));
@@ -119,16 +119,16 @@ static void test_select(void **state) {
         fail_msg("unexpected loader message: %s", err);
     assert_non_null(strstr(err, "devices found instead: CPU"));
     /* absent */
-    assert_int_equal(gpu_select(GPU_VULKAN, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
+    assert_int_equal(gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, &n, err, sizeof err),
                      ERR_MODEL_LOAD);
     assert_non_null(strstr(err, "libggml-vulkan.so is absent"));
     assert_non_null(strstr(err, "make deps GPU=vulkan"));
-    assert_int_equal(gpu_select(GPU_METAL, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
+    assert_int_equal(gpu_select(GPU_METAL, idx, LIM_GPU_DEVICES, &n, err, sizeof err),
                      ERR_MODEL_LOAD);
     assert_non_null(strstr(err, "libggml-metal.so is absent"));
-    assert_int_equal(gpu_select(GPU_OPENCL, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
+    assert_int_equal(gpu_select(GPU_OPENCL, idx, LIM_GPU_DEVICES, &n, err, sizeof err),
                      ERR_MODEL_LOAD);
-    assert_int_equal(gpu_select(GPU_RPC, idx, GPU_MAX_DEVICES, &n, err, sizeof err),
+    assert_int_equal(gpu_select(GPU_RPC, idx, LIM_GPU_DEVICES, &n, err, sizeof err),
                      ERR_MODEL_LOAD);
 }
 
