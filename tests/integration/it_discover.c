@@ -69,6 +69,38 @@ static void test_list_discover_probe(void **state) {
     want(out, "orphan-lora.gguf: a LoRA adapter");
     free(out);
 
+    /* --json: the pairing in both reports */
+    const char *disc_json[] = {"discover", "--json", NULL};
+    assert_int_equal(h_run(t, disc_json, RUN_MS, &out), 0);
+    json_t *j = h_json(strchr(out, '{')), *m;
+    size_t i;
+    int paired = 0;
+    json_array_foreach(h_arr(j, "models"), i, m) {
+        if (strcmp(h_str(m, "name"), "lmstudio-community/tiny-gguf/tiny-random-f16") == 0) {
+            want(h_str(m, "mmproj"), "/Tiny-GGUF/mmproj-Tiny-F16.gguf");
+            assert_true(json_is_true(json_object_get(m, "mmproj_vision")));
+            assert_true(json_is_true(json_object_get(m, "mmproj_audio")));
+        }
+        paired += h_str(m, "mmproj")[0] != '\0';
+    }
+    assert_int_equal(paired, 4); /* HF twice, LM Studio, Ollama's layer */
+    json_decref(j);
+    free(out);
+    const char *list_json[] = {"list", "--json", NULL};
+    assert_int_equal(h_run(t, list_json, RUN_MS, &out), 0);
+    j = h_json(strchr(out, '['));
+    json_array_foreach(j, i, m) {
+        if (strcmp(h_str(m, "name"), "vision:tiny") == 0) {
+            want(h_str(m, "mmproj"), "/blobs/sha256-");
+            assert_true(json_is_true(json_object_get(m, "mmproj_vision")));
+            assert_false(json_is_true(json_object_get(m, "mmproj_audio")));
+        } else if (strcmp(h_str(m, "name"), "stories:260k") == 0) {
+            assert_true(json_is_null(json_object_get(m, "mmproj")));
+        }
+    }
+    json_decref(j);
+    free(out);
+
     const char *probe[] = {"probe", "stories:lora", NULL};
     assert_int_equal(h_run(t, probe, RUN_MS, &out), 0);
     want(out, "stories:lora: OK");
