@@ -26,7 +26,10 @@
 //                                        (8; 4 with BENCH_QUICK), slots (4), threads (1)
 //   BENCH_SESSION_USER_TOKENS, BENCH_SESSION_MAX_TOKENS   new user text per turn (60), answer (24)
 //   BENCH_SESSION_MODEL                  its model (default: stories260K among BENCH_MODELS)
-//   BENCH_ONLY                           'models' or 'sessions': that part only, docs untouched
+//   BENCH_ONLY                           'models', 'sessions' or 'spec': that part only, docs untouched
+//   BENCH_SPEC=0                         skip the speculative decoding workload (on by default)
+//   BENCH_SPEC_N, BENCH_SPEC_M, BENCH_SPEC_TOKENS   its n-gram size (4), draft size (16) and
+//                                        max_tokens per rewrite (128)
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -70,7 +73,12 @@ const CFG = {
     sessionUserTokens: intEnv('BENCH_SESSION_USER_TOKENS', 60),
     sessionMaxTokens: intEnv('BENCH_SESSION_MAX_TOKENS', 24),
     sessionModel: env.BENCH_SESSION_MODEL || null, // default: stories260K from BENCH_MODELS, else the first
-    only: env.BENCH_ONLY || '', // 'models' or 'sessions': one part only (docs/BENCHMARKS.md untouched)
+    only: env.BENCH_ONLY || '', // 'models', 'sessions' or 'spec': one part only (docs/BENCHMARKS.md untouched)
+    // Speculative decoding: n-gram drafts (ngram-simple, the same flags on both servers) on
+    // "rewrite this text" prompts, single stream, with and without.
+    specN: intEnv('BENCH_SPEC_N', 4),
+    specM: intEnv('BENCH_SPEC_M', 16),
+    specTokens: intEnv('BENCH_SPEC_TOKENS', 128),
     shimmyExtra: (env.SHIMMY_BENCH_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
     refExtra: (env.REF_EXTRA_ARGS || '').split(/\s+/).filter(Boolean),
     cpuExclude: (env.BENCH_CPU_EXCLUDE || '').split(/[\s,]+/).filter(Boolean),
@@ -78,11 +86,12 @@ const CFG = {
     logDir: path.resolve(ROOT, env.BENCH_LOG_DIR || 'deps/bench-logs'),
 };
 
-if (CFG.only !== '' && CFG.only !== 'models' && CFG.only !== 'sessions') throw new Error(`BENCH_ONLY must be 'models' or 'sessions', got '${CFG.only}'`);
+if (!['', 'models', 'sessions', 'spec'].includes(CFG.only)) throw new Error(`BENCH_ONLY must be 'models', 'sessions' or 'spec', got '${CFG.only}'`);
 CFG.sessionModel = path.resolve(ROOT, CFG.sessionModel
     || CFG.models.find((m) => /stories260K/i.test(path.basename(m))) || CFG.models[0]);
-const doModels = CFG.only !== 'sessions';
-const doSessions = CFG.only !== 'models' && CFG.sessions.length > 0;
+const doModels = CFG.only === '' || CFG.only === 'models';
+const doSessions = (CFG.only === '' || CFG.only === 'sessions') && CFG.sessions.length > 0;
+const doSpec = CFG.only === 'spec' || (CFG.only === '' && env.BENCH_SPEC !== '0');
 
 // Time limits, milliseconds.
 const T = {
@@ -200,6 +209,7 @@ function streamCompletion(port, body, timeoutMs = T.request) {
                             r.text += txt;
                         }
                         if (j.usage) r.usage = j.usage;
+                        if (j.timings) r.timings = j.timings; // llama-server: draft_n, draft_n_accepted
                     }
                 }
             });
@@ -261,14 +271,14 @@ function serverArgs(kind, model, port, opts = {}) {
     if (kind === 'shimmy') {
         const a = ['serve', '--bind', `127.0.0.1:${port}`, '--parallel', `${P}`, '--ctx', `${C}`, '--threads', `${Tn}`];
         if (model) a.push('--model', model);
-        return [CFG.shimmy, [...a, ...CFG.shimmyExtra], moduleDirs.shimmy ? { SHIMMY_BACKEND_DIR: moduleDirs.shimmy } : {}];
+        return [CFG.shimmy, [...a, ...CFG.shimmyExtra, ...(opts.extra || [])], moduleDirs.shimmy ? { SHIMMY_BACKEND_DIR: moduleDirs.shimmy } : {}];
     }
     // llama-server's -c is the total over all slots; --no-kv-unified gives each slot its own
     // C tokens, as shimmy does.
     const a = ['--host', '127.0.0.1', '--port', `${port}`, '-np', `${P}`, '-c', `${C * P}`, '--no-kv-unified',
         '-t', `${Tn}`, '-tb', `${Tn}`, '--temp', '0'];
     if (model) a.push('-m', model);
-    return [moduleDirs.ref || CFG.ref, [...a, ...CFG.refExtra], {}];
+    return [moduleDirs.ref || CFG.ref, [...a, ...CFG.refExtra, ...(opts.extra || [])], {}];
 }
 
 // With BENCH_CPU_EXCLUDE, both servers load their CPU modules from folders without the excluded
@@ -576,6 +586,83 @@ function sessionNotes(res) {
     return notes;
 }
 
+// ---------- speculative decoding: n-gram drafts on a repetitive task ----------
+
+// "Rewrite this text" prompts: a story passage, the instruction, and the passage's first words
+// again, so that a model that copies finds its n-grams in the prompt (llama-server's and
+// shimmy's ngram-simple look them up in the slot's prompt and output).
+function rewritePrompt(i) {
+    const text = storyText(1000 + i, 90);
+    return `Here is a story.\n\n${text}\n\nRewrite the story above word for word.\n\n${text.split(' ').slice(0, 6).join(' ')}`;
+}
+const SPEC_PROMPTS = 3;
+const specFlags = () => ['--spec-type', 'ngram-simple', '--spec-ngram-simple-size-n', `${CFG.specN}`,
+    '--spec-ngram-simple-size-m', `${CFG.specM}`];
+
+// One fresh server (spec: with ngram-simple), the rewrite prompts one after the other.
+async function measureSpec(kind, modelPath, run, spec) {
+    const model = path.basename(modelPath).replace(/\.gguf$/i, '').toLowerCase();
+    const s = await startServer(kind, modelPath, `spec${spec ? 'on' : 'off'}-run${run}`,
+        { parallel: 1, extra: spec ? specFlags() : [] });
+    if (s.error) throw new Error(`${kind} did not start with ${model}: ${s.error}`);
+    try {
+        checked(await streamCompletion(s.port, { model, prompt: 'Once upon a time', max_tokens: 4, temperature: 0 }), 'spec warm-up');
+        const m = { decode: [], texts: [], tokens: 0, drafted: 0, accepted: 0 };
+        for (let i = 0; i < SPEC_PROMPTS; i++) {
+            const r = checked(await streamCompletion(s.port, { model, prompt: rewritePrompt(i), max_tokens: CFG.specTokens, temperature: 0 }), `rewrite ${i}`);
+            m.decode.push(decodeRate(r));
+            m.texts.push(r.text);
+            m.tokens += r.usage.completion_tokens;
+            m.drafted += r.timings?.draft_n ?? 0;
+            m.accepted += r.timings?.draft_n_accepted ?? 0;
+        }
+        m.decodeMed = median(m.decode);
+        if (kind === 'shimmy' && spec) { // shimmy's counters are per model, in /health
+            const h = JSON.parse((await httpGet(s.port, '/health', T.health)).body || '{}');
+            const sp = h.models?.[0]?.speculative;
+            m.drafted = sp?.draft_tokens ?? null;
+            m.accepted = sp?.accepted_tokens ?? null;
+        }
+        return m;
+    } finally {
+        await stopServer(s);
+    }
+}
+
+function specRows(res) {
+    const rows = [`| **speculative decoding: ngram-simple (n ${CFG.specN}, m ${CFG.specM}), rewrite task, 1 stream, ${CFG.specTokens} tokens** | | | |`];
+    for (const [name, r] of Object.entries(res)) {
+        const med = (kind, on) => median(r[kind][on ? 'on' : 'off'].filter((m) => !m.error).map((m) => m.decodeMed));
+        const acc = (kind) => {
+            const ms = r[kind].on.filter((m) => !m.error && m.drafted > 0);
+            return ms.length ? 100 * median(ms.map((m) => m.accepted / m.drafted)) : null;
+        };
+        const up = (kind) => (med(kind, true) && med(kind, false) ? med(kind, true) / med(kind, false) : null);
+        rows.push(
+            row(`${name}: decode without speculation (tok/s)`, med('shimmy', false), med('llama-server', false), 'higher'),
+            row(`${name}: decode with ngram-simple (tok/s)`, med('shimmy', true), med('llama-server', true), 'higher'),
+            row(`${name}: speed-up from ngram-simple (with / without)`, up('shimmy'), up('llama-server'), 'higher', 2),
+            row(`${name}: drafted tokens kept (%)`, acc('shimmy'), acc('llama-server'), 'higher'),
+        );
+    }
+    return rows;
+}
+
+function specNotes(res) {
+    const notes = [];
+    for (const [name, r] of Object.entries(res)) {
+        for (const kind of SERVERS) {
+            const on = r[kind].on.filter((m) => !m.error), off = r[kind].off.filter((m) => !m.error);
+            const same = on.length && off.length && on.every((m, i) => off[i] && m.texts.join('\u0000') === off[i].texts.join('\u0000'));
+            notes.push(`- speculation, ${name}, ${kind}: greedy texts with and without ngram-simple ${same ? 'identical' : 'DIFFER'}`
+                + `; drafted/kept per run: ${on.map((m) => `${m.drafted}/${m.accepted}`).join(', ')}; completion tokens per run ${on.map((m) => m.tokens).join(', ')}`);
+            const errs = [...r[kind].on, ...r[kind].off].filter((m) => m.error);
+            if (errs.length) notes.push(`- speculation, ${name}, ${kind}: ${errs.length} runs failed: ${errs[0].error}`);
+        }
+    }
+    return notes;
+}
+
 // ---------- sizes, machine ----------
 
 function realFile(p) {
@@ -703,7 +790,7 @@ function updateDocs(header, table, notes) {
 // ---------- main ----------
 
 async function main() {
-    for (const f of [CFG.shimmy, CFG.ref, ...(doModels ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])]) {
+    for (const f of [CFG.shimmy, CFG.ref, ...(doModels || doSpec ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])]) {
         if (!fs.existsSync(f)) throw new Error(`missing ${f} (run bench/run.sh, which builds it)`);
     }
     prepareModuleDirs();
@@ -715,7 +802,7 @@ async function main() {
     log(`runs ${CFG.runs}, slots ${CFG.parallel}, ctx/slot ${CFG.ctx}, threads ${CFG.threads}, max_tokens ${CFG.maxTokens}`);
 
     // Page cache: read each model once so no server pays the first read from disk.
-    for (const m of new Set([...(doModels ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])])) execFileSync('cat', [m], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1, timeout: 120_000 });
+    for (const m of new Set([...(doModels || doSpec ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])])) execFileSync('cat', [m], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1, timeout: 120_000 });
 
     const noModel = { shimmy: [], 'llama-server': [] };
     for (let run = 1; doModels && run <= CFG.runs; run++) {
@@ -766,6 +853,29 @@ async function main() {
         }
     }
 
+    // Speculative decoding: per model, runs interleaved, each server without and with.
+    const spec = {};
+    for (const modelPath of doSpec ? CFG.models : []) {
+        const name = path.basename(modelPath).replace(/\.gguf$/i, '');
+        spec[name] = { shimmy: { on: [], off: [] }, 'llama-server': { on: [], off: [] } };
+        for (let run = 1; run <= CFG.runs; run++) {
+            for (const kind of SERVERS) {
+                for (const on of [false, true]) {
+                    log(`${name}: speculation ${on ? 'on' : 'off'}, run ${run}/${CFG.runs}: ${kind}`);
+                    let m;
+                    try {
+                        m = await measureSpec(kind, modelPath, run, on);
+                    } catch (e) {
+                        m = { error: e.message.slice(0, 500) };
+                        log(`  failed: ${m.error}`);
+                    }
+                    spec[name][kind][on ? 'on' : 'off'].push(m);
+                    log(`  decode ${fmt(m.decodeMed)} tok/s${on ? `, drafted/kept ${m.drafted}/${m.accepted}` : ''}`);
+                }
+            }
+        }
+    }
+
     const sizes = {
         shimmy: shippedSize(serverFiles(CFG.shimmy, [path.join(path.dirname(CFG.shimmy), 'lib')])),
         'llama-server': shippedSize(serverFiles(CFG.ref, [path.dirname(CFG.ref)])),
@@ -782,6 +892,7 @@ async function main() {
     if (doModels) lines.push(row('start-up, no model (ms)', nmMed(nmS), nmMed(nmR), 'lower'));
     for (const [name, res] of Object.entries(results)) lines.push(...modelRows(name, res));
     if (doSessions) lines.push(...sessionRows(sessions));
+    if (doSpec) lines.push(...specRows(spec));
     lines.push('| **all** | | | |');
     lines.push(row('shipped size, stripped: server + its libraries + CPU modules (MiB)', sizes.shimmy.stripped / 2 ** 20, sizes['llama-server'].stripped / 2 ** 20, 'lower'));
     lines.push(row('same, as built (MiB)', sizes.shimmy.raw / 2 ** 20, sizes['llama-server'].raw / 2 ** 20, 'lower'));
@@ -801,6 +912,7 @@ async function main() {
         }
     }
     notes.push(...sessionNotes(sessions));
+    notes.push(...specNotes(spec));
     notes.push(`- shipped files: shimmy ${sizes.shimmy.files.length} (${path.relative(ROOT, CFG.shimmy)} + ${path.relative(ROOT, path.dirname(CFG.shimmy))}/lib), llama-server ${sizes['llama-server'].files.length} (${sizes['llama-server'].files.filter((f) => !/libggml-(cpu|cuda|vulkan|hip|sycl|opencl|rpc)/.test(f)).map((f) => path.basename(f)).join(', ')} + CPU modules)`);
 
     const settings = !doModels ? `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved` : `${CFG.runs} run${CFG.runs > 1 ? 's' : ''} per server, interleaved; ${CFG.parallel} slots, ${CFG.ctx} tokens of context per slot `
@@ -818,6 +930,9 @@ async function main() {
             + `POST /v1/completions, max_tokens ${CFG.sessionMaxTokens}, temperature 0; ${CFG.sessionSlots} slots (llama-server: -np ${CFG.sessionSlots} `
             + `-c ${CFG.ctx * CFG.sessionSlots} --no-kv-unified), ${CFG.sessionThreads} thread${CFG.sessionThreads > 1 ? 's' : ''} (-t/-tb ${CFG.sessionThreads}), `
             + `each server's default prompt cache (shimmy --cache-ram 4096 MiB, llama-server 8192 MiB)`] : []),
+        ...(doSpec ? [`Speculative decoding: each server fresh with 1 slot, ${CFG.threads} thread${CFG.threads > 1 ? 's' : ''} (-t/-tb ${CFG.threads}), without and with \`${specFlags().join(' ')}\` (the same flags on both), `
+            + `${SPEC_PROMPTS} "rewrite this story word for word" prompts of about 120 words one after the other, streamed, temperature 0, max_tokens ${CFG.specTokens}; `
+            + `decode = median over the prompts of (tokens - 1) / (last - first streamed token); kept % = accepted / drafted (shimmy: /health; llama-server: its timings)`] : []),
         ...(CFG.cpuExclude.length ? [`CPU modules excluded for both servers: ${CFG.cpuExclude.join(', ')} (the reference build dies with SIGILL in its AMX kernels on this machine)`] : []),
         `Load average (1 min) at start / end: ${load0.toFixed(2)} / ${os.loadavg()[0].toFixed(2)} (the benchmark itself adds up to about ${CFG.threads})`,
     ];
@@ -827,7 +942,7 @@ async function main() {
     const stem = `${date}${CFG.only ? `-${CFG.only}` : ''}${QUICK ? '-quick' : ''}`;
     const mdPath = path.join(CFG.outDir, `${stem}.md`);
     fs.writeFileSync(mdPath, report);
-    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, noModel, results, sessions, sizes }, null, 1)}\n`);
+    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, noModel, results, sessions, spec, sizes }, null, 1)}\n`);
     if (!QUICK && !CFG.only && env.BENCH_DOCS !== '0') updateDocs(header, table, notes);
 
     // Aggregate tok/s vs concurrency for the plot: one block per model (gnuplot index).

@@ -4,7 +4,7 @@
 # renders bench/results/throughput.png.
 #
 # Env: BENCH_QUICK=1   one run per server, 64 tokens per request, 4-turn agent sessions
-#      BENCH_ONLY=sessions|models   one part of the benchmark only (docs/BENCHMARKS.md untouched)
+#      BENCH_ONLY=sessions|models|spec   one part of the benchmark only (docs/BENCHMARKS.md untouched)
 #      BUILD           the build folder shimmy is made in and run from (default build)
 #      SHIMMY_BIN      a shimmy binary to run as it is, not rebuilt (its folder has lib/, tools/)
 #      BENCH_F16=1     also benchmark the F16 version of the realistic model
@@ -24,7 +24,7 @@ build=${BUILD:-build}
 
 # ---- tools ----
 missing=()
-if [ "${BENCH_ONLY:-}" != sessions ]; then # the sessions workload needs neither
+if [ "${BENCH_ONLY:-}" != sessions ] && [ "${BENCH_ONLY:-}" != spec ]; then # those need neither
     command -v wrk >/dev/null || missing+=(wrk)
     command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 fi
@@ -93,7 +93,7 @@ wait "$node_pid"
 node_pid=
 
 # ---- plot ----
-[ "${BENCH_ONLY:-}" = sessions ] && exit 0
+[ "${BENCH_ONLY:-}" = sessions ] || [ "${BENCH_ONLY:-}" = spec ] && exit 0
 names=$(grep '^# ' "$out_dir/throughput.dat" | grep -v '^# streams' | sed 's/^# //' | tr '\n' ' ')
 n=$(echo "$names" | wc -w)
 timeout 60 gnuplot -e "dat='$out_dir/throughput.dat'; out='$out_dir/throughput.png'; n=$n; titles='$names'" \
