@@ -336,11 +336,68 @@ static void test_refusals(void **state) {
     h_pass(t);
 }
 
+/* models.0.key of /health, polled until it equals want or the deadline; returns the last. */
+static long long health_wait(int port, const char *key, long long want, int deadline_ms) {
+    int64_t end = h_now_ms() + deadline_ms;
+    long long v;
+    for (;;) {
+        json_t *h = h_health(port);
+        char path[64];
+        snprintf(path, sizeof path, "models.0.%s", key);
+        json_t *j = h_get(h, path);
+        v = json_is_integer(j) ? (long long)json_integer_value(j) : -1;
+        json_decref(h);
+        if (v == want || h_now_ms() >= end)
+            return v;
+        h_sleep_ms(20);
+    }
+}
+
+/* A draft model given per model in a --config section; a client that hangs up mid-stream frees
+ * its speculating slot, and the next request is answered as before. */
+static void test_config_and_cancel(void **state) {
+    h_test *t = *state;
+    char model[4200], cfg[4300];
+    snprintf(model, sizeof model, "%s", h_model_path(H_MODEL_FILE));
+    snprintf(cfg, sizeof cfg, "%s/shimmy.ini", t->dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "[%s]\nmodel-draft = %s\n", H_MODEL_NAME, model);
+    fclose(f);
+    const char *args[] = {"--model", model, "--parallel", "2", "--config", cfg, NULL};
+    h_server *s = h_start(t, args);
+    json_t *req = h_completion_req(prompts[0], max_tokens[0]);
+    json_t *before = h_post_expect(s->port, "/v1/completions", req, 200);
+    json_t *h = h_health(s->port);
+    assert_string_equal(json_string_value(h_get(h, "models.0.speculative.type")), "draft-simple");
+    json_decref(h);
+    /* hang up after two events of a long streamed answer */
+    json_t *longreq = h_completion_req(prompts[1], 400);
+    json_object_set_new(longreq, "stream", json_true());
+    char *body = h_dump(longreq);
+    h_sse sse;
+    h_stream(s->port, "/v1/completions", body, 2, 0, &sse);
+    assert_true(sse.aborted);
+    h_sse_free(&sse);
+    free(body);
+    json_decref(longreq);
+    assert_int_equal(health_wait(s->port, "active", 0, 5000), 0);
+    json_t *after = h_post_expect(s->port, "/v1/completions", req, 200);
+    assert_string_equal(json_string_value(h_get(before, "choices.0.text")),
+                        json_string_value(h_get(after, "choices.0.text")));
+    json_decref(before);
+    json_decref(after);
+    json_decref(req);
+    h_server_stop(s, 10000);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_draft_self, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_draft_random, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_ngram, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_config_and_cancel, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_refusals, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
