@@ -5,7 +5,8 @@
  * keep_alive; MLX model folders listed with why they are not served, and refused with 501;
  * projectors paired with models shown by `shimmy list`, /api/tags, /api/show and
  * /v1/models/{id} (the capabilities only when engine_supports_media()), set by a --config
- * model section, and a bad --mmproj refused at start-up. */
+ * model section, and a bad --mmproj refused at start-up; the real vision fixture found in an HF
+ * snapshot, an LM Studio repo and an Ollama manifest answers an image request in each. */
 #include "harness.h"
 
 #include "engine/engine.h"
@@ -495,6 +496,133 @@ static void test_projector_api(void **state) {
     h_pass(t);
 }
 
+/* ---- the real vision fixture, found in each store ---- */
+
+/* BUILD/fixtures/NAME from make fixtures, else written into the test's folder by the same
+ * generators with the same arguments (tools/fixtures.sh). */
+static void vision_fixture(h_test *t, const char *name, char *p, size_t len) {
+    struct stat st;
+    snprintf(p, len, "%s/../fixtures/%s", h_tools_dir(), name);
+    if (stat(p, &st) == 0)
+        return;
+    snprintf(p, len, "%s/%s", t->dir, name);
+    char exe[4200], vocab[4200], *log;
+    int rc;
+    if (strcmp(name, "vision-model.gguf") == 0) {
+        static const char chatml[] =
+            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+            "message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+            "{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        snprintf(exe, sizeof exe, "%s/gen_model", h_tools_dir());
+        snprintf(vocab, sizeof vocab, "%s/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf",
+                 h_source_dir());
+        const char *args[] = {p,      "--vocab-from", vocab,  "--layers", "2",    "--embd",
+                              "64",   "--ff",         "128",  "--heads",  "4",    "--kv-heads",
+                              "4",    "--ctx",        "2048", "--type",   "f32",  "--seed",
+                              "2",    "--chat-template", chatml, NULL};
+        rc = h_run_exe(t, exe, args, RUN_MS, &log);
+    } else {
+        snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
+        const char *args[] = {p, "--text-embd", "64", "--seed", "2", NULL};
+        rc = h_run_exe(t, exe, args, RUN_MS, &log);
+    }
+    if (rc != 0)
+        fail_msg("%s: exit %d: %s", exe, rc, log);
+    free(log);
+}
+
+/* The model and its projector as an HF snapshot, an LM Studio repo and an Ollama manifest
+ * with a projector layer, in t's HOME; each a copy (one file reached twice is one model). */
+static void vision_stores(h_test *t) {
+    char model[4300], proj[4300], *out;
+    vision_fixture(t, "vision-model.gguf", model, sizeof model);
+    vision_fixture(t, "vision-mmproj.gguf", proj, sizeof proj);
+    static const char script[] =
+        "set -e; home=$1; m=$2; p=$3\n"
+        "hf=$home/.cache/huggingface/hub/models--Org--Tiny-VLM-GGUF\n"
+        "mkdir -p $hf/snapshots/abc $hf/refs && printf abc > $hf/refs/main\n"
+        "cp $m $hf/snapshots/abc/tiny-vlm-F32.gguf\n"
+        "cp $p $hf/snapshots/abc/mmproj-tiny-vlm-F32.gguf\n"
+        "lms=$home/.lmstudio/models/pub/Tiny-VLM-GGUF; mkdir -p $lms\n"
+        "cp $m $lms/tiny-vlm-F32.gguf; cp $p $lms/mmproj-tiny-vlm-F32.gguf\n"
+        "om=$home/.ollama/models; man=$om/manifests/registry.ollama.ai/library/tinyvlm\n"
+        "mkdir -p $om/blobs $man\n"
+        "hm=$(sha256sum $m | cut -d' ' -f1); hp=$(sha256sum $p | cut -d' ' -f1)\n"
+        "cp $m $om/blobs/sha256-$hm; cp $p $om/blobs/sha256-$hp\n"
+        "printf '{\"schemaVersion\":2,\"layers\":[{\"mediaType\":"
+        "\"application/vnd.ollama.image.model\",\"digest\":\"sha256:%s\"},{\"mediaType\":"
+        "\"application/vnd.ollama.image.projector\",\"digest\":\"sha256:%s\"}]}' $hm $hp "
+        "> $man/latest\n";
+    const char *args[] = {"-c", script, "sh", t->dir, model, proj, NULL};
+    int rc = h_run_exe(t, "/bin/sh", args, RUN_MS, &out);
+    if (rc != 0)
+        fail_msg("vision stores: exit %d: %s", rc, out);
+    free(out);
+}
+
+/* prompt_eval_count of a non-streamed /api/chat on model, with the test image or without. */
+static long long chat_prompt_tokens(int port, const char *model, const char *image_b64) {
+    json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:b, s:{s:i, s:f}}", "model", model,
+                            "messages", "role", "user", "content", "What is in the picture?",
+                            "stream", 0, "options", "num_predict", 2, "temperature", 0.0);
+    if (image_b64 != NULL)
+        json_object_set_new(json_array_get(h_arr(req, "messages"), 0), "images",
+                            json_pack("[s]", image_b64));
+    json_t *r = h_post_expect(port, "/api/chat", req, 200);
+    long long n = h_int(r, "prompt_eval_count");
+    json_decref(req);
+    json_decref(r);
+    return n;
+}
+
+/* Base64 of tests/data/vision/pattern.png. Owned. */
+static char *pattern_b64(void) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char path[4300];
+    snprintf(path, sizeof path, "%s/tests/data/vision/pattern.png", h_source_dir());
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot read %s", path);
+    unsigned char d[65536];
+    size_t n = fread(d, 1, sizeof d, f);
+    fclose(f);
+    char *o = malloc(n / 3 * 4 + 8), *p = o;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) |
+                     (i + 2 < n ? d[i + 2] : 0);
+        *p++ = a[v >> 18 & 63];
+        *p++ = a[v >> 12 & 63];
+        *p++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *p = '\0';
+    return o;
+}
+
+/* The projector found beside the model in each store layout is the one the engine loads: an
+ * image request to each answers, its image counted in the prompt. */
+static void test_vision_found_in_stores(void **state) {
+    h_test *t = *state;
+    vision_stores(t);
+    const char *args[] = {"--ctx", "256", "--parallel", "1", NULL};
+    h_server *s = h_start(t, args);
+    static const char *const names[] = {"org/tiny-vlm-gguf/tiny-vlm-f32",
+                                        "pub/tiny-vlm-gguf/tiny-vlm-f32", "tinyvlm:latest"};
+    char *img = pattern_b64();
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        json_t *j = show_model(s->port, names[i]);
+        assert_true(has_str(h_arr(j, "capabilities"), "vision"));
+        assert_string_equal(h_str(h_obj(j, "projector_info"), "general.architecture"), "clip");
+        json_decref(j);
+        long long text = chat_prompt_tokens(s->port, names[i], NULL);
+        long long with = chat_prompt_tokens(s->port, names[i], img);
+        printf("%s: prompt %lld tokens, %lld with the image\n", names[i], text, with);
+        assert_true(with >= text + 4); /* gen_vision: 4 tokens per image */
+    }
+    free(img);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_discover_probe, h_setup, h_teardown),
@@ -503,6 +631,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mlx_list_discover, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_mlx_not_served, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_projector_api, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_vision_found_in_stores, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
