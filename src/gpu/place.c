@@ -136,7 +136,7 @@ bool gpu_place_observe(struct ggml_tensor *t, bool ask, void *ud) {
     return false;
 }
 
-static size_t registry_index(ggml_backend_dev_t d) {
+static size_t dev_registry_index(ggml_backend_dev_t d) {
     for (size_t i = 0; i < ggml_backend_dev_count(); i++)
         if (ggml_backend_dev_get(i) == d)
             return i;
@@ -147,7 +147,7 @@ static void fill_dev(const gpu_place *p, int s, const int *layers, double kv_sca
                      gpu_place_dev *o) {
     ggml_backend_dev_t d = p->slot_dev[s];
     memset(o, 0, sizeof *o);
-    o->index = registry_index(d);
+    o->index = dev_registry_index(d);
     snprintf(o->name, sizeof o->name, "%s", ggml_backend_dev_name(d));
     snprintf(o->backend, sizeof o->backend, "%s",
              ggml_backend_reg_name(ggml_backend_dev_backend_reg(d)));
@@ -183,8 +183,8 @@ int gpu_place_result(const gpu_place *p, double kv_scale, gpu_place_dev *out, in
         if (ggml_backend_dev_type(p->slot_dev[s]) != GGML_BACKEND_DEVICE_TYPE_CPU)
             order[n++] = s;
     for (int a = 1; a < n; a++)
-        for (int b = a; b > 0 && registry_index(p->slot_dev[order[b]]) <
-                                     registry_index(p->slot_dev[order[b - 1]]); b--) {
+        for (int b = a; b > 0 && dev_registry_index(p->slot_dev[order[b]]) <
+                                     dev_registry_index(p->slot_dev[order[b - 1]]); b--) {
             int tmp = order[b];
             order[b] = order[b - 1];
             order[b - 1] = tmp;

@@ -5,7 +5,24 @@
  * unloads models whose keep-alive ran out. Loads and unloads run with the mutex released (the
  * entry's state, LOADING or UNLOADING, tells the others to wait). Entries go away only in a
  * rescan, and only when idle, unused and without waiters. Beside them, the folders found in a
- * format this build cannot serve (MLX), kept only to answer a request for one with the reason. */
+ * format this build cannot serve (MLX), kept only to answer a request for one with the reason.
+ *
+ * The lock. Every public function takes r->mu itself. Static functions named *_locked expect
+ * it held and keep it. The functions below expect it held and RELEASE AND RETAKE it (each is
+ * named *_unlocking); after one returns, any entry pointer other than the one it was given, and
+ * any index into r->v, may be stale, and every state must be read again:
+ *   wait_entry_unlocking      pthread_cond_wait on the entry's cv
+ *   unload_unlocking          engine_model_free of the entry's model
+ *   load_entry_unlocking      engine_model_load of the entry's model
+ *   make_room_unlocking       unload_unlocking of least recently used idle models
+ *   reload_for_ctx_unlocking  wait_entry_unlocking or unload_unlocking
+ *   settle_unlocking          unload_unlocking (keep_alive 0) or make_room_unlocking
+ *   reap_one_unlocking        unload_unlocking of an expired model
+ * They are reached from registry_acquire_ctx (its loop), registry_release_keep and
+ * registry_unload (settle_unlocking) and the reaper thread (reap_one_unlocking, and its own
+ * timed wait). The entry they work on stays alive across the unlock because its waiters count
+ * is raised (entries with waiters are never removed). on_load_progress takes mu from the
+ * loading thread while load_entry_unlocking has it released. */
 #include "models/registry.h"
 
 #include <errno.h>
@@ -445,31 +462,6 @@ shimmy_err registry_add(registry *r, const char *path, const char *name, const c
     return insert_desc(r, &d, &dup_file, err, errlen);
 }
 
-/* Adds what a scan found; files already present are skipped quietly, clashes with a warning. */
-static int add_found(registry *r, const disc_result *res) {
-    int added = 0;
-    for (size_t i = 0; i < res->n; i++) {
-        char err[600];
-        bool dup_file;
-        if (insert_desc(r, &res->models[i], &dup_file, err, sizeof err) == SHIMMY_OK)
-            added++;
-        else if (dup_file)
-            log_debug("skipping %s", err);
-        else
-            log_warn("skipping %s", err);
-    }
-    return added;
-}
-
-int registry_add_dir(registry *r, const char *dir, const char *source) {
-    disc_result res;
-    disc_result_init(&res);
-    disc_scan_dir(&res, dir, source);
-    int added = add_found(r, &res);
-    disc_result_free(&res);
-    return added;
-}
-
 shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_paths,
                                 const char *model_dirs, char *err, size_t errlen) {
     disc_config c = {.model_paths = model_paths, .n_paths = n_paths, .model_dirs = model_dirs};
@@ -754,17 +746,6 @@ bool registry_find(registry *r, const char *name, model_desc *out) {
     return e != NULL;
 }
 
-long registry_index(registry *r, const char *name) {
-    long at = -1;
-    pthread_mutex_lock(&r->mu);
-    const entry *e = find_entry(r, name);
-    for (size_t i = 0; e != NULL && i < r->n; i++)
-        if (r->v[i] == e)
-            at = (long)i;
-    pthread_mutex_unlock(&r->mu);
-    return at;
-}
-
 /* The unserved entry for name (exact, else without a trailing ":latest"), or NULL (caller holds
  * mu). */
 static const disc_unserved *find_unserved(const registry *r, const char *name) {
@@ -813,15 +794,6 @@ shimmy_err registry_lookup(registry *r, const char *name, char *err, size_t errl
     return rc;
 }
 
-int registry_loaded_count(registry *r) {
-    int n = 0;
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->n; i++)
-        n += r->v[i]->state == ENTRY_LOADED || r->v[i]->state == ENTRY_LOADING;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
 /* ---- loading and unloading (caller holds mu) ---- */
 
 /* A load's progress: kept on the entry for /health, then handed to the caller's callback (the
@@ -842,14 +814,14 @@ static void on_load_progress(void *ctx, float fraction) {
         w->user(w->user_ctx, fraction);
 }
 
-static void wait_entry(registry *r, entry *e) {
+static void wait_entry_unlocking(registry *r, entry *e) {
     e->waiters++;
     pthread_cond_wait(&e->cv, &r->mu);
     e->waiters--;
 }
 
 /* Unloads e's model with mu released; e is LOADED and unused. */
-static void unload_locked(registry *r, entry *e, const char *why) {
+static void unload_unlocking(registry *r, entry *e, const char *why) {
     engine_model *m = e->model;
     e->state = ENTRY_UNLOADING;
     e->model = NULL;
@@ -900,7 +872,7 @@ static bool over_limits(const registry *r, int limit) {
 
 /* Unloads idle models, least recently used first, until at most limit models are loaded and
  * their files fit the memory budget (not counting except). */
-static void make_room(registry *r, int limit, const entry *except) {
+static void make_room_unlocking(registry *r, int limit, const entry *except) {
     while (over_limits(r, limit)) {
         entry *victim = lru_idle(r, except);
         if (victim == NULL) {
@@ -910,7 +882,7 @@ static void make_room(registry *r, int limit, const entry *except) {
                          (unsigned long long)(loaded_bytes(r) >> 20), r->max_loaded);
             return;
         }
-        unload_locked(r, victim, "least recently used, over --max-loaded or --max-memory");
+        unload_unlocking(r, victim, "least recently used, over --max-loaded or --max-memory");
     }
 }
 
@@ -935,7 +907,7 @@ static void clamp_model_ctx(const registry *r, const entry *e, engine_options *o
 
 /* Loads e's model with mu released; the caller set e->state = ENTRY_LOADING. Returns with mu
  * held, e's state final for this attempt, and the waiters woken. */
-static shimmy_err load_entry(registry *r, entry *e, char *err, size_t errlen) {
+static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t errlen) {
     engine_options o = r->defaults;
     o.path = e->desc.path;
     o.name = e->desc.name;
@@ -998,18 +970,18 @@ static bool ctx_fits(const entry *e, int n) {
 /* e is LOADED with another context than n: unloads it when idle (the next turn of the loop loads
  * it with n), else marks that a reload waits and waits for a release. *mine: this thread set
  * ctx_want. */
-static void reload_for_ctx(registry *r, entry *e, int n, bool *mine) {
+static void reload_for_ctx_unlocking(registry *r, entry *e, int n, bool *mine) {
     if (e->uses > 0) {
         e->ctx_want = n;
         *mine = true;
-        wait_entry(r, e);
+        wait_entry_unlocking(r, e);
         return;
     }
     e->ctx_want = 0;
     *mine = false;
     log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->desc.name,
              n, e->ctx_slot);
-    unload_locked(r, e, "reloading with the context a request asked for (num_ctx)");
+    unload_unlocking(r, e, "reloading with the context a request asked for (num_ctx)");
     e->n_ctx = n;
 }
 
@@ -1033,7 +1005,7 @@ shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine
         if (e->state == ENTRY_LOADING) {
             uint64_t seen = e->loads_done;
             while (e->state == ENTRY_LOADING)
-                wait_entry(r, e);
+                wait_entry_unlocking(r, e);
             /* The load we waited for failed: share its error rather than retrying at once. */
             if (e->state == ENTRY_IDLE && e->loads_done != seen && e->last_rc != SHIMMY_OK) {
                 rc = err_set(err, errlen, e->last_rc, "%s", e->last_err);
@@ -1042,7 +1014,7 @@ shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine
             continue;
         }
         if (e->state == ENTRY_UNLOADING) {
-            wait_entry(r, e);
+            wait_entry_unlocking(r, e);
             continue;
         }
         if (e->state == ENTRY_IDLE && e->failed[0] != '\0') {
@@ -1052,18 +1024,18 @@ shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine
         if (e->state == ENTRY_IDLE) {
             e->n_ctx = n_ctx;
             e->state = ENTRY_LOADING;
-            make_room(r, r->max_loaded, e);
-            rc = load_entry(r, e, err, errlen);
+            make_room_unlocking(r, r->max_loaded, e);
+            rc = load_entry_unlocking(r, e, err, errlen);
             if (rc != SHIMMY_OK)
                 goto out;
             continue;
         }
         if (e->ctx_want != 0 && !mine) { /* a reload waits: requests after it wait too */
-            wait_entry(r, e);
+            wait_entry_unlocking(r, e);
             continue;
         }
         if (!ctx_fits(e, n_ctx)) {
-            reload_for_ctx(r, e, n_ctx, &mine);
+            reload_for_ctx_unlocking(r, e, n_ctx, &mine);
             continue;
         }
         break; /* LOADED */
@@ -1105,17 +1077,17 @@ static int64_t default_keep(const registry *r, const entry *e) {
 }
 
 /* Applies e's keep-alive now that nobody holds it (caller holds mu). */
-static void settle(registry *r, entry *e) {
+static void settle_unlocking(registry *r, entry *e) {
     int64_t keep = e->keep_ns != INT64_MIN ? e->keep_ns : default_keep(r, e);
     if (e->uses > 0 || e->state != ENTRY_LOADED)
         return;
     if (keep == 0) {
-        unload_locked(r, e, "keep_alive 0");
+        unload_unlocking(r, e, "keep_alive 0");
         return;
     }
     int64_t now = clock_mono_ns();
     e->expires_ns = keep <= 0 ? 0 : keep > INT64_MAX - now ? INT64_MAX : now + keep;
-    make_room(r, r->max_loaded, NULL);
+    make_room_unlocking(r, r->max_loaded, NULL);
 }
 
 void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns) {
@@ -1130,7 +1102,7 @@ void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns) {
         e->last_used = ++r->tick;
         if (keep_ns != REGISTRY_KEEP_DEFAULT)
             e->keep_ns = keep_ns;
-        settle(r, e);
+        settle_unlocking(r, e);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -1147,7 +1119,7 @@ shimmy_err registry_unload(registry *r, const char *name) {
         return ERR_MODEL_NOT_FOUND;
     }
     e->keep_ns = 0;
-    settle(r, e);
+    settle_unlocking(r, e);
     pthread_mutex_unlock(&r->mu);
     return SHIMMY_OK;
 }
@@ -1201,13 +1173,13 @@ shimmy_err registry_preload(registry *r, const char *name, char *err, size_t err
 /* ---- keep-alive ---- */
 
 /* Unloads one expired idle model; returns whether it did (caller holds mu). */
-static bool reap_one(registry *r) {
+static bool reap_one_unlocking(registry *r) {
     int64_t now = clock_mono_ns();
     for (size_t i = 0; i < r->n; i++) {
         entry *e = r->v[i];
         if (e->state == ENTRY_LOADED && e->uses == 0 && e->expires_ns != 0 &&
             e->expires_ns <= now) {
-            unload_locked(r, e, "keep_alive expired");
+            unload_unlocking(r, e, "keep_alive expired");
             return true;
         }
     }
@@ -1226,7 +1198,7 @@ static void *reaper_main(void *arg) {
             dl.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&r->reaper_cv, &r->mu, &dl);
-        while (!r->stopping && reap_one(r))
+        while (!r->stopping && reap_one_unlocking(r))
             ;
     }
     pthread_mutex_unlock(&r->mu);

@@ -1,10 +1,10 @@
-/* models/registry: the set of models shimmy serves, by name, and the ones loaded now.
- * Knows names, paths and metadata (from discovery); loads a model through the engine on first
- * use, once, even when several requests ask at the same moment. A model in use (acquired and not
- * yet released) is never unloaded. Past the most loaded models (registry_set_max_loaded,
- * default 2) the least recently used idle model is unloaded; each model also unloads after its
- * keep-alive (Ollama's keep_alive: a duration, 0 = after the request, negative = never), checked
- * by a background thread once a second.
+/* models/registry: the set of models shimmy serves, by name (and alias), and the ones loaded
+ * now. Knows names, paths and metadata (from discovery); loads a model through the engine on
+ * first use, once, even when several requests ask at the same moment. A model in use (acquired
+ * and not yet released) is never unloaded. Past the most loaded models (registry_set_max_loaded,
+ * default LIM_DEFAULT_MAX_LOADED) the least recently used idle model is unloaded; each model
+ * also unloads after its keep-alive (Ollama's keep_alive: a duration, 0 = after the request,
+ * negative = never), checked by a background thread four times a second.
  *
  * Thread-safety: all functions are safe to call from any thread. */
 #ifndef SHIMMY_REGISTRY_H
@@ -34,9 +34,6 @@ void registry_free(registry *r);
  * ERR_BAD_PARAM (duplicate name). */
 shimmy_err registry_add(registry *r, const char *path, const char *name, const char *source,
                         char *err, size_t errlen);
-/* Adds every *.gguf model file in dir (not recursive beyond one level of subfolders). Files that
- * are not models are skipped with a warning. Returns the number added. A missing dir adds 0. */
-int registry_add_dir(registry *r, const char *dir, const char *source);
 
 /* Adds the models shimmy serves, in this order: each of model_paths (source "cli"; an explicit
  * path that is not a usable model is an error, with the reason in err; the same file given twice
@@ -67,7 +64,7 @@ shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes
 shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen);
 void registry_changes_free(registry_changes *ch);
 
-/* Most models loaded at once (>= 1; default 2). */
+/* Most models loaded at once (>= 1; default LIM_DEFAULT_MAX_LOADED). */
 void registry_set_max_loaded(registry *r, int n);
 /* Memory budget: loading a model whose file would take the loaded files past bytes first unloads
  * idle models, least recently used first (0 = no budget, the default). */
@@ -102,8 +99,6 @@ bool registry_get(registry *r, size_t i, model_desc *out);
 bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info);
 /* Finds by name (a trailing ":latest" may be given or left out). Returns false when unknown. */
 bool registry_find(registry *r, const char *name, model_desc *out);
-/* Index of name for registry_info, or -1. */
-long registry_index(registry *r, const char *name);
 
 /* Model folders discovery found in a format this build cannot serve (MLX): never in
  * registry_count/get/find, which list what is served. Sorted by name; replaced by each scan. */
@@ -137,8 +132,6 @@ void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns);
 /* Unloads name now when nobody holds it, else as soon as the last holder releases it. Errors:
  * ERR_MODEL_NOT_FOUND. */
 shimmy_err registry_unload(registry *r, const char *name);
-/* Models loaded now. */
-int registry_loaded_count(registry *r);
 
 /* Where the chat template of a model comes from, in the order the engine picks it. */
 typedef enum {
