@@ -13,7 +13,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"serve", cli_serve, "run the HTTP server (OpenAI-compatible API)"},
+    {"serve", cli_serve, "run the HTTP server (OpenAI, Ollama and Anthropic APIs)"},
     {"generate", cli_generate, "complete a prompt with a model and print it"},
     {"run", cli_run, "chat with a model in the terminal (a running server's, or loaded here)"},
     {"list", cli_list, "list the models shimmy would serve"},

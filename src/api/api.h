@@ -1,5 +1,7 @@
-/* api: the HTTP APIs (OpenAI-compatible now). Turns JSON into engine requests and engine events
- * into JSON; owns the route table and the error bodies. */
+/* api: the HTTP APIs: OpenAI (chat, completions, embeddings, Responses), Ollama, Anthropic
+ * Messages, the shimmy WebSocket, /metrics and /health. Turns JSON into engine requests and
+ * engine events into JSON (one generation path, gen.c, with a row per protocol); owns the route
+ * table and the error bodies. */
 #ifndef SHIMMY_API_H
 #define SHIMMY_API_H
 

@@ -30,7 +30,4 @@ void api_handle_rerank(const http_request *req, http_response *res);
 void resp_handle_get(const http_request *req, http_response *res);
 void resp_handle_delete(const http_request *req, http_response *res);
 
-/* routes.c: makes sure res->body can hold a response (the server may hand it over unset). */
-void api_body_ready(http_response *res);
-
 #endif

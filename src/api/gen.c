@@ -212,7 +212,6 @@ shimmy_err api_answer_add(api_answer *a, const gen_events *ev) {
 
 void api_reply_error(http_response *res, const api_proto *p, const api_error *e) {
     api_sink s;
-    api_body_ready(res);
     buf_reset(&res->body);
     res->stream = NULL;
     res->status = p->status != NULL ? p->status(e->code) : err_get(e->code)->http_status;
@@ -761,7 +760,6 @@ void api_gen_serve_stop(const http_request *req, http_response *res, const api_p
         api_reply_error(res, p, &err);
         return;
     }
-    api_body_ready(res);
     shimmy_err e = parse(g, req, &err);
     if (e == SHIMMY_OK && g->call.load_only)
         e = load_only(g, res, &err);
@@ -835,7 +833,6 @@ void api_count_serve(const http_request *req, http_response *res, const api_prot
         api_reply_error(res, p, &err);
         return;
     }
-    api_body_ready(res);
     shimmy_err e = parse(g, req, &err);
     if (e == SHIMMY_OK)
         e = count(g, res, &err);

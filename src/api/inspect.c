@@ -80,7 +80,6 @@ static void apply_template(const http_request *req, http_response *res, json_t *
     if (prompt == NULL)
         return;
     jsonw w;
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"prompt\":");
     jsonw_cstr(&w, prompt);
@@ -159,7 +158,6 @@ static void tokenize(const http_request *req, http_response *res, json_t *root, 
         api_fail(err, e, "content", "%s", msg);
     } else {
         jsonw w;
-        api_body_ready(res);
         jsonw_begin(&w, &res->body);
         tokens_json(&w, m, t, n, pieces);
         reply_json(res, &w);
@@ -203,7 +201,6 @@ static void detokenize(const http_request *req, http_response *res, json_t *root
             api_fail(err, e, "tokens", "%s", msg);
         } else {
             jsonw w;
-            api_body_ready(res);
             jsonw_begin(&w, &res->body);
             jsonw_raw(&w, "{\"content\":");
             jsonw_str(&w, buf_str(&text), text.len);

@@ -433,7 +433,6 @@ shimmy_err metrics_render(shimmy_app *app, buf *out) {
 
 void api_handle_metrics(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    api_body_ready(res);
     if (app->no_metrics) {
         api_error ae;
         api_fail(&ae, ERR_NOT_FOUND, NULL, "metrics are off (--no-metrics)");

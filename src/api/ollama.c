@@ -112,7 +112,6 @@ static void not_found(http_response *res, registry *reg, const char *name) {
 
 void oll_handle_version(const http_request *req, http_response *res) {
     (void)req;
-    api_body_ready(res);
     buf_puts(&res->body, "{\"version\":\"" SHIMMY_VERSION "\"}");
 }
 
@@ -120,7 +119,6 @@ void oll_handle_tags(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
     jsonw w;
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":[");
     size_t n = 0;
@@ -161,7 +159,6 @@ void oll_handle_ps(const http_request *req, http_response *res) {
     engine_model_info info;
     jsonw w;
     bool first = true;
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":[");
     for (size_t i = 0; registry_info(app->models, i, &d, &info); i++) {
@@ -342,7 +339,6 @@ void oll_handle_show(const http_request *req, http_response *res) {
         if (d.manifest[0])
             disc_ollama_read_layers(d.manifest, &l);
         show_template(app->models, name, &t);
-        api_body_ready(res);
         jsonw_begin(&w, &res->body);
         show_body(&w, &d, &l, &t);
         reply_end(res, &w);
@@ -383,7 +379,6 @@ void oll_handle_rescan(const http_request *req, http_response *res) {
         return;
     }
     jsonw w;
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":");
     jsonw_int(&w, (int64_t)ch.total);
@@ -606,7 +601,6 @@ static void embed(const http_request *req, http_response *res, oll_embed_kind ki
     if (e == SHIMMY_OK) {
         embed_times t = {clock_mono_ns() - t0, load_ns};
         jsonw w;
-        api_body_ready(res);
         jsonw_begin(&w, &res->body);
         embed_reply(&w, kind, &r, v, dim, n_tokens, &t);
         reply_end(res, &w);

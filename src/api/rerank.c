@@ -156,7 +156,6 @@ void api_handle_rerank(const http_request *req, http_response *res) {
                  "%s", msg);
     if (e == SHIMMY_OK) {
         jsonw w;
-        api_body_ready(res);
         jsonw_begin(&w, &res->body);
         rerank_write(&w, &r, scores, n_tokens);
         if (jsonw_end(&w) != SHIMMY_OK) {

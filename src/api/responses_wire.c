@@ -881,7 +881,6 @@ void resp_handle_get(const http_request *req, http_response *res) {
         reply_not_found(res, id);
         return;
     }
-    api_body_ready(res);
     if (buf_puts(&res->body, text) != SHIMMY_OK) {
         api_error ae;
         api_fail(&ae, ERR_NOMEM, NULL, "out of memory");
@@ -898,7 +897,6 @@ void resp_handle_delete(const http_request *req, http_response *res) {
         reply_not_found(res, id);
         return;
     }
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"id\":");
     jsonw_cstr(&w, id);

@@ -24,11 +24,6 @@
 
 /* ---- helpers ---- */
 
-void api_body_ready(http_response *res) {
-    if (res->body.max == 0 && res->body.data == NULL)
-        buf_init(&res->body, LIM_RESPONSE_BYTES);
-}
-
 /* Ollama's clients get Ollama's {"error": "..."} under /api/, Anthropic's theirs under
  * /v1/messages, everyone else OpenAI's. */
 void api_error_body(const http_request *req, shimmy_err e, const char *msg, buf *out) {
@@ -107,7 +102,6 @@ static void handle_models(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     model_desc d;
     jsonw w;
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; registry_get(app->models, i, &d); i++) {
@@ -134,7 +128,6 @@ static void handle_model(const http_request *req, http_response *res) {
         api_reply_error(res, &oai_chat_proto, &ae);
         return;
     }
-    api_body_ready(res);
     jsonw_begin(&w, &res->body);
     model_object(&w, app->models, &d);
     reply_json_end(res, &w);
@@ -258,7 +251,6 @@ static void handle_health(const http_request *req, http_response *res) {
     engine_model_info info;
     jsonw w;
     const char *state = health_state(app);
-    api_body_ready(res);
     if (want_ready(req) && strcmp(state, "ok") != 0) {
         res->status = 503;
         res->retry_after_s = LIM_RETRY_AFTER_S;

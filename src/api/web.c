@@ -33,7 +33,6 @@ const char *web_content_type(const char *path) {
 }
 
 static void serve(const web_asset *a, http_response *res) {
-    api_body_ready(res);
     buf_reset(&res->body);
     if (buf_append(&res->body, (const char *)a->data, a->len) != SHIMMY_OK) {
         api_error e;
@@ -56,7 +55,6 @@ void web_handle_root(const http_request *req, http_response *res) {
         serve(page, res);
         return;
     }
-    api_body_ready(res);
     buf_puts(&res->body,
              "{\"name\":\"shimmy\",\"version\":\"" SHIMMY_VERSION "\",\"hint\":\"OpenAI-compatible "
              "API: POST /v1/chat/completions, POST /v1/completions, GET /v1/models; "

@@ -22,7 +22,8 @@
 static const char serve_help[] =
     "usage: shimmy serve [options]\n"
     "\n"
-    "Serves GGUF models over an OpenAI-compatible HTTP API.\n"
+    "Serves GGUF models over HTTP: the OpenAI (/v1), Ollama (/api) and Anthropic\n"
+    "(/v1/messages) APIs.\n"
     "\n"
     "  --config FILE          settings and per-model presets (INI; default\n"
     "                         ~/.config/shimmy/config.ini when it exists; docs/DEPLOY.md);\n"
@@ -980,8 +981,8 @@ int cli_serve(int argc, char **argv) {
     trust_warn(o.host, &o.trust);
     int bound = http_server_port(srv);
     int is_v6 = strchr(o.host, ':') != NULL;
-    printf("shimmy %s listening on %s://%s%s%s:%d (OpenAI API at /v1)\n", SHIMMY_VERSION,
-           o.trust.t.tls_cert != NULL ? "https" : "http", is_v6 ? "[" : "", o.host,
+    printf("shimmy %s listening on %s://%s%s%s:%d (OpenAI API at /v1, Ollama at /api)\n",
+           SHIMMY_VERSION, o.trust.t.tls_cert != NULL ? "https" : "http", is_v6 ? "[" : "", o.host,
            is_v6 ? "]" : "", bound);
     fflush(stdout);
 
