@@ -516,10 +516,10 @@ static void vision_fixture(h_test *t, const char *name, char *p, size_t len) {
         snprintf(exe, sizeof exe, "%s/gen_model", h_tools_dir());
         snprintf(vocab, sizeof vocab, "%s/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf",
                  h_source_dir());
-        const char *args[] = {p,      "--vocab-from", vocab,  "--layers", "2",    "--embd",
-                              "64",   "--ff",         "128",  "--heads",  "4",    "--kv-heads",
-                              "4",    "--ctx",        "2048", "--type",   "f32",  "--seed",
-                              "2",    "--chat-template", chatml, NULL};
+        const char *args[] = {
+            p,     "--vocab-from", vocab, "--layers",        "2",    "--embd", "64",   "--ff",
+            "128", "--heads",      "4",   "--kv-heads",      "4",    "--ctx",  "2048", "--type",
+            "f32", "--seed",       "2",   "--chat-template", chatml, NULL};
         rc = h_run_exe(t, exe, args, RUN_MS, &log);
     } else {
         snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
@@ -562,9 +562,9 @@ static void vision_stores(h_test *t) {
 
 /* prompt_eval_count of a non-streamed /api/chat on model, with the test image or without. */
 static long long chat_prompt_tokens(int port, const char *model, const char *image_b64) {
-    json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:b, s:{s:i, s:f}}", "model", model,
-                            "messages", "role", "user", "content", "What is in the picture?",
-                            "stream", 0, "options", "num_predict", 2, "temperature", 0.0);
+    json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:b, s:{s:i, s:f}}", "model", model, "messages",
+                            "role", "user", "content", "What is in the picture?", "stream", 0,
+                            "options", "num_predict", 2, "temperature", 0.0);
     if (image_b64 != NULL)
         json_object_set_new(json_array_get(h_arr(req, "messages"), 0), "images",
                             json_pack("[s]", image_b64));
