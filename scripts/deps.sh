@@ -44,7 +44,7 @@ GGML_BASE_SHA256=$SHA256_GGML_BASE_X64
 APT_VULKAN="libvulkan1 mesa-vulkan-drivers"
 
 APT_PKGS="build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev \
-libcmocka-dev libcurl4-openssl-dev libedit-dev libwslay-dev"
+libcmocka-dev libcurl4-openssl-dev libedit-dev libwslay-dev libwebp-dev"
 
 die() { echo "deps.sh: error: $*" >&2; exit 1; }
 say() { echo "deps.sh: $*" >&2; }

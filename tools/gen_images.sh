@@ -3,6 +3,7 @@
 # tests/data/vision/ (committed; the tests read them, nothing at test time needs ImageMagick):
 #   pattern.png  32x32 RGB gradient (red across, green down, blue 64)     PNG
 #   pattern.jpg  the same pixels, JPEG quality 90                         JPEG
+#   pattern.webp the same pixels, lossless                                WebP
 #   checker.gif  24x24 black-and-white checkerboard of 4-pixel squares    GIF
 #   stripes.bmp  40x20 vertical stripes (red, blue)                        BMP (24-bit)
 #   huge.png     5000x5000 of one grey: a few KiB of PNG past LIM_MEDIA_PIXELS (413)
@@ -30,6 +31,7 @@ ppm "$tmp/stripes.ppm" 40 20 'if (int(x / 5) % 2) print 0, 0, 255; else print 25
 strip="-strip -define png:exclude-chunks=date,time"
 convert "$tmp/pattern.ppm" $strip "png24:$out/pattern.png"
 convert "$tmp/pattern.ppm" -strip -quality 90 -sampling-factor 4:4:4 "$out/pattern.jpg"
+convert "$tmp/pattern.ppm" -strip -define webp:lossless=true "$out/pattern.webp"
 convert "$tmp/checker.ppm" -strip "$out/checker.gif"
 convert "$tmp/stripes.ppm" -strip "bmp3:$out/stripes.bmp"
 convert -size 5000x5000 xc:gray50 $strip "png8:$out/huge.png"

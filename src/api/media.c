@@ -70,7 +70,7 @@ bool api_base64_decode(const char *in, size_t len, unsigned char *out, size_t *n
     return true;
 }
 
-/* What the bytes start like: 0 image we can take, 1 audio, -1 neither; *name the format. */
+/* What the bytes start like: 0 an image, 1 audio, -1 neither; *name the format. */
 static int sniff(const unsigned char *d, size_t n, const char **name) {
     *name = "unknown";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
@@ -82,7 +82,7 @@ static int sniff(const unsigned char *d, size_t n, const char **name) {
     if (n >= 2 && d[0] == 'B' && d[1] == 'M')
         return *name = "BMP", 0;
     if (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
-        return *name = "WebP", -1;
+        return *name = "WebP", 0;
     if (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WAVE", 4) == 0)
         return *name = "WAV", 1;
     if (n >= 3 && memcmp(d, "ID3", 3) == 0)
@@ -105,15 +105,10 @@ static shimmy_err add_bytes(api_media *m, unsigned char *data, size_t n, gen_med
     else if (n > LIM_MEDIA_BYTES)
         rc = api_fail(err, ERR_TOO_LARGE, param, "'%s' is %zu bytes; at most %u are accepted",
                       param, n, LIM_MEDIA_BYTES);
-    else if (what == -1 && strcmp(fmt, "WebP") == 0)
-        rc = api_fail(err, ERR_BAD_PARAM, param,
-                      "'%s' is a WebP image, which this build cannot "
-                      "decode (llama.cpp's libmtmd reads WebP only through ffmpeg): send PNG, "
-                      "JPEG, GIF or BMP",
-                      param);
     else if (kind == GEN_MEDIA_IMAGE && what != 0)
-        rc = api_fail(err, ERR_BAD_PARAM, param, "'%s' is not a PNG, JPEG, GIF or BMP image%s",
-                      param, what == 1 ? " (it is audio)" : "");
+        rc = api_fail(err, ERR_BAD_PARAM, param,
+                      "'%s' is not a PNG, JPEG, WebP, GIF or BMP image%s", param,
+                      what == 1 ? " (it is audio)" : "");
     else if (kind == GEN_MEDIA_AUDIO && what != 1)
         rc = api_fail(err, ERR_BAD_PARAM, param, "'%s' is not WAV, MP3 or FLAC audio%s", param,
                       what == 0 ? " (it is an image)" : "");

@@ -107,7 +107,7 @@ static const char dockerfile[] =
     "ARG SHIMMY_DIST=shimmy-{{VERSION}}-linux-x64\n"
     "RUN apt-get update \\\n"
     "    && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libcurl4 \\\n"
-    "       libedit2 libwslay1 libstdc++6 libgcc-s1 libgomp1 ca-certificates curl \\\n"
+    "       libedit2 libwslay1 libwebp7 libstdc++6 libgcc-s1 libgomp1 ca-certificates curl \\\n"
     "    && rm -rf /var/lib/apt/lists/*\n"
     "RUN useradd --system --uid 10001 --home-dir /var/lib/shimmy --create-home \\\n"
     "    --shell /usr/sbin/nologin shimmy\n"

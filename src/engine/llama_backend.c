@@ -23,6 +23,7 @@
 #include "llama.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
+#include <webp/decode.h>
 
 struct be_model {
     struct llama_model *model;
@@ -1102,6 +1103,30 @@ bool be_media_supported(const be_model *b, gen_media_kind kind) {
 
 static const char *kind_plural(gen_media_kind k) { return k == GEN_MEDIA_AUDIO ? "audio" : "images"; }
 
+static bool is_webp(const gen_media *m) {
+    return m->len >= 12 && memcmp(m->data, "RIFF", 4) == 0 && memcmp(m->data + 8, "WEBP", 4) == 0;
+}
+
+/* A WebP image through libwebp (libmtmd's helper would need an ffmpeg binary), with the id the
+ * helper gives other images' bitmaps (a hash of the file's bytes: prefix reuse tells images
+ * apart by it). Returns NULL when it does not decode. */
+static mtmd_bitmap *decode_webp(const gen_media *m) {
+    int w = 0, h = 0;
+    uint8_t *rgb = WebPDecodeRGB(m->data, m->len, &w, &h);
+    if (rgb == NULL)
+        return NULL;
+    mtmd_bitmap *bm = mtmd_bitmap_init((uint32_t)w, (uint32_t)h, rgb);
+    WebPFree(rgb);
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a 64 */
+    for (size_t i = 0; i < m->len; i++)
+        hash = (hash ^ m->data[i]) * 1099511628211ULL;
+    char id[32];
+    snprintf(id, sizeof id, "webp-%016llx", (unsigned long long)hash);
+    if (bm != NULL)
+        mtmd_bitmap_set_id(bm, id);
+    return bm;
+}
+
 /* Decodes media item m into a bitmap. Returns owned *out. */
 static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitmap **out,
                                char *err, size_t errlen, char *param, size_t paramlen) {
@@ -1115,17 +1140,23 @@ static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitma
         return err_set(err, errlen, ERR_TOO_LARGE, "%s is %zu bytes; at most %u are accepted",
                        m->param, m->len, LIM_MEDIA_BYTES);
     int x = 0, y = 0, comp = 0;
-    if (m->kind == GEN_MEDIA_IMAGE && stbi_info_from_memory(m->data, (int)m->len, &x, &y, &comp) &&
-        (uint64_t)x * (uint64_t)y > LIM_MEDIA_PIXELS)
+    bool webp = m->kind == GEN_MEDIA_IMAGE && is_webp(m);
+    bool sized = webp ? WebPGetInfo(m->data, m->len, &x, &y) != 0
+                      : m->kind == GEN_MEDIA_IMAGE &&
+                            stbi_info_from_memory(m->data, (int)m->len, &x, &y, &comp) != 0;
+    if (sized && (uint64_t)x * (uint64_t)y > LIM_MEDIA_PIXELS)
         return err_set(err, errlen, ERR_TOO_LARGE, "%s is an image of %d x %d pixels; at most %u "
                        "pixels are accepted", m->param, x, y, LIM_MEDIA_PIXELS);
-    struct mtmd_helper_bitmap_wrapper w =
-        mtmd_helper_bitmap_init_from_buf(b->mtmd, m->data, m->len, false,
-                                         mtmd_helper_init_opt_default());
+    struct mtmd_helper_bitmap_wrapper w = {0};
+    if (webp)
+        w.bitmap = decode_webp(m);
+    else
+        w = mtmd_helper_bitmap_init_from_buf(b->mtmd, m->data, m->len, false,
+                                             mtmd_helper_init_opt_default());
     if (w.bitmap == NULL)
         return err_set(err, errlen, ERR_BAD_PARAM, "%s could not be decoded as %s", m->param,
                        m->kind == GEN_MEDIA_AUDIO ? "audio (WAV, MP3 or FLAC)"
-                                                  : "an image (PNG, JPEG, GIF or BMP)");
+                                                  : "an image (PNG, JPEG, WebP, GIF or BMP)");
     if (mtmd_bitmap_is_audio(w.bitmap) != (m->kind == GEN_MEDIA_AUDIO)) {
         mtmd_bitmap_free(w.bitmap);
         return err_set(err, errlen, ERR_BAD_PARAM, "%s holds %s, not %s", m->param,

@@ -53,5 +53,5 @@ it('ollama: images on chat (base64) and generate (bytes)', async () => {
   show('ollama.generate', r.response);
   assert.equal(r.response, g.text);
   await assert.rejects(ollama.generate({ model: MODEL, prompt: 'x', images: ['aGk='] }),
-    (e) => e.status_code === 400 && /not a PNG, JPEG, GIF or BMP image/.test(e.error));
+    (e) => e.status_code === 400 && /not a PNG, JPEG, WebP, GIF or BMP image/.test(e.error));
 });

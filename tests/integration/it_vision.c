@@ -2,12 +2,13 @@
  * (tools/gen_model + tools/gen_vision: a random-weight llama with a LLaVA-style projector, 4
  * tokens per image). Greedy answers for an image and a prompt equal llama.cpp's own
  * llama-mtmd-cli on the same files (golden/vision.jsonl, tools/vision_golden.sh) through every
- * API: OpenAI image_url data: URIs (PNG, JPEG, GIF, BMP), Ollama images on /api/chat and
+ * API: OpenAI image_url data: URIs (PNG, JPEG, GIF, BMP; WebP, which llama-mtmd-cli cannot read
+ * without ffmpeg, decoded by libwebp, answers as the PNG of the same pixels), Ollama images on /api/chat and
  * /api/generate, Anthropic image blocks, Responses input_image; usage counts the image's
  * tokens. The same image again is served from the slot's cache (cached_tokens), another image
  * is not. Four image requests run next to four text requests. Every error of the issue: no
  * projector, audio to a vision-only model, undecodable data, too many pixels, too many parts,
- * WebP, a remote URL without --allow-remote-media (and with it: the fetch happens). */
+ * TIFF, a remote URL without --allow-remote-media (and with it: the fetch happens). */
 #include "harness.h"
 
 #include <pthread.h>
@@ -116,6 +117,7 @@ static const char *mime(const char *name) {
            : strcmp(ext, ".jpg") == 0 ? "image/jpeg"
            : strcmp(ext, ".gif") == 0 ? "image/gif"
            : strcmp(ext, ".bmp") == 0 ? "image/bmp"
+           : strcmp(ext, ".webp") == 0 ? "image/webp"
                                       : "application/octet-stream";
 }
 
@@ -203,6 +205,11 @@ static void test_golden_openai(void **state) {
         assert_int_equal(h_int(h_obj(r, "usage"), "completion_tokens"), g[i].max_tokens);
         json_decref(r);
     }
+    /* WebP (lossless, the pixels of pattern.png): decoded by libwebp, the PNG's answer */
+    assert_string_equal(g[0].image, "pattern.png");
+    json_t *r = post_ok(s->port, "/v1/chat/completions", oai_image_req("pattern.webp", 16));
+    assert_string_equal(json_string_value(h_get(r, "choices.0.message.content")), g[0].text);
+    json_decref(r);
     h_pass(t);
 }
 
@@ -395,13 +402,10 @@ static void test_errors(void **state) {
     expect_error(p, "/v1/chat/completions",
                  oai_url_req("vision-model", "image_url", "data:image/png;base64,aGVsbG8gd29ybGQ="),
                  400, part, "not a PNG");
-    /* WebP: libmtmd reads it only through ffmpeg */
-    expect_error(
-        p, "/v1/chat/completions",
-        oai_url_req(
-            "vision-model", "image_url",
-            "data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAwA0JaQAA3AA/vuUAAA="),
-        400, part, "WebP");
+    /* a format no decoder takes (TIFF) */
+    expect_error(p, "/v1/chat/completions",
+                 oai_url_req("vision-model", "image_url", "data:image/tiff;base64,SUkqAAgAAAA="),
+                 400, part, "is not a PNG, JPEG, WebP, GIF or BMP image");
     /* too many pixels: 413 */
     char *huge = data_uri("huge.png");
     expect_error(p, "/v1/chat/completions", oai_url_req("vision-model", "image_url", huge), 413,

@@ -1,5 +1,5 @@
 /* Unit tests for api/media: base64 (standard, URL-safe, padding, whitespace, garbage), data: URIs,
- * the formats taken and refused (WebP, audio as an image, an image as audio), the size and count
+ * the formats taken (WebP too) and refused (TIFF, audio as an image, an image as audio), the size and count
  * limits, remote URLs refused without --allow-remote-media; and the OpenAI wire turning image
  * parts into media and media_marker parts of the engine's chat JSON. */
 /* clang-format off: cmocka.h needs these first */
@@ -72,16 +72,17 @@ static void test_add(void **state) {
            "data: URI");
     expect(api_media_add_url(&m, "https://example.com/a.png", GEN_MEDIA_IMAGE, "x", &e), &e,
            ERR_BAD_PARAM, "--allow-remote-media");
-    expect(api_media_add_url(&m, "data:image/webp;base64,UklGRhYAAABXRUJQVlA4IAoAAAAQAAAAAAAA",
-                             GEN_MEDIA_IMAGE, "x", &e),
-           &e, ERR_BAD_PARAM, "WebP");
+    assert_int_equal(api_media_add_url(&m, "data:image/webp;base64,UklGRhYAAABXRUJQVlA4IAoAAAAQ"
+                                       "AAAAAAAA", GEN_MEDIA_IMAGE, "w", &e), SHIMMY_OK);
+    expect(api_media_add_url(&m, "data:image/tiff;base64,SUkqAAgAAAA=", GEN_MEDIA_IMAGE, "x", &e),
+           &e, ERR_BAD_PARAM, "is not a PNG, JPEG, WebP, GIF or BMP image");
     expect(api_media_add_base64(&m, "UklGRiQAAABXQVZFZm10IA==", 24, GEN_MEDIA_IMAGE, "x", &e), &e,
            ERR_BAD_PARAM, "(it is audio)");
     expect(api_media_add_base64(&m, PNG_B64, strlen(PNG_B64), GEN_MEDIA_AUDIO, "x", &e), &e,
            ERR_BAD_PARAM, "(it is an image)");
     expect(api_media_add_base64(&m, "", 0, GEN_MEDIA_IMAGE, "x", &e), &e, ERR_BAD_PARAM, "empty");
     assert_string_equal(e.param, "x");
-    assert_int_equal(m.n, 2); /* the refused ones were not added */
+    assert_int_equal(m.n, 3); /* the refused ones were not added */
     /* too large: 9 MiB of base64 decodes past LIM_MEDIA_BYTES */
     size_t big = 9u << 20;
     char *b = malloc(big + 1);
