@@ -6,6 +6,8 @@
 #                       llama.cpp's Llama SPM vocabulary and a ChatML template (tools/gen_model.c)
 #   vision-mmproj.gguf  its LLaVA-style projector (tools/gen_vision.c): 28x28 images, 4 tokens
 #                       each; both seeded
+#   audio-mmproj.gguf   an audio projector for the same model (gen_vision --audio: Qwen2-Audio's
+#                       type, a Whisper encoder over 16 mel bins; 750 tokens per clip)
 #   pattern.png, pattern.jpg, checker.gif, stripes.bmp, huge.png, tone.wav
 #                       test images and a clip, copied from tests/data/vision (tools/gen_images.sh)
 # Usage: tools/fixtures.sh BUILD_DIR      (BUILD_DIR/tools/gen_reranker must be built)
@@ -22,5 +24,6 @@ chatml='{% for message in messages %}{{ '"'"'<|im_start|>'"'"' + message['"'"'ro
     --vocab-from "$root/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf" --layers 2 --embd 64 \
     --ff 128 --heads 4 --kv-heads 4 --ctx 2048 --type f32 --seed 2 --chat-template "$chatml"
 "$build/tools/gen_vision" "$build/fixtures/vision-mmproj.gguf" --text-embd 64 --seed 2
+"$build/tools/gen_vision" "$build/fixtures/audio-mmproj.gguf" --audio --text-embd 64 --seed 2
 cp "$root"/tests/data/vision/* "$build/fixtures/"
-echo "fixtures.sh: $build/fixtures/vision-model.gguf, vision-mmproj.gguf and test images"
+echo "fixtures.sh: $build/fixtures/vision-model.gguf, vision-mmproj.gguf, audio-mmproj.gguf and test images"

@@ -7,8 +7,12 @@
  * image becomes 4 embeddings (tokens) in the text model. The encoder has --layers blocks of
  * width --embd; LLaVA uses the second-to-last block's output, so 2 blocks run 1.
  *
+ * --audio writes an audio projector instead (type "qwen2a", Qwen2-Audio's: a Whisper encoder of
+ * --layers blocks over --mel mel bins, 2x pooled, then one linear layer): libmtmd pads a clip to
+ * Whisper's 30 s, so each clip becomes 750 tokens.
+ *
  * usage: gen_vision OUT.gguf [--text-embd 64] [--embd 32] [--ff 64] [--heads 2] [--layers 2]
- *                    [--image-size 28] [--patch-size 14] [--seed 1] */
+ *                    [--image-size 28] [--patch-size 14] [--seed 1] [--audio [--mel 16]] */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,7 +23,8 @@
 #include "gguf.h"
 
 typedef struct vshape {
-    long text_embd, embd, ff, heads, layers, image_size, patch_size, seed;
+    long text_embd, embd, ff, heads, layers, image_size, patch_size, seed, mel;
+    int audio;
 } vshape;
 
 static uint64_t rng_state;
@@ -142,6 +147,72 @@ static int write_projector(const char *out, const vshape *s) {
     return rc ? 1 : 0;
 }
 
+/* The audio projector (--audio): Whisper encoder + Qwen2-Audio's linear projector. */
+static int write_audio(const char *out, const vshape *s) {
+    struct gguf_context *g = gguf_init_empty();
+    gguf_set_val_str(g, "general.architecture", "clip");
+    gguf_set_val_str(g, "general.name", "shimmy random-weight audio projector");
+    gguf_set_val_str(g, "general.type", "mmproj");
+    gguf_set_val_u32(g, "general.file_type", 0);
+    gguf_set_val_str(g, "clip.projector_type", "qwen2a");
+    gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+    gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)s->embd);
+    gguf_set_val_u32(g, "clip.audio.feed_forward_length", (uint32_t)s->ff);
+    gguf_set_val_u32(g, "clip.audio.block_count", (uint32_t)s->layers);
+    gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)s->text_embd);
+    gguf_set_val_u32(g, "clip.audio.attention.head_count", (uint32_t)s->heads);
+    gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+    gguf_set_val_u32(g, "clip.audio.num_mel_bins", (uint32_t)s->mel);
+    int64_t e = s->embd, ff = s->ff, te = s->text_embd;
+    size_t n_tensors = 10 + 16 * (size_t)s->layers;
+    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
+                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_context *meta = ggml_init(mp);
+    float w = 0.1f;
+    int rc = 0;
+#define T(name, a, b, c, d, scale, bias)                                                           \
+    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
+    T("a.conv1d.1.weight", 3, s->mel, e, 0, w, 0); /* kernel, C_in, C_out */
+    T("a.conv1d.1.bias", 1, e, 0, 0, w, 0);
+    T("a.conv1d.2.weight", 3, e, e, 0, w, 0);
+    T("a.conv1d.2.bias", 1, e, 0, 0, w, 0);
+    T("a.position_embd.weight", e, 1500, 0, 0, w, 0); /* 30 s of 20 ms frames */
+    for (long l = 0; l < s->layers && rc == 0; l++) {
+        char name[64];
+#define L(suffix, a, b, scale, bias)                                                               \
+    snprintf(name, sizeof name, "a.blk.%ld." suffix, l);                                          \
+    T(name, a, b, 0, 0, scale, bias)
+        L("ln1.weight", e, 0, 0.1f, 1.0f);
+        L("ln1.bias", e, 0, w, 0);
+        L("attn_q.weight", e, e, w, 0);
+        L("attn_q.bias", e, 0, w, 0);
+        L("attn_k.weight", e, e, w, 0); /* Whisper's key projection has no bias */
+        L("attn_v.weight", e, e, w, 0);
+        L("attn_v.bias", e, 0, w, 0);
+        L("attn_out.weight", e, e, w, 0);
+        L("attn_out.bias", e, 0, w, 0);
+        L("ln2.weight", e, 0, 0.1f, 1.0f);
+        L("ln2.bias", e, 0, w, 0);
+        L("ffn_up.weight", e, ff, w, 0);
+        L("ffn_up.bias", ff, 0, w, 0);
+        L("ffn_down.weight", ff, e, w, 0);
+        L("ffn_down.bias", e, 0, w, 0);
+#undef L
+    }
+    T("a.post_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
+    T("a.post_ln.bias", e, 0, 0, 0, w, 0);
+    T("mm.a.fc.weight", e, te, 0, 0, w, 0);
+    T("mm.a.fc.bias", te, 0, 0, 0, w, 0);
+#undef T
+    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
+        fprintf(stderr, "gen_vision: cannot write %s\n", out);
+        rc = 1;
+    }
+    gguf_free(g);
+    ggml_free(meta);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     vshape s = {.text_embd = 64,
                 .embd = 32,
@@ -149,6 +220,7 @@ int main(int argc, char **argv) {
                 .heads = 2,
                 .layers = 2,
                 .image_size = 28,
+                .mel = 16,
                 .patch_size = 14,
                 .seed = 1};
     const char *out = NULL;
@@ -162,6 +234,7 @@ int main(int argc, char **argv) {
                     : strcmp(a, "--image-size") == 0 ? &s.image_size
                     : strcmp(a, "--patch-size") == 0 ? &s.patch_size
                     : strcmp(a, "--seed") == 0       ? &s.seed
+                    : strcmp(a, "--mel") == 0        ? &s.mel
                                                      : NULL;
         if (num != NULL) {
             if (v == NULL || parse_long(v, num) != 0) {
@@ -169,6 +242,8 @@ int main(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--audio") == 0) {
+            s.audio = 1;
         } else if (a[0] != '-' && out == NULL) {
             out = a;
         } else {
@@ -184,5 +259,5 @@ int main(int argc, char **argv) {
         return 2;
     }
     rng_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)s.seed * 0x2545F4914F6CDD1DULL);
-    return write_projector(out, &s);
+    return s.audio ? write_audio(out, &s) : write_projector(out, &s);
 }

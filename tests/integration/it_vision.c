@@ -1,4 +1,4 @@
-/* it_vision: image input through the real binary (issue 12) on the generated vision fixture
+/* it_vision: image and audio input through the real binary (issue 12) on the generated vision fixture
  * (tools/gen_model + tools/gen_vision: a random-weight llama with a LLaVA-style projector, 4
  * tokens per image). Greedy answers for an image and a prompt equal llama.cpp's own
  * llama-mtmd-cli on the same files (golden/vision.jsonl, tools/vision_golden.sh) through every
@@ -50,7 +50,9 @@ static const char *fixture(h_test *t, const char *name) {
         rc = h_run_exe(t, exe, args, 60000, &log);
     } else {
         snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
-        const char *args[] = {p, "--text-embd", "64", "--seed", "2", NULL};
+        bool audio = strcmp(name, "audio-mmproj.gguf") == 0;
+        const char *args[] = {p, "--text-embd", "64", "--seed", "2", audio ? "--audio" : NULL,
+                              NULL};
         rc = h_run_exe(t, exe, args, 60000, &log);
     }
     if (rc != 0)
@@ -473,6 +475,47 @@ static void test_remote_media(void **state) {
     h_pass(t);
 }
 
+/* The audio projector (gen_vision --audio, Qwen2-Audio's type) on the same model: a WAV clip as
+ * an OpenAI input_audio part gives llama-mtmd-cli's answer (golden/audio.jsonl; a clip is 750
+ * tokens, counted in usage), and an image to this model is refused: it takes no images. */
+static void test_audio(void **state) {
+    h_test *t = *state;
+    const char *args[] = {"--model", fixture(t, "vision-model.gguf"), "--mmproj",
+                          fixture(t, "audio-mmproj.gguf"), "--ctx", "1024",
+                          /* as the golden's -t 2: the random encoder's 750 frames flip a greedy
+                           * token when the CPU splits its sums another way */
+                          "--threads", "2", NULL};
+    h_server *s = h_start(t, args);
+    char path[4200], line[2048];
+    snprintf(path, sizeof path, "%s/tests/integration/golden/audio.jsonl", h_source_dir());
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(line, sizeof line, f) == NULL)
+        fail_msg("golden file missing or empty: %s", path);
+    fclose(f);
+    json_t *g = h_json(line);
+    char *wav = image_b64(h_str(g, "audio"));
+    json_t *r = post_ok(s->port, "/v1/chat/completions",
+                        json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s,s:s}},{s:s,s:s}]}],s:I,s:f}",
+                                  "model", "vision-model", "messages", "role", "user", "content",
+                                  "type", "input_audio", "input_audio", "data", wav, "format",
+                                  "wav", "type", "text", "text", h_str(g, "prompt"), "max_tokens",
+                                  h_int(g, "max_tokens"), "temperature", 0.0));
+    assert_string_equal(json_string_value(h_get(r, "choices.0.message.content")),
+                        h_str(g, "text"));
+    if (h_int(h_obj(r, "usage"), "prompt_tokens") < 750)
+        fail_msg("prompt_tokens %lld: the clip's 750 tokens are not counted",
+                 h_int(h_obj(r, "usage"), "prompt_tokens"));
+    json_decref(r);
+    char *png = data_uri("pattern.png");
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", png),
+                 400, "messages[0].content[0].image_url.url",
+                 "model vision-model does not support images");
+    free(png);
+    free(wav);
+    json_decref(g);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_golden_openai, h_setup, h_teardown),
@@ -481,6 +524,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_concurrent, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_errors, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_remote_media, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_audio, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
