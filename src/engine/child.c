@@ -8,6 +8,16 @@
  * modules before it reads the first frame, so a process the server starts ahead of need (the
  * warm one, engine_prestart) has them ready when a model is named. */
 #include <dirent.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHILD_LSAN 1
+#endif
+#endif
+#ifdef CHILD_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,5 +579,10 @@ int engine_child_main(int fd) {
     /* The server closed the channel: unload and go. Jobs still pumping are cancelled by the
      * engine's shutdown; _exit skips destructors that other threads may still use. */
     engine_model_free(C.m);
+#ifdef CHILD_LSAN
+    /* _exit skips the leak check an ASan build runs at exit: run it here (a report goes to the
+     * server's log, where the integration harness looks for it) */
+    __lsan_do_leak_check();
+#endif
     _exit(0);
 }

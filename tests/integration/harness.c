@@ -90,15 +90,40 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
+/* The first line of a sanitizer report in the server's log, or NULL. Owned by text. */
+static const char *sanitizer_report(const char *text) {
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error: ", NULL};
+    for (int i = 0; text != NULL && marks[i] != NULL; i++) {
+        const char *p = strstr(text, marks[i]);
+        if (p != NULL) {
+            while (p > text && p[-1] != '\n')
+                p--;
+            return p;
+        }
+    }
+    return NULL;
+}
+
 int h_teardown(void **state) {
     h_test *t = *state;
+    int rc = 0;
     if (t == NULL)
         return 0;
     for (int i = 0; i < t->n_servers; i++) {
         h_server *s = &t->servers[i];
         if (s->pid > 0)
             h_server_stop(s, STOP_DEADLINE_MS);
-        if (!t->passed)
+        char *text = t->crash_reports_expected ? NULL : h_server_read_log(s);
+        const char *rep = sanitizer_report(text);
+        bool reported = rep != NULL;
+        if (reported) {
+            fprintf(stderr, "sanitizer report in the log of shimmy (port %d):\n%.4000s\n", s->port,
+                    rep);
+            rc = -1;
+        }
+        free(text);
+        if (!t->passed && !reported)
             h_server_print_log(s);
     }
     if (t->passed || getenv("SHIMMY_IT_KEEP") == NULL)
@@ -107,7 +132,7 @@ int h_teardown(void **state) {
         fprintf(stderr, "kept %s\n", t->dir);
     free(t);
     *state = NULL;
-    return 0;
+    return rc;
 }
 
 void h_pass(h_test *t) { t->passed = true; }
