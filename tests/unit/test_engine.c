@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -21,7 +22,17 @@ static char model_path[4096];
 typedef struct result {
     char text[8192];
     gen_status st;
+    shimmy_err rc;  /* how the submit and the waits went (run_to_end) */
+    char err[512];  /* what went wrong, when rc is not SHIMMY_OK */
 } result;
+
+/* Monotonic milliseconds: waits end at a deadline, not after a count of wake-ups. */
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+#define WAIT_MS 30000 /* the longest a job here may take */
 
 static int64_t cache_mib = -1; /* --cache-ram of the next load; -1 = default */
 
@@ -54,21 +65,54 @@ static shimmy_err wait_text(gen_job *job, int ms, buf *text, gen_status *st) {
     return e;
 }
 
-static void run(engine_model *m, const char *prompt, const gen_params *p, result *r) {
+/* Waits (WAIT_MS at most) until the job has produced at least min_len bytes of text, still running. */
+static void wait_for_text(gen_job *job, size_t min_len, buf *text, gen_status *st) {
+    for (int64_t end = now_ms() + WAIT_MS; text->len < min_len;) {
+        if (now_ms() > end)
+            fail_msg("%zu bytes of text after 30 s, %zu wanted", text->len, min_len);
+        assert_int_equal(wait_text(job, 5000, text, st), SHIMMY_OK);
+        if (st->done)
+            fail_msg("the job ended (finish %d) before %zu bytes of text", (int)st->finish,
+                     min_len);
+    }
+}
+
+/* Runs one request to its end without asserting, so that any thread may call it (a cmocka
+ * assertion jumps back to the test's own thread): r->rc and r->err say how it went; a job not
+ * done within WAIT_MS ends with ERR_TIMEOUT. */
+static void run_to_end(engine_model *m, const char *prompt, const gen_params *p, result *r) {
     gen_request req = {.prompt = prompt, .params = *p};
     gen_job *job;
-    char err[512];
-    if (engine_submit(m, &req, &job, err, sizeof err, NULL, 0) != SHIMMY_OK)
-        fail_msg("submit failed: %s", err);
+    memset(r, 0, sizeof *r);
+    r->rc = engine_submit(m, &req, &job, r->err, sizeof r->err, NULL, 0);
+    if (r->rc != SHIMMY_OK)
+        return;
     buf text;
     buf_init(&text, sizeof r->text - 1);
-    do {
-        assert_int_equal(wait_text(job, 5000, &text, &r->st), SHIMMY_OK);
-    } while (!r->st.done);
+    for (int64_t end = now_ms() + WAIT_MS; r->rc == SHIMMY_OK && !r->st.done;) {
+        if (now_ms() > end)
+            r->rc = ERR_TIMEOUT;
+        else
+            r->rc = wait_text(job, 5000, &text, &r->st);
+    }
+    if (r->rc != SHIMMY_OK)
+        snprintf(r->err, sizeof r->err, "%s", r->rc == ERR_TIMEOUT ? "not done after 30 s"
+                                                                    : "a wait failed");
     snprintf(r->text, sizeof r->text, "%s", buf_str(&text));
-    assert_true(utf8_valid(r->text, strlen(r->text)));
     buf_free(&text);
     engine_job_release(job);
+}
+
+/* run_to_end, then the checks every answer passes (the test's thread only). */
+static void check_run(const result *r) {
+    if (r->rc != SHIMMY_OK)
+        fail_msg("request failed (%d): %s", (int)r->rc, r->err);
+    assert_true(utf8_valid(r->text, strlen(r->text)));
+}
+
+static void run(engine_model *m, const char *prompt, const gen_params *p, result *r) {
+    run_to_end(m, prompt, p, r);
+    check_run(r);
 }
 
 static gen_params greedy(int max_tokens) {
@@ -121,10 +165,10 @@ typedef struct thread_arg {
     result r;
 } thread_arg;
 
-static void *run_thread(void *arg) {
+static void *run_thread(void *arg) { /* asserts nothing: the test's thread checks t->r */
     thread_arg *t = arg;
     gen_params p = greedy(32);
-    run(t->m, t->prompt, &p, &t->r);
+    run_to_end(t->m, t->prompt, &p, &t->r);
     return NULL;
 }
 
@@ -143,10 +187,12 @@ static void test_batched_equals_sequential(void **state) {
     thread_arg args[4];
     for (int i = 0; i < 4; i++) {
         args[i] = (thread_arg){.m = m, .prompt = prompts[i]};
-        pthread_create(&th[i], NULL, run_thread, &args[i]);
+        assert_int_equal(pthread_create(&th[i], NULL, run_thread, &args[i]), 0);
     }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
     for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
+        check_run(&args[i].r);
         assert_string_equal(args[i].r.text, seq[i].text);
     }
     engine_model_free(m);
@@ -202,8 +248,7 @@ static void test_cancel_frees_slot(void **state) {
     buf text;
     buf_init(&text, 1 << 20);
     gen_status st;
-    while (text.len < 20)
-        wait_text(job, 5000, &text, &st);
+    wait_for_text(job, 20, &text, &st);
     engine_job_release(job); /* the client went away */
     buf_free(&text);
     gen_params p = greedy(8);
@@ -224,8 +269,7 @@ static void test_queue_full(void **state) {
     buf text;
     buf_init(&text, 1 << 20);
     gen_status st;
-    while (text.len == 0)
-        wait_text(a, 5000, &text, &st); /* a is on the slot now */
+    wait_for_text(a, 1, &text, &st); /* a is on the slot now */
     assert_int_equal(engine_submit(m, &req, &b, err, sizeof err, NULL, 0), SHIMMY_OK); /* waits */
     assert_int_equal(engine_submit(m, &req, &c, err, sizeof err, NULL, 0), ERR_OVERLOADED);
     engine_job_release(a);
@@ -340,7 +384,10 @@ static void run_chat(engine_model *m, const char *chat, call_result *r) {
     buf args, content;
     buf_init(&args, 1 << 16);
     buf_init(&content, 1 << 16);
+    int64_t end = now_ms() + WAIT_MS;
     do {
+        if (now_ms() > end)
+            fail_msg("not done after 30 s");
         assert_int_equal(engine_job_wait(job, 5000, &ev, &r->st), SHIMMY_OK);
         for (size_t i = 0; i < ev.n; i++) {
             const gen_event *e = &ev.ev[i];
@@ -435,10 +482,16 @@ static void test_json_schema_bounds(void **state) {
     assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param), SHIMMY_OK);
     buf text;
     buf_init(&text, 1 << 16);
-    do
+    for (int64_t end = now_ms() + WAIT_MS; !r.st.done;) {
+        if (now_ms() > end)
+            fail_msg("not done after 30 s: %s", buf_str(&text));
         assert_int_equal(wait_text(job, 5000, &text, &r.st), SHIMMY_OK);
-    while (!r.st.done);
+    }
     engine_job_release(job);
+    /* the grammar closes the object and ends the answer: a stop, well before max_tokens */
+    assert_int_equal(r.st.finish, FINISH_STOP);
+    assert_int_equal(r.st.error, SHIMMY_OK);
+    assert_true(r.st.completion_tokens > 0 && r.st.completion_tokens < 60);
     json_t *v = json_loads(buf_str(&text), 0, NULL);
     if (!json_is_object(v))
         fail_msg("not a JSON object: %s", buf_str(&text));
