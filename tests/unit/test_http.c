@@ -30,6 +30,7 @@ static int g_port;
 /* What the handlers saw. */
 static atomic_int g_stream_frees; /* stream_free calls */
 static atomic_int g_stream_calls; /* stream fn calls of the endless stream */
+static atomic_int g_calls_after_free; /* stream fn calls on a stream already freed: must stay 0 */
 static atomic_int g_gone_first;   /* http_conn_gone at the start of /block: 0/1, -1 unset */
 static atomic_int g_gone_seen;    /* /block saw the client go: 1, timed out: 0, unset: -1 */
 static atomic_int g_handler_runs; /* handler calls of /json and /query */
@@ -79,10 +80,22 @@ static void h_busy(const http_request *req, http_response *res) {
 typedef struct test_stream {
     int n;     /* pieces produced */
     int limit; /* pieces to produce; 0 = endless */
+    atomic_bool freed; /* stream_free was called: a later stream_fn call is counted */
+    struct test_stream *next;
 } test_stream;
+
+/* Every stream made, kept until the group's teardown so that a call after its stream_free is
+ * seen (g_calls_after_free) instead of reading freed memory; the teardown checks the count after
+ * the server has stopped, so no wait has to guess how long a wrongful call could take. */
+static test_stream *g_streams;
+static pthread_mutex_t g_streams_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int stream_fn(void *ctx, buf *out) {
     test_stream *ts = ctx;
+    if (atomic_load(&ts->freed)) {
+        atomic_fetch_add(&g_calls_after_free, 1);
+        return 1;
+    }
     sleep_ms(10);
     if (ts->limit == 0) {
         if (atomic_fetch_add(&g_stream_calls, 1) % 2 == 1)
@@ -99,7 +112,9 @@ static int stream_fn(void *ctx, buf *out) {
 }
 
 static void stream_free_fn(void *ctx) {
-    free(ctx);
+    test_stream *ts = ctx;
+    if (atomic_exchange(&ts->freed, true))
+        atomic_fetch_add(&g_calls_after_free, 1); /* a second free */
     atomic_fetch_add(&g_stream_frees, 1);
 }
 
@@ -107,6 +122,10 @@ static void start_stream(http_response *res, int limit, const char *ct) {
     test_stream *ts = calloc(1, sizeof *ts);
     assert_non_null(ts);
     ts->limit = limit;
+    pthread_mutex_lock(&g_streams_mu);
+    ts->next = g_streams;
+    g_streams = ts;
+    pthread_mutex_unlock(&g_streams_mu);
     res->content_type = ct;
     res->stream = stream_fn;
     res->stream_ctx = ts;
@@ -300,7 +319,15 @@ static int setup(void **state) {
 static int teardown(void **state) {
     http_server_stop(g_srv);
     curl_global_cleanup();
-    return 0;
+    int after = atomic_load(&g_calls_after_free);
+    while (g_streams != NULL) {
+        test_stream *ts = g_streams;
+        g_streams = ts->next;
+        free(ts);
+    }
+    if (after != 0)
+        fprintf(stderr, "a stream was called (or freed) %d time(s) after its stream_free\n", after);
+    return after == 0 ? 0 : -1;
 }
 
 /* ---- tests ---- */
@@ -438,11 +465,9 @@ static void test_stream_client_abort(void **state) {
     assert_header(&r, "Content-Type", "text/event-stream");
     assert_header(&r, "X-Accel-Buffering", "no");
     assert_int_equal(wait_for(&g_stream_frees, frees + 1), frees + 1);
-    /* The stream stopped: no more calls, and no second free. */
-    int calls = atomic_load(&g_stream_calls);
-    sleep_ms(100);
-    assert_int_equal(atomic_load(&g_stream_calls), calls);
-    assert_int_equal(atomic_load(&g_stream_frees), frees + 1);
+    /* The stream stopped: a call or a second free after this one is counted in
+     * g_calls_after_free, which the group's teardown checks once the server has stopped. */
+    assert_int_equal(atomic_load(&g_calls_after_free), 0);
 }
 
 static void test_conn_gone(void **state) {
