@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@ static shimmy_err buf_reserve(buf *b, size_t extra) {
         return SHIMMY_OK;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
-        cap *= 2;
-    if (cap > b->max + 1)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap - 1 > b->max) /* not cap > max + 1: max may be SIZE_MAX */
         cap = b->max + 1;
     char *p = realloc(b->data, cap);
     if (p == NULL)
