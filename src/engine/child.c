@@ -9,10 +9,10 @@
  * warm one, engine_prestart) has them ready when a model is named. */
 #include <dirent.h>
 #if defined(__SANITIZE_ADDRESS__)
-#define CHILD_LSAN 1
+#define CHILD_LSAN
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define CHILD_LSAN 1
+#define CHILD_LSAN
 #endif
 #endif
 #ifdef CHILD_LSAN

@@ -140,11 +140,14 @@ static void test_reset_and_take(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),          cmocka_unit_test(test_append_to_max),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_append_to_max),
         cmocka_unit_test(test_refused_append_leaves_buf),
         cmocka_unit_test(test_growth_keeps_content),
-        cmocka_unit_test(test_unbounded_max),  cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_consume),        cmocka_unit_test(test_reset_and_take),
+        cmocka_unit_test(test_unbounded_max),
+        cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_consume),
+        cmocka_unit_test(test_reset_and_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,9 +20,12 @@
 static char stories[4096 + 32];
 
 static gpu_offload_req req(gpu_backend b, gpu_layers_mode mode, int layers) {
-    gpu_offload_req r = {.backend = b, .mode = mode, .layers = layers, .main_gpu = -1,
-                         .ctx = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 1,
-                                 .n_ubatch = 512}};
+    gpu_offload_req r = {
+        .backend = b,
+        .mode = mode,
+        .layers = layers,
+        .main_gpu = -1,
+        .ctx = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 512}};
     return r;
 }
 
@@ -99,7 +102,7 @@ static void test_auto_fits_all(void **state) {
 
 static void test_tensor_split_as_given(void **state) {
     (void)state;
-    float shares[GPU_MAX_DEVICES] = {3.0f};
+    float shares[LIM_GPU_DEVICES] = {3.0f};
     gpu_offload_req r = req(GPU_VULKAN, GPU_LAYERS_ALL, 0);
     r.tensor_split = shares;
     gpu_offload o;
@@ -162,10 +165,12 @@ static int setup(void **state) {
         fprintf(stderr, "gpu_init: %s\n", err);
         return -1;
     }
-    size_t idx[GPU_MAX_DEVICES], n = 0;
-    if (gpu_select(GPU_VULKAN, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
-                        "lavapipe): %s\n", err);
+    size_t idx[LIM_GPU_DEVICES], n = 0;
+    if (gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr,
+                "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
+                "lavapipe): %s\n",
+                err);
         return -1;
     }
     return 0;
@@ -178,14 +183,10 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cpu_backend),
-        cmocka_unit_test(test_all_layers),
-        cmocka_unit_test(test_layer_count),
-        cmocka_unit_test(test_auto_fits_all),
-        cmocka_unit_test(test_tensor_split_as_given),
-        cmocka_unit_test(test_main_gpu),
-        cmocka_unit_test(test_unreadable_model),
-        cmocka_unit_test(test_backend_without_device),
+        cmocka_unit_test(test_cpu_backend),           cmocka_unit_test(test_all_layers),
+        cmocka_unit_test(test_layer_count),           cmocka_unit_test(test_auto_fits_all),
+        cmocka_unit_test(test_tensor_split_as_given), cmocka_unit_test(test_main_gpu),
+        cmocka_unit_test(test_unreadable_model),      cmocka_unit_test(test_backend_without_device),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

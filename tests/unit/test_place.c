@@ -58,8 +58,9 @@ static void observe_all(gpu_place *p, struct ggml_tensor **t, int n) {
 static void test_split_model(void **state) {
     (void)state;
     /* CPU: the token embeddings (no layer), layer 0, a tenth of layer 3 */
-    const char *cpu_names[] = {"token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_up.weight",
-                               "blk.3.attn_norm.weight", "blk.9.attn_q.weight", "blk.x.weight"};
+    const char *cpu_names[] = {"token_embd.weight",   "blk.0.attn_q.weight",
+                               "blk.0.ffn_up.weight", "blk.3.attn_norm.weight",
+                               "blk.9.attn_q.weight", "blk.x.weight"};
     const int cpu_sizes[] = {1000, 256, 512, 100, 50, 25};
     /* Vulkan: layers 1-2, most of layer 3, the output layer */
     const char *vk_names[] = {"blk.1.attn_q.weight", "blk.2.attn_q.weight", "blk.3.ffn_up.weight",
@@ -162,10 +163,12 @@ static int setup(void **state) {
         fprintf(stderr, "gpu_init: %s\n", err);
         return -1;
     }
-    size_t idx[GPU_MAX_DEVICES], n = 0;
-    if (gpu_select(GPU_VULKAN, idx, GPU_MAX_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
-                        "lavapipe): %s\n", err);
+    size_t idx[LIM_GPU_DEVICES], n = 0;
+    if (gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr,
+                "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
+                "lavapipe): %s\n",
+                err);
         return -1;
     }
     vk_dev = ggml_backend_dev_get(idx[0]);
