@@ -130,8 +130,10 @@ void cli_progress(void *ctx, float fraction);
  * does. Returns 0, or 2 after reporting the usage error. */
 int cli_check_kv_options(const char *cmd, const struct engine_options *eng);
 /* The speculative decoding flags together (cli/gpu_info.c): --model-draft alone turns
- * draft-simple on; draft-simple without a draft model, ngram-simple with one, or --draft-min
- * above --draft-max are refused. Returns 0, or 2 after reporting the usage error. */
+ * draft-simple on; draft-simple without any draft model, ngram-simple with a global one, or
+ * --draft-min above --draft-max are refused (a model's own --model-draft NAME=PATH turns
+ * draft-simple on for that model over a global ngram-simple, ADR 0009). Returns 0, or 2 after
+ * reporting the usage error. */
 int cli_check_spec_options(const char *cmd, const struct engine_options *eng);
 struct model_gpu_override;
 /* A new per-model override for the model named by model[0..len) (copied, kept for the process),

@@ -227,7 +227,7 @@ int cli_check_spec_options(const char *cmd, const engine_options *eng) {
     bool per_model = false;
     for (int i = 0; i < eng->n_overrides; i++)
         per_model = per_model || eng->overrides[i].draft_path != NULL;
-    if (eng->spec_type == SPEC_NGRAM && (eng->draft_path != NULL || per_model))
+    if (eng->spec_type == SPEC_NGRAM && eng->draft_path != NULL) /* a model's own draft wins */
         return cli_usage_error(cmd, "--spec-type ngram-simple does not use a draft model: drop "
                                     "--model-draft, or use --spec-type draft-simple");
     if (eng->spec_type == SPEC_DRAFT && eng->draft_path == NULL && !per_model)

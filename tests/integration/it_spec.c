@@ -368,8 +368,9 @@ static long long health_wait(int port, const char *key, long long want, int dead
     }
 }
 
-/* A draft model given per model in a --config section; a client that hangs up mid-stream frees
- * its speculating slot, and the next request is answered as before. */
+/* A draft model given per model in a --config section (it beats a global --spec-type); a client
+ * that hangs up mid-stream frees its speculating slot, and the next request is answered as
+ * before. */
 static void test_config_and_cancel(void **state) {
     h_test *t = *state;
     char model[4200], cfg[4300];
@@ -379,7 +380,9 @@ static void test_config_and_cancel(void **state) {
     assert_non_null(f);
     fprintf(f, "[%s]\nmodel-draft = %s\n", H_MODEL_NAME, model);
     fclose(f);
-    const char *args[] = {"--model", model, "--parallel", "2", "--config", cfg, NULL};
+    /* the model's own draft beats the global type (ADR 0009) */
+    const char *args[] = {"--model", model,         "--parallel",   "2", "--config",
+                          cfg,       "--spec-type", "ngram-simple", NULL};
     h_server *s = h_start(t, args);
     json_t *req = h_completion_req(prompts[0], max_tokens[0]);
     json_t *before = h_post_expect(s->port, "/v1/completions", req, 200);
