@@ -71,8 +71,10 @@ struct be_sampler {
     int n_vocab;
 };
 
-/* ---- logging: llama.cpp's messages go through core/log; the last error is kept per thread so
- * that a failed load can say why. ---- */
+/* ---- logging: llama.cpp's messages go through core/log. llama.cpp says why a load or a
+ * context failed only in its log, on the thread that called it, before returning NULL: the
+ * callback keeps that thread's last error line (thread-local, because two models may load at
+ * once on two threads), and the caller clears it before the call and reads it after. ---- */
 
 static _Thread_local char last_error[512];
 /* How llama.cpp resolved --flash-attn auto while this thread created a context: 1 on, 0 off,
@@ -449,76 +451,100 @@ void be_draft_truncate(be_model *b, int seq, int from) {
     llama_memory_seq_rm(llama_get_memory(b->dctx), seq, from, -1);
 }
 
-shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
-    shimmy_err rc = SHIMMY_OK;
-    be_model *b = calloc(1, sizeof *b);
-    if (b == NULL)
-        return ERR_NOMEM;
-    snprintf(b->name, sizeof b->name, "%s", o->name ? o->name : o->path);
-    b->n_parallel = o->n_parallel > 0 ? o->n_parallel : LIM_DEFAULT_PARALLEL;
-
-    struct llama_model_params mp = llama_model_default_params();
-    mp.progress_callback = o->progress != NULL ? on_progress : NULL;
-    mp.progress_callback_user_data = (void *)o;
-    static _Thread_local be_devices devs;
-    rc = plan_devices(o, b->n_parallel, &devs, &mp, err, errlen);
+/* Step 1 of be_load: the device plan into mp (gpu/offload.h), then the weights. d borrows into
+ * mp (devices, tensor_split); llama.cpp copies both into the model (llama-model.cpp keeps its
+ * own tensor_split), so d may live on the caller's frame. */
+static shimmy_err load_weights(be_model *b, const engine_options *o, struct llama_model_params *mp,
+                               be_devices *d, char *err, size_t errlen) {
+    mp->progress_callback = o->progress != NULL ? on_progress : NULL;
+    mp->progress_callback_user_data = (void *)o;
+    shimmy_err rc = plan_devices(o, b->n_parallel, d, mp, err, errlen);
     if (rc != SHIMMY_OK)
-        goto out;
+        return rc;
     last_error[0] = '\0';
-    b->model = llama_model_load_from_file(o->path, mp);
-    if (b->model == NULL) {
-        rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot load model '%s' from %s: %s", b->name,
-                     o->path, last_error[0] ? last_error : "llama.cpp refused the file");
-        goto out;
-    }
+    b->model = llama_model_load_from_file(o->path, *mp);
+    if (b->model == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot load model '%s' from %s: %s", b->name,
+                       o->path, last_error[0] ? last_error : "llama.cpp refused the file");
     b->vocab = llama_model_get_vocab(b->model);
     b->layers_total = llama_model_n_layer(b->model) + 1;
+    return SHIMMY_OK;
+}
 
+/* Step 2: the context parameters: n_parallel sequences of *n_ctx tokens each (--ctx, else the
+ * trained context capped at LIM_DEFAULT_CTX), the batch, threads and KV cache options. */
+static void context_params(const be_model *b, const engine_options *o,
+                           struct llama_context_params *cp, int *n_ctx) {
     int n_train = llama_model_n_ctx_train(b->model);
-    int n_ctx = o->n_ctx > 0 ? o->n_ctx : (n_train < LIM_DEFAULT_CTX ? n_train : LIM_DEFAULT_CTX);
-    if (n_ctx <= 0)
-        n_ctx = LIM_DEFAULT_CTX;
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)n_ctx * (uint32_t)b->n_parallel;
-    cp.n_seq_max = (uint32_t)b->n_parallel;
-    cp.kv_unified = false;
-    cp.n_batch = LIM_BATCH_TOKENS;
-    cp.n_ubatch = LIM_BATCH_TOKENS;
-    cp.n_threads = o->n_threads > 0 ? o->n_threads : default_threads();
-    cp.n_threads_batch = cp.n_threads;
-    cp.no_perf = true;
-    set_kv_options(&cp, o);
-    if (!probe_placement(b, &cp))
+    *n_ctx = o->n_ctx > 0 ? o->n_ctx : (n_train < LIM_DEFAULT_CTX ? n_train : LIM_DEFAULT_CTX);
+    if (*n_ctx <= 0)
+        *n_ctx = LIM_DEFAULT_CTX;
+    *cp = llama_context_default_params();
+    cp->n_ctx = (uint32_t)*n_ctx * (uint32_t)b->n_parallel;
+    cp->n_seq_max = (uint32_t)b->n_parallel;
+    cp->kv_unified = false;
+    cp->n_batch = LIM_BATCH_TOKENS;
+    cp->n_ubatch = LIM_BATCH_TOKENS;
+    cp->n_threads = o->n_threads > 0 ? o->n_threads : default_threads();
+    cp->n_threads_batch = cp->n_threads;
+    cp->no_perf = true;
+    set_kv_options(cp, o);
+}
+
+/* Step 3: where the layers went (read back through a probe context), then the context itself,
+ * its threadpool and the reusable batch. */
+static shimmy_err create_context(be_model *b, const engine_options *o,
+                                 const struct llama_context_params *cp, int n_ctx,
+                                 const be_devices *d, char *err, size_t errlen) {
+    if (!probe_placement(b, cp))
         log_warn("%s: could not read the layer placement back from the model", b->name);
     fa_resolved = -1;
-    b->ctx = llama_init_from_model(b->model, cp);
+    b->ctx = llama_init_from_model(b->model, *cp);
     keep_kv_options(b, o);
-    if (b->ctx == NULL) {
-        rc = err_set(err, errlen, ERR_MODEL_LOAD, "cannot create a context for '%s' (%d slots x %d tokens): %s",
-                     b->name, b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
-        goto out;
-    }
-    report_placement(b, &devs);
-    attach_threadpool(b, cp.n_threads);
+    if (b->ctx == NULL)
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "cannot create a context for '%s' (%d slots x %d tokens): %s", b->name,
+                       b->n_parallel, n_ctx, last_error[0] ? last_error : "out of memory?");
+    report_placement(b, d);
+    attach_threadpool(b, cp->n_threads);
     b->n_ctx_slot = (int)llama_n_ctx_seq(b->ctx);
     if (b->n_ctx_slot > n_ctx)
         b->n_ctx_slot = n_ctx;
     b->n_batch = (int)llama_n_batch(b->ctx);
     b->batch = llama_batch_init(b->n_batch, 0, 1);
-    if ((rc = apply_lora(b, o, err, errlen)) != SHIMMY_OK)
-        goto out;
-    if ((rc = choose_template(b, o, err, errlen)) != SHIMMY_OK)
-        goto out;
-    if ((rc = load_draft(b, o, &mp, &cp, err, errlen)) != SHIMMY_OK)
-        goto out;
-    if ((rc = load_projector(b, o, cp.n_threads, err, errlen)) != SHIMMY_OK)
-        goto out;
+    return SHIMMY_OK;
+}
+
+shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen) {
+    be_model *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return ERR_NOMEM;
+    snprintf(b->name, sizeof b->name, "%s", o->name ? o->name : o->path);
+    b->n_parallel = o->n_parallel > 0 ? o->n_parallel : LIM_DEFAULT_PARALLEL;
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_context_params cp;
+    be_devices devs;
+    int n_ctx;
+    shimmy_err rc = load_weights(b, o, &mp, &devs, err, errlen);
+    if (rc == SHIMMY_OK) {
+        context_params(b, o, &cp, &n_ctx);
+        rc = create_context(b, o, &cp, n_ctx, &devs, err, errlen);
+    }
+    if (rc == SHIMMY_OK)
+        rc = apply_lora(b, o, err, errlen);
+    if (rc == SHIMMY_OK)
+        rc = choose_template(b, o, err, errlen);
+    if (rc == SHIMMY_OK)
+        rc = load_draft(b, o, &mp, &cp, err, errlen);
+    if (rc == SHIMMY_OK)
+        rc = load_projector(b, o, cp.n_threads, err, errlen);
+    if (rc != SHIMMY_OK) {
+        be_free(b);
+        return rc;
+    }
     b->loaded_at = clock_wall_s();
     *out = b;
     return SHIMMY_OK;
-out:
-    be_free(b);
-    return rc;
 }
 
 /* Attaches a persistent CPU threadpool to the context, as llama.cpp's own tools do: without it
