@@ -10,14 +10,19 @@
 #   make check   format, layering, limits, contract comments, cppcheck (scripts/check.sh)
 #   make format  rewrite src/ and tests/ with clang-format (.clang-format)
 #   make hooks   install a git pre-commit hook running the fast part of make check
+#   make gates   release gates: stripped size, start-up time, golden outputs (scripts/gates.sh)
+#   make dist [ARCH=arm64]   release archives into dist/ (scripts/dist.sh, docs/RELEASE.md)
+#   make test-arm64   cross-build for arm64, run the unit tests and a golden completion under qemu
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
+ARCH ?= x86_64
 
 # The pinned release (LLAMA_RELEASE, NLC_VERSION, checksums): plain KEY=VALUE lines make reads too.
 include scripts/pins.env
 
-.PHONY: all deps configure run test size clean distclean fixtures check format hooks
+.PHONY: all deps configure run test size clean distclean fixtures check format hooks gates dist \
+	test-arm64
 
 all: $(BUILD)/shimmy
 
@@ -87,3 +92,15 @@ format:
 
 hooks:
 	@scripts/hooks.sh
+
+# Release gates (scripts/gates.sh): stripped size, start-up to ready, golden outputs.
+gates: all
+	@BUILD=$(BUILD) scripts/gates.sh
+
+# Release archives (scripts/dist.sh): dist/shimmy-VERSION-linux-$(ARCH).tar.gz, GPU module
+# archives (x86_64), SHA256SUMS. ARCH=arm64 cross-builds in build-arm64/.
+dist: $(if $(filter x86_64,$(ARCH)),all)
+	@JOBS=$(JOBS) scripts/dist.sh --arch $(ARCH) $(if $(filter x86_64,$(ARCH)),$(BUILD))
+
+test-arm64: all
+	@JOBS=$(JOBS) scripts/test-arm64.sh

@@ -19,7 +19,16 @@
 #   The package's libggml-base.so must be identical (sha256) to ours, else nothing is installed.
 #   The module goes into deps/llama/lib and, when it exists, build/lib (SHIMMY_BUILD_DIR).
 #
-# Usage: scripts/deps.sh [--no-apt|--source-only] [--gpu vulkan|cuda]
+#   --arch arm64 (make dist ARCH=arm64, make test-arm64) prepares the linux-arm64 cross build:
+#     apt: dpkg --add-architecture arm64, the cross compilers, qemu-user, arm64 dev packages
+#     @node-llama-cpp/linux-arm64@VERSION -> deps/arm64/llama/lib (headers: deps/llama/include)
+#     the chat module cross-compiled (ARCH=arm64 scripts/build-chat.sh, deps/chat/<release>-arm64)
+#
+#   --fetch-gpu vulkan|cuda prints the path of the verified GPU package tarball (scripts/dist.sh
+#   packs its module into a release archive) without installing anything.
+#
+# Usage: scripts/deps.sh [--no-apt|--source-only] [--gpu vulkan|cuda] [--arch arm64]
+#        scripts/deps.sh --fetch-gpu vulkan|cuda
 #        (SHIMMY_DEPS_DIR overrides deps/)
 set -euo pipefail
 
@@ -42,6 +51,12 @@ PKG_ARM64=@node-llama-cpp/linux-arm64@$NLC_VERSION
 PKG_ARM64_SHA256=$SHA256_LINUX_ARM64
 GGML_BASE_SHA256=$SHA256_GGML_BASE_X64
 APT_VULKAN="libvulkan1 mesa-vulkan-drivers"
+# --arch arm64: Debian's cross compilers, qemu-user to run the result, and the arm64 libraries
+# shimmy links (multiarch, beside the amd64 ones). libwslay-dev is not multiarch-installable (its
+# arm64 package would remove the amd64 one): its headers are the same for both, so the amd64
+# headers and the arm64 runtime libwslay1 serve.
+APT_ARM64="gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libmicrohttpd-dev:arm64 \
+libjansson-dev:arm64 libcurl4-openssl-dev:arm64 libedit-dev:arm64 libwslay1:arm64 libcmocka-dev:arm64"
 
 APT_PKGS="build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev \
 libcmocka-dev libcurl4-openssl-dev libedit-dev libwslay-dev libwebp-dev"
@@ -51,6 +66,15 @@ say() { echo "deps.sh: $*" >&2; }
 
 install_apt() {
     local missing=()
+    case " ${1:-} " in
+    *:arm64*)
+        dpkg --print-foreign-architectures | grep -qx arm64 || {
+            say "adding the arm64 architecture to dpkg (multiarch)"
+            local sudo=""
+            [ "$(id -u)" -eq 0 ] || sudo=sudo
+            $sudo dpkg --add-architecture arm64 || die "dpkg --add-architecture arm64 failed"
+        } ;;
+    esac
     for p in ${1:-$APT_PKGS}; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
@@ -149,17 +173,58 @@ install_gpu() {
     fi
 }
 
+# The arm64 libraries of the pinned release and the cross-compiled chat module (--arch arm64).
+install_arm64() {
+    local dir=$deps/arm64 stampa tgz tmp
+    stampa=$dir/.complete-$LLAMA_RELEASE
+    [ "$apt" = no ] || install_apt "$APT_ARM64"
+    if [ ! -f "$stampa" ]; then
+        tgz=$(fetch "$PKG_ARM64" "$PKG_ARM64_SHA256")
+        tmp=$(mktemp -d)
+        tar xzf "$tgz" -C "$tmp"
+        rm -rf "$dir/llama"
+        mkdir -p "$dir/llama/lib" "$dir/llama/include"
+        cp "$tmp"/package/bins/linux-arm64/lib*.so "$dir/llama/lib/"
+        rm -f "$dir/llama/lib/libllama-common.so"
+        cp "$tmp/package/LICENSE" "$dir/llama/LICENSE.node-llama-cpp"
+        rm -rf "$tmp"
+        cp "$deps"/llama/include/*.h "$dir/llama/include/"
+        echo "$LLAMA_RELEASE prebuilt $PKG_ARM64" >"$stampa"
+        say "llama.cpp $LLAMA_RELEASE for arm64 ready in $dir/llama"
+    fi
+    ARCH=arm64 "$root/scripts/build-chat.sh"
+}
+
+# fetch_gpu vulkan|cuda: the verified package tarball of a GPU module, for scripts/dist.sh.
+fetch_gpu() {
+    case "$1" in
+    vulkan) fetch "$PKG_VULKAN" "$PKG_VULKAN_SHA256" ;;
+    cuda) fetch "$PKG_CUDA" "$PKG_CUDA_SHA256" ;;
+    *) die "--fetch-gpu wants vulkan or cuda, not '$1'" ;;
+    esac
+}
+
 main() {
-    local gpu="" apt=yes args=()
+    local gpu="" arch="" apt=yes args=()
     while [ $# -gt 0 ]; do
         case "$1" in
         --gpu) [ $# -ge 2 ] || die "--gpu wants vulkan or cuda"; gpu=$2; shift 2 ;;
         --gpu=*) gpu=${1#--gpu=}; shift ;;
+        --arch) [ $# -ge 2 ] || die "--arch wants arm64 or x86_64"; arch=$2; shift 2 ;;
+        --fetch-gpu) [ $# -ge 2 ] || die "--fetch-gpu wants vulkan or cuda"; fetch_gpu "$2"; exit 0 ;;
         *) args+=("$1"); shift ;;
         esac
     done
     set -- "${args[@]+"${args[@]}"}"
     [ "${1:-}" != --no-apt ] || apt=no
+    case "$arch" in
+    "" | x86_64 | amd64) ;;
+    arm64 | aarch64)
+        main_base "$@"
+        install_arm64
+        exit 0 ;;
+    *) die "--arch wants x86_64 or arm64, not '$arch'" ;;
+    esac
     if [ -n "$gpu" ]; then
         main_base "$@"
         install_gpu "$gpu"

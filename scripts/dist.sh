@@ -1,20 +1,196 @@
 #!/usr/bin/env bash
-# dist.sh: the release tarball: shimmy-VERSION-linux-x64.tar.gz holding one folder
-# shimmy-VERSION-linux-x64/ with the stripped binary `shimmy` and `lib/` (llama.cpp's libraries
-# and every backend module; the binary finds them through its rpath $ORIGIN/lib). This is the
-# layout the Dockerfile of `shimmy init docker` unpacks (ADD ... /opt/).
-# Usage: scripts/dist.sh [BUILD_DIR [OUT_DIR]]   (defaults: build, BUILD_DIR)
+# dist.sh: the release archives (make dist [ARCH=arm64]; docs/RELEASE.md).
+#
+#   shimmy-VERSION-linux-ARCH.tar.gz   one folder shimmy-VERSION-linux-ARCH/ holding
+#       shimmy                the stripped binary (rpath $ORIGIN/lib: runs from any folder)
+#       lib/                  llama.cpp's core libraries, the CPU backend modules (one per CPU
+#                             level, the best is chosen at run time), libshimmy-chat.so (stripped)
+#       README.md, RUNTIME-DEPS.txt (the Debian 12 packages it needs, found from the binaries'
+#       NEEDED entries), THIRD-PARTY-LICENSES.txt (llama.cpp/ggml, nlohmann json,
+#       node-llama-cpp's packaging), LICENSE when the project has one
+#     The chat page is compiled into the binary (src/web): no separate file.
+#   shimmy-VERSION-linux-x86_64-vulkan.tar.gz, -cuda.tar.gz (x86_64 only)
+#       the same folder name with lib/libggml-vulkan.so or lib/libggml-cuda.so: unpack over the
+#       main archive. From the pinned @node-llama-cpp/linux-x64-vulkan / -cuda packages (fetched
+#       and checked by scripts/deps.sh), refused when built against another libggml-base.so.
+#       CUDA needs the NVIDIA driver and the CUDA 13 runtime (libcudart, libcublas) at run time.
+#   SHA256SUMS   of every archive in the output folder
+#
+# x86_64 packs BUILD (default build/, `make` first). arm64 cross-builds in build-arm64/ with
+# cmake/aarch64-linux-gnu.cmake against the pinned @node-llama-cpp/linux-arm64 libraries
+# (scripts/deps.sh --arch arm64 installs the cross compilers and arm64 dev packages first).
+#
+# Usage: scripts/dist.sh [--arch x86_64|arm64] [--no-gpu] [BUILD_DIR [OUT_DIR]]
+#        (defaults: build or build-arm64, dist). Env: JOBS. Prints the archives' paths.
 set -euo pipefail
-build=${1:-build}
-out=${2:-$build}
-[ -x "$build/shimmy" ] || { echo "dist.sh: $build/shimmy not found: run make first" >&2; exit 1; }
-version=$("$build/shimmy" --version | awk '{print $2}')
-name=shimmy-$version-linux-x64
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/pins.env"
+deps=${SHIMMY_DEPS_DIR:-$root/deps}
+arch=x86_64 gpu=yes pos=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --arch) [ $# -ge 2 ] || { echo "dist.sh: --arch wants x86_64 or arm64" >&2; exit 2; }; arch=$2; shift 2 ;;
+    --no-gpu) gpu=no; shift ;;
+    *) pos+=("$1"); shift ;;
+    esac
+done
+case "$arch" in
+x86_64 | amd64 | x64) arch=x86_64 ;;
+arm64 | aarch64) arch=arm64 ;;
+*) echo "dist.sh: --arch wants x86_64 or arm64, not '$arch'" >&2; exit 2 ;;
+esac
+default_build=build
+[ "$arch" = x86_64 ] || default_build=build-arm64
+build=${pos[0]:-$default_build}
+out=${pos[1]:-$root/dist}
+jobs=${JOBS:-$(nproc)}
+
+die() { echo "dist.sh: error: $*" >&2; exit 1; }
+
+# The arm64 cross build: configured once, rebuilt incrementally.
+build_arm64() {
+    "$root/scripts/deps.sh" --arch arm64 >&2
+    local wslay=/usr/lib/aarch64-linux-gnu/libwslay.so.1
+    [ -f "$wslay" ] || die "$wslay missing (apt-get install libwslay1:arm64)"
+    if [ ! -f "$build/CMakeCache.txt" ]; then
+        cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+            -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
+            -DLLAMA_DIR="$deps/arm64/llama" \
+            -DLLAMA_CHAT_LIB="$deps/chat/$LLAMA_RELEASE-arm64/libllama-chat.a" \
+            -DWSLAY_LIB="$wslay" -DWSLAY_INCLUDE=/usr/include ${CMAKE_FLAGS:-} >&2 ||
+            die "configuring the arm64 build in $build failed"
+    fi
+    cmake --build "$build" -j "$jobs" --target shimmy >&2 || die "the arm64 build failed"
+}
+
+strip_tool=strip
+if [ "$arch" = arm64 ]; then
+    strip_tool=aarch64-linux-gnu-strip
+    build_arm64
+fi
+[ -x "$build/shimmy" ] || die "$build/shimmy not found: run make first"
+version=$(sed -n 's/^project(shimmy VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+[ -n "$version" ] || die "no version in CMakeLists.txt's project()"
+name=shimmy-$version-linux-$arch
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/$name/lib"
-strip -o "$stage/$name/shimmy" "$build/shimmy"
-cp -a "$build"/lib/*.so* "$stage/$name/lib/"
-mkdir -p "$out"
-tar -C "$stage" -czf "$out/$name.tar.gz" "$name"
+dir=$stage/$name
+mkdir -p "$dir/lib" "$out"
+
+# Binary and libraries. GPU and RPC modules built or installed locally stay out of the main
+# archive: GPU modules are archives of their own, RPC is built from source (docs/DISTRIBUTED.md).
+$strip_tool -o "$dir/shimmy" "$build/shimmy"
+for f in "$build"/lib/*.so*; do
+    case "$(basename "$f")" in
+    libggml-vulkan.so | libggml-cuda.so | libggml-rpc.so | libggml-hip.so | libggml-opencl.so) continue ;;
+    libshimmy-chat.so) $strip_tool -o "$dir/lib/libshimmy-chat.so" "$f" ;;
+    *) cp -a "$f" "$dir/lib/" ;;
+    esac
+done
+
+# The Debian packages of every shared library the binary and the core libraries need that the
+# archive does not carry (dpkg -S on the build machine: multiarch paths for arm64).
+runtime_deps() {
+    local libdir=/usr/lib/x86_64-linux-gnu needed=() f n paths=() owners
+    [ "$arch" = x86_64 ] || libdir=/usr/lib/aarch64-linux-gnu
+    for f in "$dir/shimmy" "$dir"/lib/*.so; do
+        while read -r n; do
+            [ -e "$dir/lib/$n" ] || needed+=("$n")
+        done < <(readelf -d "$f" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1/p')
+    done
+    mapfile -t needed < <(printf '%s\n' "${needed[@]}" | sort -u)
+    for n in "${needed[@]}"; do paths+=("$libdir/$n" "/lib/${libdir#/usr/lib/}/$n"); done
+    # one dpkg -S for all (each call reads dpkg's whole file list)
+    owners=$(dpkg -S "${paths[@]}" 2>/dev/null || true)
+    for n in "${needed[@]}"; do
+        echo "$owners" | grep -q "/$n\$" || die "no Debian package owns $n (needed by the archive's binaries)"
+    done
+    echo "$owners" | sed -n 's/^\([^:]*\):.*/\1/p' | sort -u
+}
+deps_list=$(runtime_deps | tr '\n' ' ')
+
+# Licences: shimmy's own when the project has one; llama.cpp (ggml, the chat module), nlohmann
+# json (compiled into libshimmy-chat.so), node-llama-cpp (it built the prebuilt libraries).
+[ -f "$root/LICENSE" ] && cp "$root/LICENSE" "$dir/LICENSE" ||
+    echo "dist.sh: warning: the project has no LICENSE file: the archive ships none" >&2
+{
+    echo "Third-party code in this archive, with its licence."
+    echo
+    echo "== llama.cpp and ggml (lib/libllama*, lib/libggml*; its chat module in lib/libshimmy-chat.so)"
+    echo "   release $LLAMA_RELEASE, https://github.com/ggml-org/llama.cpp"
+    echo
+    cat "$deps/llama.cpp/LICENSE"
+    echo
+    echo "== nlohmann/json (compiled into lib/libshimmy-chat.so), https://github.com/nlohmann/json"
+    echo
+    cat "$deps/llama.cpp/licenses/LICENSE-jsonhpp"
+    echo
+    echo "== node-llama-cpp $NLC_VERSION (the prebuilt libraries come from its npm packages)"
+    echo "   https://github.com/withcatai/node-llama-cpp"
+    echo
+    tar xzOf "$deps/cache/node-llama-cpp-$NLC_VERSION.tgz" package/LICENSE
+    echo
+    echo "System libraries are not shipped: RUNTIME-DEPS.txt names the Debian packages."
+} >"$dir/THIRD-PARTY-LICENSES.txt"
+{
+    echo "# Debian 12 packages shimmy $version (linux-$arch) needs at run time:"
+    echo "#   apt-get install --no-install-recommends $deps_list"
+    echo "$deps_list" | tr ' ' '\n' | sed '/^$/d'
+} >"$dir/RUNTIME-DEPS.txt"
+{
+    echo "# shimmy $version for linux-$arch"
+    echo
+    echo "A small, fast local LLM server (OpenAI, Ollama, Anthropic and OpenAI Responses APIs) on"
+    echo "llama.cpp $LLAMA_RELEASE. Runs from any folder: the binary finds lib/ next to it."
+    echo
+    echo '```sh'
+    echo "apt-get install --no-install-recommends $deps_list"
+    echo "./shimmy serve --model path/to/model.gguf      # http://127.0.0.1:11435"
+    echo "./shimmy --help"
+    echo '```'
+    echo
+    echo "- lib/: llama.cpp's libraries and CPU backend modules (the best for this CPU is chosen at"
+    echo "  run time), libshimmy-chat.so (llama.cpp's chat templates and tool-call parsers)."
+    [ "$arch" != x86_64 ] || echo "- GPUs: unpack shimmy-$version-linux-x86_64-vulkan.tar.gz or -cuda.tar.gz over this folder."
+    echo "- Documentation: the project's README.md and docs/ (this file is the archive's summary)."
+    echo "- Licences: THIRD-PARTY-LICENSES.txt; runtime packages: RUNTIME-DEPS.txt."
+} >"$dir/README.md"
+
+tar -C "$stage" --owner=0 --group=0 --sort=name -czf "$out/$name.tar.gz" "$name"
 echo "$out/$name.tar.gz"
+
+# GPU module archives (x86_64): the module from the pinned npm package, checked against our base.
+gpu_archive() {
+    local gpu=$1 tgz tmp mod=libggml-$1.so gdir
+    tgz=$("$root/scripts/deps.sh" --fetch-gpu "$gpu") || die "could not fetch the $gpu package"
+    tmp=$(mktemp -d)
+    tar xzf "$tgz" -C "$tmp"
+    gdir=$(echo "$tmp"/package/bins/linux-x64-*)
+    if ! cmp -s "$gdir/libggml-base.so" "$dir/lib/libggml-base.so"; then
+        rm -rf "$tmp"
+        die "the $gpu package was built against another libggml-base.so than the archive's: no $gpu archive"
+    fi
+    mkdir -p "$stage/gpu-$gpu/$name/lib"
+    cp "$gdir/$mod" "$stage/gpu-$gpu/$name/lib/"
+    {
+        echo "# lib/$mod ($gpu backend of llama.cpp $LLAMA_RELEASE, from @node-llama-cpp/linux-x64-$gpu@$NLC_VERSION)"
+        if [ "$gpu" = vulkan ]; then
+            echo "# needs the Vulkan loader and a driver for the GPU:"
+            echo "#   apt-get install --no-install-recommends libvulkan1 mesa-vulkan-drivers  (or the vendor's driver)"
+            echo libvulkan1
+        else
+            echo "# needs the NVIDIA driver (libcuda.so.1) and the CUDA 13 runtime (libcudart.so.13,"
+            echo "# libcublas.so.13) from NVIDIA's packages (not in Debian 12): e.g. cuda-cudart-13-0, libcublas-13-0"
+        fi
+    } >"$stage/gpu-$gpu/$name/RUNTIME-DEPS-$gpu.txt"
+    rm -rf "$tmp"
+    tar -C "$stage/gpu-$gpu" --owner=0 --group=0 -czf "$out/$name-$gpu.tar.gz" "$name"
+    echo "$out/$name-$gpu.tar.gz"
+}
+if [ "$arch" = x86_64 ] && [ "$gpu" = yes ]; then
+    gpu_archive vulkan
+    gpu_archive cuda
+fi
+
+(cd "$out" && sha256sum shimmy-*.tar.gz >SHA256SUMS)
+echo "$out/SHA256SUMS"

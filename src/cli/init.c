@@ -104,7 +104,7 @@ static const char dockerfile[] =
     "#   docker build -t shimmy:{{VERSION}} .\n"
     "#   docker run -p 11435:11435 -v /path/to/models:/models:ro shimmy:{{VERSION}}\n"
     "FROM debian:12-slim\n"
-    "ARG SHIMMY_DIST=shimmy-{{VERSION}}-linux-x64\n"
+    "ARG SHIMMY_DIST=shimmy-{{VERSION}}-linux-x86_64\n"
     "RUN apt-get update \\\n"
     "    && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libcurl4 \\\n"
     "       libedit2 libwslay1 libwebp7 libstdc++6 libgcc-s1 libgomp1 ca-certificates curl \\\n"

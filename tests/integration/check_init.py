@@ -9,7 +9,7 @@
                                     apt package for every shared library (direct: readelf NEEDED) the binary and llama.cpp's
                                     core libraries need that the tarball does not carry
 Exits 1 with one line per problem."""
-import os, re, subprocess, sys, tarfile, tempfile
+import functools, os, re, subprocess, sys, tarfile, tempfile
 import yaml
 
 problems = []
@@ -54,6 +54,7 @@ def instructions(path):
             out.append((word.upper(), rest.strip()))
     return out
 
+@functools.lru_cache(maxsize=None)  # every core library needs libc, libstdc++...: ask dpkg once
 def owner(lib_path):
     r = subprocess.run(["dpkg", "-S", os.path.realpath(lib_path)], capture_output=True, text=True)
     if r.returncode != 0:
@@ -89,7 +90,7 @@ def check_docker(d, tarball):
             tf.extractall(tmp)
         root = os.path.join(tmp, dist)
         core = [os.path.join(root, "shimmy")] + [os.path.join(root, "lib", f) for f in os.listdir(os.path.join(root, "lib"))
-                if re.match(r"lib(llama|ggml|ggml-base|ggml-cpu-.*)(\.v[\d.]+)?\.so$", f)]
+                if re.match(r"lib(llama|ggml|ggml-base|ggml-cpu-.*|shimmy-chat)(\.v[\d.]+)?\.so$", f)]
         for f in core:
             out = subprocess.run(["ldd", f], capture_output=True, text=True).stdout
             where = dict(re.findall(r"(?m)^\s*(\S+) => (\S+)", out))

@@ -104,8 +104,8 @@ static void test_docker(void **state) {
     assert_non_null(slash);
     *slash = '\0';
     snprintf(cmd, sizeof cmd,
-             "'%s/scripts/dist.sh' '%s' '%s' >/dev/null && /usr/bin/python3 "
-             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x64.tar.gz)\"",
+             "'%s/scripts/dist.sh' --no-gpu '%s' '%s' >/dev/null && /usr/bin/python3 "
+             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x86_64.tar.gz)\"",
              h_source_dir(), bindir, dir, h_source_dir(), dir, dir);
     char *out = run_sh(t, cmd, &rc);
     if (rc != 0)
@@ -115,7 +115,7 @@ static void test_docker(void **state) {
     /* a Dockerfile missing a library's package is caught */
     snprintf(cmd, sizeof cmd,
              "sed -i 's| libmicrohttpd12||' '%s/Dockerfile' && /usr/bin/python3 "
-             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x64.tar.gz)\"",
+             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x86_64.tar.gz)\"",
              dir, h_source_dir(), dir, dir);
     out = run_sh(t, cmd, &rc);
     assert_int_equal(rc, 1);
