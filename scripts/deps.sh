@@ -22,7 +22,8 @@
 #   --arch arm64 (make dist ARCH=arm64, make test-arm64) prepares the linux-arm64 cross build:
 #     apt: dpkg --add-architecture arm64, the cross compilers, qemu-user, arm64 dev packages
 #     @node-llama-cpp/linux-arm64@VERSION -> deps/arm64/llama/lib (headers: deps/llama/include)
-#     the chat module cross-compiled (ARCH=arm64 scripts/build-chat.sh, deps/chat/<release>-arm64)
+#     the chat module and libmtmd cross-compiled (ARCH=arm64 scripts/build-chat.sh and
+#     build-mtmd.sh: deps/chat/<release>-arm64, deps/mtmd/<release>-arm64)
 #
 #   --fetch-gpu vulkan|cuda prints the path of the verified GPU package tarball (scripts/dist.sh
 #   packs its module into a release archive) without installing anything.
@@ -193,6 +194,7 @@ install_arm64() {
         say "llama.cpp $LLAMA_RELEASE for arm64 ready in $dir/llama"
     fi
     ARCH=arm64 "$root/scripts/build-chat.sh"
+    ARCH=arm64 "$root/scripts/build-mtmd.sh"
 }
 
 # fetch_gpu vulkan|cuda: the verified package tarball of a GPU module, for scripts/dist.sh.

@@ -4,10 +4,11 @@
 #   shimmy-VERSION-linux-ARCH.tar.gz   one folder shimmy-VERSION-linux-ARCH/ holding
 #       shimmy                the stripped binary (rpath $ORIGIN/lib: runs from any folder)
 #       lib/                  llama.cpp's core libraries, the CPU backend modules (one per CPU
-#                             level, the best is chosen at run time), libshimmy-chat.so (stripped)
+#                             level, the best is chosen at run time), libshimmy-cxx.so (stripped:
+#                             llama.cpp's chat module and libmtmd, ADR 0010)
 #       README.md, RUNTIME-DEPS.txt (the Debian 12 packages it needs, found from the binaries'
-#       NEEDED entries), THIRD-PARTY-LICENSES.txt (llama.cpp/ggml, nlohmann json,
-#       node-llama-cpp's packaging), LICENSE when the project has one
+#       NEEDED entries), THIRD-PARTY-LICENSES.txt (llama.cpp/ggml, nlohmann json, stb_image,
+#       miniaudio, xxhash, sha256, node-llama-cpp's packaging), LICENSE when the project has one
 #     The chat page is compiled into the binary (src/web): no separate file.
 #   shimmy-VERSION-linux-x86_64-vulkan.tar.gz, -cuda.tar.gz (x86_64 only)
 #       the same folder name with lib/libggml-vulkan.so or lib/libggml-cuda.so: unpack over the
@@ -57,6 +58,7 @@ build_arm64() {
             -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
             -DLLAMA_DIR="$deps/arm64/llama" \
             -DLLAMA_CHAT_LIB="$deps/chat/$LLAMA_RELEASE-arm64/libllama-chat.a" \
+            -DLLAMA_MTMD_DIR="$deps/mtmd/$LLAMA_RELEASE-arm64" \
             -DWSLAY_LIB="$wslay" -DWSLAY_INCLUDE=/usr/include ${CMAKE_FLAGS:-} >&2 ||
             die "configuring the arm64 build in $build failed"
     fi
@@ -83,7 +85,7 @@ $strip_tool -o "$dir/shimmy" "$build/shimmy"
 for f in "$build"/lib/*.so*; do
     case "$(basename "$f")" in
     libggml-vulkan.so | libggml-cuda.so | libggml-rpc.so | libggml-hip.so | libggml-opencl.so) continue ;;
-    libshimmy-chat.so) $strip_tool -o "$dir/lib/libshimmy-chat.so" "$f" ;;
+    libshimmy-cxx.so) $strip_tool -o "$dir/lib/libshimmy-cxx.so" "$f" ;;
     *) cp -a "$f" "$dir/lib/" ;;
     esac
 done
@@ -109,21 +111,42 @@ runtime_deps() {
 }
 deps_list=$(runtime_deps | tr '\n' ' ')
 
-# Licences: shimmy's own when the project has one; llama.cpp (ggml, the chat module), nlohmann
-# json (compiled into libshimmy-chat.so), node-llama-cpp (it built the prebuilt libraries).
+# Licences: shimmy's own when the project has one; llama.cpp (ggml, the chat module, libmtmd) and
+# what libshimmy-cxx.so compiles in from its vendor/ folder (nlohmann json, stb_image, miniaudio,
+# xxhash, sha1, sha256); node-llama-cpp (it built the prebuilt libraries).
 [ -f "$root/LICENSE" ] && cp "$root/LICENSE" "$dir/LICENSE" ||
     echo "dist.sh: warning: the project has no LICENSE file: the archive ships none" >&2
 {
     echo "Third-party code in this archive, with its licence."
     echo
-    echo "== llama.cpp and ggml (lib/libllama*, lib/libggml*; its chat module in lib/libshimmy-chat.so)"
-    echo "   release $LLAMA_RELEASE, https://github.com/ggml-org/llama.cpp"
+    echo "== llama.cpp and ggml (lib/libllama*, lib/libggml*; its chat module and libmtmd in"
+    echo "   lib/libshimmy-cxx.so), release $LLAMA_RELEASE, https://github.com/ggml-org/llama.cpp"
     echo
     cat "$deps/llama.cpp/LICENSE"
     echo
-    echo "== nlohmann/json (compiled into lib/libshimmy-chat.so), https://github.com/nlohmann/json"
+    local_v=$deps/llama.cpp/vendor
+    echo "== nlohmann/json (in lib/libshimmy-cxx.so), https://github.com/nlohmann/json"
     echo
     cat "$deps/llama.cpp/licenses/LICENSE-jsonhpp"
+    echo
+    echo "== stb_image (in lib/libshimmy-cxx.so, image decoding), https://github.com/nothings/stb"
+    echo
+    sed -n '/^This software is available under 2 licenses/,/^\*\//p' "$local_v/stb/stb_image.h"
+    echo
+    echo "== miniaudio (in lib/libshimmy-cxx.so, audio decoding), https://miniaud.io"
+    echo
+    sed -n '/^This software is available as a choice of the following licenses/,/^\*\//p' \
+        "$local_v/miniaudio/miniaudio.h"
+    echo
+    echo "== xxHash (in lib/libshimmy-cxx.so), https://github.com/Cyan4973/xxHash"
+    echo
+    cat "$local_v/hash/xxhash/LICENSE"
+    echo
+    echo "== sha256 (in lib/libshimmy-cxx.so; Igor Pavlov, public domain) and its rotate-bits helper"
+    echo
+    cat "$local_v/hash/sha256/LICENSE" "$local_v/hash/rotate-bits/LICENSE.md"
+    echo
+    echo "== SHA-1 in C (in lib/libshimmy-cxx.so), by Steve Reid: 100% public domain"
     echo
     echo "== node-llama-cpp $NLC_VERSION (the prebuilt libraries come from its npm packages)"
     echo "   https://github.com/withcatai/node-llama-cpp"
@@ -150,7 +173,7 @@ deps_list=$(runtime_deps | tr '\n' ' ')
     echo '```'
     echo
     echo "- lib/: llama.cpp's libraries and CPU backend modules (the best for this CPU is chosen at"
-    echo "  run time), libshimmy-chat.so (llama.cpp's chat templates and tool-call parsers)."
+    echo "  run time), libshimmy-cxx.so (llama.cpp's chat templates, tool-call parsers and libmtmd)."
     [ "$arch" != x86_64 ] || echo "- GPUs: unpack shimmy-$version-linux-x86_64-vulkan.tar.gz or -cuda.tar.gz over this folder."
     echo "- Documentation: the project's README.md and docs/ (this file is the archive's summary)."
     echo "- Licences: THIRD-PARTY-LICENSES.txt; runtime packages: RUNTIME-DEPS.txt."

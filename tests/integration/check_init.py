@@ -90,7 +90,7 @@ def check_docker(d, tarball):
             tf.extractall(tmp)
         root = os.path.join(tmp, dist)
         core = [os.path.join(root, "shimmy")] + [os.path.join(root, "lib", f) for f in os.listdir(os.path.join(root, "lib"))
-                if re.match(r"lib(llama|ggml|ggml-base|ggml-cpu-.*|shimmy-chat)(\.v[\d.]+)?\.so$", f)]
+                if re.match(r"lib(llama|ggml|ggml-base|ggml-cpu-.*|shimmy-cxx)(\.v[\d.]+)?\.so$", f)]
         for f in core:
             out = subprocess.run(["ldd", f], capture_output=True, text=True).stdout
             where = dict(re.findall(r"(?m)^\s*(\S+) => (\S+)", out))
