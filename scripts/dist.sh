@@ -5,7 +5,7 @@
 #       shimmy                the stripped binary (rpath $ORIGIN/lib: runs from any folder)
 #       lib/                  llama.cpp's core libraries, the CPU backend modules (one per CPU
 #                             level, the best is chosen at run time), libshimmy-cxx.so (stripped:
-#                             llama.cpp's chat module and libmtmd, ADR 0010)
+#                             llama.cpp's chat module and libmtmd, ADR 0012)
 #       README.md, RUNTIME-DEPS.txt (the Debian 12 packages it needs, found from the binaries'
 #       NEEDED entries), THIRD-PARTY-LICENSES.txt (llama.cpp/ggml, nlohmann json, stb_image,
 #       miniaudio, xxhash, sha256, node-llama-cpp's packaging), LICENSE when the project has one
