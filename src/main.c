@@ -22,6 +22,8 @@ static const command commands[] = {
     {"gpu-info", cli_gpu_info, "list backend modules, devices and what auto would use"},
     {"init", cli_init, "write deployment files: systemd, docker, compose, kubernetes"},
     {"rpc-server", cli_rpc_server, "lend this machine's devices to 'serve --rpc' (llama.cpp RPC)"},
+    {"pull", cli_pull, "download a model from Hugging Face or an Ollama registry"},
+    {"rm", cli_rm, "remove a model that 'shimmy pull' downloaded"},
     {"config", cli_config, "check a serve --config file (per-model presets): config check FILE"},
 };
 

@@ -15,6 +15,10 @@ void oll_handle_embed(const http_request *req, http_response *res);
 void oll_handle_embeddings(const http_request *req, http_response *res);
 void oll_handle_unsupported(const http_request *req, http_response *res);
 void oll_handle_rescan(const http_request *req, http_response *res);
+/* POST /api/pull (models/pull.h; NDJSON progress unless "stream": false, then a rescan) and
+ * DELETE /api/delete (only what shimmy pulled). */
+void oll_handle_pull(const http_request *req, http_response *res);
+void oll_handle_delete(const http_request *req, http_response *res);
 void oll_handle_v1_embeddings(const http_request *req, http_response *res);
 
 /* inspect.c: POST /apply-template, /tokenize, /detokenize (llama-server's shapes) */

@@ -6,8 +6,11 @@
  * with a projector shows it as Ollama does: "clip" among its families, /api/show's
  * projector_info, and "vision"/"audio" capabilities (only when engine_supports_media()). Parsing
  * and formatting are in ollama_wire. Errors are {"error": "..."} with the statuses of core/err.c.
- */
+ * POST /api/pull and DELETE /api/delete: models/pull.h. */
+#include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +26,9 @@
 #include "core/clock.h"
 #include "core/fmt.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "http/stream.h"
+#include "models/pull.h"
 
 #ifndef SHIMMY_VERSION
 #define SHIMMY_VERSION "0.0.0"
@@ -352,10 +357,9 @@ void oll_handle_show(const http_request *req, http_response *res) {
 
 void oll_handle_unsupported(const http_request *req, http_response *res) {
     char msg[512];
-    snprintf(msg, sizeof msg, "%s %s is not supported: shimmy serves the models already on this "
-             "machine and does not download, create, copy or delete models; use ollama, "
-             "huggingface-cli or LM Studio for that, then POST /v1/models/rescan",
-             req->method, req->path);
+    snprintf(msg, sizeof msg, "%s %s is not supported: shimmy pulls models (POST /api/pull) and "
+             "deletes what it pulled (DELETE /api/delete), but does not push, create or copy "
+             "models; use ollama for that, then POST /v1/models/rescan", req->method, req->path);
     reply_error(res, ERR_NOT_IMPLEMENTED, "%s", msg);
 }
 
@@ -623,4 +627,178 @@ void oll_handle_embeddings(const http_request *req, http_response *res) {
 
 void oll_handle_v1_embeddings(const http_request *req, http_response *res) {
     embed(req, res, OLL_EMBED_OPENAI);
+}
+
+/* ---- POST /api/pull and DELETE /api/delete (models/pull.h) ---- */
+
+/* A pull running for one request: its thread runs pull_model and appends NDJSON lines to out;
+ * the connection's stream function sends them. */
+typedef struct pull_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    buf out;                       /* lines not yet sent (guarded by mu) */
+    bool done;                     /* the thread has written its last line (guarded by mu) */
+    volatile sig_atomic_t abort;   /* the client went away */
+    char ref[1024];
+    bool insecure;
+    shimmy_app *app;
+    http_conn *conn;
+    pthread_t thread;
+} pull_job;
+
+static void pull_line(pull_job *j, json_t *obj) {
+    char *s = json_dumps(obj, JSON_COMPACT);
+    pthread_mutex_lock(&j->mu);
+    if (s != NULL)
+        http_ndjson_line(&j->out, s, strlen(s));
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    free(s);
+    json_decref(obj);
+}
+
+/* Ollama's progress object: status, and for a file digest, total, completed. */
+static void pull_progress_line(void *ctx, const pull_progress *p) {
+    json_t *o = json_pack("{s:s}", "status", p->status);
+    if (p->digest != NULL)
+        json_object_set_new(o, "digest", json_string(p->digest));
+    if (p->total > 0) {
+        json_object_set_new(o, "total", json_integer((json_int_t)p->total));
+        json_object_set_new(o, "completed", json_integer((json_int_t)p->completed));
+    }
+    pull_line(ctx, o);
+}
+
+/* Makes a pulled model servable at once. */
+static void pull_rescan(shimmy_app *app) {
+    char err[512];
+    if (registry_rescan(app->models, NULL, err, sizeof err) != SHIMMY_OK)
+        log_warn("rescan after a pull: %s", err);
+}
+
+static void *pull_thread(void *arg) {
+    pull_job *j = arg;
+    pull_options o = {.insecure = j->insecure, .progress = pull_progress_line, .ctx = j,
+                      .abort = &j->abort};
+    pull_result r;
+    char err[2048];
+    shimmy_err e = pull_model(j->ref, &o, &r, err, sizeof err);
+    if (e == SHIMMY_OK)
+        pull_rescan(j->app);
+    /* pull_model's last progress line was "success"; an error ends the stream Ollama's way */
+    if (e != SHIMMY_OK)
+        pull_line(j, json_pack("{s:s}", "error", err));
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+static int pull_stream(void *ctx, buf *out) {
+    pull_job *j = ctx;
+    int rc = 0;
+    pthread_mutex_lock(&j->mu);
+    while (j->out.len == 0 && !j->done && !http_conn_gone(j->conn)) {
+        struct timespec until = clock_deadline_ms(LIM_DISCONNECT_POLL_MS);
+        pthread_cond_timedwait(&j->cv, &j->mu, &until);
+    }
+    if (j->out.len > 0) {
+        if (buf_append(out, j->out.data, j->out.len) != SHIMMY_OK)
+            rc = -1;
+        buf_reset(&j->out);
+    } else if (j->done)
+        rc = 1;
+    else
+        rc = -1; /* the client went away */
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+static void pull_free(void *ctx) {
+    pull_job *j = ctx;
+    j->abort = 1; /* the download stops; its temporary file stays for a resume */
+    pthread_join(j->thread, NULL);
+    buf_free(&j->out);
+    pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* The model named by an /api/pull or /api/delete body ("model", or the older "name"). */
+static const char *body_name(const json_t *root) {
+    const char *m = json_string_value(json_object_get(root, "model"));
+    return m != NULL ? m : json_string_value(json_object_get(root, "name"));
+}
+
+static void pull_once(const http_request *req, http_response *res, const char *ref,
+                      bool insecure) {
+    pull_options o = {.insecure = insecure};
+    pull_result r;
+    char err[2048];
+    shimmy_err e = pull_model(ref, &o, &r, err, sizeof err);
+    if (e != SHIMMY_OK) {
+        reply_error(res, e, "%s", err);
+        return;
+    }
+    pull_rescan(req->app);
+    buf_puts(&res->body, "{\"status\":\"success\"}");
+}
+
+void oll_handle_pull(const http_request *req, http_response *res) {
+    json_t *root = json_loads(req->body, 0, NULL);
+    const char *ref = body_name(root);
+    const json_t *stream = json_object_get(root, "stream");
+    bool insecure = json_is_true(json_object_get(root, "insecure"));
+    if (ref == NULL || ref[0] == '\0') {
+        reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to pull");
+    } else if (json_is_false(stream)) {
+        pull_once(req, res, ref, insecure);
+    } else {
+        pull_job *j = calloc(1, sizeof *j);
+        if (j == NULL || snprintf(j->ref, sizeof j->ref, "%s", ref) >= (int)sizeof j->ref) {
+            free(j);
+            reply_error(res, j ? ERR_BAD_PARAM : ERR_NOMEM, "cannot pull '%.200s'", ref);
+            json_decref(root);
+            return;
+        }
+        pthread_mutex_init(&j->mu, NULL);
+        pthread_cond_init(&j->cv, NULL);
+        buf_init(&j->out, LIM_RESPONSE_BYTES);
+        j->insecure = insecure;
+        j->app = req->app;
+        j->conn = req->conn;
+        if (pthread_create(&j->thread, NULL, pull_thread, j) != 0) {
+            buf_free(&j->out);
+            free(j);
+            reply_error(res, ERR_INTERNAL, "cannot start the pull");
+        } else {
+            res->content_type = HTTP_NDJSON_CONTENT_TYPE;
+            res->stream = pull_stream;
+            res->stream_ctx = j;
+            res->stream_free = pull_free;
+        }
+    }
+    json_decref(root);
+}
+
+void oll_handle_delete(const http_request *req, http_response *res) {
+    shimmy_app *app = req->app;
+    json_t *root = json_loads(req->body, 0, NULL);
+    const char *name = body_name(root);
+    char err[2048], removed[256];
+    model_desc d;
+    if (name == NULL || name[0] == '\0')
+        reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to delete");
+    else if (pull_remove(name, removed, sizeof removed, err, sizeof err) == SHIMMY_OK) {
+        /* unloaded once its running requests end (the file stays open until then) */
+        registry_unload(app->models, removed);
+        pull_rescan(app);
+    }
+    else if (registry_find(app->models, name, &d))
+        reply_error(res, ERR_FORBIDDEN, "model '%s' was not pulled by shimmy, which deletes only "
+                    "what it pulled; remove it with the tool that put it there", name);
+    else
+        reply_error(res, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
+    json_decref(root);
 }

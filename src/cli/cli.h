@@ -16,6 +16,8 @@ int cli_gpu_info(int argc, char **argv);
 int cli_init(int argc, char **argv);
 int cli_rpc_server(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_pull(int argc, char **argv);
+int cli_rm(int argc, char **argv);
 
 /* Shared by subcommands: prints "shimmy CMD: MSG\nTry 'shimmy CMD --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -239,5 +239,17 @@
 /* Slots of the hash set of tensors seen while reading back where a model's weights went: a
  * power of two; a model with 1000 layers has about 15000 tensors. */
 #define LIM_PLACE_SEEN_SLOTS 65536
+/* shimmy pull: seconds to connect to a hub or registry (a dead mirror fails fast). */
+#define LIM_PULL_CONNECT_S 30
+/* shimmy pull: seconds a transfer may receive nothing before it is called broken (and resumed
+ * by the next pull); a slow link still moves some bytes every minute. */
+#define LIM_PULL_STALL_S 60
+/* shimmy pull: seconds for one metadata request (a file list, a manifest, a HEAD). */
+#define LIM_PULL_META_TIMEOUT_S 120
+/* shimmy pull: milliseconds between progress reports of a transfer (a bar, /api/pull lines). */
+#define LIM_PULL_PROGRESS_MS 200
+/* shimmy pull: files one Hugging Face pull fetches (split parts and a projector): llama.cpp's
+ * splits of the largest models have a few dozen parts. */
+#define LIM_PULL_FILES 64
 
 #endif

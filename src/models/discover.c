@@ -1280,16 +1280,24 @@ static bool env_dir(const char *var, const char *rel, char *out, size_t outlen) 
     return snprintf(out, outlen, "%s/%s", home, rel) < (int)outlen;
 }
 
+bool disc_hf_hub_dir(char *out, size_t outlen) {
+    const char *hf_home = getenv("HF_HOME");
+    if (env_dir("HF_HUB_CACHE", NULL, out, outlen))
+        return true;
+    if (hf_home != NULL && hf_home[0] != '\0')
+        return join(out, outlen, hf_home, "hub");
+    return env_dir(NULL, ".cache/huggingface/hub", out, outlen);
+}
+
+bool disc_ollama_dir(char *out, size_t outlen) {
+    return env_dir("OLLAMA_MODELS", ".ollama/models", out, outlen);
+}
+
 static void scan_stores(disc_result *r) {
     char d[4096];
-    const char *hf_home = getenv("HF_HOME");
-    if (env_dir("HF_HUB_CACHE", NULL, d, sizeof d))
+    if (disc_hf_hub_dir(d, sizeof d))
         disc_scan_hf(r, d);
-    else if (hf_home != NULL && hf_home[0] != '\0' && join(d, sizeof d, hf_home, "hub"))
-        disc_scan_hf(r, d);
-    else if (env_dir(NULL, ".cache/huggingface/hub", d, sizeof d))
-        disc_scan_hf(r, d);
-    if (env_dir("OLLAMA_MODELS", ".ollama/models", d, sizeof d))
+    if (disc_ollama_dir(d, sizeof d))
         disc_scan_ollama(r, d);
     disc_scan_ollama(r, "/usr/share/ollama/.ollama/models");
     if (env_dir(NULL, ".lmstudio/models", d, sizeof d))

@@ -162,6 +162,11 @@ int disc_scan_hf(disc_result *out, const char *hub_dir);
 int disc_scan_ollama(disc_result *out, const char *models_dir);
 int disc_scan_lmstudio(disc_result *out, const char *models_dir);
 
+/* The store folders discovery scans, by the rules above (shimmy pull writes into them): the HF
+ * hub cache and the user's Ollama store. Return false when no folder can be named (no HOME). */
+bool disc_hf_hub_dir(char *out, size_t outlen);
+bool disc_ollama_dir(char *out, size_t outlen);
+
 /* Reads one model file (or the first part of a split model) into *d, named name (NULL = from
  * the file stem). Errors: ERR_IO, ERR_MODEL_LOAD (not a model, with the reason). */
 shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,

@@ -179,8 +179,10 @@ it('lists the loaded models and honours keep_alive (ps)', async () => {
 it('answers errors the way Ollama does', async () => {
   await assert.rejects(client().chat({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
     (e) => { show('error.not_found', [e.status_code, e.error]); return e.status_code === 404 && /not found/.test(e.error); });
-  await assert.rejects(client().pull({ model: 'llama3' }),
-    (e) => { show('error.pull', [e.status_code, e.error]); return e.status_code === 501 && /does not download/.test(e.error); });
+  await assert.rejects(client().push({ model: 'llama3' }),
+    (e) => { show('error.push', [e.status_code, e.error]); return e.status_code === 501 && /does not push/.test(e.error); });
+  await assert.rejects(client().delete({ model: 'stories:260k' }),
+    (e) => { show('error.delete', [e.status_code, e.error]); return e.status_code === 403 && /not pulled by shimmy/.test(e.error); });
   await assert.rejects(client().generate({ model: MODEL, prompt: 'x', images: ['aGk='] }),
     (e) => e.status_code === 400 && /images/.test(e.error));
   const v = await client().version();
