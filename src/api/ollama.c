@@ -737,6 +737,8 @@ static void pull_once(const http_request *req, http_response *res, const char *r
     pull_result r;
     char err[2048];
     shimmy_err e = pull_model(ref, &o, &r, err, sizeof err);
+    if (e == ERR_UNAUTHORIZED)
+        e = ERR_FORBIDDEN; /* the hub's token, not this server's key: no 401 to the client */
     if (e != SHIMMY_OK) {
         reply_error(res, e, "%s", err);
         return;

@@ -75,6 +75,8 @@ static const char serve_help[] =
     "  --tls-key FILE         ... and this PEM private key\n"
     /* running it as a service */
     "  --no-metrics           no GET /metrics (default: on, behind the same key as the API)\n"
+    "  --pull-missing         a request naming a model that is not here pulls it first (as\n"
+    "                         `shimmy pull NAME` would; the request waits); default: 404\n"
     "  --log-format text|json one line per request and event, as text (default) or JSON\n"
     "  --log-level LEVEL      debug, info (default; one line per request), warn, error, quiet\n"
     "  --drain-timeout DUR    on SIGTERM/SIGINT, let running requests finish this long (default\n"
@@ -89,13 +91,15 @@ enum {
     SERVE_OPT_LOG_LEVEL,
     SERVE_OPT_DRAIN_TIMEOUT,
     SERVE_OPT_ALLOW_REMOTE_MEDIA,
+    SERVE_OPT_PULL_MISSING,
 };
 #define SERVE_OPS_LONGOPTS                                                                         \
     {"no-metrics", no_argument, NULL, SERVE_OPT_NO_METRICS},                                       \
         {"log-format", required_argument, NULL, SERVE_OPT_LOG_FORMAT},                             \
         {"log-level", required_argument, NULL, SERVE_OPT_LOG_LEVEL},                               \
         {"drain-timeout", required_argument, NULL, SERVE_OPT_DRAIN_TIMEOUT},                       \
-        {"allow-remote-media", no_argument, NULL, SERVE_OPT_ALLOW_REMOTE_MEDIA}
+        {"allow-remote-media", no_argument, NULL, SERVE_OPT_ALLOW_REMOTE_MEDIA},                   \
+        {"pull-missing", no_argument, NULL, SERVE_OPT_PULL_MISSING}
 
 /* Trust flags (docs/SECURITY.md): collected here, handed to http/ as an http_trust. */
 enum {
@@ -160,6 +164,7 @@ typedef struct serve_opts {
     uint64_t max_bytes; /* --max-memory; 0 = none */
     serve_trust trust;
     bool no_metrics;
+    bool pull_missing; /* --pull-missing */
     int64_t drain_ns;  /* --drain-timeout */
     const char *config; /* --config or the default file; NULL = none */
 } serve_opts;
@@ -508,6 +513,9 @@ static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
     switch (opt) {
     case SERVE_OPT_NO_METRICS:
         o->no_metrics = true;
+        return 1;
+    case SERVE_OPT_PULL_MISSING:
+        o->pull_missing = true;
         return 1;
     case SERVE_OPT_LOG_FORMAT:
         if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
@@ -875,6 +883,7 @@ static registry *open_models(serve_opts *o) {
             registry_free(r);
             return NULL;
         }
+    registry_set_pull_missing(r, o->pull_missing);
     registry_set_memory_budget(r, o->max_bytes);
     disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
                       .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras,

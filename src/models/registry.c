@@ -37,6 +37,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "models/names.h"
+#include "models/pull.h"
 
 typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED, ENTRY_UNLOADING } entry_state;
 
@@ -113,6 +114,7 @@ struct registry {
     pthread_cond_t reaper_cv;
     bool stopping;
     bool reaper_started;
+    bool pull_missing;        /* --pull-missing (registry_set_pull_missing) */
 };
 
 static void *reaper_main(void *arg);
@@ -985,8 +987,8 @@ static void reload_for_ctx_unlocking(registry *r, entry *e, int n, bool *mine) {
     e->n_ctx = n;
 }
 
-shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine_model **out,
-                                char *err, size_t errlen) {
+static shimmy_err acquire_ctx(registry *r, const char *name, int n_ctx, engine_model **out,
+                              char *err, size_t errlen) {
     *out = NULL;
     pthread_mutex_lock(&r->mu);
     entry *e = find_entry(r, name);
@@ -1053,6 +1055,36 @@ out:
         pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+void registry_set_pull_missing(registry *r, bool on) { r->pull_missing = on; }
+
+/* --pull-missing: pulls name (no lock held: a download takes long), rescans, and acquires the
+ * model the pull put in place under its served name. */
+static shimmy_err pull_then_acquire(registry *r, const char *name, int n_ctx, engine_model **out,
+                                    char *err, size_t errlen) {
+    pull_options o = {.insecure = false};
+    pull_result pr;
+    log_info("--pull-missing: pulling '%s'", name);
+    char why[2048];
+    shimmy_err e = pull_model(name, &o, &pr, why, sizeof why);
+    if (e == ERR_UNAUTHORIZED)
+        e = ERR_FORBIDDEN; /* the hub's token, not this server's key: no 401 to the client */
+    if (e != SHIMMY_OK)
+        return err_set(err, errlen, e, REGISTRY_PULL_FAILED "model '%s' is not here and pulling "
+                       "it failed: %s", name, why);
+    log_info("--pull-missing: pulled '%s' as '%s'", name, pr.name);
+    if ((e = registry_rescan(r, NULL, err, errlen)) != SHIMMY_OK)
+        return e;
+    return acquire_ctx(r, pr.name, n_ctx, out, err, errlen);
+}
+
+shimmy_err registry_acquire_ctx(registry *r, const char *name, int n_ctx, engine_model **out,
+                                char *err, size_t errlen) {
+    shimmy_err e = acquire_ctx(r, name, n_ctx, out, err, errlen);
+    if (e == ERR_MODEL_NOT_FOUND && r->pull_missing && pull_ref_kind(name) != NULL)
+        e = pull_then_acquire(r, name, n_ctx, out, err, errlen);
+    return e;
 }
 
 shimmy_err registry_acquire(registry *r, const char *name, engine_model **out, char *err,

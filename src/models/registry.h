@@ -129,6 +129,13 @@ void registry_release(registry *r, engine_model *m);
 /* Releases m and sets its keep-alive: keep_ns < 0 = stay loaded, 0 = unload now when nobody else
  * holds it, > 0 = unload that long after the last release; REGISTRY_KEEP_DEFAULT = as before. */
 void registry_release_keep(registry *r, engine_model *m, int64_t keep_ns);
+/* --pull-missing: an acquire of a name that is not here and reads as a model reference
+ * (models/pull.h) pulls it (blocking the caller), rescans and acquires what was pulled; a pull
+ * that fails is the acquire's error. Default off: unknown names are ERR_MODEL_NOT_FOUND. Set
+ * before serving. */
+void registry_set_pull_missing(registry *r, bool on);
+/* How the message of an acquire that pulled, and failed, begins (the API keeps that message). */
+#define REGISTRY_PULL_FAILED "--pull-missing: "
 /* Unloads name now when nobody holds it, else as soon as the last holder releases it. Errors:
  * ERR_MODEL_NOT_FOUND. */
 shimmy_err registry_unload(registry *r, const char *name);

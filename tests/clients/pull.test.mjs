@@ -79,7 +79,7 @@ it('ends the stream with an error the client raises (a gated repository)', async
     for await (const p of await client().pull({ model: 'hf.co/test/Gated-GGUF', stream: true })) void p;
   }, (e) => { console.log(`error: ${e.message}`); return /gated or private and no token was sent/.test(e.message); });
   await assert.rejects(client().pull({ model: 'hf.co/test/Gated-GGUF', stream: false }),
-    (e) => e.status_code === 401 && /gated/.test(e.error));
+    (e) => e.status_code === 403 && /gated/.test(e.error));
 });
 
 it('deletes what it pulled, and nothing else (delete)', async () => {

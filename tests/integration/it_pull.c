@@ -6,8 +6,9 @@
  * a corrupted file (checksum mismatch, nothing left), a gated repository without and with the
  * token, a full disk before (SHIMMY_PULL_FREE_BYTES) and during the download (RLIMIT_FSIZE
  * through `ulimit -f`: works as root without mounting anything), two pulls of one file at once
- * (one download), HF_HUB_OFFLINE, rm removing only what shimmy pulled, and a running server's
- * POST /api/pull (stream: false) and DELETE /api/delete. */
+ * (one download), HF_HUB_OFFLINE, rm removing only what shimmy pulled, a running server's
+ * POST /api/pull (stream: false) and DELETE /api/delete, and serve --pull-missing (an unknown
+ * model is a 404 without it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -536,6 +537,32 @@ static void test_server(void **state) {
     h_pass(t);
 }
 
+/* serve --pull-missing: a request naming a model that is not here pulls it, then answers. */
+static void test_pull_missing(void **state) {
+    h_test *t = *state;
+    const char *args[] = {"--model", h_model_path(H_MODEL_FILE), "--pull-missing", NULL};
+    h_server *s = h_start(t, args);
+    const char *body = "{\"model\":\"hf.co/test/Stories-GGUF:Q8_0\",\"prompt\":\"Hi\","
+                       "\"stream\":false,\"options\":{\"num_predict\":2}}";
+    h_resp r;
+    h_request(s->port, "POST", "/api/generate", body, strlen(body), 60000, &r);
+    fprintf(stderr, "generate with a missing model: %ld %s\n", r.status, r.body);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    long st;
+    char *tags;
+    assert_int_equal(http_get(s->port, "/api/tags", &st, &tags), 0);
+    assert_non_null(strstr(tags, "test/stories-gguf/stories-q8_0"));
+    free(tags);
+    body = "{\"model\":\"hf.co/test/Nope-GGUF\",\"prompt\":\"Hi\",\"stream\":false}";
+    h_request(s->port, "POST", "/api/generate", body, strlen(body), 60000, &r);
+    fprintf(stderr, "generate with a model the hub lacks: %ld %s\n", r.status, r.body);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "test/Nope-GGUF not found on http://127.0.0.1:"));
+    h_resp_free(&r);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hf_forms, setup, teardown),
@@ -548,6 +575,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ollama, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_hf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_missing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
