@@ -793,8 +793,16 @@ void oll_handle_delete(const http_request *req, http_response *res) {
     if (name == NULL || name[0] == '\0')
         reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to delete");
     else if (pull_remove(name, removed, sizeof removed, err, sizeof err) == SHIMMY_OK) {
-        /* unloaded once its running requests end (the file stays open until then) */
+        /* unloaded once its running requests end (the file stays open until then): a request
+         * that just ended may still hold it for a moment, so wait a little before the rescan
+         * drops it (a model still generating stays listed until a later rescan) */
         registry_unload(app->models, removed);
+        int64_t end = clock_mono_ns() + (int64_t)LIM_DELETE_WAIT_MS * 1000000;
+        while (registry_find(app->models, removed, &d) && (d.loaded || d.uses > 0) &&
+               clock_mono_ns() < end) {
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+            nanosleep(&pause, NULL);
+        }
         pull_rescan(app);
     }
     else if (registry_find(app->models, name, &d))

@@ -248,6 +248,9 @@
 #define LIM_PULL_META_TIMEOUT_S 120
 /* shimmy pull: milliseconds between progress reports of a transfer (a bar, /api/pull lines). */
 #define LIM_PULL_PROGRESS_MS 200
+/* DELETE /api/delete: milliseconds it waits for the deleted model's last request to release it
+ * before the rescan drops it from the list (a generation still running keeps it longer). */
+#define LIM_DELETE_WAIT_MS 2000
 /* shimmy pull: files one Hugging Face pull fetches (split parts and a projector): llama.cpp's
  * splits of the largest models have a few dozen parts. */
 #define LIM_PULL_FILES 64
