@@ -226,8 +226,8 @@ void api_reply_error(http_response *res, const api_proto *p, const api_error *e)
 
 shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e, const char *msg,
                              api_error *err) {
-    if (e == ERR_MODEL_NOT_FOUND && strncmp(msg, REGISTRY_PULL_FAILED,
-                                            strlen(REGISTRY_PULL_FAILED)) != 0)
+    if (e == ERR_MODEL_NOT_FOUND &&
+        strncmp(msg, REGISTRY_PULL_FAILED, strlen(REGISTRY_PULL_FAILED)) != 0)
         return api_fail(err, e, "model", "%s%.256s%s", p->not_found[0], name, p->not_found[1]);
     if (strncmp(msg, REGISTRY_PULL_FAILED, strlen(REGISTRY_PULL_FAILED)) == 0)
         return api_fail(err, e, "model", "%s", msg + strlen(REGISTRY_PULL_FAILED));

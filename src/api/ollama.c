@@ -21,8 +21,8 @@
 #include "api/json_in.h"
 #include "api/jsonw.h"
 #include "api/ollama_wire.h"
-#include "api/presets.h"
 #include "api/openai_wire.h"
+#include "api/presets.h"
 #include "core/clock.h"
 #include "core/fmt.h"
 #include "core/limits.h"
@@ -357,9 +357,11 @@ void oll_handle_show(const http_request *req, http_response *res) {
 
 void oll_handle_unsupported(const http_request *req, http_response *res) {
     char msg[512];
-    snprintf(msg, sizeof msg, "%s %s is not supported: shimmy pulls models (POST /api/pull) and "
+    snprintf(msg, sizeof msg,
+             "%s %s is not supported: shimmy pulls models (POST /api/pull) and "
              "deletes what it pulled (DELETE /api/delete), but does not push, create or copy "
-             "models; use ollama for that, then POST /v1/models/rescan", req->method, req->path);
+             "models; use ollama for that, then POST /v1/models/rescan",
+             req->method, req->path);
     reply_error(res, ERR_NOT_IMPLEMENTED, "%s", msg);
 }
 
@@ -636,9 +638,9 @@ void oll_handle_v1_embeddings(const http_request *req, http_response *res) {
 typedef struct pull_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    buf out;                       /* lines not yet sent (guarded by mu) */
-    bool done;                     /* the thread has written its last line (guarded by mu) */
-    volatile sig_atomic_t abort;   /* the client went away */
+    buf out;                     /* lines not yet sent (guarded by mu) */
+    bool done;                   /* the thread has written its last line (guarded by mu) */
+    volatile sig_atomic_t abort; /* the client went away */
     char ref[1024];
     bool insecure;
     shimmy_app *app;
@@ -678,8 +680,8 @@ static void pull_rescan(shimmy_app *app) {
 
 static void *pull_thread(void *arg) {
     pull_job *j = arg;
-    pull_options o = {.insecure = j->insecure, .progress = pull_progress_line, .ctx = j,
-                      .abort = &j->abort};
+    pull_options o = {
+        .insecure = j->insecure, .progress = pull_progress_line, .ctx = j, .abort = &j->abort};
     pull_result r;
     char err[2048];
     shimmy_err e = pull_model(j->ref, &o, &r, err, sizeof err);
@@ -731,8 +733,7 @@ static const char *body_name(const json_t *root) {
     return m != NULL ? m : json_string_value(json_object_get(root, "name"));
 }
 
-static void pull_once(const http_request *req, http_response *res, const char *ref,
-                      bool insecure) {
+static void pull_once(const http_request *req, http_response *res, const char *ref, bool insecure) {
     pull_options o = {.insecure = insecure};
     pull_result r;
     char err[2048];
@@ -804,10 +805,11 @@ void oll_handle_delete(const http_request *req, http_response *res) {
             nanosleep(&pause, NULL);
         }
         pull_rescan(app);
-    }
-    else if (registry_find(app->models, name, &d))
-        reply_error(res, ERR_FORBIDDEN, "model '%s' was not pulled by shimmy, which deletes only "
-                    "what it pulled; remove it with the tool that put it there", name);
+    } else if (registry_find(app->models, name, &d))
+        reply_error(res, ERR_FORBIDDEN,
+                    "model '%s' was not pulled by shimmy, which deletes only "
+                    "what it pulled; remove it with the tool that put it there",
+                    name);
     else
         reply_error(res, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
     json_decref(root);

@@ -20,9 +20,9 @@ static void on_signal(int sig) {
 typedef struct bar {
     bool tty;
     bool quiet;
-    char last[700];   /* the last status printed as a line */
-    char file[700];   /* the last file status printed (printed once) */
-    bool open;        /* a bar line is on screen without its newline */
+    char last[700]; /* the last status printed as a line */
+    char file[700]; /* the last file status printed (printed once) */
+    bool open;      /* a bar line is on screen without its newline */
 } bar;
 
 static void draw(bar *b, const pull_progress *p) {
@@ -73,24 +73,25 @@ static void on_progress(void *ctx, const pull_progress *p) {
 }
 
 static int pull_usage(FILE *f, int rc) {
-    fprintf(f,
-            "usage: shimmy pull [--insecure] [--quiet] REF\n\n"
-            "Downloads a model into the store its tools use; `shimmy list` and a running\n"
-            "server's rescan see it at once.\n\n"
-            "  hf.co/ORG/REPO          Hugging Face: the Q4_K_M GGUF (else the nearest quantisation)\n"
-            "  hf.co/ORG/REPO:QUANT    that quantisation (case-insensitive: :Q8_0, :iq4_xs)\n"
-            "  ORG/REPO/FILE.gguf      that file\n"
-            "                          (every part of a split model, and the repository's mmproj\n"
-            "                          projector, come along; into the hub cache: HF_HUB_CACHE,\n"
-            "                          HF_HOME/hub or ~/.cache/huggingface/hub; HF_TOKEN or\n"
-            "                          ~/.cache/huggingface/token, HF_ENDPOINT, HF_HUB_OFFLINE)\n"
-            "  NAME[:TAG], NAMESPACE/NAME[:TAG], HOST[:PORT]/NAMESPACE/NAME[:TAG]\n"
-            "                          an Ollama registry (registry.ollama.ai by default), into\n"
-            "                          Ollama's store (OLLAMA_MODELS or ~/.ollama/models)\n\n"
-            "  --insecure              plain HTTP to an Ollama registry (a private one)\n"
-            "  --quiet                 no progress, only the result and errors\n\n"
-            "Files are verified (sha256) before they are put in place; an interrupted pull\n"
-            "resumes where it stopped when run again. `shimmy rm NAME` removes what was pulled.\n");
+    fprintf(
+        f,
+        "usage: shimmy pull [--insecure] [--quiet] REF\n\n"
+        "Downloads a model into the store its tools use; `shimmy list` and a running\n"
+        "server's rescan see it at once.\n\n"
+        "  hf.co/ORG/REPO          Hugging Face: the Q4_K_M GGUF (else the nearest quantisation)\n"
+        "  hf.co/ORG/REPO:QUANT    that quantisation (case-insensitive: :Q8_0, :iq4_xs)\n"
+        "  ORG/REPO/FILE.gguf      that file\n"
+        "                          (every part of a split model, and the repository's mmproj\n"
+        "                          projector, come along; into the hub cache: HF_HUB_CACHE,\n"
+        "                          HF_HOME/hub or ~/.cache/huggingface/hub; HF_TOKEN or\n"
+        "                          ~/.cache/huggingface/token, HF_ENDPOINT, HF_HUB_OFFLINE)\n"
+        "  NAME[:TAG], NAMESPACE/NAME[:TAG], HOST[:PORT]/NAMESPACE/NAME[:TAG]\n"
+        "                          an Ollama registry (registry.ollama.ai by default), into\n"
+        "                          Ollama's store (OLLAMA_MODELS or ~/.ollama/models)\n\n"
+        "  --insecure              plain HTTP to an Ollama registry (a private one)\n"
+        "  --quiet                 no progress, only the result and errors\n\n"
+        "Files are verified (sha256) before they are put in place; an interrupted pull\n"
+        "resumes where it stopped when run again. `shimmy rm NAME` removes what was pulled.\n");
     return rc;
 }
 
@@ -129,7 +130,8 @@ int cli_pull(int argc, char **argv) {
         return e == ERR_BAD_PARAM && pull_ref_kind(argv[optind]) == NULL ? 2 : 1;
     }
     printf("pulled %s (%d file%s, %llu bytes, %llu fetched now) into the %s store; serve it as "
-           "'%s'\n", r.file, r.n_files, r.n_files == 1 ? "" : "s", (unsigned long long)r.bytes,
+           "'%s'\n",
+           r.file, r.n_files, r.n_files == 1 ? "" : "s", (unsigned long long)r.bytes,
            (unsigned long long)r.fetched, strcmp(r.store, "hf") == 0 ? "Hugging Face" : "Ollama",
            r.name);
     return 0;

@@ -36,32 +36,32 @@
 
 /* One step of a pull, in Ollama's /api/pull terms. Everything borrowed for the call. */
 typedef struct pull_progress {
-    const char *status;   /* "pulling manifest", "pulling FILE|DIGEST12", "verifying sha256
-                           * digest", "writing manifest", "success", or a note ("using FILE") */
-    const char *digest;   /* "sha256:HEX" of the file being fetched, NULL for other steps */
-    uint64_t total;       /* bytes of that file, 0 when not a file step */
-    uint64_t completed;   /* bytes of it on disk so far */
-    double rate;          /* bytes per second over this run of the transfer, 0 = unknown */
+    const char *status; /* "pulling manifest", "pulling FILE|DIGEST12", "verifying sha256
+                         * digest", "writing manifest", "success", or a note ("using FILE") */
+    const char *digest; /* "sha256:HEX" of the file being fetched, NULL for other steps */
+    uint64_t total;     /* bytes of that file, 0 when not a file step */
+    uint64_t completed; /* bytes of it on disk so far */
+    double rate;        /* bytes per second over this run of the transfer, 0 = unknown */
 } pull_progress;
 
 /* Called in the pulling thread at each step and about every 200 ms during a transfer. */
 typedef void (*pull_progress_fn)(void *ctx, const pull_progress *p);
 
 typedef struct pull_options {
-    bool insecure;                 /* Ollama registries: plain HTTP (a private registry) */
-    pull_progress_fn progress;     /* NULL = none */
+    bool insecure;             /* Ollama registries: plain HTTP (a private registry) */
+    pull_progress_fn progress; /* NULL = none */
     void *ctx;
-    volatile sig_atomic_t *abort;  /* non-NULL: the pull stops (ERR_CANCELLED) soon after *abort
-                                    * turns non-zero; the temporary file stays, for a resume */
+    volatile sig_atomic_t *abort; /* non-NULL: the pull stops (ERR_CANCELLED) soon after *abort
+                                   * turns non-zero; the temporary file stays, for a resume */
 } pull_options;
 
 typedef struct pull_result {
-    char name[256];        /* the name shimmy serves it under (as `shimmy list` shows it) */
-    char store[16];        /* "hf" or "ollama" */
-    char file[1024];       /* the model file chosen (HF: the first part), or the Ollama model */
-    int n_files;           /* files in place (parts, projector, Ollama layers) */
-    uint64_t bytes;        /* their total size */
-    uint64_t fetched;      /* bytes fetched over the network by this pull */
+    char name[256];   /* the name shimmy serves it under (as `shimmy list` shows it) */
+    char store[16];   /* "hf" or "ollama" */
+    char file[1024];  /* the model file chosen (HF: the first part), or the Ollama model */
+    int n_files;      /* files in place (parts, projector, Ollama layers) */
+    uint64_t bytes;   /* their total size */
+    uint64_t fetched; /* bytes fetched over the network by this pull */
 } pull_result;
 
 /* Pulls ref (forms above) into its store and records it in the ledger. Errors, each with the

@@ -19,20 +19,20 @@
  * as Ollama and llama.cpp's -hf take, then the other 4-bit ones (smallest first), then more bits
  * (better, larger), then fewer (smaller, worse), then the unquantised ones. */
 static const char *const quant_order[] = {
-    "Q4_K_M", "Q4_K_S", "IQ4_XS", "Q4_0",  "IQ4_NL", "Q4_1", "Q5_K_M",  "Q5_K_S",
-    "Q5_0",   "Q5_1",   "Q6_K",   "Q8_0",  "Q3_K_L", "Q3_K_M", "IQ3_M", "Q3_K_S",
-    "IQ3_XS", "IQ3_XXS", "Q2_K",  "IQ2_M", "BF16",   "F16",  "F32",
+    "Q4_K_M", "Q4_K_S",  "IQ4_XS", "Q4_0",  "IQ4_NL", "Q4_1",   "Q5_K_M", "Q5_K_S",
+    "Q5_0",   "Q5_1",    "Q6_K",   "Q8_0",  "Q3_K_L", "Q3_K_M", "IQ3_M",  "Q3_K_S",
+    "IQ3_XS", "IQ3_XXS", "Q2_K",   "IQ2_M", "BF16",   "F16",    "F32",
 };
 
 typedef struct hf_ref {
     char org[128], repo[128];
-    char quant[64];    /* "" = choose */
-    char file[1024];   /* "" = choose */
+    char quant[64];  /* "" = choose */
+    char file[1024]; /* "" = choose */
 } hf_ref;
 
 typedef struct hf_repo {
     char commit[128];
-    char **files;      /* owned, sorted */
+    char **files; /* owned, sorted */
     size_t n;
 } hf_repo;
 
@@ -115,13 +115,15 @@ static shimmy_err parse_ref(const char *rest, hf_ref *r, char *err, size_t errle
     if (p[n] == '/' && pull_fmt(r->file, sizeof r->file, "%s", p + n + 1) >= (int)sizeof r->file)
         goto bad;
     if (!name_ok(r->org) || !name_ok(r->repo) || (p[n] == ':' && !name_ok(r->quant)) ||
-        (p[n] == '/' && (strstr(r->file, "..") != NULL || r->file[0] == '/' ||
-                         !names_is_gguf(r->file))))
+        (p[n] == '/' &&
+         (strstr(r->file, "..") != NULL || r->file[0] == '/' || !names_is_gguf(r->file))))
         goto bad;
     return SHIMMY_OK;
 bad:
-    return err_set(err, errlen, ERR_BAD_PARAM, "'%s' is not a Hugging Face reference: use "
-                   "hf.co/ORG/REPO, hf.co/ORG/REPO:QUANT or ORG/REPO/FILE.gguf", rest);
+    return err_set(err, errlen, ERR_BAD_PARAM,
+                   "'%s' is not a Hugging Face reference: use "
+                   "hf.co/ORG/REPO, hf.co/ORG/REPO:QUANT or ORG/REPO/FILE.gguf",
+                   rest);
 }
 
 /* ---- the file list ---- */
@@ -156,28 +158,29 @@ out:
 }
 
 /* The hub's error for a repository or file request, made into shimmy's. */
-static shimmy_err hub_error(long status, const pull_headers *h, const hf_ref *ref,
-                            const char *ep, char *err, size_t errlen) {
+static shimmy_err hub_error(long status, const pull_headers *h, const hf_ref *ref, const char *ep,
+                            char *err, size_t errlen) {
     char tok[512];
     const char *where;
     token(tok, sizeof tok, &where);
     const char *msg = h->error_message[0] ? h->error_message : "";
-    if (strcmp(h->error_code, "GatedRepo") == 0 || ((status == 401 || status == 403) &&
-                                                    strcmp(h->error_code,
-                                                           "RepositoryNotFound") != 0)) {
+    if (strcmp(h->error_code, "GatedRepo") == 0 ||
+        ((status == 401 || status == 403) && strcmp(h->error_code, "RepositoryNotFound") != 0)) {
         if (where == NULL)
-            return err_set(err, errlen, ERR_UNAUTHORIZED, "%s/%s is gated or private and no "
+            return err_set(err, errlen, ERR_UNAUTHORIZED,
+                           "%s/%s is gated or private and no "
                            "token was sent: accept its terms on the hub, then set HF_TOKEN (or "
-                           "log in with `hf auth login`) (the hub said: HTTP %ld %s)", ref->org,
-                           ref->repo, status, msg);
-        return err_set(err, errlen, ERR_UNAUTHORIZED, "%s/%s is gated or private and the token "
-                       "from %s has no access to it (the hub said: HTTP %ld %s)", ref->org,
-                       ref->repo, where, status, msg);
+                           "log in with `hf auth login`) (the hub said: HTTP %ld %s)",
+                           ref->org, ref->repo, status, msg);
+        return err_set(err, errlen, ERR_UNAUTHORIZED,
+                       "%s/%s is gated or private and the token "
+                       "from %s has no access to it (the hub said: HTTP %ld %s)",
+                       ref->org, ref->repo, where, status, msg);
     }
     if (status == 404 || strcmp(h->error_code, "RepositoryNotFound") == 0 ||
         strcmp(h->error_code, "EntryNotFound") == 0)
-        return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "%s/%s%s%s not found on %s%s",
-                       ref->org, ref->repo, ref->file[0] ? "/" : "", ref->file, ep,
+        return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "%s/%s%s%s not found on %s%s", ref->org,
+                       ref->repo, ref->file[0] ? "/" : "", ref->file, ep,
                        where == NULL ? " (a private repository needs HF_TOKEN)" : "");
     return err_set(err, errlen, ERR_IO, "%s answered HTTP %ld %s for %s/%s", ep, status, msg,
                    ref->org, ref->repo);
@@ -192,8 +195,8 @@ static shimmy_err list_repo(pull_ctx *c, const hf_ref *ref, const char *ep, cons
     pull_fmt(url, sizeof url, "%s/api/models/%s/%s/revision/main", ep, ref->org, ref->repo);
     buf_init(&body, 16u << 20);
     pull_say(c, "pulling manifest", NULL, 0, 0);
-    shimmy_err e = pull_http(c, "GET", url, true, tok, "application/json", &body, &h, &status,
-                             err, errlen);
+    shimmy_err e =
+        pull_http(c, "GET", url, true, tok, "application/json", &body, &h, &status, err, errlen);
     if (e == SHIMMY_OK && status != 200)
         e = hub_error(status, &h, ref, ep, err, errlen);
     if (e == SHIMMY_OK)
@@ -259,19 +262,25 @@ static shimmy_err choose_model(const hf_repo *r, const hf_ref *ref, const char *
     *why = ref->file[0] ? "named" : ref->quant;
     if (ref->file[0] != '\0') {
         *file = in_repo(r, ref->file) ? ref->file : NULL;
-        return *file ? SHIMMY_OK : err_set(err, errlen, ERR_MODEL_NOT_FOUND, "%s/%s has no file "
-                                           "%s at commit %s", ref->org, ref->repo, ref->file,
-                                           r->commit);
+        return *file ? SHIMMY_OK
+                     : err_set(err, errlen, ERR_MODEL_NOT_FOUND,
+                               "%s/%s has no file "
+                               "%s at commit %s",
+                               ref->org, ref->repo, ref->file, r->commit);
     }
     list_candidates(r, list, sizeof list);
     if (list[0] == '\0')
-        return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "%s/%s has no GGUF model file (%zu "
-                       "files, none a .gguf model)", ref->org, ref->repo, r->n);
+        return err_set(err, errlen, ERR_MODEL_NOT_FOUND,
+                       "%s/%s has no GGUF model file (%zu "
+                       "files, none a .gguf model)",
+                       ref->org, ref->repo, r->n);
     if (ref->quant[0] != '\0') {
         *file = pick_quant(r, ref->quant);
-        return *file ? SHIMMY_OK : err_set(err, errlen, ERR_BAD_PARAM, "%s/%s has no %s file; "
-                                           "its GGUF files: %s", ref->org, ref->repo,
-                                           ref->quant, list);
+        return *file ? SHIMMY_OK
+                     : err_set(err, errlen, ERR_BAD_PARAM,
+                               "%s/%s has no %s file; "
+                               "its GGUF files: %s",
+                               ref->org, ref->repo, ref->quant, list);
     }
     for (size_t i = 0; i < sizeof quant_order / sizeof quant_order[0]; i++)
         if ((*file = pick_quant(r, quant_order[i])) != NULL) {
@@ -309,13 +318,17 @@ static shimmy_err file_set(const hf_repo *r, const char *model, char names[][102
     *n = 0;
     if (names_split_part(model, &part, &count)) {
         if (count > LIM_PULL_FILES - 1)
-            return err_set(err, errlen, ERR_BAD_PARAM, "%s is split into %d parts, more than "
-                           "the %d shimmy pulls", model, count, LIM_PULL_FILES - 1);
+            return err_set(err, errlen, ERR_BAD_PARAM,
+                           "%s is split into %d parts, more than "
+                           "the %d shimmy pulls",
+                           model, count, LIM_PULL_FILES - 1);
         for (int k = 1; k <= count; k++) {
             if (!names_split_sibling(model, k, names[*n], sizeof names[0]) ||
                 !in_repo(r, names[*n]))
-                return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "part %d of %d of %s is not in "
-                               "the repository", k, count, model);
+                return err_set(err, errlen, ERR_MODEL_NOT_FOUND,
+                               "part %d of %d of %s is not in "
+                               "the repository",
+                               k, count, model);
             (*n)++;
         }
     } else
@@ -339,8 +352,8 @@ static shimmy_err describe_file(pull_ctx *c, const hf_ref *ref, const char *ep, 
     pull_headers h;
     long status;
     memset(f, 0, sizeof *f);
-    pull_fmt(f->url, sizeof f->url, "%s/%s/%s/resolve/%s/%s", ep, ref->org, ref->repo,
-             r->commit, name);
+    pull_fmt(f->url, sizeof f->url, "%s/%s/%s/resolve/%s/%s", ep, ref->org, ref->repo, r->commit,
+             name);
     shimmy_err e = pull_http(c, "HEAD", f->url, false, tok, NULL, NULL, &h, &status, err, errlen);
     if (e != SHIMMY_OK)
         return e;
@@ -392,8 +405,7 @@ typedef struct hf_job {
     int n;
 } hf_job;
 
-static shimmy_err fetch_all(pull_ctx *c, hf_job *j, pull_result *out, char *err,
-                            size_t errlen) {
+static shimmy_err fetch_all(pull_ctx *c, hf_job *j, pull_result *out, char *err, size_t errlen) {
     uint64_t need = 0;
     shimmy_err e;
     for (int i = 0; i < j->n; i++) {
@@ -416,8 +428,8 @@ static shimmy_err fetch_all(pull_ctx *c, hf_job *j, pull_result *out, char *err,
 }
 
 /* The links, refs/main, the ledger. */
-static shimmy_err publish(pull_ctx *c, hf_job *j, const char *ref_text, pull_result *out,
-                          char *err, size_t errlen) {
+static shimmy_err publish(pull_ctx *c, hf_job *j, const char *ref_text, pull_result *out, char *err,
+                          size_t errlen) {
     char links[LIM_PULL_FILES][4096], path[4200], stem[256];
     const char *paths[LIM_PULL_FILES];
     shimmy_err e;
@@ -442,8 +454,8 @@ static shimmy_err publish(pull_ctx *c, hf_job *j, const char *ref_text, pull_res
     return pull_ledger_add(out->name, ref_text, "hf", j->hub, paths, j->n, err, errlen);
 }
 
-static shimmy_err run_job(pull_ctx *c, hf_job *j, const char *rest, pull_result *out,
-                          char *err, size_t errlen) {
+static shimmy_err run_job(pull_ctx *c, hf_job *j, const char *rest, pull_result *out, char *err,
+                          size_t errlen) {
     const char *where, *model, *why;
     char note[1400], ref_text[1100];
     shimmy_err e = parse_ref(rest, &j->ref, err, errlen);
@@ -451,15 +463,17 @@ static shimmy_err run_job(pull_ctx *c, hf_job *j, const char *rest, pull_result 
         return e;
     const char *off = getenv("HF_HUB_OFFLINE");
     if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
-        return err_set(err, errlen, ERR_IO, "HF_HUB_OFFLINE=%s: shimmy pull does not use the "
-                       "network (unset it to download %s/%s)", off, j->ref.org, j->ref.repo);
+        return err_set(err, errlen, ERR_IO,
+                       "HF_HUB_OFFLINE=%s: shimmy pull does not use the "
+                       "network (unset it to download %s/%s)",
+                       off, j->ref.org, j->ref.repo);
     if (!disc_hf_hub_dir(j->hub, sizeof j->hub))
-        return err_set(err, errlen, ERR_IO, "no HOME, HF_HOME or HF_HUB_CACHE: nowhere to put "
+        return err_set(err, errlen, ERR_IO,
+                       "no HOME, HF_HOME or HF_HUB_CACHE: nowhere to put "
                        "the hub cache");
     endpoint(j->ep, sizeof j->ep);
     token(j->tok, sizeof j->tok, &where);
-    pull_fmt(j->repo_dir, sizeof j->repo_dir, "%s/models--%s--%s", j->hub, j->ref.org,
-             j->ref.repo);
+    pull_fmt(j->repo_dir, sizeof j->repo_dir, "%s/models--%s--%s", j->hub, j->ref.org, j->ref.repo);
     pull_fmt(j->locks, sizeof j->locks, "%s/.locks/models--%s--%s", j->hub, j->ref.org,
              j->ref.repo);
     if ((e = list_repo(c, &j->ref, j->ep, j->tok[0] ? j->tok : NULL, &j->repo, err, errlen)) ||
@@ -475,8 +489,8 @@ static shimmy_err run_job(pull_ctx *c, hf_job *j, const char *rest, pull_result 
     if (proj)
         pull_fmt(extra + strlen(extra), sizeof extra - strlen(extra), ", projector %s", last);
     pull_fmt(note, sizeof note, "using %s (%s%s) at commit %.12s%s", model,
-             strcmp(why, "named") == 0 || j->ref.quant[0] ? "" : "chosen: ", why,
-             j->repo.commit, extra);
+             strcmp(why, "named") == 0 || j->ref.quant[0] ? "" : "chosen: ", why, j->repo.commit,
+             extra);
     pull_say(c, note, NULL, 0, 0);
     pull_fmt(ref_text, sizeof ref_text, "hf.co/%s", rest);
     if ((e = fetch_all(c, j, out, err, errlen)) != SHIMMY_OK)
@@ -560,13 +574,11 @@ shimmy_err pull_hf_remove(const char *root, const char *const *paths, int n, cha
         char real[4096];
         const char *snap = strstr(paths[i], "/snapshots/");
         if (strncmp(paths[i], root, strlen(root)) != 0 || snap == NULL)
-            return err_set(err, errlen, ERR_IO, "the ledger names %s, outside %s", paths[i],
-                           root);
+            return err_set(err, errlen, ERR_IO, "the ledger names %s, outside %s", paths[i], root);
         pull_fmt(repo_dir, sizeof repo_dir, "%.*s", (int)(snap - paths[i]), paths[i]);
         bool have_blob = realpath(paths[i], real) != NULL;
         if (unlink(paths[i]) != 0 && errno != ENOENT)
-            return err_set(err, errlen, ERR_IO, "cannot remove %s: %s", paths[i],
-                           strerror(errno));
+            return err_set(err, errlen, ERR_IO, "cannot remove %s: %s", paths[i], strerror(errno));
         char snaps[4200];
         pull_fmt(snaps, sizeof snaps, "%s/snapshots", repo_dir);
         if (have_blob && !linked_from(snaps, real, 0))

@@ -14,21 +14,21 @@
 
 /* One pull in progress. */
 typedef struct pull_ctx {
-    const pull_options *o;  /* borrowed */
-    uint64_t fetched;       /* bytes received into files by this pull */
+    const pull_options *o; /* borrowed */
+    uint64_t fetched;      /* bytes received into files by this pull */
 } pull_ctx;
 
 /* The response headers a pull reads (of the last response when redirects were followed). */
 typedef struct pull_headers {
-    char repo_commit[128];  /* X-Repo-Commit */
-    char linked_etag[160];  /* X-Linked-Etag, quotes and W/ removed */
-    char etag[160];         /* ETag, same */
-    uint64_t linked_size;   /* X-Linked-Size, 0 = absent */
-    uint64_t content_length;/* Content-Length, 0 = absent */
-    char error_code[64];    /* X-Error-Code (the hub's: GatedRepo, RepositoryNotFound, ...) */
-    char error_message[512];/* X-Error-Message */
-    char content_range[128];/* Content-Range */
-    char location[2048];    /* Location (with follow off) */
+    char repo_commit[128];   /* X-Repo-Commit */
+    char linked_etag[160];   /* X-Linked-Etag, quotes and W/ removed */
+    char etag[160];          /* ETag, same */
+    uint64_t linked_size;    /* X-Linked-Size, 0 = absent */
+    uint64_t content_length; /* Content-Length, 0 = absent */
+    char error_code[64];     /* X-Error-Code (the hub's: GatedRepo, RepositoryNotFound, ...) */
+    char error_message[512]; /* X-Error-Message */
+    char content_range[128]; /* Content-Range */
+    char location[2048];     /* Location (with follow off) */
 } pull_headers;
 
 /* A metadata request: method "GET" or "HEAD" to url, redirects followed when follow, with the
@@ -41,16 +41,16 @@ shimmy_err pull_http(pull_ctx *c, const char *method, const char *url, bool foll
 
 /* One file to fetch into a store. */
 typedef struct pull_file {
-    char url[4096];         /* GET; redirects followed */
-    const char *bearer;     /* Authorization: Bearer, or NULL */
-    char dest[4096];        /* final path */
-    char tmp[4096];         /* temporary file beside it (kept when a transfer breaks: resume) */
-    char lock[4096];        /* lock file taken while the file is fetched */
-    char sha256[65];        /* expected sha256 hex; "" = unknown (then not verified) */
-    uint64_t size;          /* expected bytes; 0 = unknown */
-    char name[600];         /* the file as users know it (HF: its name; Ollama: its digest) */
-    char label[700];        /* the progress status: "pulling FILE" */
-    char digest[80];        /* the progress digest: "sha256:HEX", or "" */
+    char url[4096];     /* GET; redirects followed */
+    const char *bearer; /* Authorization: Bearer, or NULL */
+    char dest[4096];    /* final path */
+    char tmp[4096];     /* temporary file beside it (kept when a transfer breaks: resume) */
+    char lock[4096];    /* lock file taken while the file is fetched */
+    char sha256[65];    /* expected sha256 hex; "" = unknown (then not verified) */
+    uint64_t size;      /* expected bytes; 0 = unknown */
+    char name[600];     /* the file as users know it (HF: its name; Ollama: its digest) */
+    char label[700];    /* the progress status: "pulling FILE" */
+    char digest[80];    /* the progress digest: "sha256:HEX", or "" */
 } pull_file;
 
 /* Bytes of f still to fetch (size minus what its temporary file holds; 0 when in place). */
@@ -85,14 +85,12 @@ shimmy_err pull_symlink(const char *target, const char *path, char *err, size_t 
 /* Adds a record to the ledger: the served name, the reference, the store ("hf"/"ollama"), the
  * store's folder and the files that make the model visible there (snapshot links, manifest).
  * Errors: ERR_IO. */
-shimmy_err pull_ledger_add(const char *name, const char *ref, const char *store,
-                           const char *root, const char *const *paths, int n_paths, char *err,
-                           size_t errlen);
+shimmy_err pull_ledger_add(const char *name, const char *ref, const char *store, const char *root,
+                           const char *const *paths, int n_paths, char *err, size_t errlen);
 
 /* The two protocols. ref without its "hf.co/" prefix for HF. */
 shimmy_err pull_hf(pull_ctx *c, const char *ref, pull_result *out, char *err, size_t errlen);
-shimmy_err pull_ollama(pull_ctx *c, const char *ref, pull_result *out, char *err,
-                       size_t errlen);
+shimmy_err pull_ollama(pull_ctx *c, const char *ref, pull_result *out, char *err, size_t errlen);
 /* Removes what a ledger record lists and the blobs nothing else uses. */
 shimmy_err pull_hf_remove(const char *root, const char *const *paths, int n, char *err,
                           size_t errlen);

@@ -54,9 +54,11 @@ static shimmy_err parse_ref(const char *ref, oll_ref *r, char *err, size_t errle
         goto bad;
     return SHIMMY_OK;
 bad:
-    return err_set(err, errlen, ERR_BAD_PARAM, "'%s' is not an Ollama model reference: use "
+    return err_set(err, errlen, ERR_BAD_PARAM,
+                   "'%s' is not an Ollama model reference: use "
                    "NAME[:TAG], NAMESPACE/NAME[:TAG] or HOST[:PORT]/NAMESPACE/NAME[:TAG] (or "
-                   "hf.co/ORG/REPO for Hugging Face)", ref);
+                   "hf.co/ORG/REPO for Hugging Face)",
+                   ref);
 }
 
 /* The name discovery gives the model (models/discover.h). */
@@ -77,20 +79,24 @@ static bool digest_ok(const char *d) {
 static shimmy_err registry_error(long status, const char *what, const oll_ref *r, char *err,
                                  size_t errlen) {
     if (status == 404)
-        return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "%s/%s:%s not found on %s (%s: HTTP "
-                       "404)", r->ns, r->name, r->tag, r->host, what);
+        return err_set(err, errlen, ERR_MODEL_NOT_FOUND,
+                       "%s/%s:%s not found on %s (%s: HTTP "
+                       "404)",
+                       r->ns, r->name, r->tag, r->host, what);
     if (status == 401 || status == 403)
-        return err_set(err, errlen, ERR_UNAUTHORIZED, "%s asks for a login to pull %s/%s:%s "
+        return err_set(err, errlen, ERR_UNAUTHORIZED,
+                       "%s asks for a login to pull %s/%s:%s "
                        "(HTTP %ld), which shimmy pull does not do (Ollama's signed keys); "
-                       "pull it with ollama", r->host, r->ns, r->name, r->tag, status);
+                       "pull it with ollama",
+                       r->host, r->ns, r->name, r->tag, status);
     return err_set(err, errlen, ERR_IO, "%s answered HTTP %ld for the %s of %s/%s:%s", r->host,
                    status, what, r->ns, r->name, r->tag);
 }
 
 typedef struct oll_job {
     oll_ref ref;
-    char base[600];           /* scheme://host/v2/ns/name */
-    char root[4096];          /* the store */
+    char base[600];  /* scheme://host/v2/ns/name */
+    char root[4096]; /* the store */
     buf manifest;
     pull_file files[LIM_PULL_FILES];
     int n;
@@ -112,17 +118,17 @@ static shimmy_err get_manifest(pull_ctx *c, oll_job *j, char *err, size_t errlen
     return e;
 }
 
-static shimmy_err add_blob(oll_job *j, const json_t *l, bool *is_model, char *err,
-                           size_t errlen) {
+static shimmy_err add_blob(oll_job *j, const json_t *l, bool *is_model, char *err, size_t errlen) {
     const char *d = json_string_value(json_object_get(l, "digest"));
     const char *mt = json_string_value(json_object_get(l, "mediaType"));
     json_int_t size = json_integer_value(json_object_get(l, "size"));
     if (!digest_ok(d) || size < 0)
-        return err_set(err, errlen, ERR_IO, "the manifest of %s/%s:%s has a layer without a "
-                       "sha256 digest and size", j->ref.ns, j->ref.name, j->ref.tag);
+        return err_set(err, errlen, ERR_IO,
+                       "the manifest of %s/%s:%s has a layer without a "
+                       "sha256 digest and size",
+                       j->ref.ns, j->ref.name, j->ref.tag);
     if (j->n >= LIM_PULL_FILES)
-        return err_set(err, errlen, ERR_IO, "the manifest has more than %d layers",
-                       LIM_PULL_FILES);
+        return err_set(err, errlen, ERR_IO, "the manifest has more than %d layers", LIM_PULL_FILES);
     pull_file *f = &j->files[j->n++];
     memset(f, 0, sizeof *f);
     pull_fmt(f->url, sizeof f->url, "%s/blobs/%s", j->base, d);
@@ -160,15 +166,16 @@ static shimmy_err parse_manifest(oll_job *j, char *err, size_t errlen) {
     return e;
 }
 
-static shimmy_err run_job(pull_ctx *c, oll_job *j, const char *ref, pull_result *out,
-                          char *err, size_t errlen) {
+static shimmy_err run_job(pull_ctx *c, oll_job *j, const char *ref, pull_result *out, char *err,
+                          size_t errlen) {
     char path[4700];
     uint64_t need = 0;
     shimmy_err e = parse_ref(ref, &j->ref, err, errlen);
     if (e != SHIMMY_OK)
         return e;
     if (!disc_ollama_dir(j->root, sizeof j->root))
-        return err_set(err, errlen, ERR_IO, "no HOME or OLLAMA_MODELS: nowhere to put the "
+        return err_set(err, errlen, ERR_IO,
+                       "no HOME or OLLAMA_MODELS: nowhere to put the "
                        "Ollama store");
     pull_fmt(j->base, sizeof j->base, "%s://%s/v2/%s/%s", c->o->insecure ? "http" : "https",
              j->ref.host, j->ref.ns, j->ref.name);
@@ -179,8 +186,7 @@ static shimmy_err run_job(pull_ctx *c, oll_job *j, const char *ref, pull_result 
         out->bytes += j->files[i].size;
     }
     if (!pull_mkparents(j->files[0].dest))
-        return err_set(err, errlen, ERR_IO, "cannot create %s/blobs: %s", j->root,
-                       strerror(errno));
+        return err_set(err, errlen, ERR_IO, "cannot create %s/blobs: %s", j->root, strerror(errno));
     if ((e = pull_check_space(j->root, need, err, errlen)) != SHIMMY_OK)
         return e;
     for (int i = 0; i < j->n; i++)
@@ -200,8 +206,7 @@ static shimmy_err run_job(pull_ctx *c, oll_job *j, const char *ref, pull_result 
     return pull_ledger_add(out->name, ref, "ollama", j->root, paths, 1, err, errlen);
 }
 
-shimmy_err pull_ollama(pull_ctx *c, const char *ref, pull_result *out, char *err,
-                       size_t errlen) {
+shimmy_err pull_ollama(pull_ctx *c, const char *ref, pull_result *out, char *err, size_t errlen) {
     oll_job *j = calloc(1, sizeof *j);
     if (j == NULL)
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -253,8 +258,7 @@ shimmy_err pull_ollama_remove(const char *root, const char *const *paths, int n,
         json_t *m = json_load_file(paths[i], 0, NULL);
         if (unlink(paths[i]) != 0 && errno != ENOENT) {
             json_decref(m);
-            return err_set(err, errlen, ERR_IO, "cannot remove %s: %s", paths[i],
-                           strerror(errno));
+            return err_set(err, errlen, ERR_IO, "cannot remove %s: %s", paths[i], strerror(errno));
         }
         const json_t *layers = json_object_get(m, "layers");
         for (size_t k = 0; k <= json_array_size(layers); k++) {

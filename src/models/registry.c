@@ -114,7 +114,7 @@ struct registry {
     pthread_cond_t reaper_cv;
     bool stopping;
     bool reaper_started;
-    bool pull_missing;        /* --pull-missing (registry_set_pull_missing) */
+    bool pull_missing; /* --pull-missing (registry_set_pull_missing) */
 };
 
 static void *reaper_main(void *arg);
@@ -1057,7 +1057,9 @@ out:
     return rc;
 }
 
-void registry_set_pull_missing(registry *r, bool on) { r->pull_missing = on; }
+void registry_set_pull_missing(registry *r, bool on) {
+    r->pull_missing = on;
+}
 
 /* --pull-missing: pulls name (no lock held: a download takes long), rescans, and acquires the
  * model the pull put in place under its served name. */
@@ -1071,8 +1073,10 @@ static shimmy_err pull_then_acquire(registry *r, const char *name, int n_ctx, en
     if (e == ERR_UNAUTHORIZED)
         e = ERR_FORBIDDEN; /* the hub's token, not this server's key: no 401 to the client */
     if (e != SHIMMY_OK)
-        return err_set(err, errlen, e, REGISTRY_PULL_FAILED "model '%s' is not here and pulling "
-                       "it failed: %s", name, why);
+        return err_set(err, errlen, e,
+                       REGISTRY_PULL_FAILED "model '%s' is not here and pulling "
+                                            "it failed: %s",
+                       name, why);
     log_info("--pull-missing: pulled '%s' as '%s'", name, pr.name);
     if ((e = registry_rescan(r, NULL, err, errlen)) != SHIMMY_OK)
         return e;

@@ -47,9 +47,8 @@ static void start_hub(h_test *t) {
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
-        execlp("python3", "python3", script, "--models", models, "--tools", h_tools_dir(),
-               "--work", work, "--port-file", portf, "--log", hub_log, "--rate", RATE,
-               (char *)NULL);
+        execlp("python3", "python3", script, "--models", models, "--tools", h_tools_dir(), "--work",
+               work, "--port-file", portf, "--log", hub_log, "--rate", RATE, (char *)NULL);
         _exit(127);
     }
     int64_t end = h_now_ms() + 30000;
@@ -73,9 +72,9 @@ static void start_hub(h_test *t) {
 
 static int setup(void **state) {
     int rc = h_setup(state);
-    static const char *const unset[] = {"HF_HOME", "HF_HUB_CACHE", "HF_TOKEN", "HF_TOKEN_PATH",
-                                        "HF_HUB_OFFLINE", "OLLAMA_MODELS", "XDG_DATA_HOME",
-                                        "SHIMMY_PULL_FREE_BYTES"};
+    static const char *const unset[] = {"HF_HOME",       "HF_HUB_CACHE",          "HF_TOKEN",
+                                        "HF_TOKEN_PATH", "HF_HUB_OFFLINE",        "OLLAMA_MODELS",
+                                        "XDG_DATA_HOME", "SHIMMY_PULL_FREE_BYTES"};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         unsetenv(unset[i]);
     if (rc == 0)
@@ -264,7 +263,8 @@ static void test_hf_forms(void **state) {
     free(list);
 
     setenv("HF_HUB_OFFLINE", "1", 1);
-    expect_fail(t, "hf.co/test/Split-GGUF", NULL, "HF_HUB_OFFLINE=1: shimmy pull does not use "
+    expect_fail(t, "hf.co/test/Split-GGUF", NULL,
+                "HF_HUB_OFFLINE=1: shimmy pull does not use "
                 "the network");
     unsetenv("HF_HUB_OFFLINE");
     h_pass(t);
@@ -280,8 +280,8 @@ static void test_split_projector(void **state) {
         snprintf(f, sizeof f, "snapshots/" COMMIT "/stories-split-0000%d-of-00003.gguf", k);
         assert_true(is_file(hf_path("test--Split-GGUF", f)));
     }
-    assert_true(is_file(hf_path("test--Split-GGUF", "snapshots/" COMMIT
-                                "/mmproj-stories-f16.gguf")));
+    assert_true(
+        is_file(hf_path("test--Split-GGUF", "snapshots/" COMMIT "/mmproj-stories-f16.gguf")));
     char *list = list_models(t);
     assert_non_null(strstr(list, "test/split-gguf/stories-split "));
     assert_null(strstr(list, "mmproj-stories-f16 "));
@@ -345,7 +345,8 @@ static void test_corrupt(void **state) {
 /* A gated repository: no token, a wrong one, then the token file huggingface_hub writes. */
 static void test_gated(void **state) {
     h_test *t = *state;
-    expect_fail(t, "hf.co/test/Gated-GGUF", NULL, "test/Gated-GGUF is gated or private and no "
+    expect_fail(t, "hf.co/test/Gated-GGUF", NULL,
+                "test/Gated-GGUF is gated or private and no "
                 "token was sent: accept its terms on the hub, then set HF_TOKEN");
     setenv("HF_TOKEN", "hf_wrong", 1);
     expect_fail(t, "hf.co/test/Gated-GGUF", NULL, "the token from HF_TOKEN has no access to it");
@@ -370,7 +371,8 @@ static void test_gated(void **state) {
 static void test_disk_full(void **state) {
     h_test *t = *state;
     setenv("SHIMMY_PULL_FREE_BYTES", "1000", 1);
-    expect_fail(t, "hf.co/test/Stories-GGUF", NULL, "the pull needs 1.1 MiB more, 1000 B free; "
+    expect_fail(t, "hf.co/test/Stories-GGUF", NULL,
+                "the pull needs 1.1 MiB more, 1000 B free; "
                 "nothing was downloaded");
     unsetenv("SHIMMY_PULL_FREE_BYTES");
     assert_int_equal(hub_count("/cdn/", NULL), 0);
@@ -417,8 +419,10 @@ static void test_ollama(void **state) {
     char ref[200], name[200], manifest[4400], blob[4400];
     snprintf(ref, sizeof ref, "127.0.0.1:%d/library/stories", hub_port);
     snprintf(name, sizeof name, "127.0.0.1:%d/library/stories:latest", hub_port);
-    snprintf(manifest, sizeof manifest, "%s/.ollama/models/manifests/127.0.0.1:%d/library/"
-             "stories/latest", t->dir, hub_port);
+    snprintf(manifest, sizeof manifest,
+             "%s/.ollama/models/manifests/127.0.0.1:%d/library/"
+             "stories/latest",
+             t->dir, hub_port);
     snprintf(blob, sizeof blob, "%s/.ollama/models/blobs/sha256-" STORIES_SHA, t->dir);
     expect_fail(t, ref, NULL, "(a registry that speaks plain HTTP needs --insecure)");
     char *out;
@@ -471,7 +475,8 @@ static void test_rm_hf(void **state) {
              h_model_path(H_MODEL_FILE), other);
     assert_int_equal(system(cmd), 0);
     expect_pull(t, "hf.co/test/Stories-GGUF", "Q4_K_M", "test/stories-gguf/stories-q4_k_m");
-    expect_pull(t, "test/Stories-GGUF/stories-Q8_0.gguf", "named", "test/stories-gguf/stories-q8_0");
+    expect_pull(t, "test/Stories-GGUF/stories-Q8_0.gguf", "named",
+                "test/stories-gguf/stories-q8_0");
     const char *rm1[] = {"rm", "hf.co/test/Stories-GGUF", NULL}; /* by the reference */
     assert_int_equal(h_run(t, rm1, 30000, &out), 0);
     assert_non_null(strstr(out, "removed test/stories-gguf/stories-q4_k_m"));
@@ -514,8 +519,10 @@ static void test_server(void **state) {
     assert_int_equal(http_get(s->port, "/api/tags", &st, &tags), 0);
     assert_non_null(strstr(tags, name));
     free(tags);
-    snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"stream\":"
-             "false,\"options\":{\"num_predict\":4,\"temperature\":0}}", name);
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"stream\":"
+             "false,\"options\":{\"num_predict\":4,\"temperature\":0}}",
+             name);
     h_request(s->port, "POST", "/api/generate", body, strlen(body), 0, &r);
     assert_int_equal(r.status, 200);
     h_resp_free(&r);
