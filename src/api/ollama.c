@@ -755,6 +755,10 @@ void oll_handle_pull(const http_request *req, http_response *res) {
     bool insecure = json_is_true(json_object_get(root, "insecure"));
     if (ref == NULL || ref[0] == '\0') {
         reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to pull");
+    } else if (pull_ref_kind(ref) == NULL) {
+        reply_error(res, ERR_BAD_PARAM, "'%.200s' is not a model reference: use "
+                    "hf.co/ORG/REPO[:QUANT], ORG/REPO/FILE.gguf, NAME[:TAG] or "
+                    "HOST[:PORT]/NAMESPACE/NAME[:TAG]", ref);
     } else if (json_is_false(stream)) {
         pull_once(req, res, ref, insecure);
     } else {

@@ -662,9 +662,12 @@ shimmy_err pull_ledger_add(const char *name, const char *ref, const char *store,
     return ok ? SHIMMY_OK : err_set(err, errlen, ERR_IO, "cannot write %s", path);
 }
 
+/* By served name or reference; a Hugging Face reference with or without its "hf.co/". */
 static bool record_matches(const json_t *r, const char *name) {
     const char *n = json_string_value(json_object_get(r, "name"));
     const char *ref = json_string_value(json_object_get(r, "ref"));
+    if (ref != NULL && strncasecmp(ref, "hf.co/", 6) == 0 && strcasecmp(ref + 6, name) == 0)
+        return true;
     return (n != NULL && strcasecmp(n, name) == 0) || (ref != NULL && strcasecmp(ref, name) == 0);
 }
 
@@ -718,8 +721,11 @@ shimmy_err pull_remove(const char *name, char *removed, size_t removed_len, char
                     "'%s' was not pulled by shimmy: shimmy rm "
                     "removes only what shimmy pull fetched (see %s); nothing was removed",
                     name, path);
-    if (e == SHIMMY_OK)
-        e = pull_write_atomic(path, buf_str(&keep), keep.len, err, errlen);
+    /* rewritten in place, under the lock: a pull waiting to append holds this very file */
+    if (e == SHIMMY_OK &&
+        (fseek(f, 0, SEEK_SET) != 0 || ftruncate(fileno(f), 0) != 0 ||
+         (keep.len > 0 && fwrite(keep.data, 1, keep.len, f) != keep.len) || fflush(f) != 0))
+        e = err_set(err, errlen, ERR_IO, "cannot rewrite %s: %s", path, strerror(errno));
     buf_free(&keep);
     fclose(f);
     return e;

@@ -463,7 +463,7 @@ static void test_ollama(void **state) {
     h_pass(t);
 }
 
-/* rm on the HF cache, by the reference and by the served name: each removes its link and blob,
+/* rm on the HF cache, by the references as typed: each removes its link and blob,
  * the last one the repository's folder; a model another tool put there is never touched. */
 static void test_rm_hf(void **state) {
     h_test *t = *state;
@@ -483,7 +483,8 @@ static void test_rm_hf(void **state) {
     free(out);
     assert_false(is_file(hf_path("test--Stories-GGUF", "blobs/" STORIES_SHA)));
     assert_true(is_file(hf_path("test--Stories-GGUF", "snapshots/" COMMIT "/stories-Q8_0.gguf")));
-    const char *rm2[] = {"rm", "test/stories-gguf/stories-q8_0", "x/other-gguf/other", NULL};
+    /* by the reference as typed (no hf.co/) */
+    const char *rm2[] = {"rm", "test/Stories-GGUF/stories-Q8_0.gguf", "x/other-gguf/other", NULL};
     assert_int_equal(h_run(t, rm2, 30000, &out), 1);
     assert_non_null(strstr(out, "removed test/stories-gguf/stories-q8_0"));
     assert_non_null(strstr(out, "'x/other-gguf/other' was not pulled by shimmy"));
