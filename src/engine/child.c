@@ -19,6 +19,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,6 +538,10 @@ int engine_child_main(int fd) {
      * connection thread may spawn). When the server goes, the channel reaches its end, and this
      * process unloads and exits. */
     close_others(fd);
+    /* A peer that went away (the server, an RPC server) is an error on the write, not a silent
+     * death: the warm engine process (engine_prestart) starts before serve ignores SIGPIPE, so
+     * it did not inherit that. */
+    signal(SIGPIPE, SIG_IGN);
     /* ggml's abort attaches gdb for a backtrace, which takes seconds while the server's clients
      * wait; a user who wants it sets GGML_NO_BACKTRACE= (empty) or 0 themselves. */
     setenv("GGML_NO_BACKTRACE", "1", 0);
