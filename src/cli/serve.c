@@ -351,9 +351,16 @@ static int trust_read_key_file(serve_trust *st) {
         fprintf(stderr, "shimmy serve: --api-key-file %s\n", err);
         return 1;
     }
+    if (k.n > LIM_TRUST_VALUES - st->n_flag_keys) { /* never a key silently left out */
+        fprintf(stderr, "shimmy serve: --api-key-file %s: %zu keys; at most %zu with the %zu of "
+                "--api-key and SHIMMY_API_KEY (LIM_TRUST_VALUES)\n", st->key_file, k.n,
+                (size_t)LIM_TRUST_VALUES - st->n_flag_keys, st->n_flag_keys);
+        guard_keys_free(&k);
+        return 1;
+    }
     guard_keys_free(&st->file_keys);
     st->file_keys = k;
-    for (size_t i = 0; i < k.n && st->n_keys < LIM_TRUST_VALUES; i++)
+    for (size_t i = 0; i < k.n; i++)
         st->keys[st->n_keys++] = k.keys[i];
     return 0;
 }

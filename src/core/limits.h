@@ -170,7 +170,7 @@
 /* Longest line of a keys file (--api-key-file): a key of any provider's format fits. */
 #define LIM_KEY_LINE_BYTES 4096
 /* Values of one repeatable trust flag (--api-key, --cors-origin, --allowed-host): a hand-written
- * list. The keys of --api-key-file count against it too (keys past it are ignored). */
+ * list. The keys of --api-key-file count against it too (a file with more is refused). */
 #define LIM_TRUST_VALUES 64
 
 /* ---- API ---- */

@@ -309,10 +309,36 @@ static void test_keys(void **state) {
     assert_int_equal(r.status, 200);
     assert_int_equal(get_with(s->port, "/v1/models", "x-api-key: file-key-1", &r), 401);
     assert_int_equal(get_with(s->port, "/v1/models", "Authorization: Bearer flag-key", &r), 200);
-    char *log = h_server_read_log(s);
+    /* A file with more keys than LIM_TRUST_VALUES leaves room for is refused, never cut: on
+     * SIGHUP the previous keys stay; at start-up serve exits 2. */
+    char many[64 * 16 + 1] = "";
+    for (int i = 0; i < 64; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "many-key-%02d\n", i);
+    write_file(keyfile, many);
+    kill(s->pid, SIGHUP);
+    deadline = h_now_ms() + 10000;
+    char *log = NULL;
+    for (;;) {
+        log = h_server_read_log(s);
+        if (strstr(log, "keeping the previous API keys") != NULL)
+            break;
+        free(log);
+        assert_true(h_now_ms() < deadline);
+        h_sleep_ms(50);
+    }
+    assert_non_null(strstr(log, "64 keys; at most 63"));
+    assert_int_equal(get_with(s->port, "/v1/models", "x-api-key: file-key-2", &r), 200);
+    assert_int_equal(get_with(s->port, "/v1/models", "x-api-key: many-key-00", &r), 401);
     assert_null(strstr(log, "file-key")); /* keys are never logged */
     assert_null(strstr(log, "flag-key"));
+    assert_null(strstr(log, "many-key"));
     free(log);
+    char *out = NULL;
+    const char *refused[] = {"serve", "--api-key", "flag-key", "--api-key-file", keyfile,
+                             "--bind", "127.0.0.1:0", NULL};
+    assert_int_equal(h_run(t, refused, 10000, &out), 2);
+    assert_non_null(strstr(out, "64 keys; at most 63"));
+    free(out);
     h_pass(t);
 }
 
