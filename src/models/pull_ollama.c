@@ -113,7 +113,8 @@ static shimmy_err get_manifest(pull_ctx *c, oll_job *j, char *err, size_t errlen
     if (e == SHIMMY_OK && status != 200)
         e = registry_error(status, "manifest", &j->ref, err, errlen);
     size_t n = strlen(err);
-    if (e == ERR_IO && !c->o->insecure && n < errlen)
+    /* a TLS handshake with a plain-HTTP server fails as libcurl's "SSL connect error" */
+    if (e == ERR_IO && !c->o->insecure && strstr(err, "SSL") != NULL && n < errlen)
         pull_fmt(err + n, errlen - n, " (a registry that speaks plain HTTP needs --insecure)");
     return e;
 }
