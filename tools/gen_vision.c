@@ -165,8 +165,8 @@ static int write_audio(const char *out, const vshape *s) {
     gguf_set_val_u32(g, "clip.audio.num_mel_bins", (uint32_t)s->mel);
     int64_t e = s->embd, ff = s->ff, te = s->text_embd;
     size_t n_tensors = 10 + 16 * (size_t)s->layers;
-    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
-                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_init_params mp = {
+        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
     struct ggml_context *meta = ggml_init(mp);
     float w = 0.1f;
     int rc = 0;
@@ -180,7 +180,7 @@ static int write_audio(const char *out, const vshape *s) {
     for (long l = 0; l < s->layers && rc == 0; l++) {
         char name[64];
 #define L(suffix, a, b, scale, bias)                                                               \
-    snprintf(name, sizeof name, "a.blk.%ld." suffix, l);                                          \
+    snprintf(name, sizeof name, "a.blk.%ld." suffix, l);                                           \
     T(name, a, b, 0, 0, scale, bias)
         L("ln1.weight", e, 0, 0.1f, 1.0f);
         L("ln1.bias", e, 0, w, 0);

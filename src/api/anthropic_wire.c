@@ -211,7 +211,8 @@ static shimmy_err block_image(turn *t, const json_t *b, const char *path, api_er
         snprintf(param, sizeof param, "%s.source.url", path);
         e = api_media_add_url(t->media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
     } else {
-        return bad(err, path, "source must be {\"type\": \"base64\", \"media_type\": string, "
+        return bad(err, path,
+                   "source must be {\"type\": \"base64\", \"media_type\": string, "
                    "\"data\": string} or {\"type\": \"url\", \"url\": string}");
     }
     if (e == SHIMMY_OK)

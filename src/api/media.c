@@ -106,9 +106,9 @@ static shimmy_err add_bytes(api_media *m, unsigned char *data, size_t n, gen_med
         rc = api_fail(err, ERR_TOO_LARGE, param, "'%s' is %zu bytes; at most %u are accepted",
                       param, n, LIM_MEDIA_BYTES);
     else if (kind == GEN_MEDIA_IMAGE && what != 0)
-        rc = api_fail(err, ERR_BAD_PARAM, param,
-                      "'%s' is not a PNG, JPEG, WebP, GIF or BMP image%s", param,
-                      what == 1 ? " (it is audio)" : "");
+        rc =
+            api_fail(err, ERR_BAD_PARAM, param, "'%s' is not a PNG, JPEG, WebP, GIF or BMP image%s",
+                     param, what == 1 ? " (it is audio)" : "");
     else if (kind == GEN_MEDIA_AUDIO && what != 1)
         rc = api_fail(err, ERR_BAD_PARAM, param, "'%s' is not WAV, MP3 or FLAC audio%s", param,
                       what == 0 ? " (it is an image)" : "");

@@ -355,28 +355,28 @@ static shimmy_err message_role(const json_t *msg, size_t i, const char **role, a
 
 /* An image_url part: {"image_url": {"url": "data:..." | "https://..."}} (or the URL string
  * itself, as some clients send it). */
-static shimmy_err image_part(const json_t *part, const char *at, api_media *media,
-                             api_error *err) {
+static shimmy_err image_part(const json_t *part, const char *at, api_media *media, api_error *err) {
     char param[96];
     json_t *iu = json_object_get(part, "image_url");
     json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu;
     snprintf(param, sizeof param, "%s.image_url%s", at, json_is_object(iu) ? ".url" : "");
     if (!json_is_string(url))
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string (a data: URI or an "
-                        "http(s) URL)", param);
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be a string (a data: URI or an "
+                        "http(s) URL)",
+                        param);
     return api_media_add_url(media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
 }
 
 /* An input_audio part: {"input_audio": {"data": base64, "format": "wav" | "mp3"}}. */
-static shimmy_err audio_part(const json_t *part, const char *at, api_media *media,
-                             api_error *err) {
+static shimmy_err audio_part(const json_t *part, const char *at, api_media *media, api_error *err) {
     char param[96];
     json_t *ia = json_object_get(part, "input_audio");
     json_t *data = json_object_get(ia, "data"), *format = json_object_get(ia, "format");
     snprintf(param, sizeof param, "%s.input_audio.format", at);
-    if (format != NULL && (!json_is_string(format) ||
-                           (strcmp(json_string_value(format), "wav") != 0 &&
-                            strcmp(json_string_value(format), "mp3") != 0)))
+    if (format != NULL &&
+        (!json_is_string(format) || (strcmp(json_string_value(format), "wav") != 0 &&
+                                     strcmp(json_string_value(format), "mp3") != 0)))
         return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be 'wav' or 'mp3'", param);
     snprintf(param, sizeof param, "%s.input_audio.data", at);
     if (!json_is_string(data))
@@ -408,8 +408,10 @@ static shimmy_err content_part(const json_t *part, size_t i, size_t j, json_t *p
         return e;
     }
     if (strcmp(t, "text") != 0)
-        return api_fail(err, ERR_BAD_PARAM, param, "content part type '%.64s' is not supported "
-                        "(text, image_url, input_audio)", t);
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "content part type '%.64s' is not supported "
+                        "(text, image_url, input_audio)",
+                        t);
     snprintf(param, sizeof param, "%s.text", at);
     if (!json_is_string(json_object_get(part, "text")))
         return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be a string", param);

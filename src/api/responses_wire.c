@@ -108,12 +108,13 @@ static shimmy_err image_part(const json_t *part, const char *p, json_t *out, api
     char param[112];
     snprintf(param, sizeof param, "%s.image_url", p);
     if (!json_is_string(url))
-        return bad(err, param, "must be a string (a data: URI or an http(s) URL; file_id is not "
+        return bad(err, param,
+                   "must be a string (a data: URI or an http(s) URL; file_id is not "
                    "supported)");
     shimmy_err e = api_media_add_url(media, json_string_value(url), GEN_MEDIA_IMAGE, param, err);
     if (e == SHIMMY_OK)
-        json_array_append_new(out, json_pack("{s:s,s:s}", "type", "media_marker", "text",
-                                             engine_media_marker()));
+        json_array_append_new(
+            out, json_pack("{s:s,s:s}", "type", "media_marker", "text", engine_media_marker()));
     return e;
 }
 
@@ -304,13 +305,12 @@ static shimmy_err conv_input(const json_t *input, resp_wire *rw, api_error *err)
 
 /* The conversation's items as chat messages: the stored ones named after
  * previous_response_id, this input's after input[i]. */
-static shimmy_err conv_messages(resp_wire *rw, size_t n_input, json_t *msgs,
-                                api_error *err) {
+static shimmy_err conv_messages(resp_wire *rw, size_t n_input, json_t *msgs, api_error *err) {
     size_t n = json_array_size(rw->conv), n_prev = n - n_input;
     for (size_t i = 0; i < n; i++) {
-        shimmy_err e = input_item(json_array_get(rw->conv, i),
-                                  i < n_prev ? "previous_response_id" : "input",
-                                  i < n_prev ? i : i - n_prev, msgs, &rw->media, err);
+        shimmy_err e =
+            input_item(json_array_get(rw->conv, i), i < n_prev ? "previous_response_id" : "input",
+                       i < n_prev ? i : i - n_prev, msgs, &rw->media, err);
         if (e != SHIMMY_OK)
             return e;
     }

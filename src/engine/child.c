@@ -149,8 +149,7 @@ static void start_thread(void *(*fn)(void *), void *arg) {
 
 /* ---- requests ---- */
 
-static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops,
-                               gen_media *media) {
+static shimmy_err read_request(ipc_rd *r, gen_request *req, const char **stops, gen_media *media) {
     memset(req, 0, sizeof *req);
     req->prompt = ipc_get_str(r);
     req->chat_json = ipc_get_str(r);

@@ -159,9 +159,9 @@ typedef struct engine_options {
                                     * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
     const model_template_override *templates; /* per-model templates; borrowed for the process */
     int n_templates;
-    const char *mmproj;            /* multimodal projector GGUF (image/audio encoder, loaded with
-                                    * llama.cpp's libmtmd); NULL = none (text only); borrowed
-                                    * during load */
+    const char *mmproj; /* multimodal projector GGUF (image/audio encoder, loaded with
+                         * llama.cpp's libmtmd); NULL = none (text only); borrowed
+                         * during load */
 } engine_options;
 
 void engine_options_default(engine_options *o);

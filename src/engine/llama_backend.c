@@ -54,7 +54,7 @@ struct be_model {
     int dn_batch;    /* capacity of dbatch, tokens */
     int n_vocab;     /* the model's vocabulary size: a draft token past it is never proposed */
     char ddesc[128]; /* the draft model's description */
-    mtmd_context *mtmd;  /* the projector (engine_options.mmproj); NULL = text only */
+    mtmd_context *mtmd; /* the projector (engine_options.mmproj); NULL = text only */
 };
 
 static shimmy_err load_projector(be_model *b, const engine_options *o, int n_threads, char *err,
@@ -1081,11 +1081,11 @@ be_token be_sample(be_model *b, be_sampler *s, int idx) {
 
 struct be_media {
     mtmd_input_chunks *chunks;
-    int n;          /* media chunks */
+    int n; /* media chunks */
     struct be_media_span {
-        int start, len;                 /* prompt positions */
-        const mtmd_input_chunk *chunk;  /* borrowed from chunks */
-    } *spans;
+        int start, len;                /* prompt positions */
+        const mtmd_input_chunk *chunk; /* borrowed from chunks */
+    } * spans;
 };
 
 /* stb_image's header check (compiled into libmtmd's helper): the size an image claims, read
@@ -1111,9 +1111,10 @@ static shimmy_err load_projector(be_model *b, const engine_options *o, int n_thr
     last_error[0] = '\0';
     b->mtmd = mtmd_init_from_file(o->mmproj, b->model, mp);
     if (b->mtmd == NULL)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "cannot load the projector of model '%s' "
-                       "from %s: %s", b->name, o->mmproj,
-                       last_error[0] ? last_error : "libmtmd refused the file");
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "cannot load the projector of model '%s' "
+                       "from %s: %s",
+                       b->name, o->mmproj, last_error[0] ? last_error : "libmtmd refused the file");
     log_info("%s: projector %s loaded (%s%s%s)", b->name, o->mmproj,
              mtmd_support_vision(b->mtmd) ? "images" : "",
              mtmd_support_vision(b->mtmd) && mtmd_support_audio(b->mtmd) ? ", " : "",
@@ -1127,7 +1128,9 @@ bool be_media_supported(const be_model *b, gen_media_kind kind) {
     return kind == GEN_MEDIA_AUDIO ? mtmd_support_audio(b->mtmd) : mtmd_support_vision(b->mtmd);
 }
 
-static const char *kind_plural(gen_media_kind k) { return k == GEN_MEDIA_AUDIO ? "audio" : "images"; }
+static const char *kind_plural(gen_media_kind k) {
+    return k == GEN_MEDIA_AUDIO ? "audio" : "images";
+}
 
 static bool is_webp(const gen_media *m) {
     return m->len >= 12 && memcmp(m->data, "RIFF", 4) == 0 && memcmp(m->data + 8, "WEBP", 4) == 0;
@@ -1154,14 +1157,16 @@ static mtmd_bitmap *decode_webp(const gen_media *m) {
 }
 
 /* Decodes media item m into a bitmap. Returns owned *out. */
-static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitmap **out,
-                               char *err, size_t errlen, char *param, size_t paramlen) {
+static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitmap **out, char *err,
+                               size_t errlen, char *param, size_t paramlen) {
     *out = NULL;
     snprintf(param, paramlen, "%s", m->param ? m->param : "");
     if (!be_media_supported(b, m->kind))
         return err_set(err, errlen, ERR_BAD_PARAM, "model %s does not support %s%s", b->name,
-                       kind_plural(m->kind), b->mtmd == NULL ? " (it has no projector: "
-                       "give one with --mmproj)" : "");
+                       kind_plural(m->kind),
+                       b->mtmd == NULL ? " (it has no projector: "
+                                         "give one with --mmproj)"
+                                       : "");
     if (m->len > LIM_MEDIA_BYTES || m->len > INT_MAX)
         return err_set(err, errlen, ERR_TOO_LARGE, "%s is %zu bytes; at most %u are accepted",
                        m->param, m->len, LIM_MEDIA_BYTES);
@@ -1171,8 +1176,10 @@ static shimmy_err decode_media(const be_model *b, const gen_media *m, mtmd_bitma
                       : m->kind == GEN_MEDIA_IMAGE &&
                             stbi_info_from_memory(m->data, (int)m->len, &x, &y, &comp) != 0;
     if (sized && (uint64_t)x * (uint64_t)y > LIM_MEDIA_PIXELS)
-        return err_set(err, errlen, ERR_TOO_LARGE, "%s is an image of %d x %d pixels; at most %u "
-                       "pixels are accepted", m->param, x, y, LIM_MEDIA_PIXELS);
+        return err_set(err, errlen, ERR_TOO_LARGE,
+                       "%s is an image of %d x %d pixels; at most %u "
+                       "pixels are accepted",
+                       m->param, x, y, LIM_MEDIA_PIXELS);
     struct mtmd_helper_bitmap_wrapper w = {0};
     if (webp)
         w.bitmap = decode_webp(m);
@@ -1214,9 +1221,11 @@ static shimmy_err media_layout(const be_model *b, be_media *md, be_token **token
         if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
             md->n++;
             if ((size_t)mtmd_input_chunk_get_n_pos(c) != mtmd_input_chunk_get_n_tokens(c))
-                return err_set(err, errlen, ERR_UNSUPPORTED, "the projector of model %s places "
+                return err_set(err, errlen, ERR_UNSUPPORTED,
+                               "the projector of model %s places "
                                "image tokens by M-RoPE (Qwen2-VL and Qwen3-VL style), which "
-                               "shimmy does not support yet", b->name);
+                               "shimmy does not support yet",
+                               b->name);
         }
     }
     if (total > INT_MAX / 2)
@@ -1258,8 +1267,10 @@ shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_medi
     mtmd_bitmap *bm[LIM_MEDIA_PARTS] = {0};
     shimmy_err rc = SHIMMY_OK;
     if (n_media > LIM_MEDIA_PARTS)
-        return err_set(err, errlen, ERR_BAD_PARAM, "%d images or audio clips; at most %d per "
-                       "request", n_media, LIM_MEDIA_PARTS);
+        return err_set(err, errlen, ERR_BAD_PARAM,
+                       "%d images or audio clips; at most %d per "
+                       "request",
+                       n_media, LIM_MEDIA_PARTS);
     int got = 0;
     for (; got < n_media && rc == SHIMMY_OK; got++)
         rc = decode_media(b, &media[got], &bm[got], err, errlen, param, paramlen);
@@ -1269,16 +1280,20 @@ shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_medi
     if (rc == SHIMMY_OK && (md->chunks = mtmd_input_chunks_init()) == NULL)
         rc = ERR_NOMEM;
     if (rc == SHIMMY_OK) {
-        mtmd_input_text in = {.text = text, .text_len = strlen(text), .add_special = true,
-                              .parse_special = true};
+        mtmd_input_text in = {
+            .text = text, .text_len = strlen(text), .add_special = true, .parse_special = true};
         int32_t r = mtmd_tokenize(b->mtmd, md->chunks, &in, (const mtmd_bitmap *const *)bm,
                                   (size_t)n_media);
         if (r == 1)
-            rc = err_set(err, errlen, ERR_BAD_PARAM, "the prompt has a different number of media "
-                         "markers than the %d images or audio clips given", n_media);
+            rc = err_set(err, errlen, ERR_BAD_PARAM,
+                         "the prompt has a different number of media "
+                         "markers than the %d images or audio clips given",
+                         n_media);
         else if (r != 0)
-            rc = err_set(err, errlen, ERR_BAD_PARAM, "an image or audio clip could not be "
-                         "preprocessed for model %s (libmtmd error %d)", b->name, r);
+            rc = err_set(err, errlen, ERR_BAD_PARAM,
+                         "an image or audio clip could not be "
+                         "preprocessed for model %s (libmtmd error %d)",
+                         b->name, r);
     }
     if (rc == SHIMMY_OK)
         rc = media_layout(b, md, tokens, n_tokens, err, errlen);
@@ -1313,8 +1328,10 @@ shimmy_err be_media_eval(be_model *b, const be_media *md, int idx, int seq, int 
     int32_t r = mtmd_helper_eval_chunk_single(b->mtmd, b->ctx, md->spans[idx].chunk, pos, seq,
                                               b->n_batch, false, &end);
     if (r != 0)
-        return err_set(err, errlen, ERR_INTERNAL, "encoding an image or audio clip failed "
-                       "(libmtmd error %d)", r);
+        return err_set(err, errlen, ERR_INTERNAL,
+                       "encoding an image or audio clip failed "
+                       "(libmtmd error %d)",
+                       r);
     return SHIMMY_OK;
 }
 

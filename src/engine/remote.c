@@ -101,7 +101,8 @@ struct rmodel {
 
 static void keep_line(rmodel *m, const char *line, size_t n) {
     pthread_mutex_lock(&m->mu);
-    snprintf(m->lastlog[m->n_log % LIM_ENGINE_LOG_LINES], sizeof m->lastlog[0], "%.*s", (int)n, line);
+    snprintf(m->lastlog[m->n_log % LIM_ENGINE_LOG_LINES], sizeof m->lastlog[0], "%.*s", (int)n,
+             line);
     m->n_log++;
     pthread_mutex_unlock(&m->mu);
 }

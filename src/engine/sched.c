@@ -5,11 +5,11 @@
  * Jobs are shared by the submitter and the engine thread (reference counted); text flows back
  * through the job's buffer, filtered by textout (UTF-8 whole, stop strings held back); a chat
  * job's waiter parses it (engine/llama_chat.h) into answer, reasoning and tool-call events. */
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fnmatch.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +34,7 @@ struct sched_job {
     pthread_cond_t cv;
     int refs;                /* submitter + engine, under mu */
     atomic_bool cancel;
-    be_token *tokens;        /* prompt, owned; media positions hold placeholders (backend.h) */
+    be_token *tokens; /* prompt, owned; media positions hold placeholders (backend.h) */
     int n_tokens;
     be_media *media;         /* the prompt's images and audio, owned; NULL = none */
     gen_params params;       /* stop strings point into stop_copy */
@@ -487,9 +487,11 @@ static shimmy_err tokenize_media(sched_model *m, const char *text, const gen_req
     shimmy_err rc = be_tokenize_media(m->be, text, req->media, req->n_media, &j->tokens,
                                       &j->n_tokens, &j->media, err, errlen, param, paramlen);
     int start, len;
-    if (rc == SHIMMY_OK && j->n_tokens > 0 && be_media_at(j->media, j->n_tokens - 1, &start, &len) >= 0) {
+    if (rc == SHIMMY_OK && j->n_tokens > 0 &&
+        be_media_at(j->media, j->n_tokens - 1, &start, &len) >= 0) {
         snprintf(param, paramlen, "%s", req->chat_json != NULL ? "messages" : "prompt");
-        return err_set(err, errlen, ERR_BAD_PARAM, "the prompt ends with an image or audio "
+        return err_set(err, errlen, ERR_BAD_PARAM,
+                       "the prompt ends with an image or audio "
                        "clip: put text after it");
     }
     return rc;
@@ -1133,8 +1135,8 @@ static void eval_media(sched_model *m) {
         if (s->state != SLOT_PROMPT || s->job->media == NULL ||
             (idx = be_media_at(s->job->media, s->n_prompt_done, &start, &len)) < 0)
             continue;
-        if (be_media_eval(m->be, s->job->media, idx, s->id, s->n_prompt_done, err,
-                          sizeof err) != SHIMMY_OK) {
+        if (be_media_eval(m->be, s->job->media, idx, s->id, s->n_prompt_done, err, sizeof err) !=
+            SHIMMY_OK) {
             log_error("%s: %s", m->name, err);
             be_seq_truncate(m->be, s->id, s->n_prompt_done);
             s->n_cache = s->n_prompt_done;

@@ -1,12 +1,12 @@
-/* it_vision: image and audio input through the real binary (issue 12) on the generated vision fixture
- * (tools/gen_model + tools/gen_vision: a random-weight llama with a LLaVA-style projector, 4
- * tokens per image). Greedy answers for an image and a prompt equal llama.cpp's own
+/* it_vision: image and audio input through the real binary (issue 12) on the generated vision
+ * fixture (tools/gen_model + tools/gen_vision: a random-weight llama with a LLaVA-style projector,
+ * 4 tokens per image). Greedy answers for an image and a prompt equal llama.cpp's own
  * llama-mtmd-cli on the same files (golden/vision.jsonl, tools/vision_golden.sh) through every
  * API: OpenAI image_url data: URIs (PNG, JPEG, GIF, BMP; WebP, which llama-mtmd-cli cannot read
- * without ffmpeg, decoded by libwebp, answers as the PNG of the same pixels), Ollama images on /api/chat and
- * /api/generate, Anthropic image blocks, Responses input_image; usage counts the image's
- * tokens. The same image again is served from the slot's cache (cached_tokens), another image
- * is not. Four image requests run next to four text requests. Every error of the issue: no
+ * without ffmpeg, decoded by libwebp, answers as the PNG of the same pixels), Ollama images on
+ * /api/chat and /api/generate, Anthropic image blocks, Responses input_image; usage counts the
+ * image's tokens. The same image again is served from the slot's cache (cached_tokens), another
+ * image is not. Four image requests run next to four text requests. Every error of the issue: no
  * projector, audio to a vision-only model, undecodable data, too many pixels, too many parts,
  * TIFF, a remote URL without --allow-remote-media (and with it: the fetch happens). */
 #include "harness.h"
@@ -51,7 +51,7 @@ static const char *fixture(h_test *t, const char *name) {
     } else {
         snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
         bool audio = strcmp(name, "audio-mmproj.gguf") == 0;
-        const char *args[] = {p, "--text-embd", "64", "--seed", "2", audio ? "--audio" : NULL,
+        const char *args[] = {p,   "--text-embd", "64", "--seed", "2", audio ? "--audio" : NULL,
                               NULL};
         rc = h_run_exe(t, exe, args, 60000, &log);
     }
@@ -115,12 +115,12 @@ static char *image_b64(const char *name) {
 
 static const char *mime(const char *name) {
     const char *ext = strrchr(name, '.');
-    return strcmp(ext, ".png") == 0   ? "image/png"
-           : strcmp(ext, ".jpg") == 0 ? "image/jpeg"
-           : strcmp(ext, ".gif") == 0 ? "image/gif"
-           : strcmp(ext, ".bmp") == 0 ? "image/bmp"
+    return strcmp(ext, ".png") == 0    ? "image/png"
+           : strcmp(ext, ".jpg") == 0  ? "image/jpeg"
+           : strcmp(ext, ".gif") == 0  ? "image/gif"
+           : strcmp(ext, ".bmp") == 0  ? "image/bmp"
            : strcmp(ext, ".webp") == 0 ? "image/webp"
-                                      : "application/octet-stream";
+                                       : "application/octet-stream";
 }
 
 /* data:<mime>;base64,<data> of a test image. Owned. */
@@ -500,8 +500,7 @@ static void test_audio(void **state) {
                                   "type", "input_audio", "input_audio", "data", wav, "format",
                                   "wav", "type", "text", "text", h_str(g, "prompt"), "max_tokens",
                                   h_int(g, "max_tokens"), "temperature", 0.0));
-    assert_string_equal(json_string_value(h_get(r, "choices.0.message.content")),
-                        h_str(g, "text"));
+    assert_string_equal(json_string_value(h_get(r, "choices.0.message.content")), h_str(g, "text"));
     if (h_int(h_obj(r, "usage"), "prompt_tokens") < 750)
         fail_msg("prompt_tokens %lld: the clip's 750 tokens are not counted",
                  h_int(h_obj(r, "usage"), "prompt_tokens"));

@@ -1,14 +1,15 @@
 /* Unit tests for api/media: base64 (standard, URL-safe, padding, whitespace, garbage), data: URIs,
- * the formats taken (WebP too) and refused (TIFF, audio as an image, an image as audio), the size and count
- * limits, remote URLs refused without --allow-remote-media; and the OpenAI wire turning image
- * parts into media and media_marker parts of the engine's chat JSON. */
-/* clang-format off: cmocka.h needs these first */
+ * the formats taken (WebP too) and refused (TIFF, audio as an image, an image as audio), the size
+ * and count limits, remote URLs refused without --allow-remote-media; and the OpenAI wire turning
+ * image parts into media and media_marker parts of the engine's chat JSON. */
+/* cmocka.h needs these first */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-/* clang-format on */
+// clang-format on
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,8 +73,11 @@ static void test_add(void **state) {
            "data: URI");
     expect(api_media_add_url(&m, "https://example.com/a.png", GEN_MEDIA_IMAGE, "x", &e), &e,
            ERR_BAD_PARAM, "--allow-remote-media");
-    assert_int_equal(api_media_add_url(&m, "data:image/webp;base64,UklGRhYAAABXRUJQVlA4IAoAAAAQ"
-                                       "AAAAAAAA", GEN_MEDIA_IMAGE, "w", &e), SHIMMY_OK);
+    assert_int_equal(api_media_add_url(&m,
+                                       "data:image/webp;base64,UklGRhYAAABXRUJQVlA4IAoAAAAQ"
+                                       "AAAAAAAA",
+                                       GEN_MEDIA_IMAGE, "w", &e),
+                     SHIMMY_OK);
     expect(api_media_add_url(&m, "data:image/tiff;base64,SUkqAAgAAAA=", GEN_MEDIA_IMAGE, "x", &e),
            &e, ERR_BAD_PARAM, "is not a PNG, JPEG, WebP, GIF or BMP image");
     expect(api_media_add_base64(&m, "UklGRiQAAABXQVZFZm10IA==", 24, GEN_MEDIA_IMAGE, "x", &e), &e,
