@@ -920,7 +920,10 @@ static registry *open_models(serve_opts *o) {
 }
 
 int cli_serve(int argc, char **argv) {
-    serve_opts o;
+    /* static: the option strings it points to (copies of --config values, template files,
+     * aliases) live for the process, like argv; a static keeps them reachable at exit (what
+     * make test-asan's leak check, and a reader, expect of process-lifetime memory) */
+    static serve_opts o;
     memset(&o, 0, sizeof o);
     snprintf(o.host, sizeof o.host, "%s", LIM_DEFAULT_HOST);
     o.port = LIM_DEFAULT_PORT;
