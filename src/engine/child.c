@@ -532,7 +532,23 @@ static shimmy_err load(const buf *payload, shimmy_err init_rc, const char *init_
     return rc;
 }
 
+/* The signals the server handles are not this process's: Ctrl-C's SIGINT, a hang-up and a
+ * service manager's SIGTERM go to the whole process group, and the server then drains its
+ * requests and closes the channel, which ends this process. A write to a peer that went away (an
+ * RPC server) must fail with EPIPE for ggml to report, not end the process with SIGPIPE. Set here
+ * rather than inherited: the warm engine process starts before the server sets its own. */
+static void child_signals(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 int engine_child_main(int fd) {
+    child_signals();
     /* No PR_SET_PDEATHSIG: it fires when the server thread that spawned this process ends (any
      * connection thread may spawn). When the server goes, the channel reaches its end, and this
      * process unloads and exits. */
