@@ -46,15 +46,13 @@ typedef struct h_test {
     h_server servers[H_MAX_SERVERS];
     int n_servers;
     bool passed;        /* set by h_pass */
-    bool crash_reports_expected; /* the test crashes engine processes on purpose (SIGSEGV):
-                                  * a sanitizer's report of that is not a finding */
 } h_test;
 
 /* cmocka group helpers: h_setup makes the h_test (in *state), h_teardown stops its servers,
  * prints their logs when the test failed, and removes the folder. In a sanitizer build
  * (make test-asan) the teardown also fails the test when a server's log holds an ASan, LSan or
  * UBSan report: the server's own (at its exit) or one of its engine processes' (their stderr is
- * copied to the server's), unless crash_reports_expected. */
+ * copied to the server's). */
 int h_setup(void **state);
 int h_teardown(void **state);
 /* Marks the test as having reached its end. */

@@ -143,10 +143,20 @@ static void crash_with(h_test *t, int sig) {
 }
 
 static void test_sigkill(void **state) { crash_with(*state, SIGKILL); }
+/* In an ASan build (make test-asan) the engine process would catch the SIGSEGV itself and
+ * spend seconds symbolizing a report before it exits: it gets the signal as a plain build does. */
 static void test_sigsegv(void **state) {
-    h_test *t = *state;
-    t->crash_reports_expected = true; /* ASan reports the SEGV it is sent */
-    crash_with(t, SIGSEGV);
+    const char *was = getenv("ASAN_OPTIONS");
+    char *saved = was != NULL ? strdup(was) : NULL;
+    if (saved != NULL) {
+        char opts[1024];
+        snprintf(opts, sizeof opts, "%s:handle_segv=0", saved);
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
+    crash_with(*state, SIGSEGV);
+    if (saved != NULL)
+        setenv("ASAN_OPTIONS", saved, 1);
+    free(saved);
 }
 static void test_sigabrt(void **state) { crash_with(*state, SIGABRT); }
 
