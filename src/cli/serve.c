@@ -744,6 +744,25 @@ bool cli_serve_has_flag(const char *name) {
     return find_flag(name) != NULL;
 }
 
+/* A --config value, copied for the process (flags keep pointers into it, as they do into argv)
+ * and linked from a static list so that it stays reachable (make test-asan's leak check). */
+typedef struct kept_value {
+    struct kept_value *next;
+    char s[];
+} kept_value;
+static kept_value *kept_values;
+
+static char *keep_value(const char *v) {
+    size_t n = strlen(v);
+    kept_value *k = malloc(sizeof *k + n + 1);
+    if (k == NULL)
+        return NULL;
+    memcpy(k->s, v, n + 1);
+    k->next = kept_values;
+    kept_values = k;
+    return k->s;
+}
+
 /* A cli_config_flag_fn into the serve_opts ud: the value is copied (it lives for the process,
  * like argv); a flag without a value takes true/false. */
 static int file_flag(void *ud, const char *flag, const char *value) {
@@ -759,7 +778,7 @@ static int file_flag(void *ud, const char *flag, const char *value) {
             return cli_usage_error("serve", "%s wants true or false, not '%s'", flag, value);
         return yes ? parse_flag(f->val, NULL, ud) : 0;
     }
-    char *copy = strdup(value);
+    char *copy = keep_value(value);
     if (copy == NULL)
         return cli_usage_error("serve", "out of memory");
     return parse_flag(f->val, copy, ud);

@@ -328,7 +328,10 @@ static void test_hundred_crashes(void **state) {
     print_message("after 100 crashes: %d descriptors (%d after 10), RSS %ld KiB (%ld after 10)\n",
                   fds, fds0, rss, rss10);
     assert_true(fds <= fds0 + 2);
-    assert_true(rss <= rss10 + 4096);
+    /* an ASan build (make test-asan sets ASAN_OPTIONS) holds freed memory in its quarantine, so
+     * its RSS grows without a leak: there LeakSanitizer checks the server at exit instead */
+    if (getenv("ASAN_OPTIONS") == NULL)
+        assert_true(rss <= rss10 + 4096);
     h_pass(t);
 }
 
