@@ -57,7 +57,8 @@ APT_VULKAN="libvulkan1 mesa-vulkan-drivers"
 # arm64 package would remove the amd64 one): its headers are the same for both, so the amd64
 # headers and the arm64 runtime libwslay1 serve.
 APT_ARM64="gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libmicrohttpd-dev:arm64 \
-libjansson-dev:arm64 libcurl4-openssl-dev:arm64 libedit-dev:arm64 libwslay1:arm64 libcmocka-dev:arm64"
+libjansson-dev:arm64 libcurl4-openssl-dev:arm64 libedit-dev:arm64 libwslay1:arm64 libcmocka-dev:arm64 \
+libwebp-dev:arm64"
 
 APT_PKGS="build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev \
 libcmocka-dev libcurl4-openssl-dev libedit-dev libwslay-dev libwebp-dev"

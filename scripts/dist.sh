@@ -53,15 +53,14 @@ build_arm64() {
     "$root/scripts/deps.sh" --arch arm64 >&2
     local wslay=/usr/lib/aarch64-linux-gnu/libwslay.so.1
     [ -f "$wslay" ] || die "$wslay missing (apt-get install libwslay1:arm64)"
-    if [ ! -f "$build/CMakeCache.txt" ]; then
-        cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-            -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
-            -DLLAMA_DIR="$deps/arm64/llama" \
-            -DLLAMA_CHAT_LIB="$deps/chat/$LLAMA_RELEASE-arm64/libllama-chat.a" \
-            -DLLAMA_MTMD_DIR="$deps/mtmd/$LLAMA_RELEASE-arm64" \
-            -DWSLAY_LIB="$wslay" -DWSLAY_INCLUDE=/usr/include ${CMAKE_FLAGS:-} >&2 ||
-            die "configuring the arm64 build in $build failed"
-    fi
+    # configured every time (a no-op when nothing changed): the paths follow the pins
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
+        -DLLAMA_DIR="$deps/arm64/llama" \
+        -DLLAMA_CHAT_LIB="$deps/chat/$LLAMA_RELEASE-arm64/libllama-chat.a" \
+        -DLLAMA_MTMD_DIR="$deps/mtmd/$LLAMA_RELEASE-arm64" \
+        -DWSLAY_LIB="$wslay" -DWSLAY_INCLUDE=/usr/include ${CMAKE_FLAGS:-} >&2 ||
+        die "configuring the arm64 build in $build failed"
     cmake --build "$build" -j "$jobs" --target shimmy >&2 || die "the arm64 build failed"
 }
 
@@ -86,7 +85,8 @@ for f in "$build"/lib/*.so*; do
     case "$(basename "$f")" in
     libggml-vulkan.so | libggml-cuda.so | libggml-rpc.so | libggml-hip.so | libggml-opencl.so) continue ;;
     libshimmy-cxx.so) $strip_tool -o "$dir/lib/libshimmy-cxx.so" "$f" ;;
-    *) cp -a "$f" "$dir/lib/" ;;
+    libllama*.so* | libggml*.so*) cp -a "$f" "$dir/lib/" ;;
+    *) echo "dist.sh: not packed: $f (not one of shimmy's libraries: left over from an older build?)" >&2 ;;
     esac
 done
 
