@@ -100,8 +100,9 @@ runtime_deps() {
             [ -e "$dir/lib/$n" ] || needed+=("$n")
         done < <(readelf -d "$f" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1/p')
     done
-    # opened with dlopen, not NEEDED: libcurl (http/client.c: discover --server, remote media)
-    needed+=(libcurl.so.4)
+    # opened with dlopen (core/netlib.c), so no NEEDED entry: libcurl (pull, discover --server,
+    # remote media) and libcrypto (pull's checksums)
+    needed+=(libcurl.so.4 libcrypto.so.3)
     mapfile -t needed < <(printf '%s\n' "${needed[@]}" | sort -u)
     for n in "${needed[@]}"; do paths+=("$libdir/$n" "/lib/${libdir#/usr/lib/}/$n"); done
     # one dpkg -S for all (each call reads dpkg's whole file list)
