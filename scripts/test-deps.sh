@@ -24,7 +24,9 @@ fi
 # llama.cpp's RPC module and rpc-server (tests/integration/it_rpc.c), compiled once per release.
 "$root/scripts/build-rpc.sh"
 cd "$root/tests/clients"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+# npm writes node_modules/.package-lock.json last: without it (an emptied or half-written folder)
+# the install runs again.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules ]; then
     npm ci --silent --no-audit --no-fund >/dev/null || { echo "test-deps.sh: npm ci failed in tests/clients" >&2; exit 1; }
     touch node_modules
 fi
