@@ -128,10 +128,10 @@ static shimmy_err parse_system(const json_t *root, json_t *msgs, api_error *err)
 /* What the blocks of one message become: text parts, reasoning, tool calls, tool results. */
 typedef struct turn {
     const char *role;
-    json_t *parts;   /* [{type:text,text}] */
-    json_t *calls;   /* assistant: tool_calls */
-    json_t *results; /* user: role "tool" messages */
-    buf reasoning;   /* assistant: thinking blocks */
+    json_t *parts;    /* [{type:text,text}] */
+    json_t *calls;    /* assistant: tool_calls */
+    json_t *results;  /* user: role "tool" messages */
+    buf reasoning;    /* assistant: thinking blocks */
     api_media *media; /* the request's images */
 } turn;
 

@@ -16,16 +16,16 @@
 struct api_presets;
 
 typedef struct shimmy_app {
-    registry *models;   /* borrowed */
-    int64_t started_ns; /* monotonic clock at start-up (core/clock.h) */
-    atomic_bool ready;  /* start-up done and not draining: GET /health?ready=1 answers 200 */
+    registry *models;     /* borrowed */
+    int64_t started_ns;   /* monotonic clock at start-up (core/clock.h) */
+    atomic_bool ready;    /* start-up done and not draining: GET /health?ready=1 answers 200 */
     atomic_bool draining; /* SIGTERM/SIGINT received: finishing what runs, taking nothing new */
     atomic_bool stopping; /* the drain timed out: generations still running end with an error */
-    bool no_metrics;    /* --no-metrics: GET /metrics is 404 */
+    bool no_metrics;      /* --no-metrics: GET /metrics is 404 */
     struct api_presets *_Atomic presets; /* --config: per-model defaults; NULL = none;
                                           * swapped on SIGHUP (api/presets.h) */
-    struct resp_store *responses; /* owned by serve: the Responses API's store of finished
-                                   * responses (api/resp_store.h); NULL = nothing stored */
+    struct resp_store *responses;        /* owned by serve: the Responses API's store of finished
+                                          * responses (api/resp_store.h); NULL = nothing stored */
 } shimmy_app;
 
 /* The route table (static storage). */

@@ -24,7 +24,9 @@ void api_sink_init(api_sink *s, buf *out, api_framing framing) {
     buf_init(&s->scratch, LIM_RESPONSE_BYTES);
 }
 
-void api_sink_free(api_sink *s) { buf_free(&s->scratch); }
+void api_sink_free(api_sink *s) {
+    buf_free(&s->scratch);
+}
 
 void api_frame_begin(api_sink *s, jsonw *w) {
     buf_reset(&s->scratch);
@@ -47,7 +49,9 @@ shimmy_err api_frame_end_event(api_sink *s, jsonw *w, const char *event) {
     return e != SHIMMY_OK ? e : frame(s, event, buf_str(&s->scratch), s->scratch.len);
 }
 
-shimmy_err api_frame_end(api_sink *s, jsonw *w) { return api_frame_end_event(s, w, NULL); }
+shimmy_err api_frame_end(api_sink *s, jsonw *w) {
+    return api_frame_end_event(s, w, NULL);
+}
 
 shimmy_err api_frame_text(api_sink *s, const char *text) {
     return frame(s, NULL, text, strlen(text));
@@ -142,8 +146,8 @@ static shimmy_err add_logprob(api_answer *a, const gen_event *e) {
         a->lps = v;
         a->cap_lps = cap;
     }
-    a->lps[a->n_lps] = (api_logprob){e->kind == GEN_EV_LOGPROB_TOP, e->logprob, a->lp_text.len,
-                                     e->len};
+    a->lps[a->n_lps] =
+        (api_logprob){e->kind == GEN_EV_LOGPROB_TOP, e->logprob, a->lp_text.len, e->len};
     shimmy_err r = buf_append(&a->lp_text, e->text, e->len);
     a->n_lps += r == SHIMMY_OK;
     return r;
@@ -232,8 +236,11 @@ shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e,
     if (strncmp(msg, REGISTRY_PULL_FAILED, strlen(REGISTRY_PULL_FAILED)) == 0)
         return api_fail(err, e, "model", "%s", msg + strlen(REGISTRY_PULL_FAILED));
     /* a 400 from the registry is a num_ctx above --max-ctx */
-    return api_fail(err, e, e == ERR_UNSUPPORTED ? "model"
-                            : e == ERR_BAD_PARAM ? "options.num_ctx" : NULL, "%s", msg);
+    return api_fail(err, e,
+                    e == ERR_UNSUPPORTED ? "model"
+                    : e == ERR_BAD_PARAM ? "options.num_ctx"
+                                         : NULL,
+                    "%s", msg);
 }
 
 shimmy_err api_acquire_kind(registry *reg, const api_proto *p, const char *name, bool rerank,
@@ -241,10 +248,11 @@ shimmy_err api_acquire_kind(registry *reg, const api_proto *p, const char *name,
     model_desc d;
     char msg[1024] = "";
     if (registry_find(reg, name, &d) && d.meta.is_reranker != rerank)
-        return api_fail(err, ERR_BAD_PARAM, "model", rerank
-                        ? "\"%.256s\" is not a reranker: POST /v1/rerank needs a model whose "
-                          "pooling type is rank (bge-reranker, Qwen3-Reranker)"
-                        : "\"%.256s\" is a reranker: it serves POST /v1/rerank, not generation",
+        return api_fail(err, ERR_BAD_PARAM, "model",
+                        rerank
+                            ? "\"%.256s\" is not a reranker: POST /v1/rerank needs a model whose "
+                              "pooling type is rank (bge-reranker, Qwen3-Reranker)"
+                            : "\"%.256s\" is a reranker: it serves POST /v1/rerank, not generation",
                         name);
     shimmy_err e = registry_acquire_ctx(reg, name, num_ctx, out, msg, sizeof msg);
     return e == SHIMMY_OK ? SHIMMY_OK : api_acquire_error(p, name, e, msg, err);
@@ -280,8 +288,7 @@ static shimmy_err check_template(engine_model *m, const api_call *c, api_error *
     if (e != SHIMMY_OK)
         return api_fail(err, e, NULL, "the model's chat template could not be read");
     if (c->need_tools && !caps.tools)
-        return api_fail(err, ERR_BAD_PARAM, "tools", "\"%.256s\" does not support tools",
-                        c->model);
+        return api_fail(err, ERR_BAD_PARAM, "tools", "\"%.256s\" does not support tools", c->model);
     if (c->need_thinking && !caps.thinking)
         return api_fail(err, ERR_BAD_PARAM, "think", "\"%.256s\" does not support thinking",
                         c->model);
@@ -293,24 +300,24 @@ static shimmy_err check_template(engine_model *m, const api_call *c, api_error *
 /* One request from acquire to release. */
 typedef struct gen_run {
     const api_proto *p;
-    shimmy_app *app;    /* borrowed */
-    registry *reg;      /* borrowed */
-    http_note *note;    /* borrowed: the request's note for the log and metrics; may be NULL */
-    http_conn *conn;    /* borrowed */
-    json_t *root;       /* the body, parsed once; owned */
-    api_call call;      /* owns call.wire */
-    engine_model *model; /* acquired */
+    shimmy_app *app;      /* borrowed */
+    registry *reg;        /* borrowed */
+    http_note *note;      /* borrowed: the request's note for the log and metrics; may be NULL */
+    http_conn *conn;      /* borrowed */
+    json_t *root;         /* the body, parsed once; owned */
+    api_call call;        /* owns call.wire */
+    engine_model *model;  /* acquired */
     gen_job *jobs[LIM_N]; /* owned: one per choice */
     int n_jobs;
-    bool done[LIM_N];   /* stream: the choice's end was written */
+    bool done[LIM_N];      /* stream: the choice's end was written */
     gen_status sts[LIM_N]; /* each choice's last status */
-    gen_events ev;      /* one wait's events; reused */
-    api_sink sink;      /* streaming */
-    bool started;       /* the opening frame was written */
-    bool ended;         /* the last frame was written */
-    int64_t wrote_ns;   /* monotonic: when the stream last wrote a frame */
-    char *chat_sys;     /* owned: the chat JSON with the presets' system prompt added, or NULL */
-    api_stop_fn stop;   /* NULL: the HTTP connection's hang-up stops the request */
+    gen_events ev;         /* one wait's events; reused */
+    api_sink sink;         /* streaming */
+    bool started;          /* the opening frame was written */
+    bool ended;            /* the last frame was written */
+    int64_t wrote_ns;      /* monotonic: when the stream last wrote a frame */
+    char *chat_sys;        /* owned: the chat JSON with the presets' system prompt added, or NULL */
+    api_stop_fn stop;      /* NULL: the HTTP connection's hang-up stops the request */
     void *stop_ctx;
 } gen_run;
 
@@ -345,14 +352,13 @@ static shimmy_err submit_jobs(gen_run *g, char *msg, size_t msglen, char *param,
     gen_request req = g->call.gen;
     if (n > LIM_N || (n > 1 && (g->p->finish == NULL || g->p->whole_n == NULL))) {
         snprintf(param, plen, "n");
-        return n > LIM_N ? err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be between 1 and %d",
-                                   LIM_N)
-                         : err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be 1 on this endpoint");
+        return n > LIM_N
+                   ? err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be between 1 and %d", LIM_N)
+                   : err_set(msg, msglen, ERR_BAD_PARAM, "'n' must be 1 on this endpoint");
     }
     for (g->n_jobs = 0; g->n_jobs < n; g->n_jobs++) {
         req.params.seed = g->call.gen.params.seed + (uint32_t)g->n_jobs;
-        shimmy_err e = engine_submit(g->model, &req, &g->jobs[g->n_jobs], msg, msglen, param,
-                                     plen);
+        shimmy_err e = engine_submit(g->model, &req, &g->jobs[g->n_jobs], msg, msglen, param, plen);
         if (e != SHIMMY_OK)
             return e; /* run_free cancels the others */
     }
@@ -362,8 +368,8 @@ static shimmy_err submit_jobs(gen_run *g, char *msg, size_t msglen, char *param,
 /* Acquires the model, checks the template and submits. */
 static shimmy_err submit(gen_run *g, api_error *err) {
     char msg[1024] = "";
-    shimmy_err e = api_acquire_kind(g->reg, g->p, g->call.model, false, g->call.num_ctx,
-                                    &g->model, err);
+    shimmy_err e =
+        api_acquire_kind(g->reg, g->p, g->call.model, false, g->call.num_ctx, &g->model, err);
     g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
     if (e != SHIMMY_OK)
         return e;
@@ -389,8 +395,8 @@ static shimmy_err load_only(gen_run *g, http_response *res, api_error *err) {
     char msg[1024] = "";
     bool unload = g->call.keep_ns == 0;
     shimmy_err e = unload ? registry_unload(g->reg, g->call.model)
-                          : registry_acquire_ctx(g->reg, g->call.model, g->call.num_ctx,
-                                                 &g->model, msg, sizeof msg);
+                          : registry_acquire_ctx(g->reg, g->call.model, g->call.num_ctx, &g->model,
+                                                 msg, sizeof msg);
     g->call.load_ns = clock_mono_ns() - g->call.t0_ns;
     if (e == ERR_MODEL_NOT_FOUND && unload)
         e = SHIMMY_OK; /* nothing loaded under that name: nothing to unload */
@@ -641,7 +647,8 @@ static int stream_next_n(gen_run *g, buf *out) {
         if (run_gone(g))
             return -1;
         if (server_stopping(g)) {
-            api_fail(&err, ERR_SHUTTING_DOWN, NULL, "the server is shutting down: the drain "
+            api_fail(&err, ERR_SHUTTING_DOWN, NULL,
+                     "the server is shutting down: the drain "
                      "timeout passed before the answer was complete");
             return stream_fail(g, &err);
         }
@@ -676,7 +683,8 @@ static int stream_next(void *ctx, buf *out) {
         if (run_gone(g))
             return -1;
         if (server_stopping(g)) {
-            api_fail(&err, ERR_SHUTTING_DOWN, NULL, "the server is shutting down: the drain "
+            api_fail(&err, ERR_SHUTTING_DOWN, NULL,
+                     "the server is shutting down: the drain "
                      "timeout passed before the answer was complete");
             if (g->note != NULL)
                 g->note->outcome = "shutdown";
@@ -700,12 +708,14 @@ static int stream_next(void *ctx, buf *out) {
     }
 }
 
-static void stream_free(void *ctx) { run_free(ctx); }
+static void stream_free(void *ctx) {
+    run_free(ctx);
+}
 
 /* Parses the body into g; on error fills err. */
 static shimmy_err parse(gen_run *g, const http_request *req, api_error *err) {
-    shimmy_err e = api_json_load_object(req->body, req->body_len, &g->root, err->message,
-                                        sizeof err->message);
+    shimmy_err e =
+        api_json_load_object(req->body, req->body_len, &g->root, err->message, sizeof err->message);
     if (e != SHIMMY_OK)
         return err->code = e;
     int64_t t0 = g->call.t0_ns;

@@ -26,15 +26,15 @@
 /* ---- output: frames into a buf ---- */
 
 typedef enum {
-    API_FRAME_NONE,   /* a whole body: the JSON as is */
-    API_FRAME_SSE,    /* text/event-stream: data: JSON\n\n */
-    API_FRAME_NDJSON  /* application/x-ndjson: JSON\n */
+    API_FRAME_NONE,  /* a whole body: the JSON as is */
+    API_FRAME_SSE,   /* text/event-stream: data: JSON\n\n */
+    API_FRAME_NDJSON /* application/x-ndjson: JSON\n */
 } api_framing;
 
 typedef struct api_sink {
-    buf *out;            /* borrowed: where whole frames go */
+    buf *out; /* borrowed: where whole frames go */
     api_framing framing;
-    buf scratch;         /* one frame's JSON before framing; owned, reused */
+    buf scratch; /* one frame's JSON before framing; owned, reused */
 } api_sink;
 
 /* Sets up s over out (borrowed). Free with api_sink_free. */
@@ -61,9 +61,9 @@ typedef struct api_tool_call {
 
 /* One log-probability record (a GEN_EV_LOGPROB or, top set, GEN_EV_LOGPROB_TOP event). */
 typedef struct api_logprob {
-    bool top;           /* an alternative of the last sampled token */
+    bool top; /* an alternative of the last sampled token */
     float logprob;
-    size_t off, len;    /* the token's text: api_answer.lp_text.data + off, len bytes */
+    size_t off, len; /* the token's text: api_answer.lp_text.data + off, len bytes */
 } api_logprob;
 
 /* What a job produced, accumulated over its waits: answer text, reasoning, tool calls, and the
@@ -73,7 +73,7 @@ typedef struct api_answer {
     buf reasoning;
     api_tool_call *calls; /* owned, n_calls of them */
     size_t n_calls;
-    api_logprob *lps;     /* owned, n_lps of them, in order */
+    api_logprob *lps; /* owned, n_lps of them, in order */
     size_t n_lps, cap_lps;
     buf lp_text;
 } api_answer;
@@ -93,8 +93,8 @@ shimmy_err api_answer_add_event(api_answer *a, const gen_event *e);
 
 /* A parsed request, filled by the protocol's parse; gen.c fills the times. */
 typedef struct api_call {
-    const char *model;        /* borrowed from the body's JSON */
-    gen_request gen;          /* ready for engine_submit; borrows from wire and the JSON */
+    const char *model; /* borrowed from the body's JSON */
+    gen_request gen;   /* ready for engine_submit; borrows from wire and the JSON */
     bool stream;
     bool load_only;           /* nothing to generate: load the model (or unload: keep_ns 0) */
     int64_t keep_ns;          /* keep-alive for registry_release_keep (REGISTRY_KEEP_DEFAULT) */
@@ -125,8 +125,8 @@ typedef struct api_proto {
     api_framing framing;      /* of a streamed answer */
     const char *content_type; /* of a streamed answer */
     const char *not_found[2]; /* message around the model name for an unknown model */
-    /* Fills c (from zero) from the body's JSON object root (borrowed; it outlives c). On error returns the
-     * code with err filled and nothing to free. */
+    /* Fills c (from zero) from the body's JSON object root (borrowed; it outlives c). On error
+     * returns the code with err filled and nothing to free. */
     shimmy_err (*parse)(shimmy_app *app, json_t *root, api_call *c, api_error *err);
     void (*free)(api_call *c);
     /* Streaming: the opening frame (may write nothing), the frames of one wait's events, and the

@@ -33,15 +33,16 @@ static shimmy_err load_body(const http_request *req, json_t **root, api_error *e
     size_t n = registry_count(app->models);
     if (n != 1 || !registry_get(app->models, 0, &d)) {
         json_decref(*root);
-        return api_fail(err, ERR_BAD_PARAM, "model", "model is required: %zu models are served "
-                        "(GET /v1/models lists them)", n);
+        return api_fail(err, ERR_BAD_PARAM, "model",
+                        "model is required: %zu models are served "
+                        "(GET /v1/models lists them)",
+                        n);
     }
     json_object_set_new(*root, "model", json_string(d.name));
     return SHIMMY_OK;
 }
 
-static shimmy_err acquire(const http_request *req, json_t *root, engine_model **m,
-                          api_error *err) {
+static shimmy_err acquire(const http_request *req, json_t *root, engine_model **m, api_error *err) {
     shimmy_app *app = req->app;
     const char *name = json_string_value(json_object_get(root, "model"));
     char msg[1024] = "";
@@ -168,8 +169,7 @@ static void tokenize(const http_request *req, http_response *res, json_t *root, 
 
 /* ---- POST /detokenize ---- */
 
-static void detokenize(const http_request *req, http_response *res, json_t *root,
-                       api_error *err) {
+static void detokenize(const http_request *req, http_response *res, json_t *root, api_error *err) {
     shimmy_app *app = req->app;
     json_t *tokens = api_json_opt(root, "tokens"), *v;
     size_t n = tokens != NULL ? json_array_size(tokens) : 0, i;
@@ -183,8 +183,7 @@ static void detokenize(const http_request *req, http_response *res, json_t *root
         return;
     }
     json_array_foreach(tokens, i, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > INT32_MAX) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
             api_fail(err, ERR_BAD_PARAM, "tokens", "tokens[%zu] is not a token id", i);
             free(t);
             return;

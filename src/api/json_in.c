@@ -41,8 +41,8 @@ shimmy_err api_json_load_object(const char *body, size_t len, json_t **out, char
                        LIM_JSON_DEPTH);
     json_t *root = json_loadb(body, len, 0, &je);
     if (root == NULL)
-        return err_set(msg, msglen, ERR_BAD_JSON, "invalid JSON at line %d, column %d: %s",
-                       je.line, je.column, je.text);
+        return err_set(msg, msglen, ERR_BAD_JSON, "invalid JSON at line %d, column %d: %s", je.line,
+                       je.column, je.text);
     if (!json_is_object(root)) {
         json_decref(root);
         return err_set(msg, msglen, ERR_BAD_JSON, "the request body must be a JSON object");

@@ -17,7 +17,9 @@ static void put(jsonw *w, const char *s, size_t n) {
         w->err = buf_append(w->b, s, n);
 }
 
-void jsonw_raw(jsonw *w, const char *s) { put(w, s, strlen(s)); }
+void jsonw_raw(jsonw *w, const char *s) {
+    put(w, s, strlen(s));
+}
 
 /* Bytes of the valid UTF-8 character at s[0..n), or 0 when s starts with an invalid sequence. */
 static size_t utf8_char_len(const unsigned char *s, size_t n) {
@@ -32,13 +34,27 @@ static void put_escape(jsonw *w, unsigned char c) {
     char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
     size_t n = 2;
     switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
+    case '"':
+        esc[1] = '"';
+        break;
+    case '\\':
+        esc[1] = '\\';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
     default:
         memcpy(esc + 1, "u00", 3);
         esc[4] = hex[c >> 4];
@@ -89,7 +105,9 @@ void jsonw_int(jsonw *w, int64_t v) {
         w->err = buf_printf(w->b, "%" PRId64, v);
 }
 
-void jsonw_bool(jsonw *w, int v) { jsonw_raw(w, v ? "true" : "false"); }
+void jsonw_bool(jsonw *w, int v) {
+    jsonw_raw(w, v ? "true" : "false");
+}
 
 shimmy_err jsonw_end(jsonw *w) {
     if (w->err != SHIMMY_OK && w->b->data != NULL) {

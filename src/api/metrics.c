@@ -19,7 +19,7 @@
 typedef struct met_hist {
     uint64_t le[LIM_METRICS_BUCKETS]; /* observations <= the bucket's bound (not cumulative here) */
     uint64_t count;
-    double sum;                   /* seconds */
+    double sum; /* seconds */
 } met_hist;
 
 /* Bucket bounds, seconds. */
@@ -169,7 +169,8 @@ static void log_request(const http_done *d) {
         f[n++] = (log_field){"prompt_tokens", NULL, nt->prompt_tokens};
         f[n++] = (log_field){"output_tokens", NULL, nt->output_tokens};
         if (nt->first_ns > 0)
-            f[n++] = (log_field){"ttft_ms", NULL, (double)((nt->first_ns - d->start_ns) / 100000) / 10};
+            f[n++] =
+                (log_field){"ttft_ms", NULL, (double)((nt->first_ns - d->start_ns) / 100000) / 10};
         if (nt->outcome != NULL)
             f[n++] = (log_field){"finish", nt->outcome, 0};
     }
@@ -230,7 +231,8 @@ static void hist_put(buf *b, const char *name, const char *label, const char *va
 }
 
 static void put_requests(buf *b) {
-    family(b, "shimmy_requests_total", "counter", "HTTP requests finished, by route, API and status.");
+    family(b, "shimmy_requests_total", "counter",
+           "HTTP requests finished, by route, API and status.");
     for (size_t i = 0; i < n_reqs; i++) {
         buf_puts(b, "shimmy_requests_total{route=\"");
         put_label(b, reqs[i].route);
@@ -307,13 +309,27 @@ static double rss_bytes(int pid) {
 
 typedef double (*snap_fn)(const met_snap *s);
 
-static double g_slots(const met_snap *s) { return s->info.n_parallel; }
-static double g_busy(const met_snap *s) { return s->info.active_slots; }
-static double g_queued(const met_snap *s) { return s->info.queued; }
-static double g_kv(const met_snap *s) { return s->info.kv_cells; }
-static double g_kv_used(const met_snap *s) { return s->info.kv_cells_used; }
-static double g_pc_bytes(const met_snap *s) { return (double)s->info.cache.bytes; }
-static double g_crashes(const met_snap *s) { return s->info.crashes; }
+static double g_slots(const met_snap *s) {
+    return s->info.n_parallel;
+}
+static double g_busy(const met_snap *s) {
+    return s->info.active_slots;
+}
+static double g_queued(const met_snap *s) {
+    return s->info.queued;
+}
+static double g_kv(const met_snap *s) {
+    return s->info.kv_cells;
+}
+static double g_kv_used(const met_snap *s) {
+    return s->info.kv_cells_used;
+}
+static double g_pc_bytes(const met_snap *s) {
+    return (double)s->info.cache.bytes;
+}
+static double g_crashes(const met_snap *s) {
+    return s->info.crashes;
+}
 static bool spec_on(const met_snap *s) {
     return strcmp(s->info.spec_type, "none") != 0;
 }

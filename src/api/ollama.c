@@ -151,8 +151,8 @@ void oll_handle_tags(const http_request *req, http_response *res) {
 /* Weights and KV cache on devices other than the CPU, bytes. */
 static uint64_t vram_bytes(const engine_model_info *info) {
     uint64_t n = 0;
-    for (int i = 0; i < info->n_devices && i < (int)(sizeof info->devices /
-                                                     sizeof info->devices[0]); i++)
+    for (int i = 0;
+         i < info->n_devices && i < (int)(sizeof info->devices / sizeof info->devices[0]); i++)
         if (strcmp(info->devices[i].backend, "CPU") != 0)
             n += info->devices[i].weight_bytes + info->devices[i].kv_bytes;
     return n;
@@ -231,7 +231,7 @@ static void model_info(jsonw *w, const model_desc *d) {
 
 /* The template in use and what it can do, without loading the model. */
 typedef struct show_tmpl {
-    char *source;           /* owned */
+    char *source; /* owned */
     engine_tmpl_caps caps;
 } show_tmpl;
 
@@ -419,8 +419,7 @@ static void lay(const void *ctx, gen_params *p) {
 /* Parses a body with the model's Ollama layers (params, system prompt) and, for /api/generate,
  * whether it has a chat template. An unknown model parses without layers; the acquire answers
  * 404. */
-static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err,
-                            bool chat) {
+static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err, bool chat) {
     model_desc d;
     disc_ollama_layers l;
     oll_model_ctx m = {0};
@@ -456,19 +455,47 @@ static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_err
     return parse_row(app, root, c, err, true);
 }
 
-#define OLL_NOT_FOUND                                                                          \
-    {"model \"", "\" not found, try pulling it first (shimmy serves the models on this "       \
-                 "machine: GET /api/tags lists them)"}
+#define OLL_NOT_FOUND                                                                              \
+    {                                                                                              \
+        "model \"", "\" not found, try pulling it first (shimmy serves the models on this "        \
+                    "machine: GET /api/tags lists them)"                                           \
+    }
 
-const api_proto oll_generate_proto = {
-    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_generate, oll_call_free,
-    oll_start,        oll_events,               oll_end,       oll_whole,      oll_loaded,
-    oll_write_error, NULL, NULL, NULL, NULL, NULL, NULL};
+const api_proto oll_generate_proto = {API_FRAME_NDJSON,
+                                      HTTP_NDJSON_CONTENT_TYPE,
+                                      OLL_NOT_FOUND,
+                                      parse_generate,
+                                      oll_call_free,
+                                      oll_start,
+                                      oll_events,
+                                      oll_end,
+                                      oll_whole,
+                                      oll_loaded,
+                                      oll_write_error,
+                                      NULL,
+                                      NULL,
+                                      NULL,
+                                      NULL,
+                                      NULL,
+                                      NULL};
 
-const api_proto oll_chat_proto = {
-    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, OLL_NOT_FOUND, parse_chat, oll_call_free,
-    oll_start,        oll_events,               oll_end,       oll_whole,  oll_loaded,
-    oll_write_error, NULL, NULL, NULL, NULL, NULL, NULL};
+const api_proto oll_chat_proto = {API_FRAME_NDJSON,
+                                  HTTP_NDJSON_CONTENT_TYPE,
+                                  OLL_NOT_FOUND,
+                                  parse_chat,
+                                  oll_call_free,
+                                  oll_start,
+                                  oll_events,
+                                  oll_end,
+                                  oll_whole,
+                                  oll_loaded,
+                                  oll_write_error,
+                                  NULL,
+                                  NULL,
+                                  NULL,
+                                  NULL,
+                                  NULL,
+                                  NULL};
 
 /* ---- embeddings ---- */
 
@@ -531,8 +558,8 @@ static void write_openai(jsonw *w, const oll_embed_request *r, const float *v, i
     jsonw_raw(w, "}}");
 }
 
-static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *r,
-                        const float *v, int dim, int n_tokens, const embed_times *t) {
+static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *r, const float *v,
+                        int dim, int n_tokens, const embed_times *t) {
     if (kind == OLL_EMBEDDINGS_LEGACY) {
         jsonw_raw(w, "{\"embedding\":");
         write_vec(w, v, dim);
@@ -564,8 +591,10 @@ static void embed_reply(jsonw *w, oll_embed_kind kind, const oll_embed_request *
  * the model's size. */
 static shimmy_err cut_dims(float *v, size_t n, int dim, int dims, api_error *err) {
     if (dims > dim)
-        return api_fail(err, ERR_BAD_PARAM, "dimensions", "dimensions %d is larger than the "
-                        "model's embedding size %d", dims, dim);
+        return api_fail(err, ERR_BAD_PARAM, "dimensions",
+                        "dimensions %d is larger than the "
+                        "model's embedding size %d",
+                        dims, dim);
     for (size_t i = 0; i < n; i++) {
         float *row = v + i * (size_t)dims;
         memmove(row, v + i * (size_t)dim, (size_t)dims * sizeof *v);
@@ -595,11 +624,12 @@ static void embed(const http_request *req, http_response *res, oll_embed_kind ki
     int dim = 0, n_tokens = 0;
     shimmy_err e = api_acquire_kind(app->models, p, r.model, false, r.num_ctx, &m, &ae);
     int64_t load_ns = clock_mono_ns() - t0;
-    if (e == SHIMMY_OK &&
-        (e = engine_embed_inputs(m, r.inputs, r.n, r.truncate, &v, &dim, &n_tokens, err,
-                                 sizeof err)) != SHIMMY_OK)
-        api_fail(&ae, e, e == ERR_BAD_PARAM || e == ERR_CONTEXT_LENGTH
-                             ? (kind == OLL_EMBEDDINGS_LEGACY ? "prompt" : "input") : NULL,
+    if (e == SHIMMY_OK && (e = engine_embed_inputs(m, r.inputs, r.n, r.truncate, &v, &dim,
+                                                   &n_tokens, err, sizeof err)) != SHIMMY_OK)
+        api_fail(&ae, e,
+                 e == ERR_BAD_PARAM || e == ERR_CONTEXT_LENGTH
+                     ? (kind == OLL_EMBEDDINGS_LEGACY ? "prompt" : "input")
+                     : NULL,
                  "%s", err);
     if (e == SHIMMY_OK && r.dimensions > 0 &&
         (e = cut_dims(v, r.n, dim, r.dimensions, &ae)) == SHIMMY_OK)
@@ -756,9 +786,11 @@ void oll_handle_pull(const http_request *req, http_response *res) {
     if (ref == NULL || ref[0] == '\0') {
         reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to pull");
     } else if (pull_ref_kind(ref) == NULL) {
-        reply_error(res, ERR_BAD_PARAM, "'%.200s' is not a model reference: use "
+        reply_error(res, ERR_BAD_PARAM,
+                    "'%.200s' is not a model reference: use "
                     "hf.co/ORG/REPO[:QUANT], ORG/REPO/FILE.gguf, NAME[:TAG] or "
-                    "HOST[:PORT]/NAMESPACE/NAME[:TAG]", ref);
+                    "HOST[:PORT]/NAMESPACE/NAME[:TAG]",
+                    ref);
     } else if (json_is_false(stream)) {
         pull_once(req, res, ref, insecure);
     } else {

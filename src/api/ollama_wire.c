@@ -15,7 +15,9 @@
 #include "api/jsonw.h"
 #include "core/clock.h"
 
-static oll_wire *W(const api_call *c) { return c->wire; }
+static oll_wire *W(const api_call *c) {
+    return c->wire;
+}
 
 /* ---- shared parsing ---- */
 
@@ -89,8 +91,8 @@ static bool parse_go_duration(const char *s, int64_t *ns) {
         static const struct {
             const char *u;
             double mul;
-        } units[] = {{"ns", 1}, {"us", 1e3}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9},
-                     {"m", 60e9}, {"h", 3600e9}};
+        } units[] = {{"ns", 1},  {"us", 1e3}, {"µs", 1e3},  {"ms", 1e6},
+                     {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
         size_t k = 0;
         for (; k < sizeof units / sizeof units[0]; k++)
             if (strncmp(s, units[k].u, strlen(units[k].u)) == 0 &&
@@ -120,7 +122,8 @@ static shimmy_err parse_keep(const json_t *root, int64_t *ns, api_error *err) {
     json_t *v = opt(root, "keep_alive");
     *ns = REGISTRY_KEEP_DEFAULT;
     if (v != NULL && !oll_parse_duration(v, ns))
-        return fail(err, ERR_BAD_PARAM, "keep_alive must be a duration like \"5m\" or a number "
+        return fail(err, ERR_BAD_PARAM,
+                    "keep_alive must be a duration like \"5m\" or a number "
                     "of seconds");
     return SHIMMY_OK;
 }
@@ -137,7 +140,15 @@ static shimmy_err parse_bool(const json_t *obj, const char *key, bool *out, api_
 
 /* ---- options ---- */
 
-typedef enum { OPT_FLOAT, OPT_INT, OPT_PREDICT, OPT_SEED, OPT_STOP, OPT_CTX, OPT_ACCEPTED } opt_kind;
+typedef enum {
+    OPT_FLOAT,
+    OPT_INT,
+    OPT_PREDICT,
+    OPT_SEED,
+    OPT_STOP,
+    OPT_CTX,
+    OPT_ACCEPTED
+} opt_kind;
 
 typedef struct opt_row {
     const char *key;
@@ -161,16 +172,26 @@ static const opt_row opt_rows[] = {
     {"num_predict", OPT_PREDICT, -2, LIM_MAX_TOKENS, offsetof(gen_params, max_tokens)},
     {"seed", OPT_SEED, 0, 0, 0},
     {"stop", OPT_STOP, 0, 0, 0},
-    {"num_ctx", OPT_CTX, 1, LIM_MAX_TOKENS, 0}, {"num_keep", OPT_ACCEPTED, 0, 0, 0},
-    {"typical_p", OPT_ACCEPTED, 0, 0, 0},   {"tfs_z", OPT_ACCEPTED, 0, 0, 0},
-    {"mirostat", OPT_ACCEPTED, 0, 0, 0},    {"mirostat_tau", OPT_ACCEPTED, 0, 0, 0},
-    {"mirostat_eta", OPT_ACCEPTED, 0, 0, 0}, {"penalize_newline", OPT_ACCEPTED, 0, 0, 0},
-    {"numa", OPT_ACCEPTED, 0, 0, 0},        {"num_batch", OPT_ACCEPTED, 0, 0, 0},
-    {"num_gpu", OPT_ACCEPTED, 0, 0, 0},     {"main_gpu", OPT_ACCEPTED, 0, 0, 0},
-    {"low_vram", OPT_ACCEPTED, 0, 0, 0},    {"vocab_only", OPT_ACCEPTED, 0, 0, 0},
-    {"use_mmap", OPT_ACCEPTED, 0, 0, 0},    {"use_mlock", OPT_ACCEPTED, 0, 0, 0},
-    {"num_thread", OPT_ACCEPTED, 0, 0, 0},  {"f16_kv", OPT_ACCEPTED, 0, 0, 0},
-    {"logits_all", OPT_ACCEPTED, 0, 0, 0},  {"embedding_only", OPT_ACCEPTED, 0, 0, 0},
+    {"num_ctx", OPT_CTX, 1, LIM_MAX_TOKENS, 0},
+    {"num_keep", OPT_ACCEPTED, 0, 0, 0},
+    {"typical_p", OPT_ACCEPTED, 0, 0, 0},
+    {"tfs_z", OPT_ACCEPTED, 0, 0, 0},
+    {"mirostat", OPT_ACCEPTED, 0, 0, 0},
+    {"mirostat_tau", OPT_ACCEPTED, 0, 0, 0},
+    {"mirostat_eta", OPT_ACCEPTED, 0, 0, 0},
+    {"penalize_newline", OPT_ACCEPTED, 0, 0, 0},
+    {"numa", OPT_ACCEPTED, 0, 0, 0},
+    {"num_batch", OPT_ACCEPTED, 0, 0, 0},
+    {"num_gpu", OPT_ACCEPTED, 0, 0, 0},
+    {"main_gpu", OPT_ACCEPTED, 0, 0, 0},
+    {"low_vram", OPT_ACCEPTED, 0, 0, 0},
+    {"vocab_only", OPT_ACCEPTED, 0, 0, 0},
+    {"use_mmap", OPT_ACCEPTED, 0, 0, 0},
+    {"use_mlock", OPT_ACCEPTED, 0, 0, 0},
+    {"num_thread", OPT_ACCEPTED, 0, 0, 0},
+    {"f16_kv", OPT_ACCEPTED, 0, 0, 0},
+    {"logits_all", OPT_ACCEPTED, 0, 0, 0},
+    {"embedding_only", OPT_ACCEPTED, 0, 0, 0},
 };
 
 static shimmy_err add_stop(api_call *r, const char *s, api_error *err) {
@@ -447,12 +468,14 @@ static json_t *message(const char *role, const char *content) {
 static shimmy_err generate_checks(const json_t *root, api_error *err) {
     json_t *v;
     if ((v = opt(root, "template")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "template: custom Go templates are not supported; send "
+        return fail(err, ERR_BAD_PARAM,
+                    "template: custom Go templates are not supported; send "
                     "\"raw\": true with a prompt already formatted");
     if ((v = opt(root, "suffix")) != NULL && !(json_is_string(v) && json_string_length(v) == 0))
         return fail(err, ERR_BAD_PARAM, "suffix (fill-in-the-middle) is not supported");
     if ((v = opt(root, "context")) != NULL && !(json_is_array(v) && json_array_size(v) == 0))
-        return fail(err, ERR_BAD_PARAM, "context (token ids of an earlier answer) is not "
+        return fail(err, ERR_BAD_PARAM,
+                    "context (token ids of an earlier answer) is not "
                     "supported; send the conversation with /api/chat");
     if ((v = opt(root, "prompt")) != NULL && !json_is_string(v))
         return fail(err, ERR_BAD_PARAM, "prompt must be a string");
@@ -495,8 +518,7 @@ static shimmy_err generate_body(api_call *r, const oll_model_ctx *m, api_error *
 
 /* An assistant's tool calls [{function:{name, arguments: object}}] in the engine's shape
  * (arguments as JSON text). */
-static shimmy_err message_calls(const json_t *tcs, const char *where, json_t *out,
-                                api_error *err) {
+static shimmy_err message_calls(const json_t *tcs, const char *where, json_t *out, api_error *err) {
     json_t *calls = json_array();
     json_object_set_new(out, "tool_calls", calls);
     if (!json_is_array(tcs))
@@ -505,11 +527,13 @@ static shimmy_err message_calls(const json_t *tcs, const char *where, json_t *ou
         const json_t *tc = json_array_get(tcs, j), *f = json_object_get(tc, "function");
         const json_t *name = json_object_get(f, "name"), *args = opt(f, "arguments");
         if (!json_is_string(name) || (args != NULL && !json_is_object(args)))
-            return fail(err, ERR_BAD_PARAM, "%s.tool_calls[%zu] must be {\"function\": "
-                        "{\"name\": string, \"arguments\": object}}", where, j);
+            return fail(err, ERR_BAD_PARAM,
+                        "%s.tool_calls[%zu] must be {\"function\": "
+                        "{\"name\": string, \"arguments\": object}}",
+                        where, j);
         char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : strdup("{}");
-        json_t *call = json_pack("{s:s,s:{s:O,s:s}}", "type", "function", "function", "name",
-                                 name, "arguments", text ? text : "{}");
+        json_t *call = json_pack("{s:s,s:{s:O,s:s}}", "type", "function", "function", "name", name,
+                                 "arguments", text ? text : "{}");
         free(text);
         if (call == NULL)
             return fail(err, ERR_NOMEM, "out of memory");
@@ -521,8 +545,7 @@ static shimmy_err message_calls(const json_t *tcs, const char *where, json_t *ou
 }
 
 /* Ollama's optional string fields of a message, under the engine's names. */
-static shimmy_err message_strings(const json_t *m, const char *where, json_t *out,
-                                  api_error *err) {
+static shimmy_err message_strings(const json_t *m, const char *where, json_t *out, api_error *err) {
     static const char *const keys[][2] = {
         {"thinking", "reasoning_content"}, {"tool_name", "name"}, {"tool_call_id", "tool_call_id"}};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
@@ -548,8 +571,10 @@ static shimmy_err chat_message(api_call *r, const json_t *m, size_t i, json_t *m
         return fail(err, ERR_BAD_PARAM, "%s.role must be a string", where);
     if (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
         strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0)
-        return fail(err, ERR_BAD_PARAM, "%s.role must be system, user, assistant or tool, not "
-                    "'%.64s'", where, role);
+        return fail(err, ERR_BAD_PARAM,
+                    "%s.role must be system, user, assistant or tool, not "
+                    "'%.64s'",
+                    where, role);
     if (content != NULL && !json_is_string(content))
         return fail(err, ERR_BAD_PARAM, "%s.content must be a string", where);
     char *text;
@@ -614,8 +639,7 @@ static shimmy_err parse(json_t *root, const oll_model_ctx *m, api_call *r, api_e
     return e;
 }
 
-shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c,
-                              api_error *err) {
+shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c, api_error *err) {
     return parse(root, m, c, err, false, generate_body);
 }
 
@@ -643,8 +667,7 @@ void oll_call_free(api_call *c) {
 static bool embed_ids(oll_embed_request *r, const json_t *arr, size_t *at) {
     for (size_t k = 0; k < json_array_size(arr); k++) {
         const json_t *t = json_array_get(arr, k);
-        if (!json_is_integer(t) || json_integer_value(t) < 0 ||
-            json_integer_value(t) > INT32_MAX)
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX)
             return false;
         r->tokens[(*at)++] = (int32_t)json_integer_value(t);
     }
@@ -670,8 +693,8 @@ static size_t count_ids(const json_t *in) {
 }
 
 /* One input t (a string or a token array) into r->inputs[r->n]. */
-static shimmy_err embed_one(oll_embed_request *r, const json_t *t, const char *path,
-                            size_t *at, api_error *err) {
+static shimmy_err embed_one(oll_embed_request *r, const json_t *t, const char *path, size_t *at,
+                            api_error *err) {
     engine_embed_input *in = &r->inputs[r->n];
     if (json_is_string(t)) {
         if (json_string_length(t) == 0)
@@ -686,8 +709,10 @@ static shimmy_err embed_one(oll_embed_request *r, const json_t *t, const char *p
             return fail(err, ERR_BAD_PARAM, "%s must be an array of token ids (integers >= 0)",
                         path);
     } else {
-        return fail(err, ERR_BAD_PARAM, "%s must be a string, an array of strings, an array of "
-                    "token ids or an array of token id arrays", path);
+        return fail(err, ERR_BAD_PARAM,
+                    "%s must be a string, an array of strings, an array of "
+                    "token ids or an array of token id arrays",
+                    path);
     }
     r->n++;
     return SHIMMY_OK;
@@ -744,16 +769,15 @@ static shimmy_err embed_format(oll_embed_request *r, oll_embed_kind kind, api_er
     const json_t *opts = opt(r->root, "options");
     if (kind != OLL_EMBED_OPENAI && opts != NULL && !json_is_object(opts))
         return fail(err, ERR_BAD_PARAM, "options must be an object");
-    if (kind != OLL_EMBED_OPENAI &&
-        (e = api_json_num(opts, "num_ctx", "options.num_ctx", true, 1, LIM_MAX_TOKENS, &num_ctx,
-                          err)) != SHIMMY_OK)
+    if (kind != OLL_EMBED_OPENAI && (e = api_json_num(opts, "num_ctx", "options.num_ctx", true, 1,
+                                                      LIM_MAX_TOKENS, &num_ctx, err)) != SHIMMY_OK)
         return e;
     r->num_ctx = (int)num_ctx;
     return SHIMMY_OK;
 }
 
-shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind,
-                           oll_embed_request *r, api_error *err) {
+shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind, oll_embed_request *r,
+                           api_error *err) {
     memset(r, 0, sizeof *r);
     shimmy_err e = load_object(body, len, &r->root, err);
     if (e != SHIMMY_OK)
@@ -788,7 +812,6 @@ void oll_timestamp(char *out, size_t outlen) {
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, outlen, "%s.%09ldZ", date, ts.tv_nsec);
 }
-
 
 static void error_obj(jsonw *w, const api_error *e) {
     jsonw_raw(w, "{\"error\":");
@@ -850,7 +873,7 @@ typedef struct oll_part {
     size_t n_text, n_thinking;
     const api_tool_call *calls;
     size_t n_calls;
-    const api_answer *lps;   /* its log probabilities, or NULL */
+    const api_answer *lps; /* its log probabilities, or NULL */
 } oll_part;
 
 /* "message":{...} (chat) or "response" and "thinking" (generate). */
@@ -971,8 +994,13 @@ shimmy_err oll_end(api_call *c, const gen_status *st, api_sink *s) {
 }
 
 shimmy_err oll_whole(api_call *c, const api_answer *a, const gen_status *st, api_sink *s) {
-    oll_part p = {buf_str(&a->content), buf_str(&a->reasoning), a->content.len,
-                  a->reasoning.len, a->calls, a->n_calls, a};
+    oll_part p = {buf_str(&a->content),
+                  buf_str(&a->reasoning),
+                  a->content.len,
+                  a->reasoning.len,
+                  a->calls,
+                  a->n_calls,
+                  a};
     return final(c, &p, done_reason(st), st, s);
 }
 

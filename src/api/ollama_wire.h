@@ -23,9 +23,9 @@ typedef enum { OLL_THINK_UNSET, OLL_THINK_OFF, OLL_THINK_ON } oll_think;
 
 /* The Ollama state of a call (api_call.wire). */
 typedef struct oll_wire {
-    json_t *root;                       /* the body; borrowed */
-    bool chat;                          /* /api/chat rather than /api/generate */
-    bool has_system;                    /* the request carries a system message */
+    json_t *root;    /* the body; borrowed */
+    bool chat;       /* /api/chat rather than /api/generate */
+    bool has_system; /* the request carries a system message */
     oll_think think;
     const char *effort;                 /* think "low"/"medium"/"high", or NULL; static */
     char *chat_json;                    /* owned: the engine's chat input, or NULL */
@@ -40,10 +40,10 @@ typedef struct oll_wire {
 
 /* What the parser needs to know of the model (from its Ollama layers and its template). */
 typedef struct oll_model_ctx {
-    const char *params_json; /* Ollama's params layer (stop, temperature, ...), or NULL */
-    const char *system;      /* the model's default system prompt, or NULL */
-    bool has_template;       /* a chat template (the model's or an override): else
-                              * /api/generate sends the prompt as is */
+    const char *params_json;    /* Ollama's params layer (stop, temperature, ...), or NULL */
+    const char *system;         /* the model's default system prompt, or NULL */
+    bool has_template;          /* a chat template (the model's or an override): else
+                                 * /api/generate sends the prompt as is */
     const gen_params *defaults; /* the defaults to start from; NULL = Ollama's */
     /* Lays the --config presets over p after the params layer (the operator's file beats the
      * Modelfile, as a --chat-template-file beats the model's template) and before the request's
@@ -58,11 +58,10 @@ void oll_default_params(gen_params *p);
 
 /* Parses the body root (borrowed; must outlive c; the params layer is added to it). Ollama's
  * defaults come first (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
- * repeat_last_n 64), then m's params layer, then m's presets, then the request's options. On error returns the code with
- * err filled and nothing to free; on success free c with oll_call_free. Errors: ERR_BAD_PARAM,
- * ERR_NOMEM. */
-shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c,
-                              api_error *err);
+ * repeat_last_n 64), then m's params layer, then m's presets, then the request's options. On error
+ * returns the code with err filled and nothing to free; on success free c with oll_call_free.
+ * Errors: ERR_BAD_PARAM, ERR_NOMEM. */
+shimmy_err oll_parse_generate(json_t *root, const oll_model_ctx *m, api_call *c, api_error *err);
 shimmy_err oll_parse_chat(json_t *root, const oll_model_ctx *m, api_call *c, api_error *err);
 /* Frees c->wire. c may be zeroed. */
 void oll_call_free(api_call *c);
@@ -72,19 +71,19 @@ void oll_call_free(api_call *c);
 typedef struct oll_embed_request {
     const char *model;
     engine_embed_input *inputs; /* owned array: texts borrowed from root, ids from tokens */
-    int32_t *tokens;      /* owned: the ids of every token-id input, back to back */
+    int32_t *tokens;            /* owned: the ids of every token-id input, back to back */
     size_t n;
-    int dimensions;       /* "dimensions": keep the first N values, normalised again; 0 = all */
-    bool base64;          /* OpenAI "encoding_format": "base64" (little-endian float32) */
-    bool truncate;        /* cut an input longer than the context (Ollama; its default true);
-                           * false (always for OpenAI): a 400 */
-    int num_ctx;          /* Ollama options.num_ctx; 0 = none */
-    int64_t keep_ns;      /* REGISTRY_KEEP_DEFAULT when absent */
+    int dimensions;  /* "dimensions": keep the first N values, normalised again; 0 = all */
+    bool base64;     /* OpenAI "encoding_format": "base64" (little-endian float32) */
+    bool truncate;   /* cut an input longer than the context (Ollama; its default true);
+                      * false (always for OpenAI): a 400 */
+    int num_ctx;     /* Ollama options.num_ctx; 0 = none */
+    int64_t keep_ns; /* REGISTRY_KEEP_DEFAULT when absent */
     json_t *root;
 } oll_embed_request;
 typedef enum { OLL_EMBED, OLL_EMBEDDINGS_LEGACY, OLL_EMBED_OPENAI } oll_embed_kind;
-shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind,
-                           oll_embed_request *r, api_error *err);
+shimmy_err oll_parse_embed(const char *body, size_t len, oll_embed_kind kind, oll_embed_request *r,
+                           api_error *err);
 void oll_embed_request_free(oll_embed_request *r);
 
 /* keep_alive: a number of seconds or a duration string ("5m", "1h30m", "0", "-1"). */

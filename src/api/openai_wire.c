@@ -24,7 +24,9 @@
 
 #define opt api_json_opt
 
-static oai_wire *W(const api_call *c) { return c->wire; }
+static oai_wire *W(const api_call *c) {
+    return c->wire;
+}
 
 /* ---- parsing: the parameters both endpoints share ---- */
 
@@ -57,8 +59,8 @@ static const num_param num_params[] = {
      "an integer between 0 and " STR(LIM_MAX_TOKENS)},
     {"max_tokens", NUM_INT, 1, LIM_MAX_TOKENS, false, offsetof(gen_params, max_tokens),
      "an integer between 1 and " STR(LIM_MAX_TOKENS)},
-    {"max_completion_tokens", NUM_INT, 1, LIM_MAX_TOKENS, false,
-     offsetof(gen_params, max_tokens), "an integer between 1 and " STR(LIM_MAX_TOKENS)},
+    {"max_completion_tokens", NUM_INT, 1, LIM_MAX_TOKENS, false, offsetof(gen_params, max_tokens),
+     "an integer between 1 and " STR(LIM_MAX_TOKENS)},
 };
 
 /* Integers may come as 5 or 5.0; 5.5 is not an integer. */
@@ -80,8 +82,7 @@ static shimmy_err parse_numbers(const json_t *root, gen_params *p, api_error *er
         double d;
         if (v == NULL)
             continue;
-        if (!num_value(v, np->kind, &d) || d < np->lo || d > np->hi ||
-            (np->lo_open && d == np->lo))
+        if (!num_value(v, np->kind, &d) || d < np->lo || d > np->hi || (np->lo_open && d == np->lo))
             return api_fail(err, ERR_BAD_PARAM, np->key, "'%s' must be %s", np->key, np->range);
         if (np->kind == NUM_FLOAT)
             *(float *)((char *)p + np->offset) = (float)d;
@@ -124,7 +125,8 @@ static shimmy_err parse_stream(const json_t *root, api_call *c, api_error *err) 
         return SHIMMY_OK;
     if (!json_is_object(so))
         return api_fail(err, ERR_BAD_PARAM, "stream_options", "'stream_options' must be an object");
-    return parse_bool(so, "include_usage", "stream_options.include_usage", &W(c)->meta.include_usage, err);
+    return parse_bool(so, "include_usage", "stream_options.include_usage",
+                      &W(c)->meta.include_usage, err);
 }
 
 static shimmy_err add_stop(api_call *c, const json_t *s, const char *param, api_error *err) {
@@ -133,7 +135,7 @@ static shimmy_err add_stop(api_call *c, const json_t *s, const char *param, api_
         return SHIMMY_OK; /* an empty stop string would stop at once: ignored */
     if (n > LIM_STOP_BYTES)
         return api_fail(err, ERR_BAD_PARAM, param, "'%s' is longer than %d bytes", param,
-                    LIM_STOP_BYTES);
+                        LIM_STOP_BYTES);
     W(c)->stop[c->gen.params.n_stop++] = json_string_value(s);
     return SHIMMY_OK;
 }
@@ -148,10 +150,11 @@ static shimmy_err parse_stop(const json_t *root, api_call *c, api_error *err) {
     if (json_is_string(v))
         return add_stop(c, v, "stop", err);
     if (!json_is_array(v))
-        return api_fail(err, ERR_BAD_PARAM, "stop", "'stop' must be a string or an array of strings");
+        return api_fail(err, ERR_BAD_PARAM, "stop",
+                        "'stop' must be a string or an array of strings");
     if (json_array_size(v) > LIM_STOP_STRINGS)
         return api_fail(err, ERR_BAD_PARAM, "stop", "'stop' may hold at most %d strings",
-                    LIM_STOP_STRINGS);
+                        LIM_STOP_STRINGS);
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *s = json_array_get(v, i);
         snprintf(param, sizeof param, "stop[%zu]", i);
@@ -172,8 +175,7 @@ static shimmy_err parse_n(const json_t *root, api_call *c, api_error *err) {
     if (v == NULL)
         return SHIMMY_OK;
     if (!num_value(v, NUM_INT, &d) || d < 1 || d > LIM_N)
-        return api_fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and %d",
-                        LIM_N);
+        return api_fail(err, ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and %d", LIM_N);
     c->n_choices = (int)d;
     return SHIMMY_OK;
 }
@@ -205,7 +207,6 @@ static shimmy_err parse_common(const json_t *root, api_call *c, api_error *err) 
     return SHIMMY_OK;
 }
 
-
 /* prompt: a string, or an array holding exactly one string. */
 static shimmy_err parse_prompt(const json_t *root, api_call *c, api_error *err) {
     json_t *p = opt(root, "prompt");
@@ -221,7 +222,7 @@ static shimmy_err parse_prompt(const json_t *root, api_call *c, api_error *err) 
     }
     if (!json_is_string(p))
         return api_fail(err, ERR_BAD_PARAM, "prompt",
-                    "'prompt' must be a string or an array of one string");
+                        "'prompt' must be a string or an array of one string");
     c->gen.prompt = json_string_value(p);
     return SHIMMY_OK;
 }
@@ -242,7 +243,6 @@ static shimmy_err reject_completion_unsupported(const json_t *root, api_error *e
     return SHIMMY_OK;
 }
 
-
 void oai_meta_init(oai_meta *m, bool chat, const char *model, bool include_usage) {
     m->chat = chat;
     m->include_usage = include_usage;
@@ -250,7 +250,6 @@ void oai_meta_init(oai_meta *m, bool chat, const char *model, bool include_usage
     api_random_id(m->id, sizeof m->id, chat ? "chatcmpl-" : "cmpl-", 12);
     snprintf(m->model, sizeof m->model, "%s", model);
 }
-
 
 /* {"id":..,"object":..,"created":..,"model":..,"system_fingerprint":.., — the common head. */
 static void head(jsonw *w, const oai_meta *m, const char *object) {
@@ -276,7 +275,6 @@ static void usage(jsonw *w, const gen_status *st) {
     jsonw_int(w, st->cached_tokens);
     jsonw_raw(w, "}}");
 }
-
 
 /* ---- parsing: the chat ---- */
 
@@ -325,7 +323,8 @@ static shimmy_err parse_response_format(const json_t *root, api_call *c, api_err
     else
         return api_fail(err, ERR_BAD_PARAM, "response_format.type",
                         "response_format type '%s' is not supported (use 'text', 'json_object' "
-                        "or 'json_schema')", t);
+                        "or 'json_schema')",
+                        t);
     if (e == SHIMMY_OK && W(c)->schema == NULL)
         return api_fail(err, ERR_NOMEM, NULL, "out of memory");
     c->gen.params.json_schema = W(c)->schema;
@@ -335,8 +334,10 @@ static shimmy_err parse_response_format(const json_t *root, api_call *c, api_err
 
 /* The message's role as the engine gets it (developer is system), or an error. */
 static shimmy_err message_role(const json_t *msg, size_t i, const char **role, api_error *err) {
-    static const char *const roles[][2] = {{"system", "system"},       {"user", "user"},
-                                           {"assistant", "assistant"}, {"developer", "system"},
+    static const char *const roles[][2] = {{"system", "system"},
+                                           {"user", "user"},
+                                           {"assistant", "assistant"},
+                                           {"developer", "system"},
                                            {"tool", "tool"}};
     char param[48];
     const char *name = json_string_value(json_object_get(msg, "role"));
@@ -349,8 +350,10 @@ static shimmy_err message_role(const json_t *msg, size_t i, const char **role, a
             return SHIMMY_OK;
         }
     }
-    return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be one of system, user, assistant, "
-                    "developer, tool (got '%.64s')", param, name);
+    return api_fail(err, ERR_BAD_PARAM, param,
+                    "'%s' must be one of system, user, assistant, "
+                    "developer, tool (got '%.64s')",
+                    param, name);
 }
 
 /* An image_url part: {"image_url": {"url": "data:..." | "https://..."}} (or the URL string
@@ -452,21 +455,23 @@ static shimmy_err message_content(const json_t *msg, size_t i, const char *role,
 
 /* One assistant tool call: {id, type "function", function {name, arguments}}; arguments are a
  * JSON string (an object is accepted and written as text). */
-static shimmy_err message_call(const json_t *tc, const char *param, json_t *calls,
-                               api_error *err) {
+static shimmy_err message_call(const json_t *tc, const char *param, json_t *calls, api_error *err) {
     json_t *f = json_object_get(tc, "function"), *id = opt(tc, "id"), *type = opt(tc, "type");
     json_t *name = json_object_get(f, "name"), *args = opt(f, "arguments");
     if (!json_is_object(tc) || !json_is_object(f) || !json_is_string(name) ||
         (id != NULL && !json_is_string(id)) ||
-        (type != NULL && !(json_is_string(type) && strcmp(json_string_value(type),
-                                                          "function") == 0)) ||
+        (type != NULL &&
+         !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0)) ||
         (args != NULL && !json_is_string(args) && !json_is_object(args)))
-        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be {\"id\": string, \"type\": "
+        return api_fail(err, ERR_BAD_PARAM, param,
+                        "'%s' must be {\"id\": string, \"type\": "
                         "\"function\", \"function\": {\"name\": string, \"arguments\": string}}",
                         param);
     char *text = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : NULL;
     json_t *fn = json_pack("{s:O,s:s}", "name", name, "arguments",
-                           text ? text : args ? json_string_value(args) : "{}");
+                           text   ? text
+                           : args ? json_string_value(args)
+                                  : "{}");
     json_t *call = json_pack("{s:s,s:o}", "type", "function", "function", fn);
     free(text);
     if (call == NULL)
@@ -485,8 +490,8 @@ static shimmy_err message_calls(const json_t *msg, size_t i, const char *role, j
     if (tcs == NULL)
         return SHIMMY_OK;
     if (strcmp(role, "assistant") != 0 || !json_is_array(tcs))
-        return api_fail(err, ERR_BAD_PARAM, param,
-                        "'%s' must be an array, on an assistant message", param);
+        return api_fail(err, ERR_BAD_PARAM, param, "'%s' must be an array, on an assistant message",
+                        param);
     json_t *calls = json_array();
     json_object_set_new(out, "tool_calls", calls);
     for (size_t j = 0; j < json_array_size(tcs); j++) {
@@ -542,8 +547,8 @@ static shimmy_err parse_messages(const json_t *root, json_t *chat, api_media *me
     if (!json_is_array(msgs) || n == 0)
         return api_fail(err, ERR_BAD_PARAM, "messages", "'messages' must be a non-empty array");
     if (n > LIM_MESSAGES)
-        return api_fail(err, ERR_BAD_PARAM, "messages",
-                        "'messages' may hold at most %d messages", LIM_MESSAGES);
+        return api_fail(err, ERR_BAD_PARAM, "messages", "'messages' may hold at most %d messages",
+                        LIM_MESSAGES);
     json_t *out = json_array();
     json_object_set_new(chat, "messages", out);
     for (size_t i = 0; i < n; i++) {
@@ -558,13 +563,13 @@ static shimmy_err parse_messages(const json_t *root, json_t *chat, api_media *me
  * one of the tools. */
 static shimmy_err check_tool_choice(const json_t *root, const json_t *v, api_error *err) {
     const char *s = json_string_value(v);
-    if (s != NULL && (strcmp(s, "none") == 0 || strcmp(s, "auto") == 0 ||
-                      strcmp(s, "required") == 0))
+    if (s != NULL &&
+        (strcmp(s, "none") == 0 || strcmp(s, "auto") == 0 || strcmp(s, "required") == 0))
         return SHIMMY_OK;
-    const char *name = json_string_value(json_object_get(json_object_get(v, "function"),
-                                                         "name"));
+    const char *name = json_string_value(json_object_get(json_object_get(v, "function"), "name"));
     if (name == NULL)
-        return api_fail(err, ERR_BAD_PARAM, "tool_choice", "'tool_choice' must be \"none\", "
+        return api_fail(err, ERR_BAD_PARAM, "tool_choice",
+                        "'tool_choice' must be \"none\", "
                         "\"auto\", \"required\" or {\"type\": \"function\", \"function\": "
                         "{\"name\": string}}");
     if (!api_tools_have(opt(root, "tools"), name))
@@ -573,8 +578,7 @@ static shimmy_err check_tool_choice(const json_t *root, const json_t *v, api_err
     return SHIMMY_OK;
 }
 
-static shimmy_err check_bool(const json_t *root, const json_t *v, const char *key,
-                             api_error *err) {
+static shimmy_err check_bool(const json_t *root, const json_t *v, const char *key, api_error *err) {
     (void)root;
     if (!json_is_boolean(v))
         return api_fail(err, ERR_BAD_PARAM, key, "'%s' must be a boolean", key);
@@ -716,7 +720,8 @@ static shimmy_err parse(json_t *root, const gen_params *defaults, api_call *c, a
     api_error_clear(err);
     if ((c->wire = calloc(1, sizeof(oai_wire))) == NULL)
         return api_fail(err, ERR_NOMEM, NULL, "out of memory");
-    if ((e = parse_common(root, c, err)) != SHIMMY_OK || (e = endpoint(root, c, err)) != SHIMMY_OK) {
+    if ((e = parse_common(root, c, err)) != SHIMMY_OK ||
+        (e = endpoint(root, c, err)) != SHIMMY_OK) {
         oai_call_free(c);
         return e;
     }
@@ -745,7 +750,6 @@ void oai_call_free(api_call *c) {
 }
 
 /* ---- writers ---- */
-
 
 static void error_obj(jsonw *w, const api_error *e) {
     const err_info *ei = err_get(e->code);
@@ -1121,21 +1125,31 @@ static shimmy_err parse_chat_row(shimmy_app *app, json_t *root, api_call *c, api
     return oai_parse_chat(root, &d, c, err);
 }
 
-static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *c,
-                                       api_error *err) {
+static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
     api_gen_defaults(app, root, NULL, &d);
     return oai_parse_completion(root, &d, c, err);
 }
 
-#define OAI_NOT_FOUND {"The model '", "' does not exist (GET /v1/models lists the models)"}
+#define OAI_NOT_FOUND                                                                              \
+    { "The model '", "' does not exist (GET /v1/models lists the models)" }
 
-const api_proto oai_chat_proto = {
-    API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_chat_row, oai_call_free,
-    start,         events,                end,           whole,          NULL,
-    write_error, NULL, NULL, NULL, NULL, finish, whole_n};
+const api_proto oai_chat_proto = {API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE,
+                                  OAI_NOT_FOUND, parse_chat_row,
+                                  oai_call_free, start,
+                                  events,        end,
+                                  whole,         NULL,
+                                  write_error,   NULL,
+                                  NULL,          NULL,
+                                  NULL,          finish,
+                                  whole_n};
 
-const api_proto oai_completion_proto = {
-    API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE, OAI_NOT_FOUND, parse_completion_row, oai_call_free,
-    start,         events,                end,           whole,                NULL,
-    write_error, NULL, NULL, NULL, NULL, finish, whole_n};
+const api_proto oai_completion_proto = {API_FRAME_SSE, HTTP_SSE_CONTENT_TYPE,
+                                        OAI_NOT_FOUND, parse_completion_row,
+                                        oai_call_free, start,
+                                        events,        end,
+                                        whole,         NULL,
+                                        write_error,   NULL,
+                                        NULL,          NULL,
+                                        NULL,          finish,
+                                        whole_n};

@@ -30,16 +30,16 @@ enum {
 };
 
 typedef struct preset {
-    char *pattern;                            /* owned: "*", a name or a glob */
-    unsigned set;                             /* P_* bits */
-    gen_params v;                             /* the values of the set fields */
-    char *stop_text[LIM_STOP_STRINGS];        /* owned */
-    const char *stop[LIM_STOP_STRINGS];       /* v.stop points here */
-    char *system;                             /* owned: the system prompt's lines, or NULL */
+    char *pattern;                      /* owned: "*", a name or a glob */
+    unsigned set;                       /* P_* bits */
+    gen_params v;                       /* the values of the set fields */
+    char *stop_text[LIM_STOP_STRINGS];  /* owned */
+    const char *stop[LIM_STOP_STRINGS]; /* v.stop points here */
+    char *system;                       /* owned: the system prompt's lines, or NULL */
 } preset;
 
 struct api_presets {
-    preset *v;         /* owned; v[0] is "*" */
+    preset *v; /* owned; v[0] is "*" */
     size_t n;
     api_presets *prev; /* replaced presets, kept until exit */
 };
@@ -99,8 +99,10 @@ int api_preset_check(const char *key, const char *value, char *err, size_t errle
         size_t n = strlen(value);
         if (n >= 1 && n <= LIM_STOP_BYTES)
             return 1;
-        err_set(err, errlen, ERR_BAD_PARAM, "stop wants a string of 1 to %d bytes (repeat the "
-                "key for more)", LIM_STOP_BYTES);
+        err_set(err, errlen, ERR_BAD_PARAM,
+                "stop wants a string of 1 to %d bytes (repeat the "
+                "key for more)",
+                LIM_STOP_BYTES);
         return -1;
     }
     if (parse_number(k, value, &v) == 0)
@@ -112,16 +114,36 @@ int api_preset_check(const char *key, const char *value, char *err, size_t errle
 
 static void set_number(preset *p, unsigned bit, double v) {
     switch (bit) {
-    case P_TEMPERATURE: p->v.temperature = (float)v; break;
-    case P_TOP_P: p->v.top_p = (float)v; break;
-    case P_TOP_K: p->v.top_k = (int)v; break;
-    case P_MIN_P: p->v.min_p = (float)v; break;
-    case P_REPEAT_PENALTY: p->v.repeat_penalty = (float)v; break;
-    case P_REPEAT_LAST_N: p->v.repeat_last_n = (int)v; break;
-    case P_PRESENCE: p->v.presence_penalty = (float)v; break;
-    case P_FREQUENCY: p->v.frequency_penalty = (float)v; break;
-    case P_MAX_TOKENS: p->v.max_tokens = (int)v; break;
-    default: p->v.has_seed = true, p->v.seed = (uint32_t)v; break;
+    case P_TEMPERATURE:
+        p->v.temperature = (float)v;
+        break;
+    case P_TOP_P:
+        p->v.top_p = (float)v;
+        break;
+    case P_TOP_K:
+        p->v.top_k = (int)v;
+        break;
+    case P_MIN_P:
+        p->v.min_p = (float)v;
+        break;
+    case P_REPEAT_PENALTY:
+        p->v.repeat_penalty = (float)v;
+        break;
+    case P_REPEAT_LAST_N:
+        p->v.repeat_last_n = (int)v;
+        break;
+    case P_PRESENCE:
+        p->v.presence_penalty = (float)v;
+        break;
+    case P_FREQUENCY:
+        p->v.frequency_penalty = (float)v;
+        break;
+    case P_MAX_TOKENS:
+        p->v.max_tokens = (int)v;
+        break;
+    default:
+        p->v.has_seed = true, p->v.seed = (uint32_t)v;
+        break;
     }
 }
 
@@ -184,8 +206,8 @@ api_presets *api_presets_from_ini(const ini_file *f) {
         if ((ps->v[i].pattern = strdup(i == 0 ? "*" : f->sections[i - 1].name)) == NULL)
             goto oom;
     for (size_t i = 0; i < f->n_items; i++)
-        if (preset_set(preset_of(ps, f, f->items[i].section), f->items[i].key,
-                       f->items[i].value) != 0)
+        if (preset_set(preset_of(ps, f, f->items[i].section), f->items[i].key, f->items[i].value) !=
+            0)
             goto oom;
     return ps;
 oom:
@@ -251,8 +273,8 @@ static void preset_over(const preset *p, gen_params *out) {
 
 /* Whether preset q applies to model (NULL: only "*" does). */
 static bool preset_matches(const preset *q, const char *model) {
-    return strcmp(q->pattern, "*") == 0 ||
-           (model != NULL && (strcmp(q->pattern, model) == 0 || fnmatch(q->pattern, model, 0) == 0));
+    return strcmp(q->pattern, "*") == 0 || (model != NULL && (strcmp(q->pattern, model) == 0 ||
+                                                              fnmatch(q->pattern, model, 0) == 0));
 }
 
 void api_presets_apply(const api_presets *p, const char *model, gen_params *out) {
@@ -310,8 +332,8 @@ char *api_presets_add_system(shimmy_app *app, const char *model, const char *cha
     json_t *msgs = json_object_get(chat, "messages");
     char *out = NULL;
     if (json_is_array(msgs) && !opens_with_system(chat) &&
-        json_array_insert_new(msgs, 0, json_pack("{s:s,s:s}", "role", "system", "content",
-                                                 sys)) == 0)
+        json_array_insert_new(msgs, 0, json_pack("{s:s,s:s}", "role", "system", "content", sys)) ==
+            0)
         out = json_dumps(chat, JSON_COMPACT);
     json_decref(chat);
     return out;

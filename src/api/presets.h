@@ -47,8 +47,7 @@ void api_presets_retire_all(shimmy_app *app);
  * member; root may be NULL) laid over it. The request's own fields are parsed over *out
  * afterwards, so a preset applies only where the request is silent. out->stop, when a preset
  * sets it, borrows the presets (alive until exit). */
-void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *base,
-                      gen_params *out);
+void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *base, gen_params *out);
 /* The same for a model's served name (NULL = only [*]). presets may be NULL. */
 void api_presets_apply(const api_presets *p, const char *model, gen_params *out);
 /* The system prompt the presets give the model served as model (the last matching section that

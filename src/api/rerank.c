@@ -25,11 +25,14 @@ static shimmy_err parse_documents(rerank_request *r, api_error *err) {
     if (docs == NULL)
         return api_fail(err, ERR_BAD_PARAM, "documents", "'documents' is required");
     if (!json_is_array(docs) || json_array_size(docs) == 0)
-        return api_fail(err, ERR_BAD_PARAM, "documents", "'documents' must be a non-empty array "
+        return api_fail(err, ERR_BAD_PARAM, "documents",
+                        "'documents' must be a non-empty array "
                         "of strings");
     if (json_array_size(docs) > LIM_MESSAGES)
-        return api_fail(err, ERR_BAD_PARAM, "documents", "'documents' holds more than %d "
-                        "documents", LIM_MESSAGES);
+        return api_fail(err, ERR_BAD_PARAM, "documents",
+                        "'documents' holds more than %d "
+                        "documents",
+                        LIM_MESSAGES);
     r->n = json_array_size(docs);
     r->docs = calloc(r->n, sizeof *r->docs);
     if (r->docs == NULL)
@@ -148,11 +151,12 @@ void api_handle_rerank(const http_request *req, http_response *res) {
     int n_tokens = 0;
     char msg[1024] = "";
     shimmy_err e = api_acquire_kind(app->models, &oai_chat_proto, r.model, true, 0, &m, &ae);
-    if (e == SHIMMY_OK &&
-        (e = engine_rerank(m, r.query, r.docs, r.n, &scores, &n_tokens, msg, sizeof msg)) !=
-            SHIMMY_OK)
-        api_fail(&ae, e, e == ERR_CONTEXT_LENGTH ? "documents" : e == ERR_BAD_PARAM ? "model"
-                                                                                     : NULL,
+    if (e == SHIMMY_OK && (e = engine_rerank(m, r.query, r.docs, r.n, &scores, &n_tokens, msg,
+                                             sizeof msg)) != SHIMMY_OK)
+        api_fail(&ae, e,
+                 e == ERR_CONTEXT_LENGTH ? "documents"
+                 : e == ERR_BAD_PARAM    ? "model"
+                                         : NULL,
                  "%s", msg);
     if (e == SHIMMY_OK) {
         jsonw w;

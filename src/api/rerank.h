@@ -15,13 +15,13 @@
 #include "api/jsonw.h"
 
 typedef struct rerank_request {
-    const char *model;       /* borrowed from root */
-    const char *query;       /* borrowed from root */
-    const char **docs;       /* owned array of texts borrowed from root */
-    size_t n;                /* documents */
-    size_t top_n;            /* results to keep; 0 = all */
-    bool return_documents;   /* each result carries {"text": document} */
-    json_t *root;            /* owned: the body */
+    const char *model;     /* borrowed from root */
+    const char *query;     /* borrowed from root */
+    const char **docs;     /* owned array of texts borrowed from root */
+    size_t n;              /* documents */
+    size_t top_n;          /* results to keep; 0 = all */
+    bool return_documents; /* each result carries {"text": document} */
+    json_t *root;          /* owned: the body */
 } rerank_request;
 
 /* Parses a body. On error returns the code with err filled (param names the field:

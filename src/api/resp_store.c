@@ -11,12 +11,12 @@
 
 typedef struct entry {
     struct entry *prev, *next;
-    size_t bytes;       /* id + response + items, the store's accounting */
-    char *response;     /* into the same allocation */
+    size_t bytes;   /* id + response + items, the store's accounting */
+    char *response; /* into the same allocation */
     size_t response_len;
-    char *items;        /* into the same allocation */
+    char *items; /* into the same allocation */
     size_t items_len;
-    char id[];          /* NUL-terminated, followed by response and items */
+    char id[]; /* NUL-terminated, followed by response and items */
 } entry;
 
 struct resp_store {

@@ -290,8 +290,8 @@ static shimmy_err conv_input(const json_t *input, resp_wire *rw, api_error *err)
     if (rw->conv == NULL && (rw->conv = json_array()) == NULL)
         return nomem(err);
     if (json_is_string(input))
-        return json_array_append_new(rw->conv, json_pack("{s:s,s:s,s:O}", "type", "message",
-                                                         "role", "user", "content", input)) == 0
+        return json_array_append_new(rw->conv, json_pack("{s:s,s:s,s:O}", "type", "message", "role",
+                                                         "user", "content", input)) == 0
                    ? SHIMMY_OK
                    : nomem(err);
     if (!json_is_array(input) || json_array_size(input) == 0)

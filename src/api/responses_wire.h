@@ -41,12 +41,12 @@ typedef struct resp_wire {
     int64_t seq;      /* stream: the next sequence_number */
     resp_item *items; /* owned: the output items so far, in order */
     size_t n_items;
-    bool open; /* stream: the last item has not had its done events */
-    json_t *conv;       /* owned: the conversation's input items (the previous response's
-                         * stored items, then this input's), stored with the output items */
-    resp_store *store;  /* borrowed: where the answer is kept (store: true), or NULL */
-    char prev[48];      /* previous_response_id, "" when none */
-    api_media media;    /* the conversation's images */
+    bool open;         /* stream: the last item has not had its done events */
+    json_t *conv;      /* owned: the conversation's input items (the previous response's
+                        * stored items, then this input's), stored with the output items */
+    resp_store *store; /* borrowed: where the answer is kept (store: true), or NULL */
+    char prev[48];     /* previous_response_id, "" when none */
+    api_media media;   /* the conversation's images */
 } resp_wire;
 
 /* Parses the body root (borrowed; must outlive c) of POST /v1/responses into c: c->gen.params

@@ -374,11 +374,11 @@ const http_route *api_routes(size_t *n) {
 
 /* Served without an API key unless --auth-health: liveness checks, and the chat page's files (a
  * browser sends no key when it loads them; the page asks for it before calling the API). */
-static const char *const open_paths[] = {"/", "/ui/app.js", "/ui/style.css", "/health",
-                                         "/v1/health", NULL};
+static const char *const open_paths[] = {"/",       "/ui/app.js", "/ui/style.css",
+                                         "/health", "/v1/health", NULL};
 /* Change the server's state: never served to a cross-origin request, even an allowed one. */
-static const char *const admin_paths[] = {"/v1/models/rescan", "/api/pull", "/api/push",
-                                          "/api/create", "/api/copy", "/api/delete", NULL};
+static const char *const admin_paths[] = {
+    "/v1/models/rescan", "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", NULL};
 
 const char *const *api_open_paths(void) {
     return open_paths;

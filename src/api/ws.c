@@ -38,7 +38,9 @@
 /* ---- the handshake (RFC 6455 4.2) ---- */
 
 /* SHA-1 of data (RFC 3174), for Sec-WebSocket-Accept only. */
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rol(uint32_t x, int n) {
+    return (x << n) | (x >> (32 - n));
+}
 
 static void sha1_block(uint32_t h[5], const unsigned char *p) {
     uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
@@ -227,7 +229,8 @@ static shimmy_err w_error(const api_error *e, api_sink *s) {
 static shimmy_err w_loaded(api_call *c, bool unloaded, api_sink *s) {
     jsonw w;
     api_frame_begin(s, &w);
-    jsonw_raw(&w, unloaded ? "{\"type\":\"unloaded\",\"model\":" : "{\"type\":\"loaded\",\"model\":");
+    jsonw_raw(&w,
+              unloaded ? "{\"type\":\"unloaded\",\"model\":" : "{\"type\":\"loaded\",\"model\":");
     jsonw_cstr(&w, c->model);
     jsonw_raw(&w, "}");
     return api_frame_end(s, &w);
@@ -251,27 +254,60 @@ static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_err
     return e;
 }
 
-static void free_generate(api_call *c) { oll_generate_proto.free(c); }
-static void free_chat(api_call *c) { oai_chat_proto.free(c); }
+static void free_generate(api_call *c) {
+    oll_generate_proto.free(c);
+}
+static void free_chat(api_call *c) {
+    oai_chat_proto.free(c);
+}
 
-#define WS_NOT_FOUND {"model \"", "\" not found (GET /v1/models lists them)"}
+#define WS_NOT_FOUND                                                                               \
+    { "model \"", "\" not found (GET /v1/models lists them)" }
 
 /* NDJSON framing: one line per message, split again before sending (JSON has no raw newline). */
-static const api_proto ws_generate_proto = {
-    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, WS_NOT_FOUND, parse_generate, free_generate,
-    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL, NULL, NULL};
-static const api_proto ws_chat_proto = {
-    API_FRAME_NDJSON, HTTP_NDJSON_CONTENT_TYPE, WS_NOT_FOUND, parse_chat, free_chat,
-    w_start, w_events, w_end, w_whole, w_loaded, w_error, NULL, NULL, NULL, NULL, NULL, NULL};
+static const api_proto ws_generate_proto = {API_FRAME_NDJSON,
+                                            HTTP_NDJSON_CONTENT_TYPE,
+                                            WS_NOT_FOUND,
+                                            parse_generate,
+                                            free_generate,
+                                            w_start,
+                                            w_events,
+                                            w_end,
+                                            w_whole,
+                                            w_loaded,
+                                            w_error,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            NULL};
+static const api_proto ws_chat_proto = {API_FRAME_NDJSON,
+                                        HTTP_NDJSON_CONTENT_TYPE,
+                                        WS_NOT_FOUND,
+                                        parse_chat,
+                                        free_chat,
+                                        w_start,
+                                        w_events,
+                                        w_end,
+                                        w_whole,
+                                        w_loaded,
+                                        w_error,
+                                        NULL,
+                                        NULL,
+                                        NULL,
+                                        NULL,
+                                        NULL,
+                                        NULL};
 
 /* ---- a session ---- */
 
 typedef struct ws_session {
     const api_proto *p;
     shimmy_app *app;
-    char accept[32];          /* Sec-WebSocket-Accept */
+    char accept[32]; /* Sec-WebSocket-Accept */
     int fd;
-    const char *extra;        /* bytes read with the request head, not yet given to wslay */
+    const char *extra; /* bytes read with the request head, not yet given to wslay */
     size_t n_extra;
     wslay_event_context_ptr ev;
     char *queue[LIM_WS_QUEUE]; /* requests waiting (owned texts) */
@@ -455,8 +491,8 @@ static void run_request(ws_session *s, char *text) {
         return;
     }
     json_decref(root);
-    http_request req = {.method = "POST", .path = "/ws", .body = text, .body_len = strlen(text),
-                        .app = s->app};
+    http_request req = {
+        .method = "POST", .path = "/ws", .body = text, .body_len = strlen(text), .app = s->app};
     http_response res = {.status = 200, .content_type = "application/json"};
     buf_init(&res.body, LIM_RESPONSE_BYTES);
     s->running = true;
@@ -514,7 +550,8 @@ static void handshake(const http_request *req, http_response *res, const api_pro
     api_error_clear(&e);
     if (upgrade == NULL || !header_has(upgrade, "websocket") || conn == NULL ||
         !header_has(conn, "upgrade"))
-        api_fail(&e, ERR_BAD_REQUEST, NULL, "this is a WebSocket endpoint: send Upgrade: websocket");
+        api_fail(&e, ERR_BAD_REQUEST, NULL,
+                 "this is a WebSocket endpoint: send Upgrade: websocket");
     else if (version == NULL || strcmp(version, "13") != 0)
         api_fail(&e, ERR_BAD_REQUEST, NULL, "Sec-WebSocket-Version must be 13");
     else if (key == NULL || strlen(key) != 24)

@@ -93,28 +93,30 @@ enum {
         {"spec-draft-n-min", required_argument, NULL, CLI_OPT_DRAFT_MIN},                          \
         {"draft-p-min", required_argument, NULL, CLI_OPT_DRAFT_P_MIN},                             \
         {"spec-draft-p-min", required_argument, NULL, CLI_OPT_DRAFT_P_MIN},                        \
-        {"spec-ngram-simple-size-n", required_argument, NULL, CLI_OPT_NGRAM_N},                    \
-        {"spec-ngram-simple-size-m", required_argument, NULL, CLI_OPT_NGRAM_M}
+        {"spec-ngram-simple-size-n", required_argument, NULL, CLI_OPT_NGRAM_N}, {                  \
+        "spec-ngram-simple-size-m", required_argument, NULL, CLI_OPT_NGRAM_M                       \
+    }
 #define CLI_GPU_HELP                                                                               \
-    "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, metal,\n" \
-    "                         opencl or rpc: a named backend without a device is an error\n"        \
-    "  --gpu-layers N|auto|all  layers to offload (default auto: as many as fit)\n"                 \
-    "                         both also per model: --gpu-backend NAME=B, --gpu-layers NAME=N\n"   \
-    "  --main-gpu N           put the whole model on the backend's device N\n"                      \
-    "  --tensor-split A,B,..  share of layers per device (default: by free memory)\n"               \
-    "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"    \
-    "  --cache-type-k T, --cache-type-v T  KV cache element types: f16 (default), f32, bf16,\n"  \
-    "                         q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (a quantized V cache needs\n" \
-    "                         flash attention)\n"                                                \
-    "  --flash-attn on|off|auto  flash attention (default auto: where the devices support it)\n" \
-    "                         these three also per model: --cache-type-k NAME=T, ...\n"        \
-    "  --model-draft [NAME=]PATH  speculative decoding with this draft model (same vocabulary;\n" \
-    "                         for every model or for NAME; docs/SPECULATIVE.md)\n"           \
+    "  --gpu-backend B        auto (default; also SHIMMY_GPU_BACKEND), cpu, cuda, vulkan, "        \
+    "metal,\n"                                                                                     \
+    "                         opencl or rpc: a named backend without a device is an error\n"       \
+    "  --gpu-layers N|auto|all  layers to offload (default auto: as many as fit)\n"                \
+    "                         both also per model: --gpu-backend NAME=B, --gpu-layers NAME=N\n"    \
+    "  --main-gpu N           put the whole model on the backend's device N\n"                     \
+    "  --tensor-split A,B,..  share of layers per device (default: by free memory)\n"              \
+    "  --rpc HOST:PORT,...    add llama.cpp RPC servers as devices (needs the RPC module)\n"       \
+    "  --cache-type-k T, --cache-type-v T  KV cache element types: f16 (default), f32, bf16,\n"    \
+    "                         q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (a quantized V cache needs\n"   \
+    "                         flash attention)\n"                                                  \
+    "  --flash-attn on|off|auto  flash attention (default auto: where the devices support it)\n"   \
+    "                         these three also per model: --cache-type-k NAME=T, ...\n"            \
+    "  --model-draft [NAME=]PATH  speculative decoding with this draft model (same vocabulary;\n"  \
+    "                         for every model or for NAME; docs/SPECULATIVE.md)\n"                 \
     "  --spec-type T          none (default), draft-simple (with --model-draft) or ngram-simple\n" \
-    "                         (drafts from the slot's own text, no second model)\n"           \
-    "  --draft-max N, --draft-min N  draft model tokens per step (default 3; 0 min)\n"        \
-    "  --draft-p-min P        stop drafting below this draft probability (default 0)\n"       \
-    "  --spec-ngram-simple-size-n N, --spec-ngram-simple-size-m M  ngram-simple: n-gram to\n" \
+    "                         (drafts from the slot's own text, no second model)\n"                \
+    "  --draft-max N, --draft-min N  draft model tokens per step (default 3; 0 min)\n"             \
+    "  --draft-p-min P        stop drafting below this draft probability (default 0)\n"            \
+    "  --spec-ngram-simple-size-n N, --spec-ngram-simple-size-m M  ngram-simple: n-gram to\n"      \
     "                         match (default 12), tokens to propose (default 48)\n"
 /* Same return convention as cli_parse_engine_flag. */
 int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_options *eng);

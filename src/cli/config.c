@@ -32,8 +32,8 @@ static bool is_glob(const char *s) {
 
 /* One item: a sampling key is checked here, a flag handed to fn. Returns 0, or 1 after
  * reporting an error. */
-static int walk_item(const char *path, const ini_file *f, const ini_item *it,
-                     cli_config_flag_fn fn, void *ud) {
+static int walk_item(const char *path, const ini_file *f, const ini_item *it, cli_config_flag_fn fn,
+                     void *ud) {
     char err[256], where[512], arg[4096];
     const char *sec = ini_item_section(f, it);
     bool global = strcmp(sec, "*") == 0;
@@ -45,8 +45,10 @@ static int walk_item(const char *path, const ini_file *f, const ini_item *it,
         return s < 0;
     }
     if (!cli_serve_has_flag(it->key)) {
-        fprintf(stderr, "%s: unknown key '%s' (keys are serve's flag names and the sampling "
-                "defaults: docs/DEPLOY.md)\n", where, it->key);
+        fprintf(stderr,
+                "%s: unknown key '%s' (keys are serve's flag names and the sampling "
+                "defaults: docs/DEPLOY.md)\n",
+                where, it->key);
         return 1;
     }
     if (strcmp(it->key, "config") == 0) {
@@ -58,8 +60,9 @@ static int walk_item(const char *path, const ini_file *f, const ini_item *it,
                 it->key, sec);
         return 1;
     }
-    if (!global && (strcmp(it->key, "lora") == 0 || strcmp(it->key, "alias") == 0 ||
-                    strcmp(it->key, "mmproj") == 0) &&
+    if (!global &&
+        (strcmp(it->key, "lora") == 0 || strcmp(it->key, "alias") == 0 ||
+         strcmp(it->key, "mmproj") == 0) &&
         is_glob(sec)) {
         fprintf(stderr, "%s: %s needs a model's name, not the glob [%s]\n", where, it->key, sec);
         return 1;

@@ -105,8 +105,8 @@ void cli_sources_config(const cli_sources *s, disc_config *c) {
     c->n_mmprojs = s->n_mmprojs;
 }
 
-registry *cli_sources_registry(const char *cmd, const cli_sources *s,
-                               const engine_options *eng, registry_changes *ch) {
+registry *cli_sources_registry(const char *cmd, const cli_sources *s, const engine_options *eng,
+                               registry_changes *ch) {
     engine_options defaults;
     engine_options_default(&defaults);
     registry *r = registry_new(eng ? eng : &defaults);
@@ -153,14 +153,13 @@ static int print_json(registry *r, const registry_changes *ch) {
                                                 d.adapter, "mmproj", d.mmproj, "mmproj_vision",
                                                 d.mmproj_vision, "mmproj_audio", d.mmproj_audio));
     for (size_t i = 0; i < ch->n_notes; i++)
-        json_array_append_new(skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path,
-                                                 "reason", ch->notes[i].why));
+        json_array_append_new(
+            skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path, "reason", ch->notes[i].why));
     for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
         json_array_append_new(unserved, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "name", u.name,
-                                                   "source", u.source, "path", u.path, "format",
-                                                   u.format, "size_bytes",
-                                                   (json_int_t)u.size_bytes, "status",
-                                                   disc_unserved_status(&u)));
+                                                  "source", u.source, "path", u.path, "format",
+                                                  u.format, "size_bytes", (json_int_t)u.size_bytes,
+                                                  "status", disc_unserved_status(&u)));
     json_object_set_new(o, "models", models);
     json_object_set_new(o, "unserved", unserved);
     json_object_set_new(o, "skipped", skipped);

@@ -20,8 +20,7 @@ static const char generate_help[] =
     "  --temperature T        0 = greedy (default 0.8)\n"
     "  --seed S               random seed, for repeatable sampling\n"
     "  --model PATH, --model-dirs DIR;DIR, --ctx N, --threads N, --template NAME\n"
-    "                         as for 'shimmy serve'\n"
-    CLI_GPU_HELP
+    "                         as for 'shimmy serve'\n" CLI_GPU_HELP
     "  --help                 this help\n";
 
 typedef struct gen_opts {
@@ -35,15 +34,19 @@ typedef struct gen_opts {
 } gen_opts;
 
 static int parse_args(int argc, char **argv, gen_opts *o) {
-    static const struct option longopts[] = {
-        {"prompt", required_argument, NULL, 'P'},     {"max-tokens", required_argument, NULL, 'n'},
-        {"temperature", required_argument, NULL, 'e'}, {"seed", required_argument, NULL, 's'},
-        {"model", required_argument, NULL, 'm'},      {"model-dirs", required_argument, NULL, 'd'},
-        {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
-        {"template", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
-        {"chat-template-file", required_argument, NULL, 'J'},
-        CLI_GPU_LONGOPTS,
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"prompt", required_argument, NULL, 'P'},
+                                             {"max-tokens", required_argument, NULL, 'n'},
+                                             {"temperature", required_argument, NULL, 'e'},
+                                             {"seed", required_argument, NULL, 's'},
+                                             {"model", required_argument, NULL, 'm'},
+                                             {"model-dirs", required_argument, NULL, 'd'},
+                                             {"ctx", required_argument, NULL, 'c'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"template", required_argument, NULL, 'T'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"chat-template-file", required_argument, NULL, 'J'},
+                                             CLI_GPU_LONGOPTS,
+                                             {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
     int opt;
@@ -72,7 +75,8 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
             break;
         case 's':
             if (cli_parse_int(optarg, 0, 4294967295L, &v) != 0)
-                return cli_usage_error("generate", "--seed must be an integer from 0 to 4294967295");
+                return cli_usage_error("generate",
+                                       "--seed must be an integer from 0 to 4294967295");
             o->params.seed = (uint32_t)v;
             o->params.has_seed = true;
             break;

@@ -34,8 +34,10 @@ static int parse_split(const char *cmd, const char *arg, engine_options *eng) {
         char *end;
         double v = strtod(p, &end);
         if (k >= LIM_GPU_DEVICES || end == p || v < 0 || v > 1e6 || (*end != ',' && *end != '\0'))
-            return cli_usage_error(cmd, "--tensor-split wants up to %d non-negative numbers "
-                                   "separated by commas, e.g. 3,1; not '%s'", LIM_GPU_DEVICES, arg);
+            return cli_usage_error(cmd,
+                                   "--tensor-split wants up to %d non-negative numbers "
+                                   "separated by commas, e.g. 3,1; not '%s'",
+                                   LIM_GPU_DEVICES, arg);
         eng->tensor_split[k] = (float)v;
         p = *end == ',' ? end + 1 : end;
     }
@@ -63,11 +65,16 @@ static model_gpu_override overrides[LIM_MODELS];
 
 static const char *flag_name(int opt) {
     switch (opt) {
-    case CLI_OPT_GPU_BACKEND: return "--gpu-backend";
-    case CLI_OPT_GPU_LAYERS: return "--gpu-layers";
-    case CLI_OPT_CACHE_TYPE_K: return "--cache-type-k";
-    case CLI_OPT_CACHE_TYPE_V: return "--cache-type-v";
-    default: return "--flash-attn";
+    case CLI_OPT_GPU_BACKEND:
+        return "--gpu-backend";
+    case CLI_OPT_GPU_LAYERS:
+        return "--gpu-layers";
+    case CLI_OPT_CACHE_TYPE_K:
+        return "--cache-type-k";
+    case CLI_OPT_CACHE_TYPE_V:
+        return "--cache-type-v";
+    default:
+        return "--flash-attn";
     }
 }
 
@@ -89,7 +96,8 @@ static int parse_kv(const char *cmd, int opt, const char *arg, engine_options *e
 static int check_kv(const char *cmd, engine_kv_type v, engine_flash_attn fa, const char *model) {
     if (!engine_kv_type_quantized(v) || fa != FLASH_ATTN_OFF)
         return 0;
-    return cli_usage_error(cmd, "%s%s%s--cache-type-v %s: a quantized V cache requires flash "
+    return cli_usage_error(cmd,
+                           "%s%s%s--cache-type-v %s: a quantized V cache requires flash "
                            "attention to be enabled (--flash-attn on or auto)",
                            model ? "model '" : "", model ? model : "", model ? "': " : "",
                            engine_kv_type_name(v));
@@ -129,7 +137,7 @@ static int parse_override(const char *cmd, int opt, const char *arg, engine_opti
     if (eq == arg || eq[1] == '\0')
         return cli_usage_error(cmd, "%s wants MODEL=VALUE, not '%s'", flag_name(opt), arg);
     engine_options one = *eng; /* parse the value with the shared rules */
-    int rc = opt == CLI_OPT_GPU_BACKEND ? cli_parse_gpu_flag(cmd, opt, eq + 1, &one)
+    int rc = opt == CLI_OPT_GPU_BACKEND  ? cli_parse_gpu_flag(cmd, opt, eq + 1, &one)
              : opt == CLI_OPT_GPU_LAYERS ? parse_layers(cmd, eq + 1, &one)
                                          : parse_kv(cmd, opt, eq + 1, &one);
     if (rc != 1)
@@ -249,8 +257,10 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options
     switch (opt) {
     case CLI_OPT_GPU_BACKEND:
         if (gpu_backend_parse(arg, &eng->gpu_backend) != 0)
-            return cli_usage_error(cmd, "--gpu-backend wants auto, cpu, cuda, vulkan, metal, "
-                                   "opencl or rpc, not '%s'", arg);
+            return cli_usage_error(cmd,
+                                   "--gpu-backend wants auto, cpu, cuda, vulkan, metal, "
+                                   "opencl or rpc, not '%s'",
+                                   arg);
         return 1;
     case CLI_OPT_GPU_LAYERS:
         return parse_layers(cmd, arg, eng);
@@ -278,8 +288,10 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, engine_options
 int cli_gpu_defaults(const char *cmd, engine_options *eng) {
     const char *env = getenv("SHIMMY_GPU_BACKEND");
     if (env != NULL && env[0] != '\0' && gpu_backend_parse(env, &eng->gpu_backend) != 0)
-        return cli_usage_error(cmd, "SHIMMY_GPU_BACKEND wants auto, cpu, cuda, vulkan, metal, "
-                               "opencl or rpc, not '%s'", env);
+        return cli_usage_error(cmd,
+                               "SHIMMY_GPU_BACKEND wants auto, cpu, cuda, vulkan, metal, "
+                               "opencl or rpc, not '%s'",
+                               env);
     return 0;
 }
 
@@ -295,7 +307,7 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
      * serves one client at a time): here they are only reached, and RPC choices checked there. */
     bool remote_rpc = eng->isolate && eng->rpc_servers != NULL;
     shimmy_err rc = eng->rpc_servers == NULL ? SHIMMY_OK
-                    : remote_rpc ? gpu_check_rpc(eng->rpc_servers, err, sizeof err)
+                    : remote_rpc             ? gpu_check_rpc(eng->rpc_servers, err, sizeof err)
                                  : gpu_add_rpc(eng->rpc_servers, false, err, sizeof err);
     if (rc != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
@@ -324,7 +336,8 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
     }
     if (remote_rpc) {
         log_info("gpu: RPC servers %s reached; each model's engine process adds them as devices "
-                 "(--gpu-backend %s)", eng->rpc_servers, gpu_backend_name(eng->gpu_backend));
+                 "(--gpu-backend %s)",
+                 eng->rpc_servers, gpu_backend_name(eng->gpu_backend));
     } else if (eng->gpu_backend == GPU_AUTO) {
         gpu_auto_summary(err, sizeof err);
         log_info("gpu: %s", err);
@@ -334,8 +347,8 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
         for (size_t k = 0; k < n && off < sizeof err; k++) {
             gpu_device d;
             gpu_device_get(idx[k], &d);
-            off += (size_t)snprintf(err + off, sizeof err - off, "%s %s (%s)", k ? "," : "",
-                                    d.name, d.description);
+            off += (size_t)snprintf(err + off, sizeof err - off, "%s %s (%s)", k ? "," : "", d.name,
+                                    d.description);
         }
         log_info("gpu: %s%s", err, n == 0 ? " no device: everything on the CPU" : "");
     }
@@ -344,7 +357,9 @@ int cli_engine_start(const char *cmd, const engine_options *eng) {
 
 /* ---- gpu-info ---- */
 
-static double mib(uint64_t b) { return (double)b / 1048576.0; }
+static double mib(uint64_t b) {
+    return (double)b / 1048576.0;
+}
 
 static void print_text(void) {
     printf("backend modules in %s:\n", gpu_lib_dir());
@@ -363,9 +378,8 @@ static void print_text(void) {
     for (size_t i = 0; i < gpu_device_count(); i++) {
         gpu_device d;
         gpu_device_get(i, &d);
-        printf("  %-10s %-6s %-8s %s; %.0f MiB free of %.0f MiB%s%s\n", d.name, d.type,
-               d.backend, d.description, mib(d.mem_free), mib(d.mem_total), d.id[0] ? "; id " : "",
-               d.id);
+        printf("  %-10s %-6s %-8s %s; %.0f MiB free of %.0f MiB%s%s\n", d.name, d.type, d.backend,
+               d.description, mib(d.mem_free), mib(d.mem_total), d.id[0] ? "; id " : "", d.id);
     }
     char line[2048], why[128];
     bool apple = gpu_apple_silicon(why, sizeof why);

@@ -122,7 +122,8 @@ static const char dockerfile[] =
     "    CMD curl -fsS \"http://127.0.0.1:{{PORT}}/health?ready=1\" || exit 1\n"
     "STOPSIGNAL SIGTERM\n"
     "ENTRYPOINT [\"/usr/local/bin/shimmy\", \"serve\"]\n"
-    "# Other containers reach it by name: allow that Host with --allowed-host; set a key to share it.\n"
+    "# Other containers reach it by name: allow that Host with --allowed-host; set a key to share "
+    "it.\n"
     "CMD [\"--bind\", \"0.0.0.0:{{PORT}}\", \"--model-dirs\", \"{{MODELS}}\", \"--log-format\", "
     "\"json\"]\n";
 
@@ -134,7 +135,8 @@ static const char compose_yaml[] =
     "    build: .\n"
     "    image: shimmy:{{VERSION}}\n"
     "    command: [\"--bind\", \"0.0.0.0:{{PORT}}\", \"--model-dirs\", \"{{MODELS}}\",\n"
-    "              \"--allowed-host\", \"shimmy\", \"--api-key-file\", \"/run/secrets/shimmy_keys\",\n"
+    "              \"--allowed-host\", \"shimmy\", \"--api-key-file\", "
+    "\"/run/secrets/shimmy_keys\",\n"
     "              \"--log-format\", \"json\"]\n"
     "    ports:\n"
     "      - \"127.0.0.1:{{PORT}}:{{PORT}}\"\n"
@@ -154,7 +156,8 @@ static const char compose_yaml[] =
     "    file: ./keys\n";
 
 static const char compose_gpu_yaml[] =
-    "# compose.gpu.yaml: written by `shimmy init compose` (shimmy {{VERSION}}): NVIDIA GPUs through\n"
+    "# compose.gpu.yaml: written by `shimmy init compose` (shimmy {{VERSION}}): NVIDIA GPUs "
+    "through\n"
     "# the NVIDIA Container Toolkit; the image needs the CUDA module (make deps GPU=cuda).\n"
     "services:\n"
     "  shimmy:\n"
@@ -251,13 +254,14 @@ typedef struct init_file {
 typedef struct init_target {
     const char *name;
     const char *models; /* default model store */
-    init_file files[2];  /* name NULL = none */
+    init_file files[2]; /* name NULL = none */
 } init_target;
 
 static const init_target targets[] = {
     {"systemd", "/var/lib/shimmy/models", {{"shimmy.service", systemd_unit}, {NULL, NULL}}},
     {"docker", "/models", {{"Dockerfile", dockerfile}, {NULL, NULL}}},
-    {"compose", "/models",
+    {"compose",
+     "/models",
      {{"compose.yaml", compose_yaml}, {"compose.gpu.yaml", compose_gpu_yaml}}},
     {"kubernetes", "/models", {{"shimmy.k8s.yaml", k8s_yaml}, {NULL, NULL}}},
 };
@@ -316,18 +320,22 @@ static int write_one(const init_opts *o, const char *models, const init_file *f)
 }
 
 static int parse_args(int argc, char **argv, init_opts *o) {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
-        {"port", required_argument, NULL, 'p'},   {"bin", required_argument, NULL, 'b'},
-        {"force", no_argument, NULL, 'f'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"models", required_argument, NULL, 'm'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"bin", required_argument, NULL, 'b'},
+                                             {"force", no_argument, NULL, 'f'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
     int opt;
     long port;
     while ((opt = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'o': o->out = optarg; break;
+        case 'o':
+            o->out = optarg;
+            break;
         case 'm':
             if (optarg[0] != '/')
                 return cli_usage_error("init", "--models wants an absolute path, not '%s'", optarg);
@@ -338,11 +346,19 @@ static int parse_args(int argc, char **argv, init_opts *o) {
                 return cli_usage_error("init", "--port must be an integer from 1 to 65535");
             snprintf(o->port, sizeof o->port, "%ld", port);
             break;
-        case 'b': o->bin = optarg; break;
-        case 'f': o->force = true; break;
-        case 'h': fputs(init_help, stdout); return -1;
-        case ':': return cli_usage_error("init", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("init", "unknown option '%s'", argv[optind - 1]);
+        case 'b':
+            o->bin = optarg;
+            break;
+        case 'f':
+            o->force = true;
+            break;
+        case 'h':
+            fputs(init_help, stdout);
+            return -1;
+        case ':':
+            return cli_usage_error("init", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("init", "unknown option '%s'", argv[optind - 1]);
         }
     }
     return 0;

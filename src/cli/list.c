@@ -58,8 +58,9 @@ static int parse_opts(int argc, char **argv, list_opts *o) {
     return -1;
 }
 
-
-static const char *or_dash(const char *s) { return s[0] ? s : "-"; }
+static const char *or_dash(const char *s) {
+    return s[0] ? s : "-";
+}
 
 static const char *base_of(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -121,13 +122,13 @@ static void print_table(registry *r) {
 }
 
 static json_t *desc_json(const model_desc *d) {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:b, s:i}",
-                     "name", d->name, "path", d->path, "source", d->source, "size_bytes",
-                     (json_int_t)d->size_bytes, "arch", d->meta.arch, "quant", d->meta.quant,
-                     "display_name", d->meta.name, "params", (json_int_t)d->meta.n_params,
-                     "context_length", (int)d->meta.n_ctx_train, "layers", (int)d->meta.n_layer,
-                     "embedding_length", (int)d->meta.n_embd, "chat_template",
-                     d->meta.has_chat_template, "gguf_version", (int)d->meta.version);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:b, s:i}", "name", d->name,
+        "path", d->path, "source", d->source, "size_bytes", (json_int_t)d->size_bytes, "arch",
+        d->meta.arch, "quant", d->meta.quant, "display_name", d->meta.name, "params",
+        (json_int_t)d->meta.n_params, "context_length", (int)d->meta.n_ctx_train, "layers",
+        (int)d->meta.n_layer, "embedding_length", (int)d->meta.n_embd, "chat_template",
+        d->meta.has_chat_template, "gguf_version", (int)d->meta.version);
     if (j != NULL) {
         json_object_set_new(j, "adapter", d->adapter[0] ? json_string(d->adapter) : json_null());
         json_object_set_new(j, "adapter_scale", json_real(d->adapter_scale));
@@ -147,9 +148,9 @@ static json_t *unserved_json(const disc_unserved *u) {
     char quant[24];
     unserved_quant(u, quant, sizeof quant);
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:b, s:s}", "name", u->name, "path",
-                     u->path, "source", u->source, "size_bytes", (json_int_t)u->size_bytes,
-                     "arch", u->arch, "quant", quant, "format", u->format, "served", 0,
-                     "status", disc_unserved_status(u));
+                     u->path, "source", u->source, "size_bytes", (json_int_t)u->size_bytes, "arch",
+                     u->arch, "quant", quant, "format", u->format, "served", 0, "status",
+                     disc_unserved_status(u));
 }
 
 static int print_json(registry *r) {

@@ -13,11 +13,12 @@
 #include "core/limits.h"
 
 static void probe_usage(FILE *f) {
-    fprintf(f, "usage: shimmy probe NAME [--model PATH]... [--model-dirs DIRS] [--lora M=PATH[:S]]\n"
-               "                   [--ctx N] [--threads N]\n\n"
-               "Loads model NAME (found as `shimmy list` finds it), generates one token, and\n"
-               "prints the load time, the first-token time and the memory used. Exits 0 when the\n"
-               "model works, 1 with the reason when it does not.\n");
+    fprintf(f,
+            "usage: shimmy probe NAME [--model PATH]... [--model-dirs DIRS] [--lora M=PATH[:S]]\n"
+            "                   [--ctx N] [--threads N]\n\n"
+            "Loads model NAME (found as `shimmy list` finds it), generates one token, and\n"
+            "prints the load time, the first-token time and the memory used. Exits 0 when the\n"
+            "model works, 1 with the reason when it does not.\n");
 }
 
 /* Resident memory of this process in bytes (0 when unknown). */

@@ -57,16 +57,27 @@ static int parse_args(int argc, char **argv, rpc_args *a) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_BIND: a->bind = optarg; break;
+        case OPT_BIND:
+            a->bind = optarg;
+            break;
         case OPT_THREADS:
             if (cli_parse_int(optarg, 1, 1024, &a->threads) != 0)
                 return cli_usage_error("rpc-server", "--threads wants 1 to 1024, not '%s'", optarg);
             break;
-        case OPT_CACHE: a->cache = optarg; break;
-        case OPT_DEVICE: a->device = optarg; break;
-        case OPT_UNAUTH: a->unauth_ok = true; break;
-        case 'h': fputs(rpc_help, stdout); return 1;
-        default: return cli_usage_error("rpc-server", "unknown option");
+        case OPT_CACHE:
+            a->cache = optarg;
+            break;
+        case OPT_DEVICE:
+            a->device = optarg;
+            break;
+        case OPT_UNAUTH:
+            a->unauth_ok = true;
+            break;
+        case 'h':
+            fputs(rpc_help, stdout);
+            return 1;
+        default:
+            return cli_usage_error("rpc-server", "unknown option");
         }
     }
     if (optind < argc)
@@ -105,15 +116,18 @@ int cli_rpc_server(int argc, char **argv) {
         return cli_usage_error("rpc-server", "--bind wants HOST:PORT, not '%s'", a.bind);
     bool loopback = is_loopback(host);
     if (!loopback && !a.unauth_ok) {
-        fprintf(stderr, "shimmy rpc-server: refusing to listen on %s: llama.cpp's RPC protocol has "
+        fprintf(stderr,
+                "shimmy rpc-server: refusing to listen on %s: llama.cpp's RPC protocol has "
                 "no authentication and no encryption, so anyone who reaches that address could "
                 "run code on this machine's devices and read its buffers. Use it only on a "
-                "private network you trust, and add --i-know-this-is-unauthenticated.\n", a.bind);
+                "private network you trust, and add --i-know-this-is-unauthenticated.\n",
+                a.bind);
         return 2;
     }
-    fprintf(stderr, "shimmy rpc-server: WARNING: the RPC protocol is unauthenticated and "
-            "unencrypted: never expose %s to a network you do not trust%s\n", a.bind,
-            loopback ? " (loopback only here)" : "");
+    fprintf(stderr,
+            "shimmy rpc-server: WARNING: the RPC protocol is unauthenticated and "
+            "unencrypted: never expose %s to a network you do not trust%s\n",
+            a.bind, loopback ? " (loopback only here)" : "");
     char err[8192];
     if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK ||
         gpu_rpc_serve(a.bind, a.cache, (size_t)a.threads, a.device, err, sizeof err) != SHIMMY_OK) {

@@ -35,8 +35,7 @@ static const char run_help[] =
     "  --temperature T        0 = greedy\n"
     "  --system TEXT          the system prompt\n"
     "  --model PATH, --model-dirs DIR;DIR, --ctx N, --threads N, --template NAME,\n"
-    "  --chat-template-file [MODEL=]FILE   as for 'shimmy serve', when loading here\n"
-    CLI_GPU_HELP
+    "  --chat-template-file [MODEL=]FILE   as for 'shimmy serve', when loading here\n" CLI_GPU_HELP
     "  --help                 this help\n"
     "\n"
     "In the chat: \"\"\" begins and ends a multi-line message; /? lists the commands.\n";
@@ -62,28 +61,28 @@ static void on_sigint(int sig) {
 }
 
 typedef struct run_opts {
-    const char *server;    /* HOST:PORT */
-    const char *key;       /* borrowed; NULL = none */
-    const char *system;    /* borrowed; NULL = none */
+    const char *server; /* HOST:PORT */
+    const char *key;    /* borrowed; NULL = none */
+    const char *system; /* borrowed; NULL = none */
     char *models[LIM_MODELS];
     int n_models;
     const char *model_dirs;
     engine_options eng;
-    json_t *params;        /* owned: OpenAI parameter names -> numbers */
-    int first_prompt;      /* argv index of PROMPT, 0 = none */
+    json_t *params;   /* owned: OpenAI parameter names -> numbers */
+    int first_prompt; /* argv index of PROMPT, 0 = none */
 } run_opts;
 
 typedef struct run_ctx {
     char model[256];
-    json_t *messages;      /* owned: the conversation, without the system prompt */
-    char *system;          /* owned; NULL = none */
-    json_t *params;        /* borrowed from run_opts */
-    char url[320];         /* "http://HOST:PORT"; "" = in this process */
+    json_t *messages; /* owned: the conversation, without the system prompt */
+    char *system;     /* owned; NULL = none */
+    json_t *params;   /* borrowed from run_opts */
+    char url[320];    /* "http://HOST:PORT"; "" = in this process */
     const char *key;
-    registry *reg;         /* in this process: owned */
-    engine_model *m;       /* in this process: acquired */
-    bool color;            /* stdout is a terminal and NO_COLOR is unset */
-    buf answer;            /* the answer being written */
+    registry *reg;   /* in this process: owned */
+    engine_model *m; /* in this process: acquired */
+    bool color;      /* stdout is a terminal and NO_COLOR is unset */
+    buf answer;      /* the answer being written */
     buf reasoning;
 } run_ctx;
 
@@ -106,8 +105,8 @@ static void out_error(const run_ctx *r, const char *msg) {
 /* ---- parameters ---- */
 
 typedef struct param_name {
-    const char *name;   /* as typed (Ollama's names and OpenAI's) */
-    const char *wire;   /* OpenAI's name */
+    const char *name; /* as typed (Ollama's names and OpenAI's) */
+    const char *wire; /* OpenAI's name */
     bool integer;
     double lo, hi;
 } param_name;
@@ -260,8 +259,13 @@ static shimmy_err answer_remote(run_ctx *r, char *err, size_t errlen) {
     sse_state s = {.r = r};
     buf_init(&s.line, LIM_RESPONSE_BYTES);
     buf_init(&s.other, 64 * 1024);
-    http_client_req req = {.method = "POST", .url = url, .body = body, .bearer = r->key,
-                           .connect_timeout_s = 5, .on_data = sse_data, .ctx = &s,
+    http_client_req req = {.method = "POST",
+                           .url = url,
+                           .body = body,
+                           .bearer = r->key,
+                           .connect_timeout_s = 5,
+                           .on_data = sse_data,
+                           .ctx = &s,
                            .abort = &run_interrupted};
     long status = 0;
     shimmy_err e = http_client_do(&req, &status, err, errlen);
@@ -345,8 +349,11 @@ static shimmy_err ask(run_ctx *r, const char *text) {
 static bool server_answers(const char *url, const char *key) {
     char health[400];
     snprintf(health, sizeof health, "%s/health", url);
-    http_client_req req = {.method = "GET", .url = health, .bearer = key,
-                           .connect_timeout_s = LIM_RUN_PROBE_S, .timeout_s = LIM_RUN_PROBE_S};
+    http_client_req req = {.method = "GET",
+                           .url = health,
+                           .bearer = key,
+                           .connect_timeout_s = LIM_RUN_PROBE_S,
+                           .timeout_s = LIM_RUN_PROBE_S};
     long status = 0;
     return http_client_do(&req, &status, NULL, 0) == SHIMMY_OK && status == 200;
 }
@@ -450,8 +457,7 @@ static void cmd_set(run_ctx *r, const char *args) {
         set_system(r, args[6] ? args + 7 : "");
         return;
     }
-    if (strncmp(args, "parameter ", 10) == 0 &&
-        sscanf(args + 10, "%63s %63s", name, value) == 2) {
+    if (strncmp(args, "parameter ", 10) == 0 && sscanf(args + 10, "%63s %63s", name, value) == 2) {
         if (param_set(r->params, name, value))
             printf("Set parameter '%s' to '%s'.\n", name, value);
         return;
@@ -655,15 +661,20 @@ static int parse_option(int opt, const char *arg, const char *shown, run_opts *o
 /* Options anywhere (GNU getopt moves the words to the end): MODEL, then the PROMPT's words.
  * Returns 0, -1 (help shown) or 2. */
 static int parse_args(int argc, char **argv, run_opts *o) {
-    static const struct option longopts[] = {
-        {"server", required_argument, NULL, 'S'},      {"api-key", required_argument, NULL, 'k'},
-        {"system", required_argument, NULL, 'y'},      {"max-tokens", required_argument, NULL, 'n'},
-        {"temperature", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
-        {"model-dirs", required_argument, NULL, 'd'},  {"ctx", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},     {"template", required_argument, NULL, 'T'},
-        {"chat-template-file", required_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},              CLI_GPU_LONGOPTS,
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"server", required_argument, NULL, 'S'},
+                                             {"api-key", required_argument, NULL, 'k'},
+                                             {"system", required_argument, NULL, 'y'},
+                                             {"max-tokens", required_argument, NULL, 'n'},
+                                             {"temperature", required_argument, NULL, 'e'},
+                                             {"model", required_argument, NULL, 'm'},
+                                             {"model-dirs", required_argument, NULL, 'd'},
+                                             {"ctx", required_argument, NULL, 'c'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"template", required_argument, NULL, 'T'},
+                                             {"chat-template-file", required_argument, NULL, 'J'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             CLI_GPU_LONGOPTS,
+                                             {NULL, 0, NULL, 0}};
     opterr = 0;
     optind = 1;
     int opt;

@@ -31,13 +31,16 @@ static const char serve_help[] =
     "  --bind HOST:PORT|auto  address to listen on (default 127.0.0.1:11435); 'auto' takes the\n"
     "                         first free port in 11435-11535\n"
     "  --model PATH           serve this GGUF file (repeatable); named by its file stem\n"
-    "  --model-dirs DIR;DIR   also serve the .gguf files in these folders (also SHIMMY_MODEL_PATHS);\n"
+    "  --model-dirs DIR;DIR   also serve the .gguf files in these folders (also "
+    "SHIMMY_MODEL_PATHS);\n"
     "                         ./models is always searched\n"
     "  --parallel [MODEL=]N   requests generated at once per model (default 4)\n"
-    "  --ctx [MODEL=]N        context tokens per request (default: trained context, at most 4096);\n"
+    "  --ctx [MODEL=]N        context tokens per request (default: trained context, at most "
+    "4096);\n"
     "                         MODEL= (a name or glob) sets one model's, at its next load\n"
     "  --threads N            CPU threads (default: all cores)\n"
-    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in name,\n"
+    "  --template NAME        chat template to use instead of the model's (llama.cpp built-in "
+    "name,\n"
     "                         rendered without Jinja)\n"
     "  --chat-template-file [MODEL=]FILE  Jinja chat template to use instead of the model's, for\n"
     "                         every model or for MODEL (repeatable)\n"
@@ -80,9 +83,8 @@ static const char serve_help[] =
     "  --log-format text|json one line per request and event, as text (default) or JSON\n"
     "  --log-level LEVEL      debug, info (default; one line per request), warn, error, quiet\n"
     "  --drain-timeout DUR    on SIGTERM/SIGINT, let running requests finish this long (default\n"
-    "                         25s), then end them with an error; a second signal exits at once\n"
-    CLI_GPU_HELP
-    "  --help                 this help\n";
+    "                         25s), then end them with an error; a second signal exits at "
+    "once\n" CLI_GPU_HELP "  --help                 this help\n";
 
 /* Service flags: metrics, logs, drain. */
 enum {
@@ -98,8 +100,9 @@ enum {
         {"log-format", required_argument, NULL, SERVE_OPT_LOG_FORMAT},                             \
         {"log-level", required_argument, NULL, SERVE_OPT_LOG_LEVEL},                               \
         {"drain-timeout", required_argument, NULL, SERVE_OPT_DRAIN_TIMEOUT},                       \
-        {"allow-remote-media", no_argument, NULL, SERVE_OPT_ALLOW_REMOTE_MEDIA},                   \
-        {"pull-missing", no_argument, NULL, SERVE_OPT_PULL_MISSING}
+        {"allow-remote-media", no_argument, NULL, SERVE_OPT_ALLOW_REMOTE_MEDIA}, {                 \
+        "pull-missing", no_argument, NULL, SERVE_OPT_PULL_MISSING                                  \
+    }
 
 /* Trust flags (docs/SECURITY.md): collected here, handed to http/ as an http_trust. */
 enum {
@@ -117,18 +120,19 @@ enum {
         {"auth-health", no_argument, NULL, SERVE_OPT_AUTH_HEALTH},                                 \
         {"cors-origin", required_argument, NULL, SERVE_OPT_CORS_ORIGIN},                           \
         {"allowed-host", required_argument, NULL, SERVE_OPT_ALLOWED_HOST},                         \
-        {"tls-cert", required_argument, NULL, SERVE_OPT_TLS_CERT},                                 \
-        {"tls-key", required_argument, NULL, SERVE_OPT_TLS_KEY}
+        {"tls-cert", required_argument, NULL, SERVE_OPT_TLS_CERT}, {                               \
+        "tls-key", required_argument, NULL, SERVE_OPT_TLS_KEY                                      \
+    }
 
 typedef struct serve_trust {
     const char *keys[LIM_TRUST_VALUES + 1]; /* --api-key, SHIMMY_API_KEY; then the file's */
     size_t n_keys;
-    size_t n_flag_keys;                    /* keys from flags and env (kept on SIGHUP) */
-    guard_keys file_keys;                  /* owned */
+    size_t n_flag_keys;   /* keys from flags and env (kept on SIGHUP) */
+    guard_keys file_keys; /* owned */
     const char *key_file;
     const char *origins[LIM_TRUST_VALUES];
     size_t n_origins;
-    char *origins_env;                     /* owned copy of SHIMMY_ORIGINS, split in place */
+    char *origins_env; /* owned copy of SHIMMY_ORIGINS, split in place */
     const char *hosts[LIM_TRUST_VALUES];
     size_t n_hosts;
     http_trust t;
@@ -136,16 +140,16 @@ typedef struct serve_trust {
 
 /* --alias MODEL=NAME and --keep-alive MODEL=DUR (also a --config model section's keys). */
 typedef struct serve_alias {
-    char *model, *alias;  /* owned (kept for the process, like argv) */
+    char *model, *alias; /* owned (kept for the process, like argv) */
 } serve_alias;
 typedef struct serve_keep {
-    char *model;          /* owned: a name or a glob */
+    char *model; /* owned: a name or a glob */
     int64_t keep_ns;
 } serve_keep;
 
 typedef struct serve_opts {
     char host[256];
-    int port;          /* -1 = auto */
+    int port; /* -1 = auto */
     char *models[LIM_MODELS];
     int n_models;
     const char *model_dirs;
@@ -155,8 +159,8 @@ typedef struct serve_opts {
     disc_mmproj mmprojs[LIM_MODELS];
     int n_mmprojs;
     int max_loaded;
-    int max_ctx;       /* --max-ctx; 0 = no cap */
-    int64_t keep_ns;   /* < 0 = keep */
+    int max_ctx;                  /* --max-ctx; 0 = no cap */
+    int64_t keep_ns;              /* < 0 = keep */
     serve_keep keeps[LIM_MODELS]; /* --keep-alive MODEL=DUR */
     int n_keeps;
     serve_alias aliases[LIM_MODELS];
@@ -164,8 +168,8 @@ typedef struct serve_opts {
     uint64_t max_bytes; /* --max-memory; 0 = none */
     serve_trust trust;
     bool no_metrics;
-    bool pull_missing; /* --pull-missing */
-    int64_t drain_ns;  /* --drain-timeout */
+    bool pull_missing;  /* --pull-missing */
+    int64_t drain_ns;   /* --drain-timeout */
     const char *config; /* --config or the default file; NULL = none */
 } serve_opts;
 
@@ -191,8 +195,9 @@ static char *read_template(const char *cmd, const char *path) {
     if (rc != SHIMMY_OK || bad || b.len == 0) {
         buf_free(&b);
         cli_usage_error(cmd, "--chat-template-file: %s is %s", path,
-                        rc == ERR_TOO_LARGE ? "over the size limit (1 MiB)" : bad ? "unreadable"
-                                                                                  : "empty");
+                        rc == ERR_TOO_LARGE ? "over the size limit (1 MiB)"
+                        : bad               ? "unreadable"
+                                            : "empty");
         return NULL;
     }
     return buf_take(&b);
@@ -212,7 +217,8 @@ static int parse_template_file(const char *cmd, const char *arg, engine_options 
         return 1;
     }
     if (n_chat_templates >= LIM_MODELS)
-        return cli_usage_error(cmd, "at most %d --chat-template-file MODEL=FILE options", LIM_MODELS);
+        return cli_usage_error(cmd, "at most %d --chat-template-file MODEL=FILE options",
+                               LIM_MODELS);
     char *model = strndup(arg, (size_t)(eq - arg));
     if (model == NULL || model[0] == '\0')
         return cli_usage_error(cmd, "--chat-template-file wants [MODEL=]FILE, not '%s'", arg);
@@ -229,8 +235,10 @@ static int parse_slots_ctx(const char *cmd, int opt, const char *arg, engine_opt
     long lo = opt == 'p' ? 1 : LIM_MIN_CTX, hi = opt == 'p' ? LIM_PARALLEL : LIM_MAX_CTX, v;
     const char *eq = strrchr(arg, '=');
     if (cli_parse_int(eq != NULL ? eq + 1 : arg, lo, hi, &v) != 0 || eq == arg)
-        return cli_usage_error(cmd, "%s wants [MODEL=]N with N an integer from %ld to %ld, not "
-                               "'%s'", flag, lo, hi, arg);
+        return cli_usage_error(cmd,
+                               "%s wants [MODEL=]N with N an integer from %ld to %ld, not "
+                               "'%s'",
+                               flag, lo, hi, arg);
     if (eq == NULL) {
         *(opt == 'p' ? &eng->n_parallel : &eng->n_ctx) = (int)v;
         return 1;
@@ -263,7 +271,7 @@ int cli_parse_engine_flag(const char *cmd, int opt, const char *arg, engine_opti
     case 'R':
         if (cli_parse_int(arg, 0, 1 << 24, &v) != 0)
             return cli_usage_error(cmd, "--cache-ram must be a number of MiB from 0 (off) to "
-                                   "16777216");
+                                        "16777216");
         eng->cache_ram_mib = v;
         return 1;
     case 'q':
@@ -324,8 +332,10 @@ static int parse_trust_flag(int opt, const char *arg, serve_trust *st) {
         return 1;
     case SERVE_OPT_CORS_ORIGIN:
         if (strcmp(arg, "*") != 0 && strstr(arg, "://") == NULL)
-            return cli_usage_error("serve", "--cors-origin wants an origin like "
-                                   "https://app.example or '*', not '%s'", arg);
+            return cli_usage_error("serve",
+                                   "--cors-origin wants an origin like "
+                                   "https://app.example or '*', not '%s'",
+                                   arg);
         return trust_add("--cors-origin", st->origins, &st->n_origins, arg);
     case SERVE_OPT_ALLOWED_HOST:
         return trust_add("--allowed-host", st->hosts, &st->n_hosts, arg);
@@ -352,9 +362,10 @@ static int trust_read_key_file(serve_trust *st) {
         return 1;
     }
     if (k.n > LIM_TRUST_VALUES - st->n_flag_keys) { /* never a key silently left out */
-        fprintf(stderr, "shimmy serve: --api-key-file %s: %zu keys; at most %zu with the %zu of "
-                "--api-key and SHIMMY_API_KEY (LIM_TRUST_VALUES)\n", st->key_file, k.n,
-                (size_t)LIM_TRUST_VALUES - st->n_flag_keys, st->n_flag_keys);
+        fprintf(stderr,
+                "shimmy serve: --api-key-file %s: %zu keys; at most %zu with the %zu of "
+                "--api-key and SHIMMY_API_KEY (LIM_TRUST_VALUES)\n",
+                st->key_file, k.n, (size_t)LIM_TRUST_VALUES - st->n_flag_keys, st->n_flag_keys);
         guard_keys_free(&k);
         return 1;
     }
@@ -441,8 +452,8 @@ static void serve_drain(shimmy_app *app, http_server *srv, int64_t drain_ns, con
     atomic_store(&app->draining, true);
     http_server_drain(srv);
     int n = http_server_inflight(srv);
-    log_info("signal %d: shutting down: %d request(s) in flight, draining for up to %.1f s", sig,
-             n, (double)drain_ns / 1e9);
+    log_info("signal %d: shutting down: %d request(s) in flight, draining for up to %.1f s", sig, n,
+             (double)drain_ns / 1e9);
     int64_t deadline = clock_mono_ns() + drain_ns;
     const struct timespec tick = {0, 50 * 1000000};
     while ((n = http_server_inflight(srv)) > 0) {
@@ -466,11 +477,12 @@ static void serve_drain(shimmy_app *app, http_server *srv, int64_t drain_ns, con
 
 /* A warning for a server reachable from other machines with no key. */
 static void trust_warn(const char *host, const serve_trust *st) {
-    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-                    strcmp(host, "localhost") == 0;
+    bool loopback =
+        strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
     if (!loopback && st->n_keys == 0)
         log_warn("listening on %s without an API key: anyone who can reach this address can use "
-                 "the server (see --api-key, docs/SECURITY.md)", host);
+                 "the server (see --api-key, docs/SECURITY.md)",
+                 host);
 }
 
 static void trust_free(serve_trust *st) {
@@ -486,8 +498,8 @@ static int parse_size(const char *s, uint64_t *bytes) {
         return -1;
     static const char units[] = "BKMGT";
     const char *u = *end ? strchr(units, *end & ~0x20) : units;
-    if (u == NULL || (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 &&
-                      strcmp(end + 1, "B") != 0))
+    if (u == NULL ||
+        (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0))
         return -1;
     for (const char *k = units; k < u; k++)
         v *= 1024.0;
@@ -531,14 +543,18 @@ static int parse_ops_flag(int opt, const char *arg, serve_opts *o) {
         return 1;
     case SERVE_OPT_LOG_LEVEL:
         if (!log_level_parse(arg, &lvl))
-            return cli_usage_error("serve", "--log-level wants debug, info, warn, error or quiet, "
-                                   "not '%s'", arg);
+            return cli_usage_error("serve",
+                                   "--log-level wants debug, info, warn, error or quiet, "
+                                   "not '%s'",
+                                   arg);
         log_set_level(lvl);
         return 1;
     case SERVE_OPT_DRAIN_TIMEOUT:
         if (parse_duration(arg, &o->drain_ns) != 0 || o->drain_ns < 0)
-            return cli_usage_error("serve", "--drain-timeout wants a duration like 30s, 2m or 0, "
-                                   "not '%s'", arg);
+            return cli_usage_error("serve",
+                                   "--drain-timeout wants a duration like 30s, 2m or 0, "
+                                   "not '%s'",
+                                   arg);
         return 1;
     case SERVE_OPT_ALLOW_REMOTE_MEDIA:
         api_media_allow_remote(true);
@@ -553,8 +569,10 @@ static int parse_keep_alive(const char *arg, serve_opts *o) {
     const char *eq = strrchr(arg, '=');
     int64_t ns;
     if (parse_duration(eq != NULL ? eq + 1 : arg, &ns) != 0 || eq == arg)
-        return cli_usage_error("serve", "--keep-alive wants [MODEL=]DUR with a duration like "
-                               "30s, 5m, 1h, 0 or -1, not '%s'", arg);
+        return cli_usage_error("serve",
+                               "--keep-alive wants [MODEL=]DUR with a duration like "
+                               "30s, 5m, 1h, 0 or -1, not '%s'",
+                               arg);
     if (eq == NULL) {
         o->keep_ns = ns;
         return 0;
@@ -595,8 +613,10 @@ static int add_alias(serve_opts *o, const char *model, const char *name, size_t 
 static int parse_alias(const char *arg, serve_opts *o) {
     const char *eq = strchr(arg, '=');
     if (eq == NULL || eq == arg || strpbrk(arg, "*?[") != NULL)
-        return cli_usage_error("serve", "--alias wants MODEL=NAME[,NAME...] with a model's own "
-                               "name (not a glob), not '%s'", arg);
+        return cli_usage_error("serve",
+                               "--alias wants MODEL=NAME[,NAME...] with a model's own "
+                               "name (not a glob), not '%s'",
+                               arg);
     char model[256];
     snprintf(model, sizeof model, "%.*s", (int)(eq - arg), arg);
     int n = 0;
@@ -617,23 +637,30 @@ static int parse_alias(const char *arg, serve_opts *o) {
     return 0;
 }
 
-static const struct option serve_longopts[] = {
-    {"bind", required_argument, NULL, 'b'},       {"model", required_argument, NULL, 'm'},
-    {"model-dirs", required_argument, NULL, 'd'}, {"parallel", required_argument, NULL, 'p'},
-    {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
-    {"template", required_argument, NULL, 'T'},   {"queue", required_argument, NULL, 'q'},
-    {"chat-template-file", required_argument, NULL, 'J'},
-    {"cache-ram", required_argument, NULL, 'R'},
-    {"in-process", no_argument, NULL, 'I'},
-    CLI_GPU_LONGOPTS,
-    {"max-loaded", required_argument, NULL, 'M'}, {"lora", required_argument, NULL, 'L'},
-    {"mmproj", required_argument, NULL, 'j'},
-    {"keep-alive", required_argument, NULL, 'K'}, {"max-ctx", required_argument, NULL, 'X'},
-    {"max-memory", required_argument, NULL, 'B'}, {"config", required_argument, NULL, 'C'},
-    {"alias", required_argument, NULL, 'A'},
-    SERVE_TRUST_LONGOPTS,
-    SERVE_OPS_LONGOPTS,
-    {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+static const struct option serve_longopts[] = {{"bind", required_argument, NULL, 'b'},
+                                               {"model", required_argument, NULL, 'm'},
+                                               {"model-dirs", required_argument, NULL, 'd'},
+                                               {"parallel", required_argument, NULL, 'p'},
+                                               {"ctx", required_argument, NULL, 'c'},
+                                               {"threads", required_argument, NULL, 't'},
+                                               {"template", required_argument, NULL, 'T'},
+                                               {"queue", required_argument, NULL, 'q'},
+                                               {"chat-template-file", required_argument, NULL, 'J'},
+                                               {"cache-ram", required_argument, NULL, 'R'},
+                                               {"in-process", no_argument, NULL, 'I'},
+                                               CLI_GPU_LONGOPTS,
+                                               {"max-loaded", required_argument, NULL, 'M'},
+                                               {"lora", required_argument, NULL, 'L'},
+                                               {"mmproj", required_argument, NULL, 'j'},
+                                               {"keep-alive", required_argument, NULL, 'K'},
+                                               {"max-ctx", required_argument, NULL, 'X'},
+                                               {"max-memory", required_argument, NULL, 'B'},
+                                               {"config", required_argument, NULL, 'C'},
+                                               {"alias", required_argument, NULL, 'A'},
+                                               SERVE_TRUST_LONGOPTS,
+                                               SERVE_OPS_LONGOPTS,
+                                               {"help", no_argument, NULL, 'h'},
+                                               {NULL, 0, NULL, 0}};
 
 /* The serve flags that are not engine, trust or service flags. Returns 0, 2 on a usage error
  * (already reported), -1 for --help. */
@@ -683,8 +710,10 @@ static int parse_serve_flag(int opt, const char *arg, serve_opts *o) {
         return 0;
     case 'B':
         if (parse_size(arg, &o->max_bytes) != 0)
-            return cli_usage_error("serve", "--max-memory wants a size like 8G or 512M, not "
-                                   "'%s'", arg);
+            return cli_usage_error("serve",
+                                   "--max-memory wants a size like 8G or 512M, not "
+                                   "'%s'",
+                                   arg);
         return 0;
     case 'K':
         return parse_keep_alive(arg, o);
@@ -770,10 +799,10 @@ static int file_flag(void *ud, const char *flag, const char *value) {
     if (f == NULL)
         return cli_usage_error("serve", "unknown key '%s'", flag);
     if (f->has_arg == no_argument) {
-        bool yes = strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
-                   strcmp(value, "1") == 0;
-        bool no = strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
-                  strcmp(value, "0") == 0;
+        bool yes =
+            strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0;
+        bool no =
+            strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0;
         if (!yes && !no)
             return cli_usage_error("serve", "%s wants true or false, not '%s'", flag, value);
         return yes ? parse_flag(f->val, NULL, ud) : 0;
@@ -860,8 +889,9 @@ static int pick_port(serve_opts *o) {
 static void report_models(registry *r) {
     size_t n = registry_count(r);
     if (n == 0) {
-        log_info("no models yet: start with --model PATH/TO/model.gguf, put .gguf files in ./models, "
-                 "or name folders with --model-dirs DIR (or SHIMMY_MODEL_PATHS)");
+        log_info(
+            "no models yet: start with --model PATH/TO/model.gguf, put .gguf files in ./models, "
+            "or name folders with --model-dirs DIR (or SHIMMY_MODEL_PATHS)");
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -911,9 +941,13 @@ static registry *open_models(serve_opts *o) {
         }
     registry_set_pull_missing(r, o->pull_missing);
     registry_set_memory_budget(r, o->max_bytes);
-    disc_config dc = {.model_paths = o->models, .n_paths = o->n_models,
-                      .model_dirs = o->model_dirs, .loras = o->loras, .n_loras = o->n_loras,
-                      .mmprojs = o->mmprojs, .n_mmprojs = o->n_mmprojs};
+    disc_config dc = {.model_paths = o->models,
+                      .n_paths = o->n_models,
+                      .model_dirs = o->model_dirs,
+                      .loras = o->loras,
+                      .n_loras = o->n_loras,
+                      .mmprojs = o->mmprojs,
+                      .n_mmprojs = o->n_mmprojs};
     if (registry_discover(r, &dc, NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy serve: %s\n", err);
         registry_free(r);
@@ -998,15 +1032,20 @@ int cli_serve(int argc, char **argv) {
     }
     int port = pick_port(&o);
     if (port < 0) {
-        fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", LIM_DEFAULT_PORT, LIM_AUTO_PORT_LAST,
-                o.host);
+        fprintf(stderr, "shimmy serve: no free port in %d-%d on %s\n", LIM_DEFAULT_PORT,
+                LIM_AUTO_PORT_LAST, o.host);
         registry_free(app.models);
         engine_prestart_stop();
         return 1;
     }
-    http_config cfg = {.host = o.host, .port = port, .error_body = api_error_body, .app = &app,
-                       .trust = &o.trust.t, .open_paths = api_open_paths(),
-                       .admin_paths = api_admin_paths(), .on_done = api_request_done};
+    http_config cfg = {.host = o.host,
+                       .port = port,
+                       .error_body = api_error_body,
+                       .app = &app,
+                       .trust = &o.trust.t,
+                       .open_paths = api_open_paths(),
+                       .admin_paths = api_admin_paths(),
+                       .on_done = api_request_done};
     cfg.routes = api_routes(&cfg.n_routes);
     http_server *srv;
     if (http_server_start(&cfg, &srv, err, sizeof err) != SHIMMY_OK) {

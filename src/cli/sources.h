@@ -10,9 +10,9 @@
 #include "models/registry.h"
 
 typedef struct cli_sources {
-    char *paths[LIM_MODELS];   /* --model, borrowed from argv */
+    char *paths[LIM_MODELS]; /* --model, borrowed from argv */
     int n_paths;
-    const char *model_dirs;    /* --model-dirs */
+    const char *model_dirs; /* --model-dirs */
     disc_lora loras[LIM_MODELS];
     int n_loras;
     disc_mmproj mmprojs[LIM_MODELS];

@@ -55,7 +55,9 @@ shimmy_err buf_append(buf *b, const char *s, size_t n) {
     return SHIMMY_OK;
 }
 
-shimmy_err buf_puts(buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+shimmy_err buf_puts(buf *b, const char *s) {
+    return buf_append(b, s, strlen(s));
+}
 
 shimmy_err buf_printf(buf *b, const char *fmt, ...) {
     va_list ap;

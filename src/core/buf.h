@@ -9,10 +9,10 @@
 #include "core/err.h"
 
 typedef struct buf {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, excluding the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* most bytes it may ever hold */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* most bytes it may ever hold */
 } buf;
 
 void buf_init(buf *b, size_t max);
@@ -29,6 +29,8 @@ shimmy_err buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf
 void buf_consume(buf *b, size_t n);
 /* Returns the data and gives up ownership (returns owned, caller frees); the buf is empty. */
 char *buf_take(buf *b);
-static inline const char *buf_str(const buf *b) { return b->data ? b->data : ""; }
+static inline const char *buf_str(const buf *b) {
+    return b->data ? b->data : "";
+}
 
 #endif

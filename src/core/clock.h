@@ -11,7 +11,9 @@ static inline int64_t clock_mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static inline int64_t clock_wall_s(void) { return (int64_t)time(NULL); }
+static inline int64_t clock_wall_s(void) {
+    return (int64_t)time(NULL);
+}
 
 /* The wall-clock time ms milliseconds from now, for pthread_cond_timedwait. */
 static inline struct timespec clock_deadline_ms(int ms) {

@@ -3,8 +3,8 @@
 
 #include <stdio.h>
 
-static void scaled(uint64_t n, double base, const char *const units[5], const char *sep,
-                   char *out, size_t outlen) {
+static void scaled(uint64_t n, double base, const char *const units[5], const char *sep, char *out,
+                   size_t outlen) {
     double v = (double)n;
     int u = 0;
     while (v >= base && u < 4) {

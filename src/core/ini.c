@@ -122,9 +122,10 @@ shimmy_err ini_read_file(const char *path, char **out, char *err, size_t errlen)
         rc = buf_append(&b, "", 1); /* the NUL */
     if (rc != SHIMMY_OK) {
         buf_free(&b);
-        return err_set(err, errlen, rc, "%s: %s", path, rc == ERR_TOO_LARGE ? "over 1 MiB"
-                                                        : rc == ERR_IO ? "unreadable"
-                                                                       : "out of memory");
+        return err_set(err, errlen, rc, "%s: %s", path,
+                       rc == ERR_TOO_LARGE ? "over 1 MiB"
+                       : rc == ERR_IO      ? "unreadable"
+                                           : "out of memory");
     }
     *out = buf_take(&b);
     return SHIMMY_OK;

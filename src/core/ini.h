@@ -10,21 +10,21 @@
 #include "core/err.h"
 
 typedef struct ini_item {
-    int line;          /* 1-based */
-    int section;       /* index into ini_file.sections; -1 = before any header (global) */
-    char *key;         /* owned, normalised */
-    char *value;       /* owned, trimmed, quotes removed */
+    int line;    /* 1-based */
+    int section; /* index into ini_file.sections; -1 = before any header (global) */
+    char *key;   /* owned, normalised */
+    char *value; /* owned, trimmed, quotes removed */
 } ini_item;
 
 typedef struct ini_section {
     int line;
-    char *name;        /* owned, trimmed: "*", a model name or an fnmatch glob */
+    char *name; /* owned, trimmed: "*", a model name or an fnmatch glob */
 } ini_section;
 
 typedef struct ini_file {
     ini_section *sections; /* owned */
     size_t n_sections;
-    ini_item *items;       /* owned, in file order */
+    ini_item *items; /* owned, in file order */
     size_t n_items;
 } ini_file;
 

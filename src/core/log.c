@@ -15,8 +15,12 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *names[] = {"debug", "info", "warn", "error", "quiet"};
 static bool as_json;
 
-void log_set_level(log_level lvl) { min_level = lvl; }
-void log_set_json(bool on) { as_json = on; }
+void log_set_level(log_level lvl) {
+    min_level = lvl;
+}
+void log_set_json(bool on) {
+    as_json = on;
+}
 
 bool log_level_parse(const char *name, log_level *lvl) {
     for (int i = 0; i <= LOG_QUIET; i++) {
@@ -27,7 +31,9 @@ bool log_level_parse(const char *name, log_level *lvl) {
     }
     return false;
 }
-log_level log_get_level(void) { return min_level; }
+log_level log_get_level(void) {
+    return min_level;
+}
 
 void log_init_from_env(void) {
     const char *v = getenv("SHIMMY_LOG");
@@ -76,8 +82,8 @@ static void put_head(line_buf *b, log_level lvl) {
     char t[64];
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(t, sizeof t, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(t, sizeof t, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (as_json)
         put(b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", t, names[lvl]);
     else

@@ -23,8 +23,8 @@ void log_msg(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 
 
 /* One structured field: a string (str != NULL) or a number (num). Borrowed for the call. */
 typedef struct log_field {
-    const char *key;  /* [a-z_]+ */
-    const char *str;  /* NULL: the field is num */
+    const char *key; /* [a-z_]+ */
+    const char *str; /* NULL: the field is num */
     double num;
 } log_field;
 /* One line: msg then the fields (text: key=value, strings quoted when they hold spaces or

@@ -27,8 +27,8 @@ shimmy_err be_global_init(const char *lib_dir, char *err, size_t errlen);
 shimmy_err be_load(const engine_options *o, be_model **out, char *err, size_t errlen);
 void be_free(be_model *b);
 
-int be_n_ctx_slot(const be_model *b);   /* tokens of context per slot */
-int be_n_batch(const be_model *b);      /* most tokens per be_decode */
+int be_n_ctx_slot(const be_model *b); /* tokens of context per slot */
+int be_n_batch(const be_model *b);    /* most tokens per be_decode */
 void be_fill_info(const be_model *b, engine_model_info *info);
 
 /* Tokenizes text, adding BOS when the model wants it (never twice). Returns the token count, or
@@ -106,8 +106,7 @@ bool be_is_rank(const be_model *b);
  * "rerank" chat template with {query} and {document} replaced, else BOS query EOS SEP document
  * EOS as the vocabulary asks. Returns the count (> cap: did not fit), -1 on failure. Any
  * thread. */
-int be_rerank_tokens(const be_model *b, const char *query, const char *doc, be_token *out,
-                     int cap);
+int be_rerank_tokens(const be_model *b, const char *query, const char *doc, be_token *out, int cap);
 /* The rank head's first output (unnormalised) for tokens[0..n). Engine thread. Errors as
  * be_embed. */
 shimmy_err be_rank(be_model *b, const be_token *tokens, int n, float *score, char *err,

@@ -35,14 +35,14 @@
 typedef struct cjob {
     uint64_t id;
     gen_job *job;
-    bool released;          /* the server dropped it: stop sending */
+    bool released; /* the server dropped it: stop sending */
     struct cjob *next;
 } cjob;
 
 typedef struct child {
     int fd;
-    pthread_mutex_t wmu;    /* writes to fd */
-    pthread_mutex_t mu;     /* jobs */
+    pthread_mutex_t wmu; /* writes to fd */
+    pthread_mutex_t mu;  /* jobs */
     cjob *jobs;
     engine_model *m;
 } child;
@@ -297,8 +297,8 @@ static shimmy_err call_embed(ipc_rd *r, buf *out, char *err, size_t errlen) {
         texts[i] = ipc_get_str(r);
     float *v = NULL;
     int dim = 0, n_tokens = 0;
-    shimmy_err rc = r->bad ? ERR_INTERNAL
-                           : engine_embed(C.m, texts, n, &v, &dim, &n_tokens, err, errlen);
+    shimmy_err rc =
+        r->bad ? ERR_INTERNAL : engine_embed(C.m, texts, n, &v, &dim, &n_tokens, err, errlen);
     if (rc == SHIMMY_OK) {
         ipc_put_u32(out, (uint32_t)dim);
         ipc_put_u32(out, (uint32_t)n_tokens);
@@ -331,9 +331,9 @@ static shimmy_err call_embed_inputs(ipc_rd *r, buf *out, char *err, size_t errle
     }
     float *v = NULL;
     int dim = 0, n_tokens = 0;
-    shimmy_err rc = r->bad ? ERR_INTERNAL
-                           : engine_embed_inputs(C.m, in, n, truncate, &v, &dim, &n_tokens, err,
-                                                 errlen);
+    shimmy_err rc =
+        r->bad ? ERR_INTERNAL
+               : engine_embed_inputs(C.m, in, n, truncate, &v, &dim, &n_tokens, err, errlen);
     if (rc == SHIMMY_OK)
         put_floats(out, v, n, dim, n_tokens);
     free(v);
@@ -363,8 +363,8 @@ static shimmy_err call_rerank(ipc_rd *r, buf *out, char *err, size_t errlen) {
     return rc;
 }
 
-static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t errlen,
-                           char *param, size_t paramlen) {
+static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t errlen, char *param,
+                           size_t paramlen) {
     shimmy_err rc = SHIMMY_OK;
     char *s = NULL;
     size_t n = 0;

@@ -3,8 +3,12 @@
  * (remote.c). engine_model_load chooses by engine_options.isolate. */
 #include "engine/ops.h"
 
-static const engine_ops *model_ops(engine_model *m) { return ((engine_hdr *)m)->ops; }
-static const engine_ops *job_ops(gen_job *j) { return ((engine_hdr *)j)->ops; }
+static const engine_ops *model_ops(engine_model *m) {
+    return ((engine_hdr *)m)->ops;
+}
+static const engine_ops *job_ops(gen_job *j) {
+    return ((engine_hdr *)j)->ops;
+}
 
 /* The media path: libmtmd loads engine_options.mmproj (llama_backend.c, ADR 0011). */
 bool engine_supports_media(void) {
@@ -36,9 +40,8 @@ shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **
     return model_ops(m)->apply_template(m, chat_json, out, err, errlen, param, paramlen);
 }
 
-shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
-                           bool parse_special, int32_t **out, size_t *n, char *err,
-                           size_t errlen) {
+shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special, bool parse_special,
+                           int32_t **out, size_t *n, char *err, size_t errlen) {
     return model_ops(m)->tokenize(m, text, add_special, parse_special, out, n, err, errlen);
 }
 
@@ -46,8 +49,8 @@ shimmy_err engine_token_piece(engine_model *m, int32_t t, buf *out) {
     return model_ops(m)->token_piece(m, t, out);
 }
 
-shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out,
-                             char *err, size_t errlen) {
+shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out, char *err,
+                             size_t errlen) {
     return model_ops(m)->detokenize(m, tokens, n, out, err, errlen);
 }
 
@@ -61,8 +64,8 @@ shimmy_err engine_embed(engine_model *m, const char *const *texts, size_t n, flo
 }
 
 shimmy_err engine_embed_inputs(engine_model *m, const engine_embed_input *in, size_t n,
-                               bool truncate, float **out, int *n_embd, int *n_tokens,
-                               char *err, size_t errlen) {
+                               bool truncate, float **out, int *n_embd, int *n_tokens, char *err,
+                               size_t errlen) {
     return model_ops(m)->embed_inputs(m, in, n, truncate, out, n_embd, n_tokens, err, errlen);
 }
 
@@ -75,7 +78,9 @@ shimmy_err engine_job_wait(gen_job *job, int timeout_ms, gen_events *ev, gen_sta
     return job_ops(job)->job_wait(job, timeout_ms, ev, st);
 }
 
-void engine_job_cancel(gen_job *job) { job_ops(job)->job_cancel(job); }
+void engine_job_cancel(gen_job *job) {
+    job_ops(job)->job_cancel(job);
+}
 
 void engine_job_release(gen_job *job) {
     if (job != NULL)

@@ -52,7 +52,11 @@ typedef enum engine_kv_type {
 
 /* --flash-attn: auto lets llama.cpp decide per device (on where every layer's device supports
  * it); a quantized V cache needs it. */
-typedef enum engine_flash_attn { FLASH_ATTN_AUTO = 0, FLASH_ATTN_ON, FLASH_ATTN_OFF } engine_flash_attn;
+typedef enum engine_flash_attn {
+    FLASH_ATTN_AUTO = 0,
+    FLASH_ATTN_ON,
+    FLASH_ATTN_OFF
+} engine_flash_attn;
 
 /* Parses a cache type name ("f16", "q8_0", ...; as llama-server spells them). Returns 0, or -1. */
 int engine_kv_type_parse(const char *s, engine_kv_type *out);
@@ -91,7 +95,7 @@ engine_spec_type engine_options_spec(const struct engine_options *o);
  * --parallel NAME=N, ...; a --config model section): applied over the defaults when the model
  * named `model` is loaded. */
 typedef struct model_gpu_override {
-    const char *model;             /* served name; borrowed */
+    const char *model; /* served name; borrowed */
     bool set_backend;
     gpu_backend backend;
     bool set_layers;
@@ -101,14 +105,14 @@ typedef struct model_gpu_override {
     engine_kv_type cache_k, cache_v;
     engine_flash_attn flash_attn;
     const char *draft_path; /* --model-draft NAME=PATH; NULL = not set; borrowed */
-    int n_ctx;                     /* --ctx NAME=N: context per slot; 0 = not set */
-    int n_parallel;                /* --parallel NAME=N: slots; 0 = not set */
+    int n_ctx;              /* --ctx NAME=N: context per slot; 0 = not set */
+    int n_parallel;         /* --parallel NAME=N: slots; 0 = not set */
 } model_gpu_override;
 
 /* A per-model chat template (--chat-template-file NAME=FILE): Jinja text. */
 typedef struct model_template_override {
-    const char *model;             /* served name; borrowed */
-    const char *text;              /* Jinja source; borrowed for the process */
+    const char *model; /* served name; borrowed */
+    const char *text;  /* Jinja source; borrowed for the process */
 } model_template_override;
 
 typedef struct engine_options {
@@ -126,18 +130,18 @@ typedef struct engine_options {
                                     * borrowed during load */
     float lora_scale;              /* its scale; 0 with lora_path set means 0 (no effect) */
     /* Devices (docs/GPU.md). All zero = auto backend, auto layers, layer split by free memory. */
-    gpu_backend gpu_backend;       /* whose devices to offload to */
+    gpu_backend gpu_backend; /* whose devices to offload to */
     gpu_layers_mode gpu_layers_mode;
-    int gpu_layers;                /* layers to offload when mode is GPU_LAYERS_COUNT */
-    bool single_gpu;               /* whole model on chosen device main_gpu (no split) */
-    int main_gpu;                  /* index among the chosen devices, when single_gpu */
+    int gpu_layers;                      /* layers to offload when mode is GPU_LAYERS_COUNT */
+    bool single_gpu;                     /* whole model on chosen device main_gpu (no split) */
+    int main_gpu;                        /* index among the chosen devices, when single_gpu */
     float tensor_split[LIM_GPU_DEVICES]; /* share of layers per chosen device; all 0 = by free
                                             memory */
-    const char *rpc_servers;       /* HOST:PORT,...: llama.cpp RPC servers added to the device
-                                      registry at start-up (cli_engine_start); borrowed; NULL = none */
-    engine_kv_type cache_type_k;   /* KV cache element types (--cache-type-k/v) */
+    const char *rpc_servers;             /* HOST:PORT,...: llama.cpp RPC servers added to the device
+                                            registry at start-up (cli_engine_start); borrowed; NULL = none */
+    engine_kv_type cache_type_k;         /* KV cache element types (--cache-type-k/v) */
     engine_kv_type cache_type_v;
-    engine_flash_attn flash_attn;  /* --flash-attn */
+    engine_flash_attn flash_attn; /* --flash-attn */
     /* Speculative decoding (docs/SPECULATIVE.md); all zero = off. */
     engine_spec_type spec_type;          /* SPEC_DRAFT whenever draft_path is set */
     const char *draft_path;              /* --model-draft: GGUF of the draft model; borrowed */
@@ -153,10 +157,10 @@ typedef struct engine_options {
      * isolated, the thread that waits for the engine process); NULL = none. */
     void (*progress)(void *ctx, float fraction);
     void *progress_ctx;
-    bool isolate;                  /* run the model's engine in a child process of its own (ADR
-                                    * 0005; serve's default); false = in this process */
-    int64_t cache_ram_mib;         /* host-RAM prompt cache of each loaded model (--cache-ram),
-                                    * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
+    bool isolate;          /* run the model's engine in a child process of its own (ADR
+                            * 0005; serve's default); false = in this process */
+    int64_t cache_ram_mib; /* host-RAM prompt cache of each loaded model (--cache-ram),
+                            * MiB; 0 = off; < 0 = LIM_CACHE_RAM_MIB */
     const model_template_override *templates; /* per-model templates; borrowed for the process */
     int n_templates;
     const char *mmproj; /* multimodal projector GGUF (image/audio encoder, loaded with
@@ -186,62 +190,62 @@ void engine_model_free(engine_model *m);
 
 /* Where a loaded model is: one device, as read back from the loaded model (gpu/place.h). */
 typedef struct engine_device_use {
-    char name[64];           /* "Vulkan0", "CUDA0", "CPU" */
-    char backend[32];        /* "Vulkan", "CUDA", "CPU" */
-    int layers;              /* layers whose weights are here */
-    uint64_t weight_bytes;   /* weights here, bytes */
-    uint64_t kv_bytes;       /* KV cache here, bytes */
+    char name[64];         /* "Vulkan0", "CUDA0", "CPU" */
+    char backend[32];      /* "Vulkan", "CUDA", "CPU" */
+    int layers;            /* layers whose weights are here */
+    uint64_t weight_bytes; /* weights here, bytes */
+    uint64_t kv_bytes;     /* KV cache here, bytes */
 } engine_device_use;
 
 /* The host-RAM prompt cache of a loaded model. */
 typedef struct engine_cache_stats {
-    uint64_t budget;         /* bytes; 0 = off */
-    uint64_t bytes;          /* held now */
-    int entries;             /* saved prompts held now */
-    uint64_t saves;          /* slot states saved so far */
-    uint64_t restores;       /* saved states put back into a slot so far */
-    int64_t max_stall_ns;    /* longest save or restore (the engine thread waits for it) */
+    uint64_t budget;      /* bytes; 0 = off */
+    uint64_t bytes;       /* held now */
+    int entries;          /* saved prompts held now */
+    uint64_t saves;       /* slot states saved so far */
+    uint64_t restores;    /* saved states put back into a slot so far */
+    int64_t max_stall_ns; /* longest save or restore (the engine thread waits for it) */
 } engine_cache_stats;
 
 typedef struct engine_model_info {
     char name[256];
-    char desc[128];          /* llama.cpp's one-line description (arch, size, type) */
-    int n_ctx_train;         /* trained context, tokens */
-    int n_ctx_slot;          /* context per slot, tokens */
-    int n_parallel;          /* slots */
-    int n_vocab;             /* vocabulary size */
-    uint64_t n_params;       /* parameters */
-    uint64_t size_bytes;     /* weights, bytes */
-    bool has_chat_template;  /* model carries tokenizer.chat_template */
-    int active_slots;        /* slots busy now */
-    int queued;              /* requests waiting now */
-    int kv_cells;            /* KV cache cells, all slots (n_parallel x n_ctx_slot) */
-    int kv_cells_used;       /* of those, holding tokens now (as of the last engine step) */
+    char desc[128];                  /* llama.cpp's one-line description (arch, size, type) */
+    int n_ctx_train;                 /* trained context, tokens */
+    int n_ctx_slot;                  /* context per slot, tokens */
+    int n_parallel;                  /* slots */
+    int n_vocab;                     /* vocabulary size */
+    uint64_t n_params;               /* parameters */
+    uint64_t size_bytes;             /* weights, bytes */
+    bool has_chat_template;          /* model carries tokenizer.chat_template */
+    int active_slots;                /* slots busy now */
+    int queued;                      /* requests waiting now */
+    int kv_cells;                    /* KV cache cells, all slots (n_parallel x n_ctx_slot) */
+    int kv_cells_used;               /* of those, holding tokens now (as of the last engine step) */
     int64_t prompt_tokens_evaluated; /* prompt tokens computed since load (not reused from a
                                       * slot's cache or copied from another slot's) */
-    int64_t kv_copies;       /* prompts begun from a copy of another slot's KV cache */
-    int64_t loaded_at;       /* unix seconds */
-    int layers_total;        /* offloadable layers: repeating layers + the output layer */
-    int layers_offloaded;    /* of those, on devices other than the CPU */
-    int n_devices;           /* entries of devices: GPUs in registry order, then the CPU */
+    int64_t kv_copies;               /* prompts begun from a copy of another slot's KV cache */
+    int64_t loaded_at;               /* unix seconds */
+    int layers_total;                /* offloadable layers: repeating layers + the output layer */
+    int layers_offloaded;            /* of those, on devices other than the CPU */
+    int n_devices;                   /* entries of devices: GPUs in registry order, then the CPU */
     engine_device_use devices[LIM_GPU_DEVICES + 1];
     engine_cache_stats cache;
     /* the engine process (isolate): */
-    int pid;                 /* 0 = in this process, or none alive now */
-    int crashes;             /* times it died */
-    bool failed;             /* died at load or first decode 3 times in a row: no more tries */
-    char last_crash[384];    /* how it last died and its last log line; "" = never */
-    bool reranker;           /* pooling type rank: serves engine_rerank, not generation */
-    char cache_type_k[8];    /* KV cache element types in use: "f16", "q8_0", ... */
+    int pid;              /* 0 = in this process, or none alive now */
+    int crashes;          /* times it died */
+    bool failed;          /* died at load or first decode 3 times in a row: no more tries */
+    char last_crash[384]; /* how it last died and its last log line; "" = never */
+    bool reranker;        /* pooling type rank: serves engine_rerank, not generation */
+    char cache_type_k[8]; /* KV cache element types in use: "f16", "q8_0", ... */
     char cache_type_v[8];
-    char flash_attn[8];      /* "on" or "off" as llama.cpp resolved it; "auto" when unknown */
-    char spec_type[16];      /* speculative decoding in use: "none", "draft-simple", ... */
-    char draft_desc[128];    /* the draft model's description; "" = none */
-    int64_t spec_drafted;    /* tokens proposed by drafts since load */
-    int64_t spec_accepted;   /* of those, tokens the model's sampler picked (kept) */
-    int64_t spec_steps;      /* slot steps that verified a draft */
-    bool vision;             /* a projector is loaded and takes images */
-    bool audio;              /* a projector is loaded and takes audio */
+    char flash_attn[8];    /* "on" or "off" as llama.cpp resolved it; "auto" when unknown */
+    char spec_type[16];    /* speculative decoding in use: "none", "draft-simple", ... */
+    char draft_desc[128];  /* the draft model's description; "" = none */
+    int64_t spec_drafted;  /* tokens proposed by drafts since load */
+    int64_t spec_accepted; /* of those, tokens the model's sampler picked (kept) */
+    int64_t spec_steps;    /* slot steps that verified a draft */
+    bool vision;           /* a projector is loaded and takes images */
+    bool audio;            /* a projector is loaded and takes audio */
 } engine_model_info;
 
 void engine_model_get_info(engine_model *m, engine_model_info *info);
@@ -341,10 +345,10 @@ typedef struct gen_status {
     int64_t gen_ns;        /* time generating */
     shimmy_err error;      /* set when finish == FINISH_ERROR */
     char errmsg[512];
-    char stop_word[257];   /* the stop string that ended the answer (a request's or the chat
-                            * format's); "" when it ended otherwise */
-    int draft_tokens;      /* speculative decoding: tokens drafted for this request */
-    int draft_accepted;    /* of those, tokens kept */
+    char stop_word[257]; /* the stop string that ended the answer (a request's or the chat
+                          * format's); "" when it ended otherwise */
+    int draft_tokens;    /* speculative decoding: tokens drafted for this request */
+    int draft_accepted;  /* of those, tokens kept */
 } gen_status;
 
 /* Renders (chat) and tokenizes the request, checks that it fits the slot context, and queues it.
@@ -393,8 +397,8 @@ typedef struct engine_embed_input {
  * Errors as engine_embed, and ERR_BAD_PARAM for a token id outside the vocabulary (the message
  * names the input). Borrows in. */
 shimmy_err engine_embed_inputs(engine_model *m, const engine_embed_input *in, size_t n,
-                               bool truncate, float **out, int *n_embd, int *n_tokens,
-                               char *err, size_t errlen);
+                               bool truncate, float **out, int *n_embd, int *n_tokens, char *err,
+                               size_t errlen);
 
 /* Reranking on a model whose pooling is rank (engine_model_info.reranker: bge-reranker,
  * Qwen3-Reranker): the relevance score of each document to query, as llama-server's /rerank
@@ -416,15 +420,14 @@ shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **
 
 /* Tokenizes text (add_special: BOS/EOS as the model wants; parse_special: special tokens written
  * as text become those tokens). Returns owned *out with *n tokens. */
-shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special,
-                           bool parse_special, int32_t **out, size_t *n, char *err,
-                           size_t errlen);
+shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special, bool parse_special,
+                           int32_t **out, size_t *n, char *err, size_t errlen);
 /* Appends the text of token t (special tokens as their text) to out. ERR_BAD_PARAM when t is
  * not in the vocabulary. */
 shimmy_err engine_token_piece(engine_model *m, int32_t t, buf *out);
 /* Appends the text of tokens[0..n) as llama.cpp detokenizes it (special tokens rendered). */
-shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out,
-                             char *err, size_t errlen);
+shimmy_err engine_detokenize(engine_model *m, const int32_t *tokens, size_t n, buf *out, char *err,
+                             size_t errlen);
 
 /* source NULL or "" = the ChatML fallback. Errors: ERR_BAD_PARAM (does not parse, message). */
 shimmy_err engine_template_caps(const char *source, engine_tmpl_caps *out, char *err,

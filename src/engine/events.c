@@ -61,7 +61,8 @@ shimmy_err gen_events_add(gen_events *e, gen_event_kind kind, int tool_index, co
         return rc;
     }
     /* Consecutive text of one kind is one event. */
-    if (e->n > 0 && (kind == GEN_EV_CONTENT || kind == GEN_EV_REASONING) && e->ev[e->n - 1].kind == kind) {
+    if (e->n > 0 && (kind == GEN_EV_CONTENT || kind == GEN_EV_REASONING) &&
+        e->ev[e->n - 1].kind == kind) {
         gen_event *p = &e->ev[e->n - 1];
         /* the previous text ends right before this event's strings (its NUL at mark - 1) */
         if (p->off_text + p->len + 1 == mark) {
@@ -87,10 +88,9 @@ shimmy_err gen_events_append(gen_events *dst, const gen_events *src) {
     for (size_t i = 0; i < src->n; i++) {
         const gen_event *v = &src->ev[i];
         const char *s = src->strings.data;
-        shimmy_err rc = gen_events_add(dst, v->kind, v->tool_index,
-                                       v->off_id == NO_STRING ? NULL : s + v->off_id,
-                                       v->off_name == NO_STRING ? NULL : s + v->off_name,
-                                       s + v->off_text, v->len);
+        shimmy_err rc = gen_events_add(
+            dst, v->kind, v->tool_index, v->off_id == NO_STRING ? NULL : s + v->off_id,
+            v->off_name == NO_STRING ? NULL : s + v->off_name, s + v->off_text, v->len);
         if (rc != SHIMMY_OK)
             return rc;
         dst->ev[dst->n - 1].logprob = v->logprob;

@@ -32,12 +32,12 @@ typedef enum {
 
 typedef struct gen_event {
     gen_event_kind kind;
-    int tool_index;          /* GEN_EV_TOOL: which call, 0-based */
-    const char *tool_id;     /* GEN_EV_TOOL: set on the call's first event, else NULL */
-    const char *tool_name;   /* likewise */
-    const char *text;        /* the text, or the piece of arguments; valid until the next wait */
+    int tool_index;        /* GEN_EV_TOOL: which call, 0-based */
+    const char *tool_id;   /* GEN_EV_TOOL: set on the call's first event, else NULL */
+    const char *tool_name; /* likewise */
+    const char *text;      /* the text, or the piece of arguments; valid until the next wait */
     size_t len;
-    float logprob;           /* GEN_EV_LOGPROB[_TOP]: natural log of the token's probability, <= 0 */
+    float logprob; /* GEN_EV_LOGPROB[_TOP]: natural log of the token's probability, <= 0 */
     /* private: offsets into gen_events.strings while the events are being added */
     size_t off_id, off_name, off_text;
 } gen_event;
@@ -47,7 +47,7 @@ typedef struct gen_event {
 typedef struct gen_events {
     gen_event *ev;
     size_t n, cap;
-    buf strings;             /* storage behind the events' strings */
+    buf strings; /* storage behind the events' strings */
 } gen_events;
 
 void gen_events_init(gen_events *e);
@@ -55,8 +55,8 @@ void gen_events_free(gen_events *e);
 
 /* What a chat template can express, from its Jinja source alone (no model needed). */
 typedef struct engine_tmpl_caps {
-    bool tools;          /* renders tool definitions and calls */
-    bool thinking;       /* has a thinking switch or reasoning tags */
+    bool tools;    /* renders tool definitions and calls */
+    bool thinking; /* has a thinking switch or reasoning tags */
 } engine_tmpl_caps;
 
 #ifdef __cplusplus

@@ -68,8 +68,12 @@ shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload) {
     return rc;
 }
 
-void ipc_put_u32(buf *b, uint32_t v) { buf_append(b, (const char *)&v, sizeof v); }
-void ipc_put_u64(buf *b, uint64_t v) { buf_append(b, (const char *)&v, sizeof v); }
+void ipc_put_u32(buf *b, uint32_t v) {
+    buf_append(b, (const char *)&v, sizeof v);
+}
+void ipc_put_u64(buf *b, uint64_t v) {
+    buf_append(b, (const char *)&v, sizeof v);
+}
 
 void ipc_put_bytes(buf *b, const void *p, size_t n) {
     ipc_put_u32(b, (uint32_t)n);

@@ -20,28 +20,35 @@
 #include "core/limits.h"
 
 typedef enum {
-    IPC_LOAD = 1, /* server -> engine: the options of the model to load */
-    IPC_LOADED,   /* engine -> server: the load's result */
-    IPC_SUBMIT,   /* server -> engine, id = job: a generation request */
-    IPC_SUBMITTED,/* engine -> server: engine_submit's result */
-    IPC_EVENTS,   /* engine -> server: a job's status and its new events */
-    IPC_CANCEL,   /* server -> engine: engine_job_cancel */
-    IPC_RELEASE,  /* server -> engine: the server dropped the job */
-    IPC_CALL,     /* server -> engine, id = call: a synchronous call (ipc_call_op) */
-    IPC_REPLY,    /* engine -> server: its result */
-    IPC_PROGRESS  /* engine -> server, before IPC_LOADED: the load's progress (a float) */
+    IPC_LOAD = 1,  /* server -> engine: the options of the model to load */
+    IPC_LOADED,    /* engine -> server: the load's result */
+    IPC_SUBMIT,    /* server -> engine, id = job: a generation request */
+    IPC_SUBMITTED, /* engine -> server: engine_submit's result */
+    IPC_EVENTS,    /* engine -> server: a job's status and its new events */
+    IPC_CANCEL,    /* server -> engine: engine_job_cancel */
+    IPC_RELEASE,   /* server -> engine: the server dropped the job */
+    IPC_CALL,      /* server -> engine, id = call: a synchronous call (ipc_call_op) */
+    IPC_REPLY,     /* engine -> server: its result */
+    IPC_PROGRESS   /* engine -> server, before IPC_LOADED: the load's progress (a float) */
 } ipc_type;
 
 typedef enum {
-    IPC_CALL_INFO = 1, IPC_CALL_APPLY, IPC_CALL_TOKENIZE, IPC_CALL_PIECE, IPC_CALL_DETOKENIZE,
-    IPC_CALL_TEMPLATE, IPC_CALL_EMBED, IPC_CALL_EMBED_INPUTS, IPC_CALL_RERANK
+    IPC_CALL_INFO = 1,
+    IPC_CALL_APPLY,
+    IPC_CALL_TOKENIZE,
+    IPC_CALL_PIECE,
+    IPC_CALL_DETOKENIZE,
+    IPC_CALL_TEMPLATE,
+    IPC_CALL_EMBED,
+    IPC_CALL_EMBED_INPUTS,
+    IPC_CALL_RERANK
 } ipc_call_op;
 
 typedef struct ipc_hdr {
     uint32_t len;  /* payload bytes */
     uint16_t type; /* ipc_type */
     uint16_t pad;
-    uint64_t id;   /* job or call id; 0 for IPC_LOAD/IPC_LOADED */
+    uint64_t id; /* job or call id; 0 for IPC_LOAD/IPC_LOADED */
 } ipc_hdr;
 
 /* Writes one frame (header, then payload[0..len)) whole, under mu (may be NULL). Errors: ERR_IO
@@ -57,7 +64,7 @@ shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload);
 void ipc_put_u32(buf *b, uint32_t v);
 void ipc_put_u64(buf *b, uint64_t v);
 void ipc_put_bytes(buf *b, const void *p, size_t n); /* length-prefixed */
-void ipc_put_str(buf *b, const char *s);              /* NULL travels as NULL */
+void ipc_put_str(buf *b, const char *s);             /* NULL travels as NULL */
 
 typedef struct ipc_rd {
     const char *p;

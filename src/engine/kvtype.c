@@ -26,7 +26,9 @@ const char *engine_kv_type_name(engine_kv_type t) {
     return t >= 0 && t < KV_TYPE__COUNT ? kv_names[t] : "?";
 }
 
-bool engine_kv_type_quantized(engine_kv_type t) { return t >= KV_TYPE_Q8_0 && t < KV_TYPE__COUNT; }
+bool engine_kv_type_quantized(engine_kv_type t) {
+    return t >= KV_TYPE_Q8_0 && t < KV_TYPE__COUNT;
+}
 
 const char *engine_kv_type_list(void) {
     return "f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1";
@@ -36,9 +38,9 @@ static const struct {
     const char *name;
     engine_flash_attn v;
 } fa_names[] = {
-    {"auto", FLASH_ATTN_AUTO}, {"on", FLASH_ATTN_ON},       {"off", FLASH_ATTN_OFF},
-    {"1", FLASH_ATTN_ON},      {"0", FLASH_ATTN_OFF},       {"true", FLASH_ATTN_ON},
-    {"false", FLASH_ATTN_OFF}, {"enabled", FLASH_ATTN_ON},  {"disabled", FLASH_ATTN_OFF},
+    {"auto", FLASH_ATTN_AUTO}, {"on", FLASH_ATTN_ON},      {"off", FLASH_ATTN_OFF},
+    {"1", FLASH_ATTN_ON},      {"0", FLASH_ATTN_OFF},      {"true", FLASH_ATTN_ON},
+    {"false", FLASH_ATTN_OFF}, {"enabled", FLASH_ATTN_ON}, {"disabled", FLASH_ATTN_OFF},
 };
 
 int engine_flash_attn_parse(const char *s, engine_flash_attn *out) {

@@ -30,20 +30,20 @@ struct be_model {
     struct llama_context *ctx;
     const struct llama_vocab *vocab;
     struct llama_batch batch;
-    int n_batch;       /* capacity of batch, tokens */
-    int n_ctx_slot;    /* tokens per sequence */
+    int n_batch;    /* capacity of batch, tokens */
+    int n_ctx_slot; /* tokens per sequence */
     int n_parallel;
-    lchat_tmpl *tmpl;  /* the chat template in use; NULL when the model's own does not parse */
-    char tmpl_err[512]; /* why tmpl is NULL */
+    lchat_tmpl *tmpl;    /* the chat template in use; NULL when the model's own does not parse */
+    char tmpl_err[512];  /* why tmpl is NULL */
     bool has_model_tmpl; /* the model carries tokenizer.chat_template */
     char name[256];
     int64_t loaded_at;
-    int layers_total;    /* offloadable layers (n_layer + 1) */
+    int layers_total;     /* offloadable layers (n_layer + 1) */
     int layers_offloaded; /* read back from the loaded model (gpu/place.h) */
     int n_devs;
     engine_device_use devs[LIM_GPU_DEVICES + 1];
     struct llama_adapter_lora *lora; /* applied to ctx; NULL = none; freed with the model */
-    struct llama_context *ectx; /* embeddings context, made on first use (engine thread) */
+    struct llama_context *ectx;      /* embeddings context, made on first use (engine thread) */
     struct ggml_threadpool *tp; /* CPU worker threads kept for the context's life; NULL = none */
     void (*tp_free)(struct ggml_threadpool *);
     char kv_k[8], kv_v[8], fa[8]; /* KV cache types and flash attention in use (engine.h) */
@@ -51,9 +51,9 @@ struct be_model {
     struct llama_model *dmodel;
     struct llama_context *dctx;
     struct llama_batch dbatch;
-    int dn_batch;    /* capacity of dbatch, tokens */
-    int n_vocab;     /* the model's vocabulary size: a draft token past it is never proposed */
-    char ddesc[128]; /* the draft model's description */
+    int dn_batch;       /* capacity of dbatch, tokens */
+    int n_vocab;        /* the model's vocabulary size: a draft token past it is never proposed */
+    char ddesc[128];    /* the draft model's description */
     mtmd_context *mtmd; /* the projector (engine_options.mmproj); NULL = text only */
 };
 
@@ -132,8 +132,10 @@ typedef struct be_devices {
 
 static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devices *d,
                                struct llama_model_params *mp, char *err, size_t errlen) {
-    gpu_offload_req r = {.backend = o->gpu_backend, .mode = o->gpu_layers_mode,
-                         .layers = o->gpu_layers, .main_gpu = o->single_gpu ? o->main_gpu : -1,
+    gpu_offload_req r = {.backend = o->gpu_backend,
+                         .mode = o->gpu_layers_mode,
+                         .layers = o->gpu_layers,
+                         .main_gpu = o->single_gpu ? o->main_gpu : -1,
                          .tensor_split = o->tensor_split,
                          .ctx = {o->n_ctx, LIM_DEFAULT_CTX, n_parallel, LIM_BATCH_TOKENS}};
     shimmy_err rc = gpu_offload_plan(o->path, &r, &d->plan, err, errlen);
@@ -238,8 +240,8 @@ static void keep_kv_options(be_model *b, const engine_options *o) {
 
 /* One log line per device, and a warning when the model is not where the plan put it. */
 static void report_placement(const be_model *b, const be_devices *d) {
-    log_info("%s: %d/%d layers on GPU devices (%s)", b->name, b->layers_offloaded,
-             b->layers_total, d->plan.why);
+    log_info("%s: %d/%d layers on GPU devices (%s)", b->name, b->layers_offloaded, b->layers_total,
+             d->plan.why);
     for (int i = 0; i < b->n_devs; i++) {
         const engine_device_use *u = &b->devs[i];
         log_info("%s: %s: %d/%d layers, weights %.1f MiB, KV cache %.1f MiB", b->name, u->name,
@@ -256,18 +258,22 @@ static void report_placement(const be_model *b, const be_devices *d) {
 static shimmy_err choose_template(be_model *b, const engine_options *o, char *err, size_t errlen) {
     b->has_model_tmpl = llama_model_chat_template(b->model, NULL) != NULL;
     char why[400];
-    shimmy_err rc = lchat_tmpl_new(b->model, o->template_text, o->template_override, &b->tmpl,
-                                   why, sizeof why);
+    shimmy_err rc =
+        lchat_tmpl_new(b->model, o->template_text, o->template_override, &b->tmpl, why, sizeof why);
     if (rc == SHIMMY_OK) {
         if (!b->has_model_tmpl && o->template_text == NULL && o->template_override == NULL)
             log_info("%s: the model has no chat template; chat uses ChatML", b->name);
         return SHIMMY_OK;
     }
     if (o->template_text != NULL || o->template_override != NULL)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "the chat template given for '%s' cannot be "
-                       "used: %s", b->name, why);
-    snprintf(b->tmpl_err, sizeof b->tmpl_err, "the chat template of model '%.100s' cannot be used: "
-             "%.300s (serve it with --chat-template-file FILE or --template NAME)", b->name, why);
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "the chat template given for '%s' cannot be "
+                       "used: %s",
+                       b->name, why);
+    snprintf(b->tmpl_err, sizeof b->tmpl_err,
+             "the chat template of model '%.100s' cannot be used: "
+             "%.300s (serve it with --chat-template-file FILE or --template NAME)",
+             b->name, why);
     log_warn("%s", b->tmpl_err);
     return SHIMMY_OK;
 }
@@ -556,7 +562,7 @@ static void attach_threadpool(be_model *b, int n_threads) {
         return;
     ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
     struct ggml_threadpool *(*tp_new)(struct ggml_threadpool_params *) =
-        (struct ggml_threadpool *(*)(struct ggml_threadpool_params *))
+        (struct ggml_threadpool * (*)(struct ggml_threadpool_params *))
             ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new");
     b->tp_free = (void (*)(struct ggml_threadpool *))ggml_backend_reg_get_proc_address(
         reg, "ggml_threadpool_free");
@@ -597,8 +603,12 @@ void be_free(be_model *b) {
     free(b);
 }
 
-int be_n_ctx_slot(const be_model *b) { return b->n_ctx_slot; }
-int be_n_batch(const be_model *b) { return b->n_batch; }
+int be_n_ctx_slot(const be_model *b) {
+    return b->n_ctx_slot;
+}
+int be_n_batch(const be_model *b) {
+    return b->n_batch;
+}
 
 void be_fill_info(const be_model *b, engine_model_info *info) {
     snprintf(info->name, sizeof info->name, "%s", b->name);
@@ -648,8 +658,8 @@ shimmy_err be_render(const be_model *b, const char *chat_json, const char *json_
         snprintf(param, paramlen, "model");
         return err_set(err, errlen, ERR_UNSUPPORTED, "%s", b->tmpl_err);
     }
-    return lchat_render_chat(b->tmpl, b->model, chat_json, json_schema, now_s, generate, out, err, errlen,
-                             param, paramlen);
+    return lchat_render_chat(b->tmpl, b->model, chat_json, json_schema, now_s, generate, out, err,
+                             errlen, param, paramlen);
 }
 
 shimmy_err be_template(const be_model *b, char **source, engine_tmpl_caps *caps) {
@@ -706,11 +716,15 @@ shimmy_err be_detokenize(const be_model *b, const be_token *t, int n, buf *out) 
     return ERR_INTERNAL;
 }
 
-bool be_is_eog(const be_model *b, be_token t) { return llama_vocab_is_eog(b->vocab, t); }
+bool be_is_eog(const be_model *b, be_token t) {
+    return llama_vocab_is_eog(b->vocab, t);
+}
 
 /* ---- batches ---- */
 
-void be_batch_clear(be_model *b) { b->batch.n_tokens = 0; }
+void be_batch_clear(be_model *b) {
+    b->batch.n_tokens = 0;
+}
 
 int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
     struct llama_batch *bt = &b->batch;
@@ -723,13 +737,16 @@ int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
     return want_logits ? i : -1;
 }
 
-int be_batch_size(const be_model *b) { return b->batch.n_tokens; }
+int be_batch_size(const be_model *b) {
+    return b->batch.n_tokens;
+}
 
 shimmy_err be_decode(be_model *b, char *err, size_t errlen) {
     int32_t rc = llama_decode(b->ctx, b->batch);
     if (rc != 0)
-        return err_set(err, errlen, ERR_INTERNAL, "llama_decode failed (code %d) on a batch of %d tokens",
-                       rc, b->batch.n_tokens);
+        return err_set(err, errlen, ERR_INTERNAL,
+                       "llama_decode failed (code %d) on a batch of %d tokens", rc,
+                       b->batch.n_tokens);
     return SHIMMY_OK;
 }
 
@@ -790,10 +807,10 @@ be_sampler *be_sampler_new(const be_model *b, const gen_params *p, const lchat_r
     }
     /* Same order as llama.cpp's common sampler: penalties, top-k, top-p, min-p, temperature. */
     if (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f)
-        llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(
-                                              llama_vocab_n_tokens(b->vocab), p->repeat_last_n,
-                                              p->repeat_penalty, p->frequency_penalty,
-                                              p->presence_penalty));
+        llama_sampler_chain_add(
+            s->chain, llama_sampler_init_penalties(llama_vocab_n_tokens(b->vocab), p->repeat_last_n,
+                                                   p->repeat_penalty, p->frequency_penalty,
+                                                   p->presence_penalty));
     if (g != NULL && g->grammar != NULL) {
         s->n_vocab = llama_vocab_n_tokens(b->vocab);
         s->grammar = lchat_grammar_sampler(b->vocab, g);
@@ -842,7 +859,9 @@ bool be_grammar_ok(const be_model *b, const lchat_render *g) {
 
 /* ---- embeddings ---- */
 
-int be_n_embd(const be_model *b) { return llama_model_n_embd(b->model); }
+int be_n_embd(const be_model *b) {
+    return llama_model_n_embd(b->model);
+}
 
 /* The embeddings context: the model's own pooling, or mean pooling when it has none (a
  * generative model), all tokens of a text in one micro-batch. */
@@ -878,8 +897,10 @@ static shimmy_err embed_eval(be_model *b, const be_token *tokens, int n, const f
     if (rc != SHIMMY_OK)
         return rc;
     if (n > b->n_ctx_slot)
-        return err_set(err, errlen, ERR_CONTEXT_LENGTH, "the input has %d tokens but the "
-                       "context of model '%s' holds %d", n, b->name, b->n_ctx_slot);
+        return err_set(err, errlen, ERR_CONTEXT_LENGTH,
+                       "the input has %d tokens but the "
+                       "context of model '%s' holds %d",
+                       n, b->name, b->n_ctx_slot);
     llama_memory_clear(llama_get_memory(b->ectx), true);
     struct llama_batch bt = llama_batch_init(n, 0, 1);
     for (int i = 0; i < n; i++) {
@@ -1013,7 +1034,9 @@ void be_sampler_free(be_sampler *s) {
     free(s);
 }
 
-void be_sampler_accept(be_sampler *s, be_token t) { llama_sampler_accept(s->chain, t); }
+void be_sampler_accept(be_sampler *s, be_token t) {
+    llama_sampler_accept(s->chain, t);
+}
 
 /* With a grammar: candidates from the logits, the grammar masks them, the chain picks; both
  * accept the pick (as llama.cpp's common sampler does). */

@@ -1,6 +1,6 @@
 /* engine/llama_chat: the C face of llama.cpp's chat module (common/chat*.cpp, the Jinja engine
- * in common/jinja, json-schema-to-grammar), compiled from the pinned source (scripts/build-chat.sh) and called
- * only through this header. llama_chat.cpp is the only C++ file of shimmy (ADR 0004).
+ * in common/jinja, json-schema-to-grammar), compiled from the pinned source (scripts/build-chat.sh)
+ * and called only through this header. llama_chat.cpp is the only C++ file of shimmy (ADR 0004).
  *
  * What it does: renders a chat (OpenAI chat-completions JSON, see gen_request in engine.h) with a
  * model's Jinja template exactly as llama-server does, and returns what generation needs (the
@@ -48,28 +48,29 @@ void lchat_tmpl_caps(const lchat_tmpl *t, engine_tmpl_caps *out);
 
 /* What one chat request renders to. Every pointer is owned by the struct (lchat_render_free). */
 typedef struct lchat_render {
-    char *prompt;               /* the text to tokenize (special tokens as text) */
-    char *grammar;              /* GBNF the output must match (start "root"), or NULL */
-    bool grammar_lazy;          /* the grammar applies only from a trigger on */
-    char **trigger_patterns;    /* regexes (llama_sampler_init_grammar_lazy_patterns) */
+    char *prompt;            /* the text to tokenize (special tokens as text) */
+    char *grammar;           /* GBNF the output must match (start "root"), or NULL */
+    bool grammar_lazy;       /* the grammar applies only from a trigger on */
+    char **trigger_patterns; /* regexes (llama_sampler_init_grammar_lazy_patterns) */
     int n_trigger_patterns;
-    int32_t *trigger_tokens;    /* tokens that trigger the grammar */
+    int32_t *trigger_tokens; /* tokens that trigger the grammar */
     int n_trigger_tokens;
-    int32_t *prefill_tokens;    /* fed to a non-lazy grammar before sampling (the part of the
-                                   answer the template already wrote); may be empty */
+    int32_t *prefill_tokens; /* fed to a non-lazy grammar before sampling (the part of the
+                                answer the template already wrote); may be empty */
     int n_prefill_tokens;
-    int32_t *preserved_tokens;  /* special tokens generated text must show (tool-call tags) */
+    int32_t *preserved_tokens; /* special tokens generated text must show (tool-call tags) */
     int n_preserved_tokens;
-    char **stops;               /* extra stop strings of the format */
+    char **stops; /* extra stop strings of the format */
     int n_stops;
-    lchat_parser *parser;       /* splits the output; NULL for a raw prompt */
+    lchat_parser *parser; /* splits the output; NULL for a raw prompt */
 } lchat_render;
 
 /* Renders chat_json (gen_request.chat_json) with t. json_schema (may be NULL): the answer must
  * match it. now_s: the time templates see (unix seconds). model: for tokenizing triggers and
  * preserved tokens. generate: the answer will be generated and read, so tools need a call
  * format llama.cpp can read (false: only the prompt is wanted, as /apply-template: tools are
- * rendered wherever the template renders them, as llama-server does). Errors: ERR_BAD_PARAM with the message and the field at fault in param
+ * rendered wherever the template renders them, as llama-server does). Errors: ERR_BAD_PARAM with
+ * the message and the field at fault in param
  * ("messages", "tools", "tool_choice", "response_format", ...), ERR_UNSUPPORTED never. On error
  * *out is empty. */
 shimmy_err lchat_render_chat(const lchat_tmpl *t, const struct llama_model *model,

@@ -15,18 +15,17 @@ typedef struct engine_ops {
                          size_t errlen, char *param, size_t paramlen);
     shimmy_err (*apply_template)(engine_model *m, const char *chat_json, char **out, char *err,
                                  size_t errlen, char *param, size_t paramlen);
-    shimmy_err (*tokenize)(engine_model *m, const char *text, bool add_special,
-                           bool parse_special, int32_t **out, size_t *n, char *err,
-                           size_t errlen);
+    shimmy_err (*tokenize)(engine_model *m, const char *text, bool add_special, bool parse_special,
+                           int32_t **out, size_t *n, char *err, size_t errlen);
     shimmy_err (*token_piece)(engine_model *m, int32_t t, buf *out);
-    shimmy_err (*detokenize)(engine_model *m, const int32_t *tokens, size_t n, buf *out,
-                             char *err, size_t errlen);
+    shimmy_err (*detokenize)(engine_model *m, const int32_t *tokens, size_t n, buf *out, char *err,
+                             size_t errlen);
     shimmy_err (*model_template)(engine_model *m, char **source, engine_tmpl_caps *caps);
     shimmy_err (*embed)(engine_model *m, const char *const *texts, size_t n, float **out,
                         int *n_embd, int *n_tokens, char *err, size_t errlen);
     shimmy_err (*embed_inputs)(engine_model *m, const engine_embed_input *in, size_t n,
-                               bool truncate, float **out, int *n_embd, int *n_tokens,
-                               char *err, size_t errlen);
+                               bool truncate, float **out, int *n_embd, int *n_tokens, char *err,
+                               size_t errlen);
     shimmy_err (*rerank)(engine_model *m, const char *query, const char *const *docs, size_t n,
                          float **scores, int *n_tokens, char *err, size_t errlen);
     shimmy_err (*job_wait)(gen_job *job, int timeout_ms, gen_events *ev, gen_status *st);
@@ -41,8 +40,7 @@ typedef struct engine_hdr {
 
 /* sched.c: the engine in this process. */
 extern const engine_ops sched_ops;
-shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err,
-                            size_t errlen);
+shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
 
 /* The server's media marker, taken by an engine process with its load options (a warm engine
  * process starts before the server has made its marker). Before the model loads. */
@@ -50,7 +48,6 @@ void sched_media_marker_set(const char *marker);
 
 /* remote.c: a child process runs sched.c for the model. */
 extern const engine_ops remote_ops;
-shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *err,
-                             size_t errlen);
+shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
 
 #endif

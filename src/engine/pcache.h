@@ -18,18 +18,18 @@
 typedef int32_t pc_token;
 
 typedef struct pc_entry {
-    pc_token *tokens;        /* owned: the tokens the state covers */
+    pc_token *tokens; /* owned: the tokens the state covers */
     int n_tokens;
-    void *data;              /* owned: the state (be_seq_save) */
-    size_t size;             /* bytes of data */
-    uint64_t last_used;      /* engine step of the save */
+    void *data;         /* owned: the state (be_seq_save) */
+    size_t size;        /* bytes of data */
+    uint64_t last_used; /* engine step of the save */
     struct pc_entry *next;
 } pc_entry;
 
 typedef struct pcache {
     pc_entry *head;
-    uint64_t budget;         /* bytes; 0 = the cache is off */
-    uint64_t bytes;          /* held now: states + tokens */
+    uint64_t budget; /* bytes; 0 = the cache is off */
+    uint64_t bytes;  /* held now: states + tokens */
     int n_entries;
 } pcache;
 

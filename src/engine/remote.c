@@ -42,42 +42,42 @@ enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
 typedef struct rmodel rmodel;
 
 typedef struct rjob {
-    engine_hdr hdr;            /* first: engine.c dispatches on it */
+    engine_hdr hdr; /* first: engine.c dispatches on it */
     rmodel *m;
     uint64_t id;
-    int refs;                  /* the submitter and the model's table; under m->mu */
-    pthread_cond_t cv;         /* news, under m->mu */
-    buf pending;               /* events of EVENTS frames not yet waited for */
-    gen_status st;             /* the latest status */
-    bool replied;              /* the child answered the submit (or died first) */
+    int refs;          /* the submitter and the model's table; under m->mu */
+    pthread_cond_t cv; /* news, under m->mu */
+    buf pending;       /* events of EVENTS frames not yet waited for */
+    gen_status st;     /* the latest status */
+    bool replied;      /* the child answered the submit (or died first) */
     shimmy_err submit_rc;
     char err[512], param[96];
-    bool delivered;            /* the waiter got events: a crash now fails it */
-    bool started;              /* the child put it on a slot (or it produced something): a crash
-                                * now fails it; only a job still queued is resubmitted */
-    bool retried;              /* resubmitted once already */
+    bool delivered; /* the waiter got events: a crash now fails it */
+    bool started;   /* the child put it on a slot (or it produced something): a crash
+                     * now fails it; only a job still queued is resubmitted */
+    bool retried;   /* resubmitted once already */
     bool in_table;
-    buf request;               /* the SUBMIT payload, kept for the retry */
+    buf request; /* the SUBMIT payload, kept for the retry */
     struct rjob *next;
 } rjob;
 
 typedef struct rcall {
     uint64_t id;
     bool done;
-    buf reply;                 /* the REPLY payload */
-    shimmy_err crash;          /* SHIMMY_OK, or ERR_ENGINE_CRASHED when the child died first */
+    buf reply;        /* the REPLY payload */
+    shimmy_err crash; /* SHIMMY_OK, or ERR_ENGINE_CRASHED when the child died first */
     pthread_cond_t cv;
     struct rcall *next;
 } rcall;
 
 struct rmodel {
-    engine_hdr hdr;            /* first */
+    engine_hdr hdr; /* first */
     char name[256];
-    buf load_msg;              /* the IPC_LOAD payload, for each spawn */
+    buf load_msg; /* the IPC_LOAD payload, for each spawn */
     pthread_mutex_t mu, wmu, spawn_mu;
-    pthread_cond_t reader_cv;  /* reader_running changes, under mu */
+    pthread_cond_t reader_cv; /* reader_running changes, under mu */
     int state;
-    int fd;                    /* the channel, -1 when none */
+    int fd; /* the channel, -1 when none */
     pid_t pid;
     bool reader_running;
     pthread_t log_thread;
@@ -86,12 +86,12 @@ struct rmodel {
     rcall *calls;
     uint64_t next_id;
     int crashes, in_a_row;
-    bool finished_one;         /* a job finished since the last spawn */
-    char cause[384];           /* the last crash */
+    bool finished_one; /* a job finished since the last spawn */
+    char cause[384];   /* the last crash */
     char lastlog[LIM_ENGINE_LOG_LINES][256];
-    int n_log;                 /* lines written into lastlog so far (ring) */
-    engine_model_info info;    /* the child's last answer to an info call (under mu) */
-    int64_t info_ns;           /* when it came (monotonic), 0 = never */
+    int n_log;              /* lines written into lastlog so far (ring) */
+    engine_model_info info; /* the child's last answer to an info call (under mu) */
+    int64_t info_ns;        /* when it came (monotonic), 0 = never */
     void (*progress)(void *ctx, float fraction); /* engine_options.progress, for the first load
                                                   * only: its context lives as long as that call */
     void *progress_ctx;
@@ -268,7 +268,8 @@ static struct {
 
 static void warm_refill_locked(void) {
     char err[256];
-    if (W.on && W.pid == 0 && start_process(&W.pid, &W.chan, &W.errfd, err, sizeof err) != SHIMMY_OK) {
+    if (W.on && W.pid == 0 &&
+        start_process(&W.pid, &W.chan, &W.errfd, err, sizeof err) != SHIMMY_OK) {
         W.pid = 0;
         log_warn("engine processes: %s (each load starts its own)", err);
     }
@@ -403,8 +404,10 @@ static shimmy_err spawn_failed(rmodel *m, int fd, shimmy_err rc, char *err, size
         pthread_mutex_lock(&m->mu);
         m->crashes++;
         m->in_a_row++;
-        snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s while "
-                 "loading: %.200s", m->name, how, last_words(m));
+        snprintf(m->cause, sizeof m->cause,
+                 "the engine process of model '%.128s' %s while "
+                 "loading: %.200s",
+                 m->name, how, last_words(m));
         if (m->in_a_row >= CRASHES_TO_FAIL)
             m->state = R_FAILED;
         err_set(err, errlen, ERR_ENGINE_CRASHED, "%s", m->cause);
@@ -450,9 +453,11 @@ static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
 }
 
 static shimmy_err failed_error(rmodel *m, char *err, size_t errlen) {
-    return err_set(err, errlen, ERR_MODEL_LOAD, "model '%s' is failed: its engine process died "
+    return err_set(err, errlen, ERR_MODEL_LOAD,
+                   "model '%s' is failed: its engine process died "
                    "%d times in a row before answering (%s); rescan (POST /v1/models/rescan) or "
-                   "replace the file to try again", m->name, m->in_a_row, m->cause);
+                   "replace the file to try again",
+                   m->name, m->in_a_row, m->cause);
 }
 
 /* A child serving the model: spawns one when the last died. */
@@ -642,8 +647,8 @@ static void on_death(rmodel *m) {
     m->pid = 0;
     m->crashes++;
     m->in_a_row = m->finished_one ? 1 : m->in_a_row + 1;
-    snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s: %.200s",
-             m->name, how, last_words(m));
+    snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s: %.200s", m->name,
+             how, last_words(m));
     snprintf(msg, sizeof msg, "%s; the next request loads the model again", m->cause);
     if (m->in_a_row >= CRASHES_TO_FAIL)
         m->state = R_FAILED;
@@ -960,8 +965,7 @@ static shimmy_err remote_embed_inputs(engine_model *em, const engine_embed_input
 }
 
 static shimmy_err remote_rerank(engine_model *em, const char *query, const char *const *docs,
-                                size_t n, float **scores, int *n_tokens, char *err,
-                                size_t errlen) {
+                                size_t n, float **scores, int *n_tokens, char *err, size_t errlen) {
     rmodel *m = (rmodel *)em;
     buf args;
     rcall c;
@@ -1002,8 +1006,8 @@ static void put_request(buf *b, const gen_request *req) {
     }
 }
 
-static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out,
-                                char *err, size_t errlen, char *param, size_t paramlen) {
+static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
+                                size_t errlen, char *param, size_t paramlen) {
     rmodel *m = (rmodel *)em;
     shimmy_err rc = ensure_alive(m, err, errlen);
     if (rc != SHIMMY_OK)
@@ -1098,7 +1102,9 @@ static void send_to_job(rjob *j, ipc_type type) {
         send_frame(m, type, j->id, NULL, 0);
 }
 
-static void remote_job_cancel(gen_job *ej) { send_to_job((rjob *)ej, IPC_CANCEL); }
+static void remote_job_cancel(gen_job *ej) {
+    send_to_job((rjob *)ej, IPC_CANCEL);
+}
 
 static void remote_job_release(gen_job *ej) {
     rjob *j = (rjob *)ej;

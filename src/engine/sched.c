@@ -29,52 +29,52 @@ typedef struct sched_model sched_model;
 typedef struct sched_job sched_job;
 
 struct sched_job {
-    engine_hdr hdr;          /* first: engine.c dispatches on it */
+    engine_hdr hdr; /* first: engine.c dispatches on it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int refs;                /* submitter + engine, under mu */
+    int refs; /* submitter + engine, under mu */
     atomic_bool cancel;
     be_token *tokens; /* prompt, owned; media positions hold placeholders (backend.h) */
     int n_tokens;
-    be_media *media;         /* the prompt's images and audio, owned; NULL = none */
-    gen_params params;       /* stop strings point into stop_copy */
-    char **stop_copy;        /* the request's stop strings, then the chat format's */
-    lchat_render r;          /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
+    be_media *media;   /* the prompt's images and audio, owned; NULL = none */
+    gen_params params; /* stop strings point into stop_copy */
+    char **stop_copy;  /* the request's stop strings, then the chat format's */
+    lchat_render r;    /* chat: grammar, triggers, preserved tokens, parser; raw: grammar */
     uint32_t seed;
-    buf out;                 /* text not yet taken by sched_job_wait, under mu */
-    gen_events lp;           /* log-probability events not yet taken, under mu (logprobs) */
-    gen_status st;           /* under mu */
-    bool start_news;         /* it just got a slot and no wait has returned since (under mu):
-                              * an engine process reports the start at once (ADR 0005) */
-    int64_t t_submit;        /* ns, monotonic */
-    struct sched_job *next;    /* queue link, under the model's mu */
+    buf out;                /* text not yet taken by sched_job_wait, under mu */
+    gen_events lp;          /* log-probability events not yet taken, under mu (logprobs) */
+    gen_status st;          /* under mu */
+    bool start_news;        /* it just got a slot and no wait has returned since (under mu):
+                             * an engine process reports the start at once (ADR 0005) */
+    int64_t t_submit;       /* ns, monotonic */
+    struct sched_job *next; /* queue link, under the model's mu */
     /* the waiter's (sched_job_wait): */
-    buf answer;              /* all text so far, for the parser */
-    gen_events lp_w;         /* the log-probability events of this wait */
-    bool parsed_final;       /* the final parse was done */
+    buf answer;        /* all text so far, for the parser */
+    gen_events lp_w;   /* the log-probability events of this wait */
+    bool parsed_final; /* the final parse was done */
     int n_tool_calls;
 };
 
 typedef enum { SLOT_IDLE, SLOT_PROMPT, SLOT_GEN } slot_state;
 
 typedef struct slot {
-    int id;                  /* sequence id in the KV cache */
+    int id; /* sequence id in the KV cache */
     slot_state state;
     sched_job *job;
-    be_token *cache;         /* tokens held in this slot's KV cache, n_ctx_slot capacity */
+    be_token *cache; /* tokens held in this slot's KV cache, n_ctx_slot capacity */
     int n_cache;
-    int n_prompt_done;       /* prompt tokens in the cache */
+    int n_prompt_done; /* prompt tokens in the cache */
     be_sampler *smpl;
     textout tout;
-    buf emit;                /* scratch: text produced this step */
-    buf piece;               /* scratch: one token's text */
-    gen_events lp;           /* log-probability events of this step, published with emit */
+    buf emit;      /* scratch: text produced this step */
+    buf piece;     /* scratch: one token's text */
+    gen_events lp; /* log-probability events of this step, published with emit */
     be_logprob lpv[LIM_TOP_LOGPROBS + 1]; /* scratch: the sampled token's, then the top ones */
-    be_token last;           /* sampled, not yet in the cache */
-    int out_idx;             /* output index in this step's batch, -1 = none */
+    be_token last;                        /* sampled, not yet in the cache */
+    int out_idx;                          /* output index in this step's batch, -1 = none */
     int n_gen;
     int64_t t_start, t_first; /* ns */
-    uint64_t last_used;      /* step counter when it last finished, for LRU choice */
+    uint64_t last_used;       /* step counter when it last finished, for LRU choice */
     /* speculative decoding (sched_model.spec): made at load, reused every step */
     be_token *draft;                     /* this step's proposal, LIM_DRAFT_TOKENS capacity */
     int n_draft;                         /* tokens of it in this step's batch (after last) */
@@ -85,10 +85,10 @@ typedef struct slot {
 } slot;
 
 struct sched_model {
-    engine_hdr hdr;          /* first: engine.c dispatches on it */
+    engine_hdr hdr; /* first: engine.c dispatches on it */
     be_model *be;
     pthread_t thread;
-    pthread_mutex_t mu;      /* guards queue, n_queued, stopping, n_active */
+    pthread_mutex_t mu; /* guards queue, n_queued, stopping, n_active */
     pthread_cond_t cv;
     sched_job *q_head, *q_tail;
     int n_queued, queue_max;
@@ -98,12 +98,12 @@ struct sched_model {
     int n_slots;
     uint64_t step;
     char name[256];
-    struct embed_job *e_head; /* embedding requests, under mu */
-    pcache pc;               /* host-RAM prompt cache; engine thread */
+    struct embed_job *e_head;    /* embedding requests, under mu */
+    pcache pc;                   /* host-RAM prompt cache; engine thread */
     engine_cache_stats pc_stats; /* under mu */
-    atomic_int kv_used;      /* KV cells holding tokens, all slots; set after each step */
-    atomic_llong prompt_evals; /* prompt tokens evaluated (not reused or copied), ever */
-    atomic_llong kv_copies;  /* prompts copied from another slot's KV cache, ever */
+    atomic_int kv_used;          /* KV cells holding tokens, all slots; set after each step */
+    atomic_llong prompt_evals;   /* prompt tokens evaluated (not reused or copied), ever */
+    atomic_llong kv_copies;      /* prompts copied from another slot's KV cache, ever */
     /* speculative decoding (engine_options; docs/SPECULATIVE.md) */
     engine_spec_type spec;
     int draft_max, draft_min, ngram_n, ngram_m;
@@ -117,7 +117,7 @@ typedef struct embed_job {
     size_t n;
     const engine_embed_input *inputs; /* engine_embed_inputs: instead of texts */
     bool truncate;
-    const char *query;       /* engine_rerank: texts are the documents, out one score each */
+    const char *query; /* engine_rerank: texts are the documents, out one score each */
     float *out;
     int n_embd, n_tokens;
     shimmy_err rc;
@@ -129,12 +129,18 @@ typedef struct embed_job {
 
 const char *finish_reason_str(finish_reason f) {
     switch (f) {
-    case FINISH_STOP: return "stop";
-    case FINISH_LENGTH: return "length";
-    case FINISH_CANCELLED: return "cancelled";
-    case FINISH_ERROR: return "error";
-    case FINISH_TOOL_CALLS: return "tool_calls";
-    default: return NULL;
+    case FINISH_STOP:
+        return "stop";
+    case FINISH_LENGTH:
+        return "length";
+    case FINISH_CANCELLED:
+        return "cancelled";
+    case FINISH_ERROR:
+        return "error";
+    case FINISH_TOOL_CALLS:
+        return "tool_calls";
+    default:
+        return NULL;
     }
 }
 
@@ -257,8 +263,10 @@ static void job_publish(sched_job *j, const buf *text, const slot *s, finish_rea
     shimmy_err lp = SHIMMY_OK;
     if (s != NULL && s->lp.n > 0)
         lp = gen_events_append(&j->lp, &s->lp);
-    if (((text != NULL && text->len > 0 && buf_append(&j->out, text->data, text->len) != SHIMMY_OK)
-         || lp != SHIMMY_OK) && finish == FINISH_NONE) {
+    if (((text != NULL && text->len > 0 &&
+          buf_append(&j->out, text->data, text->len) != SHIMMY_OK) ||
+         lp != SHIMMY_OK) &&
+        finish == FINISH_NONE) {
         finish = FINISH_ERROR;
         e = ERR_TOO_LARGE;
         msg = "the response is over the size limit";
@@ -371,7 +379,8 @@ static shimmy_err tokenize_prompt(sched_model *m, const char *text, sched_job *j
         j->tokens = NULL;
         cap = n;
     }
-    return err_set(err, errlen, ERR_INTERNAL, "tokenizer disagreed with itself on the prompt length");
+    return err_set(err, errlen, ERR_INTERNAL,
+                   "tokenizer disagreed with itself on the prompt length");
 }
 
 /* The request's stop strings and then the chat format's, copied. */
@@ -406,7 +415,9 @@ static void pick_seed(sched_job *j, const gen_params *p) {
 
 /* The time chat templates see. (The pinned chat module's Jinja strftime_now reads the process
  * clock itself; tests pin it with faketime on both sides.) */
-static int64_t chat_now(void) { return (int64_t)time(NULL); }
+static int64_t chat_now(void) {
+    return (int64_t)time(NULL);
+}
 
 /* Renders a chat (prompt, grammar, parser) or takes a raw prompt (and the grammar of its JSON
  * schema or GBNF). Returns owned *text, the prompt to tokenize. */
@@ -420,7 +431,8 @@ static shimmy_err render(sched_model *m, const gen_request *req, sched_job *j, c
         if (rc == SHIMMY_OK && p->grammar != NULL && j->r.grammar == NULL)
             j->r.grammar = strdup(p->grammar);
         else if (rc == SHIMMY_OK && p->grammar != NULL)
-            rc = err_set(err, errlen, ERR_BAD_PARAM, "a grammar cannot be combined with tools or "
+            rc = err_set(err, errlen, ERR_BAD_PARAM,
+                         "a grammar cannot be combined with tools or "
                          "a JSON schema");
         *text = rc == SHIMMY_OK ? strdup(j->r.prompt) : NULL;
     } else {
@@ -468,13 +480,17 @@ static shimmy_err check_repetitions(const char *g, char *err, size_t errlen) {
         if (*end == ',')
             hi = end[1] == '}' ? lo : strtol(end + 1, &end, 10);
         if (hi < lo)
-            return err_set(err, errlen, ERR_BAD_PARAM, "no answer can match the requested output "
+            return err_set(err, errlen, ERR_BAD_PARAM,
+                           "no answer can match the requested output "
                            "format: it asks for at least %ld and at most %ld of something (a "
-                           "JSON schema whose minimum is above its maximum)", lo, hi);
+                           "JSON schema whose minimum is above its maximum)",
+                           lo, hi);
         if (lo > LIM_SCHEMA_REPEAT || hi > LIM_SCHEMA_REPEAT)
-            return err_set(err, errlen, ERR_BAD_PARAM, "the requested output format repeats "
+            return err_set(err, errlen, ERR_BAD_PARAM,
+                           "the requested output format repeats "
                            "something %ld times; at most %d are supported (minItems, maxItems, "
-                           "minLength, maxLength)", hi > lo ? hi : lo, LIM_SCHEMA_REPEAT);
+                           "minLength, maxLength)",
+                           hi > lo ? hi : lo, LIM_SCHEMA_REPEAT);
     }
     return SHIMMY_OK;
 }
@@ -518,12 +534,14 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
         return err_set(err, errlen, ERR_BAD_PARAM, "the output grammar is over %u bytes",
                        LIM_GRAMMAR_BYTES);
     if (j->r.grammar != NULL && check_repetitions(j->r.grammar, err, errlen) != SHIMMY_OK) {
-        snprintf(param, paramlen, "%s", req->chat_json != NULL && param[0] ? param : "response_format");
+        snprintf(param, paramlen, "%s",
+                 req->chat_json != NULL && param[0] ? param : "response_format");
         return ERR_BAD_PARAM;
     }
     if (j->r.grammar != NULL && !be_grammar_ok(m->be, &j->r)) {
         snprintf(param, paramlen, "%s", param[0] ? param : "response_format");
-        return err_set(err, errlen, ERR_BAD_PARAM, "the requested output format cannot be used: "
+        return err_set(err, errlen, ERR_BAD_PARAM,
+                       "the requested output format cannot be used: "
                        "its grammar does not parse, or allows no answer at all (a JSON schema no "
                        "value can meet)");
     }
@@ -544,7 +562,7 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
 }
 
 static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
-                         size_t errlen, char *param, size_t paramlen) {
+                               size_t errlen, char *param, size_t paramlen) {
     sched_model *m = (sched_model *)em;
 
     char no_param[8];
@@ -575,9 +593,10 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
         int q = m->n_queued;
         pthread_mutex_unlock(&m->mu);
         job_free(j);
-        return err_set(err, errlen, ERR_OVERLOADED,
-                       "model '%s' is busy: all %d slots are generating and %d requests are waiting",
-                       m->name, m->n_slots, q);
+        return err_set(
+            err, errlen, ERR_OVERLOADED,
+            "model '%s' is busy: all %d slots are generating and %d requests are waiting", m->name,
+            m->n_slots, q);
     }
     if (m->q_tail)
         m->q_tail->next = j;
@@ -591,13 +610,13 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
     return SHIMMY_OK;
 }
 
-static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, char **out, char *err,
-                                 size_t errlen, char *param, size_t paramlen) {
+static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, char **out,
+                                       char *err, size_t errlen, char *param, size_t paramlen) {
     sched_model *m = (sched_model *)em;
 
     lchat_render r;
-    shimmy_err rc = be_render(m->be, chat_json, NULL, chat_now(), false, &r, err, errlen, param,
-                              paramlen);
+    shimmy_err rc =
+        be_render(m->be, chat_json, NULL, chat_now(), false, &r, err, errlen, param, paramlen);
     if (rc != SHIMMY_OK)
         return rc;
     *out = r.prompt;
@@ -607,8 +626,8 @@ static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, 
 }
 
 static shimmy_err sched_tokenize(engine_model *em, const char *text, bool add_special,
-                           bool parse_special, int32_t **out, size_t *n, char *err,
-                           size_t errlen) {
+                                 bool parse_special, int32_t **out, size_t *n, char *err,
+                                 size_t errlen) {
     sched_model *m = (sched_model *)em;
 
     size_t len = strlen(text);
@@ -642,13 +661,15 @@ static shimmy_err sched_token_piece(engine_model *em, int32_t t, buf *out) {
 }
 
 static shimmy_err sched_detokenize(engine_model *em, const int32_t *tokens, size_t n, buf *out,
-                             char *err, size_t errlen) {
+                                   char *err, size_t errlen) {
     sched_model *m = (sched_model *)em;
 
     for (size_t i = 0; i < n; i++)
         if (!be_token_valid(m->be, tokens[i]))
-            return err_set(err, errlen, ERR_BAD_PARAM, "token %d at index %zu is not in the "
-                           "vocabulary of model '%s'", tokens[i], i, m->name);
+            return err_set(err, errlen, ERR_BAD_PARAM,
+                           "token %d at index %zu is not in the "
+                           "vocabulary of model '%s'",
+                           tokens[i], i, m->name);
     if (n > (size_t)LIM_PROMPT_BYTES)
         return err_set(err, errlen, ERR_TOO_LARGE, "too many tokens");
     return be_detokenize(m->be, tokens, (int)n, out);
@@ -658,8 +679,8 @@ shimmy_err engine_template_caps(const char *source, engine_tmpl_caps *out, char 
                                 size_t errlen) {
     lchat_tmpl *t;
     memset(out, 0, sizeof *out);
-    shimmy_err rc = lchat_tmpl_new(NULL, source && source[0] ? source : NULL, NULL, &t, err,
-                                   errlen);
+    shimmy_err rc =
+        lchat_tmpl_new(NULL, source && source[0] ? source : NULL, NULL, &t, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
     lchat_tmpl_caps(t, out);
@@ -1320,11 +1341,12 @@ static void embed_run(sched_model *m, embed_job *e) {
         if (n <= 0)
             e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu is empty", i);
         else if (n >= cap)
-            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "input %zu has %d tokens "
-                            "but the context of model '%s' holds %d", i, n, m->name, cap - 1);
+            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH,
+                            "input %zu has %d tokens "
+                            "but the context of model '%s' holds %d",
+                            i, n, m->name, cap - 1);
         else
-            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err,
-                             sizeof e->err);
+            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err, sizeof e->err);
         e->n_tokens += n > 0 ? n : 0;
     }
     free(tok);
@@ -1335,7 +1357,8 @@ static void embed_run(sched_model *m, embed_job *e) {
 static int input_tokens(sched_model *m, embed_job *e, size_t i, be_token *tok, int cap) {
     const engine_embed_input *in = &e->inputs[i];
     int n = in->text != NULL ? be_tokenize(m->be, in->text, strlen(in->text), tok, cap)
-            : in->n_tokens > (size_t)INT32_MAX ? INT32_MAX : (int)in->n_tokens;
+            : in->n_tokens > (size_t)INT32_MAX ? INT32_MAX
+                                               : (int)in->n_tokens;
     if (n > cap && in->text != NULL && e->truncate) {
         be_token *all = malloc((size_t)n * sizeof *all);
         if (all == NULL || be_tokenize(m->be, in->text, strlen(in->text), all, n) != n) {
@@ -1350,15 +1373,19 @@ static int input_tokens(sched_model *m, embed_job *e, size_t i, be_token *tok, i
     if (n <= 0)
         e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu is empty", i);
     else if (n > cap && !e->truncate)
-        e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "input %zu has %d tokens "
-                        "but the context of model '%s' holds %d", i, n, m->name, cap);
+        e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH,
+                        "input %zu has %d tokens "
+                        "but the context of model '%s' holds %d",
+                        i, n, m->name, cap);
     if (e->rc != SHIMMY_OK)
         return 0;
     n = n > cap ? cap : n;
     for (int k = 0; in->text == NULL && k < n; k++) {
         if (!be_token_valid(m->be, in->tokens[k])) {
-            e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "input %zu: token %d is not "
-                            "in the vocabulary of model '%s'", i, (int)in->tokens[k], m->name);
+            e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM,
+                            "input %zu: token %d is not "
+                            "in the vocabulary of model '%s'",
+                            i, (int)in->tokens[k], m->name);
             return 0;
         }
         tok[k] = in->tokens[k];
@@ -1376,8 +1403,7 @@ static void embed_run_inputs(sched_model *m, embed_job *e) {
     for (size_t i = 0; i < e->n && e->rc == SHIMMY_OK; i++) {
         int n = input_tokens(m, e, i, tok, cap);
         if (e->rc == SHIMMY_OK)
-            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err,
-                             sizeof e->err);
+            e->rc = be_embed(m->be, tok, n, e->out + i * (size_t)e->n_embd, e->err, sizeof e->err);
         e->n_tokens += n;
     }
     free(tok);
@@ -1390,14 +1416,17 @@ static void rerank_run(sched_model *m, embed_job *e) {
     be_token *tok = malloc((size_t)cap * sizeof *tok);
     e->rc = e->out && tok ? SHIMMY_OK : ERR_NOMEM;
     if (e->rc == SHIMMY_OK && !be_is_rank(m->be))
-        e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM, "model '%s' is not a reranker "
-                        "(its pooling type is not rank)", m->name);
+        e->rc = err_set(e->err, sizeof e->err, ERR_BAD_PARAM,
+                        "model '%s' is not a reranker "
+                        "(its pooling type is not rank)",
+                        m->name);
     for (size_t i = 0; i < e->n && e->rc == SHIMMY_OK; i++) {
         int n = be_rerank_tokens(m->be, e->query, e->texts[i], tok, cap);
         if (n < 0 || n > cap)
-            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH, "the query with document "
-                            "%zu does not fit the context of model '%s' (%d tokens)", i, m->name,
-                            cap);
+            e->rc = err_set(e->err, sizeof e->err, ERR_CONTEXT_LENGTH,
+                            "the query with document "
+                            "%zu does not fit the context of model '%s' (%d tokens)",
+                            i, m->name, cap);
         else
             e->rc = be_rank(m->be, tok, n, &e->out[i], e->err, sizeof e->err);
         e->n_tokens += n > 0 && n <= cap ? n : 0;
@@ -1448,7 +1477,7 @@ static shimmy_err embed_wait(sched_model *m, embed_job *e, char *err, size_t err
 }
 
 static shimmy_err sched_embed(engine_model *em, const char *const *texts, size_t n, float **out,
-                        int *n_embd, int *n_tokens, char *err, size_t errlen) {
+                              int *n_embd, int *n_tokens, char *err, size_t errlen) {
     embed_job e;
     memset(&e, 0, sizeof e);
     e.texts = texts;
@@ -1480,8 +1509,7 @@ static shimmy_err sched_embed_inputs(engine_model *em, const engine_embed_input 
 }
 
 static shimmy_err sched_rerank(engine_model *em, const char *query, const char *const *docs,
-                               size_t n, float **scores, int *n_tokens, char *err,
-                               size_t errlen) {
+                               size_t n, float **scores, int *n_tokens, char *err, size_t errlen) {
     embed_job e;
     memset(&e, 0, sizeof e);
     e.query = query;
@@ -1535,7 +1563,8 @@ static void *engine_main(void *arg) {
     }
     for (int i = 0; i < m->n_slots; i++)
         if (m->slots[i].state != SLOT_IDLE)
-            slot_finish(m, &m->slots[i], FINISH_CANCELLED, ERR_CANCELLED, "the server is shutting down");
+            slot_finish(m, &m->slots[i], FINISH_CANCELLED, ERR_CANCELLED,
+                        "the server is shutting down");
     embed_drain(m); /* nobody waits forever: the registry never frees a model in use anyway */
     return NULL;
 }

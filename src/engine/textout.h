@@ -14,11 +14,11 @@
 #include "core/buf.h"
 
 typedef struct textout {
-    buf pending;               /* bytes received but not yet sent */
-    char **stops;              /* owned copies of the stop strings */
+    buf pending;  /* bytes received but not yet sent */
+    char **stops; /* owned copies of the stop strings */
     int n_stop;
-    bool stopped;              /* a stop string was found; further input is ignored */
-    const char *matched;       /* the stop string found (one of stops), or NULL */
+    bool stopped;        /* a stop string was found; further input is ignored */
+    const char *matched; /* the stop string found (one of stops), or NULL */
 } textout;
 
 void textout_init(textout *t);

@@ -74,7 +74,9 @@ const char *gpu_backend_name(gpu_backend b) {
     return b >= 0 && b < GPU__COUNT ? backend_rows[b].cli : "?";
 }
 
-const char *gpu_lib_dir(void) { return G.dir; }
+const char *gpu_lib_dir(void) {
+    return G.dir;
+}
 
 /* ---- finding the folder ---- */
 
@@ -253,7 +255,7 @@ static void load_cpu(void) {
  * present: load), an environment variable that asks for it anyway, and what the skip says. A
  * module without a row is always loaded (OpenCL, Metal, ... cost little or cannot be probed). */
 static const char *const vk_nodes[] = {"/dev/dri/renderD*", "/dev/nvidia[0-9]*", "/dev/dxg",
-                                       "/dev/kgsl-3d0", "/dev/mali[0-9]*", NULL};
+                                       "/dev/kgsl-3d0",     "/dev/mali[0-9]*",   NULL};
 static const char *const cuda_nodes[] = {"/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/dxg", NULL};
 static const char *const hip_nodes[] = {"/dev/kfd", NULL};
 static const struct probe_row {
@@ -282,8 +284,8 @@ static bool any_node(const char *const *patterns) {
     return false;
 }
 
-/* Whether m should wait: writes the reason into m->error and marks it deferred. SHIMMY_GPU_PROBE=off
- * loads every module as before. */
+/* Whether m should wait: writes the reason into m->error and marks it deferred.
+ * SHIMMY_GPU_PROBE=off loads every module as before. */
 static bool defer_module(gpu_module *m) {
     const char *probe = getenv("SHIMMY_GPU_PROBE");
     for (size_t i = 0; i < sizeof probe_rows / sizeof probe_rows[0]; i++) {
@@ -346,14 +348,17 @@ static void load_deferred(const char *stem) {
 }
 
 static void cpu_failure(char *err, size_t errlen) {
-    size_t off = (size_t)snprintf(err, errlen, "no CPU backend module (libggml-cpu-*.so) could be "
-                                  "loaded from %s", G.dir);
+    size_t off = (size_t)snprintf(err, errlen,
+                                  "no CPU backend module (libggml-cpu-*.so) could be "
+                                  "loaded from %s",
+                                  G.dir);
     for (size_t i = 0; i < G.n_mods && off < errlen; i++)
         if (G.mods[i].cpu_variant)
             off += (size_t)snprintf(err + off, errlen - off, "; %s: %s", G.mods[i].backend,
                                     G.mods[i].error);
     if (off < errlen && G.n_mods == 0)
-        snprintf(err + off, errlen - off, " (no libggml-*.so there: run scripts/deps.sh, or set "
+        snprintf(err + off, errlen - off,
+                 " (no libggml-*.so there: run scripts/deps.sh, or set "
                  "SHIMMY_BACKEND_DIR)");
 }
 
@@ -379,23 +384,34 @@ shimmy_err gpu_init(const char *lib_dir, char *err, size_t errlen) {
     return rc;
 }
 
-size_t gpu_module_count(void) { return G.n_mods; }
+size_t gpu_module_count(void) {
+    return G.n_mods;
+}
 
-const gpu_module *gpu_module_get(size_t i) { return i < G.n_mods ? &G.mods[i] : NULL; }
+const gpu_module *gpu_module_get(size_t i) {
+    return i < G.n_mods ? &G.mods[i] : NULL;
+}
 
 /* ---- devices ---- */
 
 static const char *type_name(enum ggml_backend_dev_type t) {
     switch (t) {
-    case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
-    case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
-    case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
-    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
-    default: return "meta";
+    case GGML_BACKEND_DEVICE_TYPE_CPU:
+        return "cpu";
+    case GGML_BACKEND_DEVICE_TYPE_GPU:
+        return "gpu";
+    case GGML_BACKEND_DEVICE_TYPE_IGPU:
+        return "igpu";
+    case GGML_BACKEND_DEVICE_TYPE_ACCEL:
+        return "accel";
+    default:
+        return "meta";
     }
 }
 
-size_t gpu_device_count(void) { return ggml_backend_dev_count(); }
+size_t gpu_device_count(void) {
+    return ggml_backend_dev_count();
+}
 
 bool gpu_device_get(size_t i, gpu_device *out) {
     if (i >= ggml_backend_dev_count())
@@ -519,9 +535,11 @@ static void why_missing(gpu_backend b, char *out, size_t len) {
                        "libcudart.so.13, libcublas.so.13)"
                      : "");
     else if (b == GPU_VULKAN)
-        snprintf(out, len, "module %s loaded, but it found no usable Vulkan GPU (%zu devices; "
+        snprintf(out, len,
+                 "module %s loaded, but it found no usable Vulkan GPU (%zu devices; "
                  "ggml skips CPU-type Vulkan devices such as Mesa's lavapipe/llvmpipe unless "
-                 "GGML_VK_VISIBLE_DEVICES names them)", m->path, m->n_devices);
+                 "GGML_VK_VISIBLE_DEVICES names them)",
+                 m->path, m->n_devices);
     else if (b == GPU_RPC)
         snprintf(out, len, "module %s loaded, but no RPC server was added (use --rpc HOST:PORT)",
                  m->path);
@@ -529,8 +547,7 @@ static void why_missing(gpu_backend b, char *out, size_t len) {
         snprintf(out, len, "module %s loaded, but its driver reports no device", m->path);
 }
 
-shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *err,
-                      size_t errlen) {
+shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *err, size_t errlen) {
     *n = 0;
     if (b == GPU_CPU)
         return SHIMMY_OK;
@@ -549,7 +566,8 @@ shimmy_err gpu_select(gpu_backend b, size_t *idx, size_t cap, size_t *n, char *e
     describe_found(found, sizeof found);
     return err_set(err, errlen, ERR_MODEL_LOAD,
                    "--gpu-backend %s: no %s device: %s; %s (use --gpu-backend auto or cpu to run "
-                   "without it)", backend_rows[b].cli, backend_rows[b].reg, why, found);
+                   "without it)",
+                   backend_rows[b].cli, backend_rows[b].reg, why, found);
 }
 
 void gpu_auto_summary(char *out, size_t len) {
@@ -582,7 +600,8 @@ void gpu_auto_summary(char *out, size_t len) {
             off += (size_t)snprintf(out + off, len - off,
                                     "; Vulkan module loaded with %zu devices (CPU-type Vulkan "
                                     "devices such as lavapipe are skipped unless "
-                                    "GGML_VK_VISIBLE_DEVICES is set)", m->n_devices);
+                                    "GGML_VK_VISIBLE_DEVICES is set)",
+                                    m->n_devices);
         else
             off += (size_t)snprintf(out + off, len - off, "; %s module loaded with %zu devices",
                                     m->backend, m->n_devices);
@@ -591,8 +610,10 @@ void gpu_auto_summary(char *out, size_t len) {
         off += (size_t)snprintf(out + off, len - off, "; no GPU module in %s", G.dir);
     char why[128];
     if (off < len && gpu_apple_silicon(why, sizeof why) && find_module("metal") == NULL)
-        snprintf(out + off, len - off, "; Apple Silicon (%s) needs the Metal module "
-                 "(libggml-metal.so, from scripts/build-llama.sh on macOS)", why);
+        snprintf(out + off, len - off,
+                 "; Apple Silicon (%s) needs the Metal module "
+                 "(libggml-metal.so, from scripts/build-llama.sh on macOS)",
+                 why);
 }
 
 /* ---- Apple Silicon ---- */
@@ -624,7 +645,10 @@ bool gpu_apple_silicon(char *why, size_t len) {
             buf[i] = ' ';
     buf[n] = '\0';
     bool apple = strstr(buf, "apple,") != NULL;
-    snprintf(why, len, "%s", f == NULL ? "no device tree" : apple ? "device tree: Apple" : "device tree: not Apple");
+    snprintf(why, len, "%s",
+             f == NULL ? "no device tree"
+             : apple   ? "device tree: Apple"
+                       : "device tree: not Apple");
     return apple;
 }
 #endif
@@ -718,7 +742,8 @@ static shimmy_err rpc_each(const char *servers, rpc_each_fn fn, void *user, char
         }
         long pn = 0;
         if (n == 0 || n >= sizeof ep || split_endpoint(ep, host, sizeof host, port, sizeof port) ||
-            (pn = strtol(port, NULL, 10)) < 1 || pn > 65535 || strspn(port, "0123456789") != strlen(port))
+            (pn = strtol(port, NULL, 10)) < 1 || pn > 65535 ||
+            strspn(port, "0123456789") != strlen(port))
             return err_set(err, errlen, ERR_USAGE, "--rpc wants HOST:PORT[,HOST:PORT], not '%s'",
                            servers);
         shimmy_err rc = fn(ep, user, err, errlen);
@@ -738,8 +763,10 @@ static shimmy_err reach_one(const char *ep, void *user, char *err, size_t errlen
     (void)user;
     char why[256];
     if (rpc_reach(ep, why, sizeof why) != 0)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: cannot reach the RPC server at %s: %s "
-                       "(is 'shimmy rpc-server --bind %s' running there?)", ep, why, ep);
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "--rpc: cannot reach the RPC server at %s: %s "
+                       "(is 'shimmy rpc-server --bind %s' running there?)",
+                       ep, why, ep);
     return SHIMMY_OK;
 }
 
@@ -774,9 +801,11 @@ shimmy_err gpu_add_rpc(const char *servers, bool skip_unreachable, char *err, si
     if (rpc == NULL)
         return ERR_MODEL_LOAD;
     struct add_ctx c = {(rpc_add_fn)(uintptr_t)ggml_backend_reg_get_proc_address(
-                            rpc, "ggml_backend_rpc_add_server"), skip_unreachable};
+                            rpc, "ggml_backend_rpc_add_server"),
+                        skip_unreachable};
     if (c.add == NULL)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "--rpc: the RPC module has no "
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "--rpc: the RPC module has no "
                        "ggml_backend_rpc_add_server");
     return rpc_each(servers, add_one, &c, err, errlen);
 }
@@ -816,10 +845,13 @@ shimmy_err gpu_rpc_serve(const char *endpoint, const char *cache_dir, size_t n_t
     rpc_serve_fn serve = (rpc_serve_fn)(uintptr_t)ggml_backend_reg_get_proc_address(
         rpc, "ggml_backend_rpc_start_server");
     if (serve == NULL)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "the RPC module has no "
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "the RPC module has no "
                        "ggml_backend_rpc_start_server");
     if (device != NULL)
-        load_deferred(strncmp(device, "Vulkan", 6) == 0 ? "vulkan" : strncmp(device, "CUDA", 4) == 0 ? "cuda" : "");
+        load_deferred(strncmp(device, "Vulkan", 6) == 0 ? "vulkan"
+                      : strncmp(device, "CUDA", 4) == 0 ? "cuda"
+                                                        : "");
     ggml_backend_dev_t devs[LIM_GPU_DEVICES];
     size_t n = serve_devices(device, devs, LIM_GPU_DEVICES);
     if (n == 0) {
@@ -833,6 +865,8 @@ shimmy_err gpu_rpc_serve(const char *endpoint, const char *cache_dir, size_t n_t
     }
     fflush(stdout);
     serve(endpoint, cache_dir, n_threads, n, devs); /* returns only when it could not start */
-    return err_set(err, errlen, ERR_MODEL_LOAD, "the RPC server could not start on %s (the "
-                   "reason is printed above: address in use?)", endpoint);
+    return err_set(err, errlen, ERR_MODEL_LOAD,
+                   "the RPC server could not start on %s (the "
+                   "reason is printed above: address in use?)",
+                   endpoint);
 }

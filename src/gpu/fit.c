@@ -23,12 +23,18 @@ static uint64_t kv_num(const struct gguf_context *g, const char *arch, const cha
     if (id < 0)
         return def;
     switch (gguf_get_kv_type(g, id)) {
-    case GGUF_TYPE_UINT32: return gguf_get_val_u32(g, id);
-    case GGUF_TYPE_INT32: return (uint64_t)(gguf_get_val_i32(g, id) < 0 ? 0 : gguf_get_val_i32(g, id));
-    case GGUF_TYPE_UINT64: return gguf_get_val_u64(g, id);
-    case GGUF_TYPE_UINT16: return gguf_get_val_u16(g, id);
-    case GGUF_TYPE_ARRAY: break;
-    default: return def;
+    case GGUF_TYPE_UINT32:
+        return gguf_get_val_u32(g, id);
+    case GGUF_TYPE_INT32:
+        return (uint64_t)(gguf_get_val_i32(g, id) < 0 ? 0 : gguf_get_val_i32(g, id));
+    case GGUF_TYPE_UINT64:
+        return gguf_get_val_u64(g, id);
+    case GGUF_TYPE_UINT16:
+        return gguf_get_val_u16(g, id);
+    case GGUF_TYPE_ARRAY:
+        break;
+    default:
+        return def;
     }
     enum gguf_type at = gguf_get_arr_type(g, id);
     size_t n = gguf_get_arr_n(g, id);
@@ -100,7 +106,8 @@ static void read_compute(const struct gguf_context *g, const char *arch, int n_c
     uint64_t n_ff = kv_num(g, arch, "feed_forward_length", -1, 4 * n_embd);
     uint64_t n_head = kv_num(g, arch, "attention.head_count", -1, 0);
     int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
-    uint64_t n_vocab = tok >= 0 && gguf_get_kv_type(g, tok) == GGUF_TYPE_ARRAY ? gguf_get_arr_n(g, tok) : 0;
+    uint64_t n_vocab =
+        tok >= 0 && gguf_get_kv_type(g, tok) == GGUF_TYPE_ARRAY ? gguf_get_arr_n(g, tok) : 0;
     uint64_t u = (uint64_t)n_ubatch;
     m->compute_bytes = 4 * u * (8 * n_embd + 3 * n_ff + (uint64_t)n_ctx_slot * n_head + n_vocab);
 }
@@ -114,7 +121,8 @@ shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, ch
         return err_set(err, errlen, ERR_MODEL_LOAD, "%s: cannot read the GGUF tensor table", path);
     shimmy_err rc = SHIMMY_OK;
     int64_t ka = gguf_find_key(g, "general.architecture");
-    const char *arch = ka >= 0 && gguf_get_kv_type(g, ka) == GGUF_TYPE_STRING ? gguf_get_val_str(g, ka) : "";
+    const char *arch =
+        ka >= 0 && gguf_get_kv_type(g, ka) == GGUF_TYPE_STRING ? gguf_get_val_str(g, ka) : "";
     uint64_t n_layer = kv_num(g, arch, "block_count", -1, 0);
     if (n_layer > LIM_FIT_LAYERS) {
         rc = err_set(err, errlen, ERR_MODEL_LOAD, "%s: %llu layers, more than %d", path,

@@ -25,20 +25,20 @@
 #include "gpu/gpu.h"
 
 typedef struct fit_model {
-    int n_layer;                              /* repeating layers */
-    uint64_t weights[LIM_FIT_LAYERS + 1];     /* bytes per layer; [n_layer] = output layer */
-    uint64_t kv[LIM_FIT_LAYERS + 1];          /* KV cache bytes per layer for the whole context */
-    uint64_t input_bytes;                     /* token embeddings etc., always on the CPU */
-    uint64_t compute_bytes;                   /* compute buffer reserve per device used */
-    int n_ctx_slot;                           /* tokens per slot the figures are for */
+    int n_layer;                          /* repeating layers */
+    uint64_t weights[LIM_FIT_LAYERS + 1]; /* bytes per layer; [n_layer] = output layer */
+    uint64_t kv[LIM_FIT_LAYERS + 1];      /* KV cache bytes per layer for the whole context */
+    uint64_t input_bytes;                 /* token embeddings etc., always on the CPU */
+    uint64_t compute_bytes;               /* compute buffer reserve per device used */
+    int n_ctx_slot;                       /* tokens per slot the figures are for */
 } fit_model;
 
 /* The context a model will get, as the engine will create it. */
 typedef struct fit_ctx {
-    int n_ctx_slot;  /* tokens per slot; 0 = the trained context capped at ctx_cap */
-    int ctx_cap;     /* tokens */
-    int n_parallel;  /* slots (each with its own n_ctx_slot cells of KV cache) */
-    int n_ubatch;    /* tokens per compute batch */
+    int n_ctx_slot; /* tokens per slot; 0 = the trained context capped at ctx_cap */
+    int ctx_cap;    /* tokens */
+    int n_parallel; /* slots (each with its own n_ctx_slot cells of KV cache) */
+    int n_ubatch;   /* tokens per compute batch */
 } fit_ctx;
 
 /* Reads path's tensor table and hyper-parameters (no weights) and fills *out for context c.
@@ -52,17 +52,17 @@ shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, ch
 void fit_assign(int n_layer, int n_gpu, const float *split, int n_dev, int *dev);
 
 typedef struct fit_use {
-    int layers;            /* layers placed here */
-    uint64_t weights;      /* bytes of their weights */
-    uint64_t kv;           /* bytes of their KV cache */
-    uint64_t need;         /* weights + kv + compute reserve (0 when no layer is here) */
+    int layers;       /* layers placed here */
+    uint64_t weights; /* bytes of their weights */
+    uint64_t kv;      /* bytes of their KV cache */
+    uint64_t need;    /* weights + kv + compute reserve (0 when no layer is here) */
 } fit_use;
 
 typedef struct fit_plan {
-    int n_gpu;                       /* layers offloaded */
+    int n_gpu; /* layers offloaded */
     int n_dev;
-    fit_use dev[LIM_GPU_DEVICES];    /* per device, in split order */
-    fit_use cpu;                     /* what stays on the CPU (input layer included in weights) */
+    fit_use dev[LIM_GPU_DEVICES]; /* per device, in split order */
+    fit_use cpu;                  /* what stays on the CPU (input layer included in weights) */
 } fit_plan;
 
 /* The plan for n_gpu offloaded layers (n_gpu < 0 = all). */

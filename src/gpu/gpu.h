@@ -46,29 +46,29 @@ int gpu_backend_parse(const char *s, gpu_backend *out);
 const char *gpu_backend_name(gpu_backend b);
 
 typedef struct gpu_module {
-    char path[4096];      /* the module file */
-    char backend[32];     /* from the file name: "vulkan", "cuda", "cpu-haswell", ... */
-    bool cpu_variant;     /* one of the libggml-cpu-*.so variants */
-    int score;            /* CPU variants: ggml_backend_score() on this machine, 0 = unsupported;
-                             -1 for other modules */
-    bool loaded;          /* registered with ggml */
-    char reg_name[32];    /* the backend's registry name when loaded ("Vulkan", "CUDA", "CPU") */
-    size_t n_devices;     /* devices its backend registered (0 when not loaded) */
-    char error[512];      /* why it is not loaded (the loader's message), "" when loaded */
-    bool deferred;        /* not loaded at start-up because a cheap probe found nothing for it
-                             (no GPU device node; RPC: no --rpc): error says which; loaded when
-                             its backend is named (gpu_select, gpu_add_rpc), docs/adr/0006 */
+    char path[4096];   /* the module file */
+    char backend[32];  /* from the file name: "vulkan", "cuda", "cpu-haswell", ... */
+    bool cpu_variant;  /* one of the libggml-cpu-*.so variants */
+    int score;         /* CPU variants: ggml_backend_score() on this machine, 0 = unsupported;
+                          -1 for other modules */
+    bool loaded;       /* registered with ggml */
+    char reg_name[32]; /* the backend's registry name when loaded ("Vulkan", "CUDA", "CPU") */
+    size_t n_devices;  /* devices its backend registered (0 when not loaded) */
+    char error[512];   /* why it is not loaded (the loader's message), "" when loaded */
+    bool deferred;     /* not loaded at start-up because a cheap probe found nothing for it
+                          (no GPU device node; RPC: no --rpc): error says which; loaded when
+                          its backend is named (gpu_select, gpu_add_rpc), docs/adr/0006 */
 } gpu_module;
 
 typedef struct gpu_device {
-    size_t index;         /* in ggml's device registry */
-    char name[64];        /* "CUDA0", "Vulkan0", "CPU" */
+    size_t index;  /* in ggml's device registry */
+    char name[64]; /* "CUDA0", "Vulkan0", "CPU" */
     char description[256];
-    char backend[32];     /* registry name of its backend: "CUDA", "Vulkan", "CPU", "RPC" */
-    const char *type;     /* "cpu", "gpu", "igpu", "accel", "meta" (static) */
-    char id[64];          /* PCI bus id when the backend knows it, else "" */
-    uint64_t mem_free;    /* bytes, as the backend reports it now */
-    uint64_t mem_total;   /* bytes */
+    char backend[32];   /* registry name of its backend: "CUDA", "Vulkan", "CPU", "RPC" */
+    const char *type;   /* "cpu", "gpu", "igpu", "accel", "meta" (static) */
+    char id[64];        /* PCI bus id when the backend knows it, else "" */
+    uint64_t mem_free;  /* bytes, as the backend reports it now */
+    uint64_t mem_total; /* bytes */
 } gpu_device;
 
 /* Loads the modules of lib_dir (NULL: $SHIMMY_BACKEND_DIR, else the executable's folder + /lib,

@@ -28,23 +28,24 @@ static void choose_split(const gpu_offload_req *r, gpu_offload *o, uint64_t *mem
 
 static void describe_auto(const gpu_offload *o, const fit_model *m, const uint64_t *mem_free,
                           char *out, size_t len) {
-    size_t off = (size_t)snprintf(out, len, "auto: %d of %d layers fit", o->n_gpu_layers,
-                                  m->n_layer + 1);
+    size_t off =
+        (size_t)snprintf(out, len, "auto: %d of %d layers fit", o->n_gpu_layers, m->n_layer + 1);
     for (int k = 0; k < o->n_dev && off < len; k++) {
         gpu_device d;
         gpu_device_get(o->dev[k], &d);
-        off += (size_t)snprintf(out + off, len - off,
-                                "%s %s: %.0f MiB free, %.0f MiB margin, %.0f MiB needed "
-                                "(weights %.0f, KV %.0f, compute %.0f)", k ? ";" : "", d.name,
-                                mem_free[k] / 1048576.0, fit_margin(mem_free[k]) / 1048576.0,
-                                o->plan.dev[k].need / 1048576.0, o->plan.dev[k].weights / 1048576.0,
-                                o->plan.dev[k].kv / 1048576.0,
-                                o->plan.dev[k].layers ? m->compute_bytes / 1048576.0 : 0.0);
+        off +=
+            (size_t)snprintf(out + off, len - off,
+                             "%s %s: %.0f MiB free, %.0f MiB margin, %.0f MiB needed "
+                             "(weights %.0f, KV %.0f, compute %.0f)",
+                             k ? ";" : "", d.name, mem_free[k] / 1048576.0,
+                             fit_margin(mem_free[k]) / 1048576.0, o->plan.dev[k].need / 1048576.0,
+                             o->plan.dev[k].weights / 1048576.0, o->plan.dev[k].kv / 1048576.0,
+                             o->plan.dev[k].layers ? m->compute_bytes / 1048576.0 : 0.0);
     }
 }
 
-shimmy_err gpu_offload_plan(const char *path, const gpu_offload_req *r, gpu_offload *o,
-                            char *err, size_t errlen) {
+shimmy_err gpu_offload_plan(const char *path, const gpu_offload_req *r, gpu_offload *o, char *err,
+                            size_t errlen) {
     memset(o, 0, sizeof *o);
     size_t n = 0;
     shimmy_err rc = gpu_select(r->backend, o->dev, LIM_GPU_DEVICES, &n, err, errlen);
@@ -69,8 +70,8 @@ shimmy_err gpu_offload_plan(const char *path, const gpu_offload_req *r, gpu_offl
 
     if (o->n_dev == 0) {
         o->n_gpu_layers = 0;
-        snprintf(o->why, sizeof o->why, "%s", r->backend == GPU_CPU ? "--gpu-backend cpu"
-                                                                     : "no GPU device");
+        snprintf(o->why, sizeof o->why, "%s",
+                 r->backend == GPU_CPU ? "--gpu-backend cpu" : "no GPU device");
     } else if (r->mode == GPU_LAYERS_ALL) {
         o->n_gpu_layers = -1;
         snprintf(o->why, sizeof o->why, "--gpu-layers all");

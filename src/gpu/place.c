@@ -14,13 +14,13 @@
 
 struct gpu_place {
     int n_layer;
-    const void **seen;                 /* LIM_PLACE_SEEN_SLOTS tensor addresses */
+    const void **seen; /* LIM_PLACE_SEEN_SLOTS tensor addresses */
     size_t n_seen;
     ggml_backend_dev_t slot_dev[MAX_SLOTS];
     int n_slots;
-    uint64_t *w;                       /* (n_layer + 1) x MAX_SLOTS weight bytes */
-    uint64_t kv[MAX_SLOTS];            /* KV bytes per slot */
-    uint64_t other[MAX_SLOTS];         /* weights of no layer (token embeddings) per slot */
+    uint64_t *w;               /* (n_layer + 1) x MAX_SLOTS weight bytes */
+    uint64_t kv[MAX_SLOTS];    /* KV bytes per slot */
+    uint64_t other[MAX_SLOTS]; /* weights of no layer (token embeddings) per slot */
 };
 
 gpu_place *gpu_place_new(int n_layer) {
@@ -96,8 +96,8 @@ static int weight_layer(const gpu_place *p, const char *name) {
 /* "cache_k_l3", "cache_swa_v_l12" -> true */
 static bool is_kv(const char *name) {
     const char *l = strrchr(name, 'l');
-    return strncmp(name, "cache_", 6) == 0 && l != NULL && l > name && l[-1] == '_' && l[1] >= '0' &&
-           l[1] <= '9';
+    return strncmp(name, "cache_", 6) == 0 && l != NULL && l > name && l[-1] == '_' &&
+           l[1] >= '0' && l[1] <= '9';
 }
 
 static void record(gpu_place *p, const struct ggml_tensor *t) {
@@ -184,7 +184,8 @@ int gpu_place_result(const gpu_place *p, double kv_scale, gpu_place_dev *out, in
             order[n++] = s;
     for (int a = 1; a < n; a++)
         for (int b = a; b > 0 && dev_registry_index(p->slot_dev[order[b]]) <
-                                     dev_registry_index(p->slot_dev[order[b - 1]]); b--) {
+                                     dev_registry_index(p->slot_dev[order[b - 1]]);
+             b--) {
             int tmp = order[b];
             order[b] = order[b - 1];
             order[b - 1] = tmp;

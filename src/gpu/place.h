@@ -28,13 +28,13 @@ void gpu_place_free(gpu_place *p);
 bool gpu_place_observe(struct ggml_tensor *t, bool ask, void *p);
 
 typedef struct gpu_place_dev {
-    size_t index;        /* registry index */
-    char name[64];       /* "Vulkan0", "CPU" */
-    char backend[32];    /* "Vulkan", "CPU" */
+    size_t index;     /* registry index */
+    char name[64];    /* "Vulkan0", "CPU" */
+    char backend[32]; /* "Vulkan", "CPU" */
     bool is_cpu;
-    int layers;          /* layers counted here */
-    uint64_t weights;    /* weight bytes here (the input layer's included) */
-    uint64_t kv;         /* KV cache bytes here, scaled by kv_scale */
+    int layers;       /* layers counted here */
+    uint64_t weights; /* weight bytes here (the input layer's included) */
+    uint64_t kv;      /* KV cache bytes here, scaled by kv_scale */
 } gpu_place_dev;
 
 /* The observed placement: devices that hold anything, non-CPU devices first in registry order,

@@ -71,8 +71,8 @@ static void req_setup(CURL *c, const http_client_req *r, struct curl_slist **hdr
         NL_CURL.easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
         *hdrs = NL_CURL.slist_append(*hdrs, "Content-Type: application/json");
     }
-    if (r->bearer != NULL && snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->bearer) <
-                                 (int)sizeof auth)
+    if (r->bearer != NULL &&
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->bearer) < (int)sizeof auth)
         *hdrs = NL_CURL.slist_append(*hdrs, auth);
     NL_CURL.easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
     NL_CURL.easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);

@@ -22,16 +22,16 @@ shimmy_err http_client_post(const char *url, const char *body, int timeout_s, bu
 typedef bool (*http_client_data_fn)(void *ctx, const char *data, size_t n);
 
 typedef struct http_client_req {
-    const char *method;            /* "GET" or "POST" */
+    const char *method; /* "GET" or "POST" */
     const char *url;
-    const char *body;              /* POST body (JSON), or NULL */
-    const char *bearer;            /* API key sent as "Authorization: Bearer", or NULL */
-    int connect_timeout_s;         /* 0 = libcurl's default */
-    int timeout_s;                 /* the whole transfer; 0 = none (a long stream) */
-    http_client_data_fn on_data;   /* NULL: the body is dropped */
+    const char *body;            /* POST body (JSON), or NULL */
+    const char *bearer;          /* API key sent as "Authorization: Bearer", or NULL */
+    int connect_timeout_s;       /* 0 = libcurl's default */
+    int timeout_s;               /* the whole transfer; 0 = none (a long stream) */
+    http_client_data_fn on_data; /* NULL: the body is dropped */
     void *ctx;
-    volatile sig_atomic_t *abort;  /* non-NULL: the transfer stops (connection closed) soon after
-                                    * *abort turns non-zero (a signal handler may set it) */
+    volatile sig_atomic_t *abort; /* non-NULL: the transfer stops (connection closed) soon after
+                                   * *abort turns non-zero (a signal handler may set it) */
 } http_client_req;
 
 /* Sends r, streaming the response body to r->on_data; *status gets the HTTP status. Errors:

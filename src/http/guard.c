@@ -105,8 +105,7 @@ static bool origin_is_loopback(const char *origin) {
 static bool origin_is_same(const char *origin, const char *host, bool tls) {
     const char *scheme = tls ? "https://" : "http://";
     size_t n = strlen(scheme);
-    return host != NULL && strncasecmp(origin, scheme, n) == 0 &&
-           strcasecmp(origin + n, host) == 0;
+    return host != NULL && strncasecmp(origin, scheme, n) == 0 && strcasecmp(origin + n, host) == 0;
 }
 
 guard_origin guard_origin_check(const http_trust *t, const char *origin, const char *host,

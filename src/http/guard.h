@@ -15,12 +15,12 @@
 typedef struct http_trust {
     const char *const *origins; /* --cors-origin: exact origins ("https://app.example"), or "*" */
     size_t n_origins;
-    const char *const *hosts;   /* --allowed-host: names ("box.lan"), ".suffix", or "*" */
+    const char *const *hosts; /* --allowed-host: names ("box.lan"), ".suffix", or "*" */
     size_t n_hosts;
-    const char *const *keys;    /* --api-key / SHIMMY_API_KEY values; none: no key needed */
+    const char *const *keys; /* --api-key / SHIMMY_API_KEY values; none: no key needed */
     size_t n_keys;
-    bool auth_health;           /* the open paths need a key too */
-    const char *tls_cert;       /* PEM file paths: both or neither */
+    bool auth_health;     /* the open paths need a key too */
+    const char *tls_cert; /* PEM file paths: both or neither */
     const char *tls_key;
 } http_trust;
 

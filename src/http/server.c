@@ -81,12 +81,12 @@
 /* One open connection, for the caps and the eviction of idle ones. Guarded by conns_lock. */
 typedef struct conn_slot {
     bool used;
-    bool evicting;          /* shut down by us, not yet closed by MHD */
+    bool evicting; /* shut down by us, not yet closed by MHD */
     int fd;
-    int family;             /* AF_INET or AF_INET6 */
-    unsigned char ip[16];   /* client address (IPv4 in the first 4 bytes) */
-    int busy;               /* requests in flight */
-    int64_t last_ns;        /* monotonic time of the last request's start or end, or the accept */
+    int family;           /* AF_INET or AF_INET6 */
+    unsigned char ip[16]; /* client address (IPv4 in the first 4 bytes) */
+    int busy;             /* requests in flight */
+    int64_t last_ns;      /* monotonic time of the last request's start or end, or the accept */
 } conn_slot;
 
 struct http_server {
@@ -95,18 +95,18 @@ struct http_server {
     http_trust trust; /* copy of *cfg.trust (zero when none); strings borrowed */
     int port;         /* bound port */
     bool tls;
-    char *tls_cert;   /* PEM text, owned, alive while the daemon runs */
+    char *tls_cert; /* PEM text, owned, alive while the daemon runs */
     char *tls_key;
     pthread_mutex_t keys_lock;
-    guard_keys keys;  /* owned; n 0 = no key needed */
+    guard_keys keys; /* owned; n 0 = no key needed */
     pthread_mutex_t conns_lock;
     conn_slot conns[HTTP_CONN_SLOTS];
-    bool starting;          /* MHD log lines are kept in start_log while starting */
+    bool starting; /* MHD log lines are kept in start_log while starting */
     char start_log[512];
     int upgraded[HTTP_CONN_SLOTS]; /* sockets of connections handed over (101), -1 = none;
                                     * guarded by conns_lock */
-    atomic_bool draining;   /* http_server_drain was called */
-    int listen_fd;          /* the listening socket, -1 once closed by a drain */
+    atomic_bool draining;          /* http_server_drain was called */
+    int listen_fd;                 /* the listening socket, -1 once closed by a drain */
     pthread_mutex_t drain_lock;
 };
 
@@ -116,8 +116,8 @@ struct http_conn {
 };
 
 typedef struct req_ctx {
-    atomic_int refs; /* MHD's con_cls + a streaming response */
-    http_server *srv;        /* borrowed: for the on_done record */
+    atomic_int refs;  /* MHD's con_cls + a streaming response */
+    http_server *srv; /* borrowed: for the on_done record */
     http_conn conn;
     const http_route *route; /* route for this method and path; NULL when none */
     bool path_known;         /* some route has this path */
@@ -129,14 +129,14 @@ typedef struct req_ctx {
     buf body;                /* max = route->max_body */
     shimmy_err late;         /* refused (401, 403, 404, 405, 413), answered once the body is read */
     char late_msg[LIM_REFUSAL_MSG_BYTES]; /* its message ("" = the table's) */
-    char path[256];          /* start of the path, for the error shape of raw answers */
+    char path[256];              /* start of the path, for the error shape of raw answers */
     char cors[LIM_ORIGIN_BYTES]; /* origin to echo in Access-Control-Allow-Origin, "" = none */
-    uint64_t discarded;      /* bytes of an oversized body read and dropped, for the cut-off */
-    int status;              /* HTTP status queued; 0 = none yet */
-    int64_t start_ns;        /* monotonic: request line read */
+    uint64_t discarded;          /* bytes of an oversized body read and dropped, for the cut-off */
+    int status;                  /* HTTP status queued; 0 = none yet */
+    int64_t start_ns;            /* monotonic: request line read */
     char id[LIM_REQUEST_ID_BYTES + 1]; /* X-Request-Id */
-    char client[INET6_ADDRSTRLEN]; /* client address */
-    http_note note;          /* filled by the handler */
+    char client[INET6_ADDRSTRLEN];     /* client address */
+    http_note note;                    /* filled by the handler */
 } req_ctx;
 
 typedef struct stream_state {
@@ -343,9 +343,14 @@ static void req_record(req_ctx *rc) {
     const http_server *s = rc->srv;
     if (s == NULL || s->cfg.on_done == NULL || !rc->begun)
         return;
-    http_done d = {.route = rc->route != NULL ? rc->route->path : NULL, .path = rc->path,
-                   .status = rc->status, .request_id = rc->id, .client = rc->client,
-                   .start_ns = rc->start_ns, .end_ns = clock_mono_ns(), .note = &rc->note};
+    http_done d = {.route = rc->route != NULL ? rc->route->path : NULL,
+                   .path = rc->path,
+                   .status = rc->status,
+                   .request_id = rc->id,
+                   .client = rc->client,
+                   .start_ns = rc->start_ns,
+                   .end_ns = clock_mono_ns(),
+                   .note = &rc->note};
     d.method = rc->route != NULL ? rc->route->method : "";
     s->cfg.on_done(s->cfg.app, &d);
 }
@@ -579,8 +584,8 @@ static bool cors_headers_ok(const char *v) {
 /* CORS preflight of an allowed origin (a foreign one got 403 before): 204 with the methods of
  * the path and the headers the browser asks for (SDKs send their own X- headers, so a fixed list
  * would block them; the origin itself is what is checked). */
-static enum MHD_Result send_preflight(const http_server *s, struct MHD_Connection *mc,
-                                      req_ctx *rc, const char *path) {
+static enum MHD_Result send_preflight(const http_server *s, struct MHD_Connection *mc, req_ctx *rc,
+                                      const char *path) {
     buf allow;
     buf_init(&allow, LIM_CORS_HEADERS_BYTES);
     enum MHD_Result ret = MHD_NO;
@@ -772,8 +777,8 @@ static enum MHD_Result send_handler_response(struct MHD_Connection *mc, req_ctx 
 
 static enum MHD_Result dispatch(const http_server *s, struct MHD_Connection *mc, req_ctx *rc,
                                 const char *method, const char *path) {
-    http_request req = {method, path, buf_str(&rc->body), rc->body.len, &rc->conn, s->cfg.app,
-                        &rc->note, rc->id};
+    http_request req = {method,    path,       buf_str(&rc->body), rc->body.len,
+                        &rc->conn, s->cfg.app, &rc->note,          rc->id};
     http_response res = {.status = 200, .content_type = "application/json"};
     buf_init(&res.body, LIM_RESPONSE_BYTES);
     rc->route->handler(&req, &res);
@@ -872,8 +877,8 @@ static enum MHD_Result hdr_visit(void *cls, enum MHD_ValueKind kind, const char 
 
 /* Request framing that MHD 0.9.x lets through and that could smuggle or hang a request: 400 or
  * 501 with the reason in msg, or SHIMMY_OK. */
-static shimmy_err check_framing(struct MHD_Connection *mc, const req_ctx *rc,
-                                const char *version, char *msg, size_t msglen) {
+static shimmy_err check_framing(struct MHD_Connection *mc, const req_ctx *rc, const char *version,
+                                char *msg, size_t msglen) {
     if (rc->bad_target)
         return err_set(msg, msglen, ERR_BAD_REQUEST,
                        "the request target holds a NUL, control character or space");
@@ -944,14 +949,14 @@ static shimmy_err check_origin(const http_server *s, struct MHD_Connection *mc, 
 
 /* The API key: 401 with the reason, or SHIMMY_OK (also when no key is configured, and for the
  * open paths unless --auth-health). */
-static shimmy_err check_key(http_server *s, struct MHD_Connection *mc, const char *path,
-                            char *msg, size_t msglen) {
+static shimmy_err check_key(http_server *s, struct MHD_Connection *mc, const char *path, char *msg,
+                            size_t msglen) {
     if (!s->trust.auth_health && path_listed(s->cfg.open_paths, path))
         return SHIMMY_OK;
     pthread_mutex_lock(&s->keys_lock);
     bool need = s->keys.n > 0;
-    const char *key = guard_presented_key(header(mc, MHD_HTTP_HEADER_AUTHORIZATION),
-                                          header(mc, "x-api-key"));
+    const char *key =
+        guard_presented_key(header(mc, MHD_HTTP_HEADER_AUTHORIZATION), header(mc, "x-api-key"));
     bool ok = !need || guard_key_ok((const char *const *)s->keys.keys, s->keys.n, key);
     pthread_mutex_unlock(&s->keys_lock);
     if (ok)

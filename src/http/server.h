@@ -1,8 +1,8 @@
 /* http/server: the HTTP front door on libmicrohttpd. Owns sockets, connections (one thread each),
  * TLS, the checks of who may talk to it (Host, Origin, API keys: http/guard), the HTTP framing
  * checks, body reading with per-route limits, route dispatch from a table, 400/401/403/404/405/
- * 413/501 answers, streaming responses and the detection of clients that went away. Knows nothing of JSON payloads beyond
- * the error body it is handed by the API layer. */
+ * 413/501 answers, streaming responses and the detection of clients that went away. Knows nothing
+ * of JSON payloads beyond the error body it is handed by the API layer. */
 #ifndef SHIMMY_HTTP_SERVER_H
 #define SHIMMY_HTTP_SERVER_H
 
@@ -21,15 +21,15 @@ typedef struct http_conn http_conn; /* one client connection; opaque */
  * Written by the handler and its stream function (the connection's thread); read once the
  * request has ended. Starts zeroed. */
 typedef struct http_note {
-    char model[128];        /* model name as asked; "" = none */
-    bool model_served;      /* the model was found and loaded (bounds the metrics' labels) */
-    const char *api;        /* static protocol name ("openai", "ollama", ...); NULL = none */
-    int prompt_tokens;      /* tokens of the rendered prompt */
-    int cached_tokens;      /* of those, reused from the KV cache */
-    int output_tokens;      /* tokens generated */
-    int64_t first_ns;       /* monotonic: first generated token; 0 = none */
-    int64_t gen_end_ns;     /* monotonic: generation finished; 0 = did not */
-    const char *outcome;    /* static: "stop", "length", "error", "cancelled", ...; NULL = none */
+    char model[128];     /* model name as asked; "" = none */
+    bool model_served;   /* the model was found and loaded (bounds the metrics' labels) */
+    const char *api;     /* static protocol name ("openai", "ollama", ...); NULL = none */
+    int prompt_tokens;   /* tokens of the rendered prompt */
+    int cached_tokens;   /* of those, reused from the KV cache */
+    int output_tokens;   /* tokens generated */
+    int64_t first_ns;    /* monotonic: first generated token; 0 = none */
+    int64_t gen_end_ns;  /* monotonic: generation finished; 0 = did not */
+    const char *outcome; /* static: "stop", "length", "error", "cancelled", ...; NULL = none */
 } http_note;
 
 typedef struct http_request {
@@ -46,13 +46,13 @@ typedef struct http_request {
 /* A finished request, as handed to http_config.on_done. Everything borrowed for the call. */
 typedef struct http_done {
     const char *method;
-    const char *route;      /* the route table's path pattern; NULL = no route (404, refusals) */
-    const char *path;       /* the path (at most 255 bytes of it) */
-    int status;             /* HTTP status sent; 0 = none could be sent */
+    const char *route; /* the route table's path pattern; NULL = no route (404, refusals) */
+    const char *path;  /* the path (at most 255 bytes of it) */
+    int status;        /* HTTP status sent; 0 = none could be sent */
     const char *request_id;
-    const char *client;     /* client address ("127.0.0.1", "::1") */
-    int64_t start_ns;       /* monotonic: request line read */
-    int64_t end_ns;         /* monotonic: response ended (last byte queued, or the cut) */
+    const char *client; /* client address ("127.0.0.1", "::1") */
+    int64_t start_ns;   /* monotonic: request line read */
+    int64_t end_ns;     /* monotonic: response ended (last byte queued, or the cut) */
     const http_note *note;
 } http_done;
 
@@ -78,14 +78,14 @@ typedef void (*http_upgrade_fn)(void *ctx, int fd, const char *extra, size_t n_e
  * stream is set the body is ignored, and stream_free is called exactly once whatever happens
  * (also when the response cannot be sent at all). */
 typedef struct http_response {
-    int status;                 /* HTTP status; 200 by default */
-    const char *content_type;   /* static string; "application/json" by default */
-    buf body;                   /* full body for non-streaming responses */
-    int retry_after_s;          /* > 0: send Retry-After */
-    http_stream_fn stream;      /* non-NULL: stream instead of body */
+    int status;               /* HTTP status; 200 by default */
+    const char *content_type; /* static string; "application/json" by default */
+    buf body;                 /* full body for non-streaming responses */
+    int retry_after_s;        /* > 0: send Retry-After */
+    http_stream_fn stream;    /* non-NULL: stream instead of body */
     void *stream_ctx;
     http_stream_free_fn stream_free;
-    http_upgrade_fn upgrade;    /* non-NULL: answer 101 and hand the connection over */
+    http_upgrade_fn upgrade; /* non-NULL: answer 101 and hand the connection over */
     void *upgrade_ctx;
     const char *upgrade_headers[6]; /* name, value, ... (NULL-ended) sent with the 101; borrowed
                                      * until the handler returns */
@@ -99,22 +99,22 @@ typedef void (*http_handler)(const http_request *req, http_response *res);
 typedef void (*http_error_fn)(const http_request *req, shimmy_err e, const char *msg, buf *out);
 
 typedef struct http_route {
-    const char *method;  /* exact method */
-    const char *path;    /* exact path, or a prefix when it ends with '*'; first match wins.
-                          * GET routes also serve HEAD; OPTIONS is answered as a CORS preflight
-                          * unless routed explicitly. */
+    const char *method; /* exact method */
+    const char *path;   /* exact path, or a prefix when it ends with '*'; first match wins.
+                         * GET routes also serve HEAD; OPTIONS is answered as a CORS preflight
+                         * unless routed explicitly. */
     http_handler handler;
-    size_t max_body;     /* bytes; larger bodies get 413 */
+    size_t max_body; /* bytes; larger bodies get 413 */
 } http_route;
 
 typedef struct http_config {
-    const char *host;          /* e.g. "127.0.0.1" */
-    int port;                  /* 0 = any free port */
-    const http_route *routes;  /* borrowed for the server's life */
+    const char *host;         /* e.g. "127.0.0.1" */
+    int port;                 /* 0 = any free port */
+    const http_route *routes; /* borrowed for the server's life */
     size_t n_routes;
     http_error_fn error_body;
     void *app;
-    const http_trust *trust;   /* borrowed; NULL = defaults (loopback origins, no keys, no TLS) */
+    const http_trust *trust; /* borrowed; NULL = defaults (loopback origins, no keys, no TLS) */
     const char *const *open_paths;  /* NULL-terminated exact paths served without a key (unless
                                      * trust->auth_health); NULL = none */
     const char *const *admin_paths; /* NULL-terminated exact paths that change server state: never

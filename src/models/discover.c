@@ -19,9 +19,9 @@
 
 struct disc_adapter {
     char path[4096];
-    char dir[4096];       /* folder it sits in */
-    char stem[256];       /* lowercased file stem */
-    char base_name[128];  /* general.base_model.0.name */
+    char dir[4096];      /* folder it sits in */
+    char stem[256];      /* lowercased file stem */
+    char base_name[128]; /* general.base_model.0.name */
     char arch[64];
     bool used;
 };
@@ -43,7 +43,9 @@ struct disc_projector {
 
 /* ---- the result ---- */
 
-void disc_result_init(disc_result *r) { memset(r, 0, sizeof *r); }
+void disc_result_init(disc_result *r) {
+    memset(r, 0, sizeof *r);
+}
 
 void disc_result_free(disc_result *r) {
     for (size_t i = 0; i < r->n_notes; i++) {
@@ -122,8 +124,7 @@ static void unique_name(disc_result *r, char name[256], const char *path, const 
         snprintf(cand, sizeof cand, "%.200s@%.31s-%d", base, source, k);
     memcpy(name, cand, sizeof cand);
     char why[600];
-    snprintf(why, sizeof why, "a model named '%s' already exists: %s as '%s'", base, verb,
-             name);
+    snprintf(why, sizeof why, "a model named '%s' already exists: %s as '%s'", base, verb, name);
     log_warn("%s: %s", path, why);
     note(r, path, why);
 }
@@ -238,15 +239,19 @@ static shimmy_err add_split_parts(const char *path, model_desc *d, char *err, si
     if (!names_split_part(path, &part, &count) || count <= 1)
         return SHIMMY_OK;
     if (part != 1)
-        return err_set(err, errlen, ERR_MODEL_LOAD, "%s: part %d of a split model (the first "
-                       "part is the model)", path, part);
+        return err_set(err, errlen, ERR_MODEL_LOAD,
+                       "%s: part %d of a split model (the first "
+                       "part is the model)",
+                       path, part);
     for (int k = 2; k <= count; k++) {
         char p[4096];
         gguf_meta m;
         struct stat st;
         if (!names_split_sibling(path, k, p, sizeof p) || stat(p, &st) != 0)
-            return err_set(err, errlen, ERR_MODEL_LOAD, "%s: split model part %d of %d is "
-                           "missing", path, k, count);
+            return err_set(err, errlen, ERR_MODEL_LOAD,
+                           "%s: split model part %d of %d is "
+                           "missing",
+                           path, k, count);
         shimmy_err rc = gguf_meta_read(p, &m, err, errlen);
         if (rc != SHIMMY_OK)
             return rc;
@@ -334,7 +339,9 @@ static bool consider_file(disc_result *r, const char *path, const char *name, co
 
 /* ---- walking folders ---- */
 
-static int skip_hidden(const struct dirent *e) { return e->d_name[0] != '.'; }
+static int skip_hidden(const struct dirent *e) {
+    return e->d_name[0] != '.';
+}
 
 /* Lists dir's visible entries in name order; NULL (n = 0) when it cannot be read or the scan is
  * over its entry budget. */
@@ -579,8 +586,7 @@ static bool hf_snapshot(disc_result *r, const char *repo_dir, char *out, size_t 
     char snaps[4096];
     if (!join(snaps, sizeof snaps, repo_dir, "snapshots"))
         return false;
-    if (rev[0] != '\0' && strchr(rev, '/') == NULL && join(out, outlen, snaps, rev) &&
-        is_dir(out))
+    if (rev[0] != '\0' && strchr(rev, '/') == NULL && join(out, outlen, snaps, rev) && is_dir(out))
         return true;
     int n;
     struct dirent **list = list_dir(r, snaps, &n);
@@ -588,8 +594,8 @@ static bool hf_snapshot(disc_result *r, const char *repo_dir, char *out, size_t 
     for (int i = 0; i < n; i++) {
         char p[4096];
         struct stat st;
-        if (join(p, sizeof p, snaps, list[i]->d_name) && stat(p, &st) == 0 &&
-            S_ISDIR(st.st_mode) && (int64_t)st.st_mtime > best) {
+        if (join(p, sizeof p, snaps, list[i]->d_name) && stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+            (int64_t)st.st_mtime > best) {
             best = (int64_t)st.st_mtime;
             snprintf(out, outlen, "%s", p);
         }
@@ -603,7 +609,7 @@ typedef struct named_ctx {
     const char *source;
     const char *root; /* the snapshot or repo folder walked */
     int added;
-    int gguf;           /* .gguf files met, models or not */
+    int gguf; /* .gguf files met, models or not */
 } named_ctx;
 
 /* prefix + "/" + file stem, lowercased. */
@@ -615,7 +621,7 @@ static void named_file(disc_result *r, const char *path, void *ctx) {
         return;
     snprintf(name, sizeof name, "%s/%s", c->prefix, stem);
     names_lower(name);
-    if (strlen(name) >= sizeof ((model_desc *)0)->name) {
+    if (strlen(name) >= sizeof((model_desc *)0)->name) {
         note(r, path, "name too long");
         return;
     }
@@ -656,8 +662,7 @@ int disc_scan_lmstudio(disc_result *r, const char *models_dir) {
         struct dirent **repos = list_dir(r, pub_dir, &nr);
         for (int j = 0; j < nr; j++) {
             char repo_dir[4096], prefix[600];
-            if (!join(repo_dir, sizeof repo_dir, pub_dir, repos[j]->d_name) ||
-                !is_dir(repo_dir))
+            if (!join(repo_dir, sizeof repo_dir, pub_dir, repos[j]->d_name) || !is_dir(repo_dir))
                 continue;
             snprintf(prefix, sizeof prefix, "%s/%s", pubs[i]->d_name, repos[j]->d_name);
             names_lower(prefix);
@@ -767,7 +772,8 @@ static bool ollama_manifest(disc_result *r, const char *models_dir, const char *
         const model_desc *same;
         if (ad != NULL && !ollama_blob(models_dir, ad, adapter, sizeof adapter))
             adapter[0] = '\0';
-        if (realpath(blob, real) != NULL && (same = find_real(r, real, adapter, manifest)) != NULL) {
+        if (realpath(blob, real) != NULL &&
+            (same = find_real(r, real, adapter, manifest)) != NULL) {
             char why[600];
             snprintf(why, sizeof why, "the same model file as '%s': served under that name",
                      same->name);
@@ -820,7 +826,7 @@ int disc_scan_ollama(disc_result *r, const char *models_dir) {
                     if (!join(lv[4], sizeof lv[4], lv[3], part[3]) || is_dir(lv[4]))
                         continue;
                     ollama_name(part[0], part[1], part[2], part[3], name, sizeof name);
-                    if (name[0] != '\0' && strlen(name) < sizeof ((model_desc *)0)->name &&
+                    if (name[0] != '\0' && strlen(name) < sizeof((model_desc *)0)->name &&
                         ollama_manifest(r, models_dir, lv[4], name))
                         added++;
                 }
@@ -923,8 +929,9 @@ static void attach_adapters(disc_result *r) {
         disc_adapter *a = &r->adapters[i];
         model_desc *d = adapter_base(r, a);
         if (d == NULL) {
-            note(r, a->path, "a LoRA adapter (general.type = adapter) with no base model "
-                             "beside it that it names or whose file stem it starts with");
+            note(r, a->path,
+                 "a LoRA adapter (general.type = adapter) with no base model "
+                 "beside it that it names or whose file stem it starts with");
             continue;
         }
         snprintf(d->adapter, sizeof d->adapter, "%s", a->path);
@@ -1191,8 +1198,10 @@ static shimmy_err check_adapter(const char *path, char *err, size_t errlen) {
     if (rc != SHIMMY_OK)
         return rc;
     if (strcmp(m.type, "adapter") != 0)
-        return err_set(err, errlen, ERR_BAD_PARAM, "%s: not a LoRA adapter (general.type is "
-                       "'%s', not 'adapter')", path, m.type);
+        return err_set(err, errlen, ERR_BAD_PARAM,
+                       "%s: not a LoRA adapter (general.type is "
+                       "'%s', not 'adapter')",
+                       path, m.type);
     return SHIMMY_OK;
 }
 
@@ -1252,8 +1261,7 @@ static shimmy_err env_base(disc_result *r, char *err, size_t errlen) {
 
 /* ---- all sources ---- */
 
-static shimmy_err explicit_paths(disc_result *r, const disc_config *c, char *err,
-                                 size_t errlen) {
+static shimmy_err explicit_paths(disc_result *r, const disc_config *c, char *err, size_t errlen) {
     for (int i = 0; i < c->n_paths; i++) {
         const char *p = c->model_paths[i];
         char real[PATH_MAX];

@@ -59,58 +59,58 @@
 
 /* One model as discovery describes it (also the registry's view, with its load state). */
 typedef struct model_desc {
-    char name[256];        /* served name (see the naming rules above) */
-    char path[4096];       /* GGUF file (first part of a split model) */
-    char source[32];       /* "cli", "dir", "env", "hf", "ollama", "lmstudio" */
-    uint64_t size_bytes;   /* file size, all parts of a split model */
-    gguf_meta meta;        /* metadata read without loading weights (n_params of all parts) */
-    int n_parts;           /* 1, or the part count of a split model */
-    char digest[72];       /* Ollama: the model blob's sha256 hex; else a hex id of path, size
-                            * and modification time (stable while the file is unchanged) */
-    int64_t mtime;         /* file modification time, unix seconds */
-    char adapter[4096];    /* LoRA adapter applied to this model, "" = none */
-    float adapter_scale;   /* its scale (1 = as trained) */
-    char manifest[4096];   /* Ollama: the manifest file (template/system/params layers) */
-    char mmproj[4096];     /* multimodal projector (mmproj GGUF) paired with this model, "" =
-                            * none: --mmproj, else found beside it (see docs/MODELS.md) */
-    bool mmproj_vision;    /* that projector has an image encoder (clip.has_vision_encoder) */
-    bool mmproj_audio;     /* that projector has an audio encoder (clip.has_audio_encoder) */
-    char realpath[4096];   /* canonical path of path, for deduplication */
+    char name[256];      /* served name (see the naming rules above) */
+    char path[4096];     /* GGUF file (first part of a split model) */
+    char source[32];     /* "cli", "dir", "env", "hf", "ollama", "lmstudio" */
+    uint64_t size_bytes; /* file size, all parts of a split model */
+    gguf_meta meta;      /* metadata read without loading weights (n_params of all parts) */
+    int n_parts;         /* 1, or the part count of a split model */
+    char digest[72];     /* Ollama: the model blob's sha256 hex; else a hex id of path, size
+                          * and modification time (stable while the file is unchanged) */
+    int64_t mtime;       /* file modification time, unix seconds */
+    char adapter[4096];  /* LoRA adapter applied to this model, "" = none */
+    float adapter_scale; /* its scale (1 = as trained) */
+    char manifest[4096]; /* Ollama: the manifest file (template/system/params layers) */
+    char mmproj[4096];   /* multimodal projector (mmproj GGUF) paired with this model, "" =
+                          * none: --mmproj, else found beside it (see docs/MODELS.md) */
+    bool mmproj_vision;  /* that projector has an image encoder (clip.has_vision_encoder) */
+    bool mmproj_audio;   /* that projector has an audio encoder (clip.has_audio_encoder) */
+    char realpath[4096]; /* canonical path of path, for deduplication */
     /* registry state, filled by registry_get/info; zero from discovery */
-    bool loaded;           /* in memory now */
-    int uses;              /* requests holding it now */
-    int64_t expires_at;    /* unix seconds when keep_alive unloads it, 0 = never */
-    bool loading;          /* a load is under way now */
-    float load_progress;   /* of that load, 0..1 (llama.cpp's count of tensors read) */
-    uint64_t loads;        /* successful loads so far */
-    int64_t load_ns;       /* how long the last successful load took, ns; 0 = none yet */
+    bool loaded;         /* in memory now */
+    int uses;            /* requests holding it now */
+    int64_t expires_at;  /* unix seconds when keep_alive unloads it, 0 = never */
+    bool loading;        /* a load is under way now */
+    float load_progress; /* of that load, 0..1 (llama.cpp's count of tensors read) */
+    uint64_t loads;      /* successful loads so far */
+    int64_t load_ns;     /* how long the last successful load took, ns; 0 = none yet */
 } model_desc;
 
 /* Something a scan wants the user to know: a file skipped (with why) or a renamed clash. */
 typedef struct disc_note {
-    char *path;            /* owned */
-    char *why;             /* owned */
+    char *path; /* owned */
+    char *why;  /* owned */
 } disc_note;
 
 /* A model folder in a format this build finds but cannot serve (today: MLX). Never loaded. */
 typedef struct disc_unserved {
-    char name[256];        /* the name a request would use (same naming rules as models) */
-    char path[4096];       /* the folder */
-    char source[32];       /* "dir", "hf", "lmstudio" */
-    char format[16];       /* "mlx" */
-    char arch[64];         /* config.json's model_type, "" when absent */
-    int bits;              /* config.json's quantization.bits, 0 when not quantized/absent */
-    uint64_t size_bytes;   /* the *.safetensors files in the folder */
-    char realpath[4096];   /* canonical path of the folder, for deduplication */
+    char name[256];      /* the name a request would use (same naming rules as models) */
+    char path[4096];     /* the folder */
+    char source[32];     /* "dir", "hf", "lmstudio" */
+    char format[16];     /* "mlx" */
+    char arch[64];       /* config.json's model_type, "" when absent */
+    int bits;            /* config.json's quantization.bits, 0 when not quantized/absent */
+    uint64_t size_bytes; /* the *.safetensors files in the folder */
+    char realpath[4096]; /* canonical path of the folder, for deduplication */
 } disc_unserved;
 
-typedef struct disc_adapter disc_adapter; /* private */
+typedef struct disc_adapter disc_adapter;     /* private */
 typedef struct disc_projector disc_projector; /* private */
 
 typedef struct disc_result {
-    model_desc *models;    /* owned array, in discovery order */
+    model_desc *models; /* owned array, in discovery order */
     size_t n, cap;
-    disc_note *notes;      /* owned array */
+    disc_note *notes; /* owned array */
     size_t n_notes, cap_notes;
     disc_unserved *unserved; /* owned array: found, not servable by this build */
     size_t n_unserved, cap_unserved;
@@ -119,13 +119,13 @@ typedef struct disc_result {
     size_t n_adapters, cap_adapters;
     disc_projector *projectors; /* projectors seen, paired by disc_run at the end */
     size_t n_projectors, cap_projectors;
-    size_t entries;         /* directory entries looked at, bounded by LIM_SCAN_ENTRIES */
+    size_t entries; /* directory entries looked at, bounded by LIM_SCAN_ENTRIES */
 } disc_result;
 
 /* An explicit adapter: --lora MODEL=PATH[:SCALE]. */
 typedef struct disc_lora {
-    const char *model;     /* served name; borrowed */
-    const char *path;      /* borrowed */
+    const char *model; /* served name; borrowed */
+    const char *path;  /* borrowed */
     float scale;
 } disc_lora;
 
@@ -137,14 +137,14 @@ typedef struct disc_mmproj {
 } disc_mmproj;
 
 typedef struct disc_config {
-    char *const *model_paths;  /* --model, borrowed */
+    char *const *model_paths; /* --model, borrowed */
     int n_paths;
-    const char *model_dirs;    /* --model-dirs, ';' or ':' separated; may be NULL */
-    const disc_lora *loras;    /* --lora; borrowed */
+    const char *model_dirs; /* --model-dirs, ';' or ':' separated; may be NULL */
+    const disc_lora *loras; /* --lora; borrowed */
     int n_loras;
     const disc_mmproj *mmprojs; /* --mmproj; borrowed */
     int n_mmprojs;
-    bool no_stores;            /* skip the HF / Ollama / LM Studio stores (and the env base) */
+    bool no_stores; /* skip the HF / Ollama / LM Studio stores (and the env base) */
 } disc_config;
 
 /* Runs every source of c into *out (initialised here; free with disc_result_free, also on

@@ -13,13 +13,13 @@
 
 /* llama.cpp's enum llama_ftype (llama.h) → the names its tools print; gaps are removed types. */
 static const char *const ftype_names[] = {
-    [0] = "F32",      [1] = "F16",      [2] = "Q4_0",     [3] = "Q4_1",      [7] = "Q8_0",
-    [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",    [11] = "Q3_K_S",   [12] = "Q3_K_M",
-    [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M", [16] = "Q5_K_S",   [17] = "Q5_K_M",
-    [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS", [21] = "Q2_K_S",   [22] = "IQ3_XS",
-    [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL", [26] = "IQ3_S",    [27] = "IQ3_M",
-    [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS", [31] = "IQ1_M",    [32] = "BF16",
-    [36] = "TQ1_0",   [37] = "TQ2_0",   [38] = "MXFP4_MOE", [39] = "NVFP4", [40] = "Q1_0",
+    [0] = "F32",      [1] = "F16",      [2] = "Q4_0",       [3] = "Q4_1",    [7] = "Q8_0",
+    [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",      [11] = "Q3_K_S", [12] = "Q3_K_M",
+    [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M",    [16] = "Q5_K_S", [17] = "Q5_K_M",
+    [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS",    [21] = "Q2_K_S", [22] = "IQ3_XS",
+    [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL",    [26] = "IQ3_S",  [27] = "IQ3_M",
+    [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS",    [31] = "IQ1_M",  [32] = "BF16",
+    [36] = "TQ1_0",   [37] = "TQ2_0",   [38] = "MXFP4_MOE", [39] = "NVFP4",  [40] = "Q1_0",
     [41] = "Q2_0",
 };
 #define FTYPE_GUESSED 1024 /* LLAMA_FTYPE_GUESSED: a flag some writers OR into the value */
@@ -72,15 +72,32 @@ static bool kv_uint(const struct gguf_context *g, const char *key, uint64_t *out
         return false;
     int64_t v;
     switch (gguf_get_kv_type(g, id)) {
-    case GGUF_TYPE_UINT8: *out = gguf_get_val_u8(g, id); return true;
-    case GGUF_TYPE_UINT16: *out = gguf_get_val_u16(g, id); return true;
-    case GGUF_TYPE_UINT32: *out = gguf_get_val_u32(g, id); return true;
-    case GGUF_TYPE_UINT64: *out = gguf_get_val_u64(g, id); return true;
-    case GGUF_TYPE_INT8: v = gguf_get_val_i8(g, id); break;
-    case GGUF_TYPE_INT16: v = gguf_get_val_i16(g, id); break;
-    case GGUF_TYPE_INT32: v = gguf_get_val_i32(g, id); break;
-    case GGUF_TYPE_INT64: v = gguf_get_val_i64(g, id); break;
-    default: return false;
+    case GGUF_TYPE_UINT8:
+        *out = gguf_get_val_u8(g, id);
+        return true;
+    case GGUF_TYPE_UINT16:
+        *out = gguf_get_val_u16(g, id);
+        return true;
+    case GGUF_TYPE_UINT32:
+        *out = gguf_get_val_u32(g, id);
+        return true;
+    case GGUF_TYPE_UINT64:
+        *out = gguf_get_val_u64(g, id);
+        return true;
+    case GGUF_TYPE_INT8:
+        v = gguf_get_val_i8(g, id);
+        break;
+    case GGUF_TYPE_INT16:
+        v = gguf_get_val_i16(g, id);
+        break;
+    case GGUF_TYPE_INT32:
+        v = gguf_get_val_i32(g, id);
+        break;
+    case GGUF_TYPE_INT64:
+        v = gguf_get_val_i64(g, id);
+        break;
+    default:
+        return false;
     }
     if (v < 0)
         return false;

@@ -9,32 +9,32 @@
 #include "core/err.h"
 
 typedef struct gguf_meta {
-    uint32_t version;          /* GGUF version */
-    char arch[64];             /* general.architecture, "" if absent */
-    char type[32];             /* general.type ("model", "adapter", ...), "" if absent */
-    char name[128];            /* general.name, "" if absent */
-    char quant[32];            /* e.g. "Q4_K_M", "F16": general.file_type, else the tensors' type */
-    uint64_t n_params;         /* sum of tensor element counts */
-    uint32_t n_ctx_train;      /* <arch>.context_length, 0 if absent */
-    uint32_t n_layer;          /* <arch>.block_count, 0 if absent */
-    uint32_t n_embd;           /* <arch>.embedding_length, 0 if absent */
-    bool has_chat_template;    /* tokenizer.chat_template present */
+    uint32_t version;       /* GGUF version */
+    char arch[64];          /* general.architecture, "" if absent */
+    char type[32];          /* general.type ("model", "adapter", ...), "" if absent */
+    char name[128];         /* general.name, "" if absent */
+    char quant[32];         /* e.g. "Q4_K_M", "F16": general.file_type, else the tensors' type */
+    uint64_t n_params;      /* sum of tensor element counts */
+    uint32_t n_ctx_train;   /* <arch>.context_length, 0 if absent */
+    uint32_t n_layer;       /* <arch>.block_count, 0 if absent */
+    uint32_t n_embd;        /* <arch>.embedding_length, 0 if absent */
+    bool has_chat_template; /* tokenizer.chat_template present */
     int64_t n_tensors;
-    char base_name[128];       /* adapters: general.base_model.0.name, "" if absent */
-    float lora_alpha;          /* adapters: adapter.lora.alpha, 0 if absent */
-    uint32_t split_count;      /* split.count of a split model's part, 0 = not split */
-    uint32_t split_no;         /* split.no: this part's index, 0-based */
-    bool has_vision;           /* projectors: an image encoder (clip.has_vision_encoder true;
-                                * files older than that key: clip.vision.image_size present) */
-    bool has_audio;            /* projectors: an audio encoder (clip.has_audio_encoder true) */
-    char proj_type[32];        /* projectors: clip.projector_type, else clip.vision.projector_type,
-                                * else clip.audio.projector_type ("gemma3", "qwen2.5vl"...) */
-    uint32_t proj_dim;         /* projectors: clip.vision.projection_dim, else
-                                * clip.audio.projection_dim; 0 if absent. llama.cpp's converter
-                                * writes the text model's embedding width there */
-    bool is_embedding;         /* a non-causal embedding model (e.g. bert, nomic-bert) */
-    bool is_reranker;          /* <arch>.pooling_type is rank (4): a reranker (bge-reranker,
-                                * Qwen3-Reranker), served by /v1/rerank only */
+    char base_name[128];  /* adapters: general.base_model.0.name, "" if absent */
+    float lora_alpha;     /* adapters: adapter.lora.alpha, 0 if absent */
+    uint32_t split_count; /* split.count of a split model's part, 0 = not split */
+    uint32_t split_no;    /* split.no: this part's index, 0-based */
+    bool has_vision;      /* projectors: an image encoder (clip.has_vision_encoder true;
+                           * files older than that key: clip.vision.image_size present) */
+    bool has_audio;       /* projectors: an audio encoder (clip.has_audio_encoder true) */
+    char proj_type[32];   /* projectors: clip.projector_type, else clip.vision.projector_type,
+                           * else clip.audio.projector_type ("gemma3", "qwen2.5vl"...) */
+    uint32_t proj_dim;    /* projectors: clip.vision.projection_dim, else
+                           * clip.audio.projection_dim; 0 if absent. llama.cpp's converter
+                           * writes the text model's embedding width there */
+    bool is_embedding;    /* a non-causal embedding model (e.g. bert, nomic-bert) */
+    bool is_reranker;     /* <arch>.pooling_type is rank (4): a reranker (bge-reranker,
+                           * Qwen3-Reranker), served by /v1/rerank only */
 } gguf_meta;
 
 /* Reads path's metadata into *out (zeroed first). Borrows path. Errors: ERR_IO (cannot open/read,

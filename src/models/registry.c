@@ -44,37 +44,37 @@ typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED, ENTRY_UNLOADING } entry_
 typedef struct entry {
     model_desc desc;
     entry_state state;
-    engine_model *model;      /* owned; set when state == ENTRY_LOADED */
-    int uses;                 /* acquires not yet released */
-    int waiters;              /* threads waiting on cv: the entry must not go away */
-    uint64_t loads_done;      /* finished load attempts, so waiters can tell theirs ended */
-    shimmy_err last_rc;       /* result of the last finished load attempt */
+    engine_model *model; /* owned; set when state == ENTRY_LOADED */
+    int uses;            /* acquires not yet released */
+    int waiters;         /* threads waiting on cv: the entry must not go away */
+    uint64_t loads_done; /* finished load attempts, so waiters can tell theirs ended */
+    shimmy_err last_rc;  /* result of the last finished load attempt */
     char last_err[512];
-    pthread_cond_t cv;        /* signalled when a load or unload finishes */
-    uint64_t last_used;       /* registry tick of the last acquire or release (LRU) */
-    int64_t keep_ns;          /* keep-alive after the last release; < 0 = forever */
-    int64_t expires_ns;       /* monotonic deadline when idle and loaded; 0 = none */
-    bool seen;                /* found by the current rescan */
-    float load_progress;      /* of the load under way, 0..1 */
-    int load_crashes;         /* loads in a row whose engine process died (ADR 0005) */
-    char failed[640];         /* set after LIM_LOAD_CRASHES of them: why no load is tried until
-                               * a rescan; "" = not failed */
-    int n_ctx;                /* context per slot the next load asks for (a request's num_ctx);
-                               * 0 = the default (--ctx) */
-    int ctx_slot;             /* the loaded model's context per slot, tokens */
-    int ctx_want;             /* a request waits for the model to be idle to reload it with this
-                               * context; 0 = none */
-    uint64_t loads_ok;        /* successful loads (metrics) */
-    int64_t load_ns;          /* duration of the last successful load, ns */
+    pthread_cond_t cv;   /* signalled when a load or unload finishes */
+    uint64_t last_used;  /* registry tick of the last acquire or release (LRU) */
+    int64_t keep_ns;     /* keep-alive after the last release; < 0 = forever */
+    int64_t expires_ns;  /* monotonic deadline when idle and loaded; 0 = none */
+    bool seen;           /* found by the current rescan */
+    float load_progress; /* of the load under way, 0..1 */
+    int load_crashes;    /* loads in a row whose engine process died (ADR 0005) */
+    char failed[640];    /* set after LIM_LOAD_CRASHES of them: why no load is tried until
+                          * a rescan; "" = not failed */
+    int n_ctx;           /* context per slot the next load asks for (a request's num_ctx);
+                          * 0 = the default (--ctx) */
+    int ctx_slot;        /* the loaded model's context per slot, tokens */
+    int ctx_want;        /* a request waits for the model to be idle to reload it with this
+                          * context; 0 = none */
+    uint64_t loads_ok;   /* successful loads (metrics) */
+    int64_t load_ns;     /* duration of the last successful load, ns */
 } entry;
 
 /* An alias (registry_add_alias) and a per-model keep-alive (registry_set_model_keep_alive). */
 typedef struct alias {
-    char *alias;              /* owned */
-    char *model;              /* owned: the served name it stands for */
+    char *alias; /* owned */
+    char *model; /* owned: the served name it stands for */
 } alias;
 typedef struct model_keep {
-    char *pattern;            /* owned: a served name or an fnmatch glob */
+    char *pattern; /* owned: a served name or an fnmatch glob */
     int64_t keep_ns;
 } model_keep;
 
@@ -93,23 +93,23 @@ typedef struct saved_config {
 
 struct registry {
     pthread_mutex_t mu;
-    entry **v;                /* sorted by desc.name */
+    entry **v; /* sorted by desc.name */
     size_t n, cap;
-    engine_options defaults;  /* path/name unused */
-    char *template_override;  /* owned copy of defaults.template_override */
+    engine_options defaults; /* path/name unused */
+    char *template_override; /* owned copy of defaults.template_override */
     int max_loaded;
-    int max_ctx;              /* largest num_ctx a request may ask for; 0 = no cap */
-    uint64_t max_bytes;       /* memory budget for loaded model files; 0 = none */
+    int max_ctx;        /* largest num_ctx a request may ask for; 0 = no cap */
+    uint64_t max_bytes; /* memory budget for loaded model files; 0 = none */
     int64_t default_keep_ns;
     uint64_t tick;
     saved_config cfg;
-    alias *aliases;           /* owned, in the order added */
+    alias *aliases; /* owned, in the order added */
     size_t n_aliases;
-    model_keep *keeps;        /* owned, in the order set: the last match wins */
+    model_keep *keeps; /* owned, in the order set: the last match wins */
     size_t n_keeps;
-    disc_unserved *unserved;  /* owned, sorted by name: found, not servable (MLX) */
+    disc_unserved *unserved; /* owned, sorted by name: found, not servable (MLX) */
     size_t n_unserved;
-    pthread_mutex_t scan_mu;  /* one rescan at a time */
+    pthread_mutex_t scan_mu; /* one rescan at a time */
     pthread_t reaper;
     pthread_cond_t reaper_cv;
     bool stopping;
@@ -410,8 +410,7 @@ static entry *entry_new(const model_desc *d) {
 
 /* Inserts e in name order (caller holds mu). ERR_BAD_PARAM for a name or file already present.
  * Takes e on success. *dup_file tells a duplicate file (same realpath) from a duplicate name. */
-static shimmy_err insert_locked(registry *r, entry *e, bool *dup_file, char *err,
-                                size_t errlen) {
+static shimmy_err insert_locked(registry *r, entry *e, bool *dup_file, char *err, size_t errlen) {
     *dup_file = false;
     const entry *same = find_realpath(r, &e->desc);
     bool found;
@@ -472,7 +471,9 @@ shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_pat
 
 /* ---- discovery and rescans ---- */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
 /* The --mmproj pairings (model NULL = the default model) into s. */
 static shimmy_err save_mmprojs(saved_config *s, const disc_config *c) {
@@ -565,8 +566,7 @@ static void drop_unseen(registry *r, registry_changes *ch) {
         if (r->v[i]->seen)
             continue;
         if (!entry_removable(r->v[i])) {
-            log_info("model '%s' is gone from disk; it stays until unloaded",
-                     r->v[i]->desc.name);
+            log_info("model '%s' is gone from disk; it stays until unloaded", r->v[i]->desc.name);
             continue;
         }
         push_name(&ch->removed, &ch->n_removed, r->v[i]->desc.name);
@@ -754,9 +754,8 @@ static const disc_unserved *find_unserved(const registry *r, const char *name) {
     size_t n = strlen(name);
     for (size_t i = 0; i < r->n_unserved; i++) {
         const char *u = r->unserved[i].name;
-        if (strcmp(u, name) == 0 ||
-            (n > 7 && strcmp(name + n - 7, ":latest") == 0 && strlen(u) == n - 7 &&
-             strncmp(u, name, n - 7) == 0))
+        if (strcmp(u, name) == 0 || (n > 7 && strcmp(name + n - 7, ":latest") == 0 &&
+                                     strlen(u) == n - 7 && strncmp(u, name, n - 7) == 0))
             return &r->unserved[i];
     }
     return NULL;
@@ -767,9 +766,11 @@ static const disc_unserved *find_unserved(const registry *r, const char *name) {
 static shimmy_err missing_locked(const registry *r, const char *name, char *err, size_t errlen) {
     const disc_unserved *u = find_unserved(r, name);
     if (u != NULL)
-        return err_set(err, errlen, ERR_UNSUPPORTED, "model '%s' is an MLX model (%s): the MLX "
+        return err_set(err, errlen, ERR_UNSUPPORTED,
+                       "model '%s' is an MLX model (%s): the MLX "
                        "engine is not available in this build; shimmy serves GGUF models "
-                       "through llama.cpp", u->name, u->path);
+                       "through llama.cpp",
+                       u->name, u->path);
     return err_set(err, errlen, ERR_MODEL_NOT_FOUND, "model '%s' not found", name);
 }
 
@@ -880,8 +881,9 @@ static void make_room_unlocking(registry *r, int limit, const entry *except) {
         if (victim == NULL) {
             if (loaded_locked(r) > 1)
                 log_warn("%d models (%llu MiB) are loaded and all are in use: --max-loaded %d / "
-                         "--max-memory are exceeded until one is free", loaded_locked(r),
-                         (unsigned long long)(loaded_bytes(r) >> 20), r->max_loaded);
+                         "--max-memory are exceeded until one is free",
+                         loaded_locked(r), (unsigned long long)(loaded_bytes(r) >> 20),
+                         r->max_loaded);
             return;
         }
         unload_unlocking(r, victim, "least recently used, over --max-loaded or --max-memory");
@@ -947,9 +949,11 @@ static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t 
     e->loads_done++;
     e->load_crashes = rc == ERR_ENGINE_CRASHED ? e->load_crashes + 1 : 0;
     if (e->load_crashes >= LIM_LOAD_CRASHES)
-        snprintf(e->failed, sizeof e->failed, "model '%.128s' is failed: its engine process died "
+        snprintf(e->failed, sizeof e->failed,
+                 "model '%.128s' is failed: its engine process died "
                  "%d times in a row while loading (%.300s); rescan (POST /v1/models/rescan) or "
-                 "replace the file to try again", e->desc.name, e->load_crashes, msg);
+                 "replace the file to try again",
+                 e->desc.name, e->load_crashes, msg);
     if (rc == SHIMMY_OK) {
         e->model = m;
         e->state = ENTRY_LOADED;
@@ -981,8 +985,8 @@ static void reload_for_ctx_unlocking(registry *r, entry *e, int n, bool *mine) {
     }
     e->ctx_want = 0;
     *mine = false;
-    log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->desc.name,
-             n, e->ctx_slot);
+    log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->desc.name, n,
+             e->ctx_slot);
     unload_unlocking(r, e, "reloading with the context a request asked for (num_ctx)");
     e->n_ctx = n;
 }
@@ -999,8 +1003,10 @@ static shimmy_err acquire_ctx(registry *r, const char *name, int n_ctx, engine_m
         goto out;
     }
     if (n_ctx > 0 && r->max_ctx > 0 && n_ctx > r->max_ctx) {
-        rc = err_set(err, errlen, ERR_BAD_PARAM, "num_ctx %d is above the largest context this "
-                     "server allows (--max-ctx %d)", n_ctx, r->max_ctx);
+        rc = err_set(err, errlen, ERR_BAD_PARAM,
+                     "num_ctx %d is above the largest context this "
+                     "server allows (--max-ctx %d)",
+                     n_ctx, r->max_ctx);
         goto out;
     }
     for (;;) {
@@ -1171,7 +1177,7 @@ static const char chatml_src[] =
 
 shimmy_err registry_template_source(registry *r, const char *name, char **source,
                                     registry_tmpl_from *from) {
-    char path[sizeof ((model_desc *)0)->path];
+    char path[sizeof((model_desc *)0)->path];
     pthread_mutex_lock(&r->mu);
     const entry *e = find_entry(r, name);
     engine_options o = r->defaults;

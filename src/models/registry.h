@@ -48,13 +48,13 @@ shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_pat
  * remembers c (deep copy) for registry_rescan. The first call's errors are disc_run's.
  * ch (may be NULL) receives what changed; free it with registry_changes_free. */
 typedef struct registry_changes {
-    char **added;          /* owned names */
+    char **added; /* owned names */
     size_t n_added;
-    char **removed;        /* owned names */
+    char **removed; /* owned names */
     size_t n_removed;
-    disc_note *notes;      /* owned: files skipped and names changed, with why */
+    disc_note *notes; /* owned: files skipped and names changed, with why */
     size_t n_notes;
-    size_t total;          /* models served after the scan */
+    size_t total; /* models served after the scan */
 } registry_changes;
 shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes *ch, char *err,
                              size_t errlen);

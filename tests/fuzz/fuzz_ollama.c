@@ -20,7 +20,8 @@ static void request(bool chat, const char *body, size_t len, const oll_model_ctx
     volatile size_t sink = 0;
     if (api_json_load_object(body, len, &root, msg, sizeof msg) != SHIMMY_OK)
         return;
-    shimmy_err rc = chat ? oll_parse_chat(root, m, &c, &err) : oll_parse_generate(root, m, &c, &err);
+    shimmy_err rc =
+        chat ? oll_parse_chat(root, m, &c, &err) : oll_parse_generate(root, m, &c, &err);
     if (rc == SHIMMY_OK) {
         sink += touch_request(c.model, &c.gen);
         oll_call_free(&c);
@@ -49,7 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *body = (const char *)data;
     oll_model_ctx m = {size > 0 && (data[0] & 1) ? params_layer : NULL,
                        size > 0 && (data[0] & 2) ? "You are a fuzzer." : NULL,
-                       size > 0 && (data[0] & 4), NULL, NULL, NULL};
+                       size > 0 && (data[0] & 4),
+                       NULL,
+                       NULL,
+                       NULL};
     request(false, body, size, &m);
     request(true, body, size, &m);
     embed(OLL_EMBED, body, size);

@@ -31,9 +31,15 @@ static const char *env_or(const char *name, const char *def) {
     return (v != NULL && v[0] != '\0') ? v : def;
 }
 
-const char *h_bin(void) { return env_or("SHIMMY_BIN", "build/shimmy"); }
-const char *h_source_dir(void) { return env_or("SHIMMY_SOURCE_DIR", "."); }
-const char *h_tools_dir(void) { return env_or("SHIMMY_TOOLS_DIR", "build/tools"); }
+const char *h_bin(void) {
+    return env_or("SHIMMY_BIN", "build/shimmy");
+}
+const char *h_source_dir(void) {
+    return env_or("SHIMMY_SOURCE_DIR", ".");
+}
+const char *h_tools_dir(void) {
+    return env_or("SHIMMY_TOOLS_DIR", "build/tools");
+}
 
 const char *h_model_path(const char *file) {
     static _Thread_local char path[4096];
@@ -63,7 +69,9 @@ void h_sleep_ms(int ms) {
 /* ---- fixture ---- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_ALL); }
+static void curl_init_once(void) {
+    curl_global_init(CURL_GLOBAL_ALL);
+}
 
 int h_setup(void **state) {
     pthread_once(&curl_once, curl_init_once);
@@ -135,7 +143,9 @@ int h_teardown(void **state) {
     return rc;
 }
 
-void h_pass(h_test *t) { t->passed = true; }
+void h_pass(h_test *t) {
+    t->passed = true;
+}
 
 /* ---- processes ---- */
 
@@ -226,7 +236,9 @@ static char *read_file(const char *path) {
     return b;
 }
 
-char *h_server_read_log(const h_server *s) { return read_file(s->log); }
+char *h_server_read_log(const h_server *s) {
+    return read_file(s->log);
+}
 
 void h_server_print_log(const h_server *s) {
     char *text = h_server_read_log(s);
@@ -256,8 +268,8 @@ static bool owns_listener(pid_t pid, int port) {
     while (fgets(line, sizeof line, f) != NULL) {
         char local[64], remote[64], st[8];
         unsigned long ino;
-        if (sscanf(line, " %*s %63s %63s %7s %*s %*s %*s %*s %*s %lu", local, remote, st,
-                   &ino) == 4 &&
+        if (sscanf(line, " %*s %63s %63s %7s %*s %*s %*s %*s %*s %lu", local, remote, st, &ino) ==
+                4 &&
             strcmp(st, "0A") == 0 && strstr(local, want) != NULL &&
             strlen(strstr(local, want)) == 5) {
             inode = ino;
@@ -489,7 +501,8 @@ static CURL *make_handle(int port, const char *method, const char *path, const c
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     (long)(timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     *hl = NULL;
     if (body != NULL) {
@@ -682,7 +695,9 @@ json_t *h_json(const char *text) {
     return j;
 }
 
-char *h_dump(const json_t *j) { return json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII); }
+char *h_dump(const json_t *j) {
+    return json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+}
 
 static json_t *member(const json_t *obj, const char *key) {
     json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
@@ -789,14 +804,13 @@ void h_assert_error(const h_resp *r, long want_status, const char *want_param, c
 }
 
 json_t *h_completion_req(const char *prompt, int max_tokens) {
-    return json_pack("{s:s, s:s, s:i, s:f}", "model", H_MODEL_NAME, "prompt", prompt,
-                     "max_tokens", max_tokens, "temperature", 0.0);
+    return json_pack("{s:s, s:s, s:i, s:f}", "model", H_MODEL_NAME, "prompt", prompt, "max_tokens",
+                     max_tokens, "temperature", 0.0);
 }
 
 json_t *h_chat_req(const char *user, int max_tokens) {
-    return json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f}", "model", H_MODEL_NAME, "messages",
-                     "role", "user", "content", user, "max_tokens", max_tokens, "temperature",
-                     0.0);
+    return json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f}", "model", H_MODEL_NAME, "messages", "role",
+                     "user", "content", user, "max_tokens", max_tokens, "temperature", 0.0);
 }
 
 json_t *h_health(int port) {

@@ -35,17 +35,17 @@
 #define H_MODEL_NAME "stories260k"
 
 typedef struct h_server {
-    pid_t pid;          /* 0 when not running */
-    int port;           /* loopback port it listens on */
-    char log[4200];     /* file with its stdout and stderr */
-    int exit_status;    /* waitpid status after h_server_stop; -1 before */
+    pid_t pid;       /* 0 when not running */
+    int port;        /* loopback port it listens on */
+    char log[4200];  /* file with its stdout and stderr */
+    int exit_status; /* waitpid status after h_server_stop; -1 before */
 } h_server;
 
 typedef struct h_test {
-    char dir[4096];     /* the test's own mkdtemp folder */
+    char dir[4096]; /* the test's own mkdtemp folder */
     h_server servers[H_MAX_SERVERS];
     int n_servers;
-    bool passed;        /* set by h_pass */
+    bool passed; /* set by h_pass */
 } h_test;
 
 /* cmocka group helpers: h_setup makes the h_test (in *state), h_teardown stops its servers,
@@ -104,8 +104,8 @@ int h_run_exe(h_test *t, const char *exe, const char *const *args, int deadline_
 /* ---- HTTP ---- */
 
 typedef struct h_resp {
-    long status;            /* HTTP status; 0 when the request failed */
-    char *body;             /* owned, NUL-terminated ("" when none) */
+    long status; /* HTTP status; 0 when the request failed */
+    char *body;  /* owned, NUL-terminated ("" when none) */
     size_t len;
     char content_type[256]; /* Content-Type header, "" when absent */
     char retry_after[64];   /* Retry-After header, "" when absent */
@@ -124,12 +124,12 @@ int http_get(int port, const char *path, long *status, char **resp_body);
 typedef struct h_sse {
     long status;
     char content_type[256];
-    char **events;          /* payloads of the `data:` lines, in order, owned */
+    char **events; /* payloads of the `data:` lines, in order, owned */
     size_t n_events;
-    bool done;              /* "[DONE]" was received (it is not in events) */
-    bool done_last;         /* nothing came after [DONE] */
-    bool aborted;           /* the reader hung up after max_events */
-    char *raw;              /* everything received, owned */
+    bool done;      /* "[DONE]" was received (it is not in events) */
+    bool done_last; /* nothing came after [DONE] */
+    bool aborted;   /* the reader hung up after max_events */
+    char *raw;      /* everything received, owned */
     size_t raw_len;
     int curl_code;
 } h_sse;

@@ -33,8 +33,10 @@ static json_t *post(int port, const char *body, long want) {
 static void test_whole(void **state) {
     h_test *t = *state;
     h_server *s = h_start_default(t, NULL);
-    json_t *m = post(s->port, "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":12,"
-                              "\"temperature\":0," ASK "}", 200);
+    json_t *m = post(s->port,
+                     "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":12,"
+                     "\"temperature\":0," ASK "}",
+                     200);
     assert_string_equal(h_str(m, "type"), "message");
     assert_string_equal(h_str(m, "role"), "assistant");
     assert_int_equal(strncmp(h_str(m, "id"), "msg_", 4), 0);
@@ -48,13 +50,14 @@ static void test_whole(void **state) {
     char word[64] = "";
     const char *text = h_str(block, "text");
     for (const char *p = text; *p && word[0] == '\0'; p++)
-        if (p[0] >= 'a' && p[0] <= 'z' && p[1] >= 'a' && p[1] <= 'z' && p[2] >= 'a' &&
-            p[2] <= 'z')
+        if (p[0] >= 'a' && p[0] <= 'z' && p[1] >= 'a' && p[1] <= 'z' && p[2] >= 'a' && p[2] <= 'z')
             snprintf(word, sizeof word, "%.3s", p);
     assert_true(word[0] != '\0');
     char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":12,"
-             "\"temperature\":0,\"stop_sequences\":[\"%s\"]," ASK "}", word);
+    snprintf(body, sizeof body,
+             "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":12,"
+             "\"temperature\":0,\"stop_sequences\":[\"%s\"]," ASK "}",
+             word);
     json_t *cut = post(s->port, body, 200);
     assert_string_equal(h_str(cut, "stop_reason"), "stop_sequence");
     assert_string_equal(h_str(cut, "stop_sequence"), word);
@@ -85,8 +88,10 @@ static void test_stream(void **state) {
     json_t *whole = post(s->port, whole_body, 200);
     h_sse sse;
     char *names[128];
-    h_stream(s->port, "/v1/messages", "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":10,"
-             "\"temperature\":0,\"stream\":true," ASK "}", 0, 0, &sse);
+    h_stream(s->port, "/v1/messages",
+             "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":10,"
+             "\"temperature\":0,\"stream\":true," ASK "}",
+             0, 0, &sse);
     assert_int_equal(sse.status, 200);
     size_t n = event_names(&sse, names, 128);
     assert_int_equal(n, sse.n_events);
@@ -125,16 +130,20 @@ static void test_stream(void **state) {
 static void test_forced_tool(void **state) {
     h_test *t = *state;
     char tmpl[4400];
-    snprintf(tmpl, sizeof tmpl, "%s/deps/llama.cpp/models/templates/"
-             "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", h_source_dir());
+    snprintf(tmpl, sizeof tmpl,
+             "%s/deps/llama.cpp/models/templates/"
+             "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja",
+             h_source_dir());
     const char *args[] = {"--chat-template-file", tmpl, NULL};
     h_server *s = h_start_default(t, args);
-    json_t *m = post(s->port,
+    json_t *m = post(
+        s->port,
         "{\"model\":\"" H_MODEL_NAME "\",\"max_tokens\":200,\"temperature\":0," ASK ","
         "\"tools\":[{\"name\":\"get_weather\",\"description\":\"the weather\",\"input_schema\":"
         "{\"type\":\"object\",\"properties\":{\"city\":{\"enum\":[\"Paris\",\"London\"]},"
         "\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},\"required\":[\"city\","
-        "\"days\"]}}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"get_weather\"}}", 200);
+        "\"days\"]}}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"get_weather\"}}",
+        200);
     assert_string_equal(h_str(m, "stop_reason"), "tool_use");
     json_t *block = NULL, *b;
     size_t i;

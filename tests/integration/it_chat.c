@@ -27,8 +27,8 @@ typedef struct msg {
 static json_t *chat_req(const char *model, const msg *m, size_t n) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s}", "role", m[i].role, "content",
-                                             m[i].content));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s}", "role", m[i].role, "content", m[i].content));
     return json_pack("{s:s, s:o, s:i, s:f}", "model", model, "messages", arr, "max_tokens",
                      MAX_TOKENS, "temperature", 0.0);
 }
@@ -55,12 +55,13 @@ static void assert_chat_is(int port, const char *model, const msg *m, size_t n,
     const char *want = json_string_value(h_get(comp, "choices.0.text"));
     if (strcmp(content, want) != 0)
         fail_msg("chat answer differs from the completion of the rendered prompt \"%s\":\n"
-                 "  chat:       \"%s\"\n  completion: \"%s\"", rendered, content, want);
+                 "  chat:       \"%s\"\n  completion: \"%s\"",
+                 rendered, content, want);
     long long pc = h_int(u, "prompt_tokens");
     long long pp = h_int(h_obj(comp, "usage"), "prompt_tokens");
     if (pc != pp)
-        fail_msg("chat prompt_tokens %lld, completion of the rendered prompt %lld (\"%s\")", pc,
-                 pp, rendered);
+        fail_msg("chat prompt_tokens %lld, completion of the rendered prompt %lld (\"%s\")", pc, pp,
+                 rendered);
     json_decref(comp);
     json_decref(chat);
 }
@@ -90,8 +91,8 @@ static const char *make_template_model(h_test *t, char *path, size_t len) {
     char tool[4096];
     snprintf(tool, sizeof tool, "%s/gguf_gen", h_tools_dir());
     snprintf(path, len, "%s/tmpl-gemma.gguf", t->dir);
-    const char *args[] = {path, "--copy-from", h_model_path(H_MODEL_FILE), "--chat-template",
-                          gemma_template, NULL};
+    const char *args[] = {
+        path, "--copy-from", h_model_path(H_MODEL_FILE), "--chat-template", gemma_template, NULL};
     char *out;
     int rc = h_run_exe(t, tool, args, 30000, &out);
     if (rc != 0)

@@ -90,7 +90,8 @@ static void test_gguf_v1_model(void **state) {
         int st = s->exit_status;
         if (!WIFEXITED(st) || WEXITSTATUS(st) == 0)
             fail_msg("serve with a GGUF v1 model ended with wait status %d (want a non-zero exit "
-                     "code): %s", st, log);
+                     "code): %s",
+                     st, log);
         if (strstr(log, "stories260K-ggufv1.gguf") == NULL)
             fail_msg("serve with a GGUF v1 model: the message does not name the file: %s", log);
         print_message("GGUF v1 at start-up: exit %d: %s", WEXITSTATUS(st), log);

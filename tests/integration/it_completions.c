@@ -133,12 +133,12 @@ static void test_stop_strings(void **state) {
     const h_golden *ref = &g[0]; /* ", there was a little girl named Lily. She loved to ..." */
     const stop_case cases[] = {
         {{"Lily", NULL}, "Lily"},
-        {{"girl named", NULL}, "girl named"},             /* spans tokens */
-        {{"zzz", "park. One", NULL}, "park. One"},        /* list form */
-        {{"park", "a little", NULL}, "a little"},         /* earliest match wins */
-        {{",", NULL}, ","},                               /* matches the very first token */
-        {{"She loved to dance", NULL}, NULL},             /* "She loved to " occurs, never more */
-        {{"Lily's mom said\nand", NULL}, NULL},           /* partial match at the very end */
+        {{"girl named", NULL}, "girl named"},      /* spans tokens */
+        {{"zzz", "park. One", NULL}, "park. One"}, /* list form */
+        {{"park", "a little", NULL}, "a little"},  /* earliest match wins */
+        {{",", NULL}, ","},                        /* matches the very first token */
+        {{"She loved to dance", NULL}, NULL},      /* "She loved to " occurs, never more */
+        {{"Lily's mom said\nand", NULL}, NULL},    /* partial match at the very end */
     };
     h_server *s = h_start_default(t, NULL);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

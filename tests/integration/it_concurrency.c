@@ -17,7 +17,7 @@ typedef struct job {
     char *body;
     pthread_barrier_t *start; /* NULL = start at once */
     h_resp resp;
-    int64_t ms;               /* how long it took */
+    int64_t ms; /* how long it took */
 } job;
 
 static void *job_run(void *arg) {
@@ -161,7 +161,8 @@ static void test_disconnect_non_stream(void **state) {
     h_request(s->port, "POST", "/v1/completions", body, strlen(body), 1000, &r);
     if (r.status != 0)
         fail_msg("a 30000-token request finished within 1 s (status %ld): the test needs a "
-                 "longer generation", r.status);
+                 "longer generation",
+                 r.status);
     h_resp_free(&r);
     long long active = health_wait(s->port, "active", 0, 5000);
     if (active != 0)
@@ -190,8 +191,8 @@ static void test_cancel_isolated(void **state) {
         static pthread_t th;
         pthread_barrier_t start;
         pthread_barrier_init(&start, NULL, 2);
-        gj = (job){.port = s->port, .path = "/v1/completions", .body = h_dump(greq),
-                   .start = &start};
+        gj = (job){
+            .port = s->port, .path = "/v1/completions", .body = h_dump(greq), .start = &start};
         pthread_create(&th, NULL, job_run, &gj);
         pthread_barrier_wait(&start);
         h_sse sse;
@@ -231,8 +232,8 @@ static void test_overload_503(void **state) {
         pthread_create(&th[i], NULL, job_run, &hold[i]);
         long long v = health_wait(s->port, i == 0 ? "active" : "queued", 1, 10000);
         if (v != 1)
-            fail_msg("/health: %s is %lld, want 1 after %d long requests", i == 0 ? "active" : "queued",
-                     v, i + 1);
+            fail_msg("/health: %s is %lld, want 1 after %d long requests",
+                     i == 0 ? "active" : "queued", v, i + 1);
     }
     json_t *small = h_completion_req("The little dog", 4);
     char *sb = h_dump(small);

@@ -107,8 +107,9 @@ static void test_flags_beat_file(void **state) {
     h_server *s = start_with(t, cfg);
     long status;
     char *body = NULL;
-    http_post_json(s->port, "/v1/completions", "{\"model\":\"" H_MODEL_NAME
-                   "\",\"prompt\":\"Once\",\"max_tokens\":2}", &status, &body);
+    http_post_json(s->port, "/v1/completions",
+                   "{\"model\":\"" H_MODEL_NAME "\",\"prompt\":\"Once\",\"max_tokens\":2}", &status,
+                   &body);
     assert_int_equal(status, 401);
     free(body);
     h_pass(t);
@@ -315,12 +316,14 @@ static void test_aliases(void **state) {
     assert_int_equal(oai_tokens(s->port, true, -1, "small:latest"), 3);
     json_t *j = h_post_expect(s->port, "/api/chat",
                               json_pack("{s:s,s:b,s:[{s:s,s:s}]}", "model", "small", "stream", 0,
-                                        "messages", "role", "user", "content", "Once"), 200);
+                                        "messages", "role", "user", "content", "Once"),
+                              200);
     assert_int_equal(h_int(j, "eval_count"), 3);
     json_decref(j);
     j = h_post_expect(s->port, "/v1/messages",
                       json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", "tiny", "max_tokens", 2,
-                                "messages", "role", "user", "content", "Once"), 200);
+                                "messages", "role", "user", "content", "Once"),
+                      200);
     assert_string_equal(h_str(j, "model"), "tiny");
     json_decref(j);
     j = h_post_expect(s->port, "/v1/responses",
@@ -329,7 +332,8 @@ static void test_aliases(void **state) {
     json_decref(j);
     assert_int_equal(post_status(s->port, "/v1/chat/completions",
                                  json_pack("{s:s,s:[{s:s,s:s}]}", "model", "huge", "messages",
-                                           "role", "user", "content", "Once")), 404);
+                                           "role", "user", "content", "Once")),
+                     404);
     h_pass(t);
 }
 
@@ -356,10 +360,10 @@ static long long prompt_tokens(int port, const char *api, const char *system) {
     } else {
         bool oll = strcmp(api, "ollama") == 0;
         if (system != NULL)
-            json_array_insert_new(msgs, 0, json_pack("{s:s,s:s}", "role", "system", "content",
-                                                     system));
-        j = oll ? json_pack("{s:s,s:b,s:{s:i},s:o}", "model", H_MODEL_NAME, "stream", 0,
-                            "options", "num_predict", 1, "messages", msgs)
+            json_array_insert_new(msgs, 0,
+                                  json_pack("{s:s,s:s}", "role", "system", "content", system));
+        j = oll ? json_pack("{s:s,s:b,s:{s:i},s:o}", "model", H_MODEL_NAME, "stream", 0, "options",
+                            "num_predict", 1, "messages", msgs)
                 : json_pack("{s:s,s:i,s:o}", "model", H_MODEL_NAME, "max_tokens", 1, "messages",
                             msgs);
         r = h_post_expect(port, oll ? "/api/chat" : "/v1/chat/completions", j, 200);
@@ -385,11 +389,13 @@ static void test_system_prompt(void **state) {
     const char *apis[] = {"openai", "ollama", "anthropic", "responses"};
     for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
         long long silent = prompt_tokens(s->port, apis[i], NULL);
-        long long same = prompt_tokens(s->port, apis[i], "You are a pirate who tells long stories.");
+        long long same =
+            prompt_tokens(s->port, apis[i], "You are a pirate who tells long stories.");
         long long own = prompt_tokens(s->port, apis[i], "Be brief.");
         if (silent != same || own >= same)
             fail_msg("%s: prompt tokens: silent %lld, the preset's text sent %lld, a short "
-                     "system %lld", apis[i], silent, same, own);
+                     "system %lld",
+                     apis[i], silent, same, own);
     }
     h_pass(t);
 }
@@ -408,17 +414,19 @@ static void test_presets_anthropic_responses(void **state) {
               "max-tokens = 3\n",
               cfg, sizeof cfg);
     h_server *s = start_with(t, cfg);
-    json_t *j = h_post_expect(s->port, "/v1/messages",
-                              json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", H_MODEL_NAME,
-                                        "max_tokens", 20, "messages", "role", "user", "content",
-                                        "Once upon a time"), 200);
+    json_t *j =
+        h_post_expect(s->port, "/v1/messages",
+                      json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", H_MODEL_NAME, "max_tokens", 20,
+                                "messages", "role", "user", "content", "Once upon a time"),
+                      200);
     assert_string_equal(h_str(j, "stop_reason"), "stop_sequence");
     assert_string_equal(h_str(j, "stop_sequence"), "Jack");
     json_decref(j);
     j = h_post_expect(s->port, "/v1/messages",
                       json_pack("{s:s,s:i,s:[s],s:[{s:s,s:s}]}", "model", H_MODEL_NAME,
                                 "max_tokens", 20, "stop_sequences", "zzz", "messages", "role",
-                                "user", "content", "Once upon a time"), 200);
+                                "user", "content", "Once upon a time"),
+                      200);
     assert_string_equal(h_str(j, "stop_reason"), "max_tokens");
     json_decref(j);
     j = h_post_expect(s->port, "/v1/responses",
@@ -428,7 +436,8 @@ static void test_presets_anthropic_responses(void **state) {
     json_decref(j);
     j = h_post_expect(s->port, "/v1/responses",
                       json_pack("{s:s,s:i,s:s}", "model", H_MODEL_NAME, "max_output_tokens", 5,
-                                "input", "Once upon a time"), 200);
+                                "input", "Once upon a time"),
+                      200);
     assert_int_equal(h_int(h_obj(j, "usage"), "output_tokens"), 5);
     json_decref(j);
     h_pass(t);
@@ -458,7 +467,8 @@ static void test_model_keep_alive(void **state) {
     json_t *j = h_post_expect(s->port, "/api/generate",
                               json_pack("{s:s,s:s,s:b,s:s,s:{s:i}}", "model", H_MODEL_NAME,
                                         "prompt", "Once", "stream", 0, "keep_alive", "1h",
-                                        "options", "num_predict", 2), 200);
+                                        "options", "num_predict", 2),
+                              200);
     json_decref(j);
     assert_true(ps_loaded(s->port));
     h_pass(t);

@@ -189,7 +189,8 @@ static void test_rescan_lru_keep_alive(void **state) {
     generate(s->port, "new/repo/fresh", NULL);
 
     /* The same through the CLI: shimmy discover --server asks the running server to rescan. */
-    snprintf(dst, sizeof dst, "%s/fresh2.gguf", dir); /* another file: the same one is deduplicated */
+    snprintf(dst, sizeof dst, "%s/fresh2.gguf",
+             dir); /* another file: the same one is deduplicated */
     assert_int_equal(symlink(h_model_path("llama-2-tiny-random.gguf"), dst), 0);
     char hostport[64];
     snprintf(hostport, sizeof hostport, "127.0.0.1:%d", s->port);
@@ -223,15 +224,18 @@ static void test_memory_budget(void **state) {
 /* ---- MLX folders: listed, never served ---- */
 
 #define MLX_STATUS "not served: MLX engine not available in this build"
-#define MLX_REASON "the MLX engine is not available in this build; shimmy serves GGUF models " \
-                   "through llama.cpp"
+#define MLX_REASON                                                                                 \
+    "the MLX engine is not available in this build; shimmy serves GGUF models "                    \
+    "through llama.cpp"
 
 /* A --model-dirs folder holding one MLX model folder, Phi-MLX. */
 static void make_mlx_dir(h_test *t, char *dirs, size_t len) {
     char cmd[13000];
     snprintf(dirs, len, "%s/mlx-dir", t->dir);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/Phi-MLX && echo '{}' > %s/Phi-MLX/config.json && "
-             ": > %s/Phi-MLX/weights.safetensors", dirs, dirs, dirs);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/Phi-MLX && echo '{}' > %s/Phi-MLX/config.json && "
+             ": > %s/Phi-MLX/weights.safetensors",
+             dirs, dirs, dirs);
     assert_int_equal(system(cmd), 0);
 }
 

@@ -200,7 +200,8 @@ static void test_context_too_long(void **state) {
         }
         if (!has_ctx || !has_prompt)
             fail_msg("%s: context error message lacks the context (64) or the prompt's token "
-                     "count: \"%s\"", path, msg);
+                     "count: \"%s\"",
+                     path, msg);
         h_resp_free(&r);
         free(body);
         json_decref(req);

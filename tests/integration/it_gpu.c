@@ -67,8 +67,14 @@ static void test_cuda_absent(void **state) {
     char src[PATH_MAX], probe[PATH_MAX + 32];
     lib_dir(src, sizeof src);
     snprintf(probe, sizeof probe, "%s/libggml-cuda.so", src);
-    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "cuda", "--model",
-                          h_model_path(H_MODEL_FILE), NULL};
+    const char *args[] = {"serve",
+                          "--bind",
+                          "127.0.0.1:0",
+                          "--gpu-backend",
+                          "cuda",
+                          "--model",
+                          h_model_path(H_MODEL_FILE),
+                          NULL};
     char *out;
     int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
     if (rc != 1)
@@ -88,8 +94,14 @@ static void test_cuda_absent(void **state) {
 /* A per-model forced backend without a device fails at start-up too, naming the model. */
 static void test_cuda_absent_per_model(void **state) {
     h_test *t = *state;
-    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "stories260k=cuda",
-                          "--model", h_model_path(H_MODEL_FILE), NULL};
+    const char *args[] = {"serve",
+                          "--bind",
+                          "127.0.0.1:0",
+                          "--gpu-backend",
+                          "stories260k=cuda",
+                          "--model",
+                          h_model_path(H_MODEL_FILE),
+                          NULL};
     char *out;
     int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
     if (rc != 1)
@@ -111,8 +123,14 @@ static void test_cuda_broken_module(void **state) {
     char dir[sizeof t->dir + 8];
     make_broken_cuda_dir(t, dir, sizeof dir);
     setenv("SHIMMY_BACKEND_DIR", dir, 1);
-    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "cuda", "--model",
-                          h_model_path(H_MODEL_FILE), NULL};
+    const char *args[] = {"serve",
+                          "--bind",
+                          "127.0.0.1:0",
+                          "--gpu-backend",
+                          "cuda",
+                          "--model",
+                          h_model_path(H_MODEL_FILE),
+                          NULL};
     char *out;
     int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
     if (rc != 1)
@@ -122,8 +140,8 @@ static void test_cuda_broken_module(void **state) {
     free(out);
 
     setenv("SHIMMY_GPU_BACKEND", "cuda", 1);
-    const char *env_args[] = {"serve", "--bind", "127.0.0.1:0", "--model",
-                              h_model_path(H_MODEL_FILE), NULL};
+    const char *env_args[] = {
+        "serve", "--bind", "127.0.0.1:0", "--model", h_model_path(H_MODEL_FILE), NULL};
     rc = h_run(t, env_args, RUN_DEADLINE_MS, &out);
     unsetenv("SHIMMY_GPU_BACKEND");
     if (rc != 1)
@@ -169,17 +187,17 @@ static void test_cpu_backend_health(void **state) {
 static void test_flag_errors(void **state) {
     h_test *t = *state;
     const char *const cases[][4] = {
-        {"serve", "--gpu-backend", "gpu", NULL},     {"serve", "--gpu-layers", "many", NULL},
-        {"serve", "--gpu-layers", "-1", NULL},       {"serve", "--main-gpu", "x", NULL},
-        {"serve", "--tensor-split", "1,,2", NULL},   {"serve", "--tensor-split", "-1", NULL},
+        {"serve", "--gpu-backend", "gpu", NULL},        {"serve", "--gpu-layers", "many", NULL},
+        {"serve", "--gpu-layers", "-1", NULL},          {"serve", "--main-gpu", "x", NULL},
+        {"serve", "--tensor-split", "1,,2", NULL},      {"serve", "--tensor-split", "-1", NULL},
         {"generate", "--gpu-backend", "quantum", NULL}, {"gpu-info", "--bogus", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
         int rc = h_run(t, cases[i], RUN_DEADLINE_MS, &out);
         if (rc != 2 || out[0] == '\0')
-            fail_msg("shimmy %s %s %s: exit %d (want 2), output \"%s\"", cases[i][0],
-                     cases[i][1], cases[i][2] ? cases[i][2] : "", rc, out);
+            fail_msg("shimmy %s %s %s: exit %d (want 2), output \"%s\"", cases[i][0], cases[i][1],
+                     cases[i][2] ? cases[i][2] : "", rc, out);
         free(out);
     }
     setenv("SHIMMY_GPU_BACKEND", "warp-drive", 1);
@@ -196,8 +214,16 @@ static void test_flag_errors(void **state) {
 /* --main-gpu past the devices the backend has: refused at start-up. */
 static void test_main_gpu_out_of_range(void **state) {
     h_test *t = *state;
-    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "cpu", "--main-gpu",
-                          "0", "--model", h_model_path(H_MODEL_FILE), NULL};
+    const char *args[] = {"serve",
+                          "--bind",
+                          "127.0.0.1:0",
+                          "--gpu-backend",
+                          "cpu",
+                          "--main-gpu",
+                          "0",
+                          "--model",
+                          h_model_path(H_MODEL_FILE),
+                          NULL};
     char *out;
     int rc = h_run(t, args, RUN_DEADLINE_MS, &out);
     if (rc != 1)

@@ -94,8 +94,8 @@ static char *complete_text(int port, const char *prompt, int max_tokens) {
 /* A server with lavapipe visible and `layers` ("all" or a count) of the model on Vulkan. */
 static h_server *start_on_vulkan(h_test *t, const char *layers) {
     lavapipe_on();
-    const char *args[] = {"--gpu-backend", "vulkan", "--gpu-layers", layers, "--parallel", "1",
-                          NULL};
+    const char *args[] = {
+        "--gpu-backend", "vulkan", "--gpu-layers", layers, "--parallel", "1", NULL};
     return h_start_default(t, args);
 }
 
@@ -110,7 +110,8 @@ static void assert_same_as_cpu(h_test *t, const h_server *gpu, const char *what)
         char *b = complete_text(gpu->port, g[i].prompt, g[i].max_tokens);
         if (strcmp(a, b) != 0)
             fail_msg("%s: greedy continuation of \"%.200s\" differs:\n  CPU:    \"%s\"\n  "
-                     "Vulkan: \"%s\"", what, g[i].prompt, a, b);
+                     "Vulkan: \"%s\"",
+                     what, g[i].prompt, a, b);
         free(a);
         free(b);
     }
@@ -126,9 +127,19 @@ static void test_gpu_info_and_warm_up(void **state) {
     assert_has("gpu-info", out, "libggml-vulkan.so", "loaded: Vulkan, 1 device", "Vulkan0",
                "auto uses Vulkan0");
     free(out);
-    const char *gen[] = {"generate",     h_model_path(H_MODEL_FILE), "--prompt",
-                         "Once upon a time", "--max-tokens", "8", "--temperature", "0",
-                         "--gpu-backend", "vulkan", "--gpu-layers", "all", NULL};
+    const char *gen[] = {"generate",
+                         h_model_path(H_MODEL_FILE),
+                         "--prompt",
+                         "Once upon a time",
+                         "--max-tokens",
+                         "8",
+                         "--temperature",
+                         "0",
+                         "--gpu-backend",
+                         "vulkan",
+                         "--gpu-layers",
+                         "all",
+                         NULL};
     int64_t t0 = h_now_ms();
     out = run_expect(t, gen, COLD_DEADLINE_MS, 0, "generate on Vulkan");
     assert_has("generate", out, "Vulkan0: 6/6 layers");
@@ -186,9 +197,9 @@ static void test_per_model_layers(void **state) {
     lavapipe_on();
     char tiny[PATH_MAX]; /* h_model_path returns a buffer that its next call reuses */
     snprintf(tiny, sizeof tiny, "%s", h_model_path("llama-2-tiny-random.gguf"));
-    const char *args[] = {"--model", tiny, "--gpu-backend",
-                          "vulkan", "--gpu-layers", "1", "--gpu-layers", "stories260k=2",
-                          "--parallel", "1", NULL};
+    const char *args[] = {"--model", tiny,           "--gpu-backend", "vulkan",     "--gpu-layers",
+                          "1",       "--gpu-layers", "stories260k=2", "--parallel", "1",
+                          NULL};
     h_server *gpu = h_start_default(t, args);
     json_t *health = h_health(gpu->port);
     json_t *models = h_arr(health, "models");
@@ -249,8 +260,14 @@ static void test_without_variable(void **state) {
                    "auto uses the CPU only", "GGML_VK_VISIBLE_DEVICES");
     free(out);
 
-    const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--gpu-backend", "vulkan",
-                          "--model", h_model_path(H_MODEL_FILE), NULL};
+    const char *args[] = {"serve",
+                          "--bind",
+                          "127.0.0.1:0",
+                          "--gpu-backend",
+                          "vulkan",
+                          "--model",
+                          h_model_path(H_MODEL_FILE),
+                          NULL};
     out = run_expect(t, args, RUN_DEADLINE_MS, 1, "--gpu-backend vulkan without a usable device");
     assert_has("forced vulkan", out, "no Vulkan device", "GGML_VK_VISIBLE_DEVICES",
                "devices found instead: CPU");
@@ -266,8 +283,10 @@ static int check_installed(void **state) {
     char *bindir = dirname(tmp);
     snprintf(module, sizeof module, "%s/lib/libggml-vulkan.so", bindir);
     if (access(module, R_OK) != 0) {
-        fprintf(stderr, "it_gpu_vulkan: %s is missing: run scripts/deps.sh --gpu vulkan (make "
-                        "test does) and build again\n", module);
+        fprintf(stderr,
+                "it_gpu_vulkan: %s is missing: run scripts/deps.sh --gpu vulkan (make "
+                "test does) and build again\n",
+                module);
         return -1;
     }
     snprintf(cache, sizeof cache, "%s/mesa-shader-cache", bindir);

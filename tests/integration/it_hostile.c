@@ -287,8 +287,7 @@ static bool check_error_body(const hcase *c, json_t *body, report *r) {
         const json_t *param = json_object_get(e, "param");
         if (!json_is_object(e) || !json_is_string(json_object_get(e, "message")) ||
             !json_is_string(json_object_get(e, "type")) || param == NULL ||
-            !(json_is_null(param) || json_is_string(param)) ||
-            json_object_get(e, "code") == NULL) {
+            !(json_is_null(param) || json_is_string(param)) || json_object_get(e, "code") == NULL) {
             failf(r, c, "not OpenAI's {\"error\": {message, type, param, code}}");
             return false;
         }
@@ -350,8 +349,8 @@ static void check_case(const hcase *c, const answer *a, report *r) {
         if (json_object_get(body, "error") != NULL)
             failf(r, c, "an error in a 200 answer");
     } else if (check_error_body(c, body, r)) {
-        const char *code = json_string_value(json_object_get(json_object_get(body, "error"),
-                                                             "code"));
+        const char *code =
+            json_string_value(json_object_get(json_object_get(body, "error"), "code"));
         bool framing = c->status == 501 || (code != NULL && strcmp(code, "bad_request") == 0);
         if (framing && (!a->closed || !head_has(a, "\r\nConnection: close")))
             failf(r, c, "connection not closed after a framing error");

@@ -21,8 +21,8 @@ static char *run_sh(h_test *t, const char *cmd, int *rc) {
 static void init(h_test *t, const char *target, const char *dir, const char *extra) {
     char cmd[9000];
     int rc;
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && '%s' init %s -o '%s' %s", dir, h_bin(), target,
-             dir, extra ? extra : "");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && '%s' init %s -o '%s' %s", dir, h_bin(), target, dir,
+             extra ? extra : "");
     char *out = run_sh(t, cmd, &rc);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
@@ -46,8 +46,11 @@ static void test_systemd(void **state) {
     free(out);
     snprintf(cmd, sizeof cmd, "cat '%s/shimmy.service'", dir);
     out = run_sh(t, cmd, &rc);
-    const char *want[] = {"User=shimmy\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
-                          "ReadOnlyPaths=/var/lib/shimmy/models\n", "ExecReload=/bin/kill -HUP",
+    const char *want[] = {"User=shimmy\n",
+                          "NoNewPrivileges=yes\n",
+                          "ProtectSystem=strict\n",
+                          "ReadOnlyPaths=/var/lib/shimmy/models\n",
+                          "ExecReload=/bin/kill -HUP",
                           "KillSignal=SIGTERM\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         assert_non_null(strstr(out, want[i]));
@@ -56,7 +59,8 @@ static void test_systemd(void **state) {
     snprintf(cmd, sizeof cmd,
              "sed 's|^ExecStart=[^ ]*|ExecStart=/nonexistent/shimmy|; s|^ProtectSystem=strict|"
              "ProtectSystem=bogus|' '%s/shimmy.service' > '%s/bad.service' && "
-             "systemd-analyze verify '%s/bad.service'", dir, dir, dir);
+             "systemd-analyze verify '%s/bad.service'",
+             dir, dir, dir);
     free(run_sh(t, cmd, &rc));
     assert_int_not_equal(rc, 0);
     /* no overwrite without --force */
@@ -85,7 +89,8 @@ static void test_yaml(void **state) {
     /* a broken document is caught */
     snprintf(cmd, sizeof cmd,
              "sed -i 's|/health?ready=1|/health|' '%s/shimmy.k8s.yaml' && /usr/bin/python3 "
-             "'%s/tests/integration/check_init.py' yaml '%s'", dir, h_source_dir(), dir);
+             "'%s/tests/integration/check_init.py' yaml '%s'",
+             dir, h_source_dir(), dir);
     out = run_sh(t, cmd, &rc);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "k8s: readiness on /health?ready=1"));
@@ -105,7 +110,8 @@ static void test_docker(void **state) {
     *slash = '\0';
     snprintf(cmd, sizeof cmd,
              "'%s/scripts/dist.sh' --no-gpu '%s' '%s' >/dev/null && /usr/bin/python3 "
-             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x86_64.tar.gz)\"",
+             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls "
+             "'%s'/shimmy-*-linux-x86_64.tar.gz)\"",
              h_source_dir(), bindir, dir, h_source_dir(), dir, dir);
     char *out = run_sh(t, cmd, &rc);
     if (rc != 0)
@@ -115,7 +121,8 @@ static void test_docker(void **state) {
     /* a Dockerfile missing a library's package is caught */
     snprintf(cmd, sizeof cmd,
              "sed -i 's| libmicrohttpd12||' '%s/Dockerfile' && /usr/bin/python3 "
-             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls '%s'/shimmy-*-linux-x86_64.tar.gz)\"",
+             "'%s/tests/integration/check_init.py' docker '%s' \"$(ls "
+             "'%s'/shimmy-*-linux-x86_64.tar.gz)\"",
              dir, h_source_dir(), dir, dir);
     out = run_sh(t, cmd, &rc);
     assert_int_equal(rc, 1);

@@ -21,7 +21,8 @@ static int engine_pid(int port, const char *model) {
     json_t *models = h_arr(h, "models"), *m;
     size_t i;
     json_array_foreach(models, i, m) {
-        if (strcmp(h_str(m, "name"), model) == 0 && json_is_integer(json_object_get(m, "engine_pid")))
+        if (strcmp(h_str(m, "name"), model) == 0 &&
+            json_is_integer(json_object_get(m, "engine_pid")))
             pid = (int)json_integer_value(json_object_get(m, "engine_pid"));
     }
     json_decref(h);
@@ -74,12 +75,15 @@ static void *run_req(void *p) {
 static char *long_body(bool stream, bool ollama) {
     char *b = malloc(512);
     if (ollama)
-        snprintf(b, 512, "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"stream\":%s,"
-                 "\"options\":{\"temperature\":0,\"num_predict\":4000}}", H_MODEL_NAME,
-                 stream ? "true" : "false");
+        snprintf(b, 512,
+                 "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"stream\":%s,"
+                 "\"options\":{\"temperature\":0,\"num_predict\":4000}}",
+                 H_MODEL_NAME, stream ? "true" : "false");
     else
-        snprintf(b, 512, "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":4000,"
-                 "\"temperature\":0,\"stream\":%s}", H_MODEL_NAME, stream ? "true" : "false");
+        snprintf(b, 512,
+                 "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":4000,"
+                 "\"temperature\":0,\"stream\":%s}",
+                 H_MODEL_NAME, stream ? "true" : "false");
     return b;
 }
 
@@ -101,7 +105,10 @@ static void crash_with(h_test *t, int sig) {
     h_server *s = h_start(t, args);
     req_arg a[3] = {
         {.port = s->port, .path = "/v1/completions", .body = long_body(false, false)},
-        {.port = s->port, .path = "/v1/completions", .body = long_body(true, false), .stream = true},
+        {.port = s->port,
+         .path = "/v1/completions",
+         .body = long_body(true, false),
+         .stream = true},
         {.port = s->port, .path = "/api/generate", .body = long_body(true, true), .stream = true},
     };
     pthread_t th[3];
@@ -117,7 +124,8 @@ static void crash_with(h_test *t, int sig) {
         pthread_join(th[i], NULL);
     for (int i = 0; i < 3; i++)
         if (a[i].ended_ms - killed > 2000)
-            fail_msg("request %d ended %lld ms after the kill", i, (long long)(a[i].ended_ms - killed));
+            fail_msg("request %d ended %lld ms after the kill", i,
+                     (long long)(a[i].ended_ms - killed));
     char msg[512];
     h_assert_error(&a[0].r, 503, NULL, msg, sizeof msg);
     assert_non_null(strstr(a[0].r.body, "engine_crashed"));
@@ -142,7 +150,9 @@ static void crash_with(h_test *t, int sig) {
     h_pass(t);
 }
 
-static void test_sigkill(void **state) { crash_with(*state, SIGKILL); }
+static void test_sigkill(void **state) {
+    crash_with(*state, SIGKILL);
+}
 /* In an ASan build (make test-asan) the engine process would catch the SIGSEGV itself and
  * spend seconds symbolizing a report before it exits: it gets the signal as a plain build does. */
 static void test_sigsegv(void **state) {
@@ -158,7 +168,9 @@ static void test_sigsegv(void **state) {
         setenv("ASAN_OPTIONS", saved, 1);
     free(saved);
 }
-static void test_sigabrt(void **state) { crash_with(*state, SIGABRT); }
+static void test_sigabrt(void **state) {
+    crash_with(*state, SIGABRT);
+}
 
 /* One slot busy, two requests queued behind it: the busy one fails, the queued ones are
  * resubmitted to a fresh child and answer the golden text. */
@@ -169,7 +181,9 @@ static void test_queued_retried(void **state) {
     h_golden g[4];
     assert_true(h_golden_load(g, 4) >= 1);
     json_t *q = h_completion_req(g[0].prompt, g[0].max_tokens);
-    req_arg a[3] = {{.port = s->port, .path = "/v1/completions", .body = long_body(true, false),
+    req_arg a[3] = {{.port = s->port,
+                     .path = "/v1/completions",
+                     .body = long_body(true, false),
                      .stream = true}};
     for (int i = 1; i < 3; i++)
         a[i] = (req_arg){.port = s->port, .path = "/v1/completions", .body = h_dump(q)};
@@ -212,9 +226,23 @@ static void test_aborting_model(void **state) {
     char mk[4400];
     snprintf(mk, sizeof mk, "mkdir -p '%s'", dir);
     assert_int_equal(system(mk), 0);
-    const char *gen[] = {path, "--vocab-from", h_model_path("llama-2-tiny-random.gguf"),
-                         "--layers", "1", "--embd", "64", "--ff", "64", "--heads", "8",
-                         "--kv-heads", "3", "--type", "f32", "--broken", NULL};
+    const char *gen[] = {path,
+                         "--vocab-from",
+                         h_model_path("llama-2-tiny-random.gguf"),
+                         "--layers",
+                         "1",
+                         "--embd",
+                         "64",
+                         "--ff",
+                         "64",
+                         "--heads",
+                         "8",
+                         "--kv-heads",
+                         "3",
+                         "--type",
+                         "f32",
+                         "--broken",
+                         NULL};
     char *out = NULL;
     if (h_run_exe(t, exe, gen, 60000, &out) != 0)
         fail_msg("gen_model failed: %s", out);

@@ -12,7 +12,7 @@
 
 /* zod: z.object({ n: z.number().int().min(3).max(7) }) */
 #define BOUNDED                                                                                    \
-    "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":3,"          \
+    "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":3,"              \
     "\"maximum\":7}},\"required\":[\"n\"],\"additionalProperties\":false}"
 
 /* text is {"n": 3..7}. */
@@ -96,7 +96,8 @@ static void test_ollama_format_schema(void **state) {
     /* integer bounds: accepted, and the answer lies within them */
     snprintf(body, sizeof body,
              "{\"model\":\"" H_MODEL_NAME "\",\"prompt\":\"Tom is\",\"stream\":false,"
-             "\"format\":" BOUNDED ",%s}", opts);
+             "\"format\":" BOUNDED ",%s}",
+             opts);
     r = post(port, "/api/generate", body, 200);
     assert_string_equal(h_str(r, "done_reason"), "stop");
     assert_bounded(h_str(r, "response"));

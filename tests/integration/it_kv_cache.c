@@ -54,7 +54,8 @@ static void test_q8_0_k_cache(void **state) {
             f16_text, q8_text);
     /* K is half of the cache: q8_0 takes 34/64 of f16's bytes for it */
     assert_true(kb < ka);
-    assert_true(kb * 64 >= ka / 2 * 64 + ka / 2 * 34 - 64 && kb * 64 <= ka / 2 * 64 + ka / 2 * 34 + 64);
+    assert_true(kb * 64 >= ka / 2 * 64 + ka / 2 * 34 - 64 &&
+                kb * 64 <= ka / 2 * 64 + ka / 2 * 34 + 64);
     assert_memory_equal(f16_text, q8_text, 10); /* ", there was": the first tokens agree */
     free(f16_text);
     free(q8_text);
@@ -68,8 +69,9 @@ static void test_q8_0_k_cache(void **state) {
 static void test_per_model_and_refusals(void **state) {
     h_test *t = *state;
     char *text;
-    const char *per[] = {"--parallel", "1", "--flash-attn", "stories260k=off", "--cache-type-k",
-                         "stories260k=q4_0", NULL};
+    const char *per[] = {
+        "--parallel",       "1", "--flash-attn", "stories260k=off", "--cache-type-k",
+        "stories260k=q4_0", NULL};
     json_t *m = serve_and_ask(t, per, &text);
     assert_string_equal(h_str(m, "cache_type_k"), "q4_0");
     assert_string_equal(h_str(m, "flash_attn"), "off");
@@ -86,14 +88,16 @@ static void test_per_model_and_refusals(void **state) {
     assert_int_equal(h_run(t, fa, 10000, &out), 2);
     assert_non_null(strstr(out, "--flash-attn wants on, off or auto"));
     free(out);
-    const char *qv[] = {"serve", "--model", h_model_path(H_MODEL_FILE), "--cache-type-v", "q8_0",
-                        "--flash-attn", "off", NULL};
+    const char *qv[] = {
+        "serve", "--model", h_model_path(H_MODEL_FILE), "--cache-type-v", "q8_0", "--flash-attn",
+        "off",   NULL};
     assert_int_equal(h_run(t, qv, 10000, &out), 1);
     assert_non_null(strstr(out, "a quantized V cache requires flash attention"));
     free(out);
-    const char *fa_on[] = {"generate", H_MODEL_NAME, "--model", h_model_path(H_MODEL_FILE),
-                           "--prompt", "Once", "--max-tokens", "2", "--cache-type-k", "q8_0",
-                           "--flash-attn", "on", NULL};
+    const char *fa_on[] = {
+        "generate",     H_MODEL_NAME,   "--model", h_model_path(H_MODEL_FILE), "--prompt",
+        "Once",         "--max-tokens", "2",       "--cache-type-k",           "q8_0",
+        "--flash-attn", "on",           NULL};
     h_run(t, fa_on, 20000, &out);
     if (strstr(out, "does not divide n_embd_head_k") == NULL)
         fail_msg("q8_0 K with flash attention on 8-value heads: want llama.cpp's reason:\n%s", out);

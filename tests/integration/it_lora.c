@@ -124,8 +124,9 @@ static void test_wrong_adapter(void **state) {
     assert_int_equal(h_run_exe(t, exe, args0, 60000, &log), 0);
     free(log);
     snprintf(arg, sizeof arg, "stories260k=%s", lora);
-    const char *args[] = {"serve", "--model", h_model_path(H_MODEL_FILE), "--lora", arg,
-                          "--bind", "127.0.0.1:0", NULL};
+    const char *args[] = {"serve",       "--model", h_model_path(H_MODEL_FILE),
+                          "--lora",      arg,       "--bind",
+                          "127.0.0.1:0", NULL};
     int rc = h_run(t, args, 60000, &log);
     if (rc != 1 || strstr(log, "LoRA") == NULL)
         fail_msg("want exit 1 naming the LoRA adapter, got %d: %s", rc, log);

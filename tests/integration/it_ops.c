@@ -47,8 +47,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
 }
 
 /* A request with up to two extra headers (NULL = none). Returns owned. */
-static hresp *req(int port, const char *method, const char *path, const char *body,
-                  const char *h1, const char *h2) {
+static hresp *req(int port, const char *method, const char *path, const char *body, const char *h1,
+                  const char *h2) {
     hresp *r = calloc(1, sizeof *r);
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
@@ -130,17 +130,20 @@ static void test_metrics_counts(void **state) {
     h_test *t = *state;
     h_server *s = h_start_default(t, NULL);
     char *before = metrics(s->port);
-    double ok0 = sample(before, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"200\"}");
+    double ok0 = sample(
+        before, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"200\"}");
     double gen0 = sample(before, MODEL_SERIES("shimmy_generated_tokens_total"));
     double pr0 = sample(before, MODEL_SERIES("shimmy_prompt_tokens_total"));
     double tt0 = sample(before, MODEL_SERIES("shimmy_time_to_first_token_seconds_count"));
-    double nf0 = sample(before, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"404\"}");
+    double nf0 = sample(
+        before, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"404\"}");
     int prompt = 0, gen = 0;
     for (int i = 0; i < 2; i++) {
-        hresp *r = req(s->port, "POST", "/v1/completions",
-                       "{\"model\":\"" H_MODEL_NAME "\",\"prompt\":\"Once upon a time\","
-                       "\"max_tokens\":7,\"temperature\":0}",
-                       i == 0 ? "X-Request-Id: it-ops-42" : "X-Request-Id: bad id with spaces", NULL);
+        hresp *r =
+            req(s->port, "POST", "/v1/completions",
+                "{\"model\":\"" H_MODEL_NAME "\",\"prompt\":\"Once upon a time\","
+                "\"max_tokens\":7,\"temperature\":0}",
+                i == 0 ? "X-Request-Id: it-ops-42" : "X-Request-Id: bad id with spaces", NULL);
         assert_int_equal(r->status, 200);
         if (i == 0)
             assert_string_equal(r->request_id, "it-ops-42");
@@ -157,10 +160,18 @@ static void test_metrics_counts(void **state) {
     assert_int_equal(r->status, 404);
     free(r);
     char *after = metrics(s->port);
-    assert_true(sample(after, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"200\"}") == (ok0 < 0 ? 0 : ok0) + 2);
-    assert_true(sample(after, "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"404\"}") == (nf0 < 0 ? 0 : nf0) + 1);
-    assert_true(sample(after, MODEL_SERIES("shimmy_generated_tokens_total")) == (gen0 < 0 ? 0 : gen0) + gen);
-    assert_true(sample(after, MODEL_SERIES("shimmy_prompt_tokens_total")) == (pr0 < 0 ? 0 : pr0) + prompt);
+    assert_true(
+        sample(after,
+               "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"200\"}") ==
+        (ok0 < 0 ? 0 : ok0) + 2);
+    assert_true(
+        sample(after,
+               "shimmy_requests_total{route=\"/v1/completions\",api=\"openai\",status=\"404\"}") ==
+        (nf0 < 0 ? 0 : nf0) + 1);
+    assert_true(sample(after, MODEL_SERIES("shimmy_generated_tokens_total")) ==
+                (gen0 < 0 ? 0 : gen0) + gen);
+    assert_true(sample(after, MODEL_SERIES("shimmy_prompt_tokens_total")) ==
+                (pr0 < 0 ? 0 : pr0) + prompt);
     double count = sample(after, MODEL_SERIES("shimmy_time_to_first_token_seconds_count"));
     assert_true(count == (tt0 < 0 ? 0 : tt0) + 2);
     /* buckets, _sum and _count: +Inf equals _count, buckets never decrease */
@@ -169,7 +180,8 @@ static void test_metrics_counts(void **state) {
     assert_true(sample(after, MODEL_SERIES("shimmy_time_to_first_token_seconds_sum")) > 0);
     assert_true(sample(after, "shimmy_time_to_first_token_seconds_bucket{model=\"" H_MODEL_NAME
                               "\",le=\"60\"}") <= count);
-    assert_true(sample(after, "shimmy_request_duration_seconds_count{route=\"/v1/completions\"}") >= 3);
+    assert_true(sample(after, "shimmy_request_duration_seconds_count{route=\"/v1/completions\"}") >=
+                3);
     assert_true(sample(after, MODEL_SERIES("shimmy_kv_cache_cells")) > 0);
     assert_true(sample(after, MODEL_SERIES("shimmy_slots")) == 4);
     assert_true(sample(after, "shimmy_models_loaded") == 1);
@@ -212,7 +224,8 @@ static void test_prometheus_scrape(void **state) {
     snprintf(text, sizeof text,
              "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
              "scrape_configs:\n  - job_name: shimmy\n    static_configs:\n"
-             "      - targets: ['127.0.0.1:%d']\n", s->port);
+             "      - targets: ['127.0.0.1:%d']\n",
+             s->port);
     write_file(cfg, text);
     char listen[64], cfg_arg[4300], data_arg[4300];
     snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", pport);
@@ -232,8 +245,8 @@ static void test_prometheus_scrape(void **state) {
     int64_t deadline = h_now_ms() + 40000;
     while (h_now_ms() < deadline && !(up && series)) {
         h_sleep_ms(500);
-        hresp *r = req(pport, "GET", "/api/v1/query?query=up%7Bjob%3D%22shimmy%22%7D", NULL,
-                       NULL, NULL);
+        hresp *r =
+            req(pport, "GET", "/api/v1/query?query=up%7Bjob%3D%22shimmy%22%7D", NULL, NULL, NULL);
         up = r->status == 200 && strstr(r->body, "\"value\":[") != NULL &&
              strstr(r->body, ",\"1\"]") != NULL;
         free(r);

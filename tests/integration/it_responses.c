@@ -21,8 +21,7 @@ static json_t *create(int port, const char *extra) {
     long status;
     char *resp;
     snprintf(body, sizeof body,
-             "{\"model\":\"" H_MODEL_NAME "\",\"temperature\":0,\"max_output_tokens\":8%s}",
-             extra);
+             "{\"model\":\"" H_MODEL_NAME "\",\"temperature\":0,\"max_output_tokens\":8%s}", extra);
     assert_int_equal(http_post_json(port, "/v1/responses", body, &status, &resp), 0);
     if (status != 200)
         fail_msg("POST %s: %ld %s", body, status, resp);
@@ -104,8 +103,7 @@ static void test_stream_events(void **state) {
     assert_int_equal(n, sse.n_events);
     assert_true(n >= 9);
     static const char *const head[] = {"response.created", "response.in_progress",
-                                       "response.output_item.added",
-                                       "response.content_part.added"};
+                                       "response.output_item.added", "response.content_part.added"};
     static const char *const tail[] = {"response.output_text.done", "response.content_part.done",
                                        "response.output_item.done", "response.incomplete"};
     for (size_t i = 0; i < 4; i++) {

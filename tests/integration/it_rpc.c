@@ -50,7 +50,8 @@ static int free_port(void) {
 
 static bool can_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
@@ -90,7 +91,8 @@ static void start_rpc(h_test *t, int i) {
             rpc_pid[i] = 0;
             print_file(log);
             fail_msg("rpc-server on %s did not start (is the RPC module built? "
-                     "scripts/build-rpc.sh, run by scripts/test-deps.sh)", bind);
+                     "scripts/build-rpc.sh, run by scripts/test-deps.sh)",
+                     bind);
         }
         h_sleep_ms(20);
     }
@@ -124,8 +126,18 @@ static h_server *start_split(h_test *t) {
     for (int i = 0; i < N_RPC; i++)
         start_rpc(t, i);
     snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", rpc_port[0], rpc_port[1]);
-    const char *args[] = {"--model", h_model_path(H_MODEL_FILE), "--rpc", list, "--gpu-backend",
-                          "rpc", "--gpu-layers", "all", "--tensor-split", "1,1", "--parallel", "1",
+    const char *args[] = {"--model",
+                          h_model_path(H_MODEL_FILE),
+                          "--rpc",
+                          list,
+                          "--gpu-backend",
+                          "rpc",
+                          "--gpu-layers",
+                          "all",
+                          "--tensor-split",
+                          "1,1",
+                          "--parallel",
+                          "1",
                           NULL};
     return h_start(t, args);
 }
@@ -172,8 +184,8 @@ static void test_split(void **state) {
 
 typedef struct stream_arg {
     int port;
-    _Atomic size_t got;      /* body bytes received so far */
-    char body[1 << 20];      /* the stream, truncated at its size */
+    _Atomic size_t got; /* body bytes received so far */
+    char body[1 << 20]; /* the stream, truncated at its size */
     int64_t ended_ms;
 } stream_arg;
 
@@ -192,8 +204,10 @@ static void *run_stream(void *p) {
     stream_arg *a = p;
     char url[64], req[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", a->port);
-    snprintf(req, sizeof req, "{\"model\":\"%s\",\"prompt\":\"Once upon a time\","
-             "\"max_tokens\":100000,\"temperature\":0,\"stream\":true}", H_MODEL_NAME);
+    snprintf(req, sizeof req,
+             "{\"model\":\"%s\",\"prompt\":\"Once upon a time\","
+             "\"max_tokens\":100000,\"temperature\":0,\"stream\":true}",
+             H_MODEL_NAME);
     CURL *c = curl_easy_init();
     struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -268,7 +282,7 @@ static void test_refusals(void **state) {
     char dead[64];
     snprintf(dead, sizeof dead, "127.0.0.1:%d", free_port());
     const char *args[] = {"serve", "--bind", "127.0.0.1:0", "--model", h_model_path(H_MODEL_FILE),
-                          "--rpc", dead, NULL};
+                          "--rpc", dead,     NULL};
     assert_int_equal(h_run(t, args, 20000, &out), 1);
     if (strstr(out, "cannot reach the RPC server") == NULL)
         fail_msg("serve with an unreachable --rpc server:\n%s", out);

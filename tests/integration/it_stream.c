@@ -124,8 +124,8 @@ static void test_include_usage(void **state) {
     h_server *s = h_start_default(t, NULL);
     const char *paths[] = {"/v1/completions", "/v1/chat/completions"};
     for (int p = 0; p < 2; p++) {
-        json_t *req = p == 0 ? h_completion_req("Once upon a time", 12)
-                             : h_chat_req("Once upon a time", 12);
+        json_t *req =
+            p == 0 ? h_completion_req("Once upon a time", 12) : h_chat_req("Once upon a time", 12);
         json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
         h_sse sse;
         stream_req(s->port, paths[p], req, &sse);
@@ -186,7 +186,8 @@ static void test_utf8_stream(void **state) {
     h_test *t = *state;
     const char *args[] = {"--model", h_model_path("llama-2-tiny-random.gguf"), NULL};
     h_server *s = h_start(t, args);
-    const char *prompts[] = {"\xc3\x9c" "ber na\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac "
+    const char *prompts[] = {"\xc3\x9c"
+                             "ber na\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac "
                              "\xf0\x9f\x99\x82",
                              "Once upon a time"};
     for (int p = 0; p < 2; p++) {

@@ -383,7 +383,8 @@ static void print_summary(const tally *ty, int n_templates) {
 static void test_templates(void **state) {
     h_test *t = *state;
     if (access(LIBFAKETIME, R_OK) != 0)
-        fail_msg("%s is missing: apt-get install faketime (scripts/test-deps.sh does)", LIBFAKETIME);
+        fail_msg("%s is missing: apt-get install faketime (scripts/test-deps.sh does)",
+                 LIBFAKETIME);
     setenv("LD_PRELOAD", LIBFAKETIME, 1);
     setenv("FAKETIME", FAKE_NOW, 1);
     setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);

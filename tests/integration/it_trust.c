@@ -24,11 +24,11 @@
 /* ---- raw HTTP ---- */
 
 typedef struct raw_resp {
-    int status;       /* 0 when nothing came back */
-    char head[4096];  /* status line and headers */
+    int status;      /* 0 when nothing came back */
+    char head[4096]; /* status line and headers */
     char body[4096];
-    bool closed;      /* the server closed the connection after answering */
-    int n_status;     /* status lines seen ("HTTP/1.1 " at a line start) */
+    bool closed;  /* the server closed the connection after answering */
+    int n_status; /* status lines seen ("HTTP/1.1 " at a line start) */
 } raw_resp;
 
 static int raw_connect(int port) {
@@ -83,10 +83,10 @@ enum { SHAPE_OPENAI, SHAPE_OLLAMA };
 
 typedef struct hostile {
     const char *name;
-    const char *req;     /* raw bytes; "\\0" in the table is spelled as NUL_MARK */
+    const char *req; /* raw bytes; "\\0" in the table is spelled as NUL_MARK */
     int status;
-    int shape;           /* error body shape */
-    const char *msg;     /* substring of the error message */
+    int shape;       /* error body shape */
+    const char *msg; /* substring of the error message */
     bool must_close;
 } hostile;
 
@@ -98,21 +98,25 @@ typedef struct hostile {
 static const hostile hostile_cases[] = {
     {"TE gzip", "POST " OAI " HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n" J, 501,
      SHAPE_OPENAI, "Transfer-Encoding 'gzip' is not supported", true},
-    {"TE xchunked", "POST " OAI " HTTP/1.1\r\n" H "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n",
-     501, SHAPE_OPENAI, "'xchunked'", true},
+    {"TE xchunked",
+     "POST " OAI " HTTP/1.1\r\n" H "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n", 501,
+     SHAPE_OPENAI, "'xchunked'", true},
     {"TE gzip, ollama", "POST /api/generate HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", 501,
      SHAPE_OLLAMA, "not supported", true},
-    {"TE twice", "POST " OAI " HTTP/1.1\r\n" H
-     "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
-     SHAPE_OPENAI, "Transfer-Encoding", true},
+    {"TE twice",
+     "POST " OAI " HTTP/1.1\r\n" H
+     "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     501, SHAPE_OPENAI, "Transfer-Encoding", true},
     {"CL differ", "POST " OAI " HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 54\r\n\r\n" J,
      400, SHAPE_OPENAI, "Content-Length headers that differ", true},
-    {"CL + TE", "POST " OAI " HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-     "0\r\n\r\n", 400, SHAPE_OPENAI, "both Content-Length and Transfer-Encoding", true},
+    {"CL + TE",
+     "POST " OAI " HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "0\r\n\r\n",
+     400, SHAPE_OPENAI, "both Content-Length and Transfer-Encoding", true},
     {"NUL in target", "GET /health" NUL_MARK "x HTTP/1.1\r\n" H "\r\n", 400, SHAPE_OPENAI,
      "request target", true},
-    {"NUL in target, ollama", "GET /api/tags" NUL_MARK " HTTP/1.1\r\n" H "\r\n", 400,
-     SHAPE_OLLAMA, "request target", true},
+    {"NUL in target, ollama", "GET /api/tags" NUL_MARK " HTTP/1.1\r\n" H "\r\n", 400, SHAPE_OLLAMA,
+     "request target", true},
     {"control byte in target", "GET /he\x01lth HTTP/1.1\r\n" H "\r\n", 400, SHAPE_OPENAI,
      "request target", true},
     {"space in target", "GET /health x HTTP/1.1\r\n" H "\r\n", 400, SHAPE_OPENAI, "request target",
@@ -128,30 +132,41 @@ static const hostile hostile_cases[] = {
      SHAPE_OLLAMA, "is not allowed", false},
     {"foreign Host on health", "GET /health HTTP/1.1\r\nHost: rebind.attacker.test\r\n\r\n", 403,
      SHAPE_OPENAI, "not allowed", false},
-    {"cross-site text/plain POST", "POST " OAI " HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
-     "Content-Type: text/plain\r\nContent-Length: 54\r\n\r\n" J, 403, SHAPE_OPENAI,
-     "cross-origin request from 'http://evil.example' refused", false},
-    {"cross-site ollama POST", "POST /api/generate HTTP/1.1\r\n" H "Origin: https://evil.example\r\n"
-     "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", 403, SHAPE_OLLAMA,
-     "cross-origin request", false},
-    {"cross-site rescan", "POST /v1/models/rescan HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
-     "Content-Length: 0\r\n\r\n", 403, SHAPE_OPENAI, "cross-origin", false},
-    {"allowed origin, admin path", "POST /v1/models/rescan HTTP/1.1\r\n" H
-     "Origin: http://localhost:3000\r\nContent-Length: 0\r\n\r\n", 403, SHAPE_OPENAI,
-     "takes no cross-origin request", false},
+    {"cross-site text/plain POST",
+     "POST " OAI " HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
+     "Content-Type: text/plain\r\nContent-Length: 54\r\n\r\n" J,
+     403, SHAPE_OPENAI, "cross-origin request from 'http://evil.example' refused", false},
+    {"cross-site ollama POST",
+     "POST /api/generate HTTP/1.1\r\n" H "Origin: https://evil.example\r\n"
+     "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+     403, SHAPE_OLLAMA, "cross-origin request", false},
+    {"cross-site rescan",
+     "POST /v1/models/rescan HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
+     "Content-Length: 0\r\n\r\n",
+     403, SHAPE_OPENAI, "cross-origin", false},
+    {"allowed origin, admin path",
+     "POST /v1/models/rescan HTTP/1.1\r\n" H
+     "Origin: http://localhost:3000\r\nContent-Length: 0\r\n\r\n",
+     403, SHAPE_OPENAI, "takes no cross-origin request", false},
     {"null origin", "GET /v1/models HTTP/1.1\r\n" H "Origin: null\r\n\r\n", 403, SHAPE_OPENAI,
      "cross-origin", false},
-    {"Sec-Fetch-Site cross-site", "GET /v1/models HTTP/1.1\r\n" H "Sec-Fetch-Site: cross-site\r\n\r\n",
-     403, SHAPE_OPENAI, "cross-site request refused", false},
-    {"preflight, foreign", "OPTIONS " OAI " HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
-     "Access-Control-Request-Method: POST\r\n\r\n", 403, SHAPE_OPENAI, "cross-origin", false},
-    {"lookalike origin", "GET /v1/models HTTP/1.1\r\n" H "Origin: http://localhost.evil.example\r\n\r\n",
+    {"Sec-Fetch-Site cross-site",
+     "GET /v1/models HTTP/1.1\r\n" H "Sec-Fetch-Site: cross-site\r\n\r\n", 403, SHAPE_OPENAI,
+     "cross-site request refused", false},
+    {"preflight, foreign",
+     "OPTIONS " OAI " HTTP/1.1\r\n" H "Origin: http://evil.example\r\n"
+     "Access-Control-Request-Method: POST\r\n\r\n",
      403, SHAPE_OPENAI, "cross-origin", false},
+    {"lookalike origin",
+     "GET /v1/models HTTP/1.1\r\n" H "Origin: http://localhost.evil.example\r\n\r\n", 403,
+     SHAPE_OPENAI, "cross-origin", false},
     {"unknown route", "GET /nope HTTP/1.1\r\n" H "\r\n", 404, SHAPE_OPENAI, "", false},
     {"unknown ollama route", "GET /api/nope HTTP/1.1\r\n" H "\r\n", 404, SHAPE_OLLAMA, "", false},
     {"wrong method", "DELETE " OAI " HTTP/1.1\r\n" H "\r\n", 405, SHAPE_OPENAI, "", false},
-    {"CL over limit", "POST " OAI " HTTP/1.1\r\n" H "Content-Length: 99999999\r\n"
-     "Expect: 100-continue\r\n\r\n", 413, SHAPE_OPENAI, "", false},
+    {"CL over limit",
+     "POST " OAI " HTTP/1.1\r\n" H "Content-Length: 99999999\r\n"
+     "Expect: 100-continue\r\n\r\n",
+     413, SHAPE_OPENAI, "", false},
 };
 
 /* The table's request with NUL_MARK turned into a NUL byte. Returns the length. */
@@ -214,8 +229,8 @@ static void test_hostile_table(void **state) {
 
 static void test_cors_defaults(void **state) {
     h_test *t = *state;
-    h_server *s = h_start_default(t, (const char *const[]){"--cors-origin", "https://app.example",
-                                                             NULL});
+    h_server *s =
+        h_start_default(t, (const char *const[]){"--cors-origin", "https://app.example", NULL});
     raw_resp r;
     const char *plain = "GET /v1/models HTTP/1.1\r\n" H "Connection: close\r\n\r\n";
     raw_send(s->port, plain, strlen(plain), 2000, &r);
@@ -334,8 +349,8 @@ static void test_keys(void **state) {
     assert_null(strstr(log, "many-key"));
     free(log);
     char *out = NULL;
-    const char *refused[] = {"serve", "--api-key", "flag-key", "--api-key-file", keyfile,
-                             "--bind", "127.0.0.1:0", NULL};
+    const char *refused[] = {"serve", "--api-key", "flag-key",    "--api-key-file",
+                             keyfile, "--bind",    "127.0.0.1:0", NULL};
     assert_int_equal(h_run(t, refused, 10000, &out), 2);
     assert_non_null(strstr(out, "64 keys; at most 63"));
     free(out);
@@ -498,8 +513,8 @@ static h_server *spawn_server(h_test *t, const char *const *args) {
 static void test_auth_health(void **state) {
     h_test *t = *state;
     setenv("SHIMMY_API_KEY", "env-key", 1);
-    h_server *s = spawn_server(t, (const char *const[]){"--model", h_model_path(H_MODEL_FILE),
-                                                        "--auth-health", NULL});
+    h_server *s = spawn_server(
+        t, (const char *const[]){"--model", h_model_path(H_MODEL_FILE), "--auth-health", NULL});
     unsetenv("SHIMMY_API_KEY");
     raw_resp r = {0};
     int64_t deadline = h_now_ms() + 30000;
@@ -542,8 +557,9 @@ static void test_tls(void **state) {
 
     /* A key that does not match the certificate: a clear start-up error. */
     char *out = NULL;
-    int rc = h_run(t, (const char *const[]){"serve", "--bind", "127.0.0.1:0", "--tls-cert", crt,
-                                            "--tls-key", key2, NULL},
+    int rc = h_run(t,
+                   (const char *const[]){"serve", "--bind", "127.0.0.1:0", "--tls-cert", crt,
+                                         "--tls-key", key2, NULL},
                    30000, &out);
     printf("mismatched key: exit %d: %s", rc, out);
     assert_int_equal(rc, 1);

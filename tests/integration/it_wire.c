@@ -37,8 +37,8 @@ static const char *reranker(h_test *t) {
 }
 
 static h_server *start_both(h_test *t) {
-    const char *args[] = {"--model", h_model_path(H_MODEL_FILE), "--model", reranker(t),
-                          "--ctx", "128", NULL};
+    const char *args[] = {
+        "--model", h_model_path(H_MODEL_FILE), "--model", reranker(t), "--ctx", "128", NULL};
     return h_start(t, args);
 }
 
@@ -107,15 +107,19 @@ static void test_embeddings(void **state) {
     size_t dim = json_array_size(full);
     assert_true(dim == 64);
     /* base64 is the same floats */
-    json_t *b = post(port, "/v1/embeddings", "{\"model\":\"stories260k\",\"input\":\"Once upon a "
-                     "time\",\"encoding_format\":\"base64\"}", 200);
+    json_t *b = post(port, "/v1/embeddings",
+                     "{\"model\":\"stories260k\",\"input\":\"Once upon a "
+                     "time\",\"encoding_format\":\"base64\"}",
+                     200);
     float got[256];
     assert_int_equal(decode_floats(json_string_value(h_get(b, "data.0.embedding")), got, 256), dim);
     for (size_t i = 0; i < dim; i++)
         assert_true(fabs(got[i] - json_real_value(json_array_get(full, i))) < 1e-6);
     /* dimensions: the first 8, normalised again */
-    json_t *d = post(port, "/v1/embeddings", "{\"model\":\"stories260k\",\"input\":\"Once upon a "
-                     "time\",\"dimensions\":8}", 200);
+    json_t *d = post(port, "/v1/embeddings",
+                     "{\"model\":\"stories260k\",\"input\":\"Once upon a "
+                     "time\",\"dimensions\":8}",
+                     200);
     json_t *cut = h_get(d, "data.0.embedding");
     assert_int_equal(json_array_size(cut), 8);
     assert_true(fabs(norm(cut) - 1.0) < 1e-5);
@@ -124,13 +128,19 @@ static void test_embeddings(void **state) {
         n8 += pow(json_real_value(json_array_get(full, i)), 2);
     assert_true(fabs(json_real_value(json_array_get(cut, 3)) -
                      json_real_value(json_array_get(full, 3)) / sqrt(n8)) < 1e-5);
-    expect_400(port, "/v1/embeddings", "{\"model\":\"stories260k\",\"input\":\"x\",\"dimensions\":"
-               "65}", "dimensions");
-    expect_400(port, "/v1/embeddings", "{\"model\":\"stories260k\",\"input\":\"x\","
-               "\"encoding_format\":\"int8\"}", "encoding_format");
+    expect_400(port, "/v1/embeddings",
+               "{\"model\":\"stories260k\",\"input\":\"x\",\"dimensions\":"
+               "65}",
+               "dimensions");
+    expect_400(port, "/v1/embeddings",
+               "{\"model\":\"stories260k\",\"input\":\"x\","
+               "\"encoding_format\":\"int8\"}",
+               "encoding_format");
     /* token ids: the tokens of the text give its vector */
-    json_t *tok = post(port, "/tokenize", "{\"model\":\"stories260k\",\"content\":\"Once upon a "
-                       "time\",\"add_special\":true}", 200);
+    json_t *tok = post(port, "/tokenize",
+                       "{\"model\":\"stories260k\",\"content\":\"Once upon a "
+                       "time\",\"add_special\":true}",
+                       200);
     char *ids = h_dump(h_arr(tok, "tokens"));
     char body[1024];
     snprintf(body, sizeof body, "{\"model\":\"stories260k\",\"input\":[%s,[1]]}", ids);
@@ -144,8 +154,10 @@ static void test_embeddings(void **state) {
     expect_400(port, "/v1/embeddings", "{\"model\":\"stories260k\",\"input\":[[1,99999999]]}",
                "input");
     /* Ollama: dimensions, and truncate (default true) */
-    json_t *o = post(port, "/api/embed", "{\"model\":\"stories260k\",\"input\":[\"a\",\"b\"],"
-                     "\"dimensions\":16}", 200);
+    json_t *o = post(port, "/api/embed",
+                     "{\"model\":\"stories260k\",\"input\":[\"a\",\"b\"],"
+                     "\"dimensions\":16}",
+                     200);
     assert_int_equal(json_array_size(h_get(o, "embeddings.1")), 16);
     size_t big = 4000;
     char *longb = malloc(big + 128);
@@ -204,23 +216,33 @@ static void test_rerank_golden(void **state) {
     }
     fclose(fp);
     assert_true(n >= 5);
-    json_t *d = post(port, "/rerank", "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
-                     "[\"a\",{\"text\":\"b\"}],\"return_documents\":true,\"top_n\":5}", 200);
+    json_t *d = post(port, "/rerank",
+                     "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
+                     "[\"a\",{\"text\":\"b\"}],\"return_documents\":true,\"top_n\":5}",
+                     200);
     assert_int_equal(json_array_size(h_arr(d, "results")), 2);
     assert_non_null(h_get(d, "results.1.document.text"));
     json_decref(d);
-    expect_400(port, "/v1/rerank", "{\"model\":\"stories260k\",\"query\":\"q\",\"documents\":"
-               "[\"a\"]}", "model");
-    expect_400(port, "/v1/chat/completions", "{\"model\":\"reranker\",\"messages\":[{\"role\":"
-               "\"user\",\"content\":\"hi\"}]}", "model");
+    expect_400(port, "/v1/rerank",
+               "{\"model\":\"stories260k\",\"query\":\"q\",\"documents\":"
+               "[\"a\"]}",
+               "model");
+    expect_400(port, "/v1/chat/completions",
+               "{\"model\":\"reranker\",\"messages\":[{\"role\":"
+               "\"user\",\"content\":\"hi\"}]}",
+               "model");
     expect_400(port, "/v1/completions", "{\"model\":\"reranker\",\"prompt\":\"hi\"}", "model");
     expect_400(port, "/v1/rerank", "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":[]}",
                "documents");
-    expect_400(port, "/v1/rerank", "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
-               "[\"a\",3]}", "documents[1]");
+    expect_400(port, "/v1/rerank",
+               "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
+               "[\"a\",3]}",
+               "documents[1]");
     expect_400(port, "/v1/rerank", "{\"model\":\"reranker\",\"documents\":[\"a\"]}", "query");
-    expect_400(port, "/v1/rerank", "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
-               "[\"a\"],\"top_n\":0}", "top_n");
+    expect_400(port, "/v1/rerank",
+               "{\"model\":\"reranker\",\"query\":\"q\",\"documents\":"
+               "[\"a\"],\"top_n\":0}",
+               "top_n");
     json_t *models = post(port, "/api/show", "{\"model\":\"reranker\"}", 200);
     json_decref(models);
     h_pass(t);
@@ -237,9 +259,8 @@ static long ps_context(int port, const char *model) {
     long ctx = -1;
     json_t *m;
     size_t i;
-    json_array_foreach(h_arr(ps, "models"), i, m)
-        if (strcmp(h_str(m, "name"), model) == 0)
-            ctx = (long)h_int(m, "context_length");
+    json_array_foreach(h_arr(ps, "models"), i, m) if (strcmp(h_str(m, "name"), model) == 0) ctx =
+        (long)h_int(m, "context_length");
     json_decref(ps);
     return ctx;
 }
@@ -270,14 +291,18 @@ static void test_num_ctx(void **state) {
     snprintf(body, sizeof body, gen, ",\"num_ctx\":384");
     json_decref(post(port, "/api/generate", body, 200));
     assert_int_equal(ps_context(port, "stories260k"), 384);
-    json_t *c = post(port, "/api/chat", "{\"model\":\"stories260k\",\"messages\":[{\"role\":"
+    json_t *c = post(port, "/api/chat",
+                     "{\"model\":\"stories260k\",\"messages\":[{\"role\":"
                      "\"user\",\"content\":\"hi\"}],\"stream\":false,\"options\":"
-                     "{\"num_ctx\":2048}}", 400);
+                     "{\"num_ctx\":2048}}",
+                     400);
     assert_non_null(strstr(h_str(c, "error"), "2048"));
     assert_non_null(strstr(h_str(c, "error"), "1024"));
     json_decref(c);
-    json_t *e = post(port, "/api/embed", "{\"model\":\"stories260k\",\"input\":\"x\","
-                     "\"options\":{\"num_ctx\":4096}}", 400);
+    json_t *e = post(port, "/api/embed",
+                     "{\"model\":\"stories260k\",\"input\":\"x\","
+                     "\"options\":{\"num_ctx\":4096}}",
+                     400);
     assert_non_null(strstr(h_str(e, "error"), "--max-ctx 1024"));
     json_decref(e);
     h_pass(t);

@@ -47,8 +47,10 @@ int fixtures_teardown(void) {
 void model_path(const char *file, char *out, size_t outlen) {
     snprintf(out, outlen, "%s/%s", models_dir, file);
     if (access(out, R_OK) != 0) {
-        fprintf(stderr, "test model %s is missing: set SHIMMY_TEST_MODELS to the folder holding "
-                        "the shared test models (../shared/models)\n", out);
+        fprintf(stderr,
+                "test model %s is missing: set SHIMMY_TEST_MODELS to the folder holding "
+                "the shared test models (../shared/models)\n",
+                out);
         fail_msg("missing test model %s", out);
     }
 }

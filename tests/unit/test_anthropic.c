@@ -34,8 +34,8 @@ static shimmy_err parse(const char *body, bool count, api_call *c, api_error *er
     gen_params d = defaults();
     json_t *root = NULL;
     api_error_clear(err);
-    shimmy_err e = api_json_load_object(body, strlen(body), &root, err->message,
-                                        sizeof err->message);
+    shimmy_err e =
+        api_json_load_object(body, strlen(body), &root, err->message, sizeof err->message);
     if (e != SHIMMY_OK)
         return e;
     e = count ? ant_parse_count(root, c, err) : ant_parse_messages(root, &d, c, err);
@@ -254,25 +254,26 @@ static gen_status test_status(finish_reason f) {
 }
 
 static gen_event ev(gen_event_kind k, int i, const char *id, const char *name, const char *t) {
-    gen_event e = {.kind = k, .tool_index = i, .tool_id = id, .tool_name = name, .text = t,
-                   .len = strlen(t)};
+    gen_event e = {
+        .kind = k, .tool_index = i, .tool_id = id, .tool_name = name, .text = t, .len = strlen(t)};
     return e;
 }
 
-#define WRITES(f, b, call, want)                                                                \
-    do {                                                                                        \
-        api_sink s_;                                                                            \
-        buf_reset(b);                                                                           \
-        api_sink_init(&s_, (b), (f));                                                           \
-        assert_int_equal((call), SHIMMY_OK);                                                    \
-        api_sink_free(&s_);                                                                     \
-        if (strcmp(buf_str(b), (want)) != 0)                                                    \
-            print_error("got:\n%s\n", buf_str(b));                                            \
-        assert_string_equal(buf_str(b), (want));                                                \
+#define WRITES(f, b, call, want)                                                                   \
+    do {                                                                                           \
+        api_sink s_;                                                                               \
+        buf_reset(b);                                                                              \
+        api_sink_init(&s_, (b), (f));                                                              \
+        assert_int_equal((call), SHIMMY_OK);                                                       \
+        api_sink_free(&s_);                                                                        \
+        if (strcmp(buf_str(b), (want)) != 0)                                                       \
+            print_error("got:\n%s\n", buf_str(b));                                                 \
+        assert_string_equal(buf_str(b), (want));                                                   \
     } while (0)
 #define SINK (&s_)
-#define USAGE "{\"input_tokens\":6,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4," \
-              "\"output_tokens\":3}"
+#define USAGE                                                                                      \
+    "{\"input_tokens\":6,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4,"         \
+    "\"output_tokens\":3}"
 
 static void test_whole_message(void **state) {
     (void)state;
@@ -314,11 +315,10 @@ static void test_stream(void **state) {
     ant_wire w;
     api_call c = test_call(&w);
     gen_status st = test_status(FINISH_STOP);
-    gen_event v[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
-                     ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi"),
-                     ev(GEN_EV_CONTENT, 0, NULL, NULL, "!"),
-                     ev(GEN_EV_TOOL, 0, "toolu_x", "get", ""),
-                     ev(GEN_EV_TOOL, 0, NULL, NULL, "{}")};
+    gen_event v[] = {
+        ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"), ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi"),
+        ev(GEN_EV_CONTENT, 0, NULL, NULL, "!"), ev(GEN_EV_TOOL, 0, "toolu_x", "get", ""),
+        ev(GEN_EV_TOOL, 0, NULL, NULL, "{}")};
     gen_events e = {.ev = v, .n = 5};
     buf_init(&b, 1 << 16);
     WRITES(API_FRAME_SSE, &b, ant_messages_proto.start(&c, SINK),
@@ -328,32 +328,39 @@ static void test_stream(void **state) {
                                "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":0,"
                                "\"cache_read_input_tokens\":0,\"output_tokens\":0}}}")
                EV("ping", "{\"type\":\"ping\"}"));
-    WRITES(API_FRAME_SSE, &b, ant_messages_proto.events(&c, &e, SINK),
-           EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
-                                     "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
-                                     "\"signature\":\"\"}}")
-           EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                     "{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}")
-           EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                                     "{\"type\":\"signature_delta\",\"signature\":\"\"}}")
-           EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
-           EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":1,"
-                                     "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
-           EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
-                                     "{\"type\":\"text_delta\",\"text\":\"Hi\"}}")
-           EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
-                                     "{\"type\":\"text_delta\",\"text\":\"!\"}}")
-           EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
-           EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":2,"
-                                     "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_x\","
-                                     "\"name\":\"get\",\"input\":{}}}")
-           EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
-                                     "{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}"));
+    WRITES(
+        API_FRAME_SSE, &b, ant_messages_proto.events(&c, &e, SINK),
+        EV("content_block_start",
+           "{\"type\":\"content_block_start\",\"index\":0,"
+           "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
+           "\"signature\":\"\"}}") EV("content_block_delta",
+                                      "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                      "{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}")
+            EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                      "{\"type\":\"signature_delta\",\"signature\":\"\"}}")
+                EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}") EV(
+                    "content_block_start", "{\"type\":\"content_block_start\",\"index\":1,"
+                                           "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
+                    EV("content_block_delta",
+                       "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                       "{\"type\":\"text_delta\",\"text\":\"Hi\"}}")
+                        EV("content_block_delta",
+                           "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                           "{\"type\":\"text_delta\",\"text\":\"!\"}}")
+                            EV("content_block_stop",
+                               "{\"type\":\"content_block_stop\",\"index\":1}")
+                                EV("content_block_start",
+                                   "{\"type\":\"content_block_start\",\"index\":2,"
+                                   "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_x\","
+                                   "\"name\":\"get\",\"input\":{}}}")
+                                    EV("content_block_delta",
+                                       "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
+                                       "{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}"));
     WRITES(API_FRAME_SSE, &b, ant_messages_proto.end(&c, &st, SINK),
            EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":2}")
-           EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
-                               "\"tool_use\",\"stop_sequence\":null},\"usage\":" USAGE "}")
-           EV("message_stop", "{\"type\":\"message_stop\"}"));
+               EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                                   "\"tool_use\",\"stop_sequence\":null},\"usage\":" USAGE "}")
+                   EV("message_stop", "{\"type\":\"message_stop\"}"));
     buf_free(&b);
 }
 
@@ -375,10 +382,12 @@ static void test_errors(void **state) {
     static const struct {
         shimmy_err code;
         const char *type;
-    } types[] = {{ERR_UNAUTHORIZED, "authentication_error"}, {ERR_FORBIDDEN, "permission_error"},
-                 {ERR_MODEL_NOT_FOUND, "not_found_error"},   {ERR_TOO_LARGE, "request_too_large"},
-                 {ERR_INTERNAL, "api_error"},                {ERR_CONTEXT_LENGTH,
-                                                              "invalid_request_error"}};
+    } types[] = {{ERR_UNAUTHORIZED, "authentication_error"},
+                 {ERR_FORBIDDEN, "permission_error"},
+                 {ERR_MODEL_NOT_FOUND, "not_found_error"},
+                 {ERR_TOO_LARGE, "request_too_large"},
+                 {ERR_INTERNAL, "api_error"},
+                 {ERR_CONTEXT_LENGTH, "invalid_request_error"}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         api_error_clear(&e);
         e.code = types[i].code;

@@ -55,15 +55,15 @@ static void quiet_stderr(bool quiet);
     "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"                 \
     "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>"
 #define DS_CALL_V3                                                                                 \
-    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>" ARGS                  \
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>" ARGS                    \
     "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
 #define DS_CALL_R1                                                                                 \
     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n" ARGS \
     "```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
 #define DSML_CALL(tag)                                                                             \
-    "<｜DSML｜" tag ">\n<｜DSML｜invoke name=\"get_weather\">\n"                                    \
-    "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n"                 \
-    "<｜DSML｜parameter name=\"days\" string=\"false\">3</｜DSML｜parameter>\n"                    \
+    "<｜DSML｜" tag ">\n<｜DSML｜invoke name=\"get_weather\">\n"                                 \
+    "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n"             \
+    "<｜DSML｜parameter name=\"days\" string=\"false\">3</｜DSML｜parameter>\n"                \
     "</｜DSML｜invoke>\n</｜DSML｜" tag ">"
 #define KIMI_CALL                                                                                  \
     "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"                       \
@@ -75,8 +75,8 @@ static void quiet_stderr(bool quiet);
     "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"              \
     "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>"
 #define MINIMAX_CALL                                                                               \
-    "<minimax:tool_call>\n<invoke name=\"get_weather\">\n"                                        \
-    "<parameter name=\"city\">Paris</parameter>\n<parameter name=\"days\">3</parameter>\n"       \
+    "<minimax:tool_call>\n<invoke name=\"get_weather\">\n"                                         \
+    "<parameter name=\"city\">Paris</parameter>\n<parameter name=\"days\">3</parameter>\n"         \
     "</invoke>\n</minimax:tool_call>"
 #define MM3 "]<]minimax[>["
 #define MINIMAX3_CALL                                                                              \
@@ -94,9 +94,9 @@ static void quiet_stderr(bool quiet);
     "<atem:parameter name=\"days\">3</atem:parameter>\n</atem:invoke>\n</atem:function_calls>"
 
 typedef struct cand {
-    const char *name;  /* family: syntax */
-    const char *text;  /* what the model writes after the prompt */
-    bool call;         /* has tool-call markup (tried with the tools request only) */
+    const char *name; /* family: syntax */
+    const char *text; /* what the model writes after the prompt */
+    bool call;        /* has tool-call markup (tried with the tools request only) */
 } cand;
 
 static const cand cands[] = {
@@ -107,36 +107,46 @@ static const cand cands[] = {
     {"think-empty-close", "</think>Hello, world!", false},
     {"seed-think", "<seed:think>I'm thinking</seed:think>\nHello, world!", false},
     {"mistral-think", "[THINK]I'm\nthinking[/THINK]Hello, world!", false},
-    {"cohere-r7b-response", "<|START_THINKING|>I'm\nthinking<|END_THINKING|>"
-                            "<|START_RESPONSE|>Hello, world!<|END_RESPONSE|>", false},
+    {"cohere-r7b-response",
+     "<|START_THINKING|>I'm\nthinking<|END_THINKING|>"
+     "<|START_RESPONSE|>Hello, world!<|END_RESPONSE|>",
+     false},
     {"cohere2-text", "I'm\nthinking<|END_THINKING|><|START_TEXT|>Hello, world!<|END_TEXT|>", false},
     {"gemma4-thought", "<|channel>thought\nI'm\nthinking<channel|>Hello, world!", false},
-    {"gpt-oss-final", "<|channel|>analysis<|message|>I'm\nthinking<|end|><|start|>assistant"
-                      "<|channel|>final<|message|>Hello, world!", false},
+    {"gpt-oss-final",
+     "<|channel|>analysis<|message|>I'm\nthinking<|end|><|start|>assistant"
+     "<|channel|>final<|message|>Hello, world!",
+     false},
     {"minimax3-think", "<mm:think>I'm\nthinking</mm:think>Hello, world!", false},
     {"apriel-final", "I'm\nthinking\n[BEGIN FINAL RESPONSE]\nHello, world!", false},
-    {"kimi3-response", "I'm thinking<|close|>think<|sep|><|open|>response<|sep|>Hello, world!"
-                       "<|close|>response<|sep|><|close|>message<|sep|>", false},
+    {"kimi3-response",
+     "I'm thinking<|close|>think<|sep|><|open|>response<|sep|>Hello, world!"
+     "<|close|>response<|sep|><|close|>message<|sep|>",
+     false},
     {"functionary-all", "all\nHello, world!", false},
     {"glimmer-user", " to=user<|message|>Hello, world!<|eot|>", false},
     {"utf8", "Caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80 ok", false},
     /* tool calls */
     {"hermes", HERMES_CALL, true},
-    {"hermes+content", "Let me check.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " ARGS
-                       "}</tool_call>", true},
+    {"hermes+content",
+     "Let me check.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " ARGS "}</tool_call>",
+     true},
     {"hermes+think", "<think>I'm\nthinking</think>\n" HERMES_CALL, true},
     {"qwen3-coder", XML_CALL, true},
     {"qwen3-coder+think-open", "I'm\nthinking\n</think>\n\n" XML_CALL, true},
     {"qwen3-coder+think", "<think>I'm\nthinking</think>\n" XML_CALL, true},
     {"llama3-json", "{\"name\": \"get_weather\", \"parameters\": " ARGS "}", true},
-    {"mistral-nemo", "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " ARGS
-                     ", \"id\": \"123456789\"}]", true},
+    {"mistral-nemo",
+     "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " ARGS ", \"id\": \"123456789\"}]",
+     true},
     {"mistral-small-3.2", "[TOOL_CALLS]get_weather[CALL_ID]123456789[ARGS]" ARGS, true},
     {"devstral", "[TOOL_CALLS]get_weather[ARGS]" ARGS, true},
     {"ministral+think", "[THINK]I'm\nthinking[/THINK][TOOL_CALLS]get_weather[ARGS]" ARGS, true},
-    {"gpt-oss-commentary", "<|channel|>analysis<|message|>I'm thinking<|end|><|start|>assistant"
-                           "<|channel|>commentary to=functions.get_weather <|constrain|>json"
-                           "<|message|>" ARGS, true},
+    {"gpt-oss-commentary",
+     "<|channel|>analysis<|message|>I'm thinking<|end|><|start|>assistant"
+     "<|channel|>commentary to=functions.get_weather <|constrain|>json"
+     "<|message|>" ARGS,
+     true},
     {"gpt-oss-recipient", " to=functions.get_weather<|channel|>commentary<|message|>" ARGS, true},
     {"deepseek-r1", DS_CALL_R1, true},
     {"deepseek-r1+think", "I'm thinking</think>" DS_CALL_R1, true},
@@ -148,8 +158,8 @@ static const cand cands[] = {
     {"deepseek-v4-dsml+think", "I'm thinking</think>\n\n" DSML_CALL("tool_calls"), true},
     {"command-r7b", "<|START_THINKING|>I'm\nthinking<|END_THINKING|>" COHERE_ACTION, true},
     {"cohere2", "I'm\nthinking<|END_THINKING|>" COHERE_ACTION, true},
-    {"command-r-plus", "Action:\n```json\n[{\"tool_name\": \"get_weather\", \"parameters\": " ARGS
-                       "}]\n```", true},
+    {"command-r-plus",
+     "Action:\n```json\n[{\"tool_name\": \"get_weather\", \"parameters\": " ARGS "}]\n```", true},
     {"functionary-v3.1", "<function=get_weather>" ARGS "</function>", true},
     {"functionary-v3.2", "get_weather\n" ARGS, true},
     {"firefunction-v2", " functools[{\"name\": \"get_weather\", \"arguments\": " ARGS "}]", true},
@@ -157,53 +167,80 @@ static const cand cands[] = {
     {"kimi-k2+think", "<think>I'm thinking</think>" KIMI_CALL, true},
     {"kimi-k3", KIMI3_CALL, true},
     {"glm", GLM_CALL, true},
-    {"glm-4.7", "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
-                "<arg_key>days</arg_key><arg_value>3</arg_value></tool_call>", true},
+    {"glm-4.7",
+     "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
+     "<arg_key>days</arg_key><arg_value>3</arg_value></tool_call>",
+     true},
     {"glm+think", "I'm\nthinking</think>" GLM_CALL, true},
-    {"glm-4.7+think", "I'm\nthinking</think><tool_call>get_weather<arg_key>city</arg_key>"
-                      "<arg_value>Paris</arg_value><arg_key>days</arg_key><arg_value>3</arg_value>"
-                      "</tool_call>", true},
-    {"minimax-m1", "<tool_calls>\n{\"name\": \"get_weather\", \"arguments\": " ARGS
-                   "}\n</tool_calls>", true},
-    {"hy3", "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n"
-            "<arg_key:opensource>city</arg_key:opensource>\n"
-            "<arg_value:opensource>Paris</arg_value:opensource>\n"
-            "<arg_key:opensource>days</arg_key:opensource>\n"
-            "<arg_value:opensource>3</arg_value:opensource>\n"
-            "</tool_call:opensource>\n</tool_calls:opensource>", true},
-    {"solar", "<|tool_calls|><|tool_call:begin|>123456789<|tool_call:name|>get_weather"
-              "<|tool_call:args|>" ARGS "<|tool_call:end|><|calls|>", true},
+    {"glm-4.7+think",
+     "I'm\nthinking</think><tool_call>get_weather<arg_key>city</arg_key>"
+     "<arg_value>Paris</arg_value><arg_key>days</arg_key><arg_value>3</arg_value>"
+     "</tool_call>",
+     true},
+    {"minimax-m1",
+     "<tool_calls>\n{\"name\": \"get_weather\", \"arguments\": " ARGS "}\n</tool_calls>", true},
+    {"hy3",
+     "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n"
+     "<arg_key:opensource>city</arg_key:opensource>\n"
+     "<arg_value:opensource>Paris</arg_value:opensource>\n"
+     "<arg_key:opensource>days</arg_key:opensource>\n"
+     "<arg_value:opensource>3</arg_value:opensource>\n"
+     "</tool_call:opensource>\n</tool_calls:opensource>",
+     true},
+    {"solar",
+     "<|tool_calls|><|tool_call:begin|>123456789<|tool_call:name|>get_weather"
+     "<|tool_call:args|>" ARGS "<|tool_call:end|><|calls|>",
+     true},
     /* the reference's Solar parser takes only the call id its template analysis used */
-    {"solar-analysis-id", "<|tool_calls|><|tool_call:begin|>call00001<|tool_call:name|>get_weather"
-                          "<|tool_call:args|>" ARGS "<|tool_call:end|><|calls|>", true},
-    {"solar-bare", "<|tool_call:begin|>123456789<|tool_call:name|>get_weather<|tool_call:args|>"
-                   ARGS "<|tool_call:end|>", true},
+    {"solar-analysis-id",
+     "<|tool_calls|><|tool_call:begin|>call00001<|tool_call:name|>get_weather"
+     "<|tool_call:args|>" ARGS "<|tool_call:end|><|calls|>",
+     true},
+    {"solar-bare",
+     "<|tool_call:begin|>123456789<|tool_call:name|>get_weather<|tool_call:args|>" ARGS
+     "<|tool_call:end|>",
+     true},
     {"minimax-m2", "\n</think>\n\n" MINIMAX_CALL, true},
     {"minimax-m3", "<mm:think>I'm thinking</mm:think>" MINIMAX3_CALL, true},
     {"gemma4", "<|tool_call>call:get_weather{city:<|\"|>Paris<|\"|>,days:3}<tool_call|>", true},
     {"apertus", "<|tools_prefix|>[{\"get_weather\": " ARGS "}]<|tools_suffix|>", true},
     {"granite-3.3", "<|tool_call|>[{\"name\": \"get_weather\", \"arguments\": " ARGS "}]", true},
-    {"nemotron-v2", "I'm\nthinking\n</think>\n<TOOLCALL>[{\"name\": \"get_weather\", "
-                    "\"arguments\": " ARGS "}]</TOOLCALL>", true},
+    {"nemotron-v2",
+     "I'm\nthinking\n</think>\n<TOOLCALL>[{\"name\": \"get_weather\", "
+     "\"arguments\": " ARGS "}]</TOOLCALL>",
+     true},
     {"lfm2", "<|tool_call_start|>[get_weather(city=\"Paris\", days=3)]<|tool_call_end|>", true},
-    {"lfm2+think", "<think>I'm\nthinking</think><|tool_call_start|>[get_weather(city=\"Paris\", "
-                   "days=3)]<|tool_call_end|>", true},
-    {"seed-oss", "<seed:tool_call>\n<function=get_weather>\n<parameter=city>Paris</parameter>\n"
-                 "<parameter=days>3</parameter>\n</function>\n</seed:tool_call>", true},
-    {"apriel-1.5", "<tool_calls>[{\"name\": \"get_weather\", \"arguments\": " ARGS
-                   "}]</tool_calls>", true},
-    {"apriel-1.6", "I'm\nthinking\n[BEGIN FINAL RESPONSE]\n<tool_calls>[{\"name\": "
-                   "\"get_weather\", \"arguments\": " ARGS "}]</tool_calls>", true},
-    {"gigachat3", "<|message_sep|>\n\nfunction call<|role_sep|>\n{\"name\": \"get_weather\", "
-                  "\"arguments\": " ARGS "}", true},
+    {"lfm2+think",
+     "<think>I'm\nthinking</think><|tool_call_start|>[get_weather(city=\"Paris\", "
+     "days=3)]<|tool_call_end|>",
+     true},
+    {"seed-oss",
+     "<seed:tool_call>\n<function=get_weather>\n<parameter=city>Paris</parameter>\n"
+     "<parameter=days>3</parameter>\n</function>\n</seed:tool_call>",
+     true},
+    {"apriel-1.5",
+     "<tool_calls>[{\"name\": \"get_weather\", \"arguments\": " ARGS "}]</tool_calls>", true},
+    {"apriel-1.6",
+     "I'm\nthinking\n[BEGIN FINAL RESPONSE]\n<tool_calls>[{\"name\": "
+     "\"get_weather\", \"arguments\": " ARGS "}]</tool_calls>",
+     true},
+    {"gigachat3",
+     "<|message_sep|>\n\nfunction call<|role_sep|>\n{\"name\": \"get_weather\", "
+     "\"arguments\": " ARGS "}",
+     true},
     {"gigachat3.1", "<|function_call|>{\"name\": \"get_weather\", \"arguments\": " ARGS "}", true},
-    {"minicpm5", "<function name=\"get_weather\"><param name=\"city\">Paris</param>"
-                 "<param name=\"days\">3</param></function>", true},
-    {"minicpm5+think", "I'm\nthinking\n</think>\n\n<function name=\"get_weather\">"
-                       "<param name=\"city\">Paris</param><param name=\"days\">3</param>"
-                       "</function>", true},
-    {"muse-glimmer", " to=user<|message|>On it.<|eom|><|start|>assistant to=get_weather<|message|>"
-                     GLIMMER_CALL, true},
+    {"minicpm5",
+     "<function name=\"get_weather\"><param name=\"city\">Paris</param>"
+     "<param name=\"days\">3</param></function>",
+     true},
+    {"minicpm5+think",
+     "I'm\nthinking\n</think>\n\n<function name=\"get_weather\">"
+     "<param name=\"city\">Paris</param><param name=\"days\">3</param>"
+     "</function>",
+     true},
+    {"muse-glimmer",
+     " to=user<|message|>On it.<|eom|><|start|>assistant to=get_weather<|message|>" GLIMMER_CALL,
+     true},
 };
 #define N_CANDS (sizeof cands / sizeof cands[0])
 
@@ -232,11 +269,13 @@ static const divergence known_divergences[] = {
     {"Qwen3-Coder.jinja", "seed-oss",
      "the reference's partial reading of <seed:tool_call> <function=...> is a call (Qwen3-Coder "
      "takes <function= without <tool_call>), its whole reading is plain content (the trailing "
-     "</seed:tool_call> is not its syntax): a call once streamed cannot be taken back", false},
+     "</seed:tool_call> is not its syntax): a call once streamed cannot be taken back",
+     false},
     {"mistralai-Mistral-Nemo-Instruct-2407.jinja", "mistral-nemo",
      "the model writes the call id after the arguments ([TOOL_CALLS][{\"name\", \"arguments\", "
      "\"id\"}]): a streamed call is announced, with an id made up, before its id is written "
-     "(llama-server streams it the same way)", true},
+     "(llama-server streams it the same way)",
+     true},
 };
 
 static const divergence *find_divergence(const char *file, const char *cand_name) {
@@ -429,19 +468,22 @@ static bool same_reading(reading *r, const ref_reading *ref, bool ids, char *why
                false;
     if (strcmp(buf_str(&r->reasoning), ref->reasoning) != 0)
         return snprintf(why, whylen, "reasoning %.80s != %.80s", buf_str(&r->reasoning),
-                        ref->reasoning), false;
+                        ref->reasoning),
+               false;
     if ((size_t)r->n_calls != ref_n_calls(ref))
         return snprintf(why, whylen, "%d calls != %zu", r->n_calls, ref_n_calls(ref)), false;
     for (int i = 0; i < r->n_calls; i++) {
         if (strcmp(buf_str(&r->name[i]), ref_call(ref, (size_t)i, "name")) != 0)
             return snprintf(why, whylen, "call %d name %s != %s", i, buf_str(&r->name[i]),
-                            ref_call(ref, (size_t)i, "name")), false;
+                            ref_call(ref, (size_t)i, "name")),
+                   false;
         const char *id = str_member(json_array_get(ref->calls, (size_t)i), "id");
         if (ids && id[0] != '\0' && strcmp(buf_str(&r->id[i]), id) != 0)
             return snprintf(why, whylen, "call %d id %s != %s", i, buf_str(&r->id[i]), id), false;
         if (!json_text_equal(buf_str(&r->args[i]), ref_call(ref, (size_t)i, "arguments")))
             return snprintf(why, whylen, "call %d arguments %.80s != %.80s", i,
-                            buf_str(&r->args[i]), ref_call(ref, (size_t)i, "arguments")), false;
+                            buf_str(&r->args[i]), ref_call(ref, (size_t)i, "arguments")),
+                   false;
     }
     return true;
 }
@@ -460,7 +502,8 @@ static int total_failures;
 /* Renders req with tc's template; the parser of the render is reset before each reading. */
 static bool render(tmpl_case *tc, const char *req, lchat_render *r) {
     char err[512], param[64];
-    shimmy_err rc = be_render(tc->model, req, NULL, NOW_S, true, r, err, sizeof err, param, sizeof param);
+    shimmy_err rc =
+        be_render(tc->model, req, NULL, NOW_S, true, r, err, sizeof err, param, sizeof param);
     if (rc != SHIMMY_OK) {
         printf("FAIL %s: the request does not render (%s: %s)\n", tc->file, param, err);
         tc->failures++;
@@ -684,8 +727,8 @@ static void test_parsers_agree_with_reference(void **state) {
                 tc.failures++;
             }
         }
-        printf("%-52s %5s %7d %6d %9d %6.2f%s\n", tc.file, tc.caps.tools ? "yes" : "no",
-               tc.parsed, tc.with_calls, tc.with_reasoning, elapsed(&a, &b), note);
+        printf("%-52s %5s %7d %6d %9d %6.2f%s\n", tc.file, tc.caps.tools ? "yes" : "no", tc.parsed,
+               tc.with_calls, tc.with_reasoning, elapsed(&a, &b), note);
         parsed += tc.parsed;
         calls += tc.with_calls;
         reasoning += tc.with_reasoning;
@@ -697,8 +740,9 @@ static void test_parsers_agree_with_reference(void **state) {
     double secs = elapsed(&t0, &t1);
     printf("total: %d templates, %zu candidates, %d readings checked (%d with calls, %d with "
            "reasoning); tool-capable %d: %d covered, %d known gaps, %d uncovered; %d failures; "
-           "%.1f s\n", n, N_CANDS, parsed, calls, reasoning, tool_capable, covered, gaps,
-           uncovered, total_failures, secs);
+           "%.1f s\n",
+           n, N_CANDS, parsed, calls, reasoning, tool_capable, covered, gaps, uncovered,
+           total_failures, secs);
     for (size_t i = 0; i < sizeof known_gaps / sizeof known_gaps[0]; i++)
         if (known_gaps[i].file != NULL)
             printf("known gap: %s: %s\n", known_gaps[i].file, known_gaps[i].why);

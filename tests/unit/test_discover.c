@@ -241,8 +241,8 @@ static void test_clash_and_lora_flag(void **state) {
 
     /* --lora MODEL=PATH:SCALE; a wrong model or a non-adapter is an error. */
     char lora[4300];
-    snprintf(lora, sizeof lora, "%s/.lmstudio/models/Pub/Stories-LoRA-GGUF/stories260K-lora-F32.gguf",
-             home);
+    snprintf(lora, sizeof lora,
+             "%s/.lmstudio/models/Pub/Stories-LoRA-GGUF/stories260K-lora-F32.gguf", home);
     disc_lora l = {.model = "tiny", .path = lora, .scale = 0.5f};
     c.loras = &l;
     c.n_loras = 1;
@@ -322,13 +322,17 @@ static void test_mlx_detect(void **state) {
     snprintf(d, sizeof d, "%s/mlx-detect", home);
     sh("mkdir -p %s/both %s/config-only %s/tensors-only %s/with-gguf", d);
     sh("echo '{}' > %s/both/config.json && head -c 100 /dev/zero > %s/both/a.safetensors && "
-       "head -c 20 /dev/zero > %s/both/b.SAFETENSORS && : > %s/both/README.md", d);
+       "head -c 20 /dev/zero > %s/both/b.SAFETENSORS && : > %s/both/README.md",
+       d);
     sh("echo '{}' > %s/config-only/config.json && : > %s/config-only/tokenizer.json && "
-       "mkdir -p %s/config-only/sub && : > %s/config-only/sub/model.safetensors", d);
+       "mkdir -p %s/config-only/sub && : > %s/config-only/sub/model.safetensors",
+       d);
     sh(": > %s/tensors-only/model.safetensors && : > %s/tensors-only/config.yaml && "
-       ": > %s/tensors-only/x && : > %s/tensors-only/y", d);
+       ": > %s/tensors-only/x && : > %s/tensors-only/y",
+       d);
     sh("echo '{}' > %s/with-gguf/config.json && : > %s/with-gguf/model.safetensors && "
-       ": > %s/with-gguf/model.gguf && : > %s/with-gguf/x", d);
+       ": > %s/with-gguf/model.gguf && : > %s/with-gguf/x",
+       d);
     char p[1100];
     snprintf(p, sizeof p, "%s/both", d);
     assert_true(disc_is_mlx_dir(p, &size));
@@ -346,8 +350,10 @@ static void test_mlx_detect(void **state) {
      * across models and MLX folders. */
     const char *stories = env_or("SHIMMY_TEST_MODELS", "../shared/models");
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/Tiny && cp %s/stories260K.gguf %s/tiny.gguf && "
-             "cp -r %s/both/. %s/Tiny/", d, stories, d, d, d);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/Tiny && cp %s/stories260K.gguf %s/tiny.gguf && "
+             "cp -r %s/both/. %s/Tiny/",
+             d, stories, d, d, d);
     assert_int_equal(system(cmd), 0);
     disc_config c = {.model_dirs = d, .no_stores = true};
     disc_result r;

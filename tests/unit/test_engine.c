@@ -22,8 +22,8 @@ static char model_path[4096];
 typedef struct result {
     char text[8192];
     gen_status st;
-    shimmy_err rc;  /* how the submit and the waits went (run_to_end) */
-    char err[512];  /* what went wrong, when rc is not SHIMMY_OK */
+    shimmy_err rc; /* how the submit and the waits went (run_to_end) */
+    char err[512]; /* what went wrong, when rc is not SHIMMY_OK */
 } result;
 
 /* Monotonic milliseconds: waits end at a deadline, not after a count of wake-ups. */
@@ -65,7 +65,8 @@ static shimmy_err wait_text(gen_job *job, int ms, buf *text, gen_status *st) {
     return e;
 }
 
-/* Waits (WAIT_MS at most) until the job has produced at least min_len bytes of text, still running. */
+/* Waits (WAIT_MS at most) until the job has produced at least min_len bytes of text, still running.
+ */
 static void wait_for_text(gen_job *job, size_t min_len, buf *text, gen_status *st) {
     for (int64_t end = now_ms() + WAIT_MS; text->len < min_len;) {
         if (now_ms() > end)
@@ -96,8 +97,8 @@ static void run_to_end(engine_model *m, const char *prompt, const gen_params *p,
             r->rc = wait_text(job, 5000, &text, &r->st);
     }
     if (r->rc != SHIMMY_OK)
-        snprintf(r->err, sizeof r->err, "%s", r->rc == ERR_TIMEOUT ? "not done after 30 s"
-                                                                    : "a wait failed");
+        snprintf(r->err, sizeof r->err, "%s",
+                 r->rc == ERR_TIMEOUT ? "not done after 30 s" : "a wait failed");
     snprintf(r->text, sizeof r->text, "%s", buf_str(&text));
     buf_free(&text);
     engine_job_release(job);
@@ -301,27 +302,32 @@ static void test_chat_render(void **state) {
     (void)state;
     engine_model *m = load(1, 256, 0);
     char *out = NULL, err[256], param[64];
-    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"system\",\"content\":"
-                                              "\"Be kind.\"},{\"role\":\"user\",\"content\":\"Hi\"}]}",
+    assert_int_equal(engine_apply_template(m,
+                                           "{\"messages\":[{\"role\":\"system\",\"content\":"
+                                           "\"Be kind.\"},{\"role\":\"user\",\"content\":\"Hi\"}]}",
                                            &out, err, sizeof err, param, sizeof param),
                      SHIMMY_OK);
     /* stories260K has no template: ChatML */
-    assert_string_equal(out, "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                             "<|im_start|>assistant\n");
+    assert_string_equal(out,
+                        "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                        "<|im_start|>assistant\n");
     free(out);
     /* a final assistant message is continued (llama-server's prefill) */
-    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
-                                              "{\"role\":\"assistant\",\"content\":\"Hello the\"}]}",
+    assert_int_equal(engine_apply_template(m,
+                                           "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+                                           "{\"role\":\"assistant\",\"content\":\"Hello the\"}]}",
                                            &out, err, sizeof err, param, sizeof param),
                      SHIMMY_OK);
     assert_string_equal(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello the");
     free(out);
     /* ChatML cannot express tools: a 400 naming tools, never a silent ignore */
-    assert_int_equal(engine_apply_template(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
-                                              "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
-                                              "\"f\",\"parameters\":{\"type\":\"object\"}}}]}",
-                                           &out, err, sizeof err, param, sizeof param),
-                     ERR_BAD_PARAM);
+    assert_int_equal(
+        engine_apply_template(m,
+                              "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                              "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                              "\"f\",\"parameters\":{\"type\":\"object\"}}}]}",
+                              &out, err, sizeof err, param, sizeof param),
+        ERR_BAD_PARAM);
     assert_string_equal(param, "tools");
     engine_model_free(m);
 }
@@ -413,11 +419,11 @@ static void run_chat(engine_model *m, const char *chat, call_result *r) {
     engine_job_release(job);
 }
 
-#define WEATHER_TOOLS                                                                             \
-    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":"       \
-    "{\"type\":\"object\",\"properties\":{\"zone\":{\"enum\":[\"UTC\",\"CET\"]}},\"required\":"  \
-    "[\"zone\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":" \
-    "{\"type\":\"object\",\"properties\":{\"city\":{\"enum\":[\"Paris\",\"London\"]},\"days\":"  \
+#define WEATHER_TOOLS                                                                              \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":"        \
+    "{\"type\":\"object\",\"properties\":{\"zone\":{\"enum\":[\"UTC\",\"CET\"]}},\"required\":"    \
+    "[\"zone\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"  \
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"enum\":[\"Paris\",\"London\"]},\"days\":"    \
     "{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},\"required\":[\"city\",\"days\"]}}}]"
 
 /* The arguments are one JSON object that satisfies the schema of get_weather. */
@@ -441,16 +447,20 @@ static void test_tool_choice_enforced(void **state) {
     (void)state;
     engine_model *m = load_with_template("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja");
     call_result r;
-    run_chat(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
-                "\"parallel_tool_calls\":false,\"tool_choice\":{\"type\":\"function\",\"function\":"
-                "{\"name\":\"get_weather\"}}," WEATHER_TOOLS "}", &r);
+    run_chat(m,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
+             "\"parallel_tool_calls\":false,\"tool_choice\":{\"type\":\"function\",\"function\":"
+             "{\"name\":\"get_weather\"}}," WEATHER_TOOLS "}",
+             &r);
     assert_int_equal(r.st.finish, FINISH_TOOL_CALLS);
     assert_int_equal(r.n_calls, 1);
     assert_string_equal(r.name, "get_weather");
     assert_string_equal(r.content, "");
     assert_weather_args(r.args);
-    run_chat(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"Time?\"}],\"tool_choice\":"
-                "\"required\",\"parallel_tool_calls\":false," WEATHER_TOOLS "}", &r);
+    run_chat(m,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Time?\"}],\"tool_choice\":"
+             "\"required\",\"parallel_tool_calls\":false," WEATHER_TOOLS "}",
+             &r);
     assert_int_equal(r.st.finish, FINISH_TOOL_CALLS);
     assert_int_equal(r.n_calls, 1);
     assert_string_equal(r.content, "");
@@ -499,7 +509,8 @@ static void test_json_schema_bounds(void **state) {
     assert_true(age >= 3 && age <= 9);
     json_decref(v);
     buf_free(&text);
-    req.params.json_schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/nowhere\"}}}";
+    req.params.json_schema =
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/nowhere\"}}}";
     assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param),
                      ERR_BAD_PARAM);
     assert_string_equal(param, "response_format");
@@ -642,13 +653,20 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_greedy_deterministic), cmocka_unit_test(test_batched_equals_sequential),
-        cmocka_unit_test(test_stop_string),          cmocka_unit_test(test_context_limits),
-        cmocka_unit_test(test_cancel_frees_slot),    cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_seed),                 cmocka_unit_test(test_prefix_kept_across_unrelated),
-        cmocka_unit_test(test_chat_render),          cmocka_unit_test(test_tool_choice_enforced),
-        cmocka_unit_test(test_json_schema_bounds),   cmocka_unit_test(test_cache_restores_evicted),
-        cmocka_unit_test(test_cache_budget),         cmocka_unit_test(test_cache_concurrent),
+        cmocka_unit_test(test_greedy_deterministic),
+        cmocka_unit_test(test_batched_equals_sequential),
+        cmocka_unit_test(test_stop_string),
+        cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_cancel_frees_slot),
+        cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_seed),
+        cmocka_unit_test(test_prefix_kept_across_unrelated),
+        cmocka_unit_test(test_chat_render),
+        cmocka_unit_test(test_tool_choice_enforced),
+        cmocka_unit_test(test_json_schema_bounds),
+        cmocka_unit_test(test_cache_restores_evicted),
+        cmocka_unit_test(test_cache_budget),
+        cmocka_unit_test(test_cache_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

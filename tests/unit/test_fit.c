@@ -92,14 +92,14 @@ static void test_plan_counts(void **state) {
     fit_plan_for(&M, 2, &one, 1, &p);
     assert_int_equal(p.n_gpu, 2);
     assert_int_equal(p.dev[0].layers, 2);
-    assert_int_equal(p.dev[0].weights, 40 * MiB);     /* blk.4 + output */
-    assert_int_equal(p.dev[0].kv, 2 * MiB);           /* the output layer has no KV */
-    assert_int_equal(p.dev[0].need, 142 * MiB);       /* + compute */
+    assert_int_equal(p.dev[0].weights, 40 * MiB); /* blk.4 + output */
+    assert_int_equal(p.dev[0].kv, 2 * MiB);       /* the output layer has no KV */
+    assert_int_equal(p.dev[0].need, 142 * MiB);   /* + compute */
     assert_int_equal(p.cpu.layers, 4);
     assert_int_equal(p.cpu.weights, 40 * MiB + 50 * MiB); /* + token embeddings */
     fit_plan_for(&M, 0, &one, 1, &p);
     assert_int_equal(p.dev[0].layers, 0);
-    assert_int_equal(p.dev[0].need, 0);               /* an unused device needs nothing */
+    assert_int_equal(p.dev[0].need, 0); /* an unused device needs nothing */
 }
 
 /* ---- fit_auto with fake memory ---- */

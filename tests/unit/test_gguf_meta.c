@@ -171,8 +171,8 @@ static void test_adapter_not_model(void **state) {
     (void)state;
     char path[4096];
     tmp_path("lora.gguf", path, sizeof path);
-    fixture fx = {.arch = "llama", .type = "adapter", .file_type = 0, .wtype = GGML_TYPE_F32,
-                  .n_tensors = 2};
+    fixture fx = {
+        .arch = "llama", .type = "adapter", .file_type = 0, .wtype = GGML_TYPE_F32, .n_tensors = 2};
     write_fixture(path, &fx);
     gguf_meta m;
     read_ok(path, &m);
@@ -238,8 +238,8 @@ static void test_projector_and_vocab_only(void **state) {
     char path[4096], why[128];
     gguf_meta m;
     tmp_path("mmproj.gguf", path, sizeof path);
-    fixture clip = {.arch = "clip", .type = "model", .file_type = 1, .wtype = GGML_TYPE_F16,
-                    .n_tensors = 2};
+    fixture clip = {
+        .arch = "clip", .type = "model", .file_type = 1, .wtype = GGML_TYPE_F16, .n_tensors = 2};
     write_fixture(path, &clip);
     read_ok(path, &m);
     assert_false(gguf_meta_is_model(&m, why, sizeof why));
@@ -288,8 +288,12 @@ static void test_integer_key_types(void **state) {
     char path[4096];
     gguf_meta m;
     tmp_path("ints.gguf", path, sizeof path);
-    fixture fx = {.arch = "qwen2", .type = "model", .file_type = 1, .wtype = GGML_TYPE_F16,
-                  .n_tensors = 1, .i64_keys = true};
+    fixture fx = {.arch = "qwen2",
+                  .type = "model",
+                  .file_type = 1,
+                  .wtype = GGML_TYPE_F16,
+                  .n_tensors = 1,
+                  .i64_keys = true};
     write_fixture(path, &fx);
     read_ok(path, &m);
     assert_string_equal(m.arch, "qwen2");

@@ -3,8 +3,8 @@
  * and no Vulkan module; the outcome of every module; device selection for auto, cpu, and named
  * backends without a device (module absent / present but failed), never falling back to the
  * CPU; modules deferred until their backend is named (CUDA without a device node, RPC); --rpc
- * with a malformed list and with an RPC module that cannot load; and a folder with no CPU module (in a child process,
- * because gpu_init runs once per process). */
+ * with a malformed list and with an RPC module that cannot load; and a folder with no CPU module
+ * (in a child process, because gpu_init runs once per process). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

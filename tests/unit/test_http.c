@@ -28,13 +28,13 @@ static http_server *g_srv;
 static int g_port;
 
 /* What the handlers saw. */
-static atomic_int g_stream_frees; /* stream_free calls */
-static atomic_int g_stream_calls; /* stream fn calls of the endless stream */
+static atomic_int g_stream_frees;     /* stream_free calls */
+static atomic_int g_stream_calls;     /* stream fn calls of the endless stream */
 static atomic_int g_calls_after_free; /* stream fn calls on a stream already freed: must stay 0 */
-static atomic_int g_gone_first;   /* http_conn_gone at the start of /block: 0/1, -1 unset */
-static atomic_int g_gone_seen;    /* /block saw the client go: 1, timed out: 0, unset: -1 */
-static atomic_int g_handler_runs; /* handler calls of /json and /query */
-static char g_seen_path[256];     /* path of the last /query* call (written before the flag) */
+static atomic_int g_gone_first;       /* http_conn_gone at the start of /block: 0/1, -1 unset */
+static atomic_int g_gone_seen;        /* /block saw the client go: 1, timed out: 0, unset: -1 */
+static atomic_int g_handler_runs;     /* handler calls of /json and /query */
+static char g_seen_path[256];         /* path of the last /query* call (written before the flag) */
 static atomic_int g_seen_path_set;
 
 static void sleep_ms(int ms) {
@@ -78,8 +78,8 @@ static void h_busy(const http_request *req, http_response *res) {
 }
 
 typedef struct test_stream {
-    int n;     /* pieces produced */
-    int limit; /* pieces to produce; 0 = endless */
+    int n;             /* pieces produced */
+    int limit;         /* pieces to produce; 0 = endless */
     atomic_bool freed; /* stream_free was called: a later stream_fn call is counted */
     struct test_stream *next;
 } test_stream;
@@ -305,8 +305,10 @@ static void assert_test_error(const reply *r, long status, const char *err, cons
 
 static int setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    http_config cfg = {.host = "127.0.0.1", .routes = routes,
-                       .n_routes = sizeof routes / sizeof routes[0], .error_body = error_body};
+    http_config cfg = {.host = "127.0.0.1",
+                       .routes = routes,
+                       .n_routes = sizeof routes / sizeof routes[0],
+                       .error_body = error_body};
     char err[256] = "";
     if (http_server_start(&cfg, &g_srv, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "server start: %s\n", err);
@@ -542,7 +544,10 @@ static void test_head(void **state) {
 }
 
 static void test_bind_errors(void **state) {
-    http_config cfg = {.host = "127.0.0.1", .port = g_port, .routes = routes, .n_routes = 1,
+    http_config cfg = {.host = "127.0.0.1",
+                       .port = g_port,
+                       .routes = routes,
+                       .n_routes = 1,
                        .error_body = error_body};
     http_server *s = NULL;
     char err[256] = "";
@@ -563,8 +568,8 @@ static void test_bind_errors(void **state) {
 static void test_hosts(void **state) {
     const char *hosts[] = {"localhost", "::1", "[::1]", "0.0.0.0"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
-        http_config cfg = {.host = hosts[i], .routes = routes, .n_routes = 1,
-                           .error_body = error_body};
+        http_config cfg = {
+            .host = hosts[i], .routes = routes, .n_routes = 1, .error_body = error_body};
         http_server *s = NULL;
         char err[256] = "";
         shimmy_err e = http_server_start(&cfg, &s, err, sizeof err);
@@ -610,8 +615,10 @@ static void *client_block(void *p) {
 /* Stopping the server while a handler blocks: the handler sees the connection gone, returns,
  * and stop returns well before the client's own timeout. */
 static void test_stop_unblocks(void **state) {
-    http_config cfg = {.host = "127.0.0.1", .routes = routes,
-                       .n_routes = sizeof routes / sizeof routes[0], .error_body = error_body};
+    http_config cfg = {.host = "127.0.0.1",
+                       .routes = routes,
+                       .n_routes = sizeof routes / sizeof routes[0],
+                       .error_body = error_body};
     http_server *s = NULL;
     char err[256] = "";
     assert_int_equal(http_server_start(&cfg, &s, err, sizeof err), SHIMMY_OK);

@@ -42,7 +42,9 @@ static shimmy_err parse(bool chat, const char *body, const oll_model_ctx *m) {
 #define PARSE_GEN(body) parse(false, body, NULL)
 #define PARSE_CHAT(body) parse(true, body, NULL)
 
-static void done(void) { oll_call_free(&r); }
+static void done(void) {
+    oll_call_free(&r);
+}
 
 /* The chat JSON's member key (a path of object keys and array indexes, "messages.0.role"), as
  * compact JSON text; "null" when absent. */
@@ -85,7 +87,8 @@ static void test_generate_defaults(void **state) {
 
     /* raw: the prompt as is */
     assert_int_equal(PARSE_GEN("{\"name\":\"m\",\"prompt\":\"p\",\"raw\":true,\"stream\":false,"
-                               "\"system\":\"s\"}"), SHIMMY_OK);
+                               "\"system\":\"s\"}"),
+                     SHIMMY_OK);
     assert_false(r.stream);
     assert_string_equal(r.gen.prompt, "p");
     assert_null(r.gen.chat_json);
@@ -131,9 +134,12 @@ static void test_options(void **state) {
     done();
 
     /* The model's params layer first, the request's options over it. */
-    oll_model_ctx params = {"{\"stop\":[\"<|user|>\"],\"temperature\":0.2}", NULL, true, NULL, NULL, NULL};
-    assert_int_equal(parse(false, "{\"model\":\"m\",\"prompt\":\"p\",\"options\":"
-                                  "{\"temperature\":0.5}}", &params),
+    oll_model_ctx params = {
+        "{\"stop\":[\"<|user|>\"],\"temperature\":0.2}", NULL, true, NULL, NULL, NULL};
+    assert_int_equal(parse(false,
+                           "{\"model\":\"m\",\"prompt\":\"p\",\"options\":"
+                           "{\"temperature\":0.5}}",
+                           &params),
                      SHIMMY_OK);
     assert_true(r.gen.params.temperature == 0.5f);
     assert_int_equal(r.gen.params.n_stop, 1);
@@ -154,12 +160,17 @@ static void test_keep_alive(void **state) {
     static const struct {
         const char *v;
         int64_t ns;
-    } cases[] = {{"\"5m\"", 300000000000LL}, {"\"1h30m\"", 5400000000000LL},
-                 {"\"250ms\"", 250000000LL}, {"0", 0},
-                 {"\"0\"", 0},               {"-1", -1},
-                 {"\"-1m\"", -1},            {"30", 30000000000LL},
+    } cases[] = {{"\"5m\"", 300000000000LL},
+                 {"\"1h30m\"", 5400000000000LL},
+                 {"\"250ms\"", 250000000LL},
+                 {"0", 0},
+                 {"\"0\"", 0},
+                 {"-1", -1},
+                 {"\"-1m\"", -1},
+                 {"30", 30000000000LL},
                  /* past int64 nanoseconds: saturates (found by fuzz_ollama, was UB) */
-                 {"1e300", INT64_MAX},         {"9300000000", INT64_MAX}};
+                 {"1e300", INT64_MAX},
+                 {"9300000000", INT64_MAX}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char body[128];
         snprintf(body, sizeof body, "{\"model\":\"m\",\"keep_alive\":%s}", cases[i].v);
@@ -203,9 +214,9 @@ static void test_format_and_rejections(void **state) {
     assert_string_equal(e.message, "model is required");
     assert_int_equal(PARSE_GEN("{nope"), ERR_BAD_JSON);
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
-                                "\"content\":\"x\",\"images\":[\"aGk=\"]}]}"), ERR_BAD_PARAM);
-    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[],\"tools\":[{}]}"),
+                                "\"content\":\"x\",\"images\":[\"aGk=\"]}]}"),
                      ERR_BAD_PARAM);
+    assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[],\"tools\":[{}]}"), ERR_BAD_PARAM);
     assert_non_null(strstr(e.message, "tools[0].type"));
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"wizard\"}]}"),
                      ERR_BAD_PARAM);
@@ -221,9 +232,12 @@ static void test_format_and_rejections(void **state) {
 static void test_chat(void **state) {
     (void)state;
     oll_model_ctx sys = {NULL, "sys", true, NULL, NULL, NULL};
-    assert_int_equal(parse(true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
-                                 "\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":"
-                                 "\"user\",\"content\":\"c\"}]}", &sys), SHIMMY_OK);
+    assert_int_equal(parse(true,
+                           "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":"
+                           "\"user\",\"content\":\"c\"}]}",
+                           &sys),
+                     SHIMMY_OK);
     assert_chat("messages.0", "{\"role\":\"system\",\"content\":\"sys\"}");
     assert_chat("messages.3.content", "\"c\"");
     assert_false(r.need_tools);
@@ -258,7 +272,8 @@ static void test_chat_tools_think(void **state) {
     assert_chat("reasoning_effort", "\"high\"");
     done();
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"think\":false,\"messages\":[{\"role\":"
-                                "\"user\",\"content\":\"x\"}]}"), SHIMMY_OK);
+                                "\"user\",\"content\":\"x\"}]}"),
+                     SHIMMY_OK);
     assert_false(r.need_thinking);
     assert_chat("enable_thinking", "false");
     done();
@@ -337,8 +352,12 @@ static void test_embed_parse(void **state) {
 
 static gen_event ev(gen_event_kind k, int index, const char *id, const char *name,
                     const char *text) {
-    gen_event x = {.kind = k, .tool_index = index, .tool_id = id, .tool_name = name,
-                   .text = text, .len = strlen(text)};
+    gen_event x = {.kind = k,
+                   .tool_index = index,
+                   .tool_id = id,
+                   .tool_name = name,
+                   .text = text,
+                   .len = strlen(text)};
     return x;
 }
 
@@ -369,12 +388,12 @@ static void test_writers(void **state) {
     buf_init(&out, 1 << 20);
     api_sink_init(&s, &out, API_FRAME_NDJSON);
     assert_int_equal(PARSE_CHAT("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
-                                "\"x\"}]}"), SHIMMY_OK);
-    gen_event list[] = {ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"),
-                        ev(GEN_EV_CONTENT, 0, NULL, NULL, "h\xc3\xa9"),
-                        ev(GEN_EV_TOOL, 0, "c0", "get", "{\"a\":"),
-                        ev(GEN_EV_TOOL, 0, NULL, NULL, "1}"),
-                        ev(GEN_EV_TOOL, 1, "c1", "put", "not json")};
+                                "\"x\"}]}"),
+                     SHIMMY_OK);
+    gen_event list[] = {
+        ev(GEN_EV_REASONING, 0, NULL, NULL, "hm"), ev(GEN_EV_CONTENT, 0, NULL, NULL, "h\xc3\xa9"),
+        ev(GEN_EV_TOOL, 0, "c0", "get", "{\"a\":"), ev(GEN_EV_TOOL, 0, NULL, NULL, "1}"),
+        ev(GEN_EV_TOOL, 1, "c1", "put", "not json")};
     gen_events evs = {.ev = list, .n = 5};
     assert_int_equal(oll_events(&r, &evs, &s), SHIMMY_OK);
     /* thinking, content, and the first call once the second began */
@@ -386,21 +405,25 @@ static void test_writers(void **state) {
     const char *ts = json_string_value(json_object_get(v[1], "created_at"));
     assert_int_equal(strlen(ts), 30);
     assert_int_equal(ts[29], 'Z');
-    char *calls = json_dumps(json_object_get(json_object_get(v[2], "message"), "tool_calls"),
-                             JSON_COMPACT);
+    char *calls =
+        json_dumps(json_object_get(json_object_get(v[2], "message"), "tool_calls"), JSON_COMPACT);
     assert_string_equal(calls, "[{\"function\":{\"name\":\"get\",\"arguments\":{\"a\":1}}}]");
     free(calls);
     for (size_t i = 0; i < 3; i++)
         json_decref(v[i]);
     /* the end: the last call (arguments that do not parse stay a string), then the final */
     buf_reset(&out);
-    gen_status st = {.done = true, .finish = FINISH_STOP, .prompt_tokens = 5,
-                     .completion_tokens = 7, .prompt_ns = 11, .gen_ns = 13};
+    gen_status st = {.done = true,
+                     .finish = FINISH_STOP,
+                     .prompt_tokens = 5,
+                     .completion_tokens = 7,
+                     .prompt_ns = 11,
+                     .gen_ns = 13};
     r.load_ns = 3;
     assert_int_equal(oll_end(&r, &st, &s), SHIMMY_OK);
     assert_int_equal(lines(&out, v, 8), 2);
-    calls = json_dumps(json_object_get(json_object_get(v[0], "message"), "tool_calls"),
-                       JSON_COMPACT);
+    calls =
+        json_dumps(json_object_get(json_object_get(v[0], "message"), "tool_calls"), JSON_COMPACT);
     assert_string_equal(calls, "[{\"function\":{\"name\":\"put\",\"arguments\":\"not json\"}}]");
     free(calls);
     assert_true(json_is_true(json_object_get(v[1], "done")));
@@ -452,10 +475,14 @@ static void test_whole_and_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate_defaults), cmocka_unit_test(test_options),
-        cmocka_unit_test(test_keep_alive),        cmocka_unit_test(test_format_and_rejections),
-        cmocka_unit_test(test_chat),              cmocka_unit_test(test_chat_tools_think),
-        cmocka_unit_test(test_embed_parse),       cmocka_unit_test(test_writers),
+        cmocka_unit_test(test_generate_defaults),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_format_and_rejections),
+        cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_chat_tools_think),
+        cmocka_unit_test(test_embed_parse),
+        cmocka_unit_test(test_writers),
         cmocka_unit_test(test_whole_and_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,7 +96,9 @@ static void assert_msg(size_t i, const char *key, const char *want) {
     free(got);
 }
 
-static size_t n_msgs(void) { return json_array_size(json_object_get(last_chat, "messages")); }
+static size_t n_msgs(void) {
+    return json_array_size(json_object_get(last_chat, "messages"));
+}
 
 /* ---- valid requests ---- */
 
@@ -105,9 +107,9 @@ static void test_chat_minimal_keeps_defaults(void **state) {
     api_call r;
     api_error err;
     gen_params d = test_defaults();
-    assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-                          &r, &err),
-                     SHIMMY_OK);
+    assert_int_equal(
+        chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r, &err),
+        SHIMMY_OK);
     assert_string_equal(r.model, "m");
     assert_false(r.stream);
     assert_false(OW(r)->meta.include_usage);
@@ -233,8 +235,9 @@ static void test_chat_content_parts(void **state) {
         SHIMMY_OK);
     /* text parts pass to the engine as they are (the template joins them as llama-server) */
     assert_msg(0, "content", "[{\"type\":\"text\",\"text\":\"one\"}]");
-    assert_msg(1, "content", "[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\","
-                             "\"text\":\"\"},{\"type\":\"text\",\"text\":\"b\xc3\xa9\"}]");
+    assert_msg(1, "content",
+               "[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\","
+               "\"text\":\"\"},{\"type\":\"text\",\"text\":\"b\xc3\xa9\"}]");
     assert_msg(2, "content", "[]");
     call_free(&r);
 }
@@ -254,8 +257,7 @@ static void test_completion_prompts(void **state) {
     assert_true(r.stream);
     call_free(&r);
 
-    assert_int_equal(completion("{\"model\":\"m\",\"prompt\":[\"Twice\"]}", &r, &err),
-                     SHIMMY_OK);
+    assert_int_equal(completion("{\"model\":\"m\",\"prompt\":[\"Twice\"]}", &r, &err), SHIMMY_OK);
     assert_string_equal(r.gen.prompt, "Twice");
     call_free(&r);
 
@@ -298,36 +300,44 @@ static const bad_case bad_cases[] = {
     {true, "{\"model\":\"m\",\"messages\":[5]}", ERR_BAD_PARAM, "messages[0]", "must be an object"},
     {true, "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", ERR_BAD_PARAM,
      "messages[0].role", "'messages[0].role' must be a string"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
-           "{\"role\":\"bot\",\"content\":\"x\"}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+     "{\"role\":\"bot\",\"content\":\"x\"}]}",
      ERR_BAD_PARAM, "messages[1].role", "must be one of system, user, assistant, developer"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}",
      ERR_BAD_PARAM, "messages[0].role", "must be one of system, user, assistant, developer, tool"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\"}]}", ERR_BAD_PARAM,
      "messages[0].content", "is required"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\","
-           "\"tool_call_id\":5}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\","
+     "\"tool_call_id\":5}]}",
      ERR_BAD_PARAM, "messages[0].tool_call_id", "must be a string"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
-           "\"tool_calls\":[]}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+     "\"tool_calls\":[]}]}",
      ERR_BAD_PARAM, "messages[0].tool_calls", "on an assistant message"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
-           "[{\"type\":\"function\",\"function\":{\"arguments\":\"{}\"}}]}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
+     "[{\"type\":\"function\",\"function\":{\"arguments\":\"{}\"}}]}]}",
      ERR_BAD_PARAM, "messages[0].tool_calls[0]", "\"name\": string"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
-           "[{\"type\":\"web\",\"function\":{\"name\":\"f\"}}]}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
+     "[{\"type\":\"web\",\"function\":{\"name\":\"f\"}}]}]}",
      ERR_BAD_PARAM, "messages[0].tool_calls[0]", "must be"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}", ERR_BAD_PARAM,
      "messages[0].content", "'messages[0].content' is required"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null}]}",
-     ERR_BAD_PARAM, "messages[0].content", "is required"},
+    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null}]}", ERR_BAD_PARAM,
+     "messages[0].content", "is required"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", ERR_BAD_PARAM,
      "messages[0].content", "must be a string or an array of content parts"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
-           "\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}",
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+     "\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}",
      ERR_BAD_PARAM, "messages[0].content[1].image_url.url", "must be a data: URI"},
-    {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\"}]}]}",
-     ERR_BAD_PARAM, "messages[0].content[0].type", "'video' is not supported (text, image_url, "
+    {true,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\"}]}]}",
+     ERR_BAD_PARAM, "messages[0].content[0].type",
+     "'video' is not supported (text, image_url, "
      "input_audio)"},
     {true, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[\"a\"]}]}",
      ERR_BAD_PARAM, "messages[0].content[0]", "must be an object"},
@@ -365,23 +375,26 @@ static const bad_case bad_cases[] = {
      "stream_options.include_usage", "must be a boolean"},
     {true, CHAT(",\"stop\":5"), ERR_BAD_PARAM, "stop", "a string or an array of strings"},
     {true, CHAT(",\"stop\":[\"a\",1]"), ERR_BAD_PARAM, "stop[1]", "'stop[1]' must be a string"},
-    {true, CHAT(",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\","
-                "\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]"),
+    {true,
+     CHAT(",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\","
+          "\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]"),
      ERR_BAD_PARAM, "stop", "at most 16 strings"},
     {true, CHAT(",\"n\":17"), ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and 16"},
     {true, CHAT(",\"n\":0"), ERR_BAD_PARAM, "n", "'n' must be an integer between 1 and 16"},
     {true, CHAT(",\"logprobs\":true,\"top_logprobs\":21"), ERR_BAD_PARAM, "top_logprobs",
      "'top_logprobs' must be an integer between 0 and 20"},
     {true, CHAT(",\"logprobs\":\"x\""), ERR_BAD_PARAM, "logprobs", "must be a boolean"},
-    {true, CHAT(",\"top_logprobs\":2"), ERR_BAD_PARAM, "top_logprobs", "needs 'logprobs' to be true"},
-    {true, CHAT(",\"response_format\":{\"type\":\"xml\"}"), ERR_BAD_PARAM,
-     "response_format.type", "'xml' is not supported"},
+    {true, CHAT(",\"top_logprobs\":2"), ERR_BAD_PARAM, "top_logprobs",
+     "needs 'logprobs' to be true"},
+    {true, CHAT(",\"response_format\":{\"type\":\"xml\"}"), ERR_BAD_PARAM, "response_format.type",
+     "'xml' is not supported"},
     {true, CHAT(",\"response_format\":{\"type\":\"json_schema\"}"), ERR_BAD_PARAM,
      "response_format.json_schema", "must be an object with a 'schema'"},
     {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"),
      ERR_BAD_PARAM, "response_format.json_schema.schema", "must be a JSON schema object"},
-    {true, CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
-                "{},\"strict\":\"yes\"}}"),
+    {true,
+     CHAT(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+          "{},\"strict\":\"yes\"}}"),
      ERR_BAD_PARAM, "response_format.json_schema.strict", "must be a boolean"},
     {true, CHAT(",\"response_format\":\"text\""), ERR_BAD_PARAM, "response_format",
      "must be an object"},
@@ -392,24 +405,24 @@ static const bad_case bad_cases[] = {
      ERR_BAD_PARAM, "tools[0].type", "must be \"function\""},
     {true, CHAT(",\"tools\":[" TOOL_F ",{\"type\":\"function\",\"function\":{\"name\":\"\"}}]"),
      ERR_BAD_PARAM, "tools[1].function.name", "non-empty string"},
-    {true, CHAT(",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
-                "\"parameters\":[]}}]"),
+    {true,
+     CHAT(",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+          "\"parameters\":[]}}]"),
      ERR_BAD_PARAM, "tools[0].function.parameters", "JSON schema object"},
-    {true, CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":\"always\""), ERR_BAD_PARAM,
-     "tool_choice", "'tool_choice' must be"},
-    {true, CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":{\"type\":\"function\","
-                "\"function\":{\"name\":\"g\"}}"),
+    {true, CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":\"always\""), ERR_BAD_PARAM, "tool_choice",
+     "'tool_choice' must be"},
+    {true,
+     CHAT(",\"tools\":[" TOOL_F "],\"tool_choice\":{\"type\":\"function\","
+          "\"function\":{\"name\":\"g\"}}"),
      ERR_BAD_PARAM, "tool_choice", "names the function 'g', which is not in 'tools'"},
     {true, CHAT(",\"parallel_tool_calls\":\"yes\""), ERR_BAD_PARAM, "parallel_tool_calls",
      "must be a boolean"},
     {true, CHAT(",\"reasoning_format\":\"think\""), ERR_BAD_PARAM, "reasoning_format",
      "must be \"none\", \"auto\""},
-    {true, CHAT(",\"reasoning_effort\":3"), ERR_BAD_PARAM, "reasoning_effort",
-     "must be a string"},
+    {true, CHAT(",\"reasoning_effort\":3"), ERR_BAD_PARAM, "reasoning_effort", "must be a string"},
     {true, CHAT(",\"chat_template_kwargs\":[]"), ERR_BAD_PARAM, "chat_template_kwargs",
      "must be an object"},
-    {true, CHAT(",\"functions\":[{\"name\":\"f\"}]"), ERR_BAD_PARAM, "functions",
-     "use 'tools'"},
+    {true, CHAT(",\"functions\":[{\"name\":\"f\"}]"), ERR_BAD_PARAM, "functions", "use 'tools'"},
     {false, "{\"model\":\"m\"}", ERR_BAD_PARAM, "prompt", "'prompt' is required"},
     {false, "{\"prompt\":\"p\"}", ERR_BAD_PARAM, "model", "'model' is required"},
     {false, "{\"model\":\"m\",\"prompt\":[1,2,3]}", ERR_BAD_PARAM, "prompt",
@@ -507,7 +520,8 @@ static void test_chat_tools(void **state) {
         {"add_generation_prompt", "true"},
     };
     for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) {
-        char *v = json_dumps(json_object_get(last_chat, passed[i][0]), JSON_ENCODE_ANY | JSON_COMPACT);
+        char *v =
+            json_dumps(json_object_get(last_chat, passed[i][0]), JSON_ENCODE_ANY | JSON_COMPACT);
         assert_non_null(v);
         assert_string_equal(v, passed[i][1]);
         free(v);
@@ -622,13 +636,16 @@ static void assert_sse_json(const char *s) {
     }
 }
 
-#define HEAD_CHUNK "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\"," \
-                   "\"created\":123," \
-                   "\"model\":\"org/m:q4\"," FP ","
-#define HEAD_TEXT "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123," \
-                  "\"model\":\"org/m:q4\"," FP ","
-#define USAGE "{\"prompt_tokens\":10,\"completion_tokens\":3,\"total_tokens\":13," \
-              "\"prompt_tokens_details\":{\"cached_tokens\":4}}"
+#define HEAD_CHUNK                                                                                 \
+    "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\","                               \
+    "\"created\":123,"                                                                             \
+    "\"model\":\"org/m:q4\"," FP ","
+#define HEAD_TEXT                                                                                  \
+    "{\"id\":\"cmpl-abc\",\"object\":\"text_completion\",\"created\":123,"                         \
+    "\"model\":\"org/m:q4\"," FP ","
+#define USAGE                                                                                      \
+    "{\"prompt_tokens\":10,\"completion_tokens\":3,\"total_tokens\":13,"                           \
+    "\"prompt_tokens_details\":{\"cached_tokens\":4}}"
 
 /* A call of the writers' tests: wire w with test_meta. */
 static api_call test_call(oai_wire *w, bool chat_obj, bool include_usage) {
@@ -643,8 +660,12 @@ static api_call test_call(oai_wire *w, bool chat_obj, bool include_usage) {
 
 static gen_event ev(gen_event_kind k, int index, const char *id, const char *name,
                     const char *text) {
-    gen_event e = {.kind = k, .tool_index = index, .tool_id = id, .tool_name = name,
-                   .text = text, .len = strlen(text)};
+    gen_event e = {.kind = k,
+                   .tool_index = index,
+                   .tool_id = id,
+                   .tool_name = name,
+                   .text = text,
+                   .len = strlen(text)};
     return e;
 }
 
@@ -657,14 +678,14 @@ static gen_events evs(gen_event *v, size_t n) {
 }
 
 /* Runs a row writer into b (framing f) and checks it wrote want. */
-#define WRITES(f, b, call, want)                                                                \
-    do {                                                                                        \
-        api_sink s_;                                                                            \
-        buf_reset(b);                                                                           \
-        api_sink_init(&s_, (b), (f));                                                           \
-        assert_int_equal((call), SHIMMY_OK);                                                    \
-        api_sink_free(&s_);                                                                     \
-        assert_string_equal(buf_str(b), (want));                                                \
+#define WRITES(f, b, call, want)                                                                   \
+    do {                                                                                           \
+        api_sink s_;                                                                               \
+        buf_reset(b);                                                                              \
+        api_sink_init(&s_, (b), (f));                                                              \
+        assert_int_equal((call), SHIMMY_OK);                                                       \
+        api_sink_free(&s_);                                                                        \
+        assert_string_equal(buf_str(b), (want));                                                   \
     } while (0)
 #define SINK (&s_)
 
@@ -765,8 +786,9 @@ static void test_response_completion(void **state) {
     buf_free(&b);
 }
 
-#define DELTA(d, f) "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{" d "}," \
-                    "\"logprobs\":null,\"finish_reason\":" f "}]}\n\n"
+#define DELTA(d, f)                                                                                \
+    "data: " HEAD_CHUNK "\"choices\":[{\"index\":0,\"delta\":{" d "},"                             \
+    "\"logprobs\":null,\"finish_reason\":" f "}]}\n\n"
 
 static void test_sse_chat(void **state) {
     (void)state;
@@ -800,9 +822,11 @@ static void test_sse_chat_tools(void **state) {
     buf_init(&b, 8192);
     WRITES(API_FRAME_SSE, &b, oai_chat_proto.events(&c, &e, SINK),
            DELTA("\"reasoning_content\":\"hm\"", "null")
-           DELTA("\"tool_calls\":[{\"index\":0,\"id\":\"call_x\",\"type\":\"function\","
-                 "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\"\"}}]", "null")
-           DELTA("\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]", "null"));
+               DELTA("\"tool_calls\":[{\"index\":0,\"id\":\"call_x\",\"type\":\"function\","
+                     "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\"\"}}]",
+                     "null")
+                   DELTA("\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]",
+                         "null"));
     WRITES(API_FRAME_SSE, &b, oai_chat_proto.end(&c, &st, SINK),
            DELTA("", "\"tool_calls\"") "data: [DONE]\n\n");
     /* a call without an id from the engine gets one */
@@ -872,9 +896,12 @@ static void test_response_logprobs(void **state) {
     gen_status st = test_status();
     api_answer a;
     gen_event v[] = {ev(GEN_EV_CONTENT, 0, NULL, NULL, "Hi!"),
-                     lpev(GEN_EV_LOGPROB, "Hi", -0.5f), lpev(GEN_EV_LOGPROB_TOP, "Hi", -0.5f),
-                     lpev(GEN_EV_LOGPROB_TOP, "Ho", -1.25f), lpev(GEN_EV_LOGPROB, "!", -2),
-                     lpev(GEN_EV_LOGPROB_TOP, "!", -2), lpev(GEN_EV_LOGPROB_TOP, ".", -3)};
+                     lpev(GEN_EV_LOGPROB, "Hi", -0.5f),
+                     lpev(GEN_EV_LOGPROB_TOP, "Hi", -0.5f),
+                     lpev(GEN_EV_LOGPROB_TOP, "Ho", -1.25f),
+                     lpev(GEN_EV_LOGPROB, "!", -2),
+                     lpev(GEN_EV_LOGPROB_TOP, "!", -2),
+                     lpev(GEN_EV_LOGPROB_TOP, ".", -3)};
     c.gen.params.logprobs = true;
     c.gen.params.top_logprobs = 2;
     buf_init(&b, 8192);

@@ -39,12 +39,12 @@ static const bad_case cases[] = {
     {P_CHAT, "{" M "\"messages\":[{\"content\":\"hi\"}]}", "messages[0].role"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", "messages[0].role"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages[0].content"},
-    {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":[5]}]}",
-     "messages[0].content[0]"},
+    {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":[5]}]}", "messages[0].content[0]"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
      "messages[0].content[0].image_url"},
-    {P_CHAT, "{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\","
-             "\"tool_calls\":5}]}",
+    {P_CHAT,
+     "{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\","
+     "\"tool_calls\":5}]}",
      "messages[1].tool_calls"},
     {P_CHAT, "{" M "\"messages\":[{\"role\":\"tool\",\"content\":\"a\",\"tool_call_id\":5}]}",
      "messages[0].tool_call_id"},
@@ -71,8 +71,9 @@ static const bad_case cases[] = {
     {P_CHAT, "{" M MSG ",\"response_format\":{\"type\":\"xml\"}}", "response_format.type"},
     {P_CHAT, "{" M MSG ",\"response_format\":{\"type\":\"json_schema\"}}",
      "response_format.json_schema"},
-    {P_CHAT, "{" M MSG ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
-             "{\"name\":\"a\",\"schema\":5}}}",
+    {P_CHAT,
+     "{" M MSG ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+     "{\"name\":\"a\",\"schema\":5}}}",
      "response_format.json_schema.schema"},
     /* tools */
     {P_CHAT, "{" M MSG ",\"tools\":5}", "tools"},

@@ -371,8 +371,7 @@ static int setup(void **state) {
         return -1;
     snprintf(stories, sizeof stories, "%s/stories260K.gguf", models_dir);
     if (access(stories, R_OK) != 0) {
-        fprintf(stderr, "test model %s is missing (SHIMMY_TEST_MODELS=%s)\n", stories,
-                models_dir);
+        fprintf(stderr, "test model %s is missing (SHIMMY_TEST_MODELS=%s)\n", stories, models_dir);
         return -1;
     }
     return 0;

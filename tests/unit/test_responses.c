@@ -26,8 +26,8 @@ static shimmy_err parse(const char *body, api_call *c, api_error *err) {
     memset(&d, 0, sizeof d);
     d.max_tokens = -7;
     api_error_clear(err);
-    shimmy_err e = api_json_load_object(body, strlen(body), &root, err->message,
-                                        sizeof err->message);
+    shimmy_err e =
+        api_json_load_object(body, strlen(body), &root, err->message, sizeof err->message);
     if (e != SHIMMY_OK)
         return e;
     e = resp_parse(root, &d, c, err);
@@ -52,8 +52,8 @@ static shimmy_err parse_in(const char *body, resp_store *store, api_call *c, api
     json_t *root = NULL;
     gen_params_default(&d);
     api_error_clear(err);
-    shimmy_err e = api_json_load_object(body, strlen(body), &root, err->message,
-                                        sizeof err->message);
+    shimmy_err e =
+        api_json_load_object(body, strlen(body), &root, err->message, sizeof err->message);
     if (e != SHIMMY_OK)
         return e;
     e = resp_parse_store(root, &d, store, c, err);
@@ -204,8 +204,8 @@ static gen_status test_status(finish_reason f) {
 }
 
 static gen_event ev(gen_event_kind k, int i, const char *id, const char *name, const char *t) {
-    gen_event e = {.kind = k, .tool_index = i, .tool_id = id, .tool_name = name, .text = t,
-                   .len = strlen(t)};
+    gen_event e = {
+        .kind = k, .tool_index = i, .tool_id = id, .tool_name = name, .text = t, .len = strlen(t)};
     return e;
 }
 
@@ -232,9 +232,10 @@ static char *mask_ids(const char *s) {
     return out;
 }
 
-#define USAGE "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},"          \
-              "\"output_tokens\":3,\"output_tokens_details\":{\"reasoning_tokens\":0},"       \
-              "\"total_tokens\":13}"
+#define USAGE                                                                                      \
+    "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},"                         \
+    "\"output_tokens\":3,\"output_tokens_details\":{\"reasoning_tokens\":0},"                      \
+    "\"total_tokens\":13}"
 
 static void run_writer(api_framing f, buf *b, shimmy_err r, const char *want) {
     assert_int_equal(r, SHIMMY_OK);
@@ -279,10 +280,10 @@ static void test_whole(void **state) {
 }
 
 #define EV(name, data) "event: " name "\ndata: " data "\n\n"
-#define INPROG(n, t)                                                                             \
-    EV(t, "{\"type\":\"" t "\",\"sequence_number\":" #n ",\"response\":{\"id\":\"resp_1\","      \
-          "\"object\":\"response\",\"created_at\":123,\"status\":\"in_progress\",\"error\":null," \
-          "\"incomplete_details\":null,\"model\":\"m\",\"output\":[],\"output_text\":\"\","      \
+#define INPROG(n, t)                                                                               \
+    EV(t, "{\"type\":\"" t "\",\"sequence_number\":" #n ",\"response\":{\"id\":\"resp_1\","        \
+          "\"object\":\"response\",\"created_at\":123,\"status\":\"in_progress\",\"error\":null,"  \
+          "\"incomplete_details\":null,\"model\":\"m\",\"output\":[],\"output_text\":\"\","        \
           "\"usage\":null}}")
 
 static void test_stream(void **state) {
@@ -306,51 +307,65 @@ static void test_stream(void **state) {
            "{\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,"
            "\"item\":{\"id\":\"ID\",\"type\":\"message\",\"status\":\"in_progress\",\"role\":"
            "\"assistant\",\"content\":[]}}")
-        EV("response.content_part.added",
-           "{\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"ID\","
-           "\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":"
-           "\"\",\"annotations\":[],\"logprobs\":[]}}")
-        EV("response.output_text.delta",
-           "{\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"ID\","
-           "\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\",\"logprobs\":[]}")
-        EV("response.output_text.done",
-           "{\"type\":\"response.output_text.done\",\"sequence_number\":5,\"item_id\":\"ID\","
-           "\"output_index\":0,\"content_index\":0,\"text\":\"Hi\",\"logprobs\":[]}")
-        EV("response.content_part.done",
-           "{\"type\":\"response.content_part.done\",\"sequence_number\":6,\"item_id\":\"ID\","
-           "\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":"
-           "\"Hi\",\"annotations\":[],\"logprobs\":[]}}")
-        EV("response.output_item.done",
-           "{\"type\":\"response.output_item.done\",\"sequence_number\":7,\"output_index\":0,"
-           "\"item\":{\"id\":\"ID\",\"type\":\"message\",\"status\":\"completed\",\"role\":"
-           "\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\",\"annotations\":"
-           "[],\"logprobs\":[]}]}}")
-        EV("response.output_item.added",
-           "{\"type\":\"response.output_item.added\",\"sequence_number\":8,\"output_index\":1,"
-           "\"item\":{\"id\":\"ID\",\"type\":\"function_call\",\"status\":\"in_progress\","
-           "\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"\"}}")
-        EV("response.function_call_arguments.delta",
-           "{\"type\":\"response.function_call_arguments.delta\",\"sequence_number\":9,"
-           "\"item_id\":\"ID\",\"output_index\":1,\"delta\":\"{}\"}"));
+            EV("response.content_part.added",
+               "{\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"ID\","
+               "\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":"
+               "\"\",\"annotations\":[],\"logprobs\":[]}}")
+                EV("response.output_text.delta",
+                   "{\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":"
+                   "\"ID\","
+                   "\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\",\"logprobs\":[]}")
+                    EV("response.output_text.done",
+                       "{\"type\":\"response.output_text.done\",\"sequence_number\":5,\"item_id\":"
+                       "\"ID\","
+                       "\"output_index\":0,\"content_index\":0,\"text\":\"Hi\",\"logprobs\":[]}")
+                        EV("response.content_part.done",
+                           "{\"type\":\"response.content_part.done\",\"sequence_number\":6,\"item_"
+                           "id\":\"ID\","
+                           "\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_"
+                           "text\",\"text\":"
+                           "\"Hi\",\"annotations\":[],\"logprobs\":[]}}")
+                            EV("response.output_item.done",
+                               "{\"type\":\"response.output_item.done\",\"sequence_number\":7,"
+                               "\"output_index\":0,"
+                               "\"item\":{\"id\":\"ID\",\"type\":\"message\",\"status\":"
+                               "\"completed\",\"role\":"
+                               "\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":"
+                               "\"Hi\",\"annotations\":"
+                               "[],\"logprobs\":[]}]}}")
+                                EV("response.output_item.added",
+                                   "{\"type\":\"response.output_item.added\",\"sequence_number\":8,"
+                                   "\"output_index\":1,"
+                                   "\"item\":{\"id\":\"ID\",\"type\":\"function_call\",\"status\":"
+                                   "\"in_progress\","
+                                   "\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"\"}}")
+                                    EV("response.function_call_arguments.delta",
+                                       "{\"type\":\"response.function_call_arguments.delta\","
+                                       "\"sequence_number\":9,"
+                                       "\"item_id\":\"ID\",\"output_index\":1,\"delta\":\"{}\"}"));
     buf_reset(&b);
     run_writer(
         API_FRAME_SSE, &b, resp_proto.end(&c, &st, &s),
         EV("response.function_call_arguments.done",
            "{\"type\":\"response.function_call_arguments.done\",\"sequence_number\":10,"
            "\"item_id\":\"ID\",\"output_index\":1,\"arguments\":\"{}\"}")
-        EV("response.output_item.done",
-           "{\"type\":\"response.output_item.done\",\"sequence_number\":11,\"output_index\":1,"
-           "\"item\":{\"id\":\"ID\",\"type\":\"function_call\",\"status\":\"completed\","
-           "\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"{}\"}}")
-        EV("response.incomplete",
-           "{\"type\":\"response.incomplete\",\"sequence_number\":12,\"response\":{\"id\":"
-           "\"resp_1\",\"object\":\"response\",\"created_at\":123,\"status\":\"incomplete\","
-           "\"error\":null,\"incomplete_details\":{\"reason\":\"max_output_tokens\"},\"model\":"
-           "\"m\",\"output\":[{\"id\":\"ID\",\"type\":\"message\",\"status\":\"completed\","
-           "\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\","
-           "\"annotations\":[],\"logprobs\":[]}]},{\"id\":\"ID\",\"type\":\"function_call\","
-           "\"status\":\"completed\",\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"{}\"}],"
-           "\"output_text\":\"Hi\",\"usage\":" USAGE "}}"));
+            EV("response.output_item.done",
+               "{\"type\":\"response.output_item.done\",\"sequence_number\":11,\"output_index\":1,"
+               "\"item\":{\"id\":\"ID\",\"type\":\"function_call\",\"status\":\"completed\","
+               "\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"{}\"}}")
+                EV("response.incomplete",
+                   "{\"type\":\"response.incomplete\",\"sequence_number\":12,\"response\":{\"id\":"
+                   "\"resp_1\",\"object\":\"response\",\"created_at\":123,\"status\":"
+                   "\"incomplete\","
+                   "\"error\":null,\"incomplete_details\":{\"reason\":\"max_output_tokens\"},"
+                   "\"model\":"
+                   "\"m\",\"output\":[{\"id\":\"ID\",\"type\":\"message\",\"status\":\"completed\","
+                   "\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\","
+                   "\"annotations\":[],\"logprobs\":[]}]},{\"id\":\"ID\",\"type\":\"function_"
+                   "call\","
+                   "\"status\":\"completed\",\"call_id\":\"k\",\"name\":\"get\",\"arguments\":\"{}"
+                   "\"}],"
+                   "\"output_text\":\"Hi\",\"usage\":" USAGE "}}"));
     api_sink_free(&s);
     free_items(&w);
     buf_free(&b);
@@ -412,9 +427,9 @@ static void test_store_continue(void **state) {
     api_call c;
     api_error err;
     char id[48], *text = NULL;
-    assert_int_equal(parse_in("{\"model\":\"m\",\"input\":\"hi\",\"instructions\":\"sys\"}",
-                              store, &c, &err),
-                     SHIMMY_OK);
+    assert_int_equal(
+        parse_in("{\"model\":\"m\",\"input\":\"hi\",\"instructions\":\"sys\"}", store, &c, &err),
+        SHIMMY_OK);
     answer(&c);
     snprintf(id, sizeof id, "%s", ((resp_wire *)c.wire)->id);
     call_free(&c);
@@ -436,14 +451,14 @@ static void test_store_continue(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "role")), "user");
     assert_string_equal(json_string_value(json_object_get(a, "role")), "assistant");
     assert_string_equal(json_string_value(json_object_get(a, "reasoning_content")), "hm");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(
-                            json_object_get(a, "content"), 0), "text")),
-                        "Hi");
     assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0),
-                                            "function"),
-                            "name")),
-                        "get");
+                            json_array_get(json_object_get(a, "content"), 0), "text")),
+                        "Hi");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0), "function"),
+            "name")),
+        "get");
     assert_string_equal(json_string_value(json_object_get(json_array_get(m, 2), "role")), "tool");
     json_decref(chat);
     answer(&c); /* the second turn keeps the whole conversation: three turns next time */

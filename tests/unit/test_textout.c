@@ -110,8 +110,13 @@ static void test_invalid_bytes_replaced(void **state) {
     (void)state;
     buf out;
     buf_init(&out, 1 << 20);
-    assert_int_equal(utf8_append_sanitized(&out, "a\xFF" "b\xC3", 4), SHIMMY_OK);
-    assert_string_equal(buf_str(&out), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+    assert_int_equal(utf8_append_sanitized(&out,
+                                           "a\xFF"
+                                           "b\xC3",
+                                           4),
+                     SHIMMY_OK);
+    assert_string_equal(buf_str(&out), "a\xEF\xBF\xBD"
+                                       "b\xEF\xBF\xBD");
     buf_free(&out);
     /* unfinished character at the end of generation becomes U+FFFD */
     textout t;
@@ -129,12 +134,9 @@ static void test_invalid_bytes_replaced(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_prefix),
-        cmocka_unit_test(test_split_character),
-        cmocka_unit_test(test_stop_across_pieces),
-        cmocka_unit_test(test_false_partial_released),
-        cmocka_unit_test(test_earliest_stop_wins),
-        cmocka_unit_test(test_invalid_bytes_replaced),
+        cmocka_unit_test(test_utf8_prefix),        cmocka_unit_test(test_split_character),
+        cmocka_unit_test(test_stop_across_pieces), cmocka_unit_test(test_false_partial_released),
+        cmocka_unit_test(test_earliest_stop_wins), cmocka_unit_test(test_invalid_bytes_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
