@@ -691,6 +691,8 @@ static void pull_line(pull_job *j, json_t *obj) {
 
 /* Ollama's progress object: status, and for a file digest, total, completed. */
 static void pull_progress_line(void *ctx, const pull_progress *p) {
+    if (strcmp(p->status, "success") == 0)
+        return; /* said by pull_thread once the rescan has made the model servable */
     json_t *o = json_pack("{s:s}", "status", p->status);
     if (p->digest != NULL)
         json_object_set_new(o, "digest", json_string(p->digest));
@@ -715,10 +717,12 @@ static void *pull_thread(void *arg) {
     pull_result r;
     char err[2048];
     shimmy_err e = pull_model(j->ref, &o, &r, err, sizeof err);
-    if (e == SHIMMY_OK)
+    /* "success" only after the rescan: a client that lists the models when it reads it finds
+     * the new one; an error ends the stream Ollama's way */
+    if (e == SHIMMY_OK) {
         pull_rescan(j->app);
-    /* pull_model's last progress line was "success"; an error ends the stream Ollama's way */
-    if (e != SHIMMY_OK)
+        pull_line(j, json_pack("{s:s}", "status", "success"));
+    } else
         pull_line(j, json_pack("{s:s}", "error", err));
     pthread_mutex_lock(&j->mu);
     j->done = true;
