@@ -461,41 +461,33 @@ static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_err
                     "machine: GET /api/tags lists them)"                                           \
     }
 
-const api_proto oll_generate_proto = {API_FRAME_NDJSON,
-                                      HTTP_NDJSON_CONTENT_TYPE,
-                                      OLL_NOT_FOUND,
-                                      parse_generate,
-                                      oll_call_free,
-                                      oll_start,
-                                      oll_events,
-                                      oll_end,
-                                      oll_whole,
-                                      oll_loaded,
-                                      oll_write_error,
-                                      NULL,
-                                      NULL,
-                                      NULL,
-                                      NULL,
-                                      NULL,
-                                      NULL};
+const api_proto oll_generate_proto = {
+    .framing = API_FRAME_NDJSON,
+    .content_type = HTTP_NDJSON_CONTENT_TYPE,
+    .not_found = OLL_NOT_FOUND,
+    .parse = parse_generate,
+    .free = oll_call_free,
+    .start = oll_start,
+    .events = oll_events,
+    .end = oll_end,
+    .whole = oll_whole,
+    .loaded = oll_loaded,
+    .error = oll_write_error,
+};
 
-const api_proto oll_chat_proto = {API_FRAME_NDJSON,
-                                  HTTP_NDJSON_CONTENT_TYPE,
-                                  OLL_NOT_FOUND,
-                                  parse_chat,
-                                  oll_call_free,
-                                  oll_start,
-                                  oll_events,
-                                  oll_end,
-                                  oll_whole,
-                                  oll_loaded,
-                                  oll_write_error,
-                                  NULL,
-                                  NULL,
-                                  NULL,
-                                  NULL,
-                                  NULL,
-                                  NULL};
+const api_proto oll_chat_proto = {
+    .framing = API_FRAME_NDJSON,
+    .content_type = HTTP_NDJSON_CONTENT_TYPE,
+    .not_found = OLL_NOT_FOUND,
+    .parse = parse_chat,
+    .free = oll_call_free,
+    .start = oll_start,
+    .events = oll_events,
+    .end = oll_end,
+    .whole = oll_whole,
+    .loaded = oll_loaded,
+    .error = oll_write_error,
+};
 
 /* ---- embeddings ---- */
 

@@ -265,40 +265,32 @@ static void free_chat(api_call *c) {
     { "model \"", "\" not found (GET /v1/models lists them)" }
 
 /* NDJSON framing: one line per message, split again before sending (JSON has no raw newline). */
-static const api_proto ws_generate_proto = {API_FRAME_NDJSON,
-                                            HTTP_NDJSON_CONTENT_TYPE,
-                                            WS_NOT_FOUND,
-                                            parse_generate,
-                                            free_generate,
-                                            w_start,
-                                            w_events,
-                                            w_end,
-                                            w_whole,
-                                            w_loaded,
-                                            w_error,
-                                            NULL,
-                                            NULL,
-                                            NULL,
-                                            NULL,
-                                            NULL,
-                                            NULL};
-static const api_proto ws_chat_proto = {API_FRAME_NDJSON,
-                                        HTTP_NDJSON_CONTENT_TYPE,
-                                        WS_NOT_FOUND,
-                                        parse_chat,
-                                        free_chat,
-                                        w_start,
-                                        w_events,
-                                        w_end,
-                                        w_whole,
-                                        w_loaded,
-                                        w_error,
-                                        NULL,
-                                        NULL,
-                                        NULL,
-                                        NULL,
-                                        NULL,
-                                        NULL};
+static const api_proto ws_generate_proto = {
+    .framing = API_FRAME_NDJSON,
+    .content_type = HTTP_NDJSON_CONTENT_TYPE,
+    .not_found = WS_NOT_FOUND,
+    .parse = parse_generate,
+    .free = free_generate,
+    .start = w_start,
+    .events = w_events,
+    .end = w_end,
+    .whole = w_whole,
+    .loaded = w_loaded,
+    .error = w_error,
+};
+static const api_proto ws_chat_proto = {
+    .framing = API_FRAME_NDJSON,
+    .content_type = HTTP_NDJSON_CONTENT_TYPE,
+    .not_found = WS_NOT_FOUND,
+    .parse = parse_chat,
+    .free = free_chat,
+    .start = w_start,
+    .events = w_events,
+    .end = w_end,
+    .whole = w_whole,
+    .loaded = w_loaded,
+    .error = w_error,
+};
 
 /* ---- a session ---- */
 
