@@ -398,6 +398,18 @@ bool be_has_draft(const be_model *b) {
     return b->dctx != NULL;
 }
 
+/* Appends one token of sequence seq at position pos to bt (the caller keeps within its size);
+ * returns its logits index when want_logits, else -1. */
+static int batch_put(struct llama_batch *bt, be_token t, int pos, int seq, bool want_logits) {
+    int i = bt->n_tokens++;
+    bt->token[i] = t;
+    bt->pos[i] = pos;
+    bt->n_seq_id[i] = 1;
+    bt->seq_id[i][0] = seq;
+    bt->logits[i] = want_logits;
+    return want_logits ? i : -1;
+}
+
 void be_draft_batch_clear(be_model *b) {
     b->dbatch.n_tokens = 0;
 }
@@ -407,14 +419,7 @@ int be_draft_batch_cap(const be_model *b) {
 }
 
 int be_draft_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
-    struct llama_batch *bt = &b->dbatch;
-    int i = bt->n_tokens++;
-    bt->token[i] = t;
-    bt->pos[i] = pos;
-    bt->n_seq_id[i] = 1;
-    bt->seq_id[i][0] = seq;
-    bt->logits[i] = want_logits;
-    return want_logits ? i : -1;
+    return batch_put(&b->dbatch, t, pos, seq, want_logits);
 }
 
 shimmy_err be_draft_decode(be_model *b, char *err, size_t errlen) {
@@ -727,14 +732,7 @@ void be_batch_clear(be_model *b) {
 }
 
 int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits) {
-    struct llama_batch *bt = &b->batch;
-    int i = bt->n_tokens++;
-    bt->token[i] = t;
-    bt->pos[i] = pos;
-    bt->n_seq_id[i] = 1;
-    bt->seq_id[i][0] = seq;
-    bt->logits[i] = want_logits;
-    return want_logits ? i : -1;
+    return batch_put(&b->batch, t, pos, seq, want_logits);
 }
 
 int be_batch_size(const be_model *b) {
