@@ -22,30 +22,13 @@
 #include "ggml.h"
 #include "gguf.h"
 
+#include "gen_common.h"
+
 typedef struct vshape {
     long text_embd, embd, ff, heads, layers, image_size, patch_size, seed, mel;
     int audio;
 } vshape;
 
-static uint64_t rng_state;
-
-static float rnd(void) { /* xorshift64*, uniform in [-1, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 2685821657736338717ULL;
-    return (float)((double)(r >> 11) / 4503599627370496.0 - 1.0);
-}
-
-static int parse_long(const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v <= 0)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 /* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale *
  * U(-1,1). */
