@@ -788,47 +788,23 @@ void api_gen_serve_stop(const http_request *req, http_response *res, const api_p
 
 /* ---- token counts ---- */
 
-/* Tokens of a rendered prompt as engine_submit counts them: BOS added once, never doubled. */
-static shimmy_err count_prompt(engine_model *m, const char *prompt, int *n, api_error *err) {
-    int32_t *with = NULL, *bare = NULL;
-    size_t nw = 0, nb = 0;
-    char msg[256] = "";
-    shimmy_err e = engine_tokenize(m, prompt, true, true, &with, &nw, msg, sizeof msg);
-    if (e == SHIMMY_OK)
-        e = engine_tokenize(m, prompt, false, true, &bare, &nb, msg, sizeof msg);
-    if (e != SHIMMY_OK)
-        api_fail(err, e, NULL, "%s", msg);
-    else if (nw >= 2 && nw > nb && with[0] == with[1])
-        *n = (int)nw - 1; /* the template already began with BOS */
-    else
-        *n = (int)nw;
-    free(with);
-    free(bare);
-    return e;
-}
-
-/* Acquires the model, renders the chat, counts and answers through p->counted. */
+/* Acquires the model, counts the request's prompt tokens as engine_submit would (its media
+ * included: engine_count) and answers through p->counted. */
 static shimmy_err count(gen_run *g, http_response *res, api_error *err) {
     char msg[1024] = "", param[sizeof err->param] = "";
-    char *prompt = NULL;
     int n = 0;
     shimmy_err e = registry_acquire(g->reg, g->call.model, &g->model, msg, sizeof msg);
     if (e != SHIMMY_OK)
         return api_acquire_error(g->p, g->call.model, e, msg, err);
     if ((e = check_template(g->model, &g->call, err)) != SHIMMY_OK)
         return e;
-    e = engine_apply_template(g->model, g->call.gen.chat_json, &prompt, msg, sizeof msg, param,
-                              sizeof param);
+    e = engine_count(g->model, &g->call.gen, &n, msg, sizeof msg, param, sizeof param);
     if (e != SHIMMY_OK) {
         api_fail(err, e, NULL, "%s", msg);
-        if (e == ERR_BAD_PARAM)
+        if (e == ERR_BAD_PARAM || (e == ERR_TOO_LARGE && param[0] != '\0')) /* a media item */
             submit_param(&g->call, param, err);
         return e;
     }
-    e = count_prompt(g->model, prompt, &n, err);
-    free(prompt);
-    if (e != SHIMMY_OK)
-        return e;
     api_sink s;
     api_sink_init(&s, &res->body, API_FRAME_NONE);
     if ((e = g->p->counted(&g->call, n, &s)) != SHIMMY_OK)

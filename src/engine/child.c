@@ -411,6 +411,16 @@ static shimmy_err call_run(uint32_t op, ipc_rd *r, buf *out, char *err, size_t e
         return call_embed_inputs(r, out, err, errlen);
     case IPC_CALL_RERANK:
         return call_rerank(r, out, err, errlen);
+    case IPC_CALL_COUNT: {
+        gen_request req;
+        const char *stops[LIM_STOP_STRINGS + 16];
+        gen_media media[LIM_MEDIA_PARTS];
+        int count = 0;
+        if ((rc = read_request(r, &req, stops, media)) == SHIMMY_OK)
+            rc = engine_count(C.m, &req, &count, err, errlen, param, paramlen);
+        ipc_put_u32(out, (uint32_t)count);
+        return rc;
+    }
     default:
         rc = ERR_INTERNAL;
     }

@@ -40,6 +40,11 @@ shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **
     return model_ops(m)->apply_template(m, chat_json, out, err, errlen, param, paramlen);
 }
 
+shimmy_err engine_count(engine_model *m, const gen_request *req, int *n, char *err, size_t errlen,
+                        char *param, size_t paramlen) {
+    return model_ops(m)->count(m, req, n, err, errlen, param, paramlen);
+}
+
 shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special, bool parse_special,
                            int32_t **out, size_t *n, char *err, size_t errlen) {
     return model_ops(m)->tokenize(m, text, add_special, parse_special, out, n, err, errlen);

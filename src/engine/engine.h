@@ -418,6 +418,13 @@ shimmy_err engine_rerank(engine_model *m, const char *query, const char *const *
 shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **out, char *err,
                                  size_t errlen, char *param, size_t paramlen);
 
+/* The prompt tokens engine_submit would count for req (gen_status.prompt_tokens: its rendered
+ * chat or prompt, each media item as the tokens its projector gives it), without running it;
+ * no context-length check. Errors as engine_submit's (ERR_BAD_PARAM with param for a media item
+ * or a template error). */
+shimmy_err engine_count(engine_model *m, const gen_request *req, int *n, char *err, size_t errlen,
+                        char *param, size_t paramlen);
+
 /* Tokenizes text (add_special: BOS/EOS as the model wants; parse_special: special tokens written
  * as text become those tokens). Returns owned *out with *n tokens. */
 shimmy_err engine_tokenize(engine_model *m, const char *text, bool add_special, bool parse_special,

@@ -41,7 +41,8 @@ typedef enum {
     IPC_CALL_TEMPLATE,
     IPC_CALL_EMBED,
     IPC_CALL_EMBED_INPUTS,
-    IPC_CALL_RERANK
+    IPC_CALL_RERANK,
+    IPC_CALL_COUNT
 } ipc_call_op;
 
 typedef struct ipc_hdr {

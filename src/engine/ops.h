@@ -15,6 +15,8 @@ typedef struct engine_ops {
                          size_t errlen, char *param, size_t paramlen);
     shimmy_err (*apply_template)(engine_model *m, const char *chat_json, char **out, char *err,
                                  size_t errlen, char *param, size_t paramlen);
+    shimmy_err (*count)(engine_model *m, const gen_request *req, int *n, char *err, size_t errlen,
+                        char *param, size_t paramlen);
     shimmy_err (*tokenize)(engine_model *m, const char *text, bool add_special, bool parse_special,
                            int32_t **out, size_t *n, char *err, size_t errlen);
     shimmy_err (*token_piece)(engine_model *m, int32_t t, buf *out);

@@ -1006,6 +1006,25 @@ static void put_request(buf *b, const gen_request *req) {
     }
 }
 
+static shimmy_err remote_count(engine_model *em, const gen_request *req, int *n, char *err,
+                               size_t errlen, char *param, size_t paramlen) {
+    rmodel *m = (rmodel *)em;
+    buf args;
+    rcall c;
+    ipc_rd r;
+    args_init(&args, IPC_CALL_COUNT);
+    put_request(&args, req);
+    shimmy_err rc = call(m, &args, &c, &r, err, errlen, param, paramlen);
+    if (rc == SHIMMY_OK) {
+        *n = (int)ipc_get_u32(&r);
+        if (r.bad)
+            rc = err_set(err, errlen, ERR_INTERNAL, "the engine process sent a bad count");
+    }
+    buf_free(&c.reply);
+    buf_free(&args);
+    return rc;
+}
+
 static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
                                 size_t errlen, char *param, size_t paramlen) {
     rmodel *m = (rmodel *)em;
@@ -1195,6 +1214,7 @@ const engine_ops remote_ops = {
     .get_info = remote_get_info,
     .submit = remote_submit,
     .apply_template = remote_apply_template,
+    .count = remote_count,
     .tokenize = remote_tokenize,
     .token_piece = remote_token_piece,
     .detokenize = remote_detokenize,

@@ -610,6 +610,42 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
     return SHIMMY_OK;
 }
 
+/* Renders and tokenizes as job_prepare does, into a job that never runs. */
+static shimmy_err sched_count(engine_model *em, const gen_request *req, int *n, char *err,
+                              size_t errlen, char *param, size_t paramlen) {
+    sched_model *m = (sched_model *)em;
+    char no_param[8];
+    if (param == NULL || paramlen == 0) {
+        param = no_param;
+        paramlen = sizeof no_param;
+    }
+    param[0] = '\0';
+    sched_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return ERR_NOMEM;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    buf_init(&j->out, LIM_RESPONSE_BYTES);
+    buf_init(&j->answer, LIM_RESPONSE_BYTES);
+    gen_events_init(&j->lp);
+    gen_events_init(&j->lp_w);
+    j->params = req->params;
+    j->params.n_stop = 0; /* no stop copies to free */
+    j->params.grammar = NULL;
+    j->params.json_schema = NULL;
+    char *text = NULL;
+    shimmy_err rc = render(m, req, j, &text, err, errlen, param, paramlen);
+    if (rc == SHIMMY_OK && req->n_media > 0)
+        rc = tokenize_media(m, text, req, j, err, errlen, param, paramlen);
+    else if (rc == SHIMMY_OK)
+        rc = tokenize_prompt(m, text, j, err, errlen);
+    free(text);
+    if (rc == SHIMMY_OK)
+        *n = j->n_tokens;
+    job_free(j);
+    return rc;
+}
+
 static shimmy_err sched_apply_template(engine_model *em, const char *chat_json, char **out,
                                        char *err, size_t errlen, char *param, size_t paramlen) {
     sched_model *m = (sched_model *)em;
@@ -1691,6 +1727,7 @@ const engine_ops sched_ops = {
     .get_info = sched_model_get_info,
     .submit = sched_submit,
     .apply_template = sched_apply_template,
+    .count = sched_count,
     .tokenize = sched_tokenize,
     .token_piece = sched_token_piece,
     .detokenize = sched_detokenize,

@@ -5,10 +5,11 @@
  * API: OpenAI image_url data: URIs (PNG, JPEG, GIF, BMP; WebP, which llama-mtmd-cli cannot read
  * without ffmpeg, decoded by libwebp, answers as the PNG of the same pixels), Ollama images on
  * /api/chat and /api/generate, Anthropic image blocks, Responses input_image; usage counts the
- * image's tokens. The same image again is served from the slot's cache (cached_tokens), another
- * image is not. Four image requests run next to four text requests. Every error of the issue: no
- * projector, audio to a vision-only model, undecodable data, too many pixels, too many parts,
- * TIFF, a remote URL without --allow-remote-media (and with it: the fetch happens). */
+ * image's tokens, and so does Anthropic's count_tokens. The same image again is served from the
+ * slot's cache (cached_tokens), another image is not. Four image requests run next to four text
+ * requests. Every error of the issue: no projector, audio to a vision-only model, undecodable data,
+ * too many pixels, too many parts, TIFF, a remote URL without --allow-remote-media (and with it:
+ * the fetch happens). */
 #include "harness.h"
 
 #include <pthread.h>
@@ -246,6 +247,23 @@ static void test_golden_other_apis(void **state) {
                               "type", "base64", "media_type", mime(g[i].image), "data", b, "type",
                               "text", "text", PROMPT));
         assert_string_equal(json_string_value(h_get(r, "content.0.text")), g[i].text);
+        /* the whole prompt: input_tokens leaves out what was read from the cache */
+        long long used = h_int(h_obj(r, "usage"), "input_tokens") +
+                         h_int(h_obj(r, "usage"), "cache_read_input_tokens");
+        json_decref(r);
+        /* count_tokens counts the image as /v1/messages' usage does: the text's count plus
+         * the image's tokens */
+        r = post_ok(s->port, "/v1/messages/count_tokens",
+                    json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s,s:s,s:s}},{s:s,s:s}]}]}", "model",
+                              "vision-model", "messages", "role", "user", "content", "type",
+                              "image", "source", "type", "base64", "media_type", mime(g[i].image),
+                              "data", b, "type", "text", "text", PROMPT));
+        assert_int_equal(h_int(r, "input_tokens"), used);
+        json_decref(r);
+        r = post_ok(s->port, "/v1/messages/count_tokens",
+                    json_pack("{s:s,s:[{s:s,s:[{s:s,s:s}]}]}", "model", "vision-model", "messages",
+                              "role", "user", "content", "type", "text", "text", PROMPT));
+        assert_int_equal(h_int(r, "input_tokens") + IMAGE_TOKENS, used);
         json_decref(r);
         r = post_ok(s->port, "/v1/responses",
                     json_pack("{s:s,s:i,s:f,s:[{s:s,s:[{s:s,s:s},{s:s,s:s}]}]}", "model",
