@@ -8,7 +8,7 @@
 #                       each; both seeded
 #   audio-mmproj.gguf   an audio projector for the same model (gen_vision --audio: Qwen2-Audio's
 #                       type, a Whisper encoder over 16 mel bins; 750 tokens per clip)
-#   pattern.png, pattern.jpg, checker.gif, stripes.bmp, huge.png, tone.wav
+#   pattern.png, pattern.jpg, checker.gif, stripes.bmp, huge.png, tone.wav, tone.mp3
 #                       test images and a clip, copied from tests/data/vision (tools/gen_images.sh)
 # Usage: tools/fixtures.sh BUILD_DIR      (BUILD_DIR/tools/gen_reranker must be built)
 set -euo pipefail

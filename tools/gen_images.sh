@@ -8,13 +8,16 @@
 #   stripes.bmp  40x20 vertical stripes (red, blue)                        BMP (24-bit)
 #   huge.png     5000x5000 of one grey: a few KiB of PNG past LIM_MEDIA_PIXELS (413)
 #   tone.wav     0.25 s of a 440 Hz sine, 16 kHz mono 16-bit              WAV
+#   tone.mp3     tone.wav through LAME: CBR 32 kbit/s mono, no Xing/LAME tag MP3
 # The pixels are written as plain PPM text by this script (so they are exactly these), then
-# converted by ImageMagick's convert (Debian package imagemagick).
+# converted by ImageMagick's convert (Debian package imagemagick); the MP3 is encoded by
+# `lame --quiet -t --cbr -b 32 -m m` (Debian package lame 3.100; the same bytes on every run).
 # Usage: tools/gen_images.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/tests/data/vision
 command -v convert >/dev/null || { echo "gen_images.sh: needs ImageMagick (apt-get install imagemagick)" >&2; exit 1; }
+command -v lame >/dev/null || { echo "gen_images.sh: needs LAME (apt-get install lame)" >&2; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,4 +46,5 @@ awk 'BEGIN { n = 4000; rate = 16000;
     for (i = 0; i < n; i++) { v = int(8000 * sin(2 * 3.14159265 * 440 * i / rate)); if (v < 0) v += 65536; le16(v) } }
     function le16(v) { printf "%c%c", v % 256, int(v / 256) % 256 }
     function le32(v) { le16(v % 65536); le16(int(v / 65536)) }' | LC_ALL=C cat >"$out/tone.wav"
+lame --quiet -t --cbr -b 32 -m m "$out/tone.wav" "$out/tone.mp3"
 ls -l "$out" >&2

@@ -13,7 +13,8 @@
 # marker before the prompt, as shimmy does for an image part followed by a text part). The CLI
 # prints a newline after the prompt and two after the answer: the answer is what lies between.
 # Each line is {"image":"IMG","prompt":"...","max_tokens":16,"text":"..."}.
-# golden/audio.jsonl likewise for the audio projector (audio-mmproj.gguf) and tone.wav:
+# golden/audio.jsonl likewise for the audio projector (audio-mmproj.gguf), one line for tone.wav
+# and one for tone.mp3 (the same samples through LAME; libmtmd decodes both with miniaudio):
 #     llama-mtmd-cli ... --mmproj audio-mmproj.gguf --audio tone.wav -p "What do you hear?" \
 #         --temp 0 -n 16 -t 2 -c 2048
 # as {"audio":"tone.wav","prompt":"...","max_tokens":16,"text":"..."}.
@@ -49,13 +50,17 @@ print(json.dumps({"image": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int
 PY
 done
 mv "$out.tmp" "$out"
-"$cli" -m "$fx/vision-model.gguf" --mmproj "$fx/audio-mmproj.gguf" --audio "$fx/tone.wav" \
-    -p "What do you hear?" --temp 0 -n "$n" -t 2 -c 2048 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on tone.wav"
-python3 - "$tmp" tone.wav "What do you hear?" "$n" >"$root/tests/integration/golden/audio.jsonl" <<'PY'
+: >"$out.tmp"
+for clip in tone.wav tone.mp3; do
+    "$cli" -m "$fx/vision-model.gguf" --mmproj "$fx/audio-mmproj.gguf" --audio "$fx/$clip" \
+        -p "What do you hear?" --temp 0 -n "$n" -t 2 -c 2048 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $clip"
+    python3 - "$tmp" "$clip" "What do you hear?" "$n" >>"$out.tmp" <<'PY'
 import json, sys
 raw = open(sys.argv[1], "rb").read()
 assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
 print(json.dumps({"audio": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
                   "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
 PY
-echo "vision_golden.sh: wrote $out" >&2
+done
+mv "$out.tmp" "$root/tests/integration/golden/audio.jsonl"
+echo "vision_golden.sh: wrote $out and golden/audio.jsonl" >&2
