@@ -181,6 +181,7 @@ static shimmy_err fetch(api_media *m, const char *url, gen_media_kind kind, cons
                          .url = url,
                          .connect_timeout_s = LIM_MEDIA_FETCH_S,
                          .timeout_s = LIM_MEDIA_FETCH_S,
+                         .max_redirects = LIM_MEDIA_REDIRECTS,
                          .on_data = on_fetch_data,
                          .ctx = &f};
     long status = 0;

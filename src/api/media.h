@@ -27,8 +27,8 @@ void api_media_init(api_media *m);
 void api_media_free(api_media *m);
 
 /* serve --allow-remote-media: http(s) image URLs are fetched (libcurl, LIM_MEDIA_FETCH_S,
- * LIM_MEDIA_BYTES). Off by default: a server that fetches what clients name can be made to
- * reach hosts the clients cannot. */
+ * LIM_MEDIA_BYTES, up to LIM_MEDIA_REDIRECTS redirects to http(s) URLs). Off by default: a server
+ * that fetches what clients name can be made to reach hosts the clients cannot. */
 void api_media_allow_remote(bool on);
 
 /* Adds the file a URL holds: "data:<mime>;base64,<data>", or http(s)://... when remote media is

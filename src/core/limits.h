@@ -89,6 +89,9 @@
 #define LIM_MEDIA_PIXELS (4096u * 4096u)
 /* Seconds a remote image URL (--allow-remote-media) may take to download, in all. */
 #define LIM_MEDIA_FETCH_S 10
+/* Redirects a remote image URL may take (to http(s) only): image hosts and CDNs redirect once or
+ * twice; more is a loop. */
+#define LIM_MEDIA_REDIRECTS 5
 
 /* Tokens per llama_decode step (prompt chunks plus one token per generating slot). */
 #define LIM_BATCH_TOKENS 512

@@ -78,6 +78,13 @@ static void req_setup(CURL *c, const http_client_req *r, struct curl_slist **hdr
     NL_CURL.easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
     NL_CURL.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)r->connect_timeout_s);
     NL_CURL.easy_setopt(c, CURLOPT_TIMEOUT, (long)r->timeout_s);
+    /* a redirect may lead to http(s) only (libcurl's default allows FTP too); a libcurl too old
+     * to be told so (before 7.85) follows none */
+    if (r->max_redirects > 0 &&
+        NL_CURL.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK) {
+        NL_CURL.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        NL_CURL.easy_setopt(c, CURLOPT_MAXREDIRS, (long)r->max_redirects);
+    }
     NL_CURL.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     NL_CURL.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_piece);
     NL_CURL.easy_setopt(c, CURLOPT_WRITEDATA, (void *)r);

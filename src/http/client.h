@@ -28,6 +28,8 @@ typedef struct http_client_req {
     const char *bearer;          /* API key sent as "Authorization: Bearer", or NULL */
     int connect_timeout_s;       /* 0 = libcurl's default */
     int timeout_s;               /* the whole transfer; 0 = none (a long stream) */
+    int max_redirects;           /* redirects followed (to http(s) URLs only); 0 = none: a
+                                  * redirect is the answer (its status) */
     http_client_data_fn on_data; /* NULL: the body is dropped */
     void *ctx;
     volatile sig_atomic_t *abort; /* non-NULL: the transfer stops (connection closed) soon after

@@ -8,18 +8,27 @@
  * image's tokens, and so does Anthropic's count_tokens. The same image again is served from the
  * slot's cache (cached_tokens), another image is not. Four image requests run next to four text
  * requests. Every error of the issue: no projector, audio to a vision-only model, undecodable data,
- * too many pixels, too many parts, TIFF, a remote URL without --allow-remote-media (and with it:
- * the fetch happens). */
+ * too many pixels, too many parts, TIFF, a remote URL without --allow-remote-media; with it, URLs
+ * served by a loopback server in the test (the image, a redirect to it, a file too large, no
+ * answer, a redirect loop). */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PROMPT "What is in the picture?"
 #define IMAGE_TOKENS 4 /* gen_vision: 28x28 images, 14x14 patches */
+/* src/core/limits.h's, as the server applies them to a remote URL */
+#define MEDIA_BYTES (6u * 1024u * 1024u) /* LIM_MEDIA_BYTES */
+#define MEDIA_FETCH_S 10                 /* LIM_MEDIA_FETCH_S */
 
 /* A fixture file: BUILD/fixtures/NAME from make fixtures, else written now into the test's
  * folder by the same generators with the same arguments (tools/fixtures.sh). */
@@ -476,20 +485,169 @@ static void test_errors(void **state) {
     h_pass(t);
 }
 
-/* --allow-remote-media: the URL is fetched (shimmy's own chat page: not an image, a 400 that
- * says so) and an unreachable one says the fetch failed. */
+/* ---- a loopback HTTP server for remote URLs ---- */
+
+/* Serves, one connection at a time, each answered then closed (Connection: close):
+ *   /pattern.png  tests/data/vision/pattern.png
+ *   /big.png      MEDIA_BYTES + 1 bytes (a PNG signature, then zeros)
+ *   /redirect     302 to /pattern.png; /loop: 302 to itself
+ *   /close        the connection closed without an answer
+ *   /hang         the request read, then nothing (the connection held until the test ends) */
+typedef struct media_srv {
+    int fd, port;
+    pthread_t th;
+    unsigned char *png;
+    size_t png_n;
+    int held[8];
+    int n_held;
+} media_srv;
+
+static void send_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return; /* the client went away (a file too large: it stops reading) */
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_head(int fd, const char *status, const char *extra, size_t len) {
+    char h[512];
+    int n =
+        snprintf(h, sizeof h, "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                 status, extra, len);
+    send_all(fd, h, (size_t)n);
+}
+
+static void *media_srv_main(void *p) {
+    media_srv *m = p;
+    for (;;) {
+        int c = accept(m->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* shut down */
+        char req[2048];
+        size_t n = 0;
+        struct pollfd pf = {.fd = c, .events = POLLIN};
+        while (n < sizeof req - 1 && poll(&pf, 1, 5000) > 0) {
+            ssize_t r = recv(c, req + n, sizeof req - 1 - n, 0);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            req[n] = '\0';
+            if (strstr(req, "\r\n\r\n") != NULL)
+                break;
+        }
+        req[n] = '\0';
+        if (strncmp(req, "GET /pattern.png ", 17) == 0) {
+            send_head(c, "200 OK", "Content-Type: image/png\r\n", m->png_n);
+            send_all(c, m->png, m->png_n);
+        } else if (strncmp(req, "GET /big.png ", 13) == 0) {
+            static unsigned char chunk[65536] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+            size_t left = MEDIA_BYTES + 1;
+            send_head(c, "200 OK", "Content-Type: image/png\r\n", left);
+            while (left > 0) {
+                size_t k = left < sizeof chunk ? left : sizeof chunk;
+                if (send(c, chunk, k, MSG_NOSIGNAL) <= 0)
+                    break;
+                left -= k;
+                chunk[0] = 0;
+            }
+        } else if (strncmp(req, "GET /redirect ", 14) == 0) {
+            send_head(c, "302 Found", "Location: /pattern.png\r\n", 0);
+        } else if (strncmp(req, "GET /loop ", 10) == 0) {
+            send_head(c, "302 Found", "Location: /loop\r\n", 0);
+        } else if (strncmp(req, "GET /hang ", 10) == 0 &&
+                   m->n_held < (int)(sizeof m->held / sizeof m->held[0])) {
+            m->held[m->n_held++] = c;
+            continue;
+        } else if (strncmp(req, "GET /close ", 11) != 0) {
+            send_head(c, "404 Not Found", "", 0);
+        }
+        close(c);
+    }
+}
+
+static void media_srv_start(media_srv *m) {
+    memset(m, 0, sizeof *m);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/tests/data/vision/pattern.png", h_source_dir());
+    m->png = read_file(path, &m->png_n);
+    m->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(m->fd, 8) != 0 ||
+        getsockname(m->fd, (struct sockaddr *)&a, &al) != 0)
+        fail_msg("the test's HTTP server cannot listen on loopback");
+    m->port = ntohs(a.sin_port);
+    if (pthread_create(&m->th, NULL, media_srv_main, m) != 0)
+        fail_msg("cannot start the test's HTTP server");
+}
+
+static void media_srv_stop(media_srv *m) {
+    shutdown(m->fd, SHUT_RDWR); /* wakes accept */
+    pthread_join(m->th, NULL);
+    close(m->fd);
+    for (int i = 0; i < m->n_held; i++)
+        close(m->held[i]);
+    free(m->png);
+}
+
+/* --allow-remote-media against a loopback HTTP server: an image URL gives the same greedy answer
+ * as the image inline (the data: URI's golden), and so does a redirect to it; a file over
+ * MEDIA_BYTES is a 413; a server that closes without answering, a redirect loop and one that
+ * never answers (within MEDIA_FETCH_S and a margin) are a 400 that says the fetch failed. Also
+ * shimmy's own chat page (not an image) and a closed port. */
 static void test_remote_media(void **state) {
     h_test *t = *state;
     const char *extra[] = {"--allow-remote-media", NULL};
     h_server *s = start_vision(t, extra);
+    media_srv m;
+    media_srv_start(&m);
+    vgold g[8];
+    golden(g, 8);
+    assert_string_equal(g[0].image, "pattern.png");
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s->port);
     const char *part = "messages[0].content[0].image_url.url";
+    const char *ok[] = {"pattern.png", "redirect"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/%s", m.port, ok[i]);
+        json_t *req = oai_url_req("vision-model", "image_url", url);
+        json_object_set_new(req, "max_tokens", json_integer(g[0].max_tokens));
+        json_object_set_new(req, "temperature", json_real(0.0));
+        json_t *r = post_ok(s->port, "/v1/chat/completions", req);
+        const char *got = json_string_value(h_get(r, "choices.0.message.content"));
+        if (got == NULL || strcmp(got, g[0].text) != 0)
+            fail_msg("%s: answer '%s', the data: URI's (llama-mtmd-cli's) '%s'", url,
+                     got ? got : "(none)", g[0].text);
+        json_decref(r);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/big.png", m.port);
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
+                 413, part, "over 6291456 bytes");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/close", m.port);
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
+                 400, part, "fetching the URL failed");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/loop", m.port);
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
+                 400, part, "fetching the URL failed");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hang", m.port);
+    int64_t t0 = h_now_ms();
+    expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
+                 400, part, "fetching the URL failed");
+    int64_t took = h_now_ms() - t0;
+    if (took < (MEDIA_FETCH_S - 1) * 1000 || took > (MEDIA_FETCH_S + 5) * 1000)
+        fail_msg("a URL that never answers failed after %lld ms, not after the %d s limit",
+                 (long long)took, MEDIA_FETCH_S);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s->port);
     expect_error(s->port, "/v1/chat/completions", oai_url_req("vision-model", "image_url", url),
                  400, part, "not a PNG");
     expect_error(s->port, "/v1/chat/completions",
                  oai_url_req("vision-model", "image_url", "http://127.0.0.1:9/x.png"), 400, part,
                  "fetching the URL failed");
+    media_srv_stop(&m);
     h_pass(t);
 }
 
