@@ -130,6 +130,19 @@ typedef struct be_devices {
     float split[LIM_GPU_DEVICES];                 /* llama_max_devices() entries */
 } be_devices;
 
+/* The ggml types of --cache-type-k/v, for the fit (gpu/fit.h) and the context parameters. */
+static const enum ggml_type kv_ggml[KV_TYPE__COUNT] = {
+    [KV_TYPE_DEFAULT] = GGML_TYPE_F16, [KV_TYPE_F32] = GGML_TYPE_F32,
+    [KV_TYPE_F16] = GGML_TYPE_F16,     [KV_TYPE_BF16] = GGML_TYPE_BF16,
+    [KV_TYPE_Q8_0] = GGML_TYPE_Q8_0,   [KV_TYPE_Q4_0] = GGML_TYPE_Q4_0,
+    [KV_TYPE_Q4_1] = GGML_TYPE_Q4_1,   [KV_TYPE_IQ4_NL] = GGML_TYPE_IQ4_NL,
+    [KV_TYPE_Q5_0] = GGML_TYPE_Q5_0,   [KV_TYPE_Q5_1] = GGML_TYPE_Q5_1,
+};
+
+static int kv_index(engine_kv_type t) {
+    return t > KV_TYPE_DEFAULT && t < KV_TYPE__COUNT ? (int)t : KV_TYPE_DEFAULT;
+}
+
 static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devices *d,
                                struct llama_model_params *mp, char *err, size_t errlen) {
     gpu_offload_req r = {.backend = o->gpu_backend,
@@ -137,7 +150,15 @@ static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devic
                          .layers = o->gpu_layers,
                          .main_gpu = o->single_gpu ? o->main_gpu : -1,
                          .tensor_split = o->tensor_split,
-                         .ctx = {o->n_ctx, LIM_DEFAULT_CTX, n_parallel, LIM_BATCH_TOKENS}};
+                         .ctx = {.n_ctx_slot = o->n_ctx,
+                                 .ctx_cap = LIM_DEFAULT_CTX,
+                                 .n_parallel = n_parallel,
+                                 .n_ubatch = LIM_BATCH_TOKENS,
+                                 .type_k = kv_ggml[kv_index(o->cache_type_k)],
+                                 .type_v = kv_ggml[kv_index(o->cache_type_v)],
+                                 .draft_path = engine_options_spec(o) == SPEC_DRAFT
+                                                   ? o->draft_path
+                                                   : NULL}};
     shimmy_err rc = gpu_offload_plan(o->path, &r, &d->plan, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
@@ -208,14 +229,6 @@ static bool probe_placement(be_model *b, const struct llama_context_params *real
 
 /* --cache-type-k/v and --flash-attn into the context parameters (llama.cpp checks them: a
  * quantized V cache without flash attention fails the context with its own message). */
-static const enum ggml_type kv_ggml[KV_TYPE__COUNT] = {
-    [KV_TYPE_DEFAULT] = GGML_TYPE_F16, [KV_TYPE_F32] = GGML_TYPE_F32,
-    [KV_TYPE_F16] = GGML_TYPE_F16,     [KV_TYPE_BF16] = GGML_TYPE_BF16,
-    [KV_TYPE_Q8_0] = GGML_TYPE_Q8_0,   [KV_TYPE_Q4_0] = GGML_TYPE_Q4_0,
-    [KV_TYPE_Q4_1] = GGML_TYPE_Q4_1,   [KV_TYPE_IQ4_NL] = GGML_TYPE_IQ4_NL,
-    [KV_TYPE_Q5_0] = GGML_TYPE_Q5_0,   [KV_TYPE_Q5_1] = GGML_TYPE_Q5_1,
-};
-
 static void set_kv_options(struct llama_context_params *cp, const engine_options *o) {
     if (o->cache_type_k > KV_TYPE_DEFAULT && o->cache_type_k < KV_TYPE__COUNT)
         cp->type_k = kv_ggml[o->cache_type_k];
@@ -359,7 +372,7 @@ static shimmy_err load_draft(be_model *b, const engine_options *o,
                        b->name);
     struct llama_model_params mp = *tmp;
     mp.progress_callback = NULL;
-    mp.n_gpu_layers = tmp->n_gpu_layers > 0 ? 999 : 0;
+    mp.n_gpu_layers = tmp->n_gpu_layers != 0 ? -1 : 0; /* negative: the model's are all there */
     last_error[0] = '\0';
     b->dmodel = llama_model_load_from_file(o->draft_path, mp);
     if (b->dmodel == NULL)

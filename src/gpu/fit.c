@@ -85,15 +85,29 @@ static void read_weights(const struct gguf_context *g, fit_model *m) {
         m->weights[m->n_layer] += tok_embd;
 }
 
-/* f16 K and V for n_ctx_total cells: (n_embd_k_gqa + n_embd_v_gqa) * 2 bytes per cell. */
-static void read_kv(const struct gguf_context *g, const char *arch, int n_ctx_total, fit_model *m) {
+/* Bytes of ne elements of ggml type t: ggml_row_size (type size per block of blck_size
+ * elements), rounded up to whole blocks where ne is not a multiple (llama.cpp refuses such a
+ * cache; the estimate need not). An unknown type counts as f16. */
+static uint64_t row_bytes(int t, uint64_t ne) {
+    if (t < 0 || t >= GGML_TYPE_COUNT || ggml_blck_size((enum ggml_type)t) <= 0 ||
+        ggml_type_size((enum ggml_type)t) == 0)
+        t = GGML_TYPE_F16;
+    uint64_t blck = (uint64_t)ggml_blck_size((enum ggml_type)t);
+    return (ne + blck - 1) / blck * ggml_type_size((enum ggml_type)t);
+}
+
+/* K and V for n_ctx_total cells: one row of n_embd_k_gqa elements of type_k and one of
+ * n_embd_v_gqa of type_v per cell and layer, as llama_kv_cache allocates them. */
+static void read_kv(const struct gguf_context *g, const char *arch, int n_ctx_total, int type_k,
+                    int type_v, fit_model *m) {
     uint64_t n_embd = kv_num(g, arch, "embedding_length", -1, 0);
     for (int il = 0; il < m->n_layer; il++) {
         uint64_t n_head = kv_num(g, arch, "attention.head_count", il, 0);
         uint64_t n_head_kv = kv_num(g, arch, "attention.head_count_kv", il, n_head);
         uint64_t dk = kv_num(g, arch, "attention.key_length", -1, n_head ? n_embd / n_head : 0);
         uint64_t dv = kv_num(g, arch, "attention.value_length", -1, dk);
-        m->kv[il] = (uint64_t)n_ctx_total * n_head_kv * (dk + dv) * 2;
+        m->kv[il] = (uint64_t)n_ctx_total *
+                    (row_bytes(type_k, n_head_kv * dk) + row_bytes(type_v, n_head_kv * dv));
     }
 }
 
@@ -112,8 +126,8 @@ static void read_compute(const struct gguf_context *g, const char *arch, int n_c
     m->compute_bytes = 4 * u * (8 * n_embd + 3 * n_ff + (uint64_t)n_ctx_slot * n_head + n_vocab);
 }
 
-shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, char *err,
-                          size_t errlen) {
+static shimmy_err read_one(const char *path, const fit_ctx *c, fit_model *out, char *err,
+                           size_t errlen) {
     memset(out, 0, sizeof *out);
     struct gguf_init_params ip = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *g = gguf_init_from_file(path, ip);
@@ -135,11 +149,36 @@ shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, ch
     if (out->n_ctx_slot <= 0)
         out->n_ctx_slot = n_train > 0 && n_train < (uint64_t)c->ctx_cap ? (int)n_train : c->ctx_cap;
     read_weights(g, out);
-    read_kv(g, arch, out->n_ctx_slot * (c->n_parallel > 0 ? c->n_parallel : 1), out);
+    read_kv(g, arch, out->n_ctx_slot * (c->n_parallel > 0 ? c->n_parallel : 1), c->type_k,
+            c->type_v, out);
     read_compute(g, arch, out->n_ctx_slot, c->n_ubatch, out);
 out:
     gguf_free(g);
     return rc;
+}
+
+shimmy_err fit_model_read(const char *path, const fit_ctx *c, fit_model *out, char *err,
+                          size_t errlen) {
+    shimmy_err rc = read_one(path, c, out, err, errlen);
+    if (rc != SHIMMY_OK || c->draft_path == NULL || c->draft_path[0] == '\0')
+        return rc;
+    /* The draft: the same cells (engine's load_draft: n_ctx_slot x n_parallel), f16 K and V
+     * (llama-server's -ctkd/-ctvd default), its own compute buffer on the same devices. */
+    static _Thread_local fit_model d; /* about 16 KiB: not on the stack */
+    fit_ctx dc = *c;
+    dc.n_ctx_slot = out->n_ctx_slot;
+    dc.type_k = dc.type_v = GGML_TYPE_F16;
+    dc.draft_path = NULL;
+    char derr[256];
+    if (read_one(c->draft_path, &dc, &d, derr, sizeof derr) != SHIMMY_OK)
+        return SHIMMY_OK;
+    for (int il = 0; il <= d.n_layer; il++) {
+        out->draft_weights += d.weights[il];
+        out->draft_kv += d.kv[il];
+    }
+    out->draft_input = d.input_bytes;
+    out->compute_bytes += d.compute_bytes;
+    return SHIMMY_OK;
 }
 
 /* ---- placement ---- */
@@ -182,6 +221,34 @@ static void add_layer(fit_use *u, const fit_model *m, int il) {
     u->kv += m->kv[il];
 }
 
+/* The draft model: all its layers on the devices when the model has any there, split by the same
+ * shares (in proportion, not layer by layer: its layers are few and small), else on the CPU. */
+static void add_draft(const fit_model *m, fit_plan *p, const float *split, int n_dev) {
+    if (p->n_gpu == 0 || n_dev == 0) {
+        p->cpu.weights += m->draft_weights;
+        p->cpu.kv += m->draft_kv;
+        return;
+    }
+    double share[LIM_GPU_DEVICES], sum = 0.0;
+    bool all_zero = true;
+    for (int k = 0; k < n_dev; k++)
+        all_zero &= split == NULL || split[k] <= 0.0f;
+    for (int k = 0; k < n_dev; k++) {
+        share[k] = all_zero ? 1.0 : (split[k] > 0.0f ? split[k] : 0.0);
+        sum += share[k];
+    }
+    uint64_t w_left = m->draft_weights, kv_left = m->draft_kv;
+    for (int k = 0; k < n_dev; k++) {
+        bool last = k == n_dev - 1;
+        uint64_t w = last ? w_left : (uint64_t)((double)m->draft_weights * share[k] / sum);
+        uint64_t kv = last ? kv_left : (uint64_t)((double)m->draft_kv * share[k] / sum);
+        p->dev[k].weights += w;
+        p->dev[k].kv += kv;
+        w_left -= w;
+        kv_left -= kv;
+    }
+}
+
 void fit_plan_for(const fit_model *m, int n_gpu, const float *split, int n_dev, fit_plan *p) {
     static _Thread_local int dev[LIM_FIT_LAYERS + 1];
     memset(p, 0, sizeof *p);
@@ -197,9 +264,10 @@ void fit_plan_for(const fit_model *m, int n_gpu, const float *split, int n_dev, 
             p->n_gpu++;
         }
     }
-    p->cpu.weights += m->input_bytes;
+    p->cpu.weights += m->input_bytes + m->draft_input;
+    add_draft(m, p, split, n_dev);
     for (int k = 0; k < n_dev; k++)
-        if (p->dev[k].layers > 0)
+        if (p->dev[k].layers > 0 || p->dev[k].weights > 0)
             p->dev[k].need = p->dev[k].weights + p->dev[k].kv + m->compute_bytes;
 }
 

@@ -9,8 +9,10 @@
  * the CPU.
  *
  * `--gpu-layers auto` is fit_auto: the largest n_gpu for which every device holds its layers'
- * weights (GGUF tensor sizes), their KV cache (f16 K and V for the whole context of every slot)
- * and a compute reserve, within its free memory less a safety margin. llama.cpp's own fitting
+ * weights (GGUF tensor sizes), their KV cache (K and V of the chosen cache types, sized as
+ * llama.cpp sizes them with ggml_row_size, for the whole context of every slot), the draft model
+ * of speculative decoding when there is one, and a compute reserve, within its free memory less a
+ * safety margin. llama.cpp's own fitting
  * (common_fit_params) is C++ only and not in its C API, hence this estimate.
  *
  * Pure functions over plain numbers (fit_model_read aside), so tests feed fake device memory. */
@@ -31,6 +33,11 @@ typedef struct fit_model {
     uint64_t input_bytes;                 /* token embeddings etc., always on the CPU */
     uint64_t compute_bytes;               /* compute buffer reserve per device used */
     int n_ctx_slot;                       /* tokens per slot the figures are for */
+    /* The draft model (fit_ctx.draft_path), all of whose layers go to the devices whenever the
+     * model has any layer there (engine's load_draft), else to the CPU: */
+    uint64_t draft_weights; /* its offloadable layers' weights (output layer included) */
+    uint64_t draft_kv;      /* its f16 K and V cache for the same context */
+    uint64_t draft_input;   /* its token embeddings etc., always on the CPU */
 } fit_model;
 
 /* The context a model will get, as the engine will create it. */
@@ -39,6 +46,10 @@ typedef struct fit_ctx {
     int ctx_cap;    /* tokens */
     int n_parallel; /* slots (each with its own n_ctx_slot cells of KV cache) */
     int n_ubatch;   /* tokens per compute batch */
+    int type_k;     /* enum ggml_type of the K cache cells (llama.cpp's default GGML_TYPE_F16) */
+    int type_v;     /* enum ggml_type of the V cache cells; an unknown type counts as f16 */
+    const char *draft_path; /* the draft model (--model-draft), f16 KV; NULL = none. An unreadable
+                               draft counts as nothing: its load reports the file's problem */
 } fit_ctx;
 
 /* Reads path's tensor table and hyper-parameters (no weights) and fills *out for context c.

@@ -1,8 +1,9 @@
 /* Unit tests for gpu/fit: llama.cpp's layer assignment replicated (worked examples from
  * llama_model_base::load_tensors), the auto fit against fake device memory figures (one device
  * with plenty, little and too little memory; two unequal devices; --tensor-split), and the
- * model figures read from GGUF files (the real stories260K, and fixtures written here for tied
- * embeddings and per-layer KV head counts). */
+ * model figures read from GGUF files (the real stories260K, its KV cache for each cache type
+ * against llama.cpp's own figures, a draft model, and fixtures written here for tied embeddings
+ * and per-layer KV head counts). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,7 +189,8 @@ static void test_read_stories(void **state) {
     snprintf(path, sizeof path, "%s/stories260K.gguf", models_dir);
     if (access(path, R_OK) != 0)
         fail_msg("missing test model %s (set SHIMMY_TEST_MODELS)", path);
-    fit_ctx c = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 2, .n_ubatch = 512};
+    fit_ctx c = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 2, .n_ubatch = 512,
+                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
     char err[512];
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     assert_int_equal(M.n_layer, 5);
@@ -208,6 +210,105 @@ static void test_read_stories(void **state) {
     c.ctx_cap = 1024;
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     assert_int_equal(M.n_ctx_slot, 1024);
+}
+
+static void stories_path(char *path, size_t len) {
+    snprintf(path, len, "%s/stories260K.gguf", models_dir);
+    if (access(path, R_OK) != 0)
+        fail_msg("missing test model %s (set SHIMMY_TEST_MODELS)", path);
+}
+
+static uint64_t kv_total(void) {
+    uint64_t t = 0;
+    for (int il = 0; il < M.n_layer; il++)
+        t += M.kv[il];
+    return t;
+}
+
+/* --cache-type-k/v: stories260K has 4 KV heads of 8 dims, so one 32-element row of K and one of
+ * V per cell and layer: f16 64 bytes, q8_0 one block of 34, q4_0 one block of 18, f32 128. At the
+ * trained context (2048 cells) the totals are those llama.cpp itself allocates (its
+ * llama_kv_cache log and /health's kv_bytes: 1 310 720 for f16, 1 003 520 for q8_0 K). */
+static void test_read_kv_types(void **state) {
+    (void)state;
+    char path[4096], err[512];
+    stories_path(path, sizeof path);
+    fit_ctx c = {.n_ctx_slot = 2048, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 512,
+                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    uint64_t f16 = kv_total();
+    assert_int_equal(f16, 1310720);
+    fit_plan p;
+    fit_plan_for(&M, -1, NULL, 1, &p);
+    uint64_t need_f16 = p.dev[0].need;
+
+    c.type_k = GGML_TYPE_Q8_0;
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    uint64_t q8 = kv_total();
+    assert_int_equal(q8, 1003520);
+    assert_int_equal(f16 - q8, 2048ull * 5 * (64 - 34)); /* K only */
+    fit_plan_for(&M, -1, NULL, 1, &p);
+    assert_int_equal(need_f16 - p.dev[0].need, f16 - q8);
+
+    c.type_k = GGML_TYPE_Q4_0;
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    uint64_t q4 = kv_total();
+    assert_int_equal(f16 - q4, 2048ull * 5 * (64 - 18));
+    assert_true(q4 < q8);
+
+    c.type_v = GGML_TYPE_Q4_0; /* both */
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(kv_total(), 2048ull * 5 * (18 + 18));
+
+    c.type_k = c.type_v = GGML_TYPE_F32;
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(kv_total(), 2 * f16);
+
+    c.type_k = c.type_v = GGML_TYPE_COUNT + 5; /* unknown: f16 */
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(kv_total(), f16);
+}
+
+/* --model-draft: the draft's weights and f16 KV go with the model's offloaded layers (all of
+ * them, to the devices, whatever the model's KV types), or to the CPU when none is offloaded.
+ * stories260K drafts for itself here. */
+static void test_read_draft(void **state) {
+    (void)state;
+    char path[4096], err[512];
+    stories_path(path, sizeof path);
+    fit_ctx c = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 2, .n_ubatch = 512,
+                 .type_k = GGML_TYPE_Q8_0, .type_v = GGML_TYPE_F16};
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    uint64_t weights = 0, kv = kv_total(), compute = M.compute_bytes;
+    for (int il = 0; il <= M.n_layer; il++)
+        weights += M.weights[il];
+    assert_int_equal(M.draft_weights, 0);
+    fit_plan alone;
+    fit_plan_for(&M, 2, NULL, 1, &alone);
+
+    c.draft_path = path;
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(M.draft_weights, weights);
+    assert_int_equal(M.draft_kv, 512ull * 5 * (64 + 64)); /* f16 though the model's K is q8_0 */
+    assert_true(M.draft_kv > kv);
+    assert_int_equal(M.draft_input, M.input_bytes);
+    assert_int_equal(M.compute_bytes, 2 * compute);
+    fit_plan p;
+    fit_plan_for(&M, 2, NULL, 1, &p); /* 2 of the model's layers: all of the draft's */
+    assert_int_equal(p.dev[0].weights, alone.dev[0].weights + weights);
+    assert_int_equal(p.dev[0].kv, alone.dev[0].kv + M.draft_kv);
+    assert_int_equal(p.cpu.weights, alone.cpu.weights + M.draft_input);
+    fit_plan_for(&M, 0, NULL, 1, &p); /* none offloaded: the draft on the CPU too */
+    assert_int_equal(p.dev[0].need, 0);
+    assert_int_equal(p.cpu.kv, kv + M.draft_kv);
+    float split[2] = {3.0f, 1.0f}; /* two devices: the draft by the same shares */
+    fit_plan_for(&M, -1, split, 2, &p);
+    uint64_t dw = p.dev[0].weights + p.dev[1].weights;
+    assert_int_equal(dw, weights + M.draft_weights);
+
+    c.draft_path = "/nonexistent/draft.gguf"; /* unreadable: counts as nothing */
+    assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
+    assert_int_equal(M.draft_weights + M.draft_kv + M.draft_input, 0);
 }
 
 static struct ggml_tensor *add_tensor(struct ggml_context *g, struct gguf_context *gg,
@@ -241,7 +342,8 @@ static void test_read_fixture(void **state) {
     gguf_free(gg);
     ggml_free(g);
 
-    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8};
+    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8,
+                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
     char err[512];
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     assert_int_equal(M.n_layer, 2);
@@ -263,7 +365,8 @@ static void test_read_errors(void **state) {
     assert_non_null(f);
     fputs("not a gguf file", f);
     fclose(f);
-    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8};
+    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8,
+                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), ERR_MODEL_LOAD);
     assert_non_null(strstr(err, path));
     unlink(path);
@@ -293,6 +396,8 @@ int main(void) {
         cmocka_unit_test(test_auto_one_device),
         cmocka_unit_test(test_auto_two_devices),
         cmocka_unit_test(test_read_stories),
+        cmocka_unit_test(test_read_kv_types),
+        cmocka_unit_test(test_read_draft),
         cmocka_unit_test(test_read_fixture),
         cmocka_unit_test(test_read_errors),
     };
