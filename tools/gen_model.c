@@ -38,6 +38,8 @@ static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const c
     void *data = malloc(ggml_nbytes(t));
     if (f == NULL || data == NULL) {
         fprintf(stderr, "gen_model: out of memory for %s\n", name);
+        free(f);
+        free(data);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -49,9 +51,18 @@ static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const c
     else
         ggml_quantize_chunk(type, f, data, 0, ne1, ne0, NULL);
     free(f);
-    t->data = data; /* freed at exit */
+    t->data = data; /* freed by free_tensor_data after the write */
     gguf_add_tensor(g, t);
     return 0;
+}
+
+/* Frees the tensor data that add_tensor attached to every tensor of meta. */
+static void free_tensor_data(struct ggml_context *meta) {
+    for (struct ggml_tensor *t = ggml_get_first_tensor(meta); t != NULL;
+         t = ggml_get_next_tensor(meta, t)) {
+        free(t->data);
+        t->data = NULL;
+    }
 }
 
 static int write_model(const char *out, const char *vocab_from, const shape *s) {
@@ -64,6 +75,7 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     int64_t vk = gguf_find_key(src, "tokenizer.ggml.tokens");
     if (vk < 0) {
         fprintf(stderr, "gen_model: %s has no tokenizer.ggml.tokens\n", vocab_from);
+        gguf_free(src);
         return 1;
     }
     int64_t n_vocab = (int64_t)gguf_get_arr_n(src, vk);
@@ -120,6 +132,7 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     }
     gguf_free(g);
     gguf_free(src);
+    free_tensor_data(meta);
     ggml_free(meta);
     return rc ? 1 : 0;
 }

@@ -24,7 +24,7 @@ typedef struct shape {
 
 
 /* Adds an F32 tensor (1-D when ne1 == 1) of bias + scale * uniform(-1, 1) values. The data is
- * freed at exit. */
+ * freed by free_tensor_data after the write. */
 static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,
                       int64_t ne0, int64_t ne1, float scale, float bias) {
     struct ggml_tensor *t = ne1 == 1 ? ggml_new_tensor_1d(meta, GGML_TYPE_F32, ne0)
@@ -109,6 +109,15 @@ static int add_tensors(struct gguf_context *g, struct ggml_context *meta, const 
     return rc;
 }
 
+/* Frees the tensor data that add_tensor attached to every tensor of meta. */
+static void free_tensor_data(struct ggml_context *meta) {
+    for (struct ggml_tensor *t = ggml_get_first_tensor(meta); t != NULL;
+         t = ggml_get_next_tensor(meta, t)) {
+        free(t->data);
+        t->data = NULL;
+    }
+}
+
 static int write_model(const char *out, const char *vocab_from, const shape *s) {
     struct gguf_init_params ip = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *src = gguf_init_from_file(vocab_from, ip);
@@ -137,6 +146,7 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     }
     gguf_free(g);
     gguf_free(src);
+    free_tensor_data(meta);
     ggml_free(meta);
     return rc ? 1 : 0;
 }

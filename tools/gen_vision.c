@@ -47,9 +47,18 @@ static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const c
     }
     for (size_t i = 0; i < n; i++)
         f[i] = bias + scale * rnd();
-    t->data = f; /* freed at exit */
+    t->data = f; /* freed by free_tensor_data after the write */
     gguf_add_tensor(g, t);
     return 0;
+}
+
+/* Frees the tensor data that add_tensor attached to every tensor of meta. */
+static void free_tensor_data(struct ggml_context *meta) {
+    for (struct ggml_tensor *t = ggml_get_first_tensor(meta); t != NULL;
+         t = ggml_get_next_tensor(meta, t)) {
+        free(t->data);
+        t->data = NULL;
+    }
 }
 
 static int write_projector(const char *out, const vshape *s) {
@@ -126,6 +135,7 @@ static int write_projector(const char *out, const vshape *s) {
         rc = 1;
     }
     gguf_free(g);
+    free_tensor_data(meta);
     ggml_free(meta);
     return rc ? 1 : 0;
 }
@@ -192,6 +202,7 @@ static int write_audio(const char *out, const vshape *s) {
         rc = 1;
     }
     gguf_free(g);
+    free_tensor_data(meta);
     ggml_free(meta);
     return rc ? 1 : 0;
 }
