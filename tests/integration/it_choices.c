@@ -29,8 +29,8 @@ static json_t *post(int port, const char *path, const char *body) {
 static void test_n_greedy_and_prompt_once(void **state) {
     h_test *t = *state;
     h_server *s = h_start_default(t, NULL);
-    post(s->port, "/v1/completions",
-         "{\"model\":\"stories260k\",\"prompt\":\"x\",\"max_tokens\":1}");
+    json_decref(post(s->port, "/v1/completions",
+                     "{\"model\":\"stories260k\",\"prompt\":\"x\",\"max_tokens\":1}"));
     long long before = evaluated(s->port);
     json_t *r = post(s->port, "/v1/completions",
                      "{\"model\":\"stories260k\",\"prompt\":\"Tom and Sue went to the beach. They "

@@ -29,6 +29,13 @@ static h_server *start_with(h_test *t, const char *cfg) {
     return h_start_default(t, extra);
 }
 
+/* h_post_expect of a body built in the call (json_pack), which it then frees. */
+static json_t *post_new(int port, const char *path, json_t *body, long want_status) {
+    json_t *r = h_post_expect(port, path, body, want_status);
+    json_decref(body);
+    return r;
+}
+
 /* completion_tokens of a /v1/completions (chat = false) or /v1/chat/completions request;
  * max_tokens < 0 = the request does not set it. */
 static long long oai_tokens(int port, bool chat, int max_tokens, const char *model) {
@@ -299,7 +306,9 @@ static void test_aliases(void **state) {
               cfg, sizeof cfg);
     h_server *s = start_with(t, cfg);
     json_t *m = get_json(s->port, "/v1/models");
-    assert_string_equal(h_dump(h_get(m, "data.0.aliases")), "[\"tiny\",\"small\"]");
+    char *aliases = h_dump(h_get(m, "data.0.aliases"));
+    assert_string_equal(aliases, "[\"tiny\",\"small\"]");
+    free(aliases);
     assert_null(h_get(m, "data.1"));
     json_decref(m);
     m = get_json(s->port, "/v1/models/tiny");
@@ -314,20 +323,20 @@ static void test_aliases(void **state) {
     /* the model's presets through its alias */
     assert_int_equal(oai_tokens(s->port, false, -1, "tiny"), 3);
     assert_int_equal(oai_tokens(s->port, true, -1, "small:latest"), 3);
-    json_t *j = h_post_expect(s->port, "/api/chat",
-                              json_pack("{s:s,s:b,s:[{s:s,s:s}]}", "model", "small", "stream", 0,
-                                        "messages", "role", "user", "content", "Once"),
-                              200);
+    json_t *j = post_new(s->port, "/api/chat",
+                         json_pack("{s:s,s:b,s:[{s:s,s:s}]}", "model", "small", "stream", 0,
+                                   "messages", "role", "user", "content", "Once"),
+                         200);
     assert_int_equal(h_int(j, "eval_count"), 3);
     json_decref(j);
-    j = h_post_expect(s->port, "/v1/messages",
-                      json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", "tiny", "max_tokens", 2,
-                                "messages", "role", "user", "content", "Once"),
-                      200);
+    j = post_new(s->port, "/v1/messages",
+                 json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", "tiny", "max_tokens", 2, "messages",
+                           "role", "user", "content", "Once"),
+                 200);
     assert_string_equal(h_str(j, "model"), "tiny");
     json_decref(j);
-    j = h_post_expect(s->port, "/v1/responses",
-                      json_pack("{s:s,s:s}", "model", "tiny", "input", "Once"), 200);
+    j = post_new(s->port, "/v1/responses", json_pack("{s:s,s:s}", "model", "tiny", "input", "Once"),
+                 200);
     assert_int_equal(h_int(h_obj(j, "usage"), "output_tokens"), 3);
     json_decref(j);
     assert_int_equal(post_status(s->port, "/v1/chat/completions",
@@ -414,30 +423,28 @@ static void test_presets_anthropic_responses(void **state) {
               "max-tokens = 3\n",
               cfg, sizeof cfg);
     h_server *s = start_with(t, cfg);
-    json_t *j =
-        h_post_expect(s->port, "/v1/messages",
-                      json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", H_MODEL_NAME, "max_tokens", 20,
-                                "messages", "role", "user", "content", "Once upon a time"),
-                      200);
+    json_t *j = post_new(s->port, "/v1/messages",
+                         json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", H_MODEL_NAME, "max_tokens",
+                                   20, "messages", "role", "user", "content", "Once upon a time"),
+                         200);
     assert_string_equal(h_str(j, "stop_reason"), "stop_sequence");
     assert_string_equal(h_str(j, "stop_sequence"), "Jack");
     json_decref(j);
-    j = h_post_expect(s->port, "/v1/messages",
-                      json_pack("{s:s,s:i,s:[s],s:[{s:s,s:s}]}", "model", H_MODEL_NAME,
-                                "max_tokens", 20, "stop_sequences", "zzz", "messages", "role",
-                                "user", "content", "Once upon a time"),
-                      200);
+    j = post_new(s->port, "/v1/messages",
+                 json_pack("{s:s,s:i,s:[s],s:[{s:s,s:s}]}", "model", H_MODEL_NAME, "max_tokens", 20,
+                           "stop_sequences", "zzz", "messages", "role", "user", "content",
+                           "Once upon a time"),
+                 200);
     assert_string_equal(h_str(j, "stop_reason"), "max_tokens");
     json_decref(j);
-    j = h_post_expect(s->port, "/v1/responses",
-                      json_pack("{s:s,s:s}", "model", H_MODEL_NAME, "input", "Once upon a time"),
-                      200);
+    j = post_new(s->port, "/v1/responses",
+                 json_pack("{s:s,s:s}", "model", H_MODEL_NAME, "input", "Once upon a time"), 200);
     assert_int_equal(h_int(h_obj(j, "usage"), "output_tokens"), 3);
     json_decref(j);
-    j = h_post_expect(s->port, "/v1/responses",
-                      json_pack("{s:s,s:i,s:s}", "model", H_MODEL_NAME, "max_output_tokens", 5,
-                                "input", "Once upon a time"),
-                      200);
+    j = post_new(s->port, "/v1/responses",
+                 json_pack("{s:s,s:i,s:s}", "model", H_MODEL_NAME, "max_output_tokens", 5, "input",
+                           "Once upon a time"),
+                 200);
     assert_int_equal(h_int(h_obj(j, "usage"), "output_tokens"), 5);
     json_decref(j);
     h_pass(t);
@@ -464,11 +471,11 @@ static void test_model_keep_alive(void **state) {
         assert_true(h_now_ms() < deadline);
         h_sleep_ms(20);
     }
-    json_t *j = h_post_expect(s->port, "/api/generate",
-                              json_pack("{s:s,s:s,s:b,s:s,s:{s:i}}", "model", H_MODEL_NAME,
-                                        "prompt", "Once", "stream", 0, "keep_alive", "1h",
-                                        "options", "num_predict", 2),
-                              200);
+    json_t *j =
+        post_new(s->port, "/api/generate",
+                 json_pack("{s:s,s:s,s:b,s:s,s:{s:i}}", "model", H_MODEL_NAME, "prompt", "Once",
+                           "stream", 0, "keep_alive", "1h", "options", "num_predict", 2),
+                 200);
     json_decref(j);
     assert_true(ps_loaded(s->port));
     h_pass(t);
