@@ -26,7 +26,8 @@
 //                                        (8; 4 with BENCH_QUICK), slots (4), threads (1)
 //   BENCH_SESSION_USER_TOKENS, BENCH_SESSION_MAX_TOKENS   new user text per turn (60), answer (24)
 //   BENCH_SESSION_MODEL                  its model (default: stories260K among BENCH_MODELS)
-//   BENCH_ONLY                           'models', 'sessions' or 'spec': that part only, docs untouched
+//   BENCH_ONLY                           'models', 'sessions', 'spec' or 'rpc': that part only, docs untouched
+//                                        (rpc: only that part ever; it is not in the full run)
 //   BENCH_SPEC=0                         skip the speculative decoding workload (on by default)
 //   BENCH_SPEC_N, BENCH_SPEC_M, BENCH_SPEC_TOKENS   its n-gram size (4), draft size (16) and
 //                                        max_tokens per rewrite (128)
@@ -73,7 +74,7 @@ const CFG = {
     sessionUserTokens: intEnv('BENCH_SESSION_USER_TOKENS', 60),
     sessionMaxTokens: intEnv('BENCH_SESSION_MAX_TOKENS', 24),
     sessionModel: env.BENCH_SESSION_MODEL || null, // default: stories260K from BENCH_MODELS, else the first
-    only: env.BENCH_ONLY || '', // 'models', 'sessions' or 'spec': one part only (docs/BENCHMARKS.md untouched)
+    only: env.BENCH_ONLY || '', // 'models', 'sessions', 'spec' or 'rpc': one part only (docs/BENCHMARKS.md untouched)
     // Speculative decoding: n-gram drafts (ngram-simple, the same flags on both servers) on
     // "rewrite this text" prompts, single stream, with and without.
     specN: intEnv('BENCH_SPEC_N', 4),
@@ -86,7 +87,7 @@ const CFG = {
     logDir: path.resolve(ROOT, env.BENCH_LOG_DIR || 'deps/bench-logs'),
 };
 
-if (!['', 'models', 'sessions', 'spec'].includes(CFG.only)) throw new Error(`BENCH_ONLY must be 'models', 'sessions' or 'spec', got '${CFG.only}'`);
+if (!['', 'models', 'sessions', 'spec', 'rpc'].includes(CFG.only)) throw new Error(`BENCH_ONLY must be 'models', 'sessions', 'spec' or 'rpc', got '${CFG.only}'`);
 CFG.sessionModel = path.resolve(ROOT, CFG.sessionModel
     || CFG.models.find((m) => /stories260K/i.test(path.basename(m))) || CFG.models[0]);
 const doModels = CFG.only === '' || CFG.only === 'models';
@@ -789,6 +790,194 @@ function updateDocs(header, table, notes) {
 
 // ---------- main ----------
 
+// ---------- RPC servers and the Vulkan module (BENCH_ONLY=rpc) ----------
+// shimmy alone: (1) a model split over two `shimmy rpc-server` on loopback (--rpc A,B
+// --gpu-backend rpc --gpu-layers all --tensor-split 1,1) against the same model local, i.e. what
+// the RPC transport costs when the network is free; (2) `shimmy serve` with no model started from
+// a module folder with the Vulkan module and from one without it (no GPU here: the Vulkan module
+// is deferred unless GGML_VK_VISIBLE_DEVICES is set; with it, Mesa's lavapipe, a CPU Vulkan
+// device, is loaded). llama-server's own --rpc is measured only when its build has RPC.
+
+function tcpReady(port, deadlineMs) {
+    return new Promise((resolve) => {
+        const t0 = now();
+        const attempt = () => {
+            const c = net.connect(port, '127.0.0.1');
+            c.once('connect', () => { c.destroy(); resolve(true); });
+            c.once('error', () => { c.destroy(); if (now() - t0 > deadlineMs) resolve(false); else setTimeout(attempt, 20); });
+        };
+        attempt();
+    });
+}
+
+async function startRpcServer(i) {
+    const port = await freePort();
+    fs.mkdirSync(CFG.logDir, { recursive: true });
+    const logPath = path.join(CFG.logDir, `${String(++logSerial).padStart(3, '0')}-rpc-server-${i}.log`);
+    const fd = fs.openSync(logPath, 'w');
+    const proc = spawn(CFG.shimmy, ['rpc-server', '--bind', `127.0.0.1:${port}`, '--threads', '1'],
+        { env, stdio: ['ignore', fd, fd], detached: true });
+    fs.closeSync(fd);
+    live.add(proc);
+    proc.on('exit', () => live.delete(proc));
+    if (!(await tcpReady(port, 30_000))) {
+        await stopServer({ kind: 'rpc-server', proc });
+        throw new Error(`rpc-server ${i} did not listen within 30 s (is the RPC module built? scripts/build-rpc.sh): ${fs.readFileSync(logPath, 'utf8').slice(-300)}`);
+    }
+    return { kind: 'rpc-server', proc, port };
+}
+
+async function measureRpcModel(modelPath, run, rpcList) {
+    const model = path.basename(modelPath).replace(/\.gguf$/i, '').toLowerCase();
+    const extra = rpcList ? ['--rpc', rpcList, '--gpu-backend', 'rpc', '--gpu-layers', 'all', '--tensor-split', '1,1'] : [];
+    const s = await startServer('shimmy', modelPath, `${rpcList ? 'rpc' : 'local'}-run${run}`, { parallel: 1, extra });
+    if (s.error) return { error: s.error };
+    try {
+        await single(s, model, 'Once upon a time', 4, 'warm-up');
+        const ttfts = [], decodes = [];
+        const texts = [];
+        for (let i = 0; i < 3; i++) {
+            const r = await single(s, model, uniquePrompt(`rpc ${i}`, 24), CFG.maxTokens, `request ${i}`);
+            ttfts.push(r.ttft);
+            if (r.decode) decodes.push(r.decode);
+            texts.push(r.completionTokens);
+        }
+        let placement = null;
+        if (rpcList) {
+            const h = await httpGet(s.port, '/health', T.health);
+            const dev = JSON.parse(h.body || '{}').models?.[0]?.devices;
+            placement = dev ? dev.map((d) => `${d.name}: ${d.layers ?? '?'}`).join(', ') : null;
+        }
+        return { startupMs: s.startupMs, rss: s.rssLoad, ttft: median(ttfts), decode: median(decodes), tokens: texts, placement };
+    } finally {
+        await stopServer(s);
+    }
+}
+
+// A module folder: links to build/lib's modules, without libggml-vulkan.so when !vulkan.
+function moduleDir(vulkan) {
+    const dir = path.join(ROOT, 'deps/bench-run', vulkan ? 'lib-vulkan' : 'lib-no-vulkan');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const sLib = path.join(path.dirname(CFG.shimmy), 'lib');
+    const skip = (f) => CFG.cpuExclude.some((x) => f === `libggml-cpu-${x}.so`);
+    for (const f of fs.readdirSync(sLib)) {
+        if (!/^libggml-.*\.so$/.test(f) || skip(f) || (!vulkan && f === 'libggml-vulkan.so')) continue;
+        fs.symlinkSync(path.join(sLib, f), path.join(dir, f));
+    }
+    if (vulkan && !fs.existsSync(path.join(dir, 'libggml-vulkan.so'))) throw new Error(`${sLib} has no libggml-vulkan.so`);
+    return dir;
+}
+
+async function measureStartVariant(v, run) {
+    const saved = { dir: moduleDirs.shimmy, vk: env.GGML_VK_VISIBLE_DEVICES };
+    moduleDirs.shimmy = v.dir;
+    if (v.vk === undefined) delete env.GGML_VK_VISIBLE_DEVICES; else env.GGML_VK_VISIBLE_DEVICES = v.vk;
+    try {
+        const s = await startServer('shimmy', null, `start-${v.key}-run${run}`);
+        if (s.error) return { error: s.error };
+        const h = await httpGet(s.port, '/health', T.health);
+        await stopServer(s);
+        const logText = fs.readFileSync(s.logPath, 'utf8');
+        const gpuLine = logText.split('\n').find((l) => /gpu: /.test(l)) || '';
+        return { startupMs: s.startupMs, rss: s.rssLoad, health: h.status, gpuLine: gpuLine.trim().slice(0, 300) };
+    } finally {
+        moduleDirs.shimmy = saved.dir;
+        if (saved.vk === undefined) delete env.GGML_VK_VISIBLE_DEVICES; else env.GGML_VK_VISIBLE_DEVICES = saved.vk;
+    }
+}
+
+function refHasRpc() {
+    const d = path.dirname(CFG.ref);
+    return fs.existsSync(path.join(d, 'libggml-rpc.so'));
+}
+
+async function mainRpc() {
+    for (const f of [CFG.shimmy, ...CFG.models]) if (!fs.existsSync(f)) throw new Error(`missing ${f} (run bench/run.sh, which builds it)`);
+    const started = new Date(), load0 = os.loadavg()[0], mach = machine(), release = refVersion();
+    const res = { models: {}, start: {}, refRpc: refHasRpc() };
+    const rpcs = [await startRpcServer(0), await startRpcServer(1)];
+    const rpcList = rpcs.map((r) => `127.0.0.1:${r.port}`).join(',');
+    try {
+        for (const modelPath of CFG.models) {
+            const name = path.basename(modelPath).replace(/\.gguf$/i, '');
+            res.models[name] = { local: [], rpc: [] };
+            for (let run = 1; run <= CFG.runs; run++) {
+                for (const where of ['local', 'rpc']) {
+                    log(`${name}: ${where}, run ${run}/${CFG.runs}`);
+                    let m;
+                    try { m = await measureRpcModel(modelPath, run, where === 'rpc' ? rpcList : null); } catch (e) { m = { error: e.message.slice(0, 500) }; }
+                    if (m.error) log(`  failed: ${m.error}`);
+                    else log(`  TTFT ${fmt(m.ttft, 0)} ms, decode ${fmt(m.decode)} tok/s${m.placement ? `, ${m.placement}` : ''}`);
+                    res.models[name][where].push(m);
+                }
+            }
+        }
+    } finally {
+        for (const r of rpcs) await stopServer(r);
+    }
+    const variants = [
+        { key: 'no-vulkan', label: 'module folder without libggml-vulkan.so', dir: moduleDir(false), vk: undefined },
+        { key: 'vulkan', label: 'with libggml-vulkan.so, GGML_VK_VISIBLE_DEVICES unset (deferred: no GPU device node)', dir: moduleDir(true), vk: undefined },
+        { key: 'vulkan-lvp', label: 'with libggml-vulkan.so, GGML_VK_VISIBLE_DEVICES=0 (loaded: lavapipe, a CPU Vulkan device)', dir: moduleDir(true), vk: '0' },
+    ];
+    for (const v of variants) res.start[v.key] = [];
+    for (let run = 1; run <= Math.max(CFG.runs, 3); run++) {
+        for (const v of variants) {
+            log(`start-up, no model, ${v.key}: run ${run}`);
+            const m = await measureStartVariant(v, run);
+            if (m.error) log(`  failed: ${m.error}`); else log(`  ${fmt(m.startupMs, 0)} ms, RSS ${fmt(m.rss)} MiB`);
+            res.start[v.key].push(m);
+        }
+    }
+
+    const ok = (xs) => xs.filter((m) => !m.error);
+    const med = (xs, k) => median(ok(xs).map((m) => m[k]).filter((x) => x !== null && x !== undefined));
+    const lines = ['| metric | local | 2 RPC servers on loopback | ratio (> 1.00: local better) |', '|---|---:|---:|---:|'];
+    for (const [name, r] of Object.entries(res.models)) {
+        lines.push(`| **${name}** | | | |`);
+        lines.push(row('decode, 1 stream (tok/s)', med(r.local, 'decode'), med(r.rpc, 'decode'), 'higher'));
+        lines.push(row('TTFT, 1 stream (ms)', med(r.local, 'ttft'), med(r.rpc, 'ttft'), 'lower', 0));
+        lines.push(row('start-up with the model (ms)', med(r.local, 'startupMs'), med(r.rpc, 'startupMs'), 'lower', 0));
+    }
+    const st = ['| `shimmy serve`, no model | start-up (ms) | RSS after /health (MiB) |', '|---|---:|---:|'];
+    for (const v of variants) st.push(`| ${v.label} | ${fmt(med(res.start[v.key], 'startupMs'), 0)} | ${fmt(med(res.start[v.key], 'rss'))} |`);
+    const notes = [];
+    notes.push(res.refRpc ? '- llama-server --rpc: not measured by this script yet' : `- llama-server --rpc: n/a: the reference build (${path.relative(ROOT, path.dirname(CFG.ref))}) has no RPC backend (bench/build-reference.sh builds it with GGML_RPC off)`);
+    for (const [name, r] of Object.entries(res.models)) {
+        const p = ok(r.rpc).find((m) => m.placement)?.placement;
+        if (p) notes.push(`- ${name} over RPC, /health devices: ${p}`);
+        const same = JSON.stringify(ok(r.local)[0]?.tokens) === JSON.stringify(ok(r.rpc)[0]?.tokens);
+        notes.push(`- ${name}: completion token counts local vs RPC ${same ? 'identical' : 'DIFFER'}`);
+        for (const where of ['local', 'rpc']) {
+            const errs = r[where].filter((m) => m.error);
+            if (errs.length) notes.push(`- ${name}, ${where}: ${errs.length} runs failed: ${errs[0].error}`);
+        }
+    }
+    for (const v of variants) {
+        const m = ok(res.start[v.key])[0];
+        const e = res.start[v.key].find((x) => x.error);
+        if (m?.gpuLine) notes.push(`- ${v.key}: log \`${m.gpuLine.replace(/`/g, "'")}\``);
+        if (e) notes.push(`- ${v.key}: failed: ${e.error}`);
+    }
+    const header = [
+        `Date: ${started.toISOString().replace('T', ' ').slice(0, 16)} UTC`,
+        `Machine: ${mach.cpu}, ${mach.cores} cores, ${mach.ramGiB} GiB RAM, Linux ${mach.kernel}; no GPU`,
+        `llama.cpp ${release}`,
+        `Models: ${CFG.models.map((m) => path.relative(ROOT, m)).join(', ')}`,
+        `Settings: ${CFG.runs} run${CFG.runs > 1 ? 's' : ''}, interleaved; shimmy with 1 slot, ${CFG.ctx} tokens of context, ${CFG.threads} threads; `
+            + `RPC: two \`shimmy rpc-server --threads 1\` on 127.0.0.1, \`--rpc A,B --gpu-backend rpc --gpu-layers all --tensor-split 1,1\`; `
+            + `per run a warm-up, then 3 streamed completions of max_tokens ${CFG.maxTokens}, temperature 0 (medians)${QUICK ? ' (BENCH_QUICK)' : ''}`,
+        `Load average (1 min) at start / end: ${load0.toFixed(2)} / ${os.loadavg()[0].toFixed(2)} (shared machine: timings are noisy)`,
+    ];
+    const report = `# Benchmark ${started.toISOString().slice(0, 10)}: RPC and the Vulkan module\n\n${header.map((h) => `${h}  `).join('\n')}\n\n${lines.join('\n')}\n\n${st.join('\n')}\n\n${notes.join('\n')}\n`;
+    fs.mkdirSync(CFG.outDir, { recursive: true });
+    const stem = `${started.toISOString().slice(0, 10)}-rpc${QUICK ? '-quick' : ''}`;
+    fs.writeFileSync(path.join(CFG.outDir, `${stem}.md`), report);
+    fs.writeFileSync(path.join(CFG.outDir, `${stem}.json`), `${JSON.stringify({ cfg: CFG, machine: mach, release, ...res }, null, 1)}\n`);
+    console.log(`\n${report}\nwritten: ${path.relative(ROOT, path.join(CFG.outDir, `${stem}.md`))}`);
+}
+
 async function main() {
     for (const f of [CFG.shimmy, CFG.ref, ...(doModels || doSpec ? CFG.models : []), ...(doSessions ? [CFG.sessionModel] : [])]) {
         if (!fs.existsSync(f)) throw new Error(`missing ${f} (run bench/run.sh, which builds it)`);
@@ -956,7 +1145,7 @@ async function main() {
     console.log(`\n${header.join('\n')}\n\n${table}\n\n${notes.join('\n')}\n\nwritten: ${path.relative(ROOT, mdPath)}`);
 }
 
-main().then(() => process.exit(0), (e) => {
+(CFG.only === 'rpc' ? mainRpc() : main()).then(() => process.exit(0), (e) => {
     log(`error: ${e.stack || e.message}`);
     killAll();
     process.exit(1);

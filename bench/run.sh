@@ -4,7 +4,8 @@
 # renders bench/results/throughput.png.
 #
 # Env: BENCH_QUICK=1   one run per server, 64 tokens per request, 4-turn agent sessions
-#      BENCH_ONLY=sessions|models|spec   one part of the benchmark only (docs/BENCHMARKS.md untouched)
+#      BENCH_ONLY=sessions|models|spec|rpc   one part of the benchmark only (docs/BENCHMARKS.md
+#                      untouched); rpc (RPC servers vs local, start-up with the Vulkan module) runs only so
 #      BUILD           the build folder shimmy is made in and run from (default build)
 #      SHIMMY_BIN      a shimmy binary to run as it is, not rebuilt (its folder has lib/, tools/)
 #      BENCH_F16=1     also benchmark the F16 version of the realistic model
@@ -24,7 +25,7 @@ build=${BUILD:-build}
 
 # ---- tools ----
 missing=()
-if [ "${BENCH_ONLY:-}" != sessions ] && [ "${BENCH_ONLY:-}" != spec ]; then # those need neither
+if [ "${BENCH_ONLY:-}" != sessions ] && [ "${BENCH_ONLY:-}" != spec ] && [ "${BENCH_ONLY:-}" != rpc ]; then # those need neither
     command -v wrk >/dev/null || missing+=(wrk)
     command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 fi
@@ -43,6 +44,9 @@ if [ -n "${SHIMMY_BIN:-}" ]; then # a given shimmy (e.g. a build of another comm
 else
     make -s all BUILD="$build"
     export SHIMMY_BIN=$build/shimmy
+fi
+if [ "${BENCH_ONLY:-}" = rpc ] && [ ! -f "$build/lib/libggml-rpc.so" ]; then
+    scripts/build-rpc.sh || die "the RPC module could not be built (scripts/build-rpc.sh)"
 fi
 [ -x "$build/tools/gen_model" ] || cmake --build "$build" --target gen_model >/dev/null
 bench/build-reference.sh
@@ -93,7 +97,7 @@ wait "$node_pid"
 node_pid=
 
 # ---- plot ----
-[ "${BENCH_ONLY:-}" = sessions ] || [ "${BENCH_ONLY:-}" = spec ] && exit 0
+case "${BENCH_ONLY:-}" in sessions | spec | rpc) exit 0 ;; esac
 names=$(grep '^# ' "$out_dir/throughput.dat" | grep -v '^# streams' | sed 's/^# //' | tr '\n' ' ')
 n=$(echo "$names" | wc -w)
 timeout 60 gnuplot -e "dat='$out_dir/throughput.dat'; out='$out_dir/throughput.png'; n=$n; titles='$names'" \
