@@ -4,7 +4,14 @@
 # uninstrumented llama.cpp/ggml, libmicrohttpd and system libraries are suppressed
 # (tests/lsan.supp); every other leak, ASan or UBSan report fails the test.
 #
-# Usage: scripts/test-asan.sh [CTEST ARGS...]   (default: -R '^(unit|integration)/')
+# it_gpu_vulkan is left out of the default run: its work is in Mesa's software Vulkan driver and
+# LLVM (uninstrumented, suppressed), which under ASan's malloc interception compile the shaders
+# too slowly for its deadlines (650 s, then a timeout); shimmy's own GPU selection code runs under
+# ASan in it_gpu. Full leak stacks through uninstrumented libraries (jansson):
+# ASAN_OPTIONS=...:fast_unwind_on_malloc=0.
+#
+# Usage: scripts/test-asan.sh [CTEST ARGS...]
+#   (default: -R '^(unit|integration)/' -E '^integration/it_gpu_vulkan$')
 #   ASAN_BUILD  build folder (build-asan)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,5 +28,5 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_odr_v
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build"
-if [ $# -eq 0 ]; then set -- -R '^(unit|integration)/'; fi
+if [ $# -eq 0 ]; then set -- -R '^(unit|integration)/' -E '^integration/it_gpu_vulkan$'; fi
 ctest --output-on-failure -j 2 "$@"
