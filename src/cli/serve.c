@@ -1064,6 +1064,8 @@ int cli_serve(int argc, char **argv) {
     fflush(stdout);
 
     atomic_store(&app.ready, true);
+    if (o.eng.isolate)
+        engine_prestart_release(); /* the next warm engine process, after the preloads */
     int sig = 0;
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
         serve_reload(&o, &app, srv);

@@ -31,6 +31,10 @@ shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
  * load is done. Call early (serve does, before its own start-up work, which then runs at the
  * same time). A failure to start one is logged; loads then start their own. */
 void engine_prestart(void);
+/* Until this is called, a load that takes the warm process does not start the next one: serve
+ * calls it once it reports ready, so that the next one's vfork and exec are not on its start-up's
+ * path (a preload of a --model). */
+void engine_prestart_release(void);
 /* Ends the process engine_prestart keeps ready (waits up to 2 s, then kills it). */
 void engine_prestart_stop(void);
 

@@ -262,13 +262,14 @@ static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, char *err, 
 static struct {
     pthread_mutex_t mu;
     bool on;   /* engine_prestart was called and engine_prestart_stop not yet */
+    bool hold; /* until engine_prestart_release: a take does not start the next one yet */
     pid_t pid; /* 0 = none ready */
     int chan, errfd;
-} W = {PTHREAD_MUTEX_INITIALIZER, false, 0, -1, -1};
+} W = {PTHREAD_MUTEX_INITIALIZER, false, false, 0, -1, -1};
 
 static void warm_refill_locked(void) {
     char err[256];
-    if (W.on && W.pid == 0 &&
+    if (W.on && !W.hold && W.pid == 0 &&
         start_process(&W.pid, &W.chan, &W.errfd, err, sizeof err) != SHIMMY_OK) {
         W.pid = 0;
         log_warn("engine processes: %s (each load starts its own)", err);
@@ -303,6 +304,14 @@ static void warm_refill(void) {
 void engine_prestart(void) {
     pthread_mutex_lock(&W.mu);
     W.on = true;
+    warm_refill_locked();
+    W.hold = true;
+    pthread_mutex_unlock(&W.mu);
+}
+
+void engine_prestart_release(void) {
+    pthread_mutex_lock(&W.mu);
+    W.hold = false;
     warm_refill_locked();
     pthread_mutex_unlock(&W.mu);
 }
