@@ -232,6 +232,22 @@ shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen) {
 
 /* ---- jobs ---- */
 
+/* A zeroed job with its lock, buffers and event lists ready; returns owned (job_free), NULL when
+ * out of memory. */
+static sched_job *job_new(void) {
+    sched_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    j->hdr.ops = &sched_ops;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    buf_init(&j->out, LIM_RESPONSE_BYTES);
+    buf_init(&j->answer, LIM_RESPONSE_BYTES);
+    gen_events_init(&j->lp);
+    gen_events_init(&j->lp_w);
+    return j;
+}
+
 static void job_free(sched_job *j) {
     for (int i = 0; i < j->params.n_stop; i++)
         free(j->stop_copy[i]);
@@ -571,16 +587,9 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
         paramlen = sizeof no_param;
     }
     param[0] = '\0';
-    sched_job *j = calloc(1, sizeof *j);
+    sched_job *j = job_new();
     if (j == NULL)
         return ERR_NOMEM;
-    j->hdr.ops = &sched_ops;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    buf_init(&j->out, LIM_RESPONSE_BYTES);
-    buf_init(&j->answer, LIM_RESPONSE_BYTES);
-    gen_events_init(&j->lp);
-    gen_events_init(&j->lp_w);
     j->refs = 2;
     j->t_submit = clock_mono_ns();
     shimmy_err rc = job_prepare(m, req, j, err, errlen, param, paramlen);
@@ -620,15 +629,9 @@ static shimmy_err sched_count(engine_model *em, const gen_request *req, int *n, 
         paramlen = sizeof no_param;
     }
     param[0] = '\0';
-    sched_job *j = calloc(1, sizeof *j);
+    sched_job *j = job_new();
     if (j == NULL)
         return ERR_NOMEM;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    buf_init(&j->out, LIM_RESPONSE_BYTES);
-    buf_init(&j->answer, LIM_RESPONSE_BYTES);
-    gen_events_init(&j->lp);
-    gen_events_init(&j->lp_w);
     j->params = req->params;
     j->params.n_stop = 0; /* no stop copies to free */
     j->params.grammar = NULL;
