@@ -145,20 +145,19 @@ static int kv_index(engine_kv_type t) {
 
 static shimmy_err plan_devices(const engine_options *o, int n_parallel, be_devices *d,
                                struct llama_model_params *mp, char *err, size_t errlen) {
-    gpu_offload_req r = {.backend = o->gpu_backend,
-                         .mode = o->gpu_layers_mode,
-                         .layers = o->gpu_layers,
-                         .main_gpu = o->single_gpu ? o->main_gpu : -1,
-                         .tensor_split = o->tensor_split,
-                         .ctx = {.n_ctx_slot = o->n_ctx,
-                                 .ctx_cap = LIM_DEFAULT_CTX,
-                                 .n_parallel = n_parallel,
-                                 .n_ubatch = LIM_BATCH_TOKENS,
-                                 .type_k = kv_ggml[kv_index(o->cache_type_k)],
-                                 .type_v = kv_ggml[kv_index(o->cache_type_v)],
-                                 .draft_path = engine_options_spec(o) == SPEC_DRAFT
-                                                   ? o->draft_path
-                                                   : NULL}};
+    gpu_offload_req r = {
+        .backend = o->gpu_backend,
+        .mode = o->gpu_layers_mode,
+        .layers = o->gpu_layers,
+        .main_gpu = o->single_gpu ? o->main_gpu : -1,
+        .tensor_split = o->tensor_split,
+        .ctx = {.n_ctx_slot = o->n_ctx,
+                .ctx_cap = LIM_DEFAULT_CTX,
+                .n_parallel = n_parallel,
+                .n_ubatch = LIM_BATCH_TOKENS,
+                .type_k = kv_ggml[kv_index(o->cache_type_k)],
+                .type_v = kv_ggml[kv_index(o->cache_type_v)],
+                .draft_path = engine_options_spec(o) == SPEC_DRAFT ? o->draft_path : NULL}};
     shimmy_err rc = gpu_offload_plan(o->path, &r, &d->plan, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;

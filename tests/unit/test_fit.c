@@ -189,8 +189,12 @@ static void test_read_stories(void **state) {
     snprintf(path, sizeof path, "%s/stories260K.gguf", models_dir);
     if (access(path, R_OK) != 0)
         fail_msg("missing test model %s (set SHIMMY_TEST_MODELS)", path);
-    fit_ctx c = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 2, .n_ubatch = 512,
-                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
+    fit_ctx c = {.n_ctx_slot = 256,
+                 .ctx_cap = 4096,
+                 .n_parallel = 2,
+                 .n_ubatch = 512,
+                 .type_k = GGML_TYPE_F16,
+                 .type_v = GGML_TYPE_F16};
     char err[512];
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     assert_int_equal(M.n_layer, 5);
@@ -233,8 +237,12 @@ static void test_read_kv_types(void **state) {
     (void)state;
     char path[4096], err[512];
     stories_path(path, sizeof path);
-    fit_ctx c = {.n_ctx_slot = 2048, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 512,
-                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
+    fit_ctx c = {.n_ctx_slot = 2048,
+                 .ctx_cap = 4096,
+                 .n_parallel = 1,
+                 .n_ubatch = 512,
+                 .type_k = GGML_TYPE_F16,
+                 .type_v = GGML_TYPE_F16};
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     uint64_t f16 = kv_total();
     assert_int_equal(f16, 1310720);
@@ -276,8 +284,12 @@ static void test_read_draft(void **state) {
     (void)state;
     char path[4096], err[512];
     stories_path(path, sizeof path);
-    fit_ctx c = {.n_ctx_slot = 256, .ctx_cap = 4096, .n_parallel = 2, .n_ubatch = 512,
-                 .type_k = GGML_TYPE_Q8_0, .type_v = GGML_TYPE_F16};
+    fit_ctx c = {.n_ctx_slot = 256,
+                 .ctx_cap = 4096,
+                 .n_parallel = 2,
+                 .n_ubatch = 512,
+                 .type_k = GGML_TYPE_Q8_0,
+                 .type_v = GGML_TYPE_F16};
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     uint64_t weights = 0, kv = kv_total(), compute = M.compute_bytes;
     for (int il = 0; il <= M.n_layer; il++)
@@ -342,8 +354,12 @@ static void test_read_fixture(void **state) {
     gguf_free(gg);
     ggml_free(g);
 
-    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8,
-                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
+    fit_ctx c = {.n_ctx_slot = 100,
+                 .ctx_cap = 4096,
+                 .n_parallel = 1,
+                 .n_ubatch = 8,
+                 .type_k = GGML_TYPE_F16,
+                 .type_v = GGML_TYPE_F16};
     char err[512];
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), SHIMMY_OK);
     assert_int_equal(M.n_layer, 2);
@@ -365,8 +381,12 @@ static void test_read_errors(void **state) {
     assert_non_null(f);
     fputs("not a gguf file", f);
     fclose(f);
-    fit_ctx c = {.n_ctx_slot = 100, .ctx_cap = 4096, .n_parallel = 1, .n_ubatch = 8,
-                 .type_k = GGML_TYPE_F16, .type_v = GGML_TYPE_F16};
+    fit_ctx c = {.n_ctx_slot = 100,
+                 .ctx_cap = 4096,
+                 .n_parallel = 1,
+                 .n_ubatch = 8,
+                 .type_k = GGML_TYPE_F16,
+                 .type_v = GGML_TYPE_F16};
     assert_int_equal(fit_model_read(path, &c, &M, err, sizeof err), ERR_MODEL_LOAD);
     assert_non_null(strstr(err, path));
     unlink(path);
