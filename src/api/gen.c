@@ -326,14 +326,26 @@ static bool run_gone(gen_run *g) {
     return g->stop != NULL ? g->stop(g->stop_ctx) : http_conn_gone(g->conn);
 }
 
+/* Cancels the jobs still running and waits (up to LIM_CANCEL_CONFIRM_MS) until the engine
+ * confirms each stopped: its slot is free before the caller reports the end. */
+static void cancel_jobs(gen_run *g) {
+    for (int i = 0; i < g->n_jobs; i++)
+        engine_job_cancel(g->jobs[i]);
+    int64_t deadline = clock_mono_ns() + (int64_t)LIM_CANCEL_CONFIRM_MS * 1000000;
+    for (int i = 0; i < g->n_jobs; i++) {
+        while (!g->sts[i].done && clock_mono_ns() < deadline)
+            if (engine_job_wait(g->jobs[i], 50, &g->ev, &g->sts[i]) != SHIMMY_OK)
+                break;
+    }
+}
+
 static void run_free(gen_run *g) {
     if (g->note != NULL && g->n_jobs > 0 && !g->ended && g->note->outcome == NULL)
         g->note->outcome = "client_gone";
-    for (int i = 0; i < g->n_jobs; i++) {
-        if (!g->ended)
-            engine_job_cancel(g->jobs[i]);
+    if (!g->ended)
+        cancel_jobs(g);
+    for (int i = 0; i < g->n_jobs; i++)
         engine_job_release(g->jobs[i]);
-    }
     if (g->model != NULL)
         registry_release_keep(g->reg, g->model, g->call.keep_ns);
     if (g->p->free != NULL)

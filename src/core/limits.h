@@ -129,6 +129,10 @@
 /* Milliseconds the requests still running at the drain timeout get to write their closing
  * error frame before the server stops anyway. */
 #define LIM_DRAIN_CANCEL_MS 2000
+/* Milliseconds a request that ends early (the client hung up or cancelled) waits for the engine
+ * to confirm its job stopped, so the slot is free once the client hears of the end. A step is
+ * milliseconds; this only bounds a stuck engine. */
+#define LIM_CANCEL_CONFIRM_MS 2000
 
 /* ---- defaults ---- */
 
