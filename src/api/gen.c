@@ -245,9 +245,11 @@ shimmy_err api_acquire_error(const api_proto *p, const char *name, shimmy_err e,
 
 shimmy_err api_acquire_kind(registry *reg, const api_proto *p, const char *name, bool rerank,
                             int num_ctx, engine_model **out, api_error *err) {
-    model_desc d;
+    const model_rec *d = NULL;
     char msg[1024] = "";
-    if (registry_find(reg, name, &d) && d.meta.is_reranker != rerank)
+    bool wrong = registry_find(reg, name, &d, NULL) && d->meta.is_reranker != rerank;
+    model_rec_unref(d);
+    if (wrong)
         return api_fail(err, ERR_BAD_PARAM, "model",
                         rerank
                             ? "\"%.256s\" is not a reranker: POST /v1/rerank needs a model whose "

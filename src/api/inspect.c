@@ -29,16 +29,17 @@ static shimmy_err load_body(const http_request *req, json_t **root, api_error *e
     }
     if (model != NULL)
         return SHIMMY_OK;
-    model_desc d;
+    const model_rec *d = NULL;
     size_t n = registry_count(app->models);
-    if (n != 1 || !registry_get(app->models, 0, &d)) {
+    if (n != 1 || !registry_get(app->models, 0, &d, NULL)) {
         json_decref(*root);
         return api_fail(err, ERR_BAD_PARAM, "model",
                         "model is required: %zu models are served "
                         "(GET /v1/models lists them)",
                         n);
     }
-    json_object_set_new(*root, "model", json_string(d.name));
+    json_object_set_new(*root, "model", json_string(d->name));
+    model_rec_unref(d);
     return SHIMMY_OK;
 }
 

@@ -288,8 +288,9 @@ static void put_models(buf *b) {
 /* ---- exposition: gauges from the registry ---- */
 
 typedef struct met_snap {
-    model_desc d;
-    engine_model_info info; /* valid when d.loaded */
+    const model_rec *d; /* owned reference */
+    model_status st;
+    engine_model_info info; /* valid when st.loaded */
 } met_snap;
 
 /* Bytes resident of process pid (0 = this one) from /proc; -1 when unknown. */
@@ -348,9 +349,9 @@ static void put_loaded(buf *b, const met_snap *s, size_t n, const char *name, co
                        const char *help, snap_fn fn) {
     family(b, name, type, help);
     for (size_t i = 0; i < n; i++) {
-        double v = s[i].d.loaded ? fn(&s[i]) : -1;
+        double v = s[i].st.loaded ? fn(&s[i]) : -1;
         if (v >= 0)
-            sample1(b, name, "model", s[i].d.name, v);
+            sample1(b, name, "model", s[i].d->name, v);
     }
 }
 
@@ -358,10 +359,10 @@ static void put_layers(buf *b, const met_snap *s, size_t n) {
     family(b, "shimmy_model_layers", "gauge",
            "Offloadable layers of a loaded model on each device (the CPU included).");
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; s[i].d.loaded && k < s[i].info.n_devices; k++) {
+        for (int k = 0; s[i].st.loaded && k < s[i].info.n_devices; k++) {
             const engine_device_use *u = &s[i].info.devices[k];
             buf_puts(b, "shimmy_model_layers{model=\"");
-            put_label(b, s[i].d.name);
+            put_label(b, s[i].d->name);
             buf_puts(b, "\",device=\"");
             put_label(b, u->name);
             buf_puts(b, "\",backend=\"");
@@ -374,19 +375,19 @@ static void put_layers(buf *b, const met_snap *s, size_t n) {
 static void put_load_times(buf *b, const met_snap *s, size_t n) {
     family(b, "shimmy_model_loads_total", "counter", "Successful loads of a model.");
     for (size_t i = 0; i < n; i++)
-        if (s[i].d.loads > 0)
-            sample1(b, "shimmy_model_loads_total", "model", s[i].d.name, (double)s[i].d.loads);
+        if (s[i].st.loads > 0)
+            sample1(b, "shimmy_model_loads_total", "model", s[i].d->name, (double)s[i].st.loads);
     family(b, "shimmy_model_load_seconds", "gauge", "Duration of the model's last load.");
     for (size_t i = 0; i < n; i++)
-        if (s[i].d.loads > 0)
-            sample1(b, "shimmy_model_load_seconds", "model", s[i].d.name,
-                    (double)s[i].d.load_ns / 1e9);
+        if (s[i].st.loads > 0)
+            sample1(b, "shimmy_model_load_seconds", "model", s[i].d->name,
+                    (double)s[i].st.load_ns / 1e9);
 }
 
 static void put_gauges(buf *b, shimmy_app *app, const met_snap *s, size_t n) {
     size_t loaded = 0;
     for (size_t i = 0; i < n; i++)
-        loaded += s[i].d.loaded;
+        loaded += s[i].st.loaded;
     family(b, "shimmy_models", "gauge", "Models the server can serve.");
     buf_printf(b, "shimmy_models %zu\n", n);
     family(b, "shimmy_models_loaded", "gauge", "Models loaded now.");
@@ -427,9 +428,15 @@ static met_snap *snapshot(registry *r, size_t *n) {
     *n = 0;
     if (s == NULL)
         return NULL;
-    while (*n < cap && registry_info(r, *n, &s[*n].d, &s[*n].info))
+    while (*n < cap && registry_info(r, *n, &s[*n].d, &s[*n].st, &s[*n].info))
         (*n)++;
     return s;
+}
+
+static void snapshot_free(met_snap *s, size_t n) {
+    for (size_t i = 0; s != NULL && i < n; i++)
+        model_rec_unref(s[i].d);
+    free(s);
 }
 
 shimmy_err metrics_render(shimmy_app *app, buf *out) {
@@ -442,7 +449,7 @@ shimmy_err metrics_render(shimmy_app *app, buf *out) {
     put_models(out);
     pthread_mutex_unlock(&mu);
     put_gauges(out, app, s, n);
-    free(s);
+    snapshot_free(s, n);
     /* buf drops what does not fit: a body that reached the limit lost lines */
     return out->max > 0 && out->len + 1 >= out->max ? ERR_TOO_LARGE : SHIMMY_OK;
 }

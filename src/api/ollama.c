@@ -63,7 +63,7 @@ static void rfc3339(int64_t t, char *out, size_t outlen) {
     strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void details(jsonw *w, const model_desc *d) {
+static void details(jsonw *w, const model_rec *d) {
     char ps[32];
     fmt_count(d->meta.n_params, ps, sizeof ps);
     jsonw_raw(w, "{\"parent_model\":\"\",\"format\":\"gguf\",\"family\":");
@@ -78,14 +78,15 @@ static void details(jsonw *w, const model_desc *d) {
     jsonw_raw(w, "}");
 }
 
-/* "name","model","modified_at","size","digest","details" of one model (no braces). */
-static void model_fields(jsonw *w, const model_desc *d) {
+/* "name","model","modified_at","size","digest","details" of one model listed as name (its own,
+ * or an alias) (no braces). */
+static void model_fields(jsonw *w, const model_rec *d, const char *name) {
     char ts[40];
     rfc3339(d->mtime, ts, sizeof ts);
     jsonw_raw(w, "\"name\":");
-    jsonw_cstr(w, d->name);
+    jsonw_cstr(w, name);
     jsonw_raw(w, ",\"model\":");
-    jsonw_cstr(w, d->name);
+    jsonw_cstr(w, name);
     jsonw_raw(w, ",\"modified_at\":");
     jsonw_cstr(w, ts);
     jsonw_raw(w, ",\"size\":");
@@ -122,27 +123,29 @@ void oll_handle_version(const http_request *req, http_response *res) {
 
 void oll_handle_tags(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    model_desc d;
+    const model_rec *d = NULL;
     jsonw w;
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":[");
     size_t n = 0;
-    for (; registry_get(app->models, n, &d); n++) {
+    for (; registry_get(app->models, n, &d, NULL); n++) {
         jsonw_raw(&w, n ? ",{" : "{");
-        model_fields(&w, &d);
+        model_fields(&w, d, d->name);
         jsonw_raw(&w, "}");
+        model_rec_unref(d);
     }
     /* An alias is listed as a model of its own with its model's digest and details, as a copy
      * made by `ollama cp` is; one that a served name hides or whose model is gone is not. */
     char name[256], model[256];
     for (size_t i = 0; registry_alias_get(app->models, i, name, sizeof name, model, sizeof model);
          i++) {
-        if (!registry_find(app->models, name, &d) || strcmp(d.name, model) != 0)
-            continue;
-        snprintf(d.name, sizeof d.name, "%s", name);
-        jsonw_raw(&w, n++ ? ",{" : "{");
-        model_fields(&w, &d);
-        jsonw_raw(&w, "}");
+        bool listed = registry_find(app->models, name, &d, NULL) && strcmp(d->name, model) == 0;
+        if (listed) {
+            jsonw_raw(&w, n++ ? ",{" : "{");
+            model_fields(&w, d, name);
+            jsonw_raw(&w, "}");
+        }
+        model_rec_unref(d);
     }
     jsonw_raw(&w, "]}");
     reply_end(res, &w);
@@ -160,21 +163,25 @@ static uint64_t vram_bytes(const engine_model_info *info) {
 
 void oll_handle_ps(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    model_desc d;
+    const model_rec *d = NULL;
+    model_status st;
     engine_model_info info;
     jsonw w;
     bool first = true;
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"models\":[");
-    for (size_t i = 0; registry_info(app->models, i, &d, &info); i++) {
+    for (size_t i = 0; registry_info(app->models, i, &d, &st, &info); i++) {
         char ts[40];
-        if (!d.loaded)
+        if (!st.loaded) {
+            model_rec_unref(d);
             continue;
+        }
         /* Ollama's convention for "never" is a date far in the future. */
-        rfc3339(d.expires_at ? d.expires_at : 10999999999LL, ts, sizeof ts);
+        rfc3339(st.expires_at ? st.expires_at : 10999999999LL, ts, sizeof ts);
         jsonw_raw(&w, first ? "{" : ",{");
         first = false;
-        model_fields(&w, &d);
+        model_fields(&w, d, d->name);
+        model_rec_unref(d);
         jsonw_raw(&w, ",\"expires_at\":");
         jsonw_cstr(&w, ts);
         jsonw_raw(&w, ",\"size_vram\":");
@@ -182,7 +189,7 @@ void oll_handle_ps(const http_request *req, http_response *res) {
         jsonw_raw(&w, ",\"context_length\":");
         jsonw_int(&w, info.n_ctx_slot);
         jsonw_raw(&w, ",\"active\":");
-        jsonw_int(&w, d.uses);
+        jsonw_int(&w, st.uses);
         jsonw_raw(&w, "}");
     }
     jsonw_raw(&w, "]}");
@@ -209,7 +216,7 @@ static void params_text(jsonw *w, const char *params_json) {
     json_decref(p);
 }
 
-static void model_info(jsonw *w, const model_desc *d) {
+static void model_info(jsonw *w, const model_rec *d) {
     char key[160];
     jsonw_raw(w, "{\"general.architecture\":");
     jsonw_cstr(w, d->meta.arch);
@@ -247,7 +254,7 @@ static void show_template(registry *reg, const char *name, show_tmpl *t) {
                              sizeof err);
 }
 
-static void capabilities(jsonw *w, const model_desc *d, const engine_tmpl_caps *caps) {
+static void capabilities(jsonw *w, const model_rec *d, const engine_tmpl_caps *caps) {
     if (d->meta.is_embedding) {
         jsonw_raw(w, ",\"capabilities\":[\"embedding\"]");
         return;
@@ -262,7 +269,7 @@ static void capabilities(jsonw *w, const model_desc *d, const engine_tmpl_caps *
 }
 
 /* Ollama's projector_info: the projector's own metadata (read again here: it is small). */
-static void projector_info(jsonw *w, const model_desc *d) {
+static void projector_info(jsonw *w, const model_rec *d) {
     gguf_meta m;
     char err[600];
     if (d->mmproj[0] == '\0' || gguf_meta_read(d->mmproj, &m, err, sizeof err) != SHIMMY_OK)
@@ -287,7 +294,7 @@ static void projector_info(jsonw *w, const model_desc *d) {
     jsonw_raw(w, "}");
 }
 
-static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l,
+static void show_body(jsonw *w, const model_rec *d, const disc_ollama_layers *l,
                       const show_tmpl *t) {
     buf mf;
     buf_init(&mf, LIM_LAYER_BYTES);
@@ -324,7 +331,7 @@ static void show_body(jsonw *w, const model_desc *d, const disc_ollama_layers *l
 
 void oll_handle_show(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    model_desc d;
+    const model_rec *d = NULL;
     json_t *root = NULL;
     char msg[256];
     if (api_json_load_object(req->body, req->body_len, &root, msg, sizeof msg) != SHIMMY_OK) {
@@ -334,22 +341,23 @@ void oll_handle_show(const http_request *req, http_response *res) {
     const char *name = body_model(root);
     if (name == NULL || name[0] == '\0')
         reply_error(res, ERR_BAD_PARAM, "model is required");
-    else if (!registry_find(app->models, name, &d))
+    else if (!registry_find(app->models, name, &d, NULL))
         not_found(res, app->models, name);
     else {
         disc_ollama_layers l;
         show_tmpl t;
         jsonw w;
         memset(&l, 0, sizeof l);
-        if (d.manifest[0])
-            disc_ollama_read_layers(d.manifest, &l);
+        if (d->manifest[0])
+            disc_ollama_read_layers(d->manifest, &l);
         show_template(app->models, name, &t);
         jsonw_begin(&w, &res->body);
-        show_body(&w, &d, &l, &t);
+        show_body(&w, d, &l, &t);
         reply_end(res, &w);
         free(t.source);
         disc_ollama_layers_free(&l);
     }
+    model_rec_unref(d);
     json_decref(root);
 }
 
@@ -420,17 +428,17 @@ static void lay(const void *ctx, gen_params *p) {
  * whether it has a chat template. An unknown model parses without layers; the acquire answers
  * 404. */
 static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err, bool chat) {
-    model_desc d;
+    const model_rec *d = NULL;
     disc_ollama_layers l;
     oll_model_ctx m = {0};
     const char *name = body_model(root);
     memset(&l, 0, sizeof l);
-    bool found = name != NULL && registry_find(app->models, name, &d);
+    bool found = name != NULL && registry_find(app->models, name, &d, NULL);
     const api_presets *presets = atomic_load(&app->presets);
-    const char *sys = found ? api_presets_system(presets, d.name) : NULL;
-    if (found && d.manifest[0])
-        disc_ollama_read_layers(d.manifest, &l);
-    lay_ctx lc = {presets, found ? d.name : name};
+    const char *sys = found ? api_presets_system(presets, d->name) : NULL;
+    if (found && d->manifest[0])
+        disc_ollama_read_layers(d->manifest, &l);
+    lay_ctx lc = {presets, found ? d->name : name};
     m.presets = lay;
     m.presets_ctx = &lc;
     m.params_json = l.params_json;
@@ -444,6 +452,7 @@ static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_erro
     }
     shimmy_err e = chat ? oll_parse_chat(root, &m, c, err) : oll_parse_generate(root, &m, c, err);
     disc_ollama_layers_free(&l);
+    model_rec_unref(d);
     return e;
 }
 
@@ -822,7 +831,7 @@ void oll_handle_delete(const http_request *req, http_response *res) {
     json_t *root = json_loads(req->body, 0, NULL);
     const char *name = body_name(root);
     char err[2048], removed[256];
-    model_desc d;
+    model_status st;
     if (name == NULL || name[0] == '\0')
         reply_error(res, ERR_BAD_PARAM, "the body needs \"model\": the model to delete");
     else if (pull_remove(name, removed, sizeof removed, err, sizeof err) == SHIMMY_OK) {
@@ -831,13 +840,13 @@ void oll_handle_delete(const http_request *req, http_response *res) {
          * drops it (a model still generating stays listed until a later rescan) */
         registry_unload(app->models, removed);
         int64_t end = clock_mono_ns() + (int64_t)LIM_DELETE_WAIT_MS * 1000000;
-        while (registry_find(app->models, removed, &d) && (d.loaded || d.uses > 0) &&
+        while (registry_find(app->models, removed, NULL, &st) && (st.loaded || st.uses > 0) &&
                clock_mono_ns() < end) {
             struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
             nanosleep(&pause, NULL);
         }
         pull_rescan(app);
-    } else if (registry_find(app->models, name, &d))
+    } else if (registry_find(app->models, name, NULL, NULL))
         reply_error(res, ERR_FORBIDDEN,
                     "model '%s' was not pulled by shimmy, which deletes only "
                     "what it pulled; remove it with the tool that put it there",

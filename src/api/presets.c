@@ -292,10 +292,12 @@ const char *api_presets_system(const api_presets *p, const char *model) {
 }
 
 const char *api_model_served_name(shimmy_app *app, const char *name, char *out, size_t len) {
-    model_desc d;
-    if (name == NULL || app == NULL || app->models == NULL || !registry_find(app->models, name, &d))
+    const model_rec *d = NULL;
+    if (name == NULL || app == NULL || app->models == NULL ||
+        !registry_find(app->models, name, &d, NULL))
         return name;
-    snprintf(out, len, "%s", d.name);
+    snprintf(out, len, "%s", d->name);
+    model_rec_unref(d);
     return out;
 }
 

@@ -54,7 +54,7 @@ static void reply_json_end(http_response *res, jsonw *w) {
 /* ---- /v1/models ---- */
 
 /* The file's modification time stands for "created" (no better date is known). */
-static int64_t model_created(const model_desc *d) {
+static int64_t model_created(const model_rec *d) {
     struct stat sb;
     return stat(d->path, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
 }
@@ -63,22 +63,25 @@ static int64_t model_created(const model_desc *d) {
  * llama-server lists its --alias names: "aliases":[...] on the model's own entry. */
 static void model_aliases(jsonw *w, registry *reg, const char *name) {
     char alias[256], model[256];
-    model_desc d;
+    const model_rec *d = NULL;
     int n = 0;
     jsonw_raw(w, ",\"aliases\":[");
-    for (size_t i = 0; registry_alias_get(reg, i, alias, sizeof alias, model, sizeof model); i++)
-        if (strcmp(model, name) == 0 && registry_find(reg, alias, &d) &&
-            strcmp(d.name, name) == 0) {
+    for (size_t i = 0; registry_alias_get(reg, i, alias, sizeof alias, model, sizeof model); i++) {
+        d = NULL; /* registry_find is not called for another model's alias */
+        if (strcmp(model, name) == 0 && registry_find(reg, alias, &d, NULL) &&
+            strcmp(d->name, name) == 0) {
             jsonw_raw(w, n++ ? "," : "");
             jsonw_cstr(w, alias);
         }
+        model_rec_unref(d);
+    }
     jsonw_raw(w, "]");
 }
 
 /* OpenAI's fields, then shimmy's (docs/API.md): aliases, input_modalities ("text", and
  * "image"/"audio" when the paired projector takes them and the engine serves them) and
  * projector (the paired projector's file name, or null). */
-static void model_object(jsonw *w, registry *reg, const model_desc *d) {
+static void model_object(jsonw *w, registry *reg, const model_rec *d) {
     bool media = engine_supports_media();
     const char *proj = strrchr(d->mmproj, '/');
     jsonw_raw(w, "{\"id\":");
@@ -100,14 +103,15 @@ static void model_object(jsonw *w, registry *reg, const model_desc *d) {
 
 static void handle_models(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    model_desc d;
+    const model_rec *d = NULL;
     jsonw w;
     jsonw_begin(&w, &res->body);
     jsonw_raw(&w, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; registry_get(app->models, i, &d); i++) {
+    for (size_t i = 0; registry_get(app->models, i, &d, NULL); i++) {
         if (i > 0)
             jsonw_raw(&w, ",");
-        model_object(&w, app->models, &d);
+        model_object(&w, app->models, d);
+        model_rec_unref(d);
     }
     jsonw_raw(&w, "]}");
     reply_json_end(res, &w);
@@ -117,10 +121,10 @@ static void handle_models(const http_request *req, http_response *res) {
 static void handle_model(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
     const char *id = strstr(req->path, "/models/");
-    model_desc d;
+    const model_rec *d = NULL;
     jsonw w;
     id = id != NULL ? id + strlen("/models/") : "";
-    if (!registry_find(app->models, id, &d)) {
+    if (!registry_find(app->models, id, &d, NULL)) {
         char msg[1024];
         api_error ae;
         shimmy_err e = registry_lookup(app->models, id, msg, sizeof msg); /* MLX: 501 */
@@ -129,7 +133,8 @@ static void handle_model(const http_request *req, http_response *res) {
         return;
     }
     jsonw_begin(&w, &res->body);
-    model_object(&w, app->models, &d);
+    model_object(&w, app->models, d);
+    model_rec_unref(d);
     reply_json_end(res, &w);
 }
 
@@ -230,13 +235,17 @@ static void health_model_info(jsonw *w, const engine_model_info *info) {
  * still loading), "draining" (SIGTERM), "failed" (a --model model's engine died at load 3
  * times). */
 static const char *health_state(shimmy_app *app) {
-    model_desc d;
+    const model_rec *d = NULL;
+    model_status st;
     engine_model_info info;
     if (!atomic_load(&app->ready))
         return atomic_load(&app->draining) ? "draining" : "starting";
-    for (size_t i = 0; registry_info(app->models, i, &d, &info); i++)
-        if (strcmp(d.source, "cli") == 0 && d.loaded && info.failed)
+    for (size_t i = 0; registry_info(app->models, i, &d, &st, &info); i++) {
+        bool failed = strcmp(d->source, "cli") == 0 && st.loaded && info.failed;
+        model_rec_unref(d);
+        if (failed)
             return "failed";
+    }
     return "ok";
 }
 
@@ -247,7 +256,8 @@ static bool want_ready(const http_request *req) {
 
 static void handle_health(const http_request *req, http_response *res) {
     shimmy_app *app = req->app;
-    model_desc d;
+    const model_rec *d = NULL;
+    model_status st;
     engine_model_info info;
     jsonw w;
     const char *state = health_state(app);
@@ -263,18 +273,19 @@ static void handle_health(const http_request *req, http_response *res) {
     jsonw_raw(&w, ",\"version\":\"" SHIMMY_VERSION "\",\"uptime_s\":");
     jsonw_int(&w, (clock_mono_ns() - app->started_ns) / 1000000000);
     jsonw_raw(&w, ",\"models\":[");
-    for (size_t i = 0; registry_info(app->models, i, &d, &info); i++) {
+    for (size_t i = 0; registry_info(app->models, i, &d, &st, &info); i++) {
         jsonw_raw(&w, i > 0 ? ",{\"name\":" : "{\"name\":");
-        jsonw_cstr(&w, d.name);
+        jsonw_cstr(&w, d->name);
+        model_rec_unref(d);
         jsonw_raw(&w, ",\"loaded\":");
-        jsonw_bool(&w, d.loaded);
-        if (d.loading) {
+        jsonw_bool(&w, st.loaded);
+        if (st.loading) {
             char pct[32];
-            snprintf(pct, sizeof pct, ",\"load_progress\":%.3f", (double)d.load_progress);
+            snprintf(pct, sizeof pct, ",\"load_progress\":%.3f", (double)st.load_progress);
             jsonw_raw(&w, ",\"loading\":true");
             jsonw_raw(&w, pct);
         }
-        if (d.loaded)
+        if (st.loaded)
             health_model_info(&w, &info);
         jsonw_raw(&w, "}");
     }

@@ -151,10 +151,10 @@ struct disc_lora;
  * 2 after reporting a usage error. */
 int cli_parse_lora(const char *cmd, char *arg, struct disc_lora *out);
 struct disc_mmproj;
-struct model_desc;
+struct model_rec;
 /* What d's projector takes, for listings: "vision", "audio", "vision+audio", "-" (none paired),
  * or "yes" (one that states neither). Static. */
-const char *cli_mmproj_label(const struct model_desc *d);
+const char *cli_mmproj_label(const struct model_rec *d);
 /* Parses --mmproj [MODEL=]PATH (cli/discover.c) into *out, which borrows arg (an existing file
  * whose name holds '=' is a PATH). Returns 0, or 2 after reporting a usage error. */
 int cli_parse_mmproj(const char *cmd, char *arg, struct disc_mmproj *out);

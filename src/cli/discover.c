@@ -34,7 +34,7 @@ int cli_parse_lora(const char *cmd, char *arg, disc_lora *out) {
     return 0;
 }
 
-const char *cli_mmproj_label(const model_desc *d) {
+const char *cli_mmproj_label(const model_rec *d) {
     if (d->mmproj[0] == '\0')
         return "-";
     if (d->mmproj_vision)
@@ -145,13 +145,15 @@ static void discover_usage(FILE *f) {
 static int print_json(registry *r, const registry_changes *ch) {
     json_t *o = json_object(), *models = json_array(), *skipped = json_array();
     json_t *unserved = json_array();
-    model_desc d;
+    const model_rec *d = NULL;
     disc_unserved u;
-    for (size_t i = 0; registry_get(r, i, &d); i++)
-        json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b}", "name", d.name,
-                                                "source", d.source, "path", d.path, "adapter",
-                                                d.adapter, "mmproj", d.mmproj, "mmproj_vision",
-                                                d.mmproj_vision, "mmproj_audio", d.mmproj_audio));
+    for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+        json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b}", "name", d->name,
+                                                "source", d->source, "path", d->path, "adapter",
+                                                d->adapter, "mmproj", d->mmproj, "mmproj_vision",
+                                                d->mmproj_vision, "mmproj_audio", d->mmproj_audio));
+        model_rec_unref(d);
+    }
     for (size_t i = 0; i < ch->n_notes; i++)
         json_array_append_new(
             skipped, json_pack("{s:s,s:s}", "path", ch->notes[i].path, "reason", ch->notes[i].why));
@@ -174,19 +176,23 @@ static int print_json(registry *r, const registry_changes *ch) {
 
 static void print_text(registry *r, const registry_changes *ch) {
     static const char *const sources[] = {"cli", "dir", "env", "hf", "ollama", "lmstudio"};
-    model_desc d;
+    const model_rec *d = NULL;
     printf("%zu models found\n", registry_count(r));
     for (size_t k = 0; k < sizeof sources / sizeof sources[0]; k++) {
         int n = 0;
-        for (size_t i = 0; registry_get(r, i, &d); i++)
-            n += strcmp(d.source, sources[k]) == 0;
+        for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+            n += strcmp(d->source, sources[k]) == 0;
+            model_rec_unref(d);
+        }
         if (n > 0)
             printf("  %-9s %d\n", sources[k], n);
     }
-    for (size_t i = 0; registry_get(r, i, &d); i++)
-        printf("  + %s (%s) %s%s%s%s%s%s%s\n", d.name, d.source, d.path,
-               d.adapter[0] ? " + adapter " : "", d.adapter, d.mmproj[0] ? " + mmproj " : "",
-               d.mmproj, d.mmproj[0] ? " " : "", d.mmproj[0] ? cli_mmproj_label(&d) : "");
+    for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+        printf("  + %s (%s) %s%s%s%s%s%s%s\n", d->name, d->source, d->path,
+               d->adapter[0] ? " + adapter " : "", d->adapter, d->mmproj[0] ? " + mmproj " : "",
+               d->mmproj, d->mmproj[0] ? " " : "", d->mmproj[0] ? cli_mmproj_label(d) : "");
+        model_rec_unref(d);
+    }
     disc_unserved u;
     size_t nu = registry_unserved_count(r);
     if (nu > 0)

@@ -109,8 +109,8 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
 
 /* A NAME that is a path to a file is served as an extra --model. */
 static const char *resolve_name(gen_opts *o, registry *r, char *out, size_t len) {
-    model_desc d;
-    if (registry_find(r, o->name, &d))
+    const model_rec *d = NULL;
+    if (registry_find(r, o->name, NULL, NULL))
         return o->name;
     char err[1024];
     if (registry_lookup(r, o->name, err, sizeof err) == ERR_UNSUPPORTED) {
@@ -122,11 +122,14 @@ static const char *resolve_name(gen_opts *o, registry *r, char *out, size_t len)
             fprintf(stderr, "shimmy generate: %s\n", err);
             return NULL;
         }
-        for (size_t i = 0; i < registry_count(r); i++)
-            if (registry_get(r, i, &d) && strcmp(d.source, "cli") == 0) {
-                snprintf(out, len, "%s", d.name);
+        for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+            bool cli = strcmp(d->source, "cli") == 0;
+            if (cli)
+                snprintf(out, len, "%s", d->name);
+            model_rec_unref(d);
+            if (cli)
                 return out;
-            }
+        }
     }
     fprintf(stderr, "shimmy generate: no model named '%s' (see 'shimmy list')\n", o->name);
     return NULL;

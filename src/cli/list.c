@@ -92,28 +92,31 @@ static void print_unserved(registry *r, int w) {
 static void print_table(registry *r) {
     size_t n = registry_count(r);
     int w = 4;
-    model_desc d;
+    const model_rec *d = NULL;
     disc_unserved u;
-    for (size_t i = 0; registry_get(r, i, &d); i++)
-        if ((int)strlen(d.name) > w)
-            w = (int)strlen(d.name);
+    for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+        if ((int)strlen(d->name) > w)
+            w = (int)strlen(d->name);
+        model_rec_unref(d);
+    }
     for (size_t i = 0; registry_get_unserved(r, i, &u); i++)
         if ((int)strlen(u.name) > w)
             w = (int)strlen(u.name);
     printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7s  %-12s  %s\n", w, "NAME", "SOURCE", "SIZE",
            "ARCH", "QUANT", "PARAMS", "CTX", "MMPROJ", "ADAPTER");
     bool paired = false;
-    for (size_t i = 0; i < n && registry_get(r, i, &d); i++) {
+    for (size_t i = 0; i < n && registry_get(r, i, &d, NULL); i++) {
         char size[32], params[32];
-        fmt_bytes(d.size_bytes, size, sizeof size);
-        fmt_count(d.meta.n_params, params, sizeof params);
-        const char *ad = d.adapter[0] ? base_of(d.adapter) : "-";
+        fmt_bytes(d->size_bytes, size, sizeof size);
+        fmt_count(d->meta.n_params, params, sizeof params);
+        const char *ad = d->adapter[0] ? base_of(d->adapter) : "-";
         /* an Ollama blob: its digest's first 12 digits, as ollama prints them */
         int adw = strncmp(ad, "sha256-", 7) == 0 ? 19 : (int)strlen(ad);
-        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %-12s  %.*s\n", w, d.name, d.source, size,
-               or_dash(d.meta.arch), or_dash(d.meta.quant), params, d.meta.n_ctx_train,
-               cli_mmproj_label(&d), adw, ad);
-        paired |= d.mmproj[0] != '\0';
+        printf("%-*s  %-8s  %10s  %-10s  %-8s  %8s  %7u  %-12s  %.*s\n", w, d->name, d->source,
+               size, or_dash(d->meta.arch), or_dash(d->meta.quant), params, d->meta.n_ctx_train,
+               cli_mmproj_label(d), adw, ad);
+        paired |= d->mmproj[0] != '\0';
+        model_rec_unref(d);
     }
     print_unserved(r, w);
     if (paired && !engine_supports_media())
@@ -121,7 +124,7 @@ static void print_table(registry *r) {
                "or audio yet, so they are served as text models\n");
 }
 
-static json_t *desc_json(const model_desc *d) {
+static json_t *desc_json(const model_rec *d) {
     json_t *j = json_pack(
         "{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:b, s:i}", "name", d->name,
         "path", d->path, "source", d->source, "size_bytes", (json_int_t)d->size_bytes, "arch",
@@ -155,10 +158,12 @@ static json_t *unserved_json(const disc_unserved *u) {
 
 static int print_json(registry *r) {
     json_t *arr = json_array();
-    model_desc d;
+    const model_rec *d = NULL;
     disc_unserved u;
-    for (size_t i = 0; arr != NULL && registry_get(r, i, &d); i++)
-        json_array_append_new(arr, desc_json(&d));
+    for (size_t i = 0; arr != NULL && registry_get(r, i, &d, NULL); i++) {
+        json_array_append_new(arr, desc_json(d));
+        model_rec_unref(d);
+    }
     for (size_t i = 0; arr != NULL && registry_get_unserved(r, i, &u); i++)
         json_array_append_new(arr, unserved_json(&u));
     char *s = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;

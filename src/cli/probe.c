@@ -107,7 +107,7 @@ int cli_probe(int argc, char **argv) {
     registry *r = cli_sources_registry("probe", &s, &eng, NULL);
     if (r == NULL)
         return 1;
-    model_desc d;
+    const model_rec *d = NULL;
     engine_model *m = NULL;
     int64_t tok_ns = 0;
     uint64_t rss0 = rss_bytes();
@@ -115,7 +115,7 @@ int cli_probe(int argc, char **argv) {
     shimmy_err e = registry_lookup(r, name, err, sizeof err);
     if (e == ERR_MODEL_NOT_FOUND)
         err_set(err, sizeof err, e, "no model named '%s' (see shimmy list)", name);
-    else if (e == SHIMMY_OK && !registry_find(r, name, &d))
+    else if (e == SHIMMY_OK && !registry_find(r, name, &d, NULL))
         e = err_set(err, sizeof err, ERR_MODEL_NOT_FOUND, "no model named '%s'", name);
     else if (e == SHIMMY_OK)
         e = registry_acquire(r, name, &m, err, sizeof err);
@@ -124,6 +124,7 @@ int cli_probe(int argc, char **argv) {
         e = one_token(m, &tok_ns, err, sizeof err);
     if (e != SHIMMY_OK) {
         fprintf(stderr, "shimmy probe: %s: FAILED: %s\n", name, err);
+        model_rec_unref(d);
         registry_release(r, m);
         registry_free(r);
         return 1;
@@ -134,9 +135,10 @@ int cli_probe(int argc, char **argv) {
     printf("%s: OK\n  file:        %s\n  source:      %s\n  adapter:     %s\n"
            "  model:       %s\n  load:        %.0f ms\n  first token: %.0f ms\n"
            "  weights:     %.1f MiB\n  memory:      +%.1f MiB resident\n  context:     %d tokens\n",
-           d.name, d.path, d.source, d.adapter[0] ? d.adapter : "-", info.desc,
+           d->name, d->path, d->source, d->adapter[0] ? d->adapter : "-", info.desc,
            (double)load_ns / 1e6, (double)tok_ns / 1e6, (double)info.size_bytes / 1048576.0,
            rss1 > rss0 ? (double)(rss1 - rss0) / 1048576.0 : 0.0, info.n_ctx_slot);
+    model_rec_unref(d);
     registry_release(r, m);
     registry_free(r);
     return 0;

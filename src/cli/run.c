@@ -360,9 +360,9 @@ static bool server_answers(const char *url, const char *key) {
 
 /* The registry name of name: a listed model, or a path to a .gguf file added as one. */
 static bool local_name(run_ctx *r, const char *name, char *out, size_t n) {
-    model_desc d;
+    const model_rec *d = NULL;
     char err[1024];
-    if (registry_find(r->reg, name, &d)) {
+    if (registry_find(r->reg, name, NULL, NULL)) {
         snprintf(out, n, "%s", name);
         return true;
     }
@@ -378,11 +378,14 @@ static bool local_name(run_ctx *r, const char *name, char *out, size_t n) {
         fprintf(stderr, "shimmy run: %s\n", err);
         return false;
     }
-    for (size_t i = registry_count(r->reg); i-- > 0;)
-        if (registry_get(r->reg, i, &d) && strcmp(d.source, "cli") == 0) {
-            snprintf(out, n, "%s", d.name);
+    for (size_t i = registry_count(r->reg); i-- > 0;) {
+        bool cli = registry_get(r->reg, i, &d, NULL) && strcmp(d->source, "cli") == 0;
+        if (cli)
+            snprintf(out, n, "%s", d->name);
+        model_rec_unref(d);
+        if (cli)
             return true;
-        }
+    }
     return false;
 }
 

@@ -895,9 +895,10 @@ static void report_models(registry *r) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        model_desc d;
-        if (registry_get(r, i, &d))
-            log_info("model '%s' (%s) from %s", d.name, d.source, d.path);
+        const model_rec *d = NULL;
+        if (registry_get(r, i, &d, NULL))
+            log_info("model '%s' (%s) from %s", d->name, d->source, d->path);
+        model_rec_unref(d);
     }
 }
 
@@ -907,15 +908,17 @@ static int add_aliases(registry *r, const serve_opts *o) {
     char err[512];
     for (int i = 0; i < o->n_aliases; i++) {
         const serve_alias *a = &o->aliases[i];
-        model_desc d;
+        const model_rec *d = NULL;
         if (registry_add_alias(r, a->alias, a->model, err, sizeof err) != SHIMMY_OK) {
             fprintf(stderr, "shimmy serve: %s\n", err);
             return 1;
         }
-        if (registry_find(r, a->alias, &d) && strcmp(d.name, a->model) != 0)
+        bool hidden = registry_find(r, a->alias, &d, NULL) && strcmp(d->name, a->model) != 0;
+        model_rec_unref(d);
+        if (hidden)
             log_warn("alias '%s' of '%s': a served model has that name and wins", a->alias,
                      a->model);
-        else if (!registry_find(r, a->model, NULL))
+        else if (!registry_find(r, a->model, NULL, NULL))
             log_warn("alias '%s': no model '%s' is served", a->alias, a->model);
         else
             log_info("alias '%s' for model '%s'", a->alias, a->model);
@@ -960,10 +963,12 @@ static registry *open_models(serve_opts *o) {
     report_models(r);
     /* Models named on the command line are loaded now, so that the first request is fast and a
      * broken file is reported at start-up. */
-    for (size_t i = 0; i < registry_count(r); i++) {
-        model_desc d;
-        if (registry_get(r, i, &d) && strcmp(d.source, "cli") == 0 &&
-            registry_preload(r, d.name, err, sizeof err) != SHIMMY_OK) {
+    const model_rec *d = NULL;
+    for (size_t i = 0; registry_get(r, i, &d, NULL); i++) {
+        shimmy_err e = strcmp(d->source, "cli") == 0 ? registry_preload(r, d->name, err, sizeof err)
+                                                     : SHIMMY_OK;
+        model_rec_unref(d);
+        if (e != SHIMMY_OK) {
             fprintf(stderr, "shimmy serve: %s\n", err);
             registry_free(r);
             return NULL;

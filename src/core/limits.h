@@ -33,6 +33,9 @@
  * registry read it from its engine process while none of its jobs moved (a job's frame makes it
  * stale at once): without it, each status page is a round trip to every engine process. */
 #define LIM_INFO_CACHE_MS 100
+/* Bytes of a served model name with its NUL: the longest store name ("registry/namespace/
+ * model:tag", "org/name/file-stem") fits, and a name is echoed in every response. */
+#define LIM_MODEL_NAME 256
 /* Messages in one chat request. */
 #define LIM_MESSAGES 4096
 /* Stop strings per request (OpenAI allows 4; we are more generous). */

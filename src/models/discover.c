@@ -41,6 +41,58 @@ struct disc_projector {
 #define OLLAMA_ADAPTER_MT "application/vnd.ollama.image.adapter"
 #define OLLAMA_PROJECTOR_MT "application/vnd.ollama.image.projector"
 
+/* ---- records ---- */
+
+/* The "" every unset string of a record points to (never freed, never written). */
+static char rec_none[1];
+
+model_rec *model_rec_new(void) {
+    model_rec *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->name = d->path = d->source = d->adapter = d->manifest = d->mmproj = d->realpath = rec_none;
+    d->adapter_scale = 1.0f;
+    atomic_init(&d->refs, 1);
+    return d;
+}
+
+static void rec_str_free(const char *s) {
+    if (s != rec_none)
+        free((char *)s);
+}
+
+/* The record is const to its readers; its count is not (a published record is never written
+ * otherwise). */
+const model_rec *model_rec_ref(const model_rec *d) {
+    atomic_fetch_add_explicit(&((model_rec *)d)->refs, 1, memory_order_relaxed);
+    return d;
+}
+
+void model_rec_unref(const model_rec *d) {
+    model_rec *m = (model_rec *)d;
+    if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    rec_str_free(m->name);
+    rec_str_free(m->path);
+    rec_str_free(m->source);
+    rec_str_free(m->adapter);
+    rec_str_free(m->manifest);
+    rec_str_free(m->mmproj);
+    rec_str_free(m->realpath);
+    free(m);
+}
+
+/* Sets a string of a record nobody else holds to a copy of s. Returns false when out of memory
+ * (the string is unchanged). */
+static bool rec_set(const char **field, const char *s) {
+    char *c = s[0] == '\0' ? rec_none : strdup(s);
+    if (c == NULL)
+        return false;
+    rec_str_free(*field);
+    *field = c;
+    return true;
+}
+
 /* ---- the result ---- */
 
 void disc_result_init(disc_result *r) {
@@ -53,6 +105,8 @@ void disc_result_free(disc_result *r) {
         free(r->notes[i].why);
     }
     free(r->notes);
+    for (size_t i = 0; i < r->n; i++)
+        model_rec_unref(r->models[i]);
     free(r->models);
     free(r->unserved);
     free(r->adapters);
@@ -84,20 +138,20 @@ static void note(disc_result *r, const char *path, const char *why) {
  * Ollama tag is a name users type (llama3.2:latest and llama3.2:3b often share one blob), and a
  * model made FROM another with an ADAPTER shares its base's blob, so a manifest is a model of its
  * own; any other file found twice is one model. */
-static const model_desc *find_real(const disc_result *r, const char *real, const char *adapter,
-                                   const char *manifest) {
+static const model_rec *find_real(const disc_result *r, const char *real, const char *adapter,
+                                  const char *manifest) {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->models[i].realpath, real) == 0 &&
-            strcmp(r->models[i].adapter, adapter) == 0 &&
-            strcmp(r->models[i].manifest, manifest) == 0)
-            return &r->models[i];
+        if (strcmp(r->models[i]->realpath, real) == 0 &&
+            strcmp(r->models[i]->adapter, adapter) == 0 &&
+            strcmp(r->models[i]->manifest, manifest) == 0)
+            return r->models[i];
     return NULL;
 }
 
-static model_desc *find_name(disc_result *r, const char *name) {
+static model_rec *find_name(disc_result *r, const char *name) {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->models[i].name, name) == 0)
-            return &r->models[i];
+        if (strcmp(r->models[i]->name, name) == 0)
+            return r->models[i];
     return NULL;
 }
 
@@ -111,13 +165,13 @@ static bool name_taken(disc_result *r, const char *name) {
     return false;
 }
 
-/* Gives name (a 256-byte buffer) a value nobody has yet: name, else name@source, else
+/* Gives name (a LIM_MODEL_NAME-byte buffer) a value nobody has yet: name, else name@source, else
  * name@source-2, -3... path is what the note names, verb what becomes of it ("served"). */
-static void unique_name(disc_result *r, char name[256], const char *path, const char *source,
-                        const char *verb) {
+static void unique_name(disc_result *r, char name[LIM_MODEL_NAME], const char *path,
+                        const char *source, const char *verb) {
     if (!name_taken(r, name))
         return;
-    char base[256], cand[256];
+    char base[LIM_MODEL_NAME], cand[LIM_MODEL_NAME];
     snprintf(base, sizeof base, "%s", name);
     snprintf(cand, sizeof cand, "%.200s@%.31s", base, source);
     for (int k = 2; name_taken(r, cand) && k < 10000; k++)
@@ -129,22 +183,32 @@ static void unique_name(disc_result *r, char name[256], const char *path, const 
     note(r, path, why);
 }
 
-/* Appends d (renamed when its name is taken). Returns false when full or out of memory. */
-static bool push_model(disc_result *r, model_desc *d) {
+/* Appends d (renamed when its name is taken). Takes d. Returns false when full or out of
+ * memory (d is freed). */
+static bool push_model(disc_result *r, model_rec *d) {
+    char name[LIM_MODEL_NAME];
     if (r->n >= LIM_REGISTRY_MODELS) {
         note(r, d->path, "too many models: skipped (see LIM_REGISTRY_MODELS)");
+        model_rec_unref(d);
         return false;
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
-        model_desc *v = realloc(r->models, cap * sizeof *v);
-        if (v == NULL)
+        model_rec **v = realloc(r->models, cap * sizeof *v);
+        if (v == NULL) {
+            model_rec_unref(d);
             return false;
+        }
         r->models = v;
         r->cap = cap;
     }
-    unique_name(r, d->name, d->path, d->source, "served");
-    r->models[r->n++] = *d;
+    snprintf(name, sizeof name, "%s", d->name);
+    unique_name(r, name, d->path, d->source, "served");
+    if (!rec_set(&d->name, name)) {
+        model_rec_unref(d);
+        return false;
+    }
+    r->models[r->n++] = d;
     return true;
 }
 
@@ -221,7 +285,7 @@ static void push_projector(disc_result *r, const char *path, const char *root, c
 /* ---- one file ---- */
 
 /* FNV-1a 64 over the canonical path, size and mtime: an id that changes with the file. */
-static void file_digest(const model_desc *d, char *out, size_t outlen) {
+static void file_digest(const model_rec *d, char *out, size_t outlen) {
     uint64_t h = 1469598103934665603ULL;
     const unsigned char *p = (const unsigned char *)d->realpath;
     for (; *p; p++)
@@ -234,7 +298,7 @@ static void file_digest(const model_desc *d, char *out, size_t outlen) {
 }
 
 /* Adds the other parts of a split model: their sizes and parameter counts. */
-static shimmy_err add_split_parts(const char *path, model_desc *d, char *err, size_t errlen) {
+static shimmy_err add_split_parts(const char *path, model_rec *d, char *err, size_t errlen) {
     int part, count;
     if (!names_split_part(path, &part, &count) || count <= 1)
         return SHIMMY_OK;
@@ -262,40 +326,48 @@ static shimmy_err add_split_parts(const char *path, model_desc *d, char *err, si
     return SHIMMY_OK;
 }
 
-static shimmy_err set_name(const char *path, const char *name, model_desc *d, char *err,
+static shimmy_err set_name(const char *path, const char *name, model_rec *d, char *err,
                            size_t errlen) {
-    if (name != NULL) {
-        if (name[0] == '\0' || strlen(name) >= sizeof d->name)
-            return err_set(err, errlen, ERR_BAD_PARAM, "%s: invalid model name", path);
-        snprintf(d->name, sizeof d->name, "%s", name);
-        return SHIMMY_OK;
-    }
-    if (!names_from_path(path, d->name, sizeof d->name))
+    char stem[LIM_MODEL_NAME];
+    if (name != NULL && (name[0] == '\0' || strlen(name) >= LIM_MODEL_NAME))
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: invalid model name", path);
+    if (name == NULL && !names_from_path(path, stem, sizeof stem))
         return err_set(err, errlen, ERR_BAD_PARAM, "%s: cannot derive a model name", path);
+    if (!rec_set(&d->name, name != NULL ? name : stem))
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
     return SHIMMY_OK;
 }
 
-shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,
+/* d's canonical path, size and modification time. */
+static shimmy_err stat_file(const char *path, model_rec *d, char *err, size_t errlen) {
+    char real[PATH_MAX];
+    struct stat st;
+    if (realpath(path, real) == NULL || stat(real, &st) != 0)
+        return err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
+    if (!rec_set(&d->realpath, real))
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    d->size_bytes = (uint64_t)st.st_size;
+    d->mtime = (int64_t)st.st_mtime;
+    d->n_parts = 1;
+    return SHIMMY_OK;
+}
+
+shimmy_err disc_describe(const char *path, const char *name, const char *source, model_rec *d,
                          char *err, size_t errlen) {
-    memset(d, 0, sizeof *d);
     shimmy_err rc = gguf_meta_read(path, &d->meta, err, errlen);
     if (rc != SHIMMY_OK)
         return rc;
     char why[128];
     if (!gguf_meta_is_model(&d->meta, why, sizeof why))
         return err_set(err, errlen, ERR_MODEL_LOAD, "%s: %s", path, why);
-    struct stat st;
-    if (realpath(path, d->realpath) == NULL || stat(d->realpath, &st) != 0)
-        return err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
-    d->size_bytes = (uint64_t)st.st_size;
-    d->mtime = (int64_t)st.st_mtime;
-    d->n_parts = 1;
-    if ((rc = add_split_parts(path, d, err, errlen)) != SHIMMY_OK ||
+    if ((rc = stat_file(path, d, err, errlen)) != SHIMMY_OK ||
+        (rc = add_split_parts(path, d, err, errlen)) != SHIMMY_OK ||
         (rc = set_name(path, name, d, err, errlen)) != SHIMMY_OK)
         return rc;
-    if (snprintf(d->path, sizeof d->path, "%s", path) >= (int)sizeof d->path)
+    if (strlen(path) >= PATH_MAX)
         return err_set(err, errlen, ERR_BAD_PARAM, "%s: path too long", path);
-    snprintf(d->source, sizeof d->source, "%s", source ? source : "");
+    if (!rec_set(&d->path, path) || !rec_set(&d->source, source ? source : ""))
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
     d->adapter_scale = 1.0f;
     file_digest(d, d->digest, sizeof d->digest);
     return SHIMMY_OK;
@@ -319,21 +391,22 @@ static bool consider_file(disc_result *r, const char *path, const char *name, co
     char real[PATH_MAX];
     if (realpath(path, real) != NULL && find_real(r, real, "", "") != NULL)
         return false; /* already found through an earlier source */
-    model_desc d;
+    model_rec *d = model_rec_new();
     char err[600];
-    shimmy_err rc = disc_describe(path, name, source, &d, err, sizeof err);
-    if (rc == SHIMMY_OK)
-        return push_model(r, &d);
-    if (strcmp(d.meta.type, "adapter") == 0) {
-        push_adapter(r, path, &d.meta);
+    if (d == NULL)
         return false;
+    shimmy_err rc = disc_describe(path, name, source, d, err, sizeof err);
+    if (rc == SHIMMY_OK)
+        return push_model(r, d);
+    if (strcmp(d->meta.type, "adapter") == 0)
+        push_adapter(r, path, &d->meta);
+    else if (rc == ERR_MODEL_LOAD && gguf_meta_is_projector(&d->meta))
+        push_projector(r, path, root, &d->meta); /* noted with its pairing by disc_run */
+    else {
+        log_warn("skipping %s", err);
+        note(r, path, after_path(err, path));
     }
-    if (rc == ERR_MODEL_LOAD && gguf_meta_is_projector(&d.meta)) {
-        push_projector(r, path, root, &d.meta);
-        return false; /* noted with its pairing by disc_run */
-    }
-    log_warn("skipping %s", err);
-    note(r, path, after_path(err, path));
+    model_rec_unref(d);
     return false;
 }
 
@@ -621,7 +694,7 @@ static void named_file(disc_result *r, const char *path, void *ctx) {
         return;
     snprintf(name, sizeof name, "%s/%s", c->prefix, stem);
     names_lower(name);
-    if (strlen(name) >= sizeof((model_desc *)0)->name) {
+    if (strlen(name) >= LIM_MODEL_NAME) {
         note(r, path, "name too long");
         return;
     }
@@ -729,7 +802,7 @@ static void ollama_name(const char *reg, const char *ns, const char *model, cons
 /* The manifest's projector layer (its first, as Ollama's /api/show reads it) paired with d; a
  * layer that is not a readable projector is noted and left out. */
 static void ollama_projector(disc_result *r, const char *models_dir, const json_t *root,
-                             const char *manifest, model_desc *d) {
+                             const char *manifest, model_rec *d) {
     const char *pd = layer_digest(root, OLLAMA_PROJECTOR_MT);
     char blob[4096], err[600], why[700];
     gguf_meta m = {0};
@@ -742,8 +815,9 @@ static void ollama_projector(disc_result *r, const char *models_dir, const json_
              !gguf_meta_is_projector(&m)) /* a failed read says why in err */
         snprintf(err, sizeof err, "%.400s: not a multimodal projector (general.type '%s')", blob,
                  m.type);
+    if (err[0] == '\0' && !rec_set(&d->mmproj, blob))
+        snprintf(err, sizeof err, "out of memory");
     if (err[0] == '\0') {
-        snprintf(d->mmproj, sizeof d->mmproj, "%s", blob);
         d->mmproj_vision = m.has_vision;
         d->mmproj_audio = m.has_audio;
         return;
@@ -758,7 +832,7 @@ static void ollama_projector(disc_result *r, const char *models_dir, const json_
 static bool ollama_manifest(disc_result *r, const char *models_dir, const char *manifest,
                             const char *name) {
     json_t *root = load_manifest(manifest);
-    char blob[4096], err[600];
+    char blob[4096], err[600] = "";
     const char *digest = root ? layer_digest(root, OLLAMA_MODEL_MT) : NULL;
     bool added = false;
     if (root == NULL)
@@ -766,10 +840,10 @@ static bool ollama_manifest(disc_result *r, const char *models_dir, const char *
     else if (digest == NULL || !ollama_blob(models_dir, digest, blob, sizeof blob))
         note(r, manifest, "the manifest has no model layer");
     else {
-        model_desc d;
+        model_rec *d = model_rec_new();
         char real[PATH_MAX], adapter[4096] = "";
         const char *ad = layer_digest(root, OLLAMA_ADAPTER_MT);
-        const model_desc *same;
+        const model_rec *same;
         if (ad != NULL && !ollama_blob(models_dir, ad, adapter, sizeof adapter))
             adapter[0] = '\0';
         if (realpath(blob, real) != NULL &&
@@ -778,18 +852,21 @@ static bool ollama_manifest(disc_result *r, const char *models_dir, const char *
             snprintf(why, sizeof why, "the same model file as '%s': served under that name",
                      same->name);
             note(r, manifest, why);
+            model_rec_unref(d);
             json_decref(root);
             return false;
         }
-        if (disc_describe(blob, name, "ollama", &d, err, sizeof err) != SHIMMY_OK) {
+        if (d == NULL || disc_describe(blob, name, "ollama", d, err, sizeof err) != SHIMMY_OK ||
+            !rec_set(&d->manifest, manifest) || !rec_set(&d->adapter, adapter)) {
+            if (d == NULL || err[0] == '\0')
+                snprintf(err, sizeof err, "out of memory");
             log_warn("skipping Ollama model %s: %s", name, err);
             note(r, manifest, err);
+            model_rec_unref(d);
         } else {
-            snprintf(d.digest, sizeof d.digest, "%s", digest + 7);
-            snprintf(d.manifest, sizeof d.manifest, "%s", manifest);
-            memcpy(d.adapter, adapter, sizeof adapter);
-            ollama_projector(r, models_dir, root, manifest, &d);
-            added = push_model(r, &d);
+            snprintf(d->digest, sizeof d->digest, "%s", digest + 7);
+            ollama_projector(r, models_dir, root, manifest, d);
+            added = push_model(r, d);
         }
     }
     json_decref(root);
@@ -826,7 +903,7 @@ int disc_scan_ollama(disc_result *r, const char *models_dir) {
                     if (!join(lv[4], sizeof lv[4], lv[3], part[3]) || is_dir(lv[4]))
                         continue;
                     ollama_name(part[0], part[1], part[2], part[3], name, sizeof name);
-                    if (name[0] != '\0' && strlen(name) < sizeof((model_desc *)0)->name &&
+                    if (name[0] != '\0' && strlen(name) < LIM_MODEL_NAME &&
                         ollama_manifest(r, models_dir, lv[4], name))
                         added++;
                 }
@@ -904,11 +981,11 @@ static bool same_dir(const char *path, const char *dir) {
 
 /* The model in a's folder that a names, else the one with the longest stem a's stem starts
  * with. */
-static model_desc *adapter_base(disc_result *r, const disc_adapter *a) {
-    model_desc *best = NULL;
+static model_rec *adapter_base(disc_result *r, const disc_adapter *a) {
+    model_rec *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < r->n; i++) {
-        model_desc *d = &r->models[i];
+        model_rec *d = r->models[i];
         char stem[256];
         if (!same_dir(d->path, a->dir) || d->adapter[0] != '\0' ||
             (a->arch[0] && strcmp(a->arch, d->meta.arch) != 0))
@@ -927,14 +1004,17 @@ static model_desc *adapter_base(disc_result *r, const disc_adapter *a) {
 static void attach_adapters(disc_result *r) {
     for (size_t i = 0; i < r->n_adapters; i++) {
         disc_adapter *a = &r->adapters[i];
-        model_desc *d = adapter_base(r, a);
+        model_rec *d = adapter_base(r, a);
         if (d == NULL) {
             note(r, a->path,
                  "a LoRA adapter (general.type = adapter) with no base model "
                  "beside it that it names or whose file stem it starts with");
             continue;
         }
-        snprintf(d->adapter, sizeof d->adapter, "%s", a->path);
+        if (!rec_set(&d->adapter, a->path)) {
+            log_warn("adapter %s: out of memory", a->path);
+            continue;
+        }
         d->adapter_scale = 1.0f;
         log_info("adapter %s attached to model '%s'", a->path, d->name);
     }
@@ -999,7 +1079,7 @@ typedef struct proj_fit {
 
 /* Whether p may serve d, and how well (*f). A projector written by llama.cpp's converter
  * (general.type mmproj) states the text model's width: another width would fail the load. */
-static bool projector_fits(const model_desc *d, const disc_projector *p, proj_fit *f) {
+static bool projector_fits(const model_rec *d, const disc_projector *p, proj_fit *f) {
     char stem[256];
     memset(f, 0, sizeof *f);
     if (same_dir(d->path, p->dir))
@@ -1035,14 +1115,17 @@ static bool fit_better(const proj_fit *a, const proj_fit *b) {
     return a->bits_gap < b->bits_gap;
 }
 
-static void set_projector(model_desc *d, const char *path, const gguf_meta *m) {
-    snprintf(d->mmproj, sizeof d->mmproj, "%s", path);
+/* Pairs d with the projector at path. Returns false when out of memory (d is unchanged). */
+static bool set_projector(model_rec *d, const char *path, const gguf_meta *m) {
+    if (!rec_set(&d->mmproj, path))
+        return false;
     d->mmproj_vision = m->has_vision;
     d->mmproj_audio = m->has_audio;
+    return true;
 }
 
 /* The best projector for d among those seen (ties: the first by path), NULL when none fits. */
-static const disc_projector *best_projector(const disc_result *r, const model_desc *d) {
+static const disc_projector *best_projector(const disc_result *r, const model_rec *d) {
     const disc_projector *best = NULL;
     proj_fit bf = {0}, f;
     for (size_t i = 0; i < r->n_projectors; i++) {
@@ -1082,19 +1165,19 @@ static void cli_projectors(disc_result *r, const char *model_path) {
 /* Every model with no projector yet (Ollama's come from their manifest) gets its best one. */
 static void pair_projectors(disc_result *r) {
     for (size_t i = 0; i < r->n; i++) {
-        const model_desc *d = &r->models[i];
+        const model_rec *d = r->models[i];
         if (strcmp(d->source, "cli") == 0 || strcmp(d->source, "env") == 0)
             cli_projectors(r, d->path);
     }
     for (size_t i = 0; i < r->n; i++) {
-        model_desc *d = &r->models[i];
+        model_rec *d = r->models[i];
         if (d->mmproj[0] != '\0' || d->manifest[0] != '\0')
             continue;
         const disc_projector *p = best_projector(r, d);
-        if (p != NULL) {
-            set_projector(d, p->path, &p->meta);
+        if (p != NULL && set_projector(d, p->path, &p->meta))
             log_info("projector %s paired with model '%s'", p->path, d->name);
-        }
+        else if (p != NULL)
+            log_warn("projector %s: out of memory", p->path);
     }
 }
 
@@ -1103,7 +1186,7 @@ static const char *unpaired_why(const disc_result *r, const disc_projector *p, c
                                 size_t len) {
     proj_fit f;
     for (size_t k = 0; k < r->n; k++)
-        if (projector_fits(&r->models[k], p, &f))
+        if (projector_fits(r->models[k], p, &f))
             return "another projector fits each model beside it better";
     if (p->meta.proj_dim == 0 || strcmp(p->meta.type, "mmproj") != 0)
         return "none beside it";
@@ -1120,8 +1203,8 @@ static void note_projectors(disc_result *r) {
         size_t users = 0;
         char why[700], buf[128];
         for (size_t k = 0; k < r->n; k++)
-            if (strcmp(r->models[k].mmproj, p->path) == 0 && users++ == 0)
-                first = r->models[k].name;
+            if (strcmp(r->models[k]->mmproj, p->path) == 0 && users++ == 0)
+                first = r->models[k]->name;
         if (users == 0)
             snprintf(why, sizeof why, "%s no model (%s; see --mmproj)", what,
                      unpaired_why(r, p, buf, sizeof buf));
@@ -1137,15 +1220,15 @@ static void note_projectors(disc_result *r) {
 /* ---- explicit projectors ---- */
 
 /* The model a --mmproj without a name is for: the one --model file, else the only model. */
-static model_desc *default_model(disc_result *r, const disc_config *c, const char *path, char *err,
-                                 size_t errlen) {
+static model_rec *default_model(disc_result *r, const disc_config *c, const char *path, char *err,
+                                size_t errlen) {
     char real[PATH_MAX];
     if (c->n_paths == 1 && realpath(c->model_paths[0], real) != NULL)
         for (size_t i = 0; i < r->n; i++)
-            if (strcmp(r->models[i].realpath, real) == 0)
-                return &r->models[i];
+            if (strcmp(r->models[i]->realpath, real) == 0)
+                return r->models[i];
     if (r->n == 1)
-        return &r->models[0];
+        return r->models[0];
     err_set(err, errlen, ERR_BAD_PARAM,
             "--mmproj %s: name the model it is for (--mmproj "
             "NAME=%s): %zu models are served",
@@ -1170,7 +1253,7 @@ static shimmy_err check_projector(const char *path, gguf_meta *m, char *err, siz
 static shimmy_err apply_mmprojs(disc_result *r, const disc_config *c, char *err, size_t errlen) {
     for (int i = 0; i < c->n_mmprojs; i++) {
         const disc_mmproj *x = &c->mmprojs[i];
-        model_desc *d =
+        model_rec *d =
             x->model != NULL ? find_name(r, x->model) : default_model(r, c, x->path, err, errlen);
         gguf_meta m;
         if (d == NULL && x->model == NULL)
@@ -1185,7 +1268,8 @@ static shimmy_err apply_mmprojs(disc_result *r, const disc_config *c, char *err,
             log_warn("--mmproj %s: a projector for a model %u wide, but '%s' is %u wide: loading "
                      "it may fail",
                      x->path, m.proj_dim, d->name, d->meta.n_embd);
-        set_projector(d, x->path, &m);
+        if (!set_projector(d, x->path, &m))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
     return SHIMMY_OK;
 }
@@ -1208,14 +1292,15 @@ static shimmy_err check_adapter(const char *path, char *err, size_t errlen) {
 static shimmy_err apply_loras(disc_result *r, const disc_config *c, char *err, size_t errlen) {
     for (int i = 0; i < c->n_loras; i++) {
         const disc_lora *l = &c->loras[i];
-        model_desc *d = find_name(r, l->model);
+        model_rec *d = find_name(r, l->model);
         if (d == NULL)
             return err_set(err, errlen, ERR_BAD_PARAM, "--lora %s=%s: no model named '%s'",
                            l->model, l->path, l->model);
         shimmy_err rc = check_adapter(l->path, err, errlen);
         if (rc != SHIMMY_OK)
             return rc;
-        snprintf(d->adapter, sizeof d->adapter, "%s", l->path);
+        if (!rec_set(&d->adapter, l->path))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
         d->adapter_scale = l->scale;
     }
     return SHIMMY_OK;
@@ -1228,16 +1313,16 @@ static shimmy_err env_base(disc_result *r, char *err, size_t errlen) {
     if (base == NULL || base[0] == '\0')
         return SHIMMY_OK;
     char real[PATH_MAX];
-    model_desc *d = NULL;
+    model_rec *d = NULL;
     if (realpath(base, real) != NULL)
         for (size_t i = 0; i < r->n && d == NULL; i++)
-            if (strcmp(r->models[i].realpath, real) == 0)
-                d = &r->models[i];
+            if (strcmp(r->models[i]->realpath, real) == 0)
+                d = r->models[i];
     if (d == NULL) {
         consider_file(r, base, NULL, "env", NULL);
         d = realpath(base, real) != NULL && r->n > 0 &&
-                    strcmp(r->models[r->n - 1].realpath, real) == 0
-                ? &r->models[r->n - 1]
+                    strcmp(r->models[r->n - 1]->realpath, real) == 0
+                ? r->models[r->n - 1]
                 : NULL;
     }
     if (d == NULL)
@@ -1246,7 +1331,8 @@ static shimmy_err env_base(disc_result *r, char *err, size_t errlen) {
         shimmy_err rc = check_adapter(lora, err, errlen);
         if (rc != SHIMMY_OK)
             return rc;
-        snprintf(d->adapter, sizeof d->adapter, "%s", lora);
+        if (!rec_set(&d->adapter, lora))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
         d->adapter_scale = 1.0f;
     }
     char dir[4096];
@@ -1265,13 +1351,17 @@ static shimmy_err explicit_paths(disc_result *r, const disc_config *c, char *err
     for (int i = 0; i < c->n_paths; i++) {
         const char *p = c->model_paths[i];
         char real[PATH_MAX];
-        model_desc d;
         if (realpath(p, real) != NULL && find_real(r, real, "", "") != NULL)
             continue;
-        shimmy_err rc = disc_describe(p, NULL, "cli", &d, err, errlen);
-        if (rc != SHIMMY_OK)
+        model_rec *d = model_rec_new();
+        if (d == NULL)
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
+        shimmy_err rc = disc_describe(p, NULL, "cli", d, err, errlen);
+        if (rc != SHIMMY_OK) {
+            model_rec_unref(d);
             return rc;
-        if (!push_model(r, &d))
+        }
+        if (!push_model(r, d))
             return err_set(err, errlen, ERR_NOMEM, "%s: cannot add the model", p);
     }
     return SHIMMY_OK;

@@ -35,7 +35,7 @@
  * deterministic "@source" suffix (then "-2", "-3"...) and a note.
  *
  * Projectors (multimodal mmproj files: general.type = mmproj, or architecture clip) are paired
- * with models into model_desc.mmproj: --mmproj first; an Ollama model's projector layer
+ * with models into model_rec.mmproj: --mmproj first; an Ollama model's projector layer
  * (application/vnd.ollama.image.projector); else the best projector beside the model (its own
  * folder; in an HF snapshot or an LM Studio repo also the snapshot's or repo's top folder; beside
  * a --model file, files named *mmproj*). Best: in the model's own folder, then a width that
@@ -50,41 +50,49 @@
 #ifndef SHIMMY_DISCOVER_H
 #define SHIMMY_DISCOVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "models/gguf_meta.h"
 
-/* One model as discovery describes it (also the registry's view, with its load state). */
-typedef struct model_desc {
-    char name[256];      /* served name (see the naming rules above) */
-    char path[4096];     /* GGUF file (first part of a split model) */
-    char source[32];     /* "cli", "dir", "env", "hf", "ollama", "lmstudio" */
-    uint64_t size_bytes; /* file size, all parts of a split model */
-    gguf_meta meta;      /* metadata read without loading weights (n_params of all parts) */
-    int n_parts;         /* 1, or the part count of a split model */
-    char digest[72];     /* Ollama: the model blob's sha256 hex; else a hex id of path, size
-                          * and modification time (stable while the file is unchanged) */
-    int64_t mtime;       /* file modification time, unix seconds */
-    char adapter[4096];  /* LoRA adapter applied to this model, "" = none */
-    float adapter_scale; /* its scale (1 = as trained) */
-    char manifest[4096]; /* Ollama: the manifest file (template/system/params layers) */
-    char mmproj[4096];   /* multimodal projector (mmproj GGUF) paired with this model, "" =
-                          * none: --mmproj, else found beside it (see docs/MODELS.md) */
-    bool mmproj_vision;  /* that projector has an image encoder (clip.has_vision_encoder) */
-    bool mmproj_audio;   /* that projector has an audio encoder (clip.has_audio_encoder) */
-    char realpath[4096]; /* canonical path of path, for deduplication */
-    /* registry state, filled by registry_get/info; zero from discovery */
-    bool loaded;         /* in memory now */
-    int uses;            /* requests holding it now */
-    int64_t expires_at;  /* unix seconds when keep_alive unloads it, 0 = never */
-    bool loading;        /* a load is under way now */
-    float load_progress; /* of that load, 0..1 (llama.cpp's count of tensors read) */
-    uint64_t loads;      /* successful loads so far */
-    int64_t load_ns;     /* how long the last successful load took, ns; 0 = none yet */
-} model_desc;
+/* One model as discovery describes it. A scan builds each record; once disc_run has returned
+ * it, it never changes: the registry holds one reference per served model and hands out more
+ * (registry_get/find/info), so a request copies a pointer, not the record. Every string is
+ * owned by the record, never NULL, "" when absent. The load state is the registry's
+ * (model_status in models/registry.h). Thread-safety: a published record may be read and its
+ * references taken and dropped from any thread. */
+typedef struct model_rec {
+    const char *name;     /* served name (see the naming rules above), < LIM_MODEL_NAME bytes */
+    const char *path;     /* GGUF file (first part of a split model) */
+    const char *source;   /* "cli", "dir", "env", "hf", "ollama", "lmstudio" */
+    uint64_t size_bytes;  /* file size, all parts of a split model */
+    gguf_meta meta;       /* metadata read without loading weights (n_params of all parts) */
+    int n_parts;          /* 1, or the part count of a split model */
+    char digest[72];      /* Ollama: the model blob's sha256 hex; else a hex id of path, size
+                           * and modification time (stable while the file is unchanged) */
+    int64_t mtime;        /* file modification time, unix seconds */
+    const char *adapter;  /* LoRA adapter applied to this model, "" = none */
+    float adapter_scale;  /* its scale (1 = as trained) */
+    const char *manifest; /* Ollama: the manifest file (template/system/params layers), "" */
+    const char *mmproj;   /* multimodal projector (mmproj GGUF) paired with this model, "" =
+                           * none: --mmproj, else found beside it (see docs/MODELS.md) */
+    bool mmproj_vision;   /* that projector has an image encoder (clip.has_vision_encoder) */
+    bool mmproj_audio;    /* that projector has an audio encoder (clip.has_audio_encoder) */
+    const char *realpath; /* canonical path of path, for deduplication */
+    atomic_int refs;      /* private: model_rec_ref / model_rec_unref */
+} model_rec;
+
+/* A new empty record (every string "", one reference: returns owned), or NULL (out of memory).
+ * For discovery and tests; fill it with disc_describe. */
+model_rec *model_rec_new(void);
+/* One more reference to d (the caller owns it: model_rec_unref it). Returns d. Any thread. */
+const model_rec *model_rec_ref(const model_rec *d);
+/* Drops one reference (d may be NULL); the last one frees the record. Any thread. */
+void model_rec_unref(const model_rec *d);
 
 /* Something a scan wants the user to know: a file skipped (with why) or a renamed clash. */
 typedef struct disc_note {
@@ -94,21 +102,21 @@ typedef struct disc_note {
 
 /* A model folder in a format this build finds but cannot serve (today: MLX). Never loaded. */
 typedef struct disc_unserved {
-    char name[256];      /* the name a request would use (same naming rules as models) */
-    char path[4096];     /* the folder */
-    char source[32];     /* "dir", "hf", "lmstudio" */
-    char format[16];     /* "mlx" */
-    char arch[64];       /* config.json's model_type, "" when absent */
-    int bits;            /* config.json's quantization.bits, 0 when not quantized/absent */
-    uint64_t size_bytes; /* the *.safetensors files in the folder */
-    char realpath[4096]; /* canonical path of the folder, for deduplication */
+    char name[LIM_MODEL_NAME]; /* the name a request would use (same naming rules as models) */
+    char path[4096];           /* the folder */
+    char source[32];           /* "dir", "hf", "lmstudio" */
+    char format[16];           /* "mlx" */
+    char arch[64];             /* config.json's model_type, "" when absent */
+    int bits;                  /* config.json's quantization.bits, 0 when not quantized/absent */
+    uint64_t size_bytes;       /* the *.safetensors files in the folder */
+    char realpath[4096];       /* canonical path of the folder, for deduplication */
 } disc_unserved;
 
 typedef struct disc_adapter disc_adapter;     /* private */
 typedef struct disc_projector disc_projector; /* private */
 
 typedef struct disc_result {
-    model_desc *models; /* owned array, in discovery order */
+    model_rec **models; /* owned array of owned references, in discovery order */
     size_t n, cap;
     disc_note *notes; /* owned array */
     size_t n_notes, cap_notes;
@@ -167,9 +175,12 @@ int disc_scan_lmstudio(disc_result *out, const char *models_dir);
 bool disc_hf_hub_dir(char *out, size_t outlen);
 bool disc_ollama_dir(char *out, size_t outlen);
 
-/* Reads one model file (or the first part of a split model) into *d, named name (NULL = from
- * the file stem). Errors: ERR_IO, ERR_MODEL_LOAD (not a model, with the reason). */
-shimmy_err disc_describe(const char *path, const char *name, const char *source, model_desc *d,
+/* Reads one model file (or the first part of a split model) into d (a record from
+ * model_rec_new that nobody else holds), named name (NULL = from the file stem). On
+ * ERR_MODEL_LOAD d->meta is what was read (an adapter's, a projector's). Errors: ERR_IO,
+ * ERR_MODEL_LOAD (not a model, with the reason), ERR_BAD_PARAM (name or path too long),
+ * ERR_NOMEM. Borrows path, name, source. */
+shimmy_err disc_describe(const char *path, const char *name, const char *source, model_rec *d,
                          char *err, size_t errlen);
 
 /* Whether dir is an MLX model folder: it holds config.json and at least one *.safetensors (its

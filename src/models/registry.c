@@ -22,7 +22,16 @@
  * registry_unload (settle_unlocking) and the reaper thread (reap_one_unlocking, and its own
  * timed wait). The entry they work on stays alive across the unlock because its waiters count
  * is raised (entries with waiters are never removed). on_load_progress takes mu from the
- * loading thread while load_entry_unlocking has it released. */
+ * loading thread while load_entry_unlocking has it released.
+ *
+ * Records. Each entry holds a reference to its model_rec (models/discover.h), which nobody
+ * writes once discovery returned it. registry_get/find/info take one more reference under mu
+ * and copy the small model_status; the caller reads the record without the lock and drops the
+ * reference (an atomic count) whenever it likes. A rescan swaps an entry's record only while
+ * the entry is IDLE, so code that runs with mu released on a LOADING or UNLOADING entry
+ * (load_entry_unlocking, unload_unlocking) may read e->rec. A request's registry calls used to
+ * copy a 21 KB model_desc each under mu; now 8 bytes and a 40-byte status (docs/ARCHITECTURE.md
+ * has the measurement). */
 #include "models/registry.h"
 
 #include <errno.h>
@@ -42,7 +51,8 @@
 typedef enum { ENTRY_IDLE, ENTRY_LOADING, ENTRY_LOADED, ENTRY_UNLOADING } entry_state;
 
 typedef struct entry {
-    model_desc desc;
+    const model_rec *rec; /* owned reference: what discovery found; replaced (never written)
+                           * by a rescan, only while the entry is IDLE */
     entry_state state;
     engine_model *model; /* owned; set when state == ENTRY_LOADED */
     int uses;            /* acquires not yet released */
@@ -93,7 +103,7 @@ typedef struct saved_config {
 
 struct registry {
     pthread_mutex_t mu;
-    entry **v; /* sorted by desc.name */
+    entry **v; /* sorted by rec->name */
     size_t n, cap;
     engine_options defaults; /* path/name unused */
     char *template_override; /* owned copy of defaults.template_override */
@@ -166,6 +176,7 @@ static void saved_config_free(saved_config *c) {
 }
 
 static void entry_drop(entry *e) {
+    model_rec_unref(e->rec);
     pthread_cond_destroy(&e->cv);
     free(e);
 }
@@ -312,7 +323,7 @@ static size_t find_slot(const registry *r, const char *name, bool *found) {
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(r->v[mid]->desc.name, name);
+        int c = strcmp(r->v[mid]->rec->name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -365,13 +376,13 @@ static entry *find_entry(const registry *r, const char *name) {
     return a != NULL ? find_served(r, a->model) : NULL;
 }
 
-static bool same_model(const entry *e, const model_desc *d) {
-    return strcmp(e->desc.realpath, d->realpath) == 0 && strcmp(e->desc.adapter, d->adapter) == 0 &&
-           strcmp(e->desc.manifest, d->manifest) == 0;
+static bool same_model(const entry *e, const model_rec *d) {
+    return strcmp(e->rec->realpath, d->realpath) == 0 && strcmp(e->rec->adapter, d->adapter) == 0 &&
+           strcmp(e->rec->manifest, d->manifest) == 0;
 }
 
 /* The entry for the same model (see discover.c's find_real). */
-static const entry *find_realpath(const registry *r, const model_desc *d) {
+static const entry *find_realpath(const registry *r, const model_rec *d) {
     for (size_t i = 0; i < r->n; i++)
         if (same_model(r->v[i], d))
             return r->v[i];
@@ -384,24 +395,30 @@ static int64_t expires_wall(const entry *e) {
     return clock_wall_s() + (e->expires_ns - clock_mono_ns()) / 1000000000;
 }
 
-static void copy_desc(const entry *e, model_desc *out) {
-    *out = e->desc;
-    out->loaded = e->state == ENTRY_LOADED;
-    out->uses = e->uses;
-    out->expires_at = expires_wall(e);
-    out->loading = e->state == ENTRY_LOADING;
-    out->load_progress = e->load_progress;
-    out->loads = e->loads_ok;
-    out->load_ns = e->load_ns;
+/* What registry_get/find/info hand out for e: a reference to its record (rec may be NULL) and
+ * its load state (st may be NULL). Caller holds mu. */
+static void read_entry(const entry *e, const model_rec **rec, model_status *st) {
+    if (rec != NULL)
+        *rec = model_rec_ref(e->rec);
+    if (st == NULL)
+        return;
+    st->loaded = e->state == ENTRY_LOADED;
+    st->loading = e->state == ENTRY_LOADING;
+    st->uses = e->uses;
+    st->load_progress = e->load_progress;
+    st->expires_at = expires_wall(e);
+    st->loads = e->loads_ok;
+    st->load_ns = e->load_ns;
 }
 
 /* ---- adding ---- */
 
-static entry *entry_new(const model_desc *d) {
+/* A new idle entry holding a reference to d. */
+static entry *entry_new(const model_rec *d) {
     entry *e = calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
-    e->desc = *d;
+    e->rec = model_rec_ref(d);
     e->last_rc = SHIMMY_OK;
     e->keep_ns = INT64_MIN; /* the registry's default */
     pthread_cond_init(&e->cv, NULL);
@@ -412,19 +429,19 @@ static entry *entry_new(const model_desc *d) {
  * Takes e on success. *dup_file tells a duplicate file (same realpath) from a duplicate name. */
 static shimmy_err insert_locked(registry *r, entry *e, bool *dup_file, char *err, size_t errlen) {
     *dup_file = false;
-    const entry *same = find_realpath(r, &e->desc);
+    const entry *same = find_realpath(r, e->rec);
     bool found;
-    size_t at = find_slot(r, e->desc.name, &found);
+    size_t at = find_slot(r, e->rec->name, &found);
     if (same != NULL) {
         *dup_file = true;
-        return err_set(err, errlen, ERR_BAD_PARAM, "%s: already added as '%s'", e->desc.path,
-                       same->desc.name);
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: already added as '%s'", e->rec->path,
+                       same->rec->name);
     }
     if (found)
         return err_set(err, errlen, ERR_BAD_PARAM, "%s: a model named '%s' already exists (%s)",
-                       e->desc.path, e->desc.name, r->v[at]->desc.path);
+                       e->rec->path, e->rec->name, r->v[at]->rec->path);
     if (r->n >= LIM_REGISTRY_MODELS)
-        return err_set(err, errlen, ERR_BAD_PARAM, "%s: too many models (%d)", e->desc.path,
+        return err_set(err, errlen, ERR_BAD_PARAM, "%s: too many models (%d)", e->rec->path,
                        LIM_REGISTRY_MODELS);
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -440,8 +457,8 @@ static shimmy_err insert_locked(registry *r, entry *e, bool *dup_file, char *err
     return SHIMMY_OK;
 }
 
-static shimmy_err insert_desc(registry *r, const model_desc *d, bool *dup_file, char *err,
-                              size_t errlen) {
+static shimmy_err insert_rec(registry *r, const model_rec *d, bool *dup_file, char *err,
+                             size_t errlen) {
     entry *e = entry_new(d);
     if (e == NULL)
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -455,12 +472,15 @@ static shimmy_err insert_desc(registry *r, const model_desc *d, bool *dup_file, 
 
 shimmy_err registry_add(registry *r, const char *path, const char *name, const char *source,
                         char *err, size_t errlen) {
-    model_desc d;
+    model_rec *d = model_rec_new();
     bool dup_file;
-    shimmy_err rc = disc_describe(path, name, source, &d, err, errlen);
-    if (rc != SHIMMY_OK)
-        return rc;
-    return insert_desc(r, &d, &dup_file, err, errlen);
+    if (d == NULL)
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    shimmy_err rc = disc_describe(path, name, source, d, err, errlen);
+    if (rc == SHIMMY_OK)
+        rc = insert_rec(r, d, &dup_file, err, errlen);
+    model_rec_unref(d);
+    return rc;
 }
 
 shimmy_err registry_add_sources(registry *r, char *const *model_paths, int n_paths,
@@ -550,12 +570,14 @@ static void mark_seen(registry *r, const disc_result *res, bool *matched) {
     for (size_t i = 0; i < r->n; i++)
         r->v[i]->seen = false;
     for (size_t i = 0; i < res->n; i++) {
-        entry *e = find_exact(r, res->models[i].name);
-        matched[i] = e != NULL && same_model(e, &res->models[i]);
+        entry *e = find_exact(r, res->models[i]->name);
+        matched[i] = e != NULL && same_model(e, res->models[i]);
         if (matched[i]) {
             e->seen = true;
-            if (e->state == ENTRY_IDLE)
-                e->desc = res->models[i]; /* metadata may have changed */
+            if (e->state == ENTRY_IDLE) { /* metadata may have changed */
+                model_rec_unref(e->rec);
+                e->rec = model_rec_ref(res->models[i]);
+            }
         }
     }
 }
@@ -566,16 +588,16 @@ static void drop_unseen(registry *r, registry_changes *ch) {
         if (r->v[i]->seen)
             continue;
         if (!entry_removable(r->v[i])) {
-            log_info("model '%s' is gone from disk; it stays until unloaded", r->v[i]->desc.name);
+            log_info("model '%s' is gone from disk; it stays until unloaded", r->v[i]->rec->name);
             continue;
         }
-        push_name(&ch->removed, &ch->n_removed, r->v[i]->desc.name);
+        push_name(&ch->removed, &ch->n_removed, r->v[i]->rec->name);
         remove_at(r, i);
     }
 }
 
 /* Pass 3: the new models. */
-static void add_new(registry *r, const model_desc *d, registry_changes *ch) {
+static void add_new(registry *r, const model_rec *d, registry_changes *ch) {
     entry *ne = entry_new(d);
     bool dup_file;
     char err[600];
@@ -615,7 +637,7 @@ static void sync_result(registry *r, disc_result *res, registry_changes *ch) {
     drop_unseen(r, ch);
     for (size_t i = 0; i < res->n; i++)
         if (!matched[i])
-            add_new(r, &res->models[i], ch);
+            add_new(r, res->models[i], ch);
     ch->total = r->n;
     pthread_mutex_unlock(&r->mu);
     free(matched);
@@ -662,7 +684,8 @@ shimmy_err registry_discover(registry *r, const disc_config *c, registry_changes
 /* Models whose engine failed (its process died at load or first decode too often in a row,
  * ADR 0005) are unloaded, so that their next request tries afresh. */
 static void unload_failed(registry *r) {
-    model_desc d;
+    const model_rec *d = NULL;
+    model_status st;
     engine_model_info info;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++) {
@@ -670,11 +693,13 @@ static void unload_failed(registry *r) {
         r->v[i]->load_crashes = 0;
     }
     pthread_mutex_unlock(&r->mu);
-    for (size_t i = 0; registry_info(r, i, &d, &info); i++)
-        if (d.loaded && info.failed) {
-            log_info("%s: unloading the failed model so that it is loaded afresh", d.name);
-            registry_unload(r, d.name);
+    for (size_t i = 0; registry_info(r, i, &d, &st, &info); i++) {
+        if (st.loaded && info.failed) {
+            log_info("%s: unloading the failed model so that it is loaded afresh", d->name);
+            registry_unload(r, d->name);
         }
+        model_rec_unref(d);
+    }
 }
 
 shimmy_err registry_rescan(registry *r, registry_changes *ch, char *err, size_t errlen) {
@@ -717,20 +742,18 @@ size_t registry_count(registry *r) {
     return n;
 }
 
-bool registry_get(registry *r, size_t i, model_desc *out) {
-    pthread_mutex_lock(&r->mu);
-    bool ok = i < r->n;
-    if (ok)
-        copy_desc(r->v[i], out);
-    pthread_mutex_unlock(&r->mu);
-    return ok;
+bool registry_get(registry *r, size_t i, const model_rec **rec, model_status *st) {
+    return registry_info(r, i, rec, st, NULL);
 }
 
-bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info) {
+bool registry_info(registry *r, size_t i, const model_rec **rec, model_status *st,
+                   engine_model_info *info) {
     pthread_mutex_lock(&r->mu);
     bool ok = i < r->n;
+    if (rec != NULL)
+        *rec = NULL;
     if (ok) {
-        copy_desc(r->v[i], desc);
+        read_entry(r->v[i], rec, st);
         /* engine_model_get_info only takes the engine's own lock: safe under ours */
         if (r->v[i]->state == ENTRY_LOADED && info != NULL)
             engine_model_get_info(r->v[i]->model, info);
@@ -739,11 +762,13 @@ bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *i
     return ok;
 }
 
-bool registry_find(registry *r, const char *name, model_desc *out) {
+bool registry_find(registry *r, const char *name, const model_rec **rec, model_status *st) {
     pthread_mutex_lock(&r->mu);
     const entry *e = find_entry(r, name);
-    if (e != NULL && out != NULL)
-        copy_desc(e, out);
+    if (rec != NULL)
+        *rec = NULL;
+    if (e != NULL)
+        read_entry(e, rec, st);
     pthread_mutex_unlock(&r->mu);
     return e != NULL;
 }
@@ -831,7 +856,7 @@ static void unload_unlocking(registry *r, entry *e, const char *why) {
     e->expires_ns = 0;
     e->waiters++; /* keeps e alive across the unlock */
     pthread_mutex_unlock(&r->mu);
-    log_info("unloading model '%s' (%s)", e->desc.name, why);
+    log_info("unloading model '%s' (%s)", e->rec->name, why);
     engine_model_free(m);
     pthread_mutex_lock(&r->mu);
     e->waiters--;
@@ -865,7 +890,7 @@ static uint64_t loaded_bytes(const registry *r) {
     uint64_t n = 0;
     for (size_t i = 0; i < r->n; i++)
         if (r->v[i]->state != ENTRY_IDLE)
-            n += r->v[i]->desc.size_bytes;
+            n += r->v[i]->rec->size_bytes;
     return n;
 }
 
@@ -894,7 +919,7 @@ static void make_room_unlocking(registry *r, int limit, const entry *except) {
  * context or --max-ctx is cut to it, with a log line, rather than refused: one glob section may
  * cover models trained for different lengths, and only the file says which (caller holds mu). */
 static void clamp_model_ctx(const registry *r, const entry *e, engine_options *o) {
-    int cap = (int)e->desc.meta.n_ctx_train;
+    int cap = (int)e->rec->meta.n_ctx_train;
     const char *why = "its trained context";
     if (o->n_ctx == r->defaults.n_ctx)
         return; /* not a per-model setting */
@@ -903,7 +928,7 @@ static void clamp_model_ctx(const registry *r, const entry *e, engine_options *o
         why = "--max-ctx";
     }
     if (cap > 0 && o->n_ctx > cap) {
-        log_warn("model '%s': its ctx %d is above %s (%d): loading it with %d", e->desc.name,
+        log_warn("model '%s': its ctx %d is above %s (%d): loading it with %d", e->rec->name,
                  o->n_ctx, why, cap, cap);
         o->n_ctx = cap;
     }
@@ -912,19 +937,20 @@ static void clamp_model_ctx(const registry *r, const entry *e, engine_options *o
 /* Loads e's model with mu released; the caller set e->state = ENTRY_LOADING. Returns with mu
  * held, e's state final for this attempt, and the waiters woken. */
 static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t errlen) {
+    const model_rec *d = e->rec; /* stays: a rescan replaces the record of IDLE entries only */
     engine_options o = r->defaults;
-    o.path = e->desc.path;
-    o.name = e->desc.name;
-    engine_options_for_model(&o, e->desc.name);
+    o.path = d->path;
+    o.name = d->name;
+    engine_options_for_model(&o, d->name);
     clamp_model_ctx(r, e, &o);
     if (e->n_ctx > 0)
         o.n_ctx = e->n_ctx;
-    if (e->desc.adapter[0] != '\0') {
-        o.lora_path = e->desc.adapter;
-        o.lora_scale = e->desc.adapter_scale;
+    if (d->adapter[0] != '\0') {
+        o.lora_path = d->adapter;
+        o.lora_scale = d->adapter_scale;
     }
-    if (e->desc.mmproj[0] != '\0')
-        o.mmproj = e->desc.mmproj;
+    if (d->mmproj[0] != '\0')
+        o.mmproj = d->mmproj;
     load_watch watch = {r, e, o.progress, o.progress_ctx};
     o.progress = on_load_progress;
     o.progress_ctx = &watch;
@@ -933,7 +959,7 @@ static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t 
     pthread_mutex_unlock(&r->mu);
     engine_model *m = NULL;
     char msg[sizeof e->last_err] = "";
-    log_debug("loading model '%s' from %s", e->desc.name, e->desc.path);
+    log_debug("loading model '%s' from %s", e->rec->name, e->rec->path);
     int64_t t0 = clock_mono_ns();
     shimmy_err rc = engine_model_load(&o, &m, msg, sizeof msg);
     int64_t took = clock_mono_ns() - t0;
@@ -941,7 +967,7 @@ static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t 
     if (rc == SHIMMY_OK)
         engine_model_get_info(m, &info);
     if (rc != SHIMMY_OK && msg[0] == '\0')
-        err_set(msg, sizeof msg, rc, "%s: %s", e->desc.path, err_get(rc)->message);
+        err_set(msg, sizeof msg, rc, "%s: %s", e->rec->path, err_get(rc)->message);
     pthread_mutex_lock(&r->mu);
     e->waiters--;
     e->last_rc = rc;
@@ -953,7 +979,7 @@ static shimmy_err load_entry_unlocking(registry *r, entry *e, char *err, size_t 
                  "model '%.128s' is failed: its engine process died "
                  "%d times in a row while loading (%.300s); rescan (POST /v1/models/rescan) or "
                  "replace the file to try again",
-                 e->desc.name, e->load_crashes, msg);
+                 e->rec->name, e->load_crashes, msg);
     if (rc == SHIMMY_OK) {
         e->model = m;
         e->state = ENTRY_LOADED;
@@ -985,7 +1011,7 @@ static void reload_for_ctx_unlocking(registry *r, entry *e, int n, bool *mine) {
     }
     e->ctx_want = 0;
     *mine = false;
-    log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->desc.name, n,
+    log_info("model '%s': a request asks for a context of %d tokens (loaded: %d)", e->rec->name, n,
              e->ctx_slot);
     unload_unlocking(r, e, "reloading with the context a request asked for (num_ctx)");
     e->n_ctx = n;
@@ -1113,7 +1139,7 @@ static entry *entry_of_model(const registry *r, const engine_model *m) {
  * registry_set_model_keep_alive), else the registry's (caller holds mu). */
 static int64_t default_keep(const registry *r, const entry *e) {
     for (size_t i = r->n_keeps; i-- > 0;)
-        if (engine_name_matches(r->keeps[i].pattern, e->desc.name))
+        if (engine_name_matches(r->keeps[i].pattern, e->rec->name))
             return r->keeps[i].keep_ns;
     return r->default_keep_ns;
 }
@@ -1177,17 +1203,17 @@ static const char chatml_src[] =
 
 shimmy_err registry_template_source(registry *r, const char *name, char **source,
                                     registry_tmpl_from *from) {
-    char path[sizeof((model_desc *)0)->path];
+    const model_rec *d = NULL;
     pthread_mutex_lock(&r->mu);
     const entry *e = find_entry(r, name);
     engine_options o = r->defaults;
     if (e != NULL) {
-        snprintf(path, sizeof path, "%s", e->desc.path);
-        engine_options_for_model(&o, e->desc.name);
+        d = model_rec_ref(e->rec);
+        engine_options_for_model(&o, d->name);
     }
     pthread_mutex_unlock(&r->mu);
     *source = NULL;
-    if (e == NULL)
+    if (d == NULL)
         return ERR_MODEL_NOT_FOUND;
     if (o.template_text != NULL) {
         *from = REGISTRY_TMPL_FILE;
@@ -1195,12 +1221,13 @@ shimmy_err registry_template_source(registry *r, const char *name, char **source
     } else if (o.template_override != NULL) {
         *from = REGISTRY_TMPL_BUILTIN;
         *source = strdup(o.template_override);
-    } else if (gguf_meta_read_str(path, "tokenizer.chat_template", source)) {
+    } else if (gguf_meta_read_str(d->path, "tokenizer.chat_template", source)) {
         *from = REGISTRY_TMPL_GGUF;
     } else {
         *from = REGISTRY_TMPL_CHATML;
         *source = strdup(chatml_src);
     }
+    model_rec_unref(d);
     return *source != NULL ? SHIMMY_OK : ERR_NOMEM;
 }
 

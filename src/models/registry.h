@@ -21,7 +21,17 @@
 
 typedef struct registry registry;
 
-/* model_desc (what discovery found, plus the load state) is in models/discover.h. */
+/* What discovery found for a model is its model_rec (models/discover.h), shared by reference;
+ * what the registry knows of its load state is a model_status, copied (a few dozen bytes). */
+typedef struct model_status {
+    bool loaded;         /* in memory now */
+    bool loading;        /* a load is under way now */
+    int uses;            /* requests holding it now */
+    float load_progress; /* of that load, 0..1 (llama.cpp's count of tensors read) */
+    int64_t expires_at;  /* unix seconds when keep_alive unloads it, 0 = never */
+    uint64_t loads;      /* successful loads so far */
+    int64_t load_ns;     /* how long the last successful load took, ns; 0 = none yet */
+} model_status;
 
 /* Creates an empty registry; models are loaded with a copy of *defaults (path/name ignored).
  * Returns owned. */
@@ -92,13 +102,17 @@ bool registry_alias_get(registry *r, size_t i, char *alias, size_t alias_len, ch
                         size_t model_len);
 
 size_t registry_count(registry *r);
-/* Copies entry i (0-based, sorted by name) into *out. Returns false when i is out of range. */
-bool registry_get(registry *r, size_t i, model_desc *out);
+/* Entry i (0-based, sorted by name): *rec (rec may be NULL) is a reference to its record
+ * (returns owned: model_rec_unref it; NULL when i is out of range), *st (may be NULL) its load
+ * state now. Returns false when i is out of range. */
+bool registry_get(registry *r, size_t i, const model_rec **rec, model_status *st);
 /* Like registry_get, and when the model is loaded also fills *info (else info is untouched);
  * never loads anything. */
-bool registry_info(registry *r, size_t i, model_desc *desc, engine_model_info *info);
-/* Finds by name (a trailing ":latest" may be given or left out). Returns false when unknown. */
-bool registry_find(registry *r, const char *name, model_desc *out);
+bool registry_info(registry *r, size_t i, const model_rec **rec, model_status *st,
+                   engine_model_info *info);
+/* Finds by name or alias (a trailing ":latest" may be given or left out), as registry_get.
+ * Returns false (and *rec = NULL) when unknown. */
+bool registry_find(registry *r, const char *name, const model_rec **rec, model_status *st);
 
 /* Model folders discovery found in a format this build cannot serve (MLX): never in
  * registry_count/get/find, which list what is served. Sorted by name; replaced by each scan. */

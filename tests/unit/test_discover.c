@@ -57,10 +57,10 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static const model_desc *find(const disc_result *r, const char *name) {
+static const model_rec *find(const disc_result *r, const char *name) {
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->models[i].name, name) == 0)
-            return &r->models[i];
+        if (strcmp(r->models[i]->name, name) == 0)
+            return r->models[i];
     return NULL;
 }
 
@@ -92,7 +92,7 @@ static void test_stores(void **state) {
     disc_result r;
     char err[512];
     assert_int_equal(disc_run(&c, &r, err, sizeof err), SHIMMY_OK);
-    const model_desc *d;
+    const model_rec *d;
 
     /* Hugging Face: org/repo/file-stem from refs/main's snapshot, symlinks into blobs/. */
     assert_non_null(d = find(&r, "thebloke/stories-260k-gguf/stories260k"));
@@ -169,7 +169,7 @@ static void test_stores(void **state) {
                       "'lmstudio-community/tiny-gguf/tiny-random-f16'"));
     assert_null(find(&r, "pub/broken-gguf/same-as-hf")); /* the HF file again */
     for (size_t i = 0; i < r.n; i++)
-        assert_null(strstr(r.models[i].path, "hidden"));
+        assert_null(strstr(r.models[i]->path, "hidden"));
     /* Each broken file is reported once. */
     int truncated = 0;
     for (size_t i = 0; i < r.n_notes; i++)
@@ -286,8 +286,8 @@ static void test_registry_rescan(void **state) {
     assert_int_equal(ch.n_removed, 1);
     assert_string_equal(ch.removed[0], "someuser/tiny:q8");
     registry_changes_free(&ch);
-    assert_true(registry_find(reg, "someuser/tiny", NULL));
-    assert_true(registry_find(reg, "someuser/tiny:latest", NULL));
+    assert_true(registry_find(reg, "someuser/tiny", NULL, NULL));
+    assert_true(registry_find(reg, "someuser/tiny:latest", NULL, NULL));
     assert_int_equal(rename(q, p), 0);
     registry_free(reg);
 }
@@ -412,7 +412,7 @@ static void test_mlx_stores(void **state) {
     assert_true(registry_get_unserved(reg, 0, &got));
     assert_string_equal(got.name, "mlx-community/qwen-tiny-mlx"); /* sorted by name */
     assert_false(registry_get_unserved(reg, 2, &got));
-    assert_false(registry_find(reg, "mlx-community/tiny-4bit", NULL));
+    assert_false(registry_find(reg, "mlx-community/tiny-4bit", NULL, NULL));
     assert_int_equal(registry_acquire(reg, "mlx-community/tiny-4bit", &m, err, sizeof err),
                      ERR_UNSUPPORTED);
     assert_null(m);
@@ -437,16 +437,22 @@ static void gen(const char *args) {
     assert_int_equal(system(cmd), 0);
 }
 
-static const model_desc *get(const disc_result *r, const char *name) {
-    static const model_desc none;
-    const model_desc *d = find(r, name);
+static const model_rec *get(const disc_result *r, const char *name) {
+    static const model_rec none = {.name = "",
+                                   .path = "",
+                                   .source = "",
+                                   .adapter = "",
+                                   .manifest = "",
+                                   .mmproj = "",
+                                   .realpath = ""};
+    const model_rec *d = find(r, name);
     if (d == NULL)
         fail_msg("no model named '%s'", name);
     return d != NULL ? d : &none;
 }
 
 /* The file name of d's projector ("" = none). */
-static const char *proj_file(const model_desc *d) {
+static const char *proj_file(const model_rec *d) {
     const char *slash = strrchr(d->mmproj, '/');
     return slash != NULL ? slash + 1 : d->mmproj;
 }

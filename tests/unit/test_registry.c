@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,6 +39,46 @@ static void write_adapter(const char *path) {
     assert_true(gguf_write_to_file(g, path, false));
     gguf_free(g);
     ggml_free(ctx);
+}
+
+/* What a test reads of one served model: copied out of the record, whose reference is dropped
+ * at once (so that a test leaks nothing however it ends). ok = found. */
+typedef struct seen {
+    bool ok;
+    char name[256], path[4096], source[32];
+    uint64_t size_bytes;
+    gguf_meta meta;
+    model_status st;
+} seen;
+
+static seen seen_of(bool ok, const model_rec *d, const model_status *st) {
+    seen s;
+    memset(&s, 0, sizeof s);
+    s.ok = ok;
+    if (d != NULL) {
+        snprintf(s.name, sizeof s.name, "%s", d->name);
+        snprintf(s.path, sizeof s.path, "%s", d->path);
+        snprintf(s.source, sizeof s.source, "%s", d->source);
+        s.size_bytes = d->size_bytes;
+        s.meta = d->meta;
+        s.st = *st;
+    }
+    model_rec_unref(d);
+    return s;
+}
+
+static seen get_seen(registry *r, size_t i) {
+    const model_rec *d;
+    model_status st;
+    bool ok = registry_get(r, i, &d, &st);
+    return seen_of(ok, d, &st);
+}
+
+static seen find_seen(registry *r, const char *name) {
+    const model_rec *d;
+    model_status st;
+    bool ok = registry_find(r, name, &d, &st);
+    return seen_of(ok, d, &st);
 }
 
 static registry *new_registry(void) {
@@ -121,28 +162,28 @@ static void test_add_dir(void **state) {
     assert_int_equal(scan_dir(r, store), 2);
     assert_int_equal(registry_count(r), 2);
 
-    model_desc d;
-    assert_true(registry_get(r, 0, &d));
+    seen d;
+    assert_true((d = get_seen(r, 0)).ok);
     assert_string_equal(d.name, "my-model");
     assert_non_null(strstr(d.path, "/store/My-Model.gguf"));
     assert_string_equal(d.source, "dir");
     assert_int_equal(d.size_bytes, 1185376);
     assert_string_equal(d.meta.arch, "llama");
     assert_int_equal(d.meta.n_layer, 5);
-    assert_false(d.loaded);
-    assert_true(registry_get(r, 1, &d));
+    assert_false(d.st.loaded);
+    assert_true((d = get_seen(r, 1)).ok);
     assert_string_equal(d.name, "other");
-    assert_false(registry_get(r, 2, &d));
+    assert_false((d = get_seen(r, 2)).ok);
 
-    assert_true(registry_find(r, "other", &d));
+    assert_true((d = find_seen(r, "other")).ok);
     assert_non_null(strstr(d.path, "/store/sub/Other.gguf"));
-    assert_false(registry_find(r, "zz-link", &d));
-    assert_false(registry_find(r, "deep", &d));
-    assert_false(registry_find(r, "h", &d));
-    assert_false(registry_find(r, "hidden", &d));
-    assert_false(registry_find(r, "broken", &d));
-    assert_false(registry_find(r, "lora", &d));
-    assert_false(registry_find(r, "My-Model", &d));
+    assert_false((d = find_seen(r, "zz-link")).ok);
+    assert_false((d = find_seen(r, "deep")).ok);
+    assert_false((d = find_seen(r, "h")).ok);
+    assert_false((d = find_seen(r, "hidden")).ok);
+    assert_false((d = find_seen(r, "broken")).ok);
+    assert_false((d = find_seen(r, "lora")).ok);
+    assert_false((d = find_seen(r, "My-Model")).ok);
 
     /* Scanning again adds nothing: every file is already there. */
     assert_int_equal(scan_dir(r, store), 0);
@@ -152,13 +193,41 @@ static void test_add_dir(void **state) {
     registry_free(r);
 }
 
+/* A reference handed out stays readable after a rescan replaced the record (the file changed)
+ * and after the registry is gone; the next lookup gets the new record. */
+static void test_record_outlives_rescan(void **state) {
+    (void)state;
+    char dir[4096], p[4200], err[512];
+    tmp_path("rescan", dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(p, sizeof p, "%s/m.gguf", dir);
+    copy_file(stories, p);
+    registry *r = new_registry();
+    assert_int_equal(scan_dir(r, dir), 1);
+    const model_rec *old, *now;
+    assert_true(registry_find(r, "m", &old, NULL));
+    const struct timespec t[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+    assert_int_equal(registry_rescan(r, NULL, err, sizeof err), SHIMMY_OK);
+    assert_true(registry_find(r, "m", &now, NULL));
+    assert_ptr_not_equal(now, old);
+    assert_int_equal(now->mtime, 1000000000);
+    assert_true(old->mtime != 1000000000);
+    assert_string_not_equal(now->digest, old->digest);
+    model_rec_unref(now);
+    registry_free(r);
+    assert_string_equal(old->name, "m");
+    assert_non_null(strstr(old->path, "/rescan/m.gguf"));
+    model_rec_unref(old);
+}
+
 static void test_add_errors(void **state) {
     (void)state;
     registry *r = new_registry();
     char err[512], p[4096];
     assert_int_equal(registry_add(r, stories, "tiny", "cli", err, sizeof err), SHIMMY_OK);
-    model_desc d;
-    assert_true(registry_find(r, "tiny", &d));
+    seen d;
+    assert_true((d = find_seen(r, "tiny")).ok);
     assert_string_equal(d.source, "cli");
 
     /* The same file again, under any name. */
@@ -170,7 +239,7 @@ static void test_add_errors(void **state) {
     assert_int_equal(registry_add(r, p, "tiny", "cli", err, sizeof err), ERR_BAD_PARAM);
     assert_non_null(strstr(err, "tiny"));
     assert_int_equal(registry_add(r, p, NULL, "cli", err, sizeof err), SHIMMY_OK);
-    assert_true(registry_find(r, "copy", NULL));
+    assert_true(registry_find(r, "copy", NULL, NULL));
 
     tmp_path("adapter.gguf", p, sizeof p);
     write_adapter(p);
@@ -192,7 +261,7 @@ static void test_aliases(void **state) {
     (void)state;
     registry *r = new_registry();
     char err[512], p[4096], a[256], m[256];
-    model_desc d;
+    seen d;
     assert_int_equal(registry_add(r, stories, "tiny", "cli", err, sizeof err), SHIMMY_OK);
     tmp_path("other.gguf", p, sizeof p);
     copy_file(stories, p);
@@ -204,14 +273,14 @@ static void test_aliases(void **state) {
     assert_non_null(strstr(err, "already model 'tiny''s"));
     assert_int_equal(registry_add_alias(r, "tiny", "tiny", err, sizeof err), ERR_BAD_PARAM);
     assert_int_equal(registry_alias_count(r), 2);
-    assert_true(registry_find(r, "small", &d));
+    assert_true((d = find_seen(r, "small")).ok);
     assert_string_equal(d.name, "tiny");
-    assert_true(registry_find(r, "small:latest", &d));
+    assert_true((d = find_seen(r, "small:latest")).ok);
     assert_string_equal(d.name, "tiny");
-    assert_true(registry_find(r, "other", &d)); /* the served model, not the alias */
+    assert_true((d = find_seen(r, "other")).ok); /* the served model, not the alias */
     assert_string_equal(d.name, "other");
     assert_int_equal(registry_lookup(r, "small", err, sizeof err), SHIMMY_OK);
-    assert_false(registry_find(r, "smaller", NULL));
+    assert_false(registry_find(r, "smaller", NULL, NULL));
     assert_true(registry_alias_get(r, 0, a, sizeof a, m, sizeof m));
     assert_string_equal(a, "small");
     assert_string_equal(m, "tiny");
@@ -263,12 +332,12 @@ static void test_add_sources(void **state) {
     setenv("SHIMMY_MODEL_PATHS", b, 1);
     assert_int_equal(registry_add_sources(r, good, 3, a, err, sizeof err), SHIMMY_OK);
     unsetenv("SHIMMY_MODEL_PATHS");
-    model_desc d;
-    assert_true(registry_find(r, "stories260k", &d));
+    seen d;
+    assert_true((d = find_seen(r, "stories260k")).ok);
     assert_string_equal(d.source, "cli");
-    assert_true(registry_find(r, "alpha", &d));
+    assert_true((d = find_seen(r, "alpha")).ok);
     assert_string_equal(d.source, "cli");
-    assert_true(registry_find(r, "beta", &d));
+    assert_true((d = find_seen(r, "beta")).ok);
     assert_string_equal(d.source, "dir");
     registry_free(r);
 }
@@ -330,9 +399,9 @@ static void test_acquire_concurrent_loads_once(void **state) {
         assert_non_null(args[i].m);
         assert_ptr_equal(args[i].m, args[0].m);
     }
-    model_desc d;
-    assert_true(registry_find(r, "stories260k", &d));
-    assert_true(d.loaded);
+    seen d;
+    assert_true((d = find_seen(r, "stories260k")).ok);
+    assert_true(d.st.loaded);
     for (int i = 0; i < 4; i++)
         registry_release(r, args[i].m);
     /* Stays loaded: a later acquire gets the same model. */
@@ -387,6 +456,7 @@ int main(void) {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_add_dir),
         cmocka_unit_test(test_add_errors),
+        cmocka_unit_test(test_record_outlives_rescan),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_acquire_unknown),
         cmocka_unit_test(test_add_sources),
