@@ -9,6 +9,10 @@
 #   contract  every source file opens with its contract comment (a paragraph, not a bare title;
 #             a .c file may point to its header's: "/* buf: see buf.h. */")
 #   lint      cppcheck with the checks named in lint() below
+#   debug     (not in the default set: it needs deps/, which a clean clone gets from `make`; .ci/run
+#             runs it after the tests) every C/C++ file compiled as the Debug build compiles it (-O0),
+#             with -Werror, objects discarded: without optimisation gcc knows less of each value's
+#             range, so -Wformat-truncation warns where the Release build (-O3) is silent
 #
 # Usage: scripts/check.sh [PART...]   (default: all five; `fast` = format layers limits contract,
 #        what the pre-commit hook runs). FORMAT_FILES="a.c b.h" limits the format check to those
@@ -156,6 +160,36 @@ lint() {
     fi
 }
 
+# The C files of the Debug build (a CMake configure in build-check/, cmake -DCMAKE_BUILD_TYPE=Debug
+# -DSHIMMY_WERROR=ON, about 2 s), each compiled with its own command from compile_commands.json,
+# the object thrown away; the C++ edge (llama_chat.cpp, about 16 s) first, beside the C files.
+check_debug() {
+    [ -f deps/llama/include/llama.h ] || { bad "check: debug needs deps/ (run make first)"; return; }
+    local dir=build-check out
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
+        -DSHIMMY_WERROR=ON >/dev/null || { bad "check: debug: cmake -B $dir failed"; return; }
+    out=$(python3 - "$dir/compile_commands.json" "$root" "${JOBS:-2}" <<'PY'
+import json, re, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+cmds, root, jobs = json.load(open(sys.argv[1])), sys.argv[2] + "/", int(sys.argv[3])
+todo = {c["file"]: c for c in cmds if c["file"].endswith((".c", ".cpp")) and c["file"].startswith(root)}
+def one(c):
+    cmd = re.sub(r" -o \S+", " -o /dev/null", c["command"])
+    r = subprocess.run(cmd, shell=True, cwd=c["directory"], capture_output=True, text=True)
+    return r.stderr if r.returncode != 0 else ""
+with ThreadPoolExecutor(jobs) as ex:
+    for err in ex.map(one, sorted(todo.values(), key=lambda c: (not c["file"].endswith(".cpp"), c["file"]))):
+        for line in err.splitlines():
+            if ": error:" in line or ": warning:" in line:
+                print(line.replace(root, ""))
+PY
+    )
+    if [ -n "$out" ]; then
+        echo "$out"
+        fail=1
+    fi
+}
+
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(format layers limits contract lint)
 [ "${parts[*]}" != fast ] || parts=(format layers limits contract)
@@ -166,7 +200,8 @@ for p in "${parts[@]}"; do
     limits) check_limits ;;
     contract) check_contract ;;
     lint) lint ;;
-    *) echo "check.sh: unknown part '$p' (format layers limits contract lint fast)" >&2; exit 2 ;;
+    debug) check_debug ;;
+    *) echo "check.sh: unknown part '$p' (format layers limits contract lint debug fast)" >&2; exit 2 ;;
     esac
 done
 if [ $fail -eq 0 ]; then

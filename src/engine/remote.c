@@ -401,6 +401,11 @@ static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
 
 static void *reader_main(void *p);
 
+/* rmodel.cause: the model's name, how the process ended (reap) and its last words, each cut so
+ * that the whole fits the 384 bytes of cause (and of engine_model_info.last_crash): 46 + 96 + 64
+ * + 170 < 384. */
+#define CAUSE_FMT(when) "the engine process of model '%.96s' %.64s" when ": %.170s"
+
 /* Fails a spawn: the child is gone or told to go; reports how it ended. */
 static shimmy_err spawn_failed(rmodel *m, int fd, shimmy_err rc, char *err, size_t errlen) {
     char how[128];
@@ -413,10 +418,8 @@ static shimmy_err spawn_failed(rmodel *m, int fd, shimmy_err rc, char *err, size
         pthread_mutex_lock(&m->mu);
         m->crashes++;
         m->in_a_row++;
-        snprintf(m->cause, sizeof m->cause,
-                 "the engine process of model '%.128s' %s while "
-                 "loading: %.200s",
-                 m->name, how, last_words(m));
+        snprintf(m->cause, sizeof m->cause, CAUSE_FMT(" while loading"), m->name, how,
+                 last_words(m));
         if (m->in_a_row >= CRASHES_TO_FAIL)
             m->state = R_FAILED;
         err_set(err, errlen, ERR_ENGINE_CRASHED, "%s", m->cause);
@@ -656,8 +659,7 @@ static void on_death(rmodel *m) {
     m->pid = 0;
     m->crashes++;
     m->in_a_row = m->finished_one ? 1 : m->in_a_row + 1;
-    snprintf(m->cause, sizeof m->cause, "the engine process of model '%.128s' %s: %.200s", m->name,
-             how, last_words(m));
+    snprintf(m->cause, sizeof m->cause, CAUSE_FMT(""), m->name, how, last_words(m));
     snprintf(msg, sizeof msg, "%s; the next request loads the model again", m->cause);
     if (m->in_a_row >= CRASHES_TO_FAIL)
         m->state = R_FAILED;

@@ -804,7 +804,7 @@ static void ollama_name(const char *reg, const char *ns, const char *model, cons
 static void ollama_projector(disc_result *r, const char *models_dir, const json_t *root,
                              const char *manifest, model_rec *d) {
     const char *pd = layer_digest(root, OLLAMA_PROJECTOR_MT);
-    char blob[4096], err[600], why[700];
+    char blob[4096], err[600], why[sizeof err + LIM_MODEL_NAME + 64]; /* err and the name whole */
     gguf_meta m = {0};
     if (pd == NULL)
         return;
