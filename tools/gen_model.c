@@ -26,12 +26,11 @@ typedef struct shape {
     const char *chat_template; /* tokenizer.chat_template, or NULL to keep the source's */
 } shape;
 
-
 /* Adds a 2-D (or 1-D when ne1 == 1) tensor of random values with scale, stored as type. */
 static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,
                       int64_t ne0, int64_t ne1, enum ggml_type type, float scale, float bias) {
-    struct ggml_tensor *t = ne1 == 1 ? ggml_new_tensor_1d(meta, type, ne0)
-                                     : ggml_new_tensor_2d(meta, type, ne0, ne1);
+    struct ggml_tensor *t =
+        ne1 == 1 ? ggml_new_tensor_1d(meta, type, ne0) : ggml_new_tensor_2d(meta, type, ne0, ne1);
     ggml_set_name(t, name);
     size_t n = (size_t)(ne0 * ne1);
     float *f = malloc(n * sizeof *f);
@@ -98,11 +97,13 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
         gguf_set_val_str(g, "tokenizer.chat_template", s->chat_template);
     /* llama_ftype: 0 = F32, 1 = F16, 7 = Q8_0 */
     gguf_set_val_u32(g, "general.file_type",
-                     s->type == GGML_TYPE_F32 ? 0 : s->type == GGML_TYPE_F16 ? 1 : 7);
+                     s->type == GGML_TYPE_F32   ? 0
+                     : s->type == GGML_TYPE_F16 ? 1
+                                                : 7);
 
     size_t n_tensors = 3 + 9 * (size_t)s->layers;
-    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
-                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_init_params mp = {
+        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
     struct ggml_context *meta = ggml_init(mp);
     int64_t kv = s->embd / s->heads * s->kv_heads;
     float w = 0.02f;
@@ -113,7 +114,7 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     for (long l = 0; l < s->layers && rc == 0; l++) {
         char name[64];
 #define T(suffix, ne0, ne1, type, scale, bias)                                                     \
-    snprintf(name, sizeof name, "blk.%ld." suffix, l);                                            \
+    snprintf(name, sizeof name, "blk.%ld." suffix, l);                                             \
     rc |= add_tensor(g, meta, name, ne0, ne1, type, scale, bias)
         T("attn_norm.weight", s->embd, 1, GGML_TYPE_F32, 0.1f, 1.0f);
         T("attn_q.weight", s->embd, s->embd, s->type, w, 0);
@@ -138,8 +139,14 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
 }
 
 int main(int argc, char **argv) {
-    shape s = {.layers = 16, .embd = 1024, .ff = 2816, .heads = 16, .kv_heads = 16, .ctx = 4096,
-               .seed = 1, .type = GGML_TYPE_F16};
+    shape s = {.layers = 16,
+               .embd = 1024,
+               .ff = 2816,
+               .heads = 16,
+               .kv_heads = 16,
+               .ctx = 4096,
+               .seed = 1,
+               .type = GGML_TYPE_F16};
     const char *out = NULL, *vocab = NULL;
     int broken = 0;
     for (int i = 1; i < argc; i++) {
@@ -159,8 +166,8 @@ int main(int argc, char **argv) {
             }
             i++;
         } else if (strcmp(a, "--type") == 0 && v != NULL) {
-            s.type = strcmp(v, "f32") == 0 ? GGML_TYPE_F32
-                     : strcmp(v, "f16") == 0 ? GGML_TYPE_F16
+            s.type = strcmp(v, "f32") == 0    ? GGML_TYPE_F32
+                     : strcmp(v, "f16") == 0  ? GGML_TYPE_F16
                      : strcmp(v, "q8_0") == 0 ? GGML_TYPE_Q8_0
                                               : GGML_TYPE_COUNT;
             if (s.type == GGML_TYPE_COUNT) {
@@ -180,7 +187,8 @@ int main(int argc, char **argv) {
             out = a;
         } else {
             fprintf(stderr, "usage: gen_model OUT.gguf --vocab-from GGUF [--layers N] [--embd N] "
-                            "[--ff N] [--heads N] [--kv-heads N] [--ctx N] [--type f16|q8_0|f32] [--chat-template JINJA]\n");
+                            "[--ff N] [--heads N] [--kv-heads N] [--ctx N] [--type f16|q8_0|f32] "
+                            "[--chat-template JINJA]\n");
             return 2;
         }
     }

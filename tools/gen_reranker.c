@@ -22,7 +22,6 @@ typedef struct shape {
     long layers, embd, ff, heads, ctx, seed;
 } shape;
 
-
 /* Adds an F32 tensor (1-D when ne1 == 1) of bias + scale * uniform(-1, 1) values. The data is
  * freed by free_tensor_data after the write. */
 static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,
@@ -88,7 +87,7 @@ static int add_tensors(struct gguf_context *g, struct ggml_context *meta, const 
     for (long l = 0; l < s->layers && rc == 0; l++) {
         char name[64];
 #define T(suffix, ne0, ne1, scale, bias)                                                           \
-    snprintf(name, sizeof name, "blk.%ld." suffix, l);                                            \
+    snprintf(name, sizeof name, "blk.%ld." suffix, l);                                             \
     rc |= add_tensor(g, meta, name, ne0, ne1, scale, bias)
         T("attn_q.weight", s->embd, s->embd, w, 0);
         T("attn_k.weight", s->embd, s->embd, w, 0);
@@ -136,8 +135,8 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     copy_tokenizer(g, src);
     set_keys(g, s, n_vocab);
     size_t n_tensors = 9 + 10 * (size_t)s->layers;
-    struct ggml_init_params mp = {.mem_size = ggml_tensor_overhead() * (n_tensors + 8),
-                                  .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_init_params mp = {
+        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
     struct ggml_context *meta = ggml_init(mp);
     int rc = add_tensors(g, meta, s, n_vocab);
     if (rc == 0 && !gguf_write_to_file(g, out, false)) {

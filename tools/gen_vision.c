@@ -29,7 +29,6 @@ typedef struct vshape {
     int audio;
 } vshape;
 
-
 /* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale *
  * U(-1,1). */
 static int add_tensor(struct gguf_context *g, struct ggml_context *meta, const char *name,

@@ -13,7 +13,7 @@
 #include "ggml.h"
 #include "gguf.h"
 
-static const char *const targets[] = {".attn_q.weight",  ".attn_k.weight",   ".attn_v.weight",
+static const char *const targets[] = {".attn_q.weight",      ".attn_k.weight",   ".attn_v.weight",
                                       ".attn_output.weight", ".ffn_gate.weight", ".ffn_up.weight",
                                       ".ffn_down.weight"};
 
