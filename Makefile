@@ -8,7 +8,7 @@
 #   make fuzz   libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS each (30)
 #   make test-asan   unit + integration tests built with ASan+UBSan in build-asan/
 #   make check   format, layering, limits, contract comments, cppcheck (scripts/check.sh)
-#   make format  rewrite src/ and tests/ with clang-format (.clang-format)
+#   make format  rewrite src/, tests/ and tools/ with clang-format (.clang-format)
 #   make hooks   install a git pre-commit hook running the fast part of make check
 #   make gates   release gates: stripped size, start-up time, golden outputs (scripts/gates.sh)
 #   make dist [ARCH=arm64]   release archives into dist/ (scripts/dist.sh, docs/RELEASE.md)
@@ -88,7 +88,8 @@ check:
 	@scripts/check.sh $(CHECK_PARTS)
 
 format:
-	@git ls-files 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' | xargs clang-format -i
+	@git ls-files 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' 'tools/*.c' 'tools/*.h' | \
+	  xargs clang-format -i
 
 hooks:
 	@scripts/hooks.sh

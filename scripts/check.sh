@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check.sh: the habits of docs/ARCHITECTURE.md and /work/shared/STYLE.md, checked (make check).
 #
-#   format    clang-format --dry-run -Werror over src/ and tests/ (.clang-format)
+#   format    clang-format --dry-run -Werror over src/, tests/ and tools/ (.clang-format)
 #   layers    who may include whom (the table below): llama.h only in the engine's backend file and
 #             its C++ edge, the C++ shim's header only from engine/, ggml/gguf headers only in
 #             engine/, models/ and gpu/, engine.h the only door into engine/
@@ -29,7 +29,8 @@ sources() { git ls-files "$@" 2>/dev/null || find "$@" -type f; }
 check_format() {
     command -v clang-format >/dev/null || { bad "check: clang-format not found (apt-get install clang-format)"; return; }
     local files
-    files=${FORMAT_FILES-$(sources 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h')}
+    files=${FORMAT_FILES-$(sources 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' \
+        'tools/*.c' 'tools/*.h')}
     [ -n "$files" ] || return 0
     # shellcheck disable=SC2086
     clang-format --dry-run -Werror $files 2>&1 | grep -E '^[^ ].*: (error|warning):' |
@@ -136,7 +137,7 @@ check_contract() {
         if [ ${#text} -lt 40 ]; then
             bad "$f:1: no contract comment at the top (what the file owns, in a paragraph)"
         fi
-    done < <(sources 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' 'tools/*.c')
+    done < <(sources 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'tests/*.h' 'tools/*.c' 'tools/*.h')
 }
 
 # cppcheck, with the checks that find real bugs in C without a flood of style opinions:

@@ -13,7 +13,7 @@ cat >"$hooks/pre-commit.tmp" <<'HOOK'
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 staged=$(git diff --cached --name-only --diff-filter=ACMR -- 'src/*.c' 'src/*.h' 'src/*.cpp' \
-    'tests/*.c' 'tests/*.h' | tr '\n' ' ')
+    'tests/*.c' 'tests/*.h' 'tools/*.c' 'tools/*.h' | tr '\n' ' ')
 if ! FORMAT_FILES="$staged" "$root/scripts/check.sh" format layers limits contract; then
     echo "pre-commit: fix the above (make format rewrites the formatting), or commit with --no-verify" >&2
     exit 1
