@@ -6,7 +6,13 @@
  *
  * usage: gen_model OUT.gguf --vocab-from GGUF [--layers 16] [--embd 1024] [--ff 2816]
  *                  [--heads 16] [--kv-heads 16] [--ctx 4096] [--type f16|q8_0|f32] [--seed 1]
- *                  [--broken] [--chat-template JINJA]
+ *                  [--broken] [--chat-template JINJA] [--arch llama|qwen2vl] [--qk-scale 0.02]
+ * --arch qwen2vl writes Qwen2-VL's text model (the same tensors; its rope takes M-RoPE positions,
+ * rope.dimension_sections splitting each head's rotary pairs between time, height and width as
+ * Qwen2-VL's 16/24/24 of 64 do), for the M-RoPE vision fixture (tools/gen_vision.c --qwen2vl).
+ * --qk-scale sets the size of the query and key weights (the others are 0.02): at 0.02 attention
+ * is nearly uniform, so token positions barely move the answer; a larger one makes them matter
+ * (the M-RoPE fixture, whose test must tell right positions from wrong ones).
  * --broken allows a head count that the KV head count does not divide: a fixture for the engine
  * isolation tests (llama.cpp loads it, then aborts at its first decode). */
 #include <errno.h>
@@ -24,6 +30,8 @@ typedef struct shape {
     long layers, embd, ff, heads, kv_heads, ctx, seed;
     enum ggml_type type;
     const char *chat_template; /* tokenizer.chat_template, or NULL to keep the source's */
+    const char *arch;          /* general.architecture: llama or qwen2vl */
+    float qk_scale;            /* attn_q and attn_k weights: scale * U(-1, 1) */
 } shape;
 
 /* Adds a 2-D (or 1-D when ne1 == 1) tensor of random values with scale, stored as type. */
@@ -80,19 +88,28 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     int64_t n_vocab = (int64_t)gguf_get_arr_n(src, vk);
     struct gguf_context *g = gguf_init_empty();
     gguf_set_kv(g, src);
-    gguf_set_val_str(g, "general.architecture", "llama");
+    gguf_set_val_str(g, "general.architecture", s->arch);
     gguf_set_val_str(g, "general.name", "shimmy random-weight benchmark model");
     gguf_set_val_str(g, "general.type", "model");
-    gguf_set_val_u32(g, "llama.context_length", (uint32_t)s->ctx);
-    gguf_set_val_u32(g, "llama.embedding_length", (uint32_t)s->embd);
-    gguf_set_val_u32(g, "llama.block_count", (uint32_t)s->layers);
-    gguf_set_val_u32(g, "llama.feed_forward_length", (uint32_t)s->ff);
-    gguf_set_val_u32(g, "llama.attention.head_count", (uint32_t)s->heads);
-    gguf_set_val_u32(g, "llama.attention.head_count_kv", (uint32_t)s->kv_heads);
-    gguf_set_val_u32(g, "llama.rope.dimension_count", (uint32_t)(s->embd / s->heads));
-    gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
-    gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
+    char key[96];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, s->arch), key)
+    gguf_set_val_u32(g, KEY("context_length"), (uint32_t)s->ctx);
+    gguf_set_val_u32(g, KEY("embedding_length"), (uint32_t)s->embd);
+    gguf_set_val_u32(g, KEY("block_count"), (uint32_t)s->layers);
+    gguf_set_val_u32(g, KEY("feed_forward_length"), (uint32_t)s->ff);
+    gguf_set_val_u32(g, KEY("attention.head_count"), (uint32_t)s->heads);
+    gguf_set_val_u32(g, KEY("attention.head_count_kv"), (uint32_t)s->kv_heads);
+    gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)(s->embd / s->heads));
+    gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    gguf_set_val_f32(g, KEY("rope.freq_base"), 10000.0f);
+    gguf_set_val_u32(g, KEY("vocab_size"), (uint32_t)n_vocab);
+    if (strcmp(s->arch, "qwen2vl") == 0) {
+        /* the head's rotary pairs (head/2) split 1/4 time, 3/8 height, 3/8 width, as Qwen2-VL */
+        int32_t pairs = (int32_t)(s->embd / s->heads / 2), t = pairs / 4;
+        int32_t sect[4] = {t, (pairs - t) / 2, pairs - t - (pairs - t) / 2, 0};
+        gguf_set_arr_data(g, KEY("rope.dimension_sections"), GGUF_TYPE_INT32, sect, 4);
+    }
+#undef KEY
     if (s->chat_template != NULL)
         gguf_set_val_str(g, "tokenizer.chat_template", s->chat_template);
     /* llama_ftype: 0 = F32, 1 = F16, 7 = Q8_0 */
@@ -117,8 +134,8 @@ static int write_model(const char *out, const char *vocab_from, const shape *s) 
     snprintf(name, sizeof name, "blk.%ld." suffix, l);                                             \
     rc |= add_tensor(g, meta, name, ne0, ne1, type, scale, bias)
         T("attn_norm.weight", s->embd, 1, GGML_TYPE_F32, 0.1f, 1.0f);
-        T("attn_q.weight", s->embd, s->embd, s->type, w, 0);
-        T("attn_k.weight", s->embd, kv, s->type, w, 0);
+        T("attn_q.weight", s->embd, s->embd, s->type, s->qk_scale, 0);
+        T("attn_k.weight", s->embd, kv, s->type, s->qk_scale, 0);
         T("attn_v.weight", s->embd, kv, s->type, w, 0);
         T("attn_output.weight", s->embd, s->embd, s->type, w, 0);
         T("ffn_norm.weight", s->embd, 1, GGML_TYPE_F32, 0.1f, 1.0f);
@@ -146,7 +163,9 @@ int main(int argc, char **argv) {
                .kv_heads = 16,
                .ctx = 4096,
                .seed = 1,
-               .type = GGML_TYPE_F16};
+               .type = GGML_TYPE_F16,
+               .arch = "llama",
+               .qk_scale = 0.02f};
     const char *out = NULL, *vocab = NULL;
     int broken = 0;
     for (int i = 1; i < argc; i++) {
@@ -180,6 +199,22 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--chat-template") == 0 && v != NULL) {
             s.chat_template = v;
             i++;
+        } else if (strcmp(a, "--qk-scale") == 0 && v != NULL) {
+            char *end;
+            errno = 0;
+            s.qk_scale = strtof(v, &end);
+            if (errno != 0 || end == v || *end != '\0' || !(s.qk_scale > 0)) {
+                fprintf(stderr, "gen_model: --qk-scale wants a positive number\n");
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--arch") == 0 && v != NULL) {
+            if (strcmp(v, "llama") != 0 && strcmp(v, "qwen2vl") != 0) {
+                fprintf(stderr, "gen_model: --arch is llama or qwen2vl\n");
+                return 2;
+            }
+            s.arch = v;
+            i++;
         } else if (strcmp(a, "--vocab-from") == 0 && v != NULL) {
             vocab = v;
             i++;
@@ -188,7 +223,7 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: gen_model OUT.gguf --vocab-from GGUF [--layers N] [--embd N] "
                             "[--ff N] [--heads N] [--kv-heads N] [--ctx N] [--type f16|q8_0|f32] "
-                            "[--chat-template JINJA]\n");
+                            "[--chat-template JINJA] [--arch llama|qwen2vl] [--qk-scale F]\n");
             return 2;
         }
     }

@@ -7,12 +7,20 @@
  * image becomes 4 embeddings (tokens) in the text model. The encoder has --layers blocks of
  * width --embd; LLaVA uses the second-to-last block's output, so 2 blocks run 1.
  *
+ * --qwen2vl writes Qwen2-VL's projector instead (type "qwen2vl_merger": a ViT with 2-D rotary
+ * positions over two patch convolutions, then 2x2 patches merged into one token by a two-layer
+ * MLP), for a text model of gen_model --arch qwen2vl: libmtmd places its image tokens by M-RoPE
+ * (a grid of nx by ny tokens takes max(nx, ny) positions). clip.cpp resizes an image to a multiple
+ * of 28 pixels with at least 8 tokens (8 x 28 x 28 pixels), so a 32x32 image becomes 3x3 tokens
+ * at 3 positions and a 40x20 one 4x2 tokens at 4.
+ *
  * --audio writes an audio projector instead (type "qwen2a", Qwen2-Audio's: a Whisper encoder of
  * --layers blocks over --mel mel bins, 2x pooled, then one linear layer): libmtmd pads a clip to
  * Whisper's 30 s, so each clip becomes 750 tokens.
  *
  * usage: gen_vision OUT.gguf [--text-embd 64] [--embd 32] [--ff 64] [--heads 2] [--layers 2]
- *                    [--image-size 28] [--patch-size 14] [--seed 1] [--audio [--mel 16]] */
+ *                    [--image-size 28] [--patch-size 14] [--seed 1] [--audio [--mel 16]]
+ *                    [--qwen2vl] */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +34,7 @@
 
 typedef struct vshape {
     long text_embd, embd, ff, heads, layers, image_size, patch_size, seed, mel;
-    int audio;
+    int audio, qwen2vl;
 } vshape;
 
 /* Adds an F32 tensor of up to 4 dimensions (ne[i] == 0 ends the list) holding bias + scale *
@@ -206,6 +214,82 @@ static int write_audio(const char *out, const vshape *s) {
     return rc ? 1 : 0;
 }
 
+/* Qwen2-VL's projector (--qwen2vl): clip.cpp's clip_graph_qwen2vl. */
+static int write_qwen2vl(const char *out, const vshape *s) {
+    struct gguf_context *g = gguf_init_empty();
+    gguf_set_val_str(g, "general.architecture", "clip");
+    gguf_set_val_str(g, "general.name", "shimmy random-weight Qwen2-VL projector");
+    gguf_set_val_str(g, "general.type", "mmproj");
+    gguf_set_val_u32(g, "general.file_type", 0);
+    gguf_set_val_str(g, "clip.projector_type", "qwen2vl_merger");
+    gguf_set_val_bool(g, "clip.has_vision_encoder", true);
+    gguf_set_val_bool(g, "clip.use_gelu", true);
+    gguf_set_val_u32(g, "clip.vision.embedding_length", (uint32_t)s->embd);
+    gguf_set_val_u32(g, "clip.vision.feed_forward_length", (uint32_t)s->ff);
+    gguf_set_val_u32(g, "clip.vision.block_count", (uint32_t)s->layers);
+    gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)s->text_embd);
+    gguf_set_val_u32(g, "clip.vision.attention.head_count", (uint32_t)s->heads);
+    gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
+    gguf_set_val_u32(g, "clip.vision.image_size", (uint32_t)s->image_size);
+    gguf_set_val_u32(g, "clip.vision.patch_size", (uint32_t)s->patch_size);
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float std_[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
+    gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, std_, 3);
+
+    int64_t e = s->embd, ff = s->ff, te = s->text_embd, ps = s->patch_size;
+    size_t n_tensors = 10 + 16 * (size_t)s->layers;
+    struct ggml_init_params mp = {
+        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
+    struct ggml_context *meta = ggml_init(mp);
+    float w = 0.1f;
+    int rc = 0;
+#define T(name, a, b, c, d, scale, bias)                                                           \
+    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
+    /* two convolutions over the same image (Qwen2-VL's temporal patch of 2 frames, split) */
+    T("v.patch_embd.weight", ps, ps, 3, e, w, 0);
+    T("v.patch_embd.weight.1", ps, ps, 3, e, w, 0);
+    for (long l = 0; l < s->layers && rc == 0; l++) {
+        char name[64];
+#define L(suffix, a, b, scale, bias)                                                               \
+    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                           \
+    T(name, a, b, 0, 0, scale, bias)
+        L("ln1.weight", e, 0, 0.1f, 1.0f);
+        L("ln1.bias", e, 0, w, 0);
+        L("attn_q.weight", e, e, w, 0);
+        L("attn_q.bias", e, 0, w, 0);
+        L("attn_k.weight", e, e, w, 0);
+        L("attn_k.bias", e, 0, w, 0);
+        L("attn_v.weight", e, e, w, 0);
+        L("attn_v.bias", e, 0, w, 0);
+        L("attn_out.weight", e, e, w, 0);
+        L("attn_out.bias", e, 0, w, 0);
+        L("ln2.weight", e, 0, 0.1f, 1.0f);
+        L("ln2.bias", e, 0, w, 0);
+        L("ffn_up.weight", e, ff, w, 0);
+        L("ffn_up.bias", ff, 0, w, 0);
+        L("ffn_down.weight", ff, e, w, 0);
+        L("ffn_down.bias", e, 0, w, 0);
+#undef L
+    }
+    /* the merger: a LayerNorm, then 4 patches (4 x embd) -> 4 x embd -> GELU -> text_embd */
+    T("v.post_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
+    T("v.post_ln.bias", e, 0, 0, 0, w, 0);
+    T("mm.0.weight", 4 * e, 4 * e, 0, 0, w, 0);
+    T("mm.0.bias", 4 * e, 0, 0, 0, w, 0);
+    T("mm.2.weight", 4 * e, te, 0, 0, w, 0);
+    T("mm.2.bias", te, 0, 0, 0, w, 0);
+#undef T
+    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
+        fprintf(stderr, "gen_vision: cannot write %s\n", out);
+        rc = 1;
+    }
+    gguf_free(g);
+    free_tensor_data(meta);
+    ggml_free(meta);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     vshape s = {.text_embd = 64,
                 .embd = 32,
@@ -237,12 +321,14 @@ int main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--audio") == 0) {
             s.audio = 1;
+        } else if (strcmp(a, "--qwen2vl") == 0) {
+            s.qwen2vl = 1;
         } else if (a[0] != '-' && out == NULL) {
             out = a;
         } else {
-            fprintf(stderr,
-                    "usage: gen_vision OUT.gguf [--text-embd N] [--embd N] [--ff N] "
-                    "[--heads N] [--layers N] [--image-size N] [--patch-size N] [--seed N]\n");
+            fprintf(stderr, "usage: gen_vision OUT.gguf [--text-embd N] [--embd N] [--ff N] "
+                            "[--heads N] [--layers N] [--image-size N] [--patch-size N] [--seed N] "
+                            "[--audio [--mel N] | --qwen2vl]\n");
             return 2;
         }
     }
@@ -252,5 +338,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     rng_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)s.seed * 0x2545F4914F6CDD1DULL);
-    return s.audio ? write_audio(out, &s) : write_projector(out, &s);
+    if (s.qwen2vl && s.embd / s.heads % 4 != 0) {
+        fprintf(stderr, "gen_vision: --qwen2vl wants a head size (embd / heads) divisible by 4\n");
+        return 2;
+    }
+    if (s.audio)
+        return write_audio(out, &s);
+    return s.qwen2vl ? write_qwen2vl(out, &s) : write_projector(out, &s);
 }

@@ -18,6 +18,12 @@
 #     llama-mtmd-cli ... --mmproj audio-mmproj.gguf --audio tone.wav -p "What do you hear?" \
 #         --temp 0 -n 16 -t 2 -c 2048
 # as {"audio":"tone.wav","prompt":"...","max_tokens":16,"text":"..."}.
+# golden/vision-qwen2vl.jsonl likewise for the M-RoPE fixture (qwen2vl-model.gguf with
+# qwen2vl-mmproj.gguf: image tokens at fewer positions than tokens), the four images with
+#     llama-mtmd-cli -m qwen2vl-model.gguf --mmproj qwen2vl-mmproj.gguf --image IMG \
+#         -p "What is in the picture?" --temp 0 -n 16 -t 2 -c 512 --no-warmup
+# (--no-warmup: clip.cpp would first encode a 1288x1288 dummy image, which changes nothing; shimmy
+# skips it too).
 #
 # Committed golden: made with llama-mtmd-cli of llama.cpp release v0.4.0 (node-llama-cpp@3.21.1),
 # fixtures of tools/fixtures.sh (gen_model --seed 2, gen_vision --seed 2: a seed whose answers are whole UTF-8 and differ by image).
@@ -34,6 +40,7 @@ n=16
 die() { echo "vision_golden.sh: error: $*" >&2; exit 1; }
 [ -x "$cli" ] || die "$cli missing: run bench/build-reference.sh, then cmake --build $deps/reference/build --target llama-mtmd-cli"
 [ -f "$fx/vision-model.gguf" ] || die "$fx/vision-model.gguf missing: run make fixtures"
+[ -f "$fx/qwen2vl-model.gguf" ] || die "$fx/qwen2vl-model.gguf missing: run make fixtures"
 command -v python3 >/dev/null || die "python3 is required"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
@@ -63,4 +70,17 @@ print(json.dumps({"audio": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int
 PY
 done
 mv "$out.tmp" "$root/tests/integration/golden/audio.jsonl"
-echo "vision_golden.sh: wrote $out and golden/audio.jsonl" >&2
+: >"$out.tmp"
+for img in pattern.png pattern.jpg checker.gif stripes.bmp; do
+    "$cli" -m "$fx/qwen2vl-model.gguf" --mmproj "$fx/qwen2vl-mmproj.gguf" --image "$fx/$img" \
+        -p "$prompt" --temp 0 -n "$n" -t 2 -c 512 --no-warmup 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $img (qwen2vl)"
+    python3 - "$tmp" "$img" "$prompt" "$n" >>"$out.tmp" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
+print(json.dumps({"image": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
+                  "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
+PY
+done
+mv "$out.tmp" "$root/tests/integration/golden/vision-qwen2vl.jsonl"
+echo "vision_golden.sh: wrote $out, golden/audio.jsonl and golden/vision-qwen2vl.jsonl" >&2
