@@ -53,7 +53,9 @@ shimmy_err be_piece(const be_model *b, be_token t, bool special, buf *out);
 shimmy_err be_detokenize(const be_model *b, const be_token *t, int n, buf *out);
 bool be_is_eog(const be_model *b, be_token t);
 
-/* The batch of one step: tokens for several sequences. Positions are per sequence. */
+/* The batch of one step: tokens for several sequences. Positions are per sequence; a token's
+ * position is its index in the sequence's tokens except after a media item whose positions are
+ * fewer than its tokens (M-RoPE images: be_media_pos). */
 void be_batch_clear(be_model *b);
 /* Adds token t at position pos of sequence seq; returns its output index when want_logits
  * (for be_sample), -1 otherwise. */
@@ -61,9 +63,10 @@ int be_batch_add(be_model *b, be_token t, int pos, int seq, bool want_logits);
 int be_batch_size(const be_model *b);
 /* Evaluates the batch. Errors: ERR_INTERNAL with llama.cpp's return code. */
 shimmy_err be_decode(be_model *b, char *err, size_t errlen);
-/* Drops sequence seq's cache from position from (inclusive) to the end. */
+/* Drops sequence seq's cache from position from (inclusive) to the end (a position, not a token
+ * count: be_media_pos). */
 void be_seq_truncate(be_model *b, int seq, int from);
-/* Makes sequence dst hold the first n positions of sequence src (a copy of src's KV cells:
+/* Makes sequence dst hold positions [0, n) of sequence src (a copy of src's KV cells:
  * across the context's per-sequence streams llama.cpp copies the whole stream at the next
  * decode, then dst is cut to n). Returns false when the memory cannot do it (dst is then
  * empty). Engine thread. */
@@ -125,15 +128,23 @@ bool be_media_supported(const be_model *b, gen_media_kind kind);
  * whose bytes repeat). Returns owned *tokens (*n_tokens) and *out (NULL when n_media is 0). Any
  * thread. Errors: ERR_BAD_PARAM (the model takes no such media, a file does not decode, markers
  * and items do not match; param names the item's field), ERR_TOO_LARGE (over
- * LIM_MEDIA_PIXELS), ERR_UNSUPPORTED (a projector shimmy cannot place: M-RoPE), ERR_NOMEM. */
+ * LIM_MEDIA_PIXELS), ERR_NOMEM. */
 shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_media *media,
                              int n_media, be_token **tokens, int *n_tokens, be_media **out,
                              char *err, size_t errlen, char *param, size_t paramlen);
 /* The media item covering prompt position pos: returns its index and its first position and
  * length in *start, *len; -1 when pos is text. */
 int be_media_at(const be_media *md, int pos, int *start, int *len);
+/* The sequence position of prompt token idx (0 <= idx <= the prompt's count; idx at a media
+ * item's start or on text): idx less, for each media item wholly before it, its tokens beyond its
+ * positions. An image of an M-RoPE model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) is a grid of nx by ny
+ * tokens at max(nx, ny) positions (libmtmd's n_pos), so the text after it continues from there
+ * (llama-server's server_tokens::pos_next); every other item takes one position per token. md
+ * NULL: idx. Any thread. */
+int be_media_pos(const be_media *md, int idx);
 /* Encodes media item idx with the projector and decodes its embeddings into sequence seq from
- * position pos (its own llama_decode calls, between the engine's batches). Engine thread.
+ * position pos (be_media_pos of its start; its own llama_decode calls, between the engine's
+ * batches; 4 positions per embedding for M-RoPE, set by libmtmd). Engine thread.
  * Errors: ERR_INTERNAL with libmtmd's code. */
 shimmy_err be_media_eval(be_model *b, const be_media *md, int idx, int seq, int pos, char *err,
                          size_t errlen);

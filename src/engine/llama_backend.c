@@ -1110,13 +1110,16 @@ be_token be_sample(be_model *b, be_sampler *s, int idx) {
  * text chunks and image/audio chunks; the text chunks' tokens and a placeholder run per media
  * chunk make the job's token array, so that the scheduler's prefix reuse, KV copies and the
  * prompt cache work on media unchanged. The engine thread evaluates a media chunk when the
- * prompt reaches it (be_media_eval). */
+ * prompt reaches it (be_media_eval). A chunk takes n_pos positions for its n_tokens tokens: the
+ * same count, except for images of M-RoPE models (Qwen2-VL, Qwen2.5-VL, Qwen3-VL), whose grid of
+ * nx by ny tokens takes max(nx, ny) positions (be_media_pos: llama-server's pos_next). */
 
 struct be_media {
     mtmd_input_chunks *chunks;
     int n; /* media chunks */
     struct be_media_span {
-        int start, len;                /* prompt positions */
+        int start, len;                /* prompt token indexes: the first, the count */
+        int n_pos;                     /* positions it takes in the sequence (libmtmd's) */
         const mtmd_input_chunk *chunk; /* borrowed from chunks */
     } * spans;
 };
@@ -1251,15 +1254,8 @@ static shimmy_err media_layout(const be_model *b, be_media *md, be_token **token
     for (size_t i = 0; i < nc; i++) {
         const mtmd_input_chunk *c = mtmd_input_chunks_get(md->chunks, i);
         total += mtmd_input_chunk_get_n_tokens(c);
-        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_TEXT)
             md->n++;
-            if ((size_t)mtmd_input_chunk_get_n_pos(c) != mtmd_input_chunk_get_n_tokens(c))
-                return err_set(err, errlen, ERR_UNSUPPORTED,
-                               "the projector of model %s places "
-                               "image tokens by M-RoPE (Qwen2-VL and Qwen3-VL style), which "
-                               "shimmy does not support yet",
-                               b->name);
-        }
     }
     if (total > INT_MAX / 2)
         return err_set(err, errlen, ERR_TOO_LARGE, "the prompt is too long");
@@ -1283,7 +1279,8 @@ static shimmy_err media_layout(const be_model *b, be_media *md, be_token **token
         }
         int len = (int)mtmd_input_chunk_get_n_tokens(c);
         be_token v = media_token(c);
-        md->spans[k] = (struct be_media_span){.start = n, .len = len, .chunk = c};
+        md->spans[k] = (struct be_media_span){
+            .start = n, .len = len, .n_pos = (int)mtmd_input_chunk_get_n_pos(c), .chunk = c};
         k++;
         for (int q = 0; q < len; q++)
             (*tokens)[n++] = v;
@@ -1353,6 +1350,16 @@ int be_media_at(const be_media *md, int pos, int *start, int *len) {
         }
     }
     return -1;
+}
+
+int be_media_pos(const be_media *md, int idx) {
+    int pos = idx;
+    for (int i = 0; md != NULL && i < md->n; i++) {
+        const struct be_media_span *sp = &md->spans[i];
+        if (sp->start + sp->len <= idx)
+            pos -= sp->len - sp->n_pos;
+    }
+    return pos;
 }
 
 shimmy_err be_media_eval(be_model *b, const be_media *md, int idx, int seq, int pos, char *err,

@@ -63,6 +63,9 @@ typedef struct slot {
     sched_job *job;
     be_token *cache; /* tokens held in this slot's KV cache, n_ctx_slot capacity */
     int n_cache;
+    int pos_next;      /* the KV position of the token after cache[n_cache - 1]: n_cache, less what
+                        * the job's media before it take in tokens beyond positions (M-RoPE images,
+                        * job_pos); set from slot_start to the job's end */
     int n_prompt_done; /* prompt tokens in the cache */
     be_sampler *smpl;
     textout tout;
@@ -763,6 +766,13 @@ static int common_prefix(const be_token *a, int na, const be_token *b, int nb) {
     return i;
 }
 
+/* The KV position of job j's prompt token idx (be_media_pos): idx for text-only prompts. The
+ * slots' caches are prefixes of their jobs' prompts (or of a prompt that shares the kept prefix,
+ * placeholders and all), so this is also where the cache's token idx lies. */
+static int job_pos(const sched_job *j, int idx) {
+    return be_media_pos(j->media, idx);
+}
+
 /* The idle slot for job j. The one whose cache shares the longest prefix with the prompt, when
  * that prefix is worth keeping (at least a tenth of the prompt, as llama-server's similarity
  * rule); otherwise the least recently used one, so that a prompt sharing only BOS with a slot
@@ -911,7 +921,7 @@ static int share_prefix(sched_model *m, slot *s, const sched_job *j, int keep) {
     if (lcp <= keep)
         return keep;
     s->n_dcache = 0; /* the draft model's sequence is not copied: it starts over */
-    if (!be_seq_copy(m->be, d->id, s->id, lcp)) {
+    if (!be_seq_copy(m->be, d->id, s->id, job_pos(j, lcp))) {
         s->n_cache = 0;
         return 0;
     }
@@ -933,7 +943,8 @@ static void slot_start(sched_model *m, slot *s, sched_job *j) {
     int m_start, m_len;
     if (be_media_at(j->media, keep, &m_start, &m_len) >= 0)
         keep = m_start; /* a media item is evaluated whole or not at all */
-    be_seq_truncate(m->be, s->id, keep);
+    s->pos_next = job_pos(j, keep);
+    be_seq_truncate(m->be, s->id, s->pos_next);
     s->n_cache = keep;
     s->n_prompt_done = keep;
     draft_keep(m, s, keep);
@@ -1048,7 +1059,8 @@ static void draft_caps(sched_model *m) {
         slot *s = &m->slots[i];
         s->n_draft = s->draft_cap = 0;
         /* A prompt with media holds placeholder ids, which neither the draft model nor n-gram
-         * lookup may see: such a request goes without drafts. */
+         * lookup may see: such a request goes without drafts. (So a drafting slot's cache is
+         * text, whose positions are its indexes: the draft model's sequence uses those.) */
         if (s->state != SLOT_GEN || s->job->media != NULL)
             continue;
         int cap = want < LIM_DRAFT_TOKENS ? want : LIM_DRAFT_TOKENS;
@@ -1195,10 +1207,10 @@ static void eval_media(sched_model *m) {
         if (s->state != SLOT_PROMPT || s->job->media == NULL ||
             (idx = be_media_at(s->job->media, s->n_prompt_done, &start, &len)) < 0)
             continue;
-        if (be_media_eval(m->be, s->job->media, idx, s->id, s->n_prompt_done, err, sizeof err) !=
+        if (be_media_eval(m->be, s->job->media, idx, s->id, s->pos_next, err, sizeof err) !=
             SHIMMY_OK) {
             log_error("%s: %s", m->name, err);
-            be_seq_truncate(m->be, s->id, s->n_prompt_done);
+            be_seq_truncate(m->be, s->id, s->pos_next);
             s->n_cache = s->n_prompt_done;
             slot_finish(m, s, FINISH_ERROR, ERR_INTERNAL, err);
             continue;
@@ -1206,6 +1218,7 @@ static void eval_media(sched_model *m) {
         memcpy(s->cache + s->n_cache, s->job->tokens + start, (size_t)len * sizeof *s->cache);
         s->n_cache += len;
         s->n_prompt_done += len;
+        s->pos_next = job_pos(s->job, s->n_prompt_done); /* the item's positions, not its tokens */
         atomic_fetch_add(&m->prompt_evals, len);
     }
 }
@@ -1219,11 +1232,12 @@ static void build_batch(sched_model *m) {
         slot *s = &m->slots[i];
         s->out_idx = -1;
         if (s->state == SLOT_GEN) {
-            s->out_idx = be_batch_add(m->be, s->last, s->n_cache, s->id, true);
+            s->out_idx = be_batch_add(m->be, s->last, s->pos_next++, s->id, true);
             s->draft_idx[0] = s->out_idx;
             s->cache[s->n_cache++] = s->last;
             for (int k = 0; k < s->n_draft; k++) {
-                s->draft_idx[k + 1] = be_batch_add(m->be, s->draft[k], s->n_cache + k, s->id, true);
+                s->draft_idx[k + 1] =
+                    be_batch_add(m->be, s->draft[k], s->pos_next + k, s->id, true);
                 s->cache[s->n_cache + k] = s->draft[k];
             }
             budget -= 1 + s->n_draft;
@@ -1240,7 +1254,7 @@ static void build_batch(sched_model *m) {
         for (int t = 0; t < take; t++) {
             int p = s->n_prompt_done++;
             bool last = s->n_prompt_done == j->n_tokens;
-            int idx = be_batch_add(m->be, j->tokens[p], p, s->id, last);
+            int idx = be_batch_add(m->be, j->tokens[p], s->pos_next++, s->id, last);
             if (last)
                 s->out_idx = idx;
             s->cache[s->n_cache++] = j->tokens[p];
@@ -1332,6 +1346,7 @@ static void slot_verify(sched_model *m, slot *s) {
     for (int i = 0; i <= nd; i++) {
         if (i > 0) { /* draft[i - 1] was sampled: its KV cell is kept */
             s->n_cache++;
+            s->pos_next++;
             s->n_accepted++;
             atomic_fetch_add(&m->spec_accepted, 1);
         }
@@ -1342,7 +1357,7 @@ static void slot_verify(sched_model *m, slot *s) {
             break;
     }
     if (base + nd > s->n_cache)
-        be_seq_truncate(m->be, s->id, s->n_cache);
+        be_seq_truncate(m->be, s->id, s->pos_next);
     if (be_has_draft(m->be))
         draft_keep(m, s, s->n_cache);
 }
@@ -1353,7 +1368,7 @@ static void fail_batch(sched_model *m, const char *msg) {
         if (s->state == SLOT_IDLE)
             continue;
         be_seq_truncate(m->be, s->id, 0);
-        s->n_cache = 0;
+        s->n_cache = s->pos_next = 0;
         draft_keep(m, s, 0);
         slot_finish(m, s, FINISH_ERROR, ERR_INTERNAL, msg);
     }

@@ -10,7 +10,12 @@
  * requests. Every error of the issue: no projector, audio to a vision-only model, undecodable data,
  * too many pixels, too many parts, TIFF, a remote URL without --allow-remote-media; with it, URLs
  * served by a loopback server in the test (the image, a redirect to it, a file too large, no
- * answer, a redirect loop). */
+ * answer, a redirect loop).
+ * M-RoPE (Qwen2-VL style: gen_model --arch qwen2vl, gen_vision --qwen2vl): an image of nx by ny
+ * tokens takes max(nx, ny) positions, the text after it continues from there; greedy answers
+ * equal llama-mtmd-cli's (golden/vision-qwen2vl.jsonl), through slot reuse, the host-RAM prompt
+ * cache, KV copies between slots and batches with other requests; the context check counts
+ * tokens (KV cells), not positions. */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -45,7 +50,8 @@ static const char *fixture(h_test *t, const char *name) {
         return p;
     char exe[4200], vocab[4200], *log;
     int rc;
-    if (strcmp(name, "vision-model.gguf") == 0) {
+    bool qwen2vl = strcmp(name, "qwen2vl-model.gguf") == 0;
+    if (strcmp(name, "vision-model.gguf") == 0 || qwen2vl) {
         static const char chatml[] =
             "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
             "message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
@@ -53,16 +59,23 @@ static const char *fixture(h_test *t, const char *name) {
         snprintf(exe, sizeof exe, "%s/gen_model", h_tools_dir());
         snprintf(vocab, sizeof vocab, "%s/deps/llama.cpp/models/ggml-vocab-llama-spm.gguf",
                  h_source_dir());
-        const char *args[] = {
-            p,     "--vocab-from", vocab, "--layers",        "2",    "--embd", "64",   "--ff",
-            "128", "--heads",      "4",   "--kv-heads",      "4",    "--ctx",  "2048", "--type",
-            "f32", "--seed",       "2",   "--chat-template", chatml, NULL};
+        const char *args[] = {p,        "--vocab-from", vocab,    "--layers", "2",
+                              "--embd", "64",           "--ff",   "128",      "--heads",
+                              "4",      "--kv-heads",   "4",      "--ctx",    "2048",
+                              "--type", "f32",          "--seed", "2",        "--chat-template",
+                              chatml,   NULL,           NULL,     NULL,       NULL,
+                              NULL};
+        if (qwen2vl) {
+            const char *more[] = {"--arch", "qwen2vl", "--qk-scale", "0.3"};
+            memcpy(&args[21], more, sizeof more); /* after chatml */
+        }
         rc = h_run_exe(t, exe, args, 60000, &log);
     } else {
         snprintf(exe, sizeof exe, "%s/gen_vision", h_tools_dir());
-        bool audio = strcmp(name, "audio-mmproj.gguf") == 0;
-        const char *args[] = {p,   "--text-embd", "64", "--seed", "2", audio ? "--audio" : NULL,
-                              NULL};
+        const char *kind = strcmp(name, "audio-mmproj.gguf") == 0     ? "--audio"
+                           : strcmp(name, "qwen2vl-mmproj.gguf") == 0 ? "--qwen2vl"
+                                                                      : NULL;
+        const char *args[] = {p, "--text-embd", "64", "--seed", "2", kind, NULL};
         rc = h_run_exe(t, exe, args, 60000, &log);
     }
     if (rc != 0)
@@ -151,9 +164,10 @@ typedef struct vgold {
     int max_tokens;
 } vgold;
 
-static int golden(vgold *g, int max) {
+/* golden/FILE's lines into g. */
+static int golden_file(const char *file, vgold *g, int max) {
     char path[4200], line[4096];
-    snprintf(path, sizeof path, "%s/tests/integration/golden/vision.jsonl", h_source_dir());
+    snprintf(path, sizeof path, "%s/tests/integration/golden/%s", h_source_dir(), file);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         fail_msg("golden file missing: %s", path);
@@ -172,17 +186,25 @@ static int golden(vgold *g, int max) {
     return n;
 }
 
+static int golden(vgold *g, int max) {
+    return golden_file("vision.jsonl", g, max);
+}
+
 /* ---- request bodies ---- */
 
-/* OpenAI chat: [image_url part, text part], greedy. Owned. */
-static json_t *oai_image_req(const char *image, int max_tokens) {
+/* OpenAI chat to model: [image_url part, text part], greedy. Owned. */
+static json_t *oai_image_req_to(const char *model, const char *image, int max_tokens) {
     char *u = data_uri(image);
     json_t *j =
-        json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i,s:f}", "model", "vision-model",
-                  "messages", "role", "user", "content", "type", "image_url", "image_url", "url", u,
-                  "type", "text", "text", PROMPT, "max_tokens", max_tokens, "temperature", 0.0);
+        json_pack("{s:s,s:[{s:s,s:[{s:s,s:{s:s}},{s:s,s:s}]}],s:i,s:f}", "model", model, "messages",
+                  "role", "user", "content", "type", "image_url", "image_url", "url", u, "type",
+                  "text", "text", PROMPT, "max_tokens", max_tokens, "temperature", 0.0);
     free(u);
     return j;
+}
+
+static json_t *oai_image_req(const char *image, int max_tokens) {
+    return oai_image_req_to("vision-model", image, max_tokens);
 }
 
 static json_t *post_ok(int port, const char *path, json_t *req) {
@@ -333,18 +355,20 @@ static void test_prefix_reuse(void **state) {
 
 typedef struct job {
     int port;
-    const vgold *g; /* image request when set, else text */
+    const vgold *g;    /* image request when set, else text */
+    const char *model; /* NULL: vision-model */
     char got[1024];
     long status;
 } job;
 
 static void *job_run(void *arg) {
     job *j = arg;
-    json_t *req = j->g != NULL
-                      ? oai_image_req(j->g->image, j->g->max_tokens)
-                      : json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", "vision-model",
-                                  "messages", "role", "user", "content", "Tell me a story.",
-                                  "max_tokens", 16, "temperature", 0.0);
+    const char *model = j->model != NULL ? j->model : "vision-model";
+    json_t *req =
+        j->g != NULL
+            ? oai_image_req_to(model, j->g->image, j->g->max_tokens)
+            : json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", model, "messages", "role", "user",
+                        "content", "Tell me a story.", "max_tokens", 16, "temperature", 0.0);
     char *body = h_dump(req), *resp = NULL;
     json_decref(req);
     http_post_json(j->port, "/v1/chat/completions", body, &j->status, &resp);
@@ -701,6 +725,168 @@ static void test_audio(void **state) {
     h_pass(t);
 }
 
+/* ---- M-RoPE (Qwen2-VL) ---- */
+
+#define QWEN2VL "qwen2vl-model"
+/* libmtmd wraps a Qwen2-VL image in the text <|vision_start|> and <|vision_end|>, which the
+ * fixture's Llama vocabulary (no such special tokens) spells in 7 tokens each */
+#define QWEN2VL_WRAP 14
+
+static h_server *start_qwen2vl(h_test *t, const char *const *extra) {
+    const char *args[H_MAX_ARGS] = {"--model",  fixture(t, "qwen2vl-model.gguf"),
+                                    "--mmproj", fixture(t, "qwen2vl-mmproj.gguf"),
+                                    "--ctx",    "256"};
+    int n = 6;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < H_MAX_ARGS - 1; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return h_start(t, args);
+}
+
+/* The tokens of a test image on the Qwen2-VL projector: clip.cpp resizes it to multiples of 28
+ * pixels (2x2 patches of 14 per token) with at least 8 tokens, so 32x32 and 24x24 become 3x3
+ * tokens (at 3 positions) and 40x20 becomes 4x2 (at 4). */
+static int qwen2vl_tokens(const char *image) {
+    return strcmp(image, "stripes.bmp") == 0 ? 8 : 9;
+}
+
+/* The prompt tokens of the text-only request (PROMPT as the user message). */
+static long long text_tokens(int port, const char *model) {
+    json_t *r = post_ok(port, "/v1/chat/completions",
+                        json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f}", "model", model, "messages", "role",
+                                  "user", "content", PROMPT, "max_tokens", 1, "temperature", 0.0));
+    long long n = h_int(h_obj(r, "usage"), "prompt_tokens");
+    json_decref(r);
+    return n;
+}
+
+/* Checks an OpenAI answer against golden g: its text, and the image's tokens in usage. */
+static void check_qwen2vl(const json_t *r, const vgold *g, long long text_n, const char *what) {
+    const char *got = json_string_value(h_get(r, "choices.0.message.content"));
+    if (got == NULL || strcmp(got, g->text) != 0)
+        fail_msg("%s (%s): got '%s', llama-mtmd-cli '%s'", g->image, what, got ? got : "(null)",
+                 g->text);
+    assert_int_equal(h_int(h_obj(r, "usage"), "prompt_tokens"),
+                     text_n + QWEN2VL_WRAP + qwen2vl_tokens(g->image));
+}
+
+/* Every golden image of the Qwen2-VL fixture through OpenAI chat, and one through Ollama's
+ * /api/chat and /api/generate: the answers are llama-mtmd-cli's (text after an image at the
+ * image's position plus max(nx, ny), not plus its token count: the fixture's attention is sharp
+ * enough that the wrong positions give other answers). */
+static void test_mrope_golden(void **state) {
+    h_test *t = *state;
+    h_server *s = start_qwen2vl(t, NULL);
+    vgold g[8];
+    int n = golden_file("vision-qwen2vl.jsonl", g, 8);
+    long long text_n = text_tokens(s->port, QWEN2VL);
+    for (int i = 0; i < n; i++) {
+        json_t *r = post_ok(s->port, "/v1/chat/completions",
+                            oai_image_req_to(QWEN2VL, g[i].image, g[i].max_tokens));
+        check_qwen2vl(r, &g[i], text_n, "OpenAI");
+        json_decref(r);
+    }
+    assert_string_equal(g[3].image, "stripes.bmp"); /* 4x2 tokens: nx != ny */
+    char *b = image_b64(g[3].image);
+    json_t *r =
+        post_ok(s->port, "/api/chat",
+                json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b,s:{s:f,s:i}}", "model", QWEN2VL, "messages",
+                          "role", "user", "content", PROMPT, "images", b, "stream", 0, "options",
+                          "temperature", 0.0, "num_predict", g[3].max_tokens));
+    assert_string_equal(h_str(h_obj(r, "message"), "content"), g[3].text);
+    json_decref(r);
+    r = post_ok(s->port, "/api/generate",
+                json_pack("{s:s,s:s,s:[s],s:b,s:{s:f,s:i}}", "model", QWEN2VL, "prompt", PROMPT,
+                          "images", b, "stream", 0, "options", "temperature", 0.0, "num_predict",
+                          g[3].max_tokens));
+    assert_string_equal(h_str(r, "response"), g[3].text);
+    json_decref(r);
+    free(b);
+    h_pass(t);
+}
+
+/* One slot: the same image again is read from the slot's cache up to the last token (evaluated
+ * again at the right position) and gives the same answer; another image (of other positions) is
+ * evaluated from its start; the first image once more comes back from the host-RAM prompt cache
+ * (saved when the other image took the slot), positions and all. */
+static void test_mrope_prefix_reuse(void **state) {
+    h_test *t = *state;
+    const char *extra[] = {"--parallel", "1", NULL};
+    h_server *s = start_qwen2vl(t, extra);
+    vgold g[8];
+    golden_file("vision-qwen2vl.jsonl", g, 8);
+    long long text_n = text_tokens(s->port, QWEN2VL);
+    const vgold *order[] = {&g[0], &g[0], &g[3], &g[0]};
+    const char *what[] = {"first", "again, from the slot", "another image",
+                          "again, from the prompt cache"};
+    for (int i = 0; i < 4; i++) {
+        json_t *r = post_ok(s->port, "/v1/chat/completions",
+                            oai_image_req_to(QWEN2VL, order[i]->image, order[i]->max_tokens));
+        check_qwen2vl(r, order[i], text_n, what[i]);
+        long long pt = h_int(h_obj(r, "usage"), "prompt_tokens"), c = cached(r);
+        bool again = i == 1 || i == 3;
+        if (again && c != pt - 1)
+            fail_msg("%s: cached_tokens %lld of %lld", what[i], c, pt);
+        if (!again && c >= pt - 1 - qwen2vl_tokens(order[i]->image))
+            fail_msg("%s: cached_tokens %lld of %lld (the image must be evaluated)", what[i], c,
+                     pt);
+        json_decref(r);
+    }
+    h_pass(t);
+}
+
+/* Four slots: two requests for the same image (the second waits for the first's prompt and
+ * copies its KV cells, image included), two other images and two text requests at once: every
+ * image answer is its golden one. */
+static void test_mrope_concurrent(void **state) {
+    h_test *t = *state;
+    const char *extra[] = {"--parallel", "4", NULL};
+    h_server *s = start_qwen2vl(t, extra);
+    vgold g[8];
+    golden_file("vision-qwen2vl.jsonl", g, 8);
+    const vgold *pick[] = {&g[0], &g[0], &g[2], &g[3], NULL, NULL};
+    job jobs[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        jobs[i] = (job){.port = s->port, .g = pick[i], .model = QWEN2VL};
+        pthread_create(&th[i], NULL, job_run, &jobs[i]);
+    }
+    for (int i = 0; i < 6; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 6; i++) {
+        if (jobs[i].status != 200)
+            fail_msg("request %d: status %ld", i, jobs[i].status);
+        if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
+            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'", jobs[i].g->image,
+                     jobs[i].got, jobs[i].g->text);
+    }
+    h_pass(t);
+}
+
+/* The context holds KV cells, one per token: a prompt whose tokens fill the context is refused
+ * (400, context_length_exceeded) even though its positions (an image's 9 tokens at 3) would fit,
+ * as llama-server refuses by token count. */
+static void test_mrope_context(void **state) {
+    h_test *t = *state;
+    h_server *s = start_qwen2vl(t, NULL);
+    long long text_n = text_tokens(s->port, QWEN2VL);
+    h_server_stop(s, 10000);
+    long long tokens = text_n + QWEN2VL_WRAP + qwen2vl_tokens("pattern.png");
+    long long positions = text_n + QWEN2VL_WRAP + 3;
+    char ctx[24], want[96];
+    snprintf(ctx, sizeof ctx, "%lld", tokens);
+    const char *args[] = {"--model",  fixture(t, "qwen2vl-model.gguf"),
+                          "--mmproj", fixture(t, "qwen2vl-mmproj.gguf"),
+                          "--ctx",    ctx,
+                          NULL};
+    s = h_start(t, args);
+    assert_true(positions < tokens);
+    snprintf(want, sizeof want, "the prompt has %lld tokens", tokens);
+    expect_error(s->port, "/v1/chat/completions", oai_image_req_to(QWEN2VL, "pattern.png", 4), 400,
+                 "messages", want);
+    h_pass(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_golden_openai, h_setup, h_teardown),
@@ -710,6 +896,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_errors, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_remote_media, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_audio, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mrope_golden, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mrope_prefix_reuse, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mrope_concurrent, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_mrope_context, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
