@@ -127,8 +127,8 @@ bool be_media_supported(const be_model *b, gen_media_kind kind);
  * tokens (BE_TOKEN_MEDIA-based ids, equal for equal files, so that prefix reuse keeps an image
  * whose bytes repeat). Returns owned *tokens (*n_tokens) and *out (NULL when n_media is 0). Any
  * thread. Errors: ERR_BAD_PARAM (the model takes no such media, a file does not decode, markers
- * and items do not match; param names the item's field), ERR_TOO_LARGE (over
- * LIM_MEDIA_PIXELS), ERR_NOMEM. */
+ * and items do not match; param names the item's field, or is "messages" when the rendered chat
+ * holds fewer markers than items), ERR_TOO_LARGE (over LIM_MEDIA_PIXELS), ERR_NOMEM. */
 shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_media *media,
                              int n_media, be_token **tokens, int *n_tokens, be_media **out,
                              char *err, size_t errlen, char *param, size_t paramlen);

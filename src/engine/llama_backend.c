@@ -1289,6 +1289,16 @@ static shimmy_err media_layout(const be_model *b, be_media *md, be_token **token
     return SHIMMY_OK;
 }
 
+/* Occurrences of the media marker in text (the chat template may leave some out). */
+static int count_markers(const char *text) {
+    const char *mk = engine_media_marker();
+    size_t len = strlen(mk);
+    int n = 0;
+    for (const char *p = strstr(text, mk); p != NULL; p = strstr(p + len, mk))
+        n++;
+    return n;
+}
+
 shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_media *media,
                              int n_media, be_token **tokens, int *n_tokens, be_media **out,
                              char *err, size_t errlen, char *param, size_t paramlen) {
@@ -1309,6 +1319,16 @@ shimmy_err be_tokenize_media(const be_model *b, const char *text, const gen_medi
         rc = ERR_NOMEM;
     if (rc == SHIMMY_OK && (md->chunks = mtmd_input_chunks_init()) == NULL)
         rc = ERR_NOMEM;
+    int n_markers = rc == SHIMMY_OK ? count_markers(text) : n_media;
+    if (n_markers < n_media) { /* only a chat loses them: a raw prompt gets every marker */
+        snprintf(param, paramlen, "messages");
+        rc = err_set(err, errlen, ERR_BAD_PARAM,
+                     "%d of the %d images or audio clips given are in the prompt: model %s's "
+                     "chat rendering left the others out (a final assistant message, which the "
+                     "answer continues, keeps only its text): put images and audio in an "
+                     "earlier message, such as the user's",
+                     n_markers, n_media, b->name);
+    }
     if (rc == SHIMMY_OK) {
         mtmd_input_text in = {
             .text = text, .text_len = strlen(text), .add_special = true, .parse_special = true};

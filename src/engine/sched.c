@@ -515,7 +515,11 @@ static shimmy_err check_repetitions(const char *g, char *err, size_t errlen) {
 }
 
 /* Tokenizes text with the request's media (be_tokenize_media). The prompt must go on after its
- * last media item: the last prompt position is evaluated alone for its logits. */
+ * last media item: the answer is sampled from the logits of the prompt's last token, and libmtmd
+ * decodes a media item's embeddings without logits. llama.cpp's own tools cannot either: on such
+ * a prompt llama-server aborts (GGML_ASSERT(batch.size() > 0) in update_slots) and
+ * llama-mtmd-cli too (no logits to sample: GGML_ASSERT(logits != nullptr)), so this is a 400
+ * that says what to add. */
 static shimmy_err tokenize_media(sched_model *m, const char *text, const gen_request *req,
                                  sched_job *j, char *err, size_t errlen, char *param,
                                  size_t paramlen) {
@@ -526,8 +530,11 @@ static shimmy_err tokenize_media(sched_model *m, const char *text, const gen_req
         be_media_at(j->media, j->n_tokens - 1, &start, &len) >= 0) {
         snprintf(param, paramlen, "%s", req->chat_json != NULL ? "messages" : "prompt");
         return err_set(err, errlen, ERR_BAD_PARAM,
-                       "the prompt ends with an image or audio "
-                       "clip: put text after it");
+                       "the prompt ends with an image or audio clip, and the answer can only "
+                       "follow text (llama.cpp decodes an image without the output a next token "
+                       "is sampled from): add text after the last image or clip, such as a "
+                       "question about it or, in a raw prompt, the text that opens the "
+                       "model's answer");
     }
     return rc;
 }

@@ -477,6 +477,14 @@ static void test_errors(void **state) {
                  json_pack("{s:s,s:[{s:s,s:o}],s:i}", "model", "vision-model", "messages", "role",
                            "user", "content", many, "max_tokens", 2),
                  400, "messages[0].content[16].image_url.url", "at most 16");
+    /* an image in the final assistant message (continued as a prefill): the chat module renders
+     * only that message's text, so the image is not in the prompt */
+    expect_error(p, "/v1/chat/completions",
+                 json_pack("{s:s,s:[{s:s,s:s},{s:s,s:[{s:s,s:{s:s}}]}],s:i}", "model",
+                           "vision-model", "messages", "role", "user", "content", PROMPT, "role",
+                           "assistant", "content", "type", "image_url", "image_url", "url", png,
+                           "max_tokens", 2),
+                 400, "messages", "0 of the 1 images or audio clips given are in the prompt");
     /* Ollama: not base64 */
     json_t *j = json_pack("{s:s,s:[{s:s,s:s,s:[s]}],s:b}", "model", "vision-model", "messages",
                           "role", "user", "content", PROMPT, "images", "%%%", "stream", 0);
@@ -506,6 +514,33 @@ static void test_errors(void **state) {
     h_resp_free(&r);
     free(body);
     free(png);
+    h_pass(t);
+}
+
+/* A prompt that ends with an image, which a chat template that renders the messages' content
+ * flat (no turn markers, no generation prompt) makes of a user message whose last part is an
+ * image: llama.cpp's own tools abort on such a prompt (llama-server: GGML_ASSERT(batch.size() > 0);
+ * llama-mtmd-cli: no logits to sample), so it is a 400 that says what to add. With text after
+ * the image the same request is answered. */
+static void test_ends_with_image(void **state) {
+    h_test *t = *state;
+    char tmpl[4300];
+    snprintf(tmpl, sizeof tmpl, "%s/flat.jinja", t->dir);
+    FILE *f = fopen(tmpl, "w");
+    assert_non_null(f);
+    fputs("{% for message in messages %}{{ message['content'] }}{% endfor %}", f);
+    fclose(f);
+    const char *extra[] = {"--chat-template-file", tmpl, NULL};
+    h_server *s = start_vision(t, extra);
+    char *u = data_uri("pattern.png");
+    expect_error(s->port, "/v1/chat/completions",
+                 json_pack("{s:s,s:[{s:s,s:[{s:s,s:s},{s:s,s:{s:s}}]}],s:i}", "model",
+                           "vision-model", "messages", "role", "user", "content", "type", "text",
+                           "text", PROMPT, "type", "image_url", "image_url", "url", u, "max_tokens",
+                           2),
+                 400, "messages", "add text after the last image");
+    json_decref(post_ok(s->port, "/v1/chat/completions", oai_image_req("pattern.png", 2)));
+    free(u);
     h_pass(t);
 }
 
@@ -894,6 +929,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prefix_reuse, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_errors, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_ends_with_image, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_remote_media, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_audio, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_mrope_golden, h_setup, h_teardown),
