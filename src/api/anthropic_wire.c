@@ -78,13 +78,9 @@ static shimmy_err parse_sampling(const json_t *root, api_call *c, api_error *err
 static shimmy_err parse_stops(const json_t *root, api_call *c, api_error *err) {
     json_t *v = opt(root, "stop_sequences");
     char path[48];
-    int n = c->gen.params.n_stop < LIM_STOP_STRINGS ? c->gen.params.n_stop : LIM_STOP_STRINGS;
-    for (int i = 0; v == NULL && i < n; i++) /* silent: the defaults' (a preset's) stay */
-        W(c)->stop[i] = c->gen.params.stop[i];
-    c->gen.params.stop = W(c)->stop;
-    c->gen.params.n_stop = v == NULL ? n : 0;
     if (v == NULL)
-        return SHIMMY_OK;
+        return SHIMMY_OK; /* silent: the defaults' (a preset's) stay */
+    c->gen.params.n_stop = 0;
     if (!json_is_array(v))
         return bad(err, "stop_sequences", "must be an array of strings");
     if (json_array_size(v) > LIM_STOP_STRINGS)
@@ -461,6 +457,7 @@ static shimmy_err parse(json_t *root, const gen_params *defaults, api_call *c, a
     c->gen.params = *defaults;
     if ((c->wire = calloc(1, sizeof(ant_wire))) == NULL)
         return nomem(err);
+    api_stops_own(&c->gen.params, W(c)->stop);
     if ((e = parse_model(root, c, err)) != SHIMMY_OK ||
         (!count && (e = parse_sampling(root, c, err)) != SHIMMY_OK) ||
         (!count && (e = parse_stops(root, c, err)) != SHIMMY_OK) ||
@@ -795,7 +792,8 @@ static shimmy_err counted(api_call *c, int n_tokens, api_sink *s) {
 
 static shimmy_err parse_messages_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    api_gen_defaults(app, root, NULL, &d);
+    const char *stop[LIM_STOP_STRINGS];
+    api_gen_defaults(app, root, NULL, &d, stop);
     return ant_parse_messages(root, &d, c, err);
 }
 

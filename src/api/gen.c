@@ -57,6 +57,14 @@ shimmy_err api_frame_text(api_sink *s, const char *text) {
     return frame(s, NULL, text, strlen(text));
 }
 
+void api_stops_own(gen_params *p, const char **own) {
+    int n = p->n_stop < LIM_STOP_STRINGS ? p->n_stop : LIM_STOP_STRINGS;
+    for (int i = 0; i < n; i++)
+        own[i] = p->stop[i];
+    p->stop = own;
+    p->n_stop = n;
+}
+
 void api_random_id(char *out, size_t n, const char *prefix, size_t nbytes) {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[16];

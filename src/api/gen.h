@@ -115,6 +115,11 @@ typedef struct api_call {
                                * events, finish or end writer is given */
 } api_call;
 
+/* Moves the defaults' stop strings (p->stop: a caller's array, api_gen_defaults) into own, the
+ * call's LIM_STOP_STRINGS entries, so that the call outlives the array; the strings themselves
+ * stay borrowed (from the body or the presets). */
+void api_stops_own(gen_params *p, const char **own);
+
 /* A fresh id: prefix then 2*nbytes hex digits (nbytes <= 16), written into out[0..n). Unique,
  * not secret. */
 void api_random_id(char *out, size_t n, const char *prefix, size_t nbytes);

@@ -194,45 +194,58 @@ static const opt_row opt_rows[] = {
     {"embedding_only", OPT_ACCEPTED, 0, 0, 0},
 };
 
-static shimmy_err add_stop(api_call *r, const char *s, api_error *err) {
+/* Where options land: sampling in p (p->stop is stop, the list the strings are added to) and
+ * num_ctx in *num_ctx (NULL: num_ctx is not this caller's business). */
+typedef struct opt_target {
+    gen_params *p;
+    const char **stop; /* LIM_STOP_STRINGS entries */
+    int *num_ctx;
+} opt_target;
+
+static opt_target call_target(api_call *r) {
+    return (opt_target){&r->gen.params, W(r)->stop, &r->num_ctx};
+}
+
+static shimmy_err add_stop(const opt_target *t, const char *s, api_error *err) {
     if (s[0] == '\0')
         return SHIMMY_OK;
     if (strlen(s) > LIM_STOP_BYTES)
         return fail(err, ERR_BAD_PARAM, "option stop: a string is longer than %d bytes",
                     LIM_STOP_BYTES);
-    for (int i = 0; i < r->gen.params.n_stop; i++)
-        if (strcmp(W(r)->stop[i], s) == 0)
+    for (int i = 0; i < t->p->n_stop; i++)
+        if (strcmp(t->stop[i], s) == 0)
             return SHIMMY_OK;
-    if (r->gen.params.n_stop >= LIM_STOP_STRINGS)
+    if (t->p->n_stop >= LIM_STOP_STRINGS)
         return fail(err, ERR_BAD_PARAM, "option stop: at most %d strings", LIM_STOP_STRINGS);
-    W(r)->stop[r->gen.params.n_stop++] = s;
+    t->stop[t->p->n_stop++] = s;
     return SHIMMY_OK;
 }
 
-static shimmy_err opt_stop(api_call *r, const json_t *v, api_error *err) {
+static shimmy_err opt_stop(const opt_target *t, const json_t *v, api_error *err) {
     if (json_is_string(v))
-        return add_stop(r, json_string_value(v), err);
+        return add_stop(t, json_string_value(v), err);
     if (!json_is_array(v))
         return fail(err, ERR_BAD_PARAM, "option stop must be an array of strings");
-    r->gen.params.n_stop = 0; /* the request's stop replaces the model's */
+    t->p->n_stop = 0; /* the request's stop replaces the model's */
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *s = json_array_get(v, i);
         if (!json_is_string(s))
             return fail(err, ERR_BAD_PARAM, "option stop must be an array of strings");
-        shimmy_err e = add_stop(r, json_string_value(s), err);
+        shimmy_err e = add_stop(t, json_string_value(s), err);
         if (e != SHIMMY_OK)
             return e;
     }
     return SHIMMY_OK;
 }
 
-static shimmy_err opt_one(api_call *r, const opt_row *row, const json_t *v, api_error *err) {
-    gen_params *p = &r->gen.params;
+static shimmy_err opt_one(const opt_target *t, const opt_row *row, const json_t *v,
+                          api_error *err) {
+    gen_params *p = t->p;
     double d = json_number_value(v);
     if (row->kind == OPT_ACCEPTED)
         return SHIMMY_OK;
     if (row->kind == OPT_STOP)
-        return opt_stop(r, v, err);
+        return opt_stop(t, v, err);
     if (!json_is_number(v))
         return fail(err, ERR_BAD_PARAM, "option %s must be a number", row->key);
     if (row->kind == OPT_SEED) {
@@ -246,14 +259,15 @@ static shimmy_err opt_one(api_call *r, const opt_row *row, const json_t *v, api_
         *(float *)((char *)p + row->offset) = (float)d;
     else if (row->kind == OPT_PREDICT)
         p->max_tokens = d > 0 ? (int)d : -1; /* -1 infinite, -2 fill the context */
-    else if (row->kind == OPT_CTX)
-        r->num_ctx = (int)d;
-    else
+    else if (row->kind == OPT_CTX) {
+        if (t->num_ctx != NULL)
+            *t->num_ctx = (int)d;
+    } else
         *(int *)((char *)p + row->offset) = d < 0 ? 64 : (int)d;
     return SHIMMY_OK;
 }
 
-static shimmy_err parse_options(api_call *r, const json_t *opts, api_error *err) {
+static shimmy_err parse_options(const opt_target *t, const json_t *opts, api_error *err) {
     const char *key;
     json_t *v;
     if (opts == NULL)
@@ -266,7 +280,7 @@ static shimmy_err parse_options(api_call *r, const json_t *opts, api_error *err)
         for (size_t i = 0; i < sizeof opt_rows / sizeof opt_rows[0]; i++) {
             if (strcmp(key, opt_rows[i].key) != 0)
                 continue;
-            shimmy_err e = opt_one(r, &opt_rows[i], v, err);
+            shimmy_err e = opt_one(t, &opt_rows[i], v, err);
             if (e != SHIMMY_OK)
                 return e;
             break;
@@ -275,17 +289,36 @@ static shimmy_err parse_options(api_call *r, const json_t *opts, api_error *err)
     return SHIMMY_OK;
 }
 
-/* The model's params layer: the same option names (stop as a list). Kept alive in r->owned. */
-static shimmy_err model_defaults(api_call *r, const char *defaults, api_error *err) {
-    if (defaults == NULL || defaults[0] == '\0')
-        return SHIMMY_OK;
-    json_t *d = json_loads(defaults, 0, NULL);
+/* The params layer text as an object owned by root (so the stop strings live as long as the
+ * body), or NULL when there is none or it does not parse (a broken params layer is not the
+ * client's fault). */
+static json_t *layer_in(json_t *root, const char *params_json) {
+    if (params_json == NULL || params_json[0] == '\0')
+        return NULL;
+    json_t *d = json_loads(params_json, 0, NULL);
     if (!json_is_object(d)) {
         json_decref(d);
-        return SHIMMY_OK; /* a broken params layer is not the client's fault */
+        return NULL;
     }
-    json_object_set_new(W(r)->root, "\x01params", d); /* owned by root from here */
-    return parse_options(r, d, err);
+    return json_object_set_new(root, "\x01params", d) == 0 ? d : NULL; /* d taken either way */
+}
+
+/* The model's params layer: the same option names (stop as a list). */
+static shimmy_err model_defaults(api_call *r, const char *defaults, api_error *err) {
+    opt_target t = call_target(r);
+    return parse_options(&t, layer_in(W(r)->root, defaults), err);
+}
+
+shimmy_err oll_lay_params(json_t *root, const char *params_json, gen_params *p, const char **stop,
+                          api_error *err) {
+    json_t *d = layer_in(root, params_json);
+    if (d == NULL)
+        return SHIMMY_OK;
+    for (int i = 0; i < p->n_stop && i < LIM_STOP_STRINGS; i++)
+        stop[i] = p->stop[i];
+    p->stop = stop;
+    opt_target t = {p, stop, NULL};
+    return parse_options(&t, d, err);
 }
 
 void oll_default_params(gen_params *p) {
@@ -433,7 +466,8 @@ static shimmy_err parse_common(api_call *r, const oll_model_ctx *m, api_error *e
         (e = model_defaults(r, defaults, err)) != SHIMMY_OK)
         return e;
     lay_presets(r, m);
-    if ((e = parse_options(r, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
+    opt_target t = call_target(r);
+    if ((e = parse_options(&t, opt(W(r)->root, "options"), err)) != SHIMMY_OK)
         return e;
     return SHIMMY_OK;
 }

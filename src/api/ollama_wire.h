@@ -52,6 +52,15 @@ typedef struct oll_model_ctx {
     const void *presets_ctx;
 } oll_model_ctx;
 
+/* Lays a Modelfile's params layer (params_json: Ollama's option names; NULL or "" = none) over
+ * p, for another protocol's defaults: the layer is parsed into an object owned by root (it
+ * outlives the call), p's stop strings move into stop (LIM_STOP_STRINGS entries, the caller's:
+ * p->stop points there afterwards when the layer parsed) and the layer's are added; num_ctx is
+ * left out (a load setting). A layer that is not a JSON object is skipped. Returns SHIMMY_OK, or
+ * ERR_BAD_PARAM (err filled) for a value out of range, with p partly laid. */
+shimmy_err oll_lay_params(json_t *root, const char *params_json, gen_params *p, const char **stop,
+                          api_error *err);
+
 /* Ollama's own sampling defaults (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1,
  * repeat_last_n 64). */
 void oll_default_params(gen_params *p);

@@ -145,7 +145,6 @@ static shimmy_err parse_stop(const json_t *root, api_call *c, api_error *err) {
     char param[32];
     if (v == NULL)
         return SHIMMY_OK; /* the defaults' (a preset's, api/presets.h) stay */
-    c->gen.params.stop = W(c)->stop;
     c->gen.params.n_stop = 0;
     if (json_is_string(v))
         return add_stop(c, v, "stop", err);
@@ -720,6 +719,7 @@ static shimmy_err parse(json_t *root, const gen_params *defaults, api_call *c, a
     api_error_clear(err);
     if ((c->wire = calloc(1, sizeof(oai_wire))) == NULL)
         return api_fail(err, ERR_NOMEM, NULL, "out of memory");
+    api_stops_own(&c->gen.params, W(c)->stop);
     if ((e = parse_common(root, c, err)) != SHIMMY_OK ||
         (e = endpoint(root, c, err)) != SHIMMY_OK) {
         oai_call_free(c);
@@ -1121,13 +1121,15 @@ static shimmy_err end(api_call *c, const gen_status *st, api_sink *s) {
 
 static shimmy_err parse_chat_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    api_gen_defaults(app, root, NULL, &d);
+    const char *stop[LIM_STOP_STRINGS];
+    api_gen_defaults(app, root, NULL, &d, stop);
     return oai_parse_chat(root, &d, c, err);
 }
 
 static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    api_gen_defaults(app, root, NULL, &d);
+    const char *stop[LIM_STOP_STRINGS];
+    api_gen_defaults(app, root, NULL, &d, stop);
     return oai_parse_completion(root, &d, c, err);
 }
 

@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/ollama_wire.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/log.h"
+#include "models/discover.h"
 #include "models/registry.h"
 
 /* Fields a preset may set (bits of preset.set). */
@@ -301,9 +304,23 @@ const char *api_model_served_name(shimmy_app *app, const char *name, char *out, 
     return out;
 }
 
-void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *base,
-                      gen_params *out) {
+/* The Ollama layers of the model served as model (the params and system layers of its
+ * manifest), read into *l; false when it has none. */
+static bool modelfile_layers(shimmy_app *app, const char *model, disc_ollama_layers *l) {
+    const model_rec *d = NULL;
+    memset(l, 0, sizeof *l);
+    if (model == NULL || app->models == NULL || !registry_find(app->models, model, &d, NULL))
+        return false;
+    bool ok = d->manifest[0] != '\0' && disc_ollama_read_layers(d->manifest, l);
+    model_rec_unref(d);
+    return ok;
+}
+
+void api_gen_defaults(shimmy_app *app, json_t *root, const gen_params *base, gen_params *out,
+                      const char **stop) {
     char served[256];
+    disc_ollama_layers l;
+    api_error err;
     if (base != NULL)
         *out = *base;
     else
@@ -312,6 +329,14 @@ void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *bas
         return;
     const char *model = json_string_value(json_object_get(root, "model"));
     model = api_model_served_name(app, model, served, sizeof served);
+    if (modelfile_layers(app, model, &l)) {
+        gen_params before = *out;
+        if (oll_lay_params(root, l.params_json, out, stop, &err) != SHIMMY_OK) {
+            log_warn("model %s: its Modelfile parameters are not used: %s", model, err.message);
+            *out = before;
+        }
+        disc_ollama_layers_free(&l);
+    }
     api_presets_apply(atomic_load(&app->presets), model, out);
 }
 
@@ -327,9 +352,14 @@ char *api_presets_add_system(shimmy_app *app, const char *model, const char *cha
     if (app == NULL || chat_json == NULL)
         return NULL;
     model = api_model_served_name(app, model, served, sizeof served);
+    disc_ollama_layers l = {0};
     const char *sys = api_presets_system(atomic_load(&app->presets), model);
-    if (sys == NULL)
+    if (sys == NULL && modelfile_layers(app, model, &l))
+        sys = l.system_text; /* the Modelfile's SYSTEM, as Ollama gives it on every API */
+    if (sys == NULL || sys[0] == '\0') {
+        disc_ollama_layers_free(&l);
         return NULL;
+    }
     json_t *chat = json_loads(chat_json, 0, NULL);
     json_t *msgs = json_object_get(chat, "messages");
     char *out = NULL;
@@ -338,5 +368,6 @@ char *api_presets_add_system(shimmy_app *app, const char *model, const char *cha
             0)
         out = json_dumps(chat, JSON_COMPACT);
     json_decref(chat);
+    disc_ollama_layers_free(&l);
     return out;
 }

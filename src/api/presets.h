@@ -43,11 +43,15 @@ void api_presets_install(shimmy_app *app, api_presets *next);
 void api_presets_retire_all(shimmy_app *app);
 
 /* THE helper every protocol's parse row calls for its defaults: *out = base (the protocol's own
- * defaults; NULL = gen_params_default) with the presets of the model root names ("model"
- * member; root may be NULL) laid over it. The request's own fields are parsed over *out
- * afterwards, so a preset applies only where the request is silent. out->stop, when a preset
- * sets it, borrows the presets (alive until exit). */
-void api_gen_defaults(shimmy_app *app, const json_t *root, const gen_params *base, gen_params *out);
+ * defaults; NULL = gen_params_default), then the model's Modelfile params layer when it comes
+ * from an Ollama store (Ollama's option names; num_ctx left out; parsed into root, which
+ * outlives the call: a bad value is logged and the layer skipped), then the presets of the
+ * model root names ("model" member; root may be NULL) laid over it. The request's own fields
+ * are parsed over *out afterwards, so a preset applies only where the request is silent.
+ * out->stop, when the layer or a preset sets it, borrows stop (the caller's LIM_STOP_STRINGS
+ * entries: the protocol's parse copies them into its call) or the presets (alive until exit). */
+void api_gen_defaults(shimmy_app *app, json_t *root, const gen_params *base, gen_params *out,
+                      const char **stop);
 /* The same for a model's served name (NULL = only [*]). presets may be NULL. */
 void api_presets_apply(const api_presets *p, const char *model, gen_params *out);
 /* The system prompt the presets give the model served as model (the last matching section that
@@ -57,10 +61,11 @@ const char *api_presets_system(const api_presets *p, const char *model);
  * registry), written into out; name itself when the registry does not know it. Presets match
  * served names, so that an alias has its model's presets. */
 const char *api_model_served_name(shimmy_app *app, const char *name, char *out, size_t len);
-/* The presets' system prompt for model, as the first message of chat_json (the engine's chat
- * JSON text) when its first message is not a system one (Ollama's rule for a Modelfile's
- * SYSTEM): returns the new chat JSON text (owned), or NULL when nothing changes (no system
- * preset, a system message already there, or out of memory). */
+/* The presets' system prompt for model (else its Modelfile's SYSTEM, as Ollama does on every
+ * API), as the first message of chat_json (the engine's chat JSON text) when its first message
+ * is not a system one (Ollama's rule for a Modelfile's SYSTEM): returns the new chat JSON text
+ * (owned), or NULL when nothing changes (no system preset, a system message already there, or out
+ * of memory). */
 char *api_presets_add_system(shimmy_app *app, const char *model, const char *chat_json);
 
 #endif

@@ -449,6 +449,7 @@ shimmy_err resp_parse_store(json_t *root, const gen_params *defaults, resp_store
     c->gen.params = *defaults;
     if ((c->wire = calloc(1, sizeof(resp_wire))) == NULL)
         return nomem(err);
+    api_stops_own(&c->gen.params, W(c)->stop);
     W(c)->store = store;
     if ((e = parse_params(root, c, err)) != SHIMMY_OK ||
         (e = parse_format(root, c, err)) != SHIMMY_OK ||
@@ -841,7 +842,8 @@ static shimmy_err stream_error(api_call *c, const api_error *e, api_sink *s) {
 
 static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_error *err) {
     gen_params d;
-    api_gen_defaults(app, root, NULL, &d);
+    const char *stop[LIM_STOP_STRINGS];
+    api_gen_defaults(app, root, NULL, &d, stop);
     return resp_parse_store(root, &d, app != NULL ? app->responses : NULL, c, err);
 }
 

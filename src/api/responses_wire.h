@@ -47,6 +47,7 @@ typedef struct resp_wire {
     resp_store *store; /* borrowed: where the answer is kept (store: true), or NULL */
     char prev[48];     /* previous_response_id, "" when none */
     api_media media;   /* the conversation's images */
+    const char *stop[LIM_STOP_STRINGS]; /* the defaults' (presets, Modelfile): the API has none */
 } resp_wire;
 
 /* Parses the body root (borrowed; must outlive c) of POST /v1/responses into c: c->gen.params

@@ -2,8 +2,9 @@
  * preset's sampling defaults apply where a request is silent (OpenAI and Ollama) and not where it
  * sets its own; a [glob] section applies; the file's server settings apply and a command-line
  * flag beats them; `config check` names the line of a bad key and a bad value; SIGHUP re-reads
- * the presets. max_tokens is the observable default: the tiny model does not stop by itself
- * within a few tokens of "Once upon a time". */
+ * the presets; an Ollama model's Modelfile layers give defaults on every API. max_tokens is the
+ * observable default: the tiny model does not stop by itself within a few tokens of "Once upon a
+ * time". */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,6 +482,86 @@ static void test_model_keep_alive(void **state) {
     h_pass(t);
 }
 
+/* Two Ollama-store copies of the test model in t's HOME: plain:latest with a params layer (stop
+ * "Jack", num_predict 3, temperature 0) and sys:latest with a system layer. */
+static void modelfile_store(h_test *t) {
+    static const char script[] =
+        "set -e; home=$1; m=$2\n"
+        "om=$home/.ollama/models; lib=$om/manifests/registry.ollama.ai/library\n"
+        "mkdir -p $om/blobs $lib/plain $lib/sys\n"
+        "hm=$(sha256sum $m | cut -d' ' -f1); cp $m $om/blobs/sha256-$hm\n"
+        "printf '{\"stop\":[\"Jack\"],\"num_predict\":3,\"temperature\":0}' > $home/p\n"
+        "printf 'You are a pirate who tells long stories.' > $home/s\n"
+        "hp=$(sha256sum $home/p | cut -d' ' -f1); mv $home/p $om/blobs/sha256-$hp\n"
+        "hs=$(sha256sum $home/s | cut -d' ' -f1); mv $home/s $om/blobs/sha256-$hs\n"
+        "layer() { printf '{\"mediaType\":\"application/vnd.ollama.image.%s\","
+        "\"digest\":\"sha256:%s\"}' $1 $2; }\n"
+        "printf '{\"schemaVersion\":2,\"layers\":[%s,%s]}' \"$(layer model $hm)\" "
+        "\"$(layer params $hp)\" > $lib/plain/latest\n"
+        "printf '{\"schemaVersion\":2,\"layers\":[%s,%s]}' \"$(layer model $hm)\" "
+        "\"$(layer system $hs)\" > $lib/sys/latest\n";
+    char *out;
+    const char *args[] = {"-c", script, "sh", t->dir, h_model_path(H_MODEL_FILE), NULL};
+    int rc = h_run_exe(t, "/bin/sh", args, 20000, &out);
+    if (rc != 0)
+        fail_msg("Ollama store: exit %d: %s", rc, out);
+    free(out);
+}
+
+/* An Ollama model's Modelfile (its params and system layers) gives the defaults on every API,
+ * as in Ollama, under the request's own fields: the stop string "Jack" ends an OpenAI chat and a
+ * Responses answer, num_predict bounds an OpenAI completion that gives no max_tokens, a request's
+ * own stop and max_tokens replace them, and the SYSTEM layer is the first message of an OpenAI
+ * chat that has none (its prompt is as long as with the same system message sent). */
+static void test_modelfile_every_api(void **state) {
+    h_test *t = *state;
+    modelfile_store(t);
+    const char *args[] = {NULL};
+    h_server *s = h_start(t, args);
+    json_t *j = post_new(s->port, "/v1/chat/completions",
+                         json_pack("{s:s,s:i,s:[{s:s,s:s}]}", "model", "plain", "max_tokens", 20,
+                                   "messages", "role", "user", "content", "Once upon a time"),
+                         200);
+    assert_string_equal(json_string_value(h_get(j, "choices.0.finish_reason")), "stop");
+    assert_null(strstr(json_string_value(h_get(j, "choices.0.message.content")), "Jack"));
+    json_decref(j);
+    j = post_new(s->port, "/v1/chat/completions",
+                 json_pack("{s:s,s:i,s:s,s:[{s:s,s:s}]}", "model", "plain", "max_tokens", 20,
+                           "stop", "zzz", "messages", "role", "user", "content",
+                           "Once upon a time"),
+                 200);
+    assert_string_equal(json_string_value(h_get(j, "choices.0.finish_reason")), "length");
+    json_decref(j);
+    j = post_new(s->port, "/v1/completions",
+                 json_pack("{s:s,s:s}", "model", "plain", "prompt", "Once upon a time"), 200);
+    assert_int_equal(h_int(h_obj(j, "usage"), "completion_tokens"), 3);
+    json_decref(j);
+    j = post_new(s->port, "/v1/responses",
+                 json_pack("{s:s,s:i,s:s}", "model", "plain", "max_output_tokens", 20, "input",
+                           "Once upon a time"),
+                 200);
+    assert_string_equal(h_str(j, "status"), "completed");
+    assert_null(strstr(json_string_value(h_get(j, "output.0.content.0.text")), "Jack"));
+    json_decref(j);
+    long long silent = 0, same = 0;
+    for (int i = 0; i < 2; i++) {
+        json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "Hi");
+        if (i == 1)
+            json_array_insert_new(msgs, 0,
+                                  json_pack("{s:s,s:s}", "role", "system", "content",
+                                            "You are a pirate who tells long stories."));
+        j = post_new(s->port, "/v1/chat/completions",
+                     json_pack("{s:s,s:i,s:o}", "model", "sys", "max_tokens", 1, "messages", msgs),
+                     200);
+        *(i == 0 ? &silent : &same) = h_int(h_obj(j, "usage"), "prompt_tokens");
+        json_decref(j);
+    }
+    if (silent != same)
+        fail_msg("prompt tokens: with the Modelfile's SYSTEM %lld, the same text sent %lld", silent,
+                 same);
+    h_pass(t);
+}
+
 static void test_sighup_rereads_presets(void **state) {
     h_test *t = *state;
     char cfg[4200];
@@ -525,6 +606,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_presets_anthropic_responses, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_model_keep_alive, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_sighup_rereads_presets, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_modelfile_every_api, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
