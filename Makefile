@@ -12,6 +12,7 @@
 #   make hooks   install a git pre-commit hook running the fast part of make check
 #   make gates   release gates: stripped size, start-up time, golden outputs (scripts/gates.sh)
 #   make dist [ARCH=arm64]   release archives into dist/ (scripts/dist.sh, docs/RELEASE.md)
+#   make deb [ARCH=arm64]    the Debian package dist/shimmy_VERSION_ARCH.deb (same staged tree)
 #   make test-arm64   cross-build for arm64, run the unit tests and a golden completion under qemu
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -21,7 +22,7 @@ ARCH ?= x86_64
 # The pinned release (LLAMA_RELEASE, NLC_VERSION, checksums): plain KEY=VALUE lines make reads too.
 include scripts/pins.env
 
-.PHONY: all deps configure run test size clean distclean fixtures check format hooks gates dist \
+.PHONY: all deps configure run test size clean distclean fixtures check format hooks gates dist deb \
 	test-arm64
 
 all: $(BUILD)/shimmy
@@ -102,6 +103,11 @@ gates: all
 # archives (x86_64), SHA256SUMS. ARCH=arm64 cross-builds in build-arm64/.
 dist: $(if $(filter x86_64,$(ARCH)),all)
 	@JOBS=$(JOBS) scripts/dist.sh --arch $(ARCH) $(if $(filter x86_64,$(ARCH)),$(BUILD))
+
+# The Debian package (scripts/dist.sh --deb): dist/shimmy_VERSION_amd64.deb (arm64 with ARCH=arm64),
+# with the main archive and SHA256SUMS; no GPU archives.
+deb: $(if $(filter x86_64,$(ARCH)),all)
+	@JOBS=$(JOBS) scripts/dist.sh --arch $(ARCH) --no-gpu --deb $(if $(filter x86_64,$(ARCH)),$(BUILD))
 
 test-arm64: all
 	@JOBS=$(JOBS) scripts/test-arm64.sh

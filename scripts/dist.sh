@@ -15,23 +15,30 @@
 #       main archive. From the pinned @node-llama-cpp/linux-x64-vulkan / -cuda packages (fetched
 #       and checked by scripts/deps.sh), refused when built against another libggml-base.so.
 #       CUDA needs the NVIDIA driver and the CUDA 13 runtime (libcudart, libcublas) at run time.
-#   SHA256SUMS   of every archive in the output folder
+#   shimmy_VERSION_ARCH.deb (--deb; ARCH amd64 or arm64)   the same staged folder as a Debian
+#       package: shimmy and lib/ under /usr/lib/shimmy, /usr/bin/shimmy a link to the binary (the
+#       rpath and the backend folder follow /proc/self/exe through it), README.md,
+#       RUNTIME-DEPS.txt and the licences (as Debian's copyright file) under
+#       /usr/share/doc/shimmy; Depends: the packages of RUNTIME-DEPS.txt. Built with dpkg-deb
+#       (--root-owner-group: no fakeroot), tested unpacked by tests/release/deb.sh.
+#   SHA256SUMS   of every archive and package in the output folder
 #
 # x86_64 packs BUILD (default build/, `make` first). arm64 cross-builds in build-arm64/ with
 # cmake/aarch64-linux-gnu.cmake against the pinned @node-llama-cpp/linux-arm64 libraries
 # (scripts/deps.sh --arch arm64 installs the cross compilers and arm64 dev packages first).
 #
-# Usage: scripts/dist.sh [--arch x86_64|arm64] [--no-gpu] [BUILD_DIR [OUT_DIR]]
+# Usage: scripts/dist.sh [--arch x86_64|arm64] [--no-gpu] [--deb] [BUILD_DIR [OUT_DIR]]
 #        (defaults: build or build-arm64, dist). Env: JOBS. Prints the archives' paths.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/pins.env"
 deps=${SHIMMY_DEPS_DIR:-$root/deps}
-arch=x86_64 gpu=yes pos=()
+arch=x86_64 gpu=yes deb=no pos=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --arch) [ $# -ge 2 ] || { echo "dist.sh: --arch wants x86_64 or arm64" >&2; exit 2; }; arch=$2; shift 2 ;;
     --no-gpu) gpu=no; shift ;;
+    --deb) deb=yes; shift ;;
     *) pos+=("$1"); shift ;;
     esac
 done
@@ -185,6 +192,40 @@ deps_list=$(runtime_deps | tr '\n' ' ')
 tar -C "$stage" --owner=0 --group=0 --sort=name -czf "$out/$name.tar.gz" "$name"
 echo "$out/$name.tar.gz"
 
+# The Debian package: the staged folder laid out as described at the top.
+deb_package() {
+    local debarch=amd64 pkg=$stage/deb file doc maint
+    [ "$arch" = x86_64 ] || debarch=arm64
+    command -v dpkg-deb >/dev/null || die "dpkg-deb not found (Debian's dpkg package)"
+    file=$out/shimmy_${version}_$debarch.deb
+    doc=$pkg/usr/share/doc/shimmy
+    mkdir -p "$pkg/DEBIAN" "$pkg/usr/lib/shimmy" "$pkg/usr/bin" "$doc"
+    cp -a "$dir/shimmy" "$dir/lib" "$pkg/usr/lib/shimmy/"
+    ln -s ../lib/shimmy/shimmy "$pkg/usr/bin/shimmy"
+    cp "$dir/README.md" "$dir/RUNTIME-DEPS.txt" "$doc/"
+    cp "$dir/THIRD-PARTY-LICENSES.txt" "$doc/copyright"
+    [ ! -f "$dir/LICENSE" ] || cp "$dir/LICENSE" "$doc/"
+    # the project's own name and address, as its commits give them
+    maint=$(git -C "$root" log -1 --format='%an <%ae>' 2>/dev/null || true)
+    {
+        echo "Package: shimmy"
+        echo "Version: $version"
+        echo "Architecture: $debarch"
+        echo "Maintainer: ${maint:-shimmy maintainers <root@localhost>}"
+        echo "Installed-Size: $(du -sk "$pkg/usr" | cut -f1)"
+        echo "Depends: $(echo $deps_list | sed 's/ /, /g')"
+        echo "Section: net"
+        echo "Priority: optional"
+        echo "Description: small, fast local LLM server on llama.cpp"
+        echo " Serves GGUF models over the OpenAI, Ollama, Anthropic and OpenAI Responses"
+        echo " APIs through llama.cpp $LLAMA_RELEASE, whose libraries and CPU backend"
+        echo " modules it carries in /usr/lib/shimmy/lib."
+    } >"$pkg/DEBIAN/control"
+    dpkg-deb --root-owner-group --build "$pkg" "$file" >/dev/null || die "dpkg-deb --build failed"
+    echo "$file"
+}
+[ "$deb" = no ] || deb_package
+
 # GPU module archives (x86_64): the module from the pinned npm package, checked against our base.
 gpu_archive() {
     local gpu=$1 tgz tmp mod=libggml-$1.so gdir
@@ -218,5 +259,5 @@ if [ "$arch" = x86_64 ] && [ "$gpu" = yes ]; then
     gpu_archive cuda
 fi
 
-(cd "$out" && sha256sum shimmy-*.tar.gz >SHA256SUMS)
+(cd "$out" && sha256sum shimmy-*.tar.gz $(ls shimmy_*.deb 2>/dev/null) >SHA256SUMS)
 echo "$out/SHA256SUMS"
