@@ -870,15 +870,38 @@ static void test_mrope_prefix_reuse(void **state) {
     h_pass(t);
 }
 
-/* Four slots: two requests for the same image (the second waits for the first's prompt and
- * copies its KV cells, image included), two other images and two text requests at once: every
- * image answer is its golden one. */
+static long long kv_copies(int port) {
+    json_t *h = h_health(port);
+    long long n = h_int(json_array_get(json_object_get(h, "models"), 0), "kv_copies");
+    json_decref(h);
+    return n;
+}
+
+/* Four slots. A request for two choices (n = 2) of an image: the second choice waits for the
+ * first's prompt and its slot copies the KV cells, image included (kv_copies goes up), and both
+ * choices are the golden answer. Then two requests for the same image, two other images and two
+ * text requests at once: every image answer is its golden one. */
 static void test_mrope_concurrent(void **state) {
     h_test *t = *state;
     const char *extra[] = {"--parallel", "4", NULL};
     h_server *s = start_qwen2vl(t, extra);
     vgold g[8];
     golden_file("vision-qwen2vl.jsonl", g, 8);
+    long long copies = kv_copies(s->port); /* 0: a fresh server */
+    json_t *req = oai_image_req_to(QWEN2VL, g[3].image, g[3].max_tokens);
+    json_object_set_new(req, "n", json_integer(2));
+    json_t *r = post_ok(s->port, "/v1/chat/completions", req);
+    for (int i = 0; i < 2; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "choices.%d.message.content", i);
+        const char *got = json_string_value(h_get(r, path));
+        if (got == NULL || strcmp(got, g[3].text) != 0)
+            fail_msg("%s, choice %d of 2: got '%s', llama-mtmd-cli '%s'", g[3].image, i,
+                     got ? got : "(null)", g[3].text);
+    }
+    json_decref(r);
+    if (kv_copies(s->port) <= copies)
+        fail_msg("two choices of one image prompt: no KV copy between slots (%lld before)", copies);
     const vgold *pick[] = {&g[0], &g[0], &g[2], &g[3], NULL, NULL};
     job jobs[6];
     pthread_t th[6];
