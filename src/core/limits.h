@@ -222,6 +222,9 @@
 /* Largest payload either side of an engine process pipe accepts: a request body
  * (LIM_BODY_BYTES), or the events of one wait, with room to spare. */
 #define LIM_IPC_PAYLOAD_BYTES (64u << 20)
+/* Read buffer of each end of an engine process channel: an engine step's frames for every slot
+ * (a few hundred bytes each) in one read; larger payloads pass through it in pieces. */
+#define LIM_IPC_READ_BYTES (64u << 10)
 /* Cancels an engine process keeps for jobs whose submit thread has not registered them yet
  * (a race of a few microseconds; more than this at once means a broken client). */
 #define LIM_EARLY_CANCELS 64

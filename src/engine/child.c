@@ -1,12 +1,13 @@
 /* engine/child: the engine process of one model (`shimmy __engine FD`, started by remote.c; ADR
  * 0005). It runs sched.c for the model the server names in its first frame and serves engine.h
- * over the channel on FD: the main thread reads frames; each job gets a pump thread that sends
- * its events as they come; each synchronous call runs on a thread of its own (an embedding may
- * take a while). It holds no listening socket and ends when the server closes the channel (or
- * dies). When llama.cpp aborts,
- * this process ends and the server fails or retries what it was serving. It loads the backend
- * modules before it reads the first frame, so a process the server starts ahead of need (the
- * warm one, engine_prestart) has them ready when a model is named. */
+ * over the channel on FD: the main thread reads frames; a submit runs on a thread of its own,
+ * after which the engine thread itself writes the job's events after each step (send_news: no
+ * thread per job to wake per token); each synchronous call runs on a thread of its own (an
+ * embedding may take a while). It holds no listening socket and ends when the server closes the
+ * channel (or dies). When llama.cpp aborts, this process ends and the server fails or retries what
+ * it was serving. It loads the backend modules before it reads the first frame, so a process the
+ * server starts ahead of need (the warm one, engine_prestart) has them ready when a model is named.
+ */
 #include <dirent.h>
 #if defined(__SANITIZE_ADDRESS__)
 #define CHILD_LSAN
@@ -35,15 +36,20 @@
 typedef struct cjob {
     uint64_t id;
     gen_job *job;
-    bool released; /* the server dropped it: stop sending */
+    bool released;   /* the server dropped it: stop sending */
+    bool ready;      /* its SUBMITTED was sent: its EVENTS may follow */
+    gen_status last; /* the status last sent */
     struct cjob *next;
 } cjob;
 
 typedef struct child {
     int fd;
+    ipc_reader rd;       /* fd's reading end: the main thread's */
     pthread_mutex_t wmu; /* writes to fd */
-    pthread_mutex_t mu;  /* jobs */
+    pthread_mutex_t mu;  /* jobs, and the news scratch below */
     cjob *jobs;
+    gen_events ev; /* one job's news (send_news), under mu */
+    buf out;       /* the EVENTS frames of one send_news, under mu */
     engine_model *m;
 } child;
 
@@ -70,18 +76,6 @@ static cjob *find_job(uint64_t id) {
     return NULL;
 }
 
-static void drop_job(cjob *cj) {
-    pthread_mutex_lock(&C.mu);
-    for (cjob **p = &C.jobs; *p != NULL; p = &(*p)->next)
-        if (*p == cj) {
-            *p = cj->next;
-            break;
-        }
-    pthread_mutex_unlock(&C.mu);
-    engine_job_release(cj->job);
-    free(cj);
-}
-
 static void put_events(buf *b, const gen_status *st, const gen_events *ev) {
     ipc_put_bytes(b, st, sizeof *st);
     ipc_put_u32(b, (uint32_t)ev->n);
@@ -98,41 +92,63 @@ static void put_events(buf *b, const gen_status *st, const gen_events *ev) {
     }
 }
 
-/* Sends a job's news until it is done, then drops it. */
-static void *pump(void *arg) {
-    cjob *cj = arg;
-    gen_events ev;
-    gen_status st, last;
-    buf out;
-    gen_events_init(&ev);
-    buf_init(&out, LIM_IPC_PAYLOAD_BYTES);
-    memset(&last, 0, sizeof last);
-    for (;;) {
-        shimmy_err rc = engine_job_wait(cj->job, LIM_DISCONNECT_POLL_MS, &ev, &st);
-        if (rc != SHIMMY_OK) { /* the events did not fit: end the job with the reason */
-            st.done = true;
-            st.finish = FINISH_ERROR;
-            st.error = rc;
-            snprintf(st.errmsg, sizeof st.errmsg, "the answer is over the size limit");
-            engine_job_cancel(cj->job);
-        }
-        pthread_mutex_lock(&C.mu);
-        bool released = cj->released;
-        pthread_mutex_unlock(&C.mu);
-        bool news = ev.n > 0 || st.done || memcmp(&st, &last, sizeof st) != 0;
-        if (!released && news) {
-            buf_reset(&out);
-            put_events(&out, &st, &ev);
-            ipc_send(C.fd, &C.wmu, IPC_EVENTS, cj->id, out.data, out.len);
-            last = st;
-        }
-        if (st.done)
-            break;
+/* Ends the job with the reason its events could not be sent. */
+static void too_large(cjob *cj, gen_status *st) {
+    st->done = true;
+    st->finish = FINISH_ERROR;
+    st->error = ERR_TOO_LARGE;
+    snprintf(st->errmsg, sizeof st->errmsg, "the answer is over the size limit");
+    engine_job_cancel(cj->job);
+    C.ev.n = 0;
+}
+
+/* Appends cj's news since the last call (events, a new status) to C.out as one EVENTS frame;
+ * true when the job is done. mu held; never waits for the job. */
+static bool take_news(cjob *cj) {
+    gen_status st;
+    if (engine_job_wait(cj->job, 0, &C.ev, &st) != SHIMMY_OK)
+        too_large(cj, &st);
+    bool news = C.ev.n > 0 || st.done || memcmp(&st, &cj->last, sizeof st) != 0;
+    if (cj->released || !news)
+        return st.done;
+    size_t at = ipc_frame_begin(&C.out, IPC_EVENTS, cj->id);
+    put_events(&C.out, &st, &C.ev);
+    if (!ipc_frame_end(&C.out, at)) {
+        too_large(cj, &st);
+        at = ipc_frame_begin(&C.out, IPC_EVENTS, cj->id);
+        put_events(&C.out, &st, &C.ev);
+        ipc_frame_end(&C.out, at);
     }
-    gen_events_free(&ev);
-    buf_free(&out);
-    drop_job(cj);
-    return NULL;
+    cj->last = st;
+    return st.done;
+}
+
+/* The news of every job whose submit was answered, written to the server in one go (several
+ * when they are large); done jobs are dropped. sched.c calls it on the engine thread after each
+ * step (sched_news_fn); a submit's thread calls it once after its SUBMITTED, for news that came
+ * before the job was ready. So a token travels from the engine thread straight to the channel,
+ * with no thread of its own to wake (ADR 0005). */
+static void send_news(void *ctx) {
+    (void)ctx;
+    pthread_mutex_lock(&C.mu);
+    buf_reset(&C.out);
+    for (cjob **p = &C.jobs; *p != NULL;) {
+        cjob *cj = *p;
+        bool done = cj->ready && take_news(cj);
+        if (C.out.len >= LIM_IPC_READ_BYTES) { /* one read's worth: on its way */
+            ipc_send_frames(C.fd, &C.wmu, &C.out);
+            buf_reset(&C.out);
+        }
+        if (!done) {
+            p = &cj->next;
+            continue;
+        }
+        *p = cj->next;
+        engine_job_release(cj->job);
+        free(cj);
+    }
+    ipc_send_frames(C.fd, &C.wmu, &C.out);
+    pthread_mutex_unlock(&C.mu);
 }
 
 static void start_thread(void *(*fn)(void *), void *arg) {
@@ -187,9 +203,8 @@ typedef struct csubmit {
  * server's other frames (cancels, /health's info calls) are read meanwhile. */
 static void *submit_main(void *p);
 
-/* Submits; returns the registered job for its pump, or NULL when the submit failed (already
- * answered). */
-static cjob *submit_run(uint64_t id, const buf *payload) {
+/* Submits and answers; the job's news then go out with send_news. */
+static void submit_run(uint64_t id, const buf *payload) {
     ipc_rd r;
     gen_request req;
     const char *stops[LIM_STOP_STRINGS + 16];
@@ -223,10 +238,15 @@ static cjob *submit_run(uint64_t id, const buf *payload) {
         free(cj);
         cj = NULL;
     }
-    /* SUBMITTED goes before the first EVENTS: the pump starts after it is sent */
+    /* SUBMITTED goes before the first EVENTS: send_news skips the job until it is sent */
     ipc_send(C.fd, &C.wmu, IPC_SUBMITTED, id, out.data, out.len);
     buf_free(&out);
-    return cj;
+    if (cj == NULL)
+        return;
+    pthread_mutex_lock(&C.mu);
+    cj->ready = true;
+    pthread_mutex_unlock(&C.mu);
+    send_news(NULL); /* what the engine did with it before it was ready */
 }
 
 static void on_cancel(uint64_t id, bool release) {
@@ -242,21 +262,18 @@ static void on_cancel(uint64_t id, bool release) {
     pthread_mutex_unlock(&C.mu);
 }
 
-/* The submit's thread goes on as the job's pump (one thread start per request). */
 static void *submit_main(void *p) {
     csubmit *cs = p;
-    cjob *cj = submit_run(cs->id, &cs->in);
+    submit_run(cs->id, &cs->in);
     buf_free(&cs->in);
     free(cs);
-    return cj != NULL ? pump(cj) : NULL;
+    return NULL;
 }
 
 static void on_submit(uint64_t id, const buf *payload) {
     csubmit *cs = calloc(1, sizeof *cs);
-    if (cs == NULL) { /* no memory for a thread's state: submit here, pump on a thread */
-        cjob *cj = submit_run(id, payload);
-        if (cj != NULL)
-            start_thread(pump, cj);
+    if (cs == NULL) { /* no memory for a thread's state: submit here */
+        submit_run(id, payload);
         return;
     }
     cs->id = id;
@@ -538,7 +555,7 @@ static shimmy_err load(const buf *payload, shimmy_err init_rc, const char *init_
         rc = gpu_add_rpc(o.rpc_servers, true, err, errlen); /* a dead server: use what is left */
     o.progress = send_progress;
     if (rc == SHIMMY_OK)
-        rc = sched_model_load(&o, &C.m, err, errlen);
+        rc = sched_model_load(&o, send_news, NULL, &C.m, err, errlen);
     return rc;
 }
 
@@ -573,6 +590,8 @@ int engine_child_main(int fd) {
     C.fd = fd;
     pthread_mutex_init(&C.wmu, NULL);
     pthread_mutex_init(&C.mu, NULL);
+    gen_events_init(&C.ev);
+    buf_init(&C.out, LIM_IPC_PAYLOAD_BYTES + LIM_IPC_READ_BYTES); /* a whole frame after a part */
     buf in;
     ipc_hdr h;
     char err[1024] = "", init_err[1024] = "";
@@ -580,7 +599,8 @@ int engine_child_main(int fd) {
      * (engine_prestart), started before any model is asked for. */
     shimmy_err init_rc = engine_global_init(NULL, init_err, sizeof init_err);
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
-    if (ipc_recv(fd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
+    ipc_reader_init(&C.rd, fd);
+    if (ipc_recv(&C.rd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
         return 1;
     shimmy_err rc = load(&in, init_rc, init_err, err, sizeof err);
     buf out;
@@ -591,7 +611,7 @@ int engine_child_main(int fd) {
     buf_free(&out);
     if (rc != SHIMMY_OK)
         return 1;
-    while (ipc_recv(fd, &h, &in) == SHIMMY_OK) {
+    while (ipc_recv(&C.rd, &h, &in) == SHIMMY_OK) {
         if (h.type == IPC_SUBMIT) {
             on_submit(h.id, &in);
         } else if (h.type == IPC_CANCEL || h.type == IPC_RELEASE) {
@@ -606,9 +626,18 @@ int engine_child_main(int fd) {
             start_thread(on_call, c);
         }
     }
-    /* The server closed the channel: unload and go. Jobs still pumping are cancelled by the
-     * engine's shutdown; _exit skips destructors that other threads may still use. */
+    /* The server closed the channel: unload and go. The engine's shutdown ends the jobs; those
+     * it did not report done are dropped here. _exit skips destructors that other threads may
+     * still use. */
     engine_model_free(C.m);
+    pthread_mutex_lock(&C.mu);
+    while (C.jobs != NULL) {
+        cjob *cj = C.jobs;
+        C.jobs = cj->next;
+        engine_job_release(cj->job);
+        free(cj);
+    }
+    pthread_mutex_unlock(&C.mu);
 #ifdef CHILD_LSAN
     /* _exit skips the leak check an ASan build runs at exit: run it here (a report goes to the
      * server's log, where the integration harness looks for it) */

@@ -18,7 +18,7 @@ bool engine_supports_media(void) {
 shimmy_err engine_model_load(const engine_options *o, engine_model **out, char *err,
                              size_t errlen) {
     return o->isolate ? remote_model_load(o, out, err, errlen)
-                      : sched_model_load(o, out, err, errlen);
+                      : sched_model_load(o, NULL, NULL, out, err, errlen);
 }
 
 void engine_model_free(engine_model *m) {

@@ -368,11 +368,11 @@ typedef struct gen_status {
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
                          size_t errlen, char *param, size_t paramlen);
 
-/* Waits up to timeout_ms for news. Replaces ev with what was produced since the last call
- * (whole UTF-8 characters, stop strings removed, tool calls and reasoning split out) and fills
- * st. The last wait (st->done) parses the whole answer and ends with finish FINISH_TOOL_CALLS
- * when it holds calls. One thread waits on a job. Returns SHIMMY_OK, or ERR_TOO_LARGE/ERR_NOMEM
- * when ev could not hold the news. */
+/* Waits up to timeout_ms for news (0: takes what is there without waiting). Replaces ev with what
+ * was produced since the last call (whole UTF-8 characters, stop strings removed, tool calls and
+ * reasoning split out) and fills st. The last wait (st->done) parses the whole answer and ends with
+ * finish FINISH_TOOL_CALLS when it holds calls. One thread waits on a job. Returns SHIMMY_OK, or
+ * ERR_TOO_LARGE/ERR_NOMEM when ev could not hold the news. */
 shimmy_err engine_job_wait(gen_job *job, int timeout_ms, gen_events *ev, gen_status *st);
 
 /* Asks the engine to stop the job within a step; its slot is freed. */

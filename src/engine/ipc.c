@@ -2,34 +2,32 @@
 #include "engine/ipc.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define NULL_LEN UINT32_MAX
 
-static shimmy_err write_all(int fd, const char *p, size_t n) {
+/* Writes iov[0..n) whole: one sendmsg unless the socket takes only part of it. */
+static shimmy_err send_all(int fd, struct iovec *iov, int n) {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             return ERR_IO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return SHIMMY_OK;
-}
-
-static shimmy_err read_all(int fd, char *p, size_t n) {
-    while (n > 0) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return ERR_IO;
-        p += r;
-        n -= (size_t)r;
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return SHIMMY_OK;
 }
@@ -39,33 +37,86 @@ shimmy_err ipc_send(int fd, pthread_mutex_t *mu, ipc_type type, uint64_t id, con
     if (len > LIM_IPC_PAYLOAD_BYTES)
         return ERR_TOO_LARGE;
     ipc_hdr h = {.len = (uint32_t)len, .type = (uint16_t)type, .id = id};
+    struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof h},
+                           {.iov_base = (void *)payload, .iov_len = len}};
     if (mu != NULL)
         pthread_mutex_lock(mu);
-    shimmy_err rc = write_all(fd, (const char *)&h, sizeof h);
-    if (rc == SHIMMY_OK && len > 0)
-        rc = write_all(fd, payload, len);
+    shimmy_err rc = send_all(fd, iov, len > 0 ? 2 : 1);
     if (mu != NULL)
         pthread_mutex_unlock(mu);
     return rc;
 }
 
-shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload) {
+size_t ipc_frame_begin(buf *b, ipc_type type, uint64_t id) {
+    size_t at = b->len;
+    ipc_hdr h = {.len = 0, .type = (uint16_t)type, .id = id};
+    buf_append(b, (const char *)&h, sizeof h);
+    return at;
+}
+
+bool ipc_frame_end(buf *b, size_t at) {
+    size_t len = b->len - at - sizeof(ipc_hdr);
+    if (b->len < at + sizeof(ipc_hdr) || len > LIM_IPC_PAYLOAD_BYTES) {
+        b->len = at;
+        return false;
+    }
+    uint32_t len32 = (uint32_t)len;
+    memcpy(b->data + at + offsetof(ipc_hdr, len), &len32, sizeof len32);
+    return true;
+}
+
+shimmy_err ipc_send_frames(int fd, pthread_mutex_t *mu, const buf *b) {
+    if (b->len == 0)
+        return SHIMMY_OK;
+    struct iovec iov = {.iov_base = b->data, .iov_len = b->len};
+    if (mu != NULL)
+        pthread_mutex_lock(mu);
+    shimmy_err rc = send_all(fd, &iov, 1);
+    if (mu != NULL)
+        pthread_mutex_unlock(mu);
+    return rc;
+}
+
+void ipc_reader_init(ipc_reader *r, int fd) {
+    r->fd = fd;
+    r->off = r->len = 0;
+}
+
+/* Takes n bytes from the stream into dst, or appended to b when dst is NULL. */
+static shimmy_err reader_take(ipc_reader *r, char *dst, buf *b, size_t n) {
+    while (n > 0) {
+        if (r->off == r->len) {
+            ssize_t k = read(r->fd, r->data, sizeof r->data);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return ERR_IO;
+            r->off = 0;
+            r->len = (size_t)k;
+        }
+        size_t m = r->len - r->off < n ? r->len - r->off : n;
+        if (dst != NULL) {
+            memcpy(dst, r->data + r->off, m);
+            dst += m;
+        } else {
+            shimmy_err rc = buf_append(b, r->data + r->off, m);
+            if (rc != SHIMMY_OK)
+                return rc;
+        }
+        r->off += m;
+        n -= m;
+    }
+    return SHIMMY_OK;
+}
+
+shimmy_err ipc_recv(ipc_reader *r, ipc_hdr *h, buf *payload) {
     buf_reset(payload);
-    shimmy_err rc = read_all(fd, (char *)h, sizeof *h);
+    shimmy_err rc = reader_take(r, (char *)h, NULL, sizeof *h);
     if (rc != SHIMMY_OK)
         return rc;
     if (h->len > LIM_IPC_PAYLOAD_BYTES)
         return ERR_TOO_LARGE;
-    char chunk[16384];
-    size_t left = h->len;
-    while (left > 0 && rc == SHIMMY_OK) {
-        size_t n = left < sizeof chunk ? left : sizeof chunk;
-        rc = read_all(fd, chunk, n);
-        if (rc == SHIMMY_OK)
-            rc = buf_append(payload, chunk, n);
-        left -= n;
-    }
-    return rc;
+    return reader_take(r, NULL, payload, h->len);
 }
 
 void ipc_put_u32(buf *b, uint32_t v) {

@@ -52,13 +52,34 @@ typedef struct ipc_hdr {
     uint64_t id; /* job or call id; 0 for IPC_LOAD/IPC_LOADED */
 } ipc_hdr;
 
-/* Writes one frame (header, then payload[0..len)) whole, under mu (may be NULL). Errors: ERR_IO
- * (the other end is gone). Never raises SIGPIPE. */
+/* Writes one frame (header, then payload[0..len)) whole with one system call (more only when
+ * the socket takes part of it), under mu (may be NULL). Errors: ERR_IO (the other end is gone),
+ * ERR_TOO_LARGE (len past LIM_IPC_PAYLOAD_BYTES). Never raises SIGPIPE. */
 shimmy_err ipc_send(int fd, pthread_mutex_t *mu, ipc_type type, uint64_t id, const void *payload,
                     size_t len);
+
+/* Several frames written at once (one system call for all of them): ipc_frame_begin appends a
+ * header to b and returns where it starts, the payload is appended with the put functions, and
+ * ipc_frame_end sets the header's length (false when the payload is past
+ * LIM_IPC_PAYLOAD_BYTES: the frame is taken out of b again). ipc_send_frames writes b whole,
+ * under mu (may be NULL); errors as ipc_send. */
+size_t ipc_frame_begin(buf *b, ipc_type type, uint64_t id);
+bool ipc_frame_end(buf *b, size_t at);
+shimmy_err ipc_send_frames(int fd, pthread_mutex_t *mu, const buf *b);
+
+/* The reading end of a channel: frames are read through a buffer, so that the frames that
+ * arrived together (a header and its payload, the frames of one engine step) take one read.
+ * One thread at a time. */
+typedef struct ipc_reader {
+    int fd;
+    size_t off, len; /* unread bytes: data[off..len) */
+    char data[LIM_IPC_READ_BYTES];
+} ipc_reader;
+
+void ipc_reader_init(ipc_reader *r, int fd);
 /* Reads one frame into *h and payload (reset first). Errors: ERR_IO (end of stream or a read
  * error), ERR_TOO_LARGE (a payload past LIM_IPC_PAYLOAD_BYTES: the stream is unusable). */
-shimmy_err ipc_recv(int fd, ipc_hdr *h, buf *payload);
+shimmy_err ipc_recv(ipc_reader *r, ipc_hdr *h, buf *payload);
 
 /* ---- payloads ---- */
 

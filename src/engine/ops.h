@@ -42,7 +42,19 @@ typedef struct engine_hdr {
 
 /* sched.c: the engine in this process. */
 extern const engine_ops sched_ops;
-shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
+
+/* Called on the engine thread where its jobs may have news for their waiters: after jobs got
+ * their slots (or were dropped from the queue) and after each step, before it decodes again or
+ * sleeps. An engine process (child.c) takes its jobs' news there and writes them to the server
+ * itself, instead of waking a thread per job. It may call engine_job_wait (timeout 0),
+ * engine_job_cancel and engine_job_release on the model's jobs, nothing else of the model; it
+ * runs between steps, so it must not block for long. */
+typedef void (*sched_news_fn)(void *ctx);
+
+/* Loads a model into an engine thread of this process. news (may be NULL) and its ctx
+ * (borrowed, for the model's life): see sched_news_fn. */
+shimmy_err sched_model_load(const engine_options *o, sched_news_fn news, void *news_ctx,
+                            engine_model **out, char *err, size_t errlen);
 
 /* The server's media marker, taken by an engine process with its load options (a warm engine
  * process starts before the server has made its marker). Before the model loads. */

@@ -77,7 +77,8 @@ struct rmodel {
     pthread_mutex_t mu, wmu, spawn_mu;
     pthread_cond_t reader_cv; /* reader_running changes, under mu */
     int state;
-    int fd; /* the channel, -1 when none */
+    int fd;        /* the channel, -1 when none */
+    ipc_reader rd; /* its reading end: the handshake's, then the reader thread's */
     pid_t pid;
     bool reader_running;
     pthread_t log_thread;
@@ -374,16 +375,17 @@ static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
+    ipc_reader_init(&m->rd, fd);
     shimmy_err rc = ipc_send(fd, NULL, IPC_LOAD, 0, m->load_msg.data, m->load_msg.len);
     if (rc == SHIMMY_OK)
-        rc = ipc_recv(fd, &h, &in);
+        rc = ipc_recv(&m->rd, &h, &in);
     while (rc == SHIMMY_OK && h.type == IPC_PROGRESS) {
         float f;
         if (m->progress != NULL && in.len == sizeof f) {
             memcpy(&f, in.data, sizeof f);
             m->progress(m->progress_ctx, f);
         }
-        rc = ipc_recv(fd, &h, &in);
+        rc = ipc_recv(&m->rd, &h, &in);
     }
     if (rc == SHIMMY_OK && h.type == IPC_LOADED) {
         ipc_rd r;
@@ -674,10 +676,9 @@ static void *reader_main(void *p) {
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
-    pthread_mutex_lock(&m->wmu);
-    int fd = m->fd; /* only this thread closes it (on_death) */
-    pthread_mutex_unlock(&m->wmu);
-    while (ipc_recv(fd, &h, &in) == SHIMMY_OK) {
+    /* m->rd reads m->fd, which only this thread closes (on_death); it goes on from the
+     * handshake's reads */
+    while (ipc_recv(&m->rd, &h, &in) == SHIMMY_OK) {
         pthread_mutex_lock(&m->mu);
         if (h.type == IPC_SUBMITTED)
             on_submitted(m, h.id, &in);

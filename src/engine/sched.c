@@ -112,6 +112,8 @@ struct sched_model {
     int draft_max, draft_min, ngram_n, ngram_m;
     float draft_p_min;
     atomic_llong spec_drafted, spec_accepted, spec_steps; /* ever */
+    sched_news_fn news; /* NULL, or the engine process's hook (ops.h); set before the thread */
+    void *news_ctx;
 };
 
 /* One sched_embed call, waiting in the model's queue; the caller blocks on cv (model's mu). */
@@ -318,7 +320,7 @@ static shimmy_err take_news(sched_job *j, int timeout_ms, buf *news, gen_status 
     shimmy_err rc = SHIMMY_OK;
     struct timespec dl = clock_deadline_ms(timeout_ms);
     pthread_mutex_lock(&j->mu);
-    while (j->out.len == 0 && j->lp.n == 0 && !j->st.done && !j->start_news)
+    while (timeout_ms > 0 && j->out.len == 0 && j->lp.n == 0 && !j->st.done && !j->start_news)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) != 0)
             break;
     j->start_news = false;
@@ -1023,10 +1025,12 @@ static sched_job *next_job(sched_model *m, bool *counted) {
  * when the next is looked at). Returns false when the engine is stopping. Blocks while there is
  * nothing to do. */
 static bool take_jobs(sched_model *m) {
+    if (m->news != NULL) /* the last step's news go out before the next step or a sleep */
+        m->news(m->news_ctx);
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && m->n_active == 0 && m->q_head == NULL && m->e_head == NULL)
         pthread_cond_wait(&m->cv, &m->mu);
-    bool stopping = m->stopping;
+    bool stopping = m->stopping, moved = false;
     pthread_mutex_unlock(&m->mu);
     while (!stopping) {
         bool counted = false;
@@ -1035,6 +1039,7 @@ static bool take_jobs(sched_model *m) {
         pthread_mutex_unlock(&m->mu);
         if (j == NULL)
             break;
+        moved = true;
         if (!counted) {
             job_publish(j, NULL, NULL, FINISH_CANCELLED, ERR_CANCELLED, NULL);
             job_unref(j);
@@ -1042,6 +1047,10 @@ static bool take_jobs(sched_model *m) {
         }
         slot_start(m, pick_slot(m, j), j);
     }
+    /* A start is news before its prompt is decoded (an engine process that dies in that decode
+     * must not have the job retried as if it were still queued: ADR 0005) */
+    if (moved && m->news != NULL)
+        m->news(m->news_ctx);
     return !stopping;
 }
 
@@ -1626,6 +1635,8 @@ static void *engine_main(void *arg) {
         if (m->slots[i].state != SLOT_IDLE)
             slot_finish(m, &m->slots[i], FINISH_CANCELLED, ERR_CANCELLED,
                         "the server is shutting down");
+    if (m->news != NULL)
+        m->news(m->news_ctx);
     embed_drain(m); /* nobody waits forever: the registry never frees a model in use anyway */
     return NULL;
 }
@@ -1664,11 +1675,14 @@ static void spec_setup(sched_model *m, const engine_options *o) {
                  m->name, m->ngram_n, m->ngram_m);
 }
 
-shimmy_err sched_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen) {
+shimmy_err sched_model_load(const engine_options *o, sched_news_fn news, void *news_ctx,
+                            engine_model **out, char *err, size_t errlen) {
     sched_model *m = calloc(1, sizeof *m);
     if (m == NULL)
         return ERR_NOMEM;
     m->hdr.ops = &sched_ops;
+    m->news = news;
+    m->news_ctx = news_ctx;
     snprintf(m->name, sizeof m->name, "%s", o->name ? o->name : o->path);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
