@@ -51,8 +51,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     /* Hidden: a model's engine process, started by the server itself (engine/remote.c). */
-    if (strcmp(argv[1], "__engine") == 0 && argc == 3 && strcmp(argv[2], "3") == 0)
-        return engine_child_main(3);
+    if (strcmp(argv[1], "__engine") == 0 && (argc == 3 || argc == 4) && strcmp(argv[2], "3") == 0)
+        return engine_child_main(3, argc == 4 ? argv[3] : NULL);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -123,9 +123,10 @@ int cli_parse_gpu_flag(const char *cmd, int opt, const char *arg, struct engine_
 /* Applies SHIMMY_GPU_BACKEND to eng (before the flags are parsed). Returns 0, or 2 after
  * reporting a bad value. */
 int cli_gpu_defaults(const char *cmd, struct engine_options *eng);
-/* Starts the engine for a command that loads models: loads the backend modules, adds the --rpc
- * servers and checks that eng's backend has a device (printing what was found instead and why,
- * and returning 1, when not); logs what auto chose. Returns 0 when ready. */
+/* Starts the engine for a command that loads models (engine_start): loads the backend modules
+ * (with engine processes, in the warm one: serve calls engine_prestart first), reaches or adds
+ * the --rpc servers and checks that eng's backend has a device (printing what was found instead
+ * and why, and returning 1, when not); logs what auto chose. Returns 0 when ready. */
 int cli_engine_start(const char *cmd, const struct engine_options *eng);
 /* engine_options.progress for the commands that load models: a bar on a terminal, log lines
  * otherwise (common.c). */

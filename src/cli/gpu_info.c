@@ -296,62 +296,14 @@ int cli_gpu_defaults(const char *cmd, engine_options *eng) {
 }
 
 int cli_engine_start(const char *cmd, const engine_options *eng) {
-    char err[8192];
+    char err[8192], note[2048];
     if (cli_check_kv_options(cmd, eng) != 0 || cli_check_spec_options(cmd, eng) != 0)
         return 2;
-    if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
+    if (engine_start(eng, note, sizeof note, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "shimmy %s: %s\n", cmd, err);
         return 1;
     }
-    /* With engine processes, each model's process connects to the RPC servers itself (a server
-     * serves one client at a time): here they are only reached, and RPC choices checked there. */
-    bool remote_rpc = eng->isolate && eng->rpc_servers != NULL;
-    shimmy_err rc = eng->rpc_servers == NULL ? SHIMMY_OK
-                    : remote_rpc             ? gpu_check_rpc(eng->rpc_servers, err, sizeof err)
-                                 : gpu_add_rpc(eng->rpc_servers, false, err, sizeof err);
-    if (rc != SHIMMY_OK) {
-        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
-        return 1;
-    }
-    size_t idx[LIM_GPU_DEVICES], n = 0;
-    if (!(remote_rpc && eng->gpu_backend == GPU_RPC) &&
-        gpu_select(eng->gpu_backend, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "shimmy %s: %s\n", cmd, err);
-        return 1;
-    }
-    for (int i = 0; i < eng->n_overrides; i++) {
-        size_t m_idx[LIM_GPU_DEVICES], m_n;
-        const model_gpu_override *v = &eng->overrides[i];
-        if (v->set_backend && !(remote_rpc && v->backend == GPU_RPC) &&
-            gpu_select(v->backend, m_idx, LIM_GPU_DEVICES, &m_n, err, sizeof err) != SHIMMY_OK) {
-            fprintf(stderr, "shimmy %s: model '%s': %s\n", cmd, v->model, err);
-            return 1;
-        }
-    }
-    if (eng->single_gpu && !(remote_rpc && eng->gpu_backend == GPU_RPC) &&
-        (size_t)eng->main_gpu >= n) {
-        fprintf(stderr, "shimmy %s: --main-gpu %d: --gpu-backend %s has %zu device%s\n", cmd,
-                eng->main_gpu, gpu_backend_name(eng->gpu_backend), n, n == 1 ? "" : "s");
-        return 1;
-    }
-    if (remote_rpc) {
-        log_info("gpu: RPC servers %s reached; each model's engine process adds them as devices "
-                 "(--gpu-backend %s)",
-                 eng->rpc_servers, gpu_backend_name(eng->gpu_backend));
-    } else if (eng->gpu_backend == GPU_AUTO) {
-        gpu_auto_summary(err, sizeof err);
-        log_info("gpu: %s", err);
-    } else {
-        size_t off = (size_t)snprintf(err, sizeof err, "--gpu-backend %s uses",
-                                      gpu_backend_name(eng->gpu_backend));
-        for (size_t k = 0; k < n && off < sizeof err; k++) {
-            gpu_device d;
-            gpu_device_get(idx[k], &d);
-            off += (size_t)snprintf(err + off, sizeof err - off, "%s %s (%s)", k ? "," : "", d.name,
-                                    d.description);
-        }
-        log_info("gpu: %s%s", err, n == 0 ? " no device: everything on the CPU" : "");
-    }
+    log_info("gpu: %s", note);
     return 0;
 }
 

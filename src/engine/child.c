@@ -559,6 +559,49 @@ static shimmy_err load(const buf *payload, shimmy_err init_rc, const char *init_
     return rc;
 }
 
+/* engine_start's check for the server of this (warm) process: its GPU choices, on the modules
+ * loaded here (init_rc/init_err: how they loaded). They travel as remote.c's put_check writes
+ * them. Answers IPC_CHECKED: the result, the note, and the CPU variant loaded (the server passes
+ * it to the engine processes it starts later). */
+static void on_check(const buf *payload, shimmy_err init_rc, const char *init_err) {
+    static model_gpu_override ov[LIM_MODELS];
+    static char err[8192], note[2048];
+    ipc_rd r;
+    engine_options o;
+    ipc_rd_init(&r, payload);
+    engine_options_default(&o);
+    o.isolate = true;
+    o.gpu_backend = (gpu_backend)ipc_get_u32(&r);
+    o.rpc_servers = ipc_get_str(&r);
+    o.single_gpu = ipc_get_u32(&r) != 0;
+    o.main_gpu = (int)ipc_get_u32(&r);
+    uint32_t n = ipc_get_u32(&r);
+    for (uint32_t i = 0; i < n && i < LIM_MODELS; i++) {
+        ov[i] = (model_gpu_override){.model = ipc_get_str(&r)};
+        ov[i].set_backend = ipc_get_u32(&r) != 0;
+        ov[i].backend = (gpu_backend)ipc_get_u32(&r);
+    }
+    o.overrides = ov;
+    o.n_overrides = (int)(n < LIM_MODELS ? n : LIM_MODELS);
+    note[0] = '\0';
+    shimmy_err rc = init_rc;
+    if (rc != SHIMMY_OK)
+        err_set(err, sizeof err, rc, "%s", init_err);
+    else if (r.bad || n > LIM_MODELS)
+        rc = err_set(err, sizeof err, ERR_INTERNAL, "the engine process could not read the check");
+    else
+        rc = engine_check_here(&o, note, sizeof note, err, sizeof err);
+    buf out;
+    buf_init(&out, LIM_IPC_PAYLOAD_BYTES);
+    ipc_put_u32(&out, (uint32_t)rc);
+    ipc_put_str(&out, rc != SHIMMY_OK ? err : "");
+    ipc_put_str(&out, note);
+    ipc_put_str(&out, gpu_cpu_variant());
+    fflush(stderr); /* what the modules printed is in the pipe before the answer */
+    ipc_send(C.fd, &C.wmu, IPC_CHECKED, 0, out.data, out.len);
+    buf_free(&out);
+}
+
 /* The signals the server handles are not this process's: Ctrl-C's SIGINT, a hang-up and a
  * service manager's SIGTERM go to the whole process group, and the server then drains its
  * requests and closes the channel, which ends this process. A write to a peer that went away (an
@@ -574,7 +617,7 @@ static void child_signals(void) {
     signal(SIGPIPE, SIG_IGN);
 }
 
-int engine_child_main(int fd) {
+int engine_child_main(int fd, const char *cpu_variant) {
     child_signals();
     /* No PR_SET_PDEATHSIG: it fires when the server thread that spawned this process ends (any
      * connection thread may spawn). When the server goes, the channel reaches its end, and this
@@ -597,10 +640,19 @@ int engine_child_main(int fd) {
     char err[1024] = "", init_err[1024] = "";
     /* The backend modules before the model is named: this process may be the warm one
      * (engine_prestart), started before any model is asked for. */
+    if (cpu_variant != NULL)
+        gpu_cpu_variant_use(cpu_variant);
     shimmy_err init_rc = engine_global_init(NULL, init_err, sizeof init_err);
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     ipc_reader_init(&C.rd, fd);
-    if (ipc_recv(&C.rd, &h, &in) != SHIMMY_OK || h.type != IPC_LOAD)
+    for (;;) {
+        if (ipc_recv(&C.rd, &h, &in) != SHIMMY_OK)
+            return 1;
+        if (h.type != IPC_CHECK)
+            break;
+        on_check(&in, init_rc, init_err);
+    }
+    if (h.type != IPC_LOAD)
         return 1;
     shimmy_err rc = load(&in, init_rc, init_err, err, sizeof err);
     buf out;

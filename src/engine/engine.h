@@ -28,8 +28,11 @@ shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
 /* Engine processes (engine_options.isolate, ADR 0005): keeps one engine process started ahead
  * of need, so that a model load (the first, or the reload after a crash) finds one with its
  * libraries and backend modules already loaded; each load takes it and starts the next once the
- * load is done. Call early (serve does, before its own start-up work, which then runs at the
- * same time). A failure to start one is logged; loads then start their own. */
+ * load is done. Call early, before this process starts any thread (serve does, before its own
+ * start-up work, which then runs at the same time): the first one is then a copy of this process
+ * (fork without exec: no second exec and dynamic linking on the start-up's path); later ones are
+ * `shimmy __engine 3` started afresh. A failure to start one is logged; loads then start their
+ * own. */
 void engine_prestart(void);
 /* Until this is called, a load that takes the warm process does not start the next one: serve
  * calls it once it reports ready, so that the next one's vfork and exec are not on its start-up's
@@ -142,7 +145,7 @@ typedef struct engine_options {
     float tensor_split[LIM_GPU_DEVICES]; /* share of layers per chosen device; all 0 = by free
                                             memory */
     const char *rpc_servers;             /* HOST:PORT,...: llama.cpp RPC servers added to the device
-                                            registry at start-up (cli_engine_start); borrowed; NULL = none */
+                                            registry at start-up (engine_start); borrowed; NULL = none */
     engine_kv_type cache_type_k;         /* KV cache element types (--cache-type-k/v) */
     engine_kv_type cache_type_v;
     engine_flash_attn flash_attn; /* --flash-attn */
@@ -173,6 +176,19 @@ typedef struct engine_options {
 } engine_options;
 
 void engine_options_default(engine_options *o);
+
+/* The start-up of a command that loads models (after engine_prestart when o->isolate): loads the
+ * backend modules, checks o's GPU choices (--rpc servers reached, --gpu-backend and each model's
+ * has a device, --main-gpu is one of them) and writes what they use into note (one line: "auto
+ * uses the CPU only: ..."). With o->isolate and a warm engine process, both happen in that
+ * process and this one loads no backend module (the server keeps none of their memory or start-up
+ * time; docs/adr/0005); otherwise (or when no engine process could start) here, with
+ * engine_global_init. Errors: the module loading's (ERR_INTERNAL: no CPU module), ERR_MODEL_LOAD
+ * or ERR_USAGE with what was asked, what was found instead and why; ERR_ENGINE_CRASHED when the
+ * warm engine process died meanwhile (with how and its last log line). Not thread-safe: once, at
+ * start-up. */
+shimmy_err engine_start(const engine_options *o, char *note, size_t notelen, char *err,
+                        size_t errlen);
 /* Whether a per-model override's model (a served name, or an fnmatch glob from a --config
  * section) applies to the model served as name. */
 bool engine_name_matches(const char *pattern, const char *name);

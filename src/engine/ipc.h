@@ -29,7 +29,10 @@ typedef enum {
     IPC_RELEASE,   /* server -> engine: the server dropped the job */
     IPC_CALL,      /* server -> engine, id = call: a synchronous call (ipc_call_op) */
     IPC_REPLY,     /* engine -> server: its result */
-    IPC_PROGRESS   /* engine -> server, before IPC_LOADED: the load's progress (a float) */
+    IPC_PROGRESS,  /* engine -> server, before IPC_LOADED: the load's progress (a float) */
+    IPC_CHECK,     /* server -> warm engine, before IPC_LOAD: engine_start's check of the GPU
+                    * choices (they travel as in remote.c's put_check) */
+    IPC_CHECKED    /* engine -> server: its result, the note, and the CPU variant it loaded */
 } ipc_type;
 
 typedef enum {

@@ -63,5 +63,14 @@ void sched_media_marker_set(const char *marker);
 /* remote.c: a child process runs sched.c for the model. */
 extern const engine_ops remote_ops;
 shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *err, size_t errlen);
+/* engine_start's check run in the warm engine process: false when there is none (the caller
+ * runs it here); true with its result in *rc, note and err. */
+bool remote_start_check(const engine_options *o, shimmy_err *rc, char *note, size_t notelen,
+                        char *err, size_t errlen);
+
+/* start.c: the check of engine_start in the process that loaded the backend modules (this one,
+ * or the warm engine process for the server). */
+shimmy_err engine_check_here(const engine_options *o, char *note, size_t notelen, char *err,
+                             size_t errlen);
 
 #endif

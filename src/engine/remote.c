@@ -21,6 +21,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "engine/child.h"
 #include "engine/ipc.h"
 #include "engine/llama_chat.h"
 #include "engine/ops.h"
@@ -223,9 +225,86 @@ static void reap(pid_t pid, char *out, size_t len) {
         snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
 }
 
+/* Whether this process runs one thread: only then is a fork without exec safe (the copy of a
+ * multi-threaded process may find a lock held by a thread that does not exist in it). */
+static bool single_threaded(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return false;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n == 1;
+}
+
+/* The copy's command line, which ps shows, becomes what an exec'd engine process has (`shimmy
+ * __engine 3`) instead of serve's: written over the same memory (argv's, where glibc's
+ * program_invocation_name points), the rest cleared. Left as it is when it cannot be read. */
+static void retitle(void) {
+    static const char title[] = "shimmy\0__engine\0"
+                                "3";
+    char chunk[4096];
+    size_t n = 0;
+    ssize_t r;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    while ((r = read(fd, chunk, sizeof chunk)) > 0)
+        n += (size_t)r;
+    close(fd);
+    if (n < sizeof title || program_invocation_name == NULL)
+        return;
+    memset(program_invocation_name, 0, n);
+    memcpy(program_invocation_name, title, sizeof title);
+}
+
+/* The forked engine process (start_process): the channel onto fd 3, the pipe onto stderr, then
+ * the engine. Never returns. */
+static void forked_child(int chan, int errw) {
+    retitle();
+    int c = fcntl(chan, F_DUPFD_CLOEXEC, 10), e = fcntl(errw, F_DUPFD_CLOEXEC, 10);
+    if (c < 0 || e < 0 || dup2(c, 3) != 3 || dup2(e, 2) != 2)
+        _exit(127);
+    exit(engine_child_main(3, NULL)); /* as `shimmy __engine 3` returns from main */
+}
+
+/* The engine process as a copy of this one (fork, no exec): its libraries are linked already and
+ * nothing of llama.cpp or ggml is set up in this process yet, so the copy starts where an
+ * exec'd one would be after its dynamic linking. See start_process. */
+static int fork_engine(pid_t *pid, int chan, int errw) {
+    fflush(NULL); /* nothing buffered here is written twice */
+    pid_t p = fork();
+    if (p == 0)
+        forked_child(chan, errw);
+    if (p < 0)
+        return errno;
+    *pid = p;
+    return 0;
+}
+
+static int spawn_engine(pid_t *pid, int chan, int errw, const char *cpu_variant) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, chan, 3);
+    posix_spawn_file_actions_adddup2(&fa, errw, 2);
+    char variant[32];
+    snprintf(variant, sizeof variant, "%s", cpu_variant);
+    char *argv[] = {"shimmy", "__engine", "3", variant[0] ? variant : NULL, NULL};
+    int rc = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
 /* Starts an engine process with the channel on its fd 3 and its stderr on a pipe: *pid, the
- * server's end of the channel and the read end of the pipe (both close-on-exec). */
-static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, char *err, size_t errlen) {
+ * server's end of the channel and the read end of the pipe (both close-on-exec). cpu_variant:
+ * the CPU module it loads without scoring the others ("" = it scores them). by_fork: a copy of
+ * this process when it has one thread (the warm process serve starts before anything else:
+ * it skips the exec and dynamic linking, docs/adr/0005), else (and otherwise) `shimmy __engine
+ * 3 [VARIANT]` by posix_spawn of /proc/self/exe. */
+static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, const char *cpu_variant,
+                                bool by_fork, char *err, size_t errlen) {
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return err_set(err, errlen, ERR_INTERNAL, "socketpair: %s", strerror(errno));
@@ -234,13 +313,8 @@ static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, char *err, 
         close(sv[1]);
         return err_set(err, errlen, ERR_INTERNAL, "pipe: %s", strerror(errno));
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-    posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
-    char *argv[] = {"shimmy", "__engine", "3", NULL};
-    int rc = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    int rc = by_fork && single_threaded() ? fork_engine(pid, sv[1], ep[1])
+                                          : spawn_engine(pid, sv[1], ep[1], cpu_variant);
     close(sv[1]);
     close(ep[1]);
     if (rc != 0) {
@@ -266,12 +340,15 @@ static struct {
     bool hold; /* until engine_prestart_release: a take does not start the next one yet */
     pid_t pid; /* 0 = none ready */
     int chan, errfd;
-} W = {PTHREAD_MUTEX_INITIALIZER, false, false, 0, -1, -1};
+    char cpu[32]; /* the CPU variant the first engine process chose (remote_start_check), passed
+                   * to the later ones; "" = not known yet */
+} W = {PTHREAD_MUTEX_INITIALIZER, false, false, 0, -1, -1, ""};
 
-static void warm_refill_locked(void) {
+/* by_fork: engine_prestart's first start, before this process has threads (start_process). */
+static void warm_start_locked(bool by_fork) {
     char err[256];
     if (W.on && !W.hold && W.pid == 0 &&
-        start_process(&W.pid, &W.chan, &W.errfd, err, sizeof err) != SHIMMY_OK) {
+        start_process(&W.pid, &W.chan, &W.errfd, W.cpu, by_fork, err, sizeof err) != SHIMMY_OK) {
         W.pid = 0;
         log_warn("engine processes: %s (each load starts its own)", err);
     }
@@ -298,14 +375,14 @@ static bool warm_take(pid_t *pid, int *chan, int *errpipe) {
 
 static void warm_refill(void) {
     pthread_mutex_lock(&W.mu);
-    warm_refill_locked();
+    warm_start_locked(false);
     pthread_mutex_unlock(&W.mu);
 }
 
 void engine_prestart(void) {
     pthread_mutex_lock(&W.mu);
     W.on = true;
-    warm_refill_locked();
+    warm_start_locked(true);
     W.hold = true;
     pthread_mutex_unlock(&W.mu);
 }
@@ -313,7 +390,7 @@ void engine_prestart(void) {
 void engine_prestart_release(void) {
     pthread_mutex_lock(&W.mu);
     W.hold = false;
-    warm_refill_locked();
+    warm_start_locked(false);
     pthread_mutex_unlock(&W.mu);
 }
 
@@ -346,7 +423,103 @@ void engine_prestart_stop(void) {
 static shimmy_err start_child(rmodel *m, int *chan, int *errpipe, char *err, size_t errlen) {
     if (warm_take(&m->pid, chan, errpipe))
         return SHIMMY_OK;
-    return start_process(&m->pid, chan, errpipe, err, errlen);
+    char cpu[sizeof W.cpu];
+    pthread_mutex_lock(&W.mu);
+    snprintf(cpu, sizeof cpu, "%s", W.cpu);
+    pthread_mutex_unlock(&W.mu);
+    return start_process(&m->pid, chan, errpipe, cpu, false, err, errlen);
+}
+
+/* ---- engine_start's check, in the warm engine process ---- */
+
+/* The choices engine_start checks, as child.c's on_check reads them. */
+static void put_check(buf *b, const engine_options *o) {
+    ipc_put_u32(b, (uint32_t)o->gpu_backend);
+    ipc_put_str(b, o->rpc_servers);
+    ipc_put_u32(b, o->single_gpu);
+    ipc_put_u32(b, (uint32_t)o->main_gpu);
+    ipc_put_u32(b, (uint32_t)o->n_overrides);
+    for (int i = 0; i < o->n_overrides; i++) {
+        ipc_put_str(b, o->overrides[i].model);
+        ipc_put_u32(b, o->overrides[i].set_backend);
+        ipc_put_u32(b, (uint32_t)o->overrides[i].backend);
+    }
+}
+
+/* Copies what the warm process has written to its stderr so far (its modules' messages, which
+ * the server printed itself when it loaded them) to ours; keeps the last line that is not empty
+ * in last. The pipe is left as it was. */
+static void copy_early_log(int fd, char *last, size_t len) {
+    char chunk[4096];
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return;
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+        fwrite(chunk, 1, (size_t)n, stderr);
+        size_t end = (size_t)n;
+        while (end > 0 && (chunk[end - 1] == '\n' || chunk[end - 1] == '\r'))
+            end--;
+        size_t start = end;
+        while (start > 0 && chunk[start - 1] != '\n')
+            start--;
+        if (end > start)
+            snprintf(last, len, "%.*s", (int)(end - start), chunk + start);
+    }
+    fcntl(fd, F_SETFL, fl);
+}
+
+/* The answer to IPC_CHECK, or how the process ended when it died first (W.mu held). */
+static shimmy_err check_answer(shimmy_err io, const buf *in, char *note, size_t notelen, char *err,
+                               size_t errlen) {
+    char last[256] = "", how[128];
+    copy_early_log(W.errfd, last, sizeof last);
+    if (io != SHIMMY_OK) {
+        close(W.chan);
+        close(W.errfd);
+        kill(W.pid, SIGKILL);
+        reap(W.pid, how, sizeof how);
+        W.pid = 0;
+        return err_set(err, errlen, ERR_ENGINE_CRASHED,
+                       "the engine process %s while loading the backend modules: %s", how, last);
+    }
+    ipc_rd r;
+    ipc_rd_init(&r, in);
+    shimmy_err rc = (shimmy_err)ipc_get_u32(&r);
+    const char *e = ipc_get_str(&r), *n = ipc_get_str(&r), *cpu = ipc_get_str(&r);
+    if (r.bad)
+        return err_set(err, errlen, ERR_INTERNAL, "the engine process answered the check badly");
+    snprintf(note, notelen, "%s", n ? n : "");
+    snprintf(W.cpu, sizeof W.cpu, "%s", cpu ? cpu : "");
+    return rc == SHIMMY_OK ? rc : err_set(err, errlen, rc, "%s", e ? e : "");
+}
+
+bool remote_start_check(const engine_options *o, shimmy_err *rc, char *note, size_t notelen,
+                        char *err, size_t errlen) {
+    pthread_mutex_lock(&W.mu);
+    if (W.pid <= 0) {
+        pthread_mutex_unlock(&W.mu);
+        return false;
+    }
+    /* static: the reader's buffer is large; the child sends nothing after IPC_CHECKED until it
+     * gets IPC_LOAD, so no byte is left in it for the handshake's reader */
+    static ipc_reader rd;
+    buf b, in;
+    ipc_hdr h;
+    ipc_reader_init(&rd, W.chan);
+    buf_init(&b, LIM_IPC_PAYLOAD_BYTES);
+    buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
+    put_check(&b, o);
+    shimmy_err io = ipc_send(W.chan, NULL, IPC_CHECK, 0, b.data, b.len);
+    if (io == SHIMMY_OK)
+        io = ipc_recv(&rd, &h, &in);
+    if (io == SHIMMY_OK && h.type != IPC_CHECKED)
+        io = ERR_IO;
+    *rc = check_answer(io, &in, note, notelen, err, errlen);
+    pthread_mutex_unlock(&W.mu);
+    buf_free(&b);
+    buf_free(&in);
+    return true;
 }
 
 static void start_log_thread(rmodel *m, int fd) {

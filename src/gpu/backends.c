@@ -59,6 +59,7 @@ static struct {
     gpu_module mods[LIM_GPU_MODULES];
     size_t n_mods;
     char captured[512]; /* last error the ggml loader logged while a module was loading */
+    char cpu_pick[32];  /* gpu_cpu_variant_use: the variant to load without scoring, "" = score */
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 int gpu_backend_parse(const char *s, gpu_backend *out) {
@@ -224,8 +225,34 @@ static void load_module(gpu_module *m) {
     m->n_devices = ggml_backend_reg_dev_count(reg);
 }
 
+/* The variant gpu_cpu_variant_use named, loaded alone: the other variants are not opened (each
+ * costs a dlopen: 14 of them were a quarter of an engine process's start). Returns false when it
+ * is not in the folder or does not load: then every variant is scored as usual. */
+static bool load_cpu_picked(void) {
+    gpu_module *pick = NULL;
+    for (size_t i = 0; i < G.n_mods && G.cpu_pick[0] != '\0'; i++)
+        if (G.mods[i].cpu_variant && strcmp(G.mods[i].backend, G.cpu_pick) == 0)
+            pick = &G.mods[i];
+    if (pick == NULL)
+        return false;
+    load_module(pick);
+    if (!pick->loaded) {
+        log_warn("gpu: the CPU variant %s did not load here (%s): scoring every variant",
+                 pick->backend, pick->error);
+        pick->error[0] = '\0';
+        return false;
+    }
+    for (size_t i = 0; i < G.n_mods; i++)
+        if (G.mods[i].cpu_variant && &G.mods[i] != pick)
+            snprintf(G.mods[i].error, sizeof G.mods[i].error,
+                     "not scored: %s was chosen by the server process", pick->backend);
+    return true;
+}
+
 /* CPU variants: score each like llama.cpp's loader does and load only the best one. */
 static void load_cpu(void) {
+    if (load_cpu_picked())
+        return;
     gpu_module *best = NULL;
     for (size_t i = 0; i < G.n_mods; i++) {
         gpu_module *m = &G.mods[i];
@@ -382,6 +409,21 @@ shimmy_err gpu_init(const char *lib_dir, char *err, size_t errlen) {
         err_set(err, errlen, rc, "%s", G.err);
     pthread_mutex_unlock(&G.mu);
     return rc;
+}
+
+void gpu_cpu_variant_use(const char *stem) {
+    pthread_mutex_lock(&G.mu);
+    if (!G.done && stem != NULL && strncmp(stem, "cpu", 3) == 0 &&
+        strlen(stem) < sizeof G.cpu_pick && strchr(stem, '/') == NULL)
+        snprintf(G.cpu_pick, sizeof G.cpu_pick, "%s", stem);
+    pthread_mutex_unlock(&G.mu);
+}
+
+const char *gpu_cpu_variant(void) {
+    for (size_t i = 0; i < G.n_mods; i++)
+        if (G.mods[i].cpu_variant && G.mods[i].loaded)
+            return G.mods[i].backend;
+    return "";
 }
 
 size_t gpu_module_count(void) {

@@ -75,6 +75,14 @@ typedef struct gpu_device {
  * else + /../lib). Errors: ERR_INTERNAL when no CPU module could be loaded (with the folder and
  * each CPU module's reason). Only the first call does the work. */
 shimmy_err gpu_init(const char *lib_dir, char *err, size_t errlen);
+/* Before gpu_init: load the CPU variant stem ("cpu-haswell") alone instead of scoring every
+ * libggml-cpu-*.so. For an engine process, whose server already learnt what this machine's best
+ * variant is (docs/adr/0005); when the variant is not in the folder or fails to load, gpu_init
+ * scores them all as usual. Ignored after gpu_init and for a stem that is not a CPU variant's. */
+void gpu_cpu_variant_use(const char *stem);
+/* The stem of the CPU variant loaded ("cpu-haswell"), "" when none (or before gpu_init).
+ * Borrowed; valid for the process. */
+const char *gpu_cpu_variant(void);
 /* The folder modules were loaded from ("" before gpu_init). */
 const char *gpu_lib_dir(void);
 
