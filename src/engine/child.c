@@ -6,8 +6,9 @@
  * embedding may take a while). It holds no listening socket and ends when the server closes the
  * channel (or dies). When llama.cpp aborts, this process ends and the server fails or retries what
  * it was serving. It loads the backend modules before it reads the first frame, so a process the
- * server starts ahead of need (the warm one, engine_prestart) has them ready when a model is named.
- */
+ * server starts ahead of need (the warm one, engine_prestart) has them ready when a model is
+ * named; the first warm one also answers the server's start-up check of the GPU choices
+ * (IPC_CHECK, engine_start), since the server loads no module itself. */
 #include <dirent.h>
 #if defined(__SANITIZE_ADDRESS__)
 #define CHILD_LSAN

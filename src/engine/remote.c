@@ -1,5 +1,6 @@
 /* engine/remote: engine.h for a model whose engine runs in a child process (ADR 0005). The
- * child is this same binary as `shimmy __engine 3` (child.c), joined by a socketpair on fd 3
+ * child is this same binary as `shimmy __engine 3 [CPU_VARIANT]` (child.c; the first warm one a
+ * fork of the server before it has threads, which runs the same), joined by a socketpair on fd 3
  * carrying ipc.h frames, its stderr on a pipe that is copied to ours (the last lines are kept
  * for crash reports).
  *
