@@ -3,8 +3,9 @@
  * and no Vulkan module; the outcome of every module; device selection for auto, cpu, and named
  * backends without a device (module absent / present but failed), never falling back to the
  * CPU; modules deferred until their backend is named (CUDA without a device node, RPC); --rpc
- * with a malformed list and with an RPC module that cannot load; and a folder with no CPU module
- * (in a child process, because gpu_init runs once per process). */
+ * with a malformed list and with an RPC module that cannot load; a folder with no CPU module; and
+ * a CPU variant named by the server process (the last two in child processes, because gpu_init
+ * runs once per process). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -174,6 +175,86 @@ static void test_no_cpu_module(void **state) {
     assert_int_equal(WEXITSTATUS(no_cpu_status), 0);
 }
 
+/* gpu_cpu_variant_use (an engine process told the server's choice): the named variant is loaded
+ * alone, even one that scores lower than the best, and the others are not scored; a name that is
+ * not in the folder falls back to scoring them all. Each gpu_init in a child process of its own;
+ * the first learns the best variant and another that this CPU runs. */
+static int variant_status = -1;
+
+static void learn_variants(int fd) {
+    char err[4096], line[80] = "";
+    const char *best = "", *other = "";
+    if (gpu_init(lib_dir, err, sizeof err) == SHIMMY_OK)
+        best = gpu_cpu_variant();
+    for (size_t i = 0; i < gpu_module_count(); i++) {
+        const gpu_module *m = gpu_module_get(i);
+        if (m->cpu_variant && m->score > 0 && strcmp(m->backend, best) != 0)
+            other = m->backend;
+    }
+    snprintf(line, sizeof line, "%s %s", best, other);
+    _exit(write(fd, line, strlen(line)) > 0 ? 0 : 1);
+}
+
+static bool picked_alone(const char *want) {
+    char err[4096];
+    gpu_cpu_variant_use(want);
+    if (gpu_init(lib_dir, err, sizeof err) != SHIMMY_OK || strcmp(gpu_cpu_variant(), want) != 0)
+        return false;
+    for (size_t i = 0; i < gpu_module_count(); i++) {
+        const gpu_module *m = gpu_module_get(i);
+        if (m->cpu_variant && strcmp(m->backend, want) != 0 &&
+            (m->loaded || m->score != -1 || strstr(m->error, "not scored") == NULL))
+            return false;
+    }
+    return true;
+}
+
+static bool falls_back(const char *best) {
+    char err[4096];
+    gpu_cpu_variant_use("cpu-nosuchvariant");
+    return gpu_init(lib_dir, err, sizeof err) == SHIMMY_OK && strcmp(gpu_cpu_variant(), best) == 0;
+}
+
+static int wait_child(pid_t pid) {
+    int st = -1;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+static int run_variant_children(void) {
+    int p[2];
+    char line[80] = "", best[40] = "", other[40] = "";
+    if (pipe(p) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        learn_variants(p[1]);
+    close(p[1]);
+    ssize_t n = read(p[0], line, sizeof line - 1);
+    close(p[0]);
+    if (wait_child(pid) != 0 || n <= 0 || sscanf(line, "%39s %39s", best, other) < 1)
+        return 1;
+    const char *want = other[0] ? other : best;
+    if ((pid = fork()) == 0)
+        _exit(picked_alone(want) ? 0 : 1);
+    if (wait_child(pid) != 0) {
+        fprintf(stderr, "gpu_cpu_variant_use(%s): not loaded alone\n", want);
+        return 1;
+    }
+    if ((pid = fork()) == 0)
+        _exit(falls_back(best) ? 0 : 1);
+    if (wait_child(pid) != 0) {
+        fprintf(stderr, "gpu_cpu_variant_use(cpu-nosuchvariant): %s not chosen\n", best);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_cpu_variant_use(void **state) {
+    (void)state;
+    assert_int_equal(variant_status, 0);
+}
+
 /* lib_dir: links to build/lib's libraries except GPU modules, plus a broken libggml-cuda.so. */
 static int make_lib_dir(void) {
     DIR *d = opendir(lib_src);
@@ -218,6 +299,7 @@ static int setup(void **state) {
     no_cpu_status = run_no_cpu_child();
     if (mkdtemp(lib_dir) == NULL || make_lib_dir() != 0)
         return -1;
+    variant_status = run_variant_children();
     char err[4096];
     if (gpu_init(lib_dir, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "gpu_init: %s\n", err);
@@ -250,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_rpc_without_module),
         cmocka_unit_test(test_no_cpu_module),
+        cmocka_unit_test(test_cpu_variant_use),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
