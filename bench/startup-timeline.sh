@@ -11,7 +11,7 @@ P=$1
 shift
 d=$(mktemp -d)
 cd "$d" || exit 1
-strace -f -ttt -e trace=execve,clone3,socketpair,bind,listen,accept4,openat -e signal=none \
+strace -f -ttt -e trace=execve,clone,clone3,socketpair,bind,listen,accept4,openat -e signal=none \
     -o "$d/trace" "$B" serve --bind "127.0.0.1:$P" --model "$M" "$@" >/dev/null 2>&1 &
 S=$!
 ok=0
@@ -24,7 +24,7 @@ kill "$(pgrep -P "$S" -x shimmy)" 2>/dev/null # the server (strace would detach,
 wait "$S" 2>/dev/null
 t0=$(head -1 "$d/trace" | awk '{print $2}')
 awk -v t0="$t0" '{ $2 = sprintf("%7.1f", ($2 - t0) * 1000); print }' "$d/trace" | grep -v ENOENT |
-    grep -E 'execve|socketpair|bind\(|listen|accept4|libggml-cpu-(alderlake|zen4)|\.gguf|/dev"' |
+    grep -E 'execve|clone\(|socketpair|bind\(|listen|accept4|libggml-cpu-(alderlake|zen4)|\.gguf|/dev"' |
     cut -c1-120
 [ $ok = 1 ] && echo "first /health 200: $(echo "($ready - $t0) * 1000" | bc) ms" || echo "no /health 200"
 rm -rf "$d"
