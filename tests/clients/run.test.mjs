@@ -61,7 +61,14 @@ shimmy.it('interactive: /set parameter, golden answer, """, Ctrl-C frees the slo
   keys('C-c');
   text = await until('the prompt after Ctrl-C', (t) => prompts(t) === 9);
   assert.match(text, /\(stopped\)\n>>> $/m);
-  assert.equal((await health()).active, 0, 'the slot is still busy after Ctrl-C');
+  // The client hangs up; the server notices at its next write or poll (milliseconds), not
+  // before the client prints its prompt: wait for it, with a deadline.
+  let h = await health();
+  for (const deadline = Date.now() + 5000; h.active !== 0 && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 20));
+    h = await health();
+  }
+  assert.equal(h.active, 0, 'the slot is still busy 5 s after Ctrl-C');
   keys('/show info', 'Enter');
   text = await until('/show info', (t) => prompts(t) === 10);
   assert.match(text, /model\s+stories260k/);
