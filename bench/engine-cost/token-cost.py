@@ -4,15 +4,17 @@
 # in the server process and in the model's engine process (none with --in-process), with T
 # compute threads (default 1: ggml's spinning workers would blur the counts). The server is
 # started and warmed up (one short request) first; only the measured request is counted.
-#   perf      (default) context switches (perf stat -e context-switches, new threads included)
-#             and CPU time (utime + stime from /proc/PID/stat, exited threads included)
+#   perf      (default) context switches (perf stat -e context-switches, new threads included;
+#             the voluntary ones, a thread going to sleep, from /proc/PID/task/*/status sampled
+#             every 20 ms) and CPU time (utime + stime from /proc/PID/stat, exited threads
+#             included). Under load most of perf's count is preemption: read the voluntary one.
 #   strace    system calls (strace -f -c attached to each process)
 #   callgrind instructions (the server and its engine process each under valgrind
 #             --tool=callgrind, the latter through the LD_PRELOAD shim spawnwrap.c; counters
 #             zeroed before the request and dumped after it with callgrind_control)
 # Also prints the request's wall time, tokens/s and time to the first token (noisy on a busy
 # machine, and meaningless under callgrind). Needs perf/strace/valgrind on PATH for the tool.
-import glob, http.client, json, os, re, signal, socket, subprocess, sys, tempfile, time
+import glob, http.client, json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
 
 args = sys.argv[1:]
 in_process = '--in-process' in args
@@ -63,6 +65,44 @@ def stream(port, n):
         if d.get('usage'):
             usage = d['usage']['completion_tokens']
     return usage, time.perf_counter() - t0, first
+
+
+def task_switches(pid):
+    """{tid: voluntary context switches} of the process's threads now."""
+    out = {}
+    for st in glob.glob('/proc/%d/task/*/status' % pid):
+        try:
+            for line in open(st):
+                if line.startswith('voluntary_ctxt_switches'):
+                    out[st.split('/')[4]] = int(line.split()[1])
+        except OSError:
+            pass  # the thread ended
+    return out
+
+
+class Sampler(threading.Thread):
+    """Voluntary context switches (the thread went to sleep: a wait, a blocking read) of every
+    thread of pids, sampled every 20 ms so that a thread that ends during the request still
+    counts (up to its last sample)."""
+
+    def __init__(self, pids):
+        super().__init__(daemon=True)
+        self.pids, self.first, self.last, self.stop = pids, {}, {}, threading.Event()
+        for pid in pids:
+            self.first[pid] = task_switches(pid)
+            self.last[pid] = dict(self.first[pid])
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            self.sample()
+
+    def sample(self):
+        for pid in self.pids:
+            self.last[pid].update(task_switches(pid))
+
+    def total(self, pid):
+        self.sample()
+        return sum(v - self.first[pid].get(t, 0) for t, v in self.last[pid].items())
 
 
 def cpu_s(pid):
@@ -169,15 +209,20 @@ try:
     else:
         before = {pid: cpu_s(pid) for _, pid in pids}
         procs = attach([pid for _, pid in pids])
+        sampler = Sampler([pid for _, pid in pids])
+        sampler.start()
         tokens, secs, ttft = stream(port, n_tok)
         after = {pid: cpu_s(pid) for _, pid in pids}
+        vol = {pid: sampler.total(pid) for _, pid in pids}
+        sampler.stop.set()
         detach(procs)
         for name, pid in pids:
             if tool == 'perf':
                 cs = perf_cs(pid)
-                print('%-15s %7d context switches (%.2f per token), CPU %.3f s (%.1f us per '
-                      'token)' % (name, cs, cs / tokens, after[pid] - before[pid],
-                                  (after[pid] - before[pid]) * 1e6 / tokens))
+                print('%-15s %7d context switches (%.2f per token; voluntary %.2f), CPU %.3f s '
+                      '(%.1f us per token)' % (name, cs, cs / tokens, vol[pid] / tokens,
+                                                after[pid] - before[pid],
+                                                (after[pid] - before[pid]) * 1e6 / tokens))
             else:
                 total, calls = strace_calls(pid)
                 top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]

@@ -645,7 +645,7 @@ int engine_child_main(int fd, const char *cpu_variant) {
         gpu_cpu_variant_use(cpu_variant);
     shimmy_err init_rc = engine_global_init(NULL, init_err, sizeof init_err);
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
-    ipc_reader_init(&C.rd, fd);
+    ipc_reader_init(&C.rd, fd, true); /* its engine thread writes to fd */
     for (;;) {
         if (ipc_recv(&C.rd, &h, &in) != SHIMMY_OK)
             return 1;

@@ -2,6 +2,7 @@
 #include "engine/ipc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,8 +78,9 @@ shimmy_err ipc_send_frames(int fd, pthread_mutex_t *mu, const buf *b) {
     return rc;
 }
 
-void ipc_reader_init(ipc_reader *r, int fd) {
+void ipc_reader_init(ipc_reader *r, int fd, bool poll_first) {
     r->fd = fd;
+    r->poll_first = poll_first;
     r->off = r->len = 0;
 }
 
@@ -86,6 +88,9 @@ void ipc_reader_init(ipc_reader *r, int fd) {
 static shimmy_err reader_take(ipc_reader *r, char *dst, buf *b, size_t n) {
     while (n > 0) {
         if (r->off == r->len) {
+            struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+            if (r->poll_first && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return ERR_IO;
             ssize_t k = read(r->fd, r->data, sizeof r->data);
             if (k < 0 && errno == EINTR)
                 continue;

@@ -75,11 +75,17 @@ shimmy_err ipc_send_frames(int fd, pthread_mutex_t *mu, const buf *b);
  * One thread at a time. */
 typedef struct ipc_reader {
     int fd;
+    bool poll_first; /* waits in poll(POLLIN), not in read: see ipc_reader_init */
     size_t off, len; /* unread bytes: data[off..len) */
     char data[LIM_IPC_READ_BYTES];
 } ipc_reader;
 
-void ipc_reader_init(ipc_reader *r, int fd);
+/* poll_first: wait for data in poll(POLLIN) before each read. A thread blocked in read on a
+ * socket is woken (for nothing) each time the peer takes bytes that other threads wrote to the
+ * same socket; poll wakes only for input. Costs one more system call per read: for an end that
+ * mostly writes (an engine process: its main thread reads a frame per request while its engine
+ * thread writes one per token). */
+void ipc_reader_init(ipc_reader *r, int fd, bool poll_first);
 /* Reads one frame into *h and payload (reset first). Errors: ERR_IO (end of stream or a read
  * error), ERR_TOO_LARGE (a payload past LIM_IPC_PAYLOAD_BYTES: the stream is unusable). */
 shimmy_err ipc_recv(ipc_reader *r, ipc_hdr *h, buf *payload);

@@ -507,7 +507,7 @@ bool remote_start_check(const engine_options *o, shimmy_err *rc, char *note, siz
     static ipc_reader rd;
     buf b, in;
     ipc_hdr h;
-    ipc_reader_init(&rd, W.chan);
+    ipc_reader_init(&rd, W.chan, false);
     buf_init(&b, LIM_IPC_PAYLOAD_BYTES);
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     put_check(&b, o);
@@ -549,7 +549,7 @@ static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
-    ipc_reader_init(&m->rd, fd);
+    ipc_reader_init(&m->rd, fd, false);
     shimmy_err rc = ipc_send(fd, NULL, IPC_LOAD, 0, m->load_msg.data, m->load_msg.len);
     if (rc == SHIMMY_OK)
         rc = ipc_recv(&m->rd, &h, &in);

@@ -29,7 +29,7 @@ static void test_one_frame(void **state) {
     assert_int_equal(ipc_send(sv[0], NULL, IPC_EVENTS, 42, "hello", 5), SHIMMY_OK);
     assert_int_equal(ipc_send(sv[0], NULL, IPC_CANCEL, 43, NULL, 0), SHIMMY_OK);
     ipc_reader *r = malloc(sizeof *r);
-    ipc_reader_init(r, sv[1]);
+    ipc_reader_init(r, sv[1], false);
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
@@ -64,7 +64,7 @@ static void test_frames_together(void **state) {
     assert_int_equal(ipc_send_frames(sv[0], NULL, &out), SHIMMY_OK);
     close(sv[0]);
     ipc_reader *r = malloc(sizeof *r);
-    ipc_reader_init(r, sv[1]);
+    ipc_reader_init(r, sv[1], false);
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
@@ -121,7 +121,7 @@ static void big(bool bytewise, size_t n) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, writer, &a), 0);
     ipc_reader *r = malloc(sizeof *r);
-    ipc_reader_init(r, sv[1]);
+    ipc_reader_init(r, sv[1], bytewise); /* both ways of waiting */
     ipc_hdr h;
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
@@ -157,7 +157,7 @@ static void test_truncated(void **state) {
     assert_int_equal(write(sv[0], "abc", 3), 3); /* 7 bytes short */
     close(sv[0]);
     ipc_reader *r = malloc(sizeof *r);
-    ipc_reader_init(r, sv[1]);
+    ipc_reader_init(r, sv[1], false);
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     assert_int_equal(ipc_recv(r, &h, &in), ERR_IO);
@@ -173,7 +173,7 @@ static void test_oversized(void **state) {
     ipc_hdr h = {.len = LIM_IPC_PAYLOAD_BYTES + 1, .type = IPC_EVENTS, .id = 1};
     assert_int_equal(write(sv[0], &h, sizeof h), (ssize_t)sizeof h);
     ipc_reader *r = malloc(sizeof *r);
-    ipc_reader_init(r, sv[1]);
+    ipc_reader_init(r, sv[1], false);
     buf in;
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     assert_int_equal(ipc_recv(r, &h, &in), ERR_TOO_LARGE);
