@@ -91,3 +91,9 @@ void write_bytes(const char *path, const void *data, size_t n) {
     assert_int_equal(fwrite(data, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
 }
+
+double fixtures_time_scale(void) {
+    const char *v = getenv("SHIMMY_TEST_TIME_SCALE");
+    double f = v != NULL ? strtod(v, NULL) : 1.0;
+    return f >= 1.0 ? f : 1.0;
+}

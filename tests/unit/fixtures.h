@@ -28,4 +28,9 @@ void copy_file(const char *src, const char *dst);
 void write_text(const char *path, const char *text);
 void write_bytes(const char *path, const void *data, size_t n);
 
+/* SHIMMY_TEST_TIME_SCALE: how much slower than native this machine runs the tests (a cross build
+ * under qemu sets it, tests/CMakeLists.txt); wall-clock bounds and deadlines are multiplied by it.
+ * Returns 1.0 when unset or below 1. */
+double fixtures_time_scale(void);
+
 #endif

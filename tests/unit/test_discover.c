@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "models/discover.h"
 #include "models/names.h"
 #include "models/registry.h"
@@ -560,14 +561,6 @@ static void test_projector_folder(void **state) {
     sh("rm -rf %s/vis %s/vis2", home);
 }
 
-/* SHIMMY_TEST_TIME_SCALE: how much slower than native this machine runs the tests (a cross build
- * under qemu sets 20, tests/CMakeLists.txt); timing bounds are multiplied by it. */
-static double time_scale(void) {
-    const char *v = getenv("SHIMMY_TEST_TIME_SCALE");
-    double f = v != NULL ? strtod(v, NULL) : 1.0;
-    return f >= 1.0 ? f : 1.0;
-}
-
 /* A store of thousands of files (most not models) is scanned well under a second. */
 static void test_big_store_fast(void **state) {
     (void)state;
@@ -589,7 +582,7 @@ static void test_big_store_fast(void **state) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     assert_int_equal(r.n, 0);
-    assert_true(s < 0.5 * time_scale());
+    assert_true(s < 0.5 * fixtures_time_scale());
     disc_result_free(&r);
 }
 

@@ -16,8 +16,9 @@
 
 #include "core/utf8.h"
 #include "engine/engine.h"
+#include "fixtures.h"
 
-static char model_path[4096];
+static char stories_path[4096];
 
 typedef struct result {
     char text[8192];
@@ -32,7 +33,9 @@ static int64_t now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-#define WAIT_MS 30000 /* the longest a job here may take */
+/* The longest a job here may take: 30 s natively, times SHIMMY_TEST_TIME_SCALE (set for the
+ * emulated arm64 run in tests/CMakeLists.txt); set in main. */
+static int64_t wait_ms = 30000;
 
 static int64_t cache_mib = -1; /* --cache-ram of the next load; -1 = default */
 
@@ -40,7 +43,7 @@ static engine_model *load(int parallel, int ctx, int queue) {
     engine_options o;
     engine_options_default(&o);
     o.cache_ram_mib = cache_mib;
-    o.path = model_path;
+    o.path = stories_path;
     o.name = "stories";
     o.n_parallel = parallel;
     o.n_ctx = ctx;
@@ -65,12 +68,13 @@ static shimmy_err wait_text(gen_job *job, int ms, buf *text, gen_status *st) {
     return e;
 }
 
-/* Waits (WAIT_MS at most) until the job has produced at least min_len bytes of text, still running.
+/* Waits (wait_ms at most) until the job has produced at least min_len bytes of text, still running.
  */
 static void wait_for_text(gen_job *job, size_t min_len, buf *text, gen_status *st) {
-    for (int64_t end = now_ms() + WAIT_MS; text->len < min_len;) {
+    for (int64_t end = now_ms() + wait_ms; text->len < min_len;) {
         if (now_ms() > end)
-            fail_msg("%zu bytes of text after 30 s, %zu wanted", text->len, min_len);
+            fail_msg("%zu bytes of text after %lld ms, %zu wanted", text->len, (long long)wait_ms,
+                     min_len);
         assert_int_equal(wait_text(job, 5000, text, st), SHIMMY_OK);
         if (st->done)
             fail_msg("the job ended (finish %d) before %zu bytes of text", (int)st->finish,
@@ -80,7 +84,7 @@ static void wait_for_text(gen_job *job, size_t min_len, buf *text, gen_status *s
 
 /* Runs one request to its end without asserting, so that any thread may call it (a cmocka
  * assertion jumps back to the test's own thread): r->rc and r->err say how it went; a job not
- * done within WAIT_MS ends with ERR_TIMEOUT. */
+ * done within wait_ms ends with ERR_TIMEOUT. */
 static void run_to_end(engine_model *m, const char *prompt, const gen_params *p, result *r) {
     gen_request req = {.prompt = prompt, .params = *p};
     gen_job *job;
@@ -90,7 +94,7 @@ static void run_to_end(engine_model *m, const char *prompt, const gen_params *p,
         return;
     buf text;
     buf_init(&text, sizeof r->text - 1);
-    for (int64_t end = now_ms() + WAIT_MS; r->rc == SHIMMY_OK && !r->st.done;) {
+    for (int64_t end = now_ms() + wait_ms; r->rc == SHIMMY_OK && !r->st.done;) {
         if (now_ms() > end)
             r->rc = ERR_TIMEOUT;
         else
@@ -98,7 +102,7 @@ static void run_to_end(engine_model *m, const char *prompt, const gen_params *p,
     }
     if (r->rc != SHIMMY_OK)
         snprintf(r->err, sizeof r->err, "%s",
-                 r->rc == ERR_TIMEOUT ? "not done after 30 s" : "a wait failed");
+                 r->rc == ERR_TIMEOUT ? "not done within the deadline" : "a wait failed");
     snprintf(r->text, sizeof r->text, "%s", buf_str(&text));
     buf_free(&text);
     engine_job_release(job);
@@ -357,7 +361,7 @@ static engine_model *load_with_template(const char *file) {
     text = read_file(path);
     engine_options o;
     engine_options_default(&o);
-    o.path = model_path;
+    o.path = stories_path;
     o.n_parallel = 1;
     o.n_ctx = 2048;
     o.n_threads = 1;
@@ -390,10 +394,10 @@ static void run_chat(engine_model *m, const char *chat, call_result *r) {
     buf args, content;
     buf_init(&args, 1 << 16);
     buf_init(&content, 1 << 16);
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = now_ms() + wait_ms;
     do {
         if (now_ms() > end)
-            fail_msg("not done after 30 s");
+            fail_msg("not done after %lld ms", (long long)wait_ms);
         assert_int_equal(engine_job_wait(job, 5000, &ev, &r->st), SHIMMY_OK);
         for (size_t i = 0; i < ev.n; i++) {
             const gen_event *e = &ev.ev[i];
@@ -486,15 +490,15 @@ static void test_json_schema_bounds(void **state) {
     req.params.json_schema = "{\"type\":\"object\",\"properties\":{\"age\":{\"type\":\"integer\","
                              "\"minimum\":3,\"maximum\":9}},\"required\":[\"age\"],"
                              "\"additionalProperties\":false}";
-    result r;
+    result r = {.rc = SHIMMY_OK}; /* r.st.done false: the loop below waits for the end */
     gen_job *job;
     char err[256], param[64];
     assert_int_equal(engine_submit(m, &req, &job, err, sizeof err, param, sizeof param), SHIMMY_OK);
     buf text;
     buf_init(&text, 1 << 16);
-    for (int64_t end = now_ms() + WAIT_MS; !r.st.done;) {
+    for (int64_t end = now_ms() + wait_ms; !r.st.done;) {
         if (now_ms() > end)
-            fail_msg("not done after 30 s: %s", buf_str(&text));
+            fail_msg("not done after %lld ms: %s", (long long)wait_ms, buf_str(&text));
         assert_int_equal(wait_text(job, 5000, &text, &r.st), SHIMMY_OK);
     }
     engine_job_release(job);
@@ -592,13 +596,13 @@ typedef struct conv_arg {
     result r[4];
 } conv_arg;
 
-static void *conversation(void *p) {
+static void *conversation(void *p) { /* asserts nothing: the test's thread checks a->r */
     conv_arg *a = p;
     char t[4096];
     gen_params g = greedy(12);
     for (int k = 0; k < 4; k++) {
         transcript(a->conv, k + 1, t, sizeof t);
-        run(a->m, t, &g, &a->r[k]);
+        run_to_end(a->m, t, &g, &a->r[k]);
     }
     return NULL;
 }
@@ -613,10 +617,10 @@ static void test_cache_concurrent(void **state) {
     pthread_t th[4];
     for (int c = 0; c < 4; c++) {
         a[c] = (conv_arg){.m = m, .conv = c};
-        pthread_create(&th[c], NULL, conversation, &a[c]);
+        assert_int_equal(pthread_create(&th[c], NULL, conversation, &a[c]), 0);
     }
     for (int c = 0; c < 4; c++)
-        pthread_join(th[c], NULL);
+        assert_int_equal(pthread_join(th[c], NULL), 0);
     engine_model_info info;
     engine_model_get_info(m, &info);
     engine_model_free(m);
@@ -629,6 +633,7 @@ static void test_cache_concurrent(void **state) {
             result alone;
             transcript(c, k + 1, t, sizeof t);
             run(m, t, &g, &alone);
+            check_run(&a[c].r[k]);
             assert_string_equal(a[c].r[k].text, alone.text);
         }
     engine_model_free(m);
@@ -640,13 +645,15 @@ static void test_cache_concurrent(void **state) {
 
 int main(void) {
     const char *dir = getenv("SHIMMY_TEST_MODELS");
-    snprintf(model_path, sizeof model_path, "%s/stories260K.gguf", dir ? dir : "../shared/models");
-    FILE *f = fopen(model_path, "rb");
+    snprintf(stories_path, sizeof stories_path, "%s/stories260K.gguf",
+             dir ? dir : "../shared/models");
+    FILE *f = fopen(stories_path, "rb");
     if (f == NULL) {
-        fprintf(stderr, "test model missing: %s (set SHIMMY_TEST_MODELS)\n", model_path);
+        fprintf(stderr, "test model missing: %s (set SHIMMY_TEST_MODELS)\n", stories_path);
         return 1;
     }
     fclose(f);
+    wait_ms = (int64_t)(30000 * fixtures_time_scale());
     char err[512];
     if (engine_global_init(NULL, err, sizeof err) != SHIMMY_OK) {
         fprintf(stderr, "engine_global_init: %s\n", err);
