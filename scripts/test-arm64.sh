@@ -8,7 +8,7 @@
 #
 # Usage: scripts/test-arm64.sh   (env: JOBS, SHIMMY_TEST_MODELS, CTEST_FLAGS: e.g.
 #        CTEST_FLAGS="-E unit/test_(chat|engine|offload|place)" also leaves out the two slowest
-#        under qemu: more than 25 minutes each on a loaded 2-core machine)
+#        under qemu: test_engine about 15 minutes, test_chat about 6 (docs/RELEASE.md))
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-arm64
