@@ -68,55 +68,71 @@ static void free_tensor_data(struct ggml_context *meta) {
     }
 }
 
-static int write_projector(const char *out, const vshape *s) {
+/* The keys every projector shares: the general ones and the encoder's (kind "vision" or
+ * "audio") shape. */
+static struct gguf_context *header(const vshape *s, const char *kind, const char *name,
+                                   const char *type, float eps) {
     struct gguf_context *g = gguf_init_empty();
+    char key[96];
     gguf_set_val_str(g, "general.architecture", "clip");
-    gguf_set_val_str(g, "general.name", "shimmy random-weight vision projector");
+    gguf_set_val_str(g, "general.name", name);
     gguf_set_val_str(g, "general.type", "mmproj");
     gguf_set_val_u32(g, "general.file_type", 0);
-    gguf_set_val_str(g, "clip.projector_type", "mlp");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", true);
-    gguf_set_val_bool(g, "clip.use_gelu", true);
-    gguf_set_val_u32(g, "clip.vision.embedding_length", (uint32_t)s->embd);
-    gguf_set_val_u32(g, "clip.vision.feed_forward_length", (uint32_t)s->ff);
-    gguf_set_val_u32(g, "clip.vision.block_count", (uint32_t)s->layers);
-    gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)s->text_embd);
-    gguf_set_val_u32(g, "clip.vision.attention.head_count", (uint32_t)s->heads);
-    gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-5f);
-    gguf_set_val_u32(g, "clip.vision.image_size", (uint32_t)s->image_size);
-    gguf_set_val_u32(g, "clip.vision.patch_size", (uint32_t)s->patch_size);
-    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-    static const float std_[3] = {0.26862954f, 0.26130258f, 0.27577711f};
-    gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
-    gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, std_, 3);
+    gguf_set_val_str(g, "clip.projector_type", type);
+    snprintf(key, sizeof key, "clip.has_%s_encoder", kind);
+    gguf_set_val_bool(g, key, true);
+    if (strcmp(kind, "vision") == 0)
+        gguf_set_val_bool(g, "clip.use_gelu", true);
+#define U32(suffix, v)                                                                             \
+    snprintf(key, sizeof key, "clip.%s." suffix, kind);                                            \
+    gguf_set_val_u32(g, key, (uint32_t)(v))
+    U32("embedding_length", s->embd);
+    U32("feed_forward_length", s->ff);
+    U32("block_count", s->layers);
+    U32("projection_dim", s->text_embd);
+    U32("attention.head_count", s->heads);
+#undef U32
+    snprintf(key, sizeof key, "clip.%s.attention.layer_norm_epsilon", kind);
+    gguf_set_val_f32(g, key, eps);
+    if (strcmp(kind, "vision") == 0) {
+        gguf_set_val_u32(g, "clip.vision.image_size", (uint32_t)s->image_size);
+        gguf_set_val_u32(g, "clip.vision.patch_size", (uint32_t)s->patch_size);
+        static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+        static const float std_[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+        gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
+        gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, std_, 3);
+    }
+    return g;
+}
 
-    long side = s->image_size / s->patch_size;
-    int64_t e = s->embd, ff = s->ff, te = s->text_embd, ps = s->patch_size;
+/* A tensor context with room for the encoder's tensors. */
+static struct ggml_context *meta_new(const vshape *s) {
     size_t n_tensors = 10 + 16 * (size_t)s->layers;
     struct ggml_init_params mp = {
         .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
-    struct ggml_context *meta = ggml_init(mp);
+    return ggml_init(mp);
+}
+
+/* The encoder's blocks, named PREFIX.blk.N.*: pre-norm attention and a GELU MLP (Whisper's key
+ * projection has no bias: key_bias 0). */
+static int encoder_blocks(struct gguf_context *g, struct ggml_context *meta, const char *prefix,
+                          const vshape *s, int key_bias) {
+    int64_t e = s->embd, ff = s->ff;
     float w = 0.1f;
     int rc = 0;
-#define T(name, a, b, c, d, scale, bias)                                                           \
-    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
-    T("v.patch_embd.weight", ps, ps, 3, e, w, 0); /* conv kernel: KW, KH, C_in, C_out */
-    T("v.patch_embd.bias", e, 0, 0, 0, w, 0);
-    T("v.class_embd", e, 0, 0, 0, w, 0);
-    T("v.position_embd.weight", e, side * side + 1, 0, 0, w, 0);
-    T("v.pre_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
-    T("v.pre_ln.bias", e, 0, 0, 0, w, 0);
     for (long l = 0; l < s->layers && rc == 0; l++) {
         char name[64];
 #define L(suffix, a, b, scale, bias)                                                               \
-    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                           \
-    T(name, a, b, 0, 0, scale, bias)
+    snprintf(name, sizeof name, "%s.blk.%ld." suffix, prefix, l);                                  \
+    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, 0, 0}, scale, bias)
         L("ln1.weight", e, 0, 0.1f, 1.0f);
         L("ln1.bias", e, 0, w, 0);
         L("attn_q.weight", e, e, w, 0);
         L("attn_q.bias", e, 0, w, 0);
         L("attn_k.weight", e, e, w, 0);
-        L("attn_k.bias", e, 0, w, 0);
+        if (key_bias) {
+            L("attn_k.bias", e, 0, w, 0);
+        }
         L("attn_v.weight", e, e, w, 0);
         L("attn_v.bias", e, 0, w, 0);
         L("attn_out.weight", e, e, w, 0);
@@ -129,6 +145,39 @@ static int write_projector(const char *out, const vshape *s) {
         L("ffn_down.bias", e, 0, w, 0);
 #undef L
     }
+    return rc;
+}
+
+/* Writes g to out (unless rc says a tensor failed) and frees g and meta. Returns 0 or 1. */
+static int finish(struct gguf_context *g, struct ggml_context *meta, const char *out, int rc) {
+    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
+        fprintf(stderr, "gen_vision: cannot write %s\n", out);
+        rc = 1;
+    }
+    gguf_free(g);
+    free_tensor_data(meta);
+    ggml_free(meta);
+    return rc ? 1 : 0;
+}
+
+#define T(name, a, b, c, d, scale, bias)                                                           \
+    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
+
+static int write_projector(const char *out, const vshape *s) {
+    struct gguf_context *g =
+        header(s, "vision", "shimmy random-weight vision projector", "mlp", 1e-5f);
+    struct ggml_context *meta = meta_new(s);
+    long side = s->image_size / s->patch_size;
+    int64_t e = s->embd, te = s->text_embd, ps = s->patch_size;
+    float w = 0.1f;
+    int rc = 0;
+    T("v.patch_embd.weight", ps, ps, 3, e, w, 0); /* conv kernel: KW, KH, C_in, C_out */
+    T("v.patch_embd.bias", e, 0, 0, 0, w, 0);
+    T("v.class_embd", e, 0, 0, 0, w, 0);
+    T("v.position_embd.weight", e, side * side + 1, 0, 0, w, 0);
+    T("v.pre_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
+    T("v.pre_ln.bias", e, 0, 0, 0, w, 0);
+    rc |= encoder_blocks(g, meta, "v", s, 1);
     /* The LLaVA projector: mm.0 (embd -> text_embd), GELU, mm.2 (text_embd -> text_embd). The
      * text model's embeddings are ~0.02 in size (gen_model): the image embeddings are kept of the
      * same order so that they move the answer without drowning it. */
@@ -136,142 +185,43 @@ static int write_projector(const char *out, const vshape *s) {
     T("mm.0.bias", te, 0, 0, 0, w, 0);
     T("mm.2.weight", te, te, 0, 0, w, 0);
     T("mm.2.bias", te, 0, 0, 0, w, 0);
-#undef T
-    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
-        fprintf(stderr, "gen_vision: cannot write %s\n", out);
-        rc = 1;
-    }
-    gguf_free(g);
-    free_tensor_data(meta);
-    ggml_free(meta);
-    return rc ? 1 : 0;
+    return finish(g, meta, out, rc);
 }
 
 /* The audio projector (--audio): Whisper encoder + Qwen2-Audio's linear projector. */
 static int write_audio(const char *out, const vshape *s) {
-    struct gguf_context *g = gguf_init_empty();
-    gguf_set_val_str(g, "general.architecture", "clip");
-    gguf_set_val_str(g, "general.name", "shimmy random-weight audio projector");
-    gguf_set_val_str(g, "general.type", "mmproj");
-    gguf_set_val_u32(g, "general.file_type", 0);
-    gguf_set_val_str(g, "clip.projector_type", "qwen2a");
-    gguf_set_val_bool(g, "clip.has_audio_encoder", true);
-    gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)s->embd);
-    gguf_set_val_u32(g, "clip.audio.feed_forward_length", (uint32_t)s->ff);
-    gguf_set_val_u32(g, "clip.audio.block_count", (uint32_t)s->layers);
-    gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)s->text_embd);
-    gguf_set_val_u32(g, "clip.audio.attention.head_count", (uint32_t)s->heads);
-    gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+    struct gguf_context *g =
+        header(s, "audio", "shimmy random-weight audio projector", "qwen2a", 1e-5f);
     gguf_set_val_u32(g, "clip.audio.num_mel_bins", (uint32_t)s->mel);
-    int64_t e = s->embd, ff = s->ff, te = s->text_embd;
-    size_t n_tensors = 10 + 16 * (size_t)s->layers;
-    struct ggml_init_params mp = {
-        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
-    struct ggml_context *meta = ggml_init(mp);
+    struct ggml_context *meta = meta_new(s);
+    int64_t e = s->embd, te = s->text_embd;
     float w = 0.1f;
     int rc = 0;
-#define T(name, a, b, c, d, scale, bias)                                                           \
-    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
     T("a.conv1d.1.weight", 3, s->mel, e, 0, w, 0); /* kernel, C_in, C_out */
     T("a.conv1d.1.bias", 1, e, 0, 0, w, 0);
     T("a.conv1d.2.weight", 3, e, e, 0, w, 0);
     T("a.conv1d.2.bias", 1, e, 0, 0, w, 0);
     T("a.position_embd.weight", e, 1500, 0, 0, w, 0); /* 30 s of 20 ms frames */
-    for (long l = 0; l < s->layers && rc == 0; l++) {
-        char name[64];
-#define L(suffix, a, b, scale, bias)                                                               \
-    snprintf(name, sizeof name, "a.blk.%ld." suffix, l);                                           \
-    T(name, a, b, 0, 0, scale, bias)
-        L("ln1.weight", e, 0, 0.1f, 1.0f);
-        L("ln1.bias", e, 0, w, 0);
-        L("attn_q.weight", e, e, w, 0);
-        L("attn_q.bias", e, 0, w, 0);
-        L("attn_k.weight", e, e, w, 0); /* Whisper's key projection has no bias */
-        L("attn_v.weight", e, e, w, 0);
-        L("attn_v.bias", e, 0, w, 0);
-        L("attn_out.weight", e, e, w, 0);
-        L("attn_out.bias", e, 0, w, 0);
-        L("ln2.weight", e, 0, 0.1f, 1.0f);
-        L("ln2.bias", e, 0, w, 0);
-        L("ffn_up.weight", e, ff, w, 0);
-        L("ffn_up.bias", ff, 0, w, 0);
-        L("ffn_down.weight", ff, e, w, 0);
-        L("ffn_down.bias", e, 0, w, 0);
-#undef L
-    }
+    rc |= encoder_blocks(g, meta, "a", s, 0);
     T("a.post_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
     T("a.post_ln.bias", e, 0, 0, 0, w, 0);
     T("mm.a.fc.weight", e, te, 0, 0, w, 0);
     T("mm.a.fc.bias", te, 0, 0, 0, w, 0);
-#undef T
-    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
-        fprintf(stderr, "gen_vision: cannot write %s\n", out);
-        rc = 1;
-    }
-    gguf_free(g);
-    free_tensor_data(meta);
-    ggml_free(meta);
-    return rc ? 1 : 0;
+    return finish(g, meta, out, rc);
 }
 
 /* Qwen2-VL's projector (--qwen2vl): clip.cpp's clip_graph_qwen2vl. */
 static int write_qwen2vl(const char *out, const vshape *s) {
-    struct gguf_context *g = gguf_init_empty();
-    gguf_set_val_str(g, "general.architecture", "clip");
-    gguf_set_val_str(g, "general.name", "shimmy random-weight Qwen2-VL projector");
-    gguf_set_val_str(g, "general.type", "mmproj");
-    gguf_set_val_u32(g, "general.file_type", 0);
-    gguf_set_val_str(g, "clip.projector_type", "qwen2vl_merger");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", true);
-    gguf_set_val_bool(g, "clip.use_gelu", true);
-    gguf_set_val_u32(g, "clip.vision.embedding_length", (uint32_t)s->embd);
-    gguf_set_val_u32(g, "clip.vision.feed_forward_length", (uint32_t)s->ff);
-    gguf_set_val_u32(g, "clip.vision.block_count", (uint32_t)s->layers);
-    gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)s->text_embd);
-    gguf_set_val_u32(g, "clip.vision.attention.head_count", (uint32_t)s->heads);
-    gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
-    gguf_set_val_u32(g, "clip.vision.image_size", (uint32_t)s->image_size);
-    gguf_set_val_u32(g, "clip.vision.patch_size", (uint32_t)s->patch_size);
-    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-    static const float std_[3] = {0.26862954f, 0.26130258f, 0.27577711f};
-    gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
-    gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, std_, 3);
-
-    int64_t e = s->embd, ff = s->ff, te = s->text_embd, ps = s->patch_size;
-    size_t n_tensors = 10 + 16 * (size_t)s->layers;
-    struct ggml_init_params mp = {
-        .mem_size = ggml_tensor_overhead() * (n_tensors + 8), .mem_buffer = NULL, .no_alloc = true};
-    struct ggml_context *meta = ggml_init(mp);
+    struct gguf_context *g =
+        header(s, "vision", "shimmy random-weight Qwen2-VL projector", "qwen2vl_merger", 1e-6f);
+    struct ggml_context *meta = meta_new(s);
+    int64_t e = s->embd, te = s->text_embd, ps = s->patch_size;
     float w = 0.1f;
     int rc = 0;
-#define T(name, a, b, c, d, scale, bias)                                                           \
-    rc |= add_tensor(g, meta, name, (const int64_t[4]){a, b, c, d}, scale, bias)
     /* two convolutions over the same image (Qwen2-VL's temporal patch of 2 frames, split) */
     T("v.patch_embd.weight", ps, ps, 3, e, w, 0);
     T("v.patch_embd.weight.1", ps, ps, 3, e, w, 0);
-    for (long l = 0; l < s->layers && rc == 0; l++) {
-        char name[64];
-#define L(suffix, a, b, scale, bias)                                                               \
-    snprintf(name, sizeof name, "v.blk.%ld." suffix, l);                                           \
-    T(name, a, b, 0, 0, scale, bias)
-        L("ln1.weight", e, 0, 0.1f, 1.0f);
-        L("ln1.bias", e, 0, w, 0);
-        L("attn_q.weight", e, e, w, 0);
-        L("attn_q.bias", e, 0, w, 0);
-        L("attn_k.weight", e, e, w, 0);
-        L("attn_k.bias", e, 0, w, 0);
-        L("attn_v.weight", e, e, w, 0);
-        L("attn_v.bias", e, 0, w, 0);
-        L("attn_out.weight", e, e, w, 0);
-        L("attn_out.bias", e, 0, w, 0);
-        L("ln2.weight", e, 0, 0.1f, 1.0f);
-        L("ln2.bias", e, 0, w, 0);
-        L("ffn_up.weight", e, ff, w, 0);
-        L("ffn_up.bias", ff, 0, w, 0);
-        L("ffn_down.weight", ff, e, w, 0);
-        L("ffn_down.bias", e, 0, w, 0);
-#undef L
-    }
+    rc |= encoder_blocks(g, meta, "v", s, 1);
     /* the merger: a LayerNorm, then 4 patches (4 x embd) -> 4 x embd -> GELU -> text_embd */
     T("v.post_ln.weight", e, 0, 0, 0, 0.1f, 1.0f);
     T("v.post_ln.bias", e, 0, 0, 0, w, 0);
@@ -279,16 +229,9 @@ static int write_qwen2vl(const char *out, const vshape *s) {
     T("mm.0.bias", 4 * e, 0, 0, 0, w, 0);
     T("mm.2.weight", 4 * e, te, 0, 0, w, 0);
     T("mm.2.bias", te, 0, 0, 0, w, 0);
-#undef T
-    if (rc == 0 && !gguf_write_to_file(g, out, false)) {
-        fprintf(stderr, "gen_vision: cannot write %s\n", out);
-        rc = 1;
-    }
-    gguf_free(g);
-    free_tensor_data(meta);
-    ggml_free(meta);
-    return rc ? 1 : 0;
+    return finish(g, meta, out, rc);
 }
+#undef T
 
 int main(int argc, char **argv) {
     vshape s = {.text_embd = 64,
