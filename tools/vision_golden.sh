@@ -44,43 +44,30 @@ die() { echo "vision_golden.sh: error: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is required"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-: >"$out.tmp"
-for img in pattern.png pattern.jpg checker.gif stripes.bmp; do
-    "$cli" -m "$fx/vision-model.gguf" --mmproj "$fx/vision-mmproj.gguf" --image "$fx/$img" \
-        -p "$prompt" --temp 0 -n "$n" -t 2 -c 512 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $img"
-    python3 - "$tmp" "$img" "$prompt" "$n" >>"$out.tmp" <<'PY'
+# golden FILE KIND PROMPT CTX MODEL MMPROJ [EXTRA...] < names: one llama-mtmd-cli answer per
+# media file named on stdin (KIND: image or audio), written to FILE as JSON lines.
+golden() {
+    local file=$1 kind=$2 p=$3 ctx=$4 model=$5 proj=$6 media
+    shift 6
+    : >"$file.tmp"
+    while read -r media; do
+        "$cli" -m "$fx/$model" --mmproj "$fx/$proj" "--$kind" "$fx/$media" -p "$p" --temp 0 \
+            -n "$n" -t 2 -c "$ctx" "$@" 2>/dev/null >"$tmp" </dev/null ||
+            die "llama-mtmd-cli failed on $media ($model)"
+        python3 - "$tmp" "$kind" "$media" "$p" "$n" >>"$file.tmp" <<'PY'
 import json, sys
 raw = open(sys.argv[1], "rb").read()
 assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
-print(json.dumps({"image": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
+print(json.dumps({sys.argv[2]: sys.argv[3], "prompt": sys.argv[4], "max_tokens": int(sys.argv[5]),
                   "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
 PY
-done
-mv "$out.tmp" "$out"
-: >"$out.tmp"
-for clip in tone.wav tone.mp3; do
-    "$cli" -m "$fx/vision-model.gguf" --mmproj "$fx/audio-mmproj.gguf" --audio "$fx/$clip" \
-        -p "What do you hear?" --temp 0 -n "$n" -t 2 -c 2048 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $clip"
-    python3 - "$tmp" "$clip" "What do you hear?" "$n" >>"$out.tmp" <<'PY'
-import json, sys
-raw = open(sys.argv[1], "rb").read()
-assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
-print(json.dumps({"audio": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
-                  "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
-PY
-done
-mv "$out.tmp" "$root/tests/integration/golden/audio.jsonl"
-: >"$out.tmp"
-for img in pattern.png pattern.jpg checker.gif stripes.bmp; do
-    "$cli" -m "$fx/qwen2vl-model.gguf" --mmproj "$fx/qwen2vl-mmproj.gguf" --image "$fx/$img" \
-        -p "$prompt" --temp 0 -n "$n" -t 2 -c 512 --no-warmup 2>/dev/null >"$tmp" || die "llama-mtmd-cli failed on $img (qwen2vl)"
-    python3 - "$tmp" "$img" "$prompt" "$n" >>"$out.tmp" <<'PY'
-import json, sys
-raw = open(sys.argv[1], "rb").read()
-assert raw.startswith(b"\n") and raw.endswith(b"\n\n"), raw
-print(json.dumps({"image": sys.argv[2], "prompt": sys.argv[3], "max_tokens": int(sys.argv[4]),
-                  "text": raw[1:-2].decode("utf-8")}, ensure_ascii=False))
-PY
-done
-mv "$out.tmp" "$root/tests/integration/golden/vision-qwen2vl.jsonl"
+    done
+    mv "$file.tmp" "$file"
+}
+images=$'pattern.png\npattern.jpg\nchecker.gif\nstripes.bmp'
+golden "$out" image "$prompt" 512 vision-model.gguf vision-mmproj.gguf <<<"$images"
+golden "$root/tests/integration/golden/audio.jsonl" audio "What do you hear?" 2048 \
+    vision-model.gguf audio-mmproj.gguf <<<$'tone.wav\ntone.mp3'
+golden "$root/tests/integration/golden/vision-qwen2vl.jsonl" image "$prompt" 512 \
+    qwen2vl-model.gguf qwen2vl-mmproj.gguf --no-warmup <<<"$images"
 echo "vision_golden.sh: wrote $out, golden/audio.jsonl and golden/vision-qwen2vl.jsonl" >&2
