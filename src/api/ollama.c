@@ -470,33 +470,17 @@ static shimmy_err parse_chat(shimmy_app *app, json_t *root, api_call *c, api_err
                     "machine: GET /api/tags lists them)"                                           \
     }
 
-const api_proto oll_generate_proto = {
-    .framing = API_FRAME_NDJSON,
-    .content_type = HTTP_NDJSON_CONTENT_TYPE,
-    .not_found = OLL_NOT_FOUND,
-    .parse = parse_generate,
-    .free = oll_call_free,
-    .start = oll_start,
-    .events = oll_events,
-    .end = oll_end,
-    .whole = oll_whole,
-    .loaded = oll_loaded,
-    .error = oll_write_error,
-};
+/* The two rows differ only in their parse. */
+#define OLL_ROW(parse_fn)                                                                          \
+    {                                                                                              \
+        .framing = API_FRAME_NDJSON, .content_type = HTTP_NDJSON_CONTENT_TYPE,                     \
+        .not_found = OLL_NOT_FOUND, .parse = parse_fn, .free = oll_call_free, .start = oll_start,  \
+        .events = oll_events, .end = oll_end, .whole = oll_whole, .loaded = oll_loaded,            \
+        .error = oll_write_error,                                                                  \
+    }
 
-const api_proto oll_chat_proto = {
-    .framing = API_FRAME_NDJSON,
-    .content_type = HTTP_NDJSON_CONTENT_TYPE,
-    .not_found = OLL_NOT_FOUND,
-    .parse = parse_chat,
-    .free = oll_call_free,
-    .start = oll_start,
-    .events = oll_events,
-    .end = oll_end,
-    .whole = oll_whole,
-    .loaded = oll_loaded,
-    .error = oll_write_error,
-};
+const api_proto oll_generate_proto = OLL_ROW(parse_generate);
+const api_proto oll_chat_proto = OLL_ROW(parse_chat);
 
 /* ---- embeddings ---- */
 

@@ -1136,32 +1136,14 @@ static shimmy_err parse_completion_row(shimmy_app *app, json_t *root, api_call *
 #define OAI_NOT_FOUND                                                                              \
     { "The model '", "' does not exist (GET /v1/models lists the models)" }
 
-const api_proto oai_chat_proto = {
-    .framing = API_FRAME_SSE,
-    .content_type = HTTP_SSE_CONTENT_TYPE,
-    .not_found = OAI_NOT_FOUND,
-    .parse = parse_chat_row,
-    .free = oai_call_free,
-    .start = start,
-    .events = events,
-    .end = end,
-    .whole = whole,
-    .error = write_error,
-    .finish = finish,
-    .whole_n = whole_n,
-};
+/* The two rows differ only in their parse. */
+#define OAI_ROW(parse_fn)                                                                          \
+    {                                                                                              \
+        .framing = API_FRAME_SSE, .content_type = HTTP_SSE_CONTENT_TYPE,                           \
+        .not_found = OAI_NOT_FOUND, .parse = parse_fn, .free = oai_call_free, .start = start,      \
+        .events = events, .end = end, .whole = whole, .error = write_error, .finish = finish,      \
+        .whole_n = whole_n,                                                                        \
+    }
 
-const api_proto oai_completion_proto = {
-    .framing = API_FRAME_SSE,
-    .content_type = HTTP_SSE_CONTENT_TYPE,
-    .not_found = OAI_NOT_FOUND,
-    .parse = parse_completion_row,
-    .free = oai_call_free,
-    .start = start,
-    .events = events,
-    .end = end,
-    .whole = whole,
-    .error = write_error,
-    .finish = finish,
-    .whole_n = whole_n,
-};
+const api_proto oai_chat_proto = OAI_ROW(parse_chat_row);
+const api_proto oai_completion_proto = OAI_ROW(parse_completion_row);

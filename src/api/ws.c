@@ -265,32 +265,16 @@ static void free_chat(api_call *c) {
     { "model \"", "\" not found (GET /v1/models lists them)" }
 
 /* NDJSON framing: one line per message, split again before sending (JSON has no raw newline). */
-static const api_proto ws_generate_proto = {
-    .framing = API_FRAME_NDJSON,
-    .content_type = HTTP_NDJSON_CONTENT_TYPE,
-    .not_found = WS_NOT_FOUND,
-    .parse = parse_generate,
-    .free = free_generate,
-    .start = w_start,
-    .events = w_events,
-    .end = w_end,
-    .whole = w_whole,
-    .loaded = w_loaded,
-    .error = w_error,
-};
-static const api_proto ws_chat_proto = {
-    .framing = API_FRAME_NDJSON,
-    .content_type = HTTP_NDJSON_CONTENT_TYPE,
-    .not_found = WS_NOT_FOUND,
-    .parse = parse_chat,
-    .free = free_chat,
-    .start = w_start,
-    .events = w_events,
-    .end = w_end,
-    .whole = w_whole,
-    .loaded = w_loaded,
-    .error = w_error,
-};
+/* The two rows differ only in their parse and free. */
+#define WS_ROW(parse_fn, free_fn)                                                                  \
+    {                                                                                              \
+        .framing = API_FRAME_NDJSON, .content_type = HTTP_NDJSON_CONTENT_TYPE,                     \
+        .not_found = WS_NOT_FOUND, .parse = parse_fn, .free = free_fn, .start = w_start,           \
+        .events = w_events, .end = w_end, .whole = w_whole, .loaded = w_loaded, .error = w_error,  \
+    }
+
+static const api_proto ws_generate_proto = WS_ROW(parse_generate, free_generate);
+static const api_proto ws_chat_proto = WS_ROW(parse_chat, free_chat);
 
 /* ---- a session ---- */
 

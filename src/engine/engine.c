@@ -30,8 +30,21 @@ void engine_model_get_info(engine_model *m, engine_model_info *info) {
     model_ops(m)->get_info(m, info);
 }
 
+/* The field at fault goes to the caller's param, or to scratch when the caller has none: the
+ * backends always get a buffer, emptied. */
+static char *param_buf(char *param, size_t *paramlen, char *scratch, size_t n) {
+    if (param == NULL || *paramlen == 0) {
+        param = scratch;
+        *paramlen = n;
+    }
+    param[0] = '\0';
+    return param;
+}
+
 shimmy_err engine_submit(engine_model *m, const gen_request *req, gen_job **out, char *err,
                          size_t errlen, char *param, size_t paramlen) {
+    char scratch[8];
+    param = param_buf(param, &paramlen, scratch, sizeof scratch);
     return model_ops(m)->submit(m, req, out, err, errlen, param, paramlen);
 }
 
@@ -42,6 +55,8 @@ shimmy_err engine_apply_template(engine_model *m, const char *chat_json, char **
 
 shimmy_err engine_count(engine_model *m, const gen_request *req, int *n, char *err, size_t errlen,
                         char *param, size_t paramlen) {
+    char scratch[8];
+    param = param_buf(param, &paramlen, scratch, sizeof scratch);
     return model_ops(m)->count(m, req, n, err, errlen, param, paramlen);
 }
 

@@ -592,13 +592,6 @@ static shimmy_err job_prepare(sched_model *m, const gen_request *req, sched_job 
 static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
                                size_t errlen, char *param, size_t paramlen) {
     sched_model *m = (sched_model *)em;
-
-    char no_param[8];
-    if (param == NULL || paramlen == 0) {
-        param = no_param;
-        paramlen = sizeof no_param;
-    }
-    param[0] = '\0';
     sched_job *j = job_new();
     if (j == NULL)
         return ERR_NOMEM;
@@ -635,12 +628,6 @@ static shimmy_err sched_submit(engine_model *em, const gen_request *req, gen_job
 static shimmy_err sched_count(engine_model *em, const gen_request *req, int *n, char *err,
                               size_t errlen, char *param, size_t paramlen) {
     sched_model *m = (sched_model *)em;
-    char no_param[8];
-    if (param == NULL || paramlen == 0) {
-        param = no_param;
-        paramlen = sizeof no_param;
-    }
-    param[0] = '\0';
     sched_job *j = job_new();
     if (j == NULL)
         return ERR_NOMEM;
