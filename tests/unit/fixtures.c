@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "fixtures.h"
+#include "gpu/gpu.h"
 
 char models_dir[4096];
 char tmp_dir[4096];
@@ -96,4 +98,23 @@ double fixtures_time_scale(void) {
     const char *v = getenv("SHIMMY_TEST_TIME_SCALE");
     double f = v != NULL ? strtod(v, NULL) : 1.0;
     return f >= 1.0 ? f : 1.0;
+}
+
+int fixtures_lavapipe(size_t *idx, size_t *n) {
+    char err[4096];
+    setenv("GGML_VK_VISIBLE_DEVICES", "0", 1);
+    setenv("GGML_VK_DISABLE_F16", "1", 1);
+    setenv("GGML_VK_DISABLE_COOPMAT", "1", 1);
+    if (gpu_init(NULL, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr, "gpu_init: %s\n", err);
+        return -1;
+    }
+    if (gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, n, err, sizeof err) != SHIMMY_OK) {
+        fprintf(stderr,
+                "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
+                "lavapipe): %s\n",
+                err);
+        return -1;
+    }
+    return 0;
 }

@@ -33,4 +33,10 @@ void write_bytes(const char *path, const void *data, size_t n);
  * Returns 1.0 when unset or below 1. */
 double fixtures_time_scale(void);
 
+/* Backends with Mesa's lavapipe as the Vulkan device (a CPU-type device: listed only when named;
+ * F16 and cooperative matrices off, as it wants: it_gpu_vulkan): gpu_init, then the Vulkan
+ * devices' registry indexes into idx (at most LIM_GPU_DEVICES), their count into *n. Returns 0,
+ * or -1 with the reason on stderr. */
+int fixtures_lavapipe(size_t *idx, size_t *n);
+
 #endif

@@ -155,25 +155,8 @@ static int setup(void **state) {
     if (fixtures_setup("test_offload") != 0)
         return -1;
     snprintf(stories, sizeof stories, "%s/stories260K.gguf", models_dir);
-    /* lavapipe is a CPU-type Vulkan device: listed only when named; F16 and cooperative
-     * matrices off, as it wants (it_gpu_vulkan) */
-    setenv("GGML_VK_VISIBLE_DEVICES", "0", 1);
-    setenv("GGML_VK_DISABLE_F16", "1", 1);
-    setenv("GGML_VK_DISABLE_COOPMAT", "1", 1);
-    char err[4096];
-    if (gpu_init(NULL, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "gpu_init: %s\n", err);
-        return -1;
-    }
     size_t idx[LIM_GPU_DEVICES], n = 0;
-    if (gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr,
-                "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
-                "lavapipe): %s\n",
-                err);
-        return -1;
-    }
-    return 0;
+    return fixtures_lavapipe(idx, &n);
 }
 
 static int teardown(void **state) {

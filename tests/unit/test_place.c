@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml.h"
@@ -155,22 +156,9 @@ static void test_nothing_seen(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    setenv("GGML_VK_VISIBLE_DEVICES", "0", 1);
-    setenv("GGML_VK_DISABLE_F16", "1", 1);
-    setenv("GGML_VK_DISABLE_COOPMAT", "1", 1);
-    char err[4096];
-    if (gpu_init(NULL, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr, "gpu_init: %s\n", err);
-        return -1;
-    }
     size_t idx[LIM_GPU_DEVICES], n = 0;
-    if (gpu_select(GPU_VULKAN, idx, LIM_GPU_DEVICES, &n, err, sizeof err) != SHIMMY_OK) {
-        fprintf(stderr,
-                "no Vulkan device (scripts/test-deps.sh installs the module and Mesa's "
-                "lavapipe): %s\n",
-                err);
+    if (fixtures_lavapipe(idx, &n) != 0)
         return -1;
-    }
     vk_dev = ggml_backend_dev_get(idx[0]);
     cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     return cpu_dev != NULL ? 0 : -1;
