@@ -351,19 +351,19 @@ char *api_presets_add_system(shimmy_app *app, const char *model, const char *cha
     char served[256];
     if (app == NULL || chat_json == NULL)
         return NULL;
+    json_t *chat = json_loads(chat_json, 0, NULL);
+    json_t *msgs = json_object_get(chat, "messages");
+    if (!json_is_array(msgs) || opens_with_system(chat)) { /* nothing to add: no file read */
+        json_decref(chat);
+        return NULL;
+    }
     model = api_model_served_name(app, model, served, sizeof served);
     disc_ollama_layers l = {0};
     const char *sys = api_presets_system(atomic_load(&app->presets), model);
     if (sys == NULL && modelfile_layers(app, model, &l))
         sys = l.system_text; /* the Modelfile's SYSTEM, as Ollama gives it on every API */
-    if (sys == NULL || sys[0] == '\0') {
-        disc_ollama_layers_free(&l);
-        return NULL;
-    }
-    json_t *chat = json_loads(chat_json, 0, NULL);
-    json_t *msgs = json_object_get(chat, "messages");
     char *out = NULL;
-    if (json_is_array(msgs) && !opens_with_system(chat) &&
+    if (sys != NULL && sys[0] != '\0' &&
         json_array_insert_new(msgs, 0, json_pack("{s:s,s:s}", "role", "system", "content", sys)) ==
             0)
         out = json_dumps(chat, JSON_COMPACT);
