@@ -89,6 +89,11 @@ void ipc_reader_init(ipc_reader *r, int fd, bool poll_first);
 /* Reads one frame into *h and payload (reset first). Errors: ERR_IO (end of stream or a read
  * error), ERR_TOO_LARGE (a payload past LIM_IPC_PAYLOAD_BYTES: the stream is unusable). */
 shimmy_err ipc_recv(ipc_reader *r, ipc_hdr *h, buf *payload);
+/* Bytes read from the descriptor and not yet taken: ipc_recv has (part of) a frame without
+ * waiting for the descriptor. */
+static inline bool ipc_reader_buffered(const ipc_reader *r) {
+    return r->off < r->len;
+}
 
 /* ---- payloads ---- */
 

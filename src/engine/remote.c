@@ -4,16 +4,26 @@
  * carrying ipc.h frames, its stderr on a pipe that is copied to ours (the last lines are kept
  * for crash reports).
  *
- * Per model: a reader thread takes the child's frames and hands them to the waiting calls and
- * jobs; a log thread copies its stderr. When the child dies (llama.cpp aborted, a signal, an
- * exit), the reader fails every call, ends every job the child had started (put on a slot)
- * with ERR_ENGINE_CRASHED and the cause, and resubmits once, to a fresh child, the jobs that
- * were still queued there. A model whose child dies three times in a row before any job
- * finished is failed: every call answers why, until the registry unloads it (rescan).
+ * Reading the channel (leader and followers): the threads that wait for the child's news (a
+ * job's events, a submit's or a call's answer) read the channel themselves, one at a time (the
+ * leader), and hand every frame to its call or job; the others wait on their condition
+ * variables, and a leader that stops reading passes the channel to one of them that still
+ * waits. A streamed token thus wakes one thread of the server, the one that writes it to the
+ * client, as in a server without engine processes. Each model's reader thread reads when no
+ * one waits: while the model is idle (it sees the child die at once), or when nobody has read
+ * for LEAD_LAPSE_MS while jobs run (their threads are all busy writing); a waiter that finds it
+ * reading takes the channel over (the kick eventfd). Only the reader thread handles the end of
+ * the channel.
  *
- * Locking: mu guards the state, the job and call tables and each job's fields; wmu serialises
- * writes to the channel; spawn_mu makes one spawn at a time. Order: spawn_mu before mu; wmu is
- * taken alone. */
+ * When the child dies (llama.cpp aborted, a signal, an exit), the reader thread fails every
+ * call, ends every job the child had started (put on a slot) with ERR_ENGINE_CRASHED and the
+ * cause, and resubmits once, to a fresh child, the jobs that were still queued there. A model
+ * whose child dies three times in a row before any job finished is failed: every call answers
+ * why, until the registry unloads it (rescan).
+ *
+ * Locking: mu guards the state, the job and call tables, each job's fields and the reading
+ * roles (the leader alone uses rd and in, without mu); wmu serialises writes to the channel;
+ * spawn_mu makes one spawn at a time. Order: spawn_mu before mu; wmu is taken alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -24,6 +34,7 @@
 #include <stdlib.h>
 #include <dirent.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +52,8 @@ extern char **environ;
 
 enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
 #define CRASHES_TO_FAIL LIM_LOAD_CRASHES
+/* The reader thread reads when nobody has for this long while jobs run (see the top). */
+#define LEAD_LAPSE_MS 10
 
 typedef struct rmodel rmodel;
 
@@ -73,17 +86,34 @@ typedef struct rcall {
     struct rcall *next;
 } rcall;
 
+/* A thread waiting for news, linked in rmodel.waiters while it sleeps on cv. */
+typedef struct waiter {
+    pthread_cond_t *cv;
+    bool (*ready)(const void *arg); /* its news came (mu held) */
+    const void *arg;
+    struct waiter *next;
+} waiter;
+
 struct rmodel {
     engine_hdr hdr; /* first */
     char name[256];
     buf load_msg; /* the IPC_LOAD payload, for each spawn */
     pthread_mutex_t mu, wmu, spawn_mu;
-    pthread_cond_t reader_cv; /* reader_running changes, under mu */
+    pthread_cond_t reader_cv; /* readers, chan_gone or idleness change; under mu */
     int state;
     int fd;        /* the channel, -1 when none */
-    ipc_reader rd; /* its reading end: the handshake's, then the reader thread's */
+    ipc_reader rd; /* its reading end: the handshake's, then the leader's */
+    buf in;        /* the leader's frame payload */
+    /* the reading roles, under mu (see the top): */
+    bool leading;       /* a thread reads rd */
+    bool reader_leads;  /* that thread is the reader thread, which reads until kicked */
+    bool kicked;        /* a waiter wrote kick_fd and waits for the reader thread to stop */
+    bool chan_gone;     /* the channel ended (or there is none): nobody reads it */
+    int kick_fd;        /* eventfd */
+    int64_t released_ns; /* when the last leader stopped (monotonic) */
+    waiter *waiters;
     pid_t pid;
-    bool reader_running;
+    int readers; /* reader threads running: the one that handles a death may start the next */
     pthread_t log_thread;
     bool has_log_thread;
     rjob *jobs;
@@ -576,6 +606,7 @@ static shimmy_err handshake(rmodel *m, int fd, char *err, size_t errlen) {
 }
 
 static void *reader_main(void *p);
+static void pass_lead(rmodel *m);
 
 /* rmodel.cause: the model's name, how the process ended (reap) and its last words, each cut so
  * that the whole fits the 384 bytes of cause (and of engine_model_info.last_crash): 46 + 96 + 64
@@ -617,25 +648,27 @@ static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
     if (rc != SHIMMY_OK)
         return spawn_failed(m, fd, rc, err, errlen);
     set_channel(m, fd);
-    pthread_mutex_lock(&m->mu);
-    m->state = R_ALIVE;
-    m->finished_one = false;
-    m->reader_running = true;
-    pthread_mutex_unlock(&m->mu);
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, reader_main, m) != 0) {
+    pthread_mutex_lock(&m->mu);
+    bool started = pthread_create(&t, &a, reader_main, m) == 0;
+    if (started) {
+        if (m->state != R_STOPPING)
+            m->state = R_ALIVE;
+        m->finished_one = false;
+        m->readers++;
+        m->chan_gone = false;
+        m->released_ns = clock_mono_ns();
+        pass_lead(m); /* a job resubmitted to this child may wait already */
+    }
+    pthread_mutex_unlock(&m->mu);
+    pthread_attr_destroy(&a);
+    if (!started) {
         set_channel(m, -1);
-        pthread_mutex_lock(&m->mu);
-        m->reader_running = false;
-        m->state = R_DEAD;
-        pthread_mutex_unlock(&m->mu);
-        pthread_attr_destroy(&a);
         return spawn_failed(m, fd, ERR_INTERNAL, err, errlen);
     }
-    pthread_attr_destroy(&a);
     log_info("%s: engine process %d serves it", m->name, (int)m->pid);
     return SHIMMY_OK;
 }
@@ -845,33 +878,147 @@ static void on_death(rmodel *m) {
     retry_jobs(m, retry);
 }
 
+/* ---- reading the channel (see the top) ---- */
+
+static void dispatch(rmodel *m, const ipc_hdr *h, const buf *in) { /* mu held */
+    if (h->type == IPC_SUBMITTED)
+        on_submitted(m, h->id, in);
+    else if (h->type == IPC_EVENTS)
+        on_events(m, h->id, in);
+    else if (h->type == IPC_REPLY)
+        on_reply(m, h->id, in);
+}
+
+/* Wakes a waiter whose news has not come, to read the channel next (mu held). */
+static void pass_lead(rmodel *m) {
+    for (waiter *w = m->waiters; w != NULL; w = w->next)
+        if (!w->ready(w->arg)) {
+            pthread_cond_broadcast(w->cv);
+            return;
+        }
+}
+
+static int ms_until(const struct timespec *dl) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)(dl->tv_sec - now.tv_sec) * 1000 +
+                 (dl->tv_nsec - now.tv_nsec + 999999) / 1000000;
+    return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+}
+
+/* Waits until the channel has input (or ended), dl passes (NULL: no limit) or, for the reader
+ * thread, a waiter kicks. True when there is input. */
+static bool wait_input(rmodel *m, const struct timespec *dl, bool reader) {
+    struct pollfd p[2] = {{.fd = m->rd.fd, .events = POLLIN}, {.fd = m->kick_fd, .events = POLLIN}};
+    if (poll(p, reader ? 2 : 1, dl != NULL ? ms_until(dl) : -1) <= 0)
+        return false; /* the deadline, or EINTR: the caller looks again */
+    if (reader && (p[1].revents & POLLIN) != 0) {
+        uint64_t n;
+        ssize_t r = read(m->kick_fd, &n, sizeof n);
+        (void)r;
+    }
+    return (p[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* Reads the channel as the leader: waits for input as wait_input does, takes the frames that
+ * came (those of one engine step come together) and hands each to its job or call; then gives
+ * the channel up, to a waiter that still needs it, or marks it gone. mu held, released while
+ * reading. */
+static void lead(rmodel *m, const struct timespec *dl, bool reader) {
+    m->leading = true;
+    m->reader_leads = reader;
+    pthread_mutex_unlock(&m->mu);
+    shimmy_err rc = SHIMMY_OK;
+    bool more = ipc_reader_buffered(&m->rd) || wait_input(m, dl, reader);
+    while (more) {
+        ipc_hdr h;
+        rc = ipc_recv(&m->rd, &h, &m->in);
+        if (rc != SHIMMY_OK)
+            break;
+        pthread_mutex_lock(&m->mu);
+        dispatch(m, &h, &m->in);
+        pthread_mutex_unlock(&m->mu);
+        more = ipc_reader_buffered(&m->rd);
+    }
+    pthread_mutex_lock(&m->mu);
+    m->leading = false;
+    if (reader)
+        m->reader_leads = m->kicked = false;
+    m->released_ns = clock_mono_ns();
+    if (rc != SHIMMY_OK) {
+        m->chan_gone = true; /* the reader thread handles it */
+        pthread_cond_broadcast(&m->reader_cv);
+    } else {
+        pass_lead(m);
+    }
+}
+
+static bool past(const struct timespec *dl) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+/* Waits (mu held) until w's news came, reading the channel itself when nobody else does, or
+ * until dl passes (NULL: no limit). False when dl passed first. */
+static bool wait_news(rmodel *m, waiter *w, const struct timespec *dl) {
+    while (!w->ready(w->arg)) {
+        bool late = dl != NULL && past(dl);
+        if (!m->leading && !m->chan_gone) {
+            lead(m, dl, false); /* at least one look, even when late */
+            if (late)
+                return w->ready(w->arg);
+            continue;
+        }
+        if (late)
+            return false;
+        if (m->reader_leads && !m->kicked) {
+            uint64_t one = 1;
+            m->kicked = write(m->kick_fd, &one, sizeof one) == (ssize_t)sizeof one;
+        }
+        w->next = m->waiters;
+        m->waiters = w;
+        int rc = dl != NULL ? pthread_cond_timedwait(w->cv, &m->mu, dl)
+                            : pthread_cond_wait(w->cv, &m->mu);
+        for (waiter **q = &m->waiters; *q != NULL; q = &(*q)->next)
+            if (*q == w) {
+                *q = w->next;
+                break;
+            }
+        if (rc == ETIMEDOUT && !m->leading)
+            pass_lead(m); /* it may have been woken to read: another waiter reads instead */
+    }
+    return true;
+}
+
+/* Reads when nobody else does (see the top) and handles the end of the channel. */
 static void *reader_main(void *p) {
     rmodel *m = p;
-    ipc_hdr h;
-    buf in;
-    buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
-    /* m->rd reads m->fd, which only this thread closes (on_death); it goes on from the
-     * handshake's reads */
-    while (ipc_recv(&m->rd, &h, &in) == SHIMMY_OK) {
-        pthread_mutex_lock(&m->mu);
-        if (h.type == IPC_SUBMITTED)
-            on_submitted(m, h.id, &in);
-        else if (h.type == IPC_EVENTS)
-            on_events(m, h.id, &in);
-        else if (h.type == IPC_REPLY)
-            on_reply(m, h.id, &in);
-        pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&m->mu);
+    while (!m->chan_gone) {
+        bool idle = m->jobs == NULL && m->calls == NULL;
+        if (!m->leading &&
+            (idle || clock_mono_ns() - m->released_ns >= LEAD_LAPSE_MS * 1000000LL)) {
+            lead(m, NULL, true);
+            continue;
+        }
+        struct timespec dl = clock_deadline_ms(LEAD_LAPSE_MS);
+        pthread_cond_timedwait(&m->reader_cv, &m->mu, &dl);
     }
-    buf_free(&in);
+    pthread_mutex_unlock(&m->mu);
     on_death(m);
     pthread_mutex_lock(&m->mu);
-    m->reader_running = false;
+    m->readers--;
     pthread_cond_broadcast(&m->reader_cv);
     pthread_mutex_unlock(&m->mu);
     return NULL;
 }
 
 /* ---- synchronous calls ---- */
+
+static bool call_done(const void *c) {
+    return ((const rcall *)c)->done;
+}
 
 /* Sends a call and waits for its reply into *r (reply owned by c: free with buf_free). Returns
  * the call's rc, with its message in err and param. */
@@ -904,13 +1051,10 @@ static shimmy_err call_for(rmodel *m, const buf *args, rcall *c, ipc_rd *r, char
         c->done = true;
         c->crash = ERR_ENGINE_CRASHED;
     }
-    while (!c->done) {
-        if (timeout_ms <= 0) {
-            pthread_cond_wait(&c->cv, &m->mu);
-        } else if (pthread_cond_timedwait(&c->cv, &m->mu, &dl) != 0) {
-            c->done = true; /* a late reply finds no call and is dropped */
-            c->crash = ERR_TIMEOUT;
-        }
+    waiter w = {.cv = &c->cv, .ready = call_done, .arg = c};
+    if (!wait_news(m, &w, timeout_ms > 0 ? &dl : NULL)) {
+        c->done = true; /* a late reply finds no call and is dropped */
+        c->crash = ERR_TIMEOUT;
     }
     for (rcall **p = &m->calls; *p != NULL; p = &(*p)->next)
         if (*p == c) {
@@ -1211,6 +1355,10 @@ static shimmy_err remote_count(engine_model *em, const gen_request *req, int *n,
     return rc;
 }
 
+static bool job_replied(const void *j) {
+    return ((const rjob *)j)->replied;
+}
+
 static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_job **out, char *err,
                                 size_t errlen, char *param, size_t paramlen) {
     rmodel *m = (rmodel *)em;
@@ -1237,8 +1385,8 @@ static shimmy_err remote_submit(engine_model *em, const gen_request *req, gen_jo
     pthread_mutex_lock(&m->mu);
     if (!sent && !j->replied)
         job_fail(m, j, ERR_ENGINE_CRASHED, m->cause[0] ? m->cause : "the engine process is gone");
-    while (!j->replied)
-        pthread_cond_wait(&j->cv, &m->mu);
+    waiter w = {.cv = &j->cv, .ready = job_replied, .arg = j};
+    wait_news(m, &w, NULL);
     rc = j->submit_rc;
     if (rc != SHIMMY_OK) {
         snprintf(err, errlen, "%s", j->err);
@@ -1280,15 +1428,19 @@ static shimmy_err take_events(rjob *j, gen_events *ev) {
     return r.bad ? ERR_INTERNAL : rc;
 }
 
+static bool job_news(const void *p) {
+    const rjob *j = p;
+    return j->pending.len > 0 || j->st.done;
+}
+
 static shimmy_err remote_job_wait(gen_job *ej, int timeout_ms, gen_events *ev, gen_status *st) {
     rjob *j = (rjob *)ej;
     rmodel *m = j->m;
     struct timespec dl = clock_deadline_ms(timeout_ms);
     gen_events_clear(ev);
     pthread_mutex_lock(&m->mu);
-    while (j->pending.len == 0 && !j->st.done)
-        if (pthread_cond_timedwait(&j->cv, &m->mu, &dl) != 0)
-            break;
+    waiter w = {.cv = &j->cv, .ready = job_news, .arg = j};
+    wait_news(m, &w, &dl);
     shimmy_err rc = take_events(j, ev);
     if (ev->n > 0)
         j->delivered = true;
@@ -1332,9 +1484,13 @@ static void remote_model_free(engine_model *em) {
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR); /* the child unloads and exits; the reader ends */
     pthread_mutex_unlock(&m->wmu);
-    pthread_mutex_lock(&m->spawn_mu); /* no spawn under way (one would see R_STOPPING) */
+    pthread_mutex_lock(&m->spawn_mu); /* no spawn under way now */
+    pthread_mutex_lock(&m->wmu);
+    if (m->fd >= 0)
+        shutdown(m->fd, SHUT_RDWR); /* a child that a spawn started meanwhile */
+    pthread_mutex_unlock(&m->wmu);
     pthread_mutex_lock(&m->mu);
-    while (m->reader_running)
+    while (m->readers > 0)
         pthread_cond_wait(&m->reader_cv, &m->mu);
     fail_all(m, "the model was unloaded", false);
     pid_t pid = m->pid;
@@ -1359,6 +1515,9 @@ static void remote_model_free(engine_model *em) {
     pthread_mutex_destroy(&m->wmu);
     pthread_mutex_destroy(&m->spawn_mu);
     pthread_cond_destroy(&m->reader_cv);
+    buf_free(&m->in);
+    if (m->kick_fd >= 0)
+        close(m->kick_fd);
     free(m);
 }
 
@@ -1370,6 +1529,13 @@ shimmy_err remote_model_load(const engine_options *o, engine_model **out, char *
     m->hdr.ops = &remote_ops;
     m->fd = -1;
     m->state = R_DEAD;
+    m->chan_gone = true;
+    m->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->kick_fd < 0) {
+        free(m);
+        return err_set(err, errlen, ERR_INTERNAL, "cannot make an eventfd: %s", strerror(errno));
+    }
+    buf_init(&m->in, LIM_IPC_PAYLOAD_BYTES);
     snprintf(m->name, sizeof m->name, "%s", o->name ? o->name : o->path);
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->wmu, NULL);

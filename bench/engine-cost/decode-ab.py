@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+# decode-ab.py N LABEL=BIN[,ARG...] ...: decode speed of configurations, interleaved. Per round,
+# each configuration in turn: `BIN serve --model stories260K --threads 2 --parallel 8 --ctx 2048
+# ARGS` (the CPU modules of BIN's lib/ less sapphirerapids, as make bench runs them here), one
+# warm-up, then 10 streamed greedy requests of 64 tokens (tokens/s from the first token to the
+# last, counting usage.completion_tokens as make bench does, "decode, single stream") and 4 streams at once (aggregate tokens/s).
+# Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
+# eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
+import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+N = int(sys.argv[1])
+cfgs = []
+for a in sys.argv[2:]:
+    label, rest = a.split('=', 1); parts = rest.split(','); cfgs.append((label, parts[0], parts[1:]))
+MODEL = os.path.join(os.environ.get('SHIMMY_TEST_MODELS', '../shared/models'), 'stories260K.gguf')
+EXCLUDE = os.environ.get('EXCLUDE', 'sapphirerapids')
+def free_port():
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
+def health(port):
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=1); c.request('GET', '/health')
+        r = c.getresponse(); r.read(); return r.status == 200
+    except OSError:
+        return False
+def stream(port, k, out):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    body = json.dumps({'model': 'stories260k', 'prompt': 'Once upon a time, %d' % k, 'max_tokens': 64,
+                       'temperature': 0, 'stream': True, 'ignore_eos': True,
+                       'stream_options': {'include_usage': True}})
+    c.request('POST', '/v1/completions', body, {'Content-Type': 'application/json'})
+    r = c.getresponse(); assert r.status == 200, r.status
+    ts, n = [], 0
+    while True:
+        line = r.readline()
+        if not line or line.startswith(b'data: [DONE]'): break
+        if line.startswith(b'data: {') and b'"text":""' not in line: ts.append(time.perf_counter())
+        if line.startswith(b'data: {') and b'"usage":{' in line: n = json.loads(line[6:])['usage']['completion_tokens']
+    c.close()
+    out.append((n, ts[0], ts[-1]))
+def moddir(b):
+    d = tempfile.mkdtemp(prefix='decode-ab-'); lib = os.path.join(os.path.dirname(os.path.abspath(b)), 'lib')
+    for f in os.listdir(lib):
+        if f.startswith('libggml-cpu-') and EXCLUDE not in f: os.symlink(os.path.join(lib, f), os.path.join(d, f))
+    return d
+def ollama(port, k):
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    body = json.dumps({'model': 'stories260k', 'prompt': 'Once upon a time, %d' % k, 'stream': True,
+                       'options': {'num_predict': 64, 'temperature': 0}})
+    c.request('POST', '/api/generate', body); r = c.getresponse(); assert r.status == 200, r.status
+    last = None
+    for line in r:
+        last = json.loads(line)
+    c.close()
+    return last['eval_count'] / (last['eval_duration'] / 1e9)
+res = {c[0]: {'single': [], 'agg4': [], 'engine': []} for c in cfgs}
+dirs = {c[0]: moddir(c[1]) for c in cfgs}
+for i in range(N):
+    for label, b, extra in cfgs:
+        port = free_port()
+        args = [b, 'serve', '--model', MODEL, '--bind', '127.0.0.1:%d' % port, '--threads', os.environ.get('THREADS', '2'),
+                '--parallel', '8', '--ctx', '2048'] + extra
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                             env=dict(os.environ, SHIMMY_BACKEND_DIR=dirs[label]))
+        t0 = time.perf_counter()
+        while not health(port):
+            if p.poll() is not None or time.perf_counter() - t0 > 30: sys.exit('server did not start')
+            time.sleep(0.002)
+        if os.environ.get('RENICE') and '--in-process' not in extra:
+            for c in os.popen('pgrep -P %d' % p.pid).read().split():
+                for t in os.listdir('/proc/%s/task' % c): os.setpriority(os.PRIO_PROCESS, int(t), int(os.environ['RENICE']))
+        stream(port, 0, [])
+        for k in range(10):
+            o = []; stream(port, k + 1, o); n, a, z = o[0]
+            res[label]['single'].append((n - 1) / (z - a))
+        for k in range(10):
+            res[label]['engine'].append(ollama(port, 200 + k))
+        o = []; th = [threading.Thread(target=stream, args=(port, 100 + k, o)) for k in range(4)]
+        t0 = time.perf_counter(); [t.start() for t in th]; [t.join() for t in th]
+        res[label]['agg4'].append(sum(x[0] for x in o) / (max(x[2] for x in o) - t0))
+        p.terminate(); p.wait()
+base = None
+for label, r in res.items():
+    s, a, e = statistics.median(r['single']), statistics.median(r['agg4']), statistics.median(r['engine'])
+    base = base or (s, a, e)
+    print('%-12s single stream %7.1f tok/s (%.3f)   4 streams %7.1f tok/s (%.3f)   engine-timed single %7.1f tok/s (%.3f)' %
+          (label, s, s / base[0], a, a / base[1], e, e / base[2]))
