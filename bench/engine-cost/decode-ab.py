@@ -4,7 +4,7 @@
 # ARGS` (the CPU modules of BIN's lib/ less sapphirerapids, as make bench runs them here), one
 # warm-up, then 10 streamed greedy requests of 64 tokens (tokens/s from the first token to the
 # last, counting usage.completion_tokens as make bench does, "decode, single stream") and 4 streams at once (aggregate tokens/s).
-# Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
+# The median time to the first token of the 10 streams. Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
 # eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
 import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
 N = int(sys.argv[1])
@@ -26,6 +26,7 @@ def stream(port, k, out):
     body = json.dumps({'model': 'stories260k', 'prompt': 'Once upon a time, %d' % k, 'max_tokens': 64,
                        'temperature': 0, 'stream': True, 'ignore_eos': True,
                        'stream_options': {'include_usage': True}})
+    t0 = time.perf_counter()
     c.request('POST', '/v1/completions', body, {'Content-Type': 'application/json'})
     r = c.getresponse(); assert r.status == 200, r.status
     ts, n = [], 0
@@ -35,7 +36,7 @@ def stream(port, k, out):
         if line.startswith(b'data: {') and b'"text":""' not in line: ts.append(time.perf_counter())
         if line.startswith(b'data: {') and b'"usage":{' in line: n = json.loads(line[6:])['usage']['completion_tokens']
     c.close()
-    out.append((n, ts[0], ts[-1]))
+    out.append((n, ts[0], ts[-1], ts[0] - t0))
 def moddir(b):
     d = tempfile.mkdtemp(prefix='decode-ab-'); lib = os.path.join(os.path.dirname(os.path.abspath(b)), 'lib')
     for f in os.listdir(lib):
@@ -51,7 +52,7 @@ def ollama(port, k):
         last = json.loads(line)
     c.close()
     return last['eval_count'] / (last['eval_duration'] / 1e9)
-res = {c[0]: {'single': [], 'agg4': [], 'engine': []} for c in cfgs}
+res = {c[0]: {'single': [], 'agg4': [], 'engine': [], 'ttft': []} for c in cfgs}
 dirs = {c[0]: moddir(c[1]) for c in cfgs}
 for i in range(N):
     for label, b, extra in cfgs:
@@ -69,8 +70,9 @@ for i in range(N):
                 for t in os.listdir('/proc/%s/task' % c): os.setpriority(os.PRIO_PROCESS, int(t), int(os.environ['RENICE']))
         stream(port, 0, [])
         for k in range(10):
-            o = []; stream(port, k + 1, o); n, a, z = o[0]
+            o = []; stream(port, k + 1, o); n, a, z, ttft = o[0]
             res[label]['single'].append((n - 1) / (z - a))
+            res[label]['ttft'].append(ttft * 1000)
         for k in range(10):
             res[label]['engine'].append(ollama(port, 200 + k))
         o = []; th = [threading.Thread(target=stream, args=(port, 100 + k, o)) for k in range(4)]
@@ -79,7 +81,7 @@ for i in range(N):
         p.terminate(); p.wait()
 base = None
 for label, r in res.items():
-    s, a, e = statistics.median(r['single']), statistics.median(r['agg4']), statistics.median(r['engine'])
-    base = base or (s, a, e)
-    print('%-12s single stream %7.1f tok/s (%.3f)   4 streams %7.1f tok/s (%.3f)   engine-timed single %7.1f tok/s (%.3f)' %
-          (label, s, s / base[0], a, a / base[1], e, e / base[2]))
+    s, a, e, t = (statistics.median(r[k]) for k in ('single', 'agg4', 'engine', 'ttft'))
+    base = base or (s, a, e, t)
+    print('%-8s single %6.0f tok/s (%.3f)  4 streams %6.0f tok/s (%.3f)  engine-timed %6.0f tok/s (%.3f)  TTFT %5.2f ms (%.3f)' %
+          (label, s, s / base[0], a, a / base[1], e, e / base[2], t, t / base[3]))

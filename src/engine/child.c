@@ -1,9 +1,9 @@
 /* engine/child: the engine process of one model (`shimmy __engine FD`, started by remote.c; ADR
  * 0005). It runs sched.c for the model the server names in its first frame and serves engine.h
- * over the channel on FD: the main thread reads frames; a submit runs on a thread of its own,
- * after which the engine thread itself writes the job's events after each step (send_news: no
- * thread per job to wake per token); each synchronous call runs on a thread of its own (an
- * embedding may take a while). It holds no listening socket and ends when the server closes the
+ * over the channel on FD: the main thread reads frames; a submit runs on a worker thread of its
+ * own, after which the engine thread itself writes the job's events after each step (send_news:
+ * no thread per job to wake per token); each synchronous call runs on a worker of its own (an
+ * embedding may take a while). Workers wait a while for the next task before they end. It holds no listening socket and ends when the server closes the
  * channel (or dies). When llama.cpp aborts, this process ends and the server fails or retries what
  * it was serving. It loads the backend modules before it reads the first frame, so a process the
  * server starts ahead of need (the warm one, engine_prestart) has them ready when a model is
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/limits.h"
@@ -152,16 +153,83 @@ static void send_news(void *ctx) {
     pthread_mutex_unlock(&C.mu);
 }
 
-static void start_thread(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, fn, arg) != 0) {
-        log_error("engine process: cannot start a thread; exiting");
+/* ---- workers: submits and calls, each on a thread of its own ----
+ * A thread that finished its task waits WORKER_IDLE_S for the next one before it ends, so that
+ * a request does not pay for a thread's start and end (clone, and the kernel's release of its
+ * stack at exit). A task never waits behind another: with no worker idle, a new one starts. */
+#define WORKER_IDLE_S 60
+
+typedef struct task {
+    void *(*fn)(void *);
+    void *arg;
+    struct task *next;
+} task;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    task *head, *tail;
+    int queued, idle; /* tasks not yet taken; workers waiting for one */
+} W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&W.mu);
+    for (;;) {
+        while (W.head == NULL) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += WORKER_IDLE_S;
+            W.idle++;
+            int rc = pthread_cond_timedwait(&W.cv, &W.mu, &dl);
+            W.idle--;
+            if (rc != 0 && W.head == NULL) {
+                pthread_mutex_unlock(&W.mu);
+                return NULL;
+            }
+        }
+        task *t = W.head;
+        W.head = t->next;
+        if (W.head == NULL)
+            W.tail = NULL;
+        W.queued--;
+        pthread_mutex_unlock(&W.mu);
+        t->fn(t->arg);
+        free(t);
+        pthread_mutex_lock(&W.mu);
+    }
+}
+
+/* Runs fn(arg) on a worker (fn frees arg). */
+static void run_task(void *(*fn)(void *), void *arg) {
+    task *t = malloc(sizeof *t);
+    if (t == NULL) {
+        log_error("engine process: out of memory for a task; exiting");
         _exit(3);
     }
-    pthread_attr_destroy(&a);
+    *t = (task){fn, arg, NULL};
+    pthread_mutex_lock(&W.mu);
+    if (W.tail != NULL)
+        W.tail->next = t;
+    else
+        W.head = t;
+    W.tail = t;
+    W.queued++;
+    bool start = W.queued > W.idle; /* every idle worker has a task already */
+    if (!start)
+        pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    if (start) {
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, worker_main, NULL) != 0) {
+            log_error("engine process: cannot start a thread; exiting");
+            _exit(3);
+        }
+        pthread_attr_destroy(&a);
+    }
 }
 
 /* ---- requests ---- */
@@ -280,7 +348,7 @@ static void on_submit(uint64_t id, const buf *payload) {
     cs->id = id;
     buf_init(&cs->in, LIM_IPC_PAYLOAD_BYTES);
     buf_append(&cs->in, payload->data ? payload->data : "", payload->len);
-    start_thread(submit_main, cs);
+    run_task(submit_main, cs);
 }
 
 /* ---- synchronous calls ---- */
@@ -676,7 +744,7 @@ int engine_child_main(int fd, const char *cpu_variant) {
             c->id = h.id;
             buf_init(&c->in, LIM_IPC_PAYLOAD_BYTES);
             buf_append(&c->in, in.data ? in.data : "", in.len);
-            start_thread(on_call, c);
+            run_task(on_call, c);
         }
     }
     /* The server closed the channel: unload and go. The engine's shutdown ends the jobs; those
