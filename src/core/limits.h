@@ -225,6 +225,14 @@
 /* Read buffer of each end of an engine process channel: an engine step's frames for every slot
  * (a few hundred bytes each) in one read; larger payloads pass through it in pieces. */
 #define LIM_IPC_READ_BYTES (64u << 10)
+/* With jobs running, how long a model's channel may go unread (their threads all busy writing
+ * to their clients) before its reader thread reads it for them (engine/remote.c): short enough
+ * that an engine process never waits on a full channel for long, long enough that the reader
+ * thread wakes about 100 times a second at most while a stream reads its own frames. */
+#define LIM_IPC_LEAD_LAPSE_MS 10
+/* How long an engine process keeps a worker thread (a submit's or a call's) for the next task:
+ * a request does not pay for a thread's start and end, an idle process drops its workers. */
+#define LIM_ENGINE_WORKER_IDLE_S 60
 /* Cancels an engine process keeps for jobs whose submit thread has not registered them yet
  * (a race of a few microseconds; more than this at once means a broken client). */
 #define LIM_EARLY_CANCELS 64

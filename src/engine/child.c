@@ -3,12 +3,13 @@
  * over the channel on FD: the main thread reads frames; a submit runs on a worker thread of its
  * own, after which the engine thread itself writes the job's events after each step (send_news:
  * no thread per job to wake per token); each synchronous call runs on a worker of its own (an
- * embedding may take a while). Workers wait a while for the next task before they end. It holds no listening socket and ends when the server closes the
- * channel (or dies). When llama.cpp aborts, this process ends and the server fails or retries what
- * it was serving. It loads the backend modules before it reads the first frame, so a process the
- * server starts ahead of need (the warm one, engine_prestart) has them ready when a model is
- * named; the first warm one also answers the server's start-up check of the GPU choices
- * (IPC_CHECK, engine_start), since the server loads no module itself. */
+ * embedding may take a while). Workers wait a while for the next task before they end. It holds no
+ * listening socket and ends when the server closes the channel (or dies). When llama.cpp aborts,
+ * this process ends and the server fails or retries what it was serving. It loads the backend
+ * modules before it reads the first frame, so a process the server starts ahead of need (the warm
+ * one, engine_prestart) has them ready when a model is named; the first warm one also answers the
+ * server's start-up check of the GPU choices (IPC_CHECK, engine_start), since the server loads no
+ * module itself. */
 #include <dirent.h>
 #if defined(__SANITIZE_ADDRESS__)
 #define CHILD_LSAN
@@ -154,10 +155,9 @@ static void send_news(void *ctx) {
 }
 
 /* ---- workers: submits and calls, each on a thread of its own ----
- * A thread that finished its task waits WORKER_IDLE_S for the next one before it ends, so that
- * a request does not pay for a thread's start and end (clone, and the kernel's release of its
- * stack at exit). A task never waits behind another: with no worker idle, a new one starts. */
-#define WORKER_IDLE_S 60
+ * A thread that finished its task waits LIM_ENGINE_WORKER_IDLE_S for the next one before it ends,
+ * so that a request does not pay for a thread's start and end (clone, and the kernel's release of
+ * its stack at exit). A task never waits behind another: with no worker idle, a new one starts. */
 
 typedef struct task {
     void *(*fn)(void *);
@@ -179,7 +179,7 @@ static void *worker_main(void *unused) {
         while (W.head == NULL) {
             struct timespec dl;
             clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += WORKER_IDLE_S;
+            dl.tv_sec += LIM_ENGINE_WORKER_IDLE_S;
             W.idle++;
             int rc = pthread_cond_timedwait(&W.cv, &W.mu, &dl);
             W.idle--;

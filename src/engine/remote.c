@@ -11,9 +11,9 @@
  * waits. A streamed token thus wakes one thread of the server, the one that writes it to the
  * client, as in a server without engine processes. Each model's reader thread reads when no
  * one waits: while the model is idle (it sees the child die at once), or when nobody has read
- * for LEAD_LAPSE_MS while jobs run (their threads are all busy writing); a waiter that finds it
- * reading takes the channel over (the kick eventfd). Only the reader thread handles the end of
- * the channel.
+ * for LIM_IPC_LEAD_LAPSE_MS while jobs run (their threads are all busy writing); a waiter that
+ * finds it reading takes the channel over (the kick eventfd). Only the reader thread handles the
+ * end of the channel.
  *
  * When the child dies (llama.cpp aborted, a signal, an exit), the reader thread fails every
  * call, ends every job the child had started (put on a slot) with ERR_ENGINE_CRASHED and the
@@ -52,8 +52,6 @@ extern char **environ;
 
 enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
 #define CRASHES_TO_FAIL LIM_LOAD_CRASHES
-/* The reader thread reads when nobody has for this long while jobs run (see the top). */
-#define LEAD_LAPSE_MS 10
 
 typedef struct rmodel rmodel;
 
@@ -105,11 +103,11 @@ struct rmodel {
     ipc_reader rd; /* its reading end: the handshake's, then the leader's */
     buf in;        /* the leader's frame payload */
     /* the reading roles, under mu (see the top): */
-    bool leading;       /* a thread reads rd */
-    bool reader_leads;  /* that thread is the reader thread, which reads until kicked */
-    bool kicked;        /* a waiter wrote kick_fd and waits for the reader thread to stop */
-    bool chan_gone;     /* the channel ended (or there is none): nobody reads it */
-    int kick_fd;        /* eventfd */
+    bool leading;        /* a thread reads rd */
+    bool reader_leads;   /* that thread is the reader thread, which reads until kicked */
+    bool kicked;         /* a waiter wrote kick_fd and waits for the reader thread to stop */
+    bool chan_gone;      /* the channel ended (or there is none): nobody reads it */
+    int kick_fd;         /* eventfd */
     int64_t released_ns; /* when the last leader stopped (monotonic) */
     waiter *waiters;
     pid_t pid;
@@ -901,8 +899,8 @@ static void pass_lead(rmodel *m) {
 static int ms_until(const struct timespec *dl) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int64_t ms = (int64_t)(dl->tv_sec - now.tv_sec) * 1000 +
-                 (dl->tv_nsec - now.tv_nsec + 999999) / 1000000;
+    int64_t ms =
+        (int64_t)(dl->tv_sec - now.tv_sec) * 1000 + (dl->tv_nsec - now.tv_nsec + 999999) / 1000000;
     return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
 }
 
@@ -998,11 +996,11 @@ static void *reader_main(void *p) {
     while (!m->chan_gone) {
         bool idle = m->jobs == NULL && m->calls == NULL;
         if (!m->leading &&
-            (idle || clock_mono_ns() - m->released_ns >= LEAD_LAPSE_MS * 1000000LL)) {
+            (idle || clock_mono_ns() - m->released_ns >= LIM_IPC_LEAD_LAPSE_MS * 1000000LL)) {
             lead(m, NULL, true);
             continue;
         }
-        struct timespec dl = clock_deadline_ms(LEAD_LAPSE_MS);
+        struct timespec dl = clock_deadline_ms(LIM_IPC_LEAD_LAPSE_MS);
         pthread_cond_timedwait(&m->reader_cv, &m->mu, &dl);
     }
     pthread_mutex_unlock(&m->mu);
