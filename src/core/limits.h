@@ -233,6 +233,15 @@
 /* How long an engine process keeps a worker thread (a submit's or a call's) for the next task:
  * a request does not pay for a thread's start and end, an idle process drops its workers. */
 #define LIM_ENGINE_WORKER_IDLE_S 60
+/* How long serve waits for the first engine process to load the backend modules and check the
+ * GPU choices before it reports the start-up failed: CUDA or Vulkan initialisation takes seconds
+ * on a machine with many devices; a driver that hangs must not hang the start-up forever. */
+#define LIM_ENGINE_CHECK_S 120
+/* How long after serve is ready, or after a model load took the warm engine process, the next
+ * warm one starts (its exec and backend module, about 15 ms of CPU): not during the requests
+ * that follow at once, which it would slow on a small machine. A load within this time starts
+ * its own process (+10-20 ms to that load). */
+#define LIM_WARM_REFILL_DELAY_MS 2000
 /* Cancels an engine process keeps for jobs whose submit thread has not registered them yet
  * (a race of a few microseconds; more than this at once means a broken client). */
 #define LIM_EARLY_CANCELS 64

@@ -27,16 +27,16 @@ shimmy_err engine_global_init(const char *lib_dir, char *err, size_t errlen);
 
 /* Engine processes (engine_options.isolate, ADR 0005): keeps one engine process started ahead
  * of need, so that a model load (the first, or the reload after a crash) finds one with its
- * libraries and backend modules already loaded; each load takes it and starts the next once the
- * load is done. Call early, before this process starts any thread (serve does, before its own
- * start-up work, which then runs at the same time): the first one is then a copy of this process
- * (fork without exec: no second exec and dynamic linking on the start-up's path); later ones are
- * `shimmy __engine 3` started afresh. A failure to start one is logged; loads then start their
- * own. */
+ * libraries and backend modules already loaded; each load takes it, and the next starts
+ * LIM_WARM_REFILL_DELAY_MS after the load (not during the requests that follow it). Call early,
+ * before this process starts any thread (serve does, before its own start-up work, which then runs
+ * at the same time): the first one is then a copy of this process (fork without exec: no second
+ * exec and dynamic linking on the start-up's path); later ones are `shimmy __engine 3` started
+ * afresh. A failure to start one is logged; loads then start their own. */
 void engine_prestart(void);
 /* Until this is called, a load that takes the warm process does not start the next one: serve
  * calls it once it reports ready, so that the next one's vfork and exec are not on its start-up's
- * path (a preload of a --model). */
+ * path (a preload of a --model); the next one then starts LIM_WARM_REFILL_DELAY_MS later. */
 void engine_prestart_release(void);
 /* Ends the process engine_prestart keeps ready (waits up to 2 s, then kills it). */
 void engine_prestart_stop(void);

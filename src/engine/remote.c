@@ -50,7 +50,9 @@
 
 extern char **environ;
 
-enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING };
+/* R_DYING: the channel ended and the reader thread is reaping the child and failing its jobs;
+ * a spawn waits for it to finish (it would reap, count and fail what belongs to the old child). */
+enum { R_DEAD, R_ALIVE, R_FAILED, R_STOPPING, R_DYING };
 #define CRASHES_TO_FAIL LIM_LOAD_CRASHES
 
 typedef struct rmodel rmodel;
@@ -97,7 +99,7 @@ struct rmodel {
     char name[256];
     buf load_msg; /* the IPC_LOAD payload, for each spawn */
     pthread_mutex_t mu, wmu, spawn_mu;
-    pthread_cond_t reader_cv; /* readers, chan_gone or idleness change; under mu */
+    pthread_cond_t reader_cv; /* readers, chan_gone or R_DYING change; under mu */
     int state;
     int fd;        /* the channel, -1 when none */
     ipc_reader rd; /* its reading end: the handshake's, then the leader's */
@@ -360,18 +362,20 @@ static shimmy_err start_process(pid_t *pid, int *chan, int *errpipe, const char 
 /* ---- the warm engine process (engine_prestart) ---- */
 
 /* One engine process started ahead of need: exec, dynamic linking and the backend modules are
- * done by the time a model load takes it (it waits for IPC_LOAD), and each take starts the next.
+ * done by the time a model load takes it (it waits for IPC_LOAD), and each take starts the next
+ * (warm_refill, a while later).
  * Its stderr is not read until a model takes it (it writes nothing before IPC_LOAD unless its
  * start-up failed, which IPC_LOADED then reports). */
 static struct {
     pthread_mutex_t mu;
-    bool on;   /* engine_prestart was called and engine_prestart_stop not yet */
-    bool hold; /* until engine_prestart_release: a take does not start the next one yet */
-    pid_t pid; /* 0 = none ready */
+    bool on;         /* engine_prestart was called and engine_prestart_stop not yet */
+    bool hold;       /* until engine_prestart_release: a take does not start the next one yet */
+    bool refill_due; /* warm_refill's thread will start the next one */
+    pid_t pid;       /* 0 = none ready */
     int chan, errfd;
     char cpu[32]; /* the CPU variant the first engine process chose (remote_start_check), passed
                    * to the later ones; "" = not known yet */
-} W = {PTHREAD_MUTEX_INITIALIZER, false, false, 0, -1, -1, ""};
+} W = {PTHREAD_MUTEX_INITIALIZER, false, false, false, 0, -1, -1, ""};
 
 /* by_fork: engine_prestart's first start, before this process has threads (start_process). */
 static void warm_start_locked(bool by_fork) {
@@ -402,10 +406,39 @@ static bool warm_take(pid_t *pid, int *chan, int *errpipe) {
     return got;
 }
 
-static void warm_refill(void) {
+static void *refill_main(void *unused) {
+    (void)unused;
+    struct timespec ts = {LIM_WARM_REFILL_DELAY_MS / 1000,
+                          (long)(LIM_WARM_REFILL_DELAY_MS % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
     pthread_mutex_lock(&W.mu);
+    W.refill_due = false;
     warm_start_locked(false);
     pthread_mutex_unlock(&W.mu);
+    return NULL;
+}
+
+/* Starts the next warm process LIM_WARM_REFILL_DELAY_MS from now (on a thread of its own), not
+ * while the requests that follow a load or the server's start run. */
+static void warm_refill(void) {
+    pthread_mutex_lock(&W.mu);
+    bool due = W.on && !W.hold && W.pid == 0 && !W.refill_due;
+    W.refill_due = W.refill_due || due;
+    pthread_mutex_unlock(&W.mu);
+    pthread_t t;
+    pthread_attr_t a;
+    if (!due || pthread_attr_init(&a) != 0)
+        return;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    bool started = pthread_create(&t, &a, refill_main, NULL) == 0;
+    pthread_attr_destroy(&a);
+    if (!started) { /* now, then */
+        pthread_mutex_lock(&W.mu);
+        W.refill_due = false;
+        warm_start_locked(false);
+        pthread_mutex_unlock(&W.mu);
+    }
 }
 
 void engine_prestart(void) {
@@ -419,8 +452,8 @@ void engine_prestart(void) {
 void engine_prestart_release(void) {
     pthread_mutex_lock(&W.mu);
     W.hold = false;
-    warm_start_locked(false);
     pthread_mutex_unlock(&W.mu);
+    warm_refill();
 }
 
 void engine_prestart_stop(void) {
@@ -509,6 +542,11 @@ static shimmy_err check_answer(shimmy_err io, const buf *in, char *note, size_t 
         kill(W.pid, SIGKILL);
         reap(W.pid, how, sizeof how);
         W.pid = 0;
+        if (io == ERR_TIMEOUT)
+            return err_set(err, errlen, ERR_ENGINE_CRASHED,
+                           "the engine process did not finish loading the backend modules within "
+                           "%d s (a GPU driver that hangs?); it was killed: %s",
+                           LIM_ENGINE_CHECK_S, last[0] ? last : "it wrote nothing");
         return err_set(err, errlen, ERR_ENGINE_CRASHED,
                        "the engine process %s while loading the backend modules: %s", how, last);
     }
@@ -540,6 +578,13 @@ bool remote_start_check(const engine_options *o, shimmy_err *rc, char *note, siz
     buf_init(&in, LIM_IPC_PAYLOAD_BYTES);
     put_check(&b, o);
     shimmy_err io = ipc_send(W.chan, NULL, IPC_CHECK, 0, b.data, b.len);
+    struct pollfd p = {.fd = W.chan, .events = POLLIN};
+    int ready = 1;
+    while (io == SHIMMY_OK && (ready = poll(&p, 1, LIM_ENGINE_CHECK_S * 1000)) < 0 &&
+           errno == EINTR)
+        ;
+    if (io == SHIMMY_OK && ready == 0)
+        io = ERR_TIMEOUT;
     if (io == SHIMMY_OK)
         io = ipc_recv(&rd, &h, &in);
     if (io == SHIMMY_OK && h.type != IPC_CHECKED)
@@ -642,7 +687,7 @@ static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
         return rc;
     start_log_thread(m, efd);
     rc = handshake(m, fd, err, errlen);
-    warm_refill(); /* after the load, so that the next one's start-up does not slow this one */
+    warm_refill(); /* later: not during this load, nor the requests that follow it */
     if (rc != SHIMMY_OK)
         return spawn_failed(m, fd, rc, err, errlen);
     set_channel(m, fd);
@@ -683,6 +728,8 @@ static shimmy_err failed_error(rmodel *m, char *err, size_t errlen) {
 static shimmy_err ensure_alive(rmodel *m, char *err, size_t errlen) {
     pthread_mutex_lock(&m->spawn_mu);
     pthread_mutex_lock(&m->mu);
+    while (m->state == R_DYING)
+        pthread_cond_wait(&m->reader_cv, &m->mu);
     int state = m->state;
     if (state == R_FAILED)
         failed_error(m, err, errlen);
@@ -856,7 +903,7 @@ static void on_death(rmodel *m) {
     bool stopping = m->state == R_STOPPING;
     pid_t pid = m->pid;
     if (!stopping)
-        m->state = R_DEAD;
+        m->state = R_DYING;
     pthread_mutex_unlock(&m->mu);
     if (stopping)
         return; /* engine_model_free reaps it */
@@ -868,10 +915,11 @@ static void on_death(rmodel *m) {
     m->in_a_row = m->finished_one ? 1 : m->in_a_row + 1;
     snprintf(m->cause, sizeof m->cause, CAUSE_FMT(""), m->name, how, last_words(m));
     snprintf(msg, sizeof msg, "%s; the next request loads the model again", m->cause);
-    if (m->in_a_row >= CRASHES_TO_FAIL)
-        m->state = R_FAILED;
+    if (m->state == R_DYING) /* not R_STOPPING: engine_model_free came meanwhile */
+        m->state = m->in_a_row >= CRASHES_TO_FAIL ? R_FAILED : R_DEAD;
+    pthread_cond_broadcast(&m->reader_cv);
     log_error("%s (crash %d, %d in a row)", m->cause, m->crashes, m->in_a_row);
-    rjob *retry = fail_all(m, msg, m->state != R_FAILED);
+    rjob *retry = fail_all(m, msg, m->state == R_DEAD);
     pthread_mutex_unlock(&m->mu);
     retry_jobs(m, retry);
 }
@@ -1482,11 +1530,14 @@ static void remote_model_free(engine_model *em) {
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR); /* the child unloads and exits; the reader ends */
     pthread_mutex_unlock(&m->wmu);
-    pthread_mutex_lock(&m->spawn_mu); /* no spawn under way now */
+    /* A spawn under way ends first; later ones see R_STOPPING. spawn_mu is not held while the
+     * reader thread ends: one handling a crash may retry jobs, which takes it. */
+    pthread_mutex_lock(&m->spawn_mu);
     pthread_mutex_lock(&m->wmu);
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR); /* a child that a spawn started meanwhile */
     pthread_mutex_unlock(&m->wmu);
+    pthread_mutex_unlock(&m->spawn_mu);
     pthread_mutex_lock(&m->mu);
     while (m->readers > 0)
         pthread_cond_wait(&m->reader_cv, &m->mu);
@@ -1507,7 +1558,6 @@ static void remote_model_free(engine_model *em) {
         }
     }
     stop_log_thread(m);
-    pthread_mutex_unlock(&m->spawn_mu);
     buf_free(&m->load_msg);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->wmu);
