@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # decode-ab.py N LABEL=BIN[,ARG...] ...: decode speed of configurations, interleaved. Per round,
-# each configuration in turn: `BIN serve --model stories260K --threads 2 --parallel 8 --ctx 2048
+# each configuration in turn: `BIN serve --model stories260K (or $MODEL) --threads 2 --parallel 8 --ctx 2048
 # ARGS` (the CPU modules of BIN's lib/ less sapphirerapids, as make bench runs them here), one
-# warm-up, then 10 streamed greedy requests of 64 tokens (tokens/s from the first token to the
+# warm-up, then 10 ($REQS) streamed greedy requests of 64 tokens (tokens/s from the first token to the
 # last, counting usage.completion_tokens as make bench does, "decode, single stream") and 4 streams at once (aggregate tokens/s).
 # The median time to the first token of the 10 streams. Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
 # eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
@@ -11,7 +11,9 @@ N = int(sys.argv[1])
 cfgs = []
 for a in sys.argv[2:]:
     label, rest = a.split('=', 1); parts = rest.split(','); cfgs.append((label, parts[0], parts[1:]))
-MODEL = os.path.join(os.environ.get('SHIMMY_TEST_MODELS', '../shared/models'), 'stories260K.gguf')
+MODEL = os.environ.get('MODEL') or os.path.join(os.environ.get('SHIMMY_TEST_MODELS', '../shared/models'), 'stories260K.gguf')
+NAME = os.path.basename(MODEL)[:-5].lower()
+REQS = int(os.environ.get('REQS', '10'))
 EXCLUDE = os.environ.get('EXCLUDE', 'sapphirerapids')
 def free_port():
     s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
@@ -23,7 +25,7 @@ def health(port):
         return False
 def stream(port, k, out):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-    body = json.dumps({'model': 'stories260k', 'prompt': 'Once upon a time, %d' % k, 'max_tokens': 64,
+    body = json.dumps({'model': NAME, 'prompt': 'Once upon a time, %d' % k, 'max_tokens': 64,
                        'temperature': 0, 'stream': True, 'ignore_eos': True,
                        'stream_options': {'include_usage': True}})
     t0 = time.perf_counter()
@@ -44,7 +46,7 @@ def moddir(b):
     return d
 def ollama(port, k):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-    body = json.dumps({'model': 'stories260k', 'prompt': 'Once upon a time, %d' % k, 'stream': True,
+    body = json.dumps({'model': NAME, 'prompt': 'Once upon a time, %d' % k, 'stream': True,
                        'options': {'num_predict': 64, 'temperature': 0}})
     c.request('POST', '/api/generate', body); r = c.getresponse(); assert r.status == 200, r.status
     last = None
@@ -69,11 +71,11 @@ for i in range(N):
             for c in os.popen('pgrep -P %d' % p.pid).read().split():
                 for t in os.listdir('/proc/%s/task' % c): os.setpriority(os.PRIO_PROCESS, int(t), int(os.environ['RENICE']))
         stream(port, 0, [])
-        for k in range(10):
+        for k in range(REQS):
             o = []; stream(port, k + 1, o); n, a, z, ttft = o[0]
             res[label]['single'].append((n - 1) / (z - a))
             res[label]['ttft'].append(ttft * 1000)
-        for k in range(10):
+        for k in range(REQS):
             res[label]['engine'].append(ollama(port, 200 + k))
         o = []; th = [threading.Thread(target=stream, args=(port, 100 + k, o)) for k in range(4)]
         t0 = time.perf_counter(); [t.start() for t in th]; [t.join() for t in th]
