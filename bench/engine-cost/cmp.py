@@ -4,19 +4,12 @@
 # requests (median latency) and 20 streamed requests (median time to the first SSE data line),
 # then SIGTERM. Prints medians over rounds. Also the server's VmRSS after /health.
 import os, socket, subprocess, sys, time, statistics, json, http.client
+from serverlib import free_port, health
 N = int(sys.argv[1])
 cfgs = []
 for a in sys.argv[2:]:
     label, rest = a.split('=', 1); parts = rest.split(','); cfgs.append((label, parts[0], parts[1:]))
 MODEL = os.path.join(os.environ.get('SHIMMY_TEST_MODELS', '../shared/models'), 'stories260K.gguf')
-def free_port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
-def health(port):
-    try:
-        c = http.client.HTTPConnection('127.0.0.1', port, timeout=1); c.request('GET', '/health')
-        r = c.getresponse(); r.read(); return r.status == 200
-    except OSError:
-        return False
 def req(port, k, stream):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
     body = json.dumps({'model': 'stories260k', 'prompt': '%d Once upon a time' % k,

@@ -7,6 +7,7 @@
 # The median time to the first token of the 10 streams. Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
 # eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
 import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+from serverlib import free_port, health
 N = int(sys.argv[1])
 cfgs = []
 for a in sys.argv[2:]:
@@ -15,14 +16,6 @@ MODEL = os.environ.get('MODEL') or os.path.join(os.environ.get('SHIMMY_TEST_MODE
 NAME = os.path.basename(MODEL)[:-5].lower()
 REQS = int(os.environ.get('REQS', '10'))
 EXCLUDE = os.environ.get('EXCLUDE', 'sapphirerapids')
-def free_port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
-def health(port):
-    try:
-        c = http.client.HTTPConnection('127.0.0.1', port, timeout=1); c.request('GET', '/health')
-        r = c.getresponse(); r.read(); return r.status == 200
-    except OSError:
-        return False
 def stream(port, k, out):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
     body = json.dumps({'model': NAME, 'prompt': 'Once upon a time, %d' % k, 'max_tokens': 64,

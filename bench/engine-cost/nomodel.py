@@ -2,14 +2,8 @@
 # nomodel.py N LABEL=BIN ...: `BIN serve` with no model: spawn -> first /health 200, and the
 # server's VmRSS then (median over N interleaved rounds); also the number of processes it runs.
 import socket, subprocess, sys, time, statistics, http.client, os
+from serverlib import free_port, health
 N = int(sys.argv[1]); cfgs = [a.split('=', 1) for a in sys.argv[2:]]
-def free_port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
-def health(port):
-    try:
-        c = http.client.HTTPConnection('127.0.0.1', port, timeout=1); c.request('GET', '/health')
-        r = c.getresponse(); r.read(); return r.status == 200
-    except OSError: return False
 def rss(pid):
     for l in open('/proc/%d/status' % pid):
         if l.startswith('VmRSS:'): return int(l.split()[1]) / 1024

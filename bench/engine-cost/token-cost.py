@@ -15,6 +15,7 @@
 # Also prints the request's wall time, tokens/s and time to the first token (noisy on a busy
 # machine, and meaningless under callgrind). Needs perf/strace/valgrind on PATH for the tool.
 import glob, http.client, json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
+from serverlib import free_port
 
 args = sys.argv[1:]
 in_process = '--in-process' in args
@@ -28,14 +29,6 @@ if '--tokens' in args:
 BIN = os.path.abspath(args[-1])
 MODEL = os.path.join(os.environ.get('SHIMMY_TEST_MODELS', '../shared/models'), 'stories260K.gguf')
 TMP = tempfile.mkdtemp(prefix='token-cost-')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def get(port, path):
