@@ -4,7 +4,7 @@
 # requests (median latency) and 20 streamed requests (median time to the first SSE data line),
 # then SIGTERM. Prints medians over rounds. Also the server's VmRSS after /health.
 import os, socket, subprocess, sys, time, statistics, json, http.client
-from serverlib import free_port, health
+from serverlib import free_port, health, start
 N = int(sys.argv[1])
 cfgs = []
 for a in sys.argv[2:]:
@@ -34,7 +34,7 @@ for i in range(N):
         port = free_port()
         args = [b, 'serve', '--model', MODEL, '--bind', '127.0.0.1:%d' % port] + extra
         t0 = time.perf_counter()
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        p = start(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not health(port):
             if p.poll() is not None: sys.exit('server died')
             if time.perf_counter() - t0 > 30: sys.exit('timeout')

@@ -7,7 +7,7 @@
 # The median time to the first token of the 10 streams. Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
 # eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
 import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
-from serverlib import free_port, health
+from serverlib import free_port, health, start
 N = int(sys.argv[1])
 cfgs = []
 for a in sys.argv[2:]:
@@ -54,15 +54,12 @@ for i in range(N):
         port = free_port()
         args = [b, 'serve', '--model', MODEL, '--bind', '127.0.0.1:%d' % port, '--threads', os.environ.get('THREADS', '2'),
                 '--parallel', '8', '--ctx', '2048'] + extra
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        p = start(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=dict(os.environ, SHIMMY_BACKEND_DIR=dirs[label]))
         t0 = time.perf_counter()
         while not health(port):
             if p.poll() is not None or time.perf_counter() - t0 > 30: sys.exit('server did not start')
             time.sleep(0.002)
-        if os.environ.get('RENICE') and '--in-process' not in extra:
-            for c in os.popen('pgrep -P %d' % p.pid).read().split():
-                for t in os.listdir('/proc/%s/task' % c): os.setpriority(os.PRIO_PROCESS, int(t), int(os.environ['RENICE']))
         stream(port, 0, [])
         for k in range(REQS):
             o = []; stream(port, k + 1, o); n, a, z, ttft = o[0]
