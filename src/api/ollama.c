@@ -443,13 +443,8 @@ static shimmy_err parse_row(shimmy_app *app, json_t *root, api_call *c, api_erro
     m.presets_ctx = &lc;
     m.params_json = l.params_json;
     m.system = sys != NULL ? sys : l.system_text; /* the presets' beats the Modelfile's SYSTEM */
-    if (found && !chat) {
-        char *source = NULL;
-        registry_tmpl_from from = REGISTRY_TMPL_CHATML;
-        registry_template_source(app->models, name, &source, &from);
-        m.has_template = from != REGISTRY_TMPL_CHATML;
-        free(source);
-    }
+    if (found && !chat)
+        m.has_template = registry_has_template(app->models, name);
     shimmy_err e = chat ? oll_parse_chat(root, &m, c, err) : oll_parse_generate(root, &m, c, err);
     disc_ollama_layers_free(&l);
     model_rec_unref(d);

@@ -1201,17 +1201,33 @@ static const char chatml_src[] =
     "  {{- '<|im_start|>assistant\n' -}}\n"
     "{%- endif -%}";
 
-shimmy_err registry_template_source(registry *r, const char *name, char **source,
-                                    registry_tmpl_from *from) {
+/* name's record (a reference, NULL when unknown) and its engine options. */
+static const model_rec *rec_and_options(registry *r, const char *name, engine_options *o) {
     const model_rec *d = NULL;
     pthread_mutex_lock(&r->mu);
     const entry *e = find_entry(r, name);
-    engine_options o = r->defaults;
+    *o = r->defaults;
     if (e != NULL) {
         d = model_rec_ref(e->rec);
-        engine_options_for_model(&o, d->name);
+        engine_options_for_model(o, d->name);
     }
     pthread_mutex_unlock(&r->mu);
+    return d;
+}
+
+bool registry_has_template(registry *r, const char *name) {
+    engine_options o;
+    const model_rec *d = rec_and_options(r, name, &o);
+    bool has = d != NULL && (o.template_text != NULL || o.template_override != NULL ||
+                             d->meta.has_chat_template);
+    model_rec_unref(d);
+    return has;
+}
+
+shimmy_err registry_template_source(registry *r, const char *name, char **source,
+                                    registry_tmpl_from *from) {
+    engine_options o;
+    const model_rec *d = rec_and_options(r, name, &o);
     *source = NULL;
     if (d == NULL)
         return ERR_MODEL_NOT_FOUND;

@@ -167,6 +167,10 @@ typedef enum {
  * ERR_MODEL_NOT_FOUND, ERR_NOMEM. */
 shimmy_err registry_template_source(registry *r, const char *name, char **source,
                                     registry_tmpl_from *from);
+/* Whether registry_template_source would find a template other than the ChatML fallback, from
+ * the options and the metadata read at discovery (no file read: a request path may ask). False
+ * for an unknown name. */
+bool registry_has_template(registry *r, const char *name);
 
 /* Loads name now (used at start-up for models given with --model). */
 shimmy_err registry_preload(registry *r, const char *name, char *err, size_t errlen);
