@@ -221,6 +221,56 @@ static void test_record_outlives_rescan(void **state) {
     model_rec_unref(old);
 }
 
+/* A model file as discovery reads it (an architecture, one tensor), with tokenizer.chat_template
+ * set to tmpl: never loaded here. */
+static void write_with_template(const char *path, const char *tmpl) {
+    struct gguf_context *g = gguf_init_empty();
+    struct ggml_init_params ip = {.mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false};
+    struct ggml_context *ctx = ggml_init(ip);
+    gguf_set_val_str(g, "general.architecture", "llama");
+    gguf_set_val_str(g, "tokenizer.chat_template", tmpl);
+    struct ggml_tensor *t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 2);
+    memset(t->data, 0, ggml_nbytes(t));
+    ggml_set_name(t, "token_embd.weight");
+    gguf_add_tensor(g, t);
+    assert_true(gguf_write_to_file(g, path, false));
+    gguf_free(g);
+    ggml_free(ctx);
+}
+
+/* Whether a model has a chat template comes from its options and the metadata read when it was
+ * found, not from its file (/api/generate asks on every request): still known with the file gone.
+ */
+static void test_has_template(void **state) {
+    (void)state;
+    char dir[4096], p[4200], err[512];
+    tmp_path("has-template", dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(p, sizeof p, "%s/chat.gguf", dir);
+    write_with_template(p, "{% for m in messages %}{{ m.content }}{% endfor %}");
+    registry *r = new_registry();
+    assert_int_equal(registry_add(r, p, "chat", "cli", err, sizeof err), SHIMMY_OK);
+    assert_int_equal(registry_add(r, stories, "plain", "cli", err, sizeof err), SHIMMY_OK);
+    assert_true(registry_has_template(r, "chat"));
+    assert_false(registry_has_template(r, "plain"));
+    assert_false(registry_has_template(r, "no-such-model"));
+    assert_int_equal(unlink(p), 0);
+    assert_true(registry_has_template(r, "chat"));
+    registry_free(r);
+
+    engine_options o;
+    memset(&o, 0, sizeof o);
+    o.n_parallel = 1;
+    o.n_ctx = 256;
+    o.n_threads = 1;
+    o.template_override = "chatml"; /* --template NAME */
+    r = registry_new(&o);
+    assert_non_null(r);
+    assert_int_equal(registry_add(r, stories, "plain", "cli", err, sizeof err), SHIMMY_OK);
+    assert_true(registry_has_template(r, "plain"));
+    registry_free(r);
+}
+
 static void test_add_errors(void **state) {
     (void)state;
     registry *r = new_registry();
@@ -457,6 +507,7 @@ int main(void) {
         cmocka_unit_test(test_add_dir),
         cmocka_unit_test(test_add_errors),
         cmocka_unit_test(test_record_outlives_rescan),
+        cmocka_unit_test(test_has_template),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_acquire_unknown),
         cmocka_unit_test(test_add_sources),
