@@ -3,7 +3,7 @@
 # each configuration in turn: `BIN serve --model stories260K (or $MODEL) --threads 2 --parallel 8 --ctx 2048
 # ARGS` (the CPU modules of BIN's lib/ less sapphirerapids, as make bench runs them here), one
 # warm-up, then 10 ($REQS) streamed greedy requests of 64 tokens (tokens/s from the first token to the
-# last, counting usage.completion_tokens as make bench does, "decode, single stream") and 4 streams at once (aggregate tokens/s).
+# last, counting usage.completion_tokens as make bench does, "decode, single stream") then 4 and 8 streams at once (aggregate tokens/s).
 # The median time to the first token of the 10 streams. Also 10 streamed /api/generate requests of 64 tokens: tokens/s from the engine's own
 # eval_duration (compute slowed, or only the delivery?). Prints medians over all requests and rounds, and the ratio of each configuration to the first.
 import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
@@ -47,7 +47,7 @@ def ollama(port, k):
         last = json.loads(line)
     c.close()
     return last['eval_count'] / (last['eval_duration'] / 1e9)
-res = {c[0]: {'single': [], 'agg4': [], 'engine': [], 'ttft': []} for c in cfgs}
+res = {c[0]: {'single': [], 'agg4': [], 'agg8': [], 'engine': [], 'ttft': []} for c in cfgs}
 dirs = {c[0]: moddir(c[1]) for c in cfgs}
 for i in range(N):
     for label, b, extra in cfgs:
@@ -67,13 +67,14 @@ for i in range(N):
             res[label]['ttft'].append(ttft * 1000)
         for k in range(REQS):
             res[label]['engine'].append(ollama(port, 200 + k))
-        o = []; th = [threading.Thread(target=stream, args=(port, 100 + k, o)) for k in range(4)]
-        t0 = time.perf_counter(); [t.start() for t in th]; [t.join() for t in th]
-        res[label]['agg4'].append(sum(x[0] for x in o) / (max(x[2] for x in o) - t0))
+        for c in (4, 8):
+            o = []; th = [threading.Thread(target=stream, args=(port, 100 * c + k, o)) for k in range(c)]
+            t0 = time.perf_counter(); [t.start() for t in th]; [t.join() for t in th]
+            res[label]['agg%d' % c].append(sum(x[0] for x in o) / (max(x[2] for x in o) - t0))
         p.terminate(); p.wait()
 base = None
 for label, r in res.items():
-    s, a, e, t = (statistics.median(r[k]) for k in ('single', 'agg4', 'engine', 'ttft'))
-    base = base or (s, a, e, t)
-    print('%-8s single %6.0f tok/s (%.3f)  4 streams %6.0f tok/s (%.3f)  engine-timed %6.0f tok/s (%.3f)  TTFT %5.2f ms (%.3f)' %
-          (label, s, s / base[0], a, a / base[1], e, e / base[2], t, t / base[3]))
+    s, a, a8, e, t = (statistics.median(r[k]) for k in ('single', 'agg4', 'agg8', 'engine', 'ttft'))
+    base = base or (s, a, a8, e, t)
+    print('%-8s single %6.0f tok/s (%.3f)  4 streams %6.0f (%.3f)  8 streams %6.0f (%.3f)  engine-timed %6.0f (%.3f)  TTFT %5.2f ms (%.3f)' %
+          (label, s, s / base[0], a, a / base[1], a8, a8 / base[2], e, e / base[3], t, t / base[4]))
