@@ -84,6 +84,20 @@ void ipc_reader_init(ipc_reader *r, int fd, bool poll_first) {
     r->off = r->len = 0;
 }
 
+bool ipc_reader_fill(ipc_reader *r, bool wait) {
+    if (r->off < r->len)
+        return true;
+    ssize_t k;
+    do
+        k = recv(r->fd, r->data, sizeof r->data, wait ? 0 : MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return false;
+    r->off = 0;
+    r->len = k > 0 ? (size_t)k : 0;
+    return true; /* data; or 0 / an error, which the next read sees again */
+}
+
 /* Takes n bytes from the stream into dst, or appended to b when dst is NULL. */
 static shimmy_err reader_take(ipc_reader *r, char *dst, buf *b, size_t n) {
     while (n > 0) {
@@ -92,8 +106,8 @@ static shimmy_err reader_take(ipc_reader *r, char *dst, buf *b, size_t n) {
             if (r->poll_first && poll(&pfd, 1, -1) < 0 && errno != EINTR)
                 return ERR_IO;
             ssize_t k = read(r->fd, r->data, sizeof r->data);
-            if (k < 0 && errno == EINTR)
-                continue;
+            if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+                continue; /* EAGAIN: SO_RCVTIMEO passed in the middle of a frame */
             if (k <= 0)
                 return ERR_IO;
             r->off = 0;

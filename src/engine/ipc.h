@@ -94,6 +94,11 @@ shimmy_err ipc_recv(ipc_reader *r, ipc_hdr *h, buf *payload);
 static inline bool ipc_reader_buffered(const ipc_reader *r) {
     return r->off < r->len;
 }
+/* Fills an empty buffer with one read: waiting as the descriptor's SO_RCVTIMEO lets it (wait), or
+ * not at all. True when ipc_recv has something to take without waiting for it (data, or the end
+ * of the stream or an error, which ipc_recv then reports); false when nothing came in time. A
+ * read that times out inside ipc_recv (a frame in pieces) is retried there. */
+bool ipc_reader_fill(ipc_reader *r, bool wait);
 
 /* ---- payloads ---- */
 

@@ -691,6 +691,9 @@ static shimmy_err spawn(rmodel *m, char *err, size_t errlen) {
     if (rc != SHIMMY_OK)
         return spawn_failed(m, fd, rc, err, errlen);
     set_channel(m, fd);
+    /* a leader's read waits at most this long before it looks at its deadline (wait_input) */
+    struct timeval tv = {0, LIM_IPC_LEAD_LAPSE_MS * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);
@@ -944,6 +947,12 @@ static void pass_lead(rmodel *m) {
         }
 }
 
+static bool past(const struct timespec *dl) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
 static int ms_until(const struct timespec *dl) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -953,8 +962,21 @@ static int ms_until(const struct timespec *dl) {
 }
 
 /* Waits until the channel has input (or ended), dl passes (NULL: no limit) or, for the reader
- * thread, a waiter kicks. True when there is input. */
+ * thread, a waiter kicks. True when there is input. A waiter reads at once, waiting in the read
+ * itself (the channel's SO_RCVTIMEO, LIM_IPC_LEAD_LAPSE_MS, bounds each wait so that its deadline
+ * is kept): one system call per token, not a poll and a read. The reader thread polls, for the
+ * kick as well. */
 static bool wait_input(rmodel *m, const struct timespec *dl, bool reader) {
+    if (!reader) {
+        for (bool first = true;; first = false) {
+            bool late = dl != NULL && past(dl);
+            if (ipc_reader_fill(&m->rd, !late))
+                return true;
+            if (late || !first) /* a timed-out read: look at the deadline again */
+                if (dl != NULL && past(dl))
+                    return false;
+        }
+    }
     struct pollfd p[2] = {{.fd = m->rd.fd, .events = POLLIN}, {.fd = m->kick_fd, .events = POLLIN}};
     if (poll(p, reader ? 2 : 1, dl != NULL ? ms_until(dl) : -1) <= 0)
         return false; /* the deadline, or EINTR: the caller looks again */
@@ -997,12 +1019,6 @@ static void lead(rmodel *m, const struct timespec *dl, bool reader) {
     } else {
         pass_lead(m);
     }
-}
-
-static bool past(const struct timespec *dl) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
 }
 
 /* Waits (mu held) until w's news came, reading the channel itself when nobody else does, or
