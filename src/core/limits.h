@@ -228,7 +228,9 @@
 /* With jobs running, how long a model's channel may go unread (their threads all busy writing
  * to their clients) before its reader thread reads it for them (engine/remote.c): short enough
  * that an engine process never waits on a full channel for long, long enough that the reader
- * thread wakes about 100 times a second at most while a stream reads its own frames. */
+ * thread wakes about 100 times a second at most while a stream reads its own frames. Also the
+ * channel's SO_RCVTIMEO: how long a waiting thread's read blocks before it looks at its own
+ * deadline again. */
 #define LIM_IPC_LEAD_LAPSE_MS 10
 /* How long an engine process keeps a worker thread (a submit's or a call's) for the next task:
  * a request does not pay for a thread's start and end, an idle process drops its workers. */
