@@ -25,20 +25,35 @@
 
 static char stories[4096 + 32]; /* models_dir + "/stories260K.gguf" */
 
-static void write_adapter(const char *path) {
+/* A GGUF file with one small tensor named tensor and the string keys kv[0..n) (key, value pairs):
+ * what discovery reads of a model or an adapter; never loaded. */
+static void write_one_tensor(const char *path, const char *tensor, const char *const (*kv)[2],
+                             size_t n) {
     struct gguf_context *g = gguf_init_empty();
     struct ggml_init_params ip = {.mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false};
     struct ggml_context *ctx = ggml_init(ip);
-    gguf_set_val_str(g, "general.architecture", "llama");
-    gguf_set_val_str(g, "general.type", "adapter");
-    gguf_set_val_str(g, "adapter.type", "lora");
+    for (size_t i = 0; i < n; i++)
+        gguf_set_val_str(g, kv[i][0], kv[i][1]);
     struct ggml_tensor *t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 2);
     memset(t->data, 0, ggml_nbytes(t));
-    ggml_set_name(t, "blk.0.attn_q.weight.lora_a");
+    ggml_set_name(t, tensor);
     gguf_add_tensor(g, t);
     assert_true(gguf_write_to_file(g, path, false));
     gguf_free(g);
     ggml_free(ctx);
+}
+
+static void write_adapter(const char *path) {
+    static const char *const kv[][2] = {
+        {"general.architecture", "llama"}, {"general.type", "adapter"}, {"adapter.type", "lora"}};
+    write_one_tensor(path, "blk.0.attn_q.weight.lora_a", kv, 3);
+}
+
+/* A model as discovery reads it, with tokenizer.chat_template set to tmpl. */
+static void write_with_template(const char *path, const char *tmpl) {
+    const char *const kv[][2] = {{"general.architecture", "llama"},
+                                 {"tokenizer.chat_template", tmpl}};
+    write_one_tensor(path, "token_embd.weight", kv, 2);
 }
 
 /* What a test reads of one served model: copied out of the record, whose reference is dropped
@@ -221,26 +236,8 @@ static void test_record_outlives_rescan(void **state) {
     model_rec_unref(old);
 }
 
-/* A model file as discovery reads it (an architecture, one tensor), with tokenizer.chat_template
- * set to tmpl: never loaded here. */
-static void write_with_template(const char *path, const char *tmpl) {
-    struct gguf_context *g = gguf_init_empty();
-    struct ggml_init_params ip = {.mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false};
-    struct ggml_context *ctx = ggml_init(ip);
-    gguf_set_val_str(g, "general.architecture", "llama");
-    gguf_set_val_str(g, "tokenizer.chat_template", tmpl);
-    struct ggml_tensor *t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 2);
-    memset(t->data, 0, ggml_nbytes(t));
-    ggml_set_name(t, "token_embd.weight");
-    gguf_add_tensor(g, t);
-    assert_true(gguf_write_to_file(g, path, false));
-    gguf_free(g);
-    ggml_free(ctx);
-}
-
 /* Whether a model has a chat template comes from its options and the metadata read when it was
- * found, not from its file (/api/generate asks on every request): still known with the file gone.
- */
+ * found, not from its file (/api/generate asks on each request): known with the file gone. */
 static void test_has_template(void **state) {
     (void)state;
     char dir[4096], p[4200], err[512];
