@@ -383,6 +383,27 @@ static void *job_run(void *arg) {
     return NULL;
 }
 
+/* Runs n requests to model (NULL: vision-model) at once, pick[i] an image request's golden
+ * answer or NULL for a text request: each must succeed and each image answer be its golden one. */
+static void run_jobs(int port, const char *model, const vgold *const *pick, int n) {
+    job jobs[8];
+    pthread_t th[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (job){.port = port, .g = pick[i], .model = model};
+        pthread_create(&th[i], NULL, job_run, &jobs[i]);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].status != 200)
+            fail_msg("request %d: status %ld", i, jobs[i].status);
+        if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
+            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'", jobs[i].g->image,
+                     jobs[i].got, jobs[i].g->text);
+    }
+}
+
 /* Four image requests (each its own image) and four text requests at once on four slots: every
  * image answer is its golden one, every text request succeeds. */
 static void test_concurrent(void **state) {
@@ -391,21 +412,10 @@ static void test_concurrent(void **state) {
     h_server *s = start_vision(t, extra);
     vgold g[8];
     int n = golden(g, 8);
-    job jobs[8];
-    pthread_t th[8];
-    for (int i = 0; i < 8; i++) {
-        jobs[i] = (job){.port = s->port, .g = i < 4 ? &g[i % n] : NULL};
-        pthread_create(&th[i], NULL, job_run, &jobs[i]);
-    }
+    const vgold *pick[8];
     for (int i = 0; i < 8; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < 8; i++) {
-        if (jobs[i].status != 200)
-            fail_msg("request %d: status %ld", i, jobs[i].status);
-        if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
-            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'", jobs[i].g->image,
-                     jobs[i].got, jobs[i].g->text);
-    }
+        pick[i] = i < 4 ? &g[i % n] : NULL;
+    run_jobs(s->port, NULL, pick, 8);
     h_pass(t);
 }
 
@@ -903,21 +913,7 @@ static void test_mrope_concurrent(void **state) {
     if (kv_copies(s->port) <= copies)
         fail_msg("two choices of one image prompt: no KV copy between slots (%lld before)", copies);
     const vgold *pick[] = {&g[0], &g[0], &g[2], &g[3], NULL, NULL};
-    job jobs[6];
-    pthread_t th[6];
-    for (int i = 0; i < 6; i++) {
-        jobs[i] = (job){.port = s->port, .g = pick[i], .model = QWEN2VL};
-        pthread_create(&th[i], NULL, job_run, &jobs[i]);
-    }
-    for (int i = 0; i < 6; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < 6; i++) {
-        if (jobs[i].status != 200)
-            fail_msg("request %d: status %ld", i, jobs[i].status);
-        if (jobs[i].g != NULL && strcmp(jobs[i].got, jobs[i].g->text) != 0)
-            fail_msg("%s next to other requests: got '%s', llama-mtmd-cli '%s'", jobs[i].g->image,
-                     jobs[i].got, jobs[i].g->text);
-    }
+    run_jobs(s->port, QWEN2VL, pick, 6);
     h_pass(t);
 }
 
