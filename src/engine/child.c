@@ -26,9 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "engine/child.h"
@@ -177,9 +177,7 @@ static void *worker_main(void *unused) {
     pthread_mutex_lock(&W.mu);
     for (;;) {
         while (W.head == NULL) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += LIM_ENGINE_WORKER_IDLE_S;
+            struct timespec dl = clock_deadline_ms(LIM_ENGINE_WORKER_IDLE_S * 1000);
             W.idle++;
             int rc = pthread_cond_timedwait(&W.cv, &W.mu, &dl);
             W.idle--;

@@ -947,38 +947,21 @@ static void pass_lead(rmodel *m) {
         }
 }
 
-static bool past(const struct timespec *dl) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
-}
-
-static int ms_until(const struct timespec *dl) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t ms =
-        (int64_t)(dl->tv_sec - now.tv_sec) * 1000 + (dl->tv_nsec - now.tv_nsec + 999999) / 1000000;
-    return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
-}
-
 /* Waits until the channel has input (or ended), dl passes (NULL: no limit) or, for the reader
  * thread, a waiter kicks. True when there is input. A waiter reads at once, waiting in the read
  * itself (the channel's SO_RCVTIMEO, LIM_IPC_LEAD_LAPSE_MS, bounds each wait so that its deadline
  * is kept): one system call per token, not a poll and a read. The reader thread polls, for the
  * kick as well. */
 static bool wait_input(rmodel *m, const struct timespec *dl, bool reader) {
-    if (!reader) {
-        for (bool first = true;; first = false) {
-            bool late = dl != NULL && past(dl);
-            if (ipc_reader_fill(&m->rd, !late))
-                return true;
-            if (late || !first) /* a timed-out read: look at the deadline again */
-                if (dl != NULL && past(dl))
-                    return false;
-        }
+    while (!reader) {
+        bool late = dl != NULL && clock_deadline_passed(dl);
+        if (ipc_reader_fill(&m->rd, !late))
+            return true;
+        if (late)
+            return false; /* past the deadline: one look without waiting, then give up */
     }
     struct pollfd p[2] = {{.fd = m->rd.fd, .events = POLLIN}, {.fd = m->kick_fd, .events = POLLIN}};
-    if (poll(p, reader ? 2 : 1, dl != NULL ? ms_until(dl) : -1) <= 0)
+    if (poll(p, reader ? 2 : 1, dl != NULL ? clock_ms_until(dl) : -1) <= 0)
         return false; /* the deadline, or EINTR: the caller looks again */
     if (reader && (p[1].revents & POLLIN) != 0) {
         uint64_t n;
@@ -1025,7 +1008,7 @@ static void lead(rmodel *m, const struct timespec *dl, bool reader) {
  * until dl passes (NULL: no limit). False when dl passed first. */
 static bool wait_news(rmodel *m, waiter *w, const struct timespec *dl) {
     while (!w->ready(w->arg)) {
-        bool late = dl != NULL && past(dl);
+        bool late = dl != NULL && clock_deadline_passed(dl);
         if (!m->leading && !m->chan_gone) {
             lead(m, dl, false); /* at least one look, even when late */
             if (late)
