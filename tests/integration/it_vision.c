@@ -84,15 +84,23 @@ static const char *fixture(h_test *t, const char *name) {
     return p;
 }
 
-static h_server *start_vision(h_test *t, const char *const *extra) {
-    const char *args[H_MAX_ARGS] = {"--model",  fixture(t, "vision-model.gguf"),
-                                    "--mmproj", fixture(t, "vision-mmproj.gguf"),
-                                    "--ctx",    "256"};
+/* A server for the fixture model PREFIX-model.gguf with PREFIX-mmproj.gguf, 256 tokens of
+ * context per slot, and the extra arguments (NULL-terminated, may be NULL). */
+static h_server *start_pair(h_test *t, const char *prefix, const char *const *extra) {
+    char model[64], mmproj[64];
+    snprintf(model, sizeof model, "%s-model.gguf", prefix);
+    snprintf(mmproj, sizeof mmproj, "%s-mmproj.gguf", prefix);
+    const char *args[H_MAX_ARGS] = {"--model",          fixture(t, model), "--mmproj",
+                                    fixture(t, mmproj), "--ctx",           "256"};
     int n = 6;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < H_MAX_ARGS - 1; i++)
         args[n++] = extra[i];
     args[n] = NULL;
     return h_start(t, args);
+}
+
+static h_server *start_vision(h_test *t, const char *const *extra) {
+    return start_pair(t, "vision", extra);
 }
 
 /* ---- files and base64 ---- */
@@ -778,14 +786,7 @@ static void test_audio(void **state) {
 #define QWEN2VL_WRAP 14
 
 static h_server *start_qwen2vl(h_test *t, const char *const *extra) {
-    const char *args[H_MAX_ARGS] = {"--model",  fixture(t, "qwen2vl-model.gguf"),
-                                    "--mmproj", fixture(t, "qwen2vl-mmproj.gguf"),
-                                    "--ctx",    "256"};
-    int n = 6;
-    for (int i = 0; extra != NULL && extra[i] != NULL && n < H_MAX_ARGS - 1; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    return h_start(t, args);
+    return start_pair(t, "qwen2vl", extra);
 }
 
 /* The tokens of a test image on the Qwen2-VL projector: clip.cpp resizes it to multiples of 28
